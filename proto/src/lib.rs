@@ -1,0 +1,35 @@
+//! Formats shared by every part of Attendant.
+//!
+//! `attendant-proto` turns bytes into values and values into bytes, and nothing else: it does no
+//! filesystem, network, clock or process I/O, so the agent on the router, the rpcd bridge and the
+//! server all parse the same way, and every parser can be fuzzed.
+//!
+//! | module | what it reads or writes |
+//! | --- | --- |
+//! | [`usign`] | usign/signify public keys, secret keys and signatures; Ed25519 signing and verification |
+//! | [`fwtool`] | the fwtool metadata/signature trailer at the end of a sysupgrade image, and sysupgrade's compatibility decision |
+//! | [`opkg`], [`apk`], [`installed`] | the router's package databases and the user-installed (top-level) set |
+//! | [`version`] | OpenWrt release ordering and opkg/apk package version comparison |
+//! | [`api`] | the Attended SysUpgrade (ASU) HTTP API v1: build request, response, overview |
+//! | [`upstream`], [`index`] | downloads.openwrt.org metadata: `.versions.json`, `.targets.json`, `profiles.json`, package indexes |
+//! | [`board`] | device facts: `ubus call system board`, os-release, `/tmp/sysinfo`, `board.json` |
+//! | [`wire`] | wire constants: header names, router paths, UCI names, environment variables |
+//!
+//! Every parser returns its module's typed error and never panics, whatever the input. Every
+//! input has a documented size limit.
+//!
+//! What this crate deliberately does not do: read files, talk HTTP, look at the clock or spawn
+//! processes. The callers (`attendant`, `attendant-ubus`, `attendant-server`) do that and hand
+//! the bytes in.
+
+pub mod api;
+pub mod apk;
+pub mod board;
+pub mod fwtool;
+pub mod index;
+pub mod installed;
+pub mod opkg;
+pub mod upstream;
+pub mod usign;
+pub mod version;
+pub mod wire;
