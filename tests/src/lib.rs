@@ -1,1 +1,37 @@
-//! End-to-end tests for Attendant and the fixtures they need.
+//! End-to-end tests for Attendant, and the fixtures they run against: a faithful OpenWrt
+//! downloads mirror and an ImageBuilder that behaves like the real one.
+//!
+//! The real ImageBuilder and downloads.openwrt.org cannot be reached from our machines, so
+//! this crate makes stand-ins that behave like them, failures included:
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`catalog`] | the deterministic package universe: releases, targets, profiles, packages |
+//! | [`mirror`] | writes the downloads tree for a seed; [`mirror::shared_fixture`] caches it |
+//! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
+//! | [`mirror_server`] | serves a tree over HTTP on a loopback port, with fault injection |
+//! | [`harness`] | unpacks an ImageBuilder and runs `make` in it for tests |
+//! | [`archive`], [`gzip`] | deterministic `.tar.xz`/`.tar.zst` archives and gzip streams |
+//! | [`seed`] | values derived from the seed |
+//!
+//! ```no_run
+//! let mirror = attendant_e2e::mirror::shared_fixture(attendant_e2e::mirror::DEFAULT_SEED)?;
+//! let server = attendant_e2e::mirror_server::MirrorServer::start(&mirror.root)?;
+//! println!("upstream: {}", server.url());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What it deliberately does not do: fetch anything from the network, build real firmware, or
+//! publish `.ipk`/`.apk` package files (see `README.md` for what is faithful and what is not).
+
+pub mod archive;
+pub mod catalog;
+pub mod gzip;
+pub mod harness;
+pub mod imagebuilder;
+pub mod mirror;
+pub mod mirror_server;
+pub mod seed;
+
+pub use mirror::{MirrorInfo, shared_fixture};
+pub use mirror_server::MirrorServer;
