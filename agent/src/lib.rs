@@ -1,24 +1,40 @@
 //! The router side of Attendant: device facts, the server client, the upgrade engine and the CLI.
 //!
-//! The binary `attendant` is a thin wrapper over [`run`]; the rpcd bridge (`attendant-ubus`)
-//! calls the same engine as a library.
+//! The binary `attendant` is a thin wrapper over [`cli::parse`] and [`cli::run`]; the rpcd bridge
+//! (`attendant-ubus`) drives the same [`Engine`] as a library, getting progress as
+//! [`Event`]s instead of terminal output.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`facts`] | device facts from the router's files (`ubus` as fallback) |
+//! | [`config`] | settings from `/etc/config/attendedsysupgrade` |
+//! | [`client`] | the HTTP client: TLS, proxies, retries, typed server errors |
+//! | [`plan`] | version choice, package changes, version table, image choice |
+//! | [`check`] | the pre-build checks and the build request |
+//! | [`build`] | build request and status polling |
+//! | [`download`] | resumable streaming download with SHA-256 |
+//! | [`verify`] | SHA-256, usign signature, fwtool trailer, compatibility, manifest |
+//! | [`install`] | pre-install hook, `sysupgrade --test`, sysupgrade |
+//! | [`state`] | the resumable state file |
+//! | [`engine`] | the steps above, chained, without printing |
+//! | [`exit`], [`output`], [`cli`] | exit codes, printing, the command line |
 
-use std::process::ExitCode;
+pub mod build;
+pub mod check;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod download;
+pub mod engine;
+pub mod exit;
+pub mod facts;
+pub mod install;
+pub mod output;
+pub mod plan;
+pub mod state;
+pub mod verify;
 
-use argh::FromArgs;
-
-/// Attended firmware upgrades for OpenWrt.
-#[derive(FromArgs, Debug)]
-pub struct Args {
-    /// print the version and exit
-    #[argh(switch)]
-    pub version: bool,
-}
-
-/// Runs the command line.
-pub fn run(args: Args) -> ExitCode {
-    if args.version {
-        println!("attendant {}", env!("CARGO_PKG_VERSION"));
-    }
-    ExitCode::SUCCESS
-}
+pub use check::{Check, PlanOptions, RevCode, Verdict};
+pub use cli::{Args, parse, run};
+pub use engine::{Engine, Error, Event, FlashOptions};
+pub use exit::ExitStatus;

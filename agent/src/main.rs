@@ -1,5 +1,11 @@
 //! `attendant`: see the library for everything it does.
 
-fn main() -> std::process::ExitCode {
-    attendant::run(argh::from_env())
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match attendant::parse(&args) {
+        Ok(args) => attendant::run(args),
+        Err(code) => code,
+    }
 }

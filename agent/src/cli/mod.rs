@@ -1,0 +1,512 @@
+//! The command line: one file per subcommand, the shared options, and [`run`].
+//!
+//! Options shared by several subcommands are declared once in the `command!` macro's groups
+//! (`common`, `server`, `plan`, `image`, `poll`, `keep`, `hook`) and copied into each
+//! subcommand's struct, so every subcommand takes its options after its name, as owut does:
+//! `attendant check --version-to 25.12 --json`. Settings from `/etc/config/attendedsysupgrade`
+//! apply first; options on the command line override them.
+
+mod blob;
+mod check;
+mod download;
+mod dump;
+mod install;
+mod list;
+mod status;
+mod upgrade;
+mod verify;
+mod versions;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use argh::FromArgs;
+use serde::Serialize;
+
+use crate::check::{PlanOptions, RevCode};
+use crate::config::{self, Settings};
+use crate::engine::{Engine, Error, FlashOptions};
+use crate::exit::ExitStatus;
+use crate::output::{Output, StderrLogger};
+use crate::plan;
+
+/// Copies the named option groups into a subcommand struct.
+macro_rules! command {
+    (
+        $(#[$meta:meta])*
+        pub(crate) struct $name:ident { $($field:tt)* }
+        groups: [$($group:ident),*]
+    ) => {
+        command!(@build [$(#[$meta])*] $name [$($field)*] [$($group),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] []) => {
+        #[derive(argh::FromArgs, Debug)]
+        $($meta)*
+        pub(crate) struct $name { $($acc)* }
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [common $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// print JSON lines on stdout instead of text (default: text)
+            #[argh(switch)]
+            pub(crate) json: bool,
+            /// read the router's files under DIR instead of / (for tests and preparing images)
+            #[argh(option, default = "std::path::PathBuf::from(\"/\")")]
+            pub(crate) root: std::path::PathBuf,
+            /// more output; repeat for more (undo with -q)
+            #[argh(switch, short = 'v')]
+            pub(crate) verbose: u8,
+            /// less output; repeat for less (undo with -v)
+            #[argh(switch, short = 'q')]
+            pub(crate) quiet: u8,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [server $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// upgrade server URL (default: `server.url` in /etc/config/attendedsysupgrade, else https://sysupgrade.openwrt.org)
+            #[argh(option)]
+            pub(crate) server: Option<String>,
+            /// CA bundle for https (default: $ATTENDANT_CA_FILE, else /etc/ssl/certs/ca-certificates.crt)
+            #[argh(option)]
+            pub(crate) ca_file: Option<std::path::PathBuf>,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [plan $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// version or branch to upgrade to, e.g. 24.10.5 or 25.12 (default: newest release of the installed branch; snapshots stay on theirs)
+            #[argh(option, short = 'V')]
+            pub(crate) version_to: Option<String>,
+            /// revision to request, rNNNNN-hash, or `none` to skip the server's revision check (default: the target's current revision)
+            #[argh(option, short = 'R')]
+            pub(crate) rev_code: Option<String>,
+            /// packages to add, comma or space separated; repeatable (default: none)
+            #[argh(option, short = 'a')]
+            pub(crate) add: Vec<String>,
+            /// packages to remove from the build, comma or space separated; repeatable (default: none)
+            #[argh(option, short = 'r')]
+            pub(crate) remove: Vec<String>,
+            /// build from the profile's default packages only, plus --add (default: keep the installed top-level packages)
+            #[argh(switch)]
+            pub(crate) clean_slate: bool,
+            /// default packages removed on purpose; silences their warning (default: none)
+            #[argh(option)]
+            pub(crate) ignored_defaults: Vec<String>,
+            /// entries of the server's package_changes to skip, keeping the old name (default: apply all)
+            #[argh(option)]
+            pub(crate) ignored_changes: Vec<String>,
+            /// uci-defaults script to embed in the image, or `-` for stdin (default: none)
+            #[argh(option, short = 'I')]
+            pub(crate) init_script: Option<std::path::PathBuf>,
+            /// root filesystem of the new image: squashfs, ext4, ubifs, ... (default: the running one)
+            #[argh(option, short = 'F')]
+            pub(crate) fstype: Option<String>,
+            /// root filesystem size in MB (default: the server's; changing it may wipe the configuration)
+            #[argh(option, short = 'S')]
+            pub(crate) rootfs_size: Option<u32>,
+            /// build even with package or firmware downgrades, or with no changes (default: refuse)
+            #[argh(switch)]
+            pub(crate) force: bool,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [image $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// image path (default: `image` in the config, else /tmp/firmware.bin)
+            #[argh(option, short = 'i')]
+            pub(crate) image: Option<std::path::PathBuf>,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [poll $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// build-status poll interval in milliseconds, at least 500 (default: 2000)
+            #[argh(option, short = 'T')]
+            pub(crate) poll_interval: Option<u64>,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [keep $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// do not keep the configuration: sysupgrade -n (default: keep, or `keep_settings` in the config)
+            #[argh(switch)]
+            pub(crate) no_keep_settings: bool,
+            /// flash even when the image is for another board or compat_version: sysupgrade -F (default: refuse)
+            #[argh(switch)]
+            pub(crate) force_flash: bool,
+        ] [$($rest),*]);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [hook $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// program to run before sysupgrade; a non-zero exit aborts (default: `pre_install` in the config, else none)
+            #[argh(option, short = 'p')]
+            pub(crate) pre_install: Option<std::path::PathBuf>,
+            /// run every check and `sysupgrade --test`, but do not flash (default: flash)
+            #[argh(switch)]
+            pub(crate) dry_run: bool,
+        ] [$($rest),*]);
+    };
+}
+
+pub(crate) use command;
+
+/// Attended firmware upgrades for OpenWrt: build, verify and install new firmware that keeps your packages.
+#[derive(FromArgs, Debug)]
+#[argh(
+    example = "attendant check",
+    example = "attendant upgrade --version-to 25.12",
+    note = "Run `attendant <command> --help` for the options of each command.",
+    error_code(1, "an error not listed here"),
+    error_code(2, "usage error"),
+    error_code(3, "check: an upgrade is available"),
+    error_code(4, "blocked by the checks"),
+    error_code(5, "server error"),
+    error_code(6, "verification failed"),
+    error_code(130, "interrupted")
+)]
+pub struct Args {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Check(check::CheckCommand),
+    Upgrade(upgrade::UpgradeCommand),
+    Download(download::DownloadCommand),
+    Verify(verify::VerifyCommand),
+    Install(install::InstallCommand),
+    Versions(versions::VersionsCommand),
+    List(list::ListCommand),
+    Blob(blob::BlobCommand),
+    Status(status::StatusCommand),
+    Dump(dump::DumpCommand),
+}
+
+/// Parses the command line; on `--help` or a usage error prints and returns the exit code.
+pub fn parse(args: &[String]) -> Result<Args, ExitCode> {
+    let strings: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (program, rest) = strings
+        .split_first()
+        .map_or(("attendant", &[][..]), |(p, r)| (*p, r));
+    let name = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("attendant");
+    Args::from_args(&[name], rest).map_err(|exit| match exit.status {
+        Ok(()) => {
+            println!("{}", exit.output.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprintln!("{}", exit.output.trim_end());
+            eprintln!("Run `{name} --help` for more information.");
+            ExitStatus::Usage.into()
+        }
+    })
+}
+
+/// Runs a parsed command line.
+pub fn run(args: Args) -> ExitCode {
+    if args.version {
+        println!("attendant {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = args.command else {
+        eprintln!(
+            "error: a command is needed\n\nhint: `attendant check` shows whether an upgrade is available; `attendant --help` lists every command"
+        );
+        return ExitStatus::Usage.into();
+    };
+    let (name, json, verbosity) = command.output_settings();
+    StderrLogger::init(verbosity);
+    let mut out = Output::new(json, verbosity);
+    let result = match command {
+        Command::Check(cmd) => check::run(cmd, &mut out),
+        Command::Upgrade(cmd) => upgrade::run(cmd, &mut out),
+        Command::Download(cmd) => download::run(cmd, &mut out),
+        Command::Verify(cmd) => verify::run(cmd, &mut out),
+        Command::Install(cmd) => install::run(cmd, &mut out),
+        Command::Versions(cmd) => versions::run(cmd, &mut out),
+        Command::List(cmd) => list::run(cmd, &mut out),
+        Command::Blob(cmd) => blob::run(cmd, &mut out),
+        Command::Status(cmd) => status::run(cmd, &mut out),
+        Command::Dump(cmd) => dump::run(cmd, &mut out),
+    };
+    finish(name, result, &mut out).into()
+}
+
+/// What a command hands back: its exit status and the `data` of its JSON result.
+pub(crate) type Outcome = Result<(ExitStatus, serde_json::Value), CommandError>;
+
+/// A command's failure: an engine error, or a closed stdout.
+#[derive(Debug)]
+pub(crate) enum CommandError {
+    Engine(Error),
+    Output(std::io::Error),
+}
+
+impl From<Error> for CommandError {
+    fn from(error: Error) -> Self {
+        Self::Engine(error)
+    }
+}
+
+impl From<std::io::Error> for CommandError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Output(error)
+    }
+}
+
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    event: &'static str,
+    command: &'a str,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
+    out.end_progress_line();
+    let (status, data, error) = match result {
+        Ok((status, data)) => (status, Some(data), None),
+        // `attendant list | head -1`: a closed pipe is not an error.
+        Err(CommandError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            return ExitStatus::Success;
+        }
+        Err(CommandError::Output(error)) => {
+            out.error(&format!("cannot write the output: {error}"));
+            return ExitStatus::Failure;
+        }
+        Err(CommandError::Engine(error)) => {
+            let status = error.exit_status();
+            (status, None, Some(error.to_string()))
+        }
+    };
+    if out.is_json() {
+        let line = JsonResult {
+            event: "result",
+            command,
+            exit_code: status.code(),
+            data,
+            error,
+        };
+        if let Err(error) = out.json_line(&line)
+            && error.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return ExitStatus::Failure;
+        }
+    } else if let Some(error) = error {
+        out.error(&error);
+    }
+    status
+}
+
+impl Command {
+    fn output_settings(&self) -> (&'static str, bool, i8) {
+        let (name, json, verbose, quiet) = match self {
+            Self::Check(c) => ("check", c.json, c.verbose, c.quiet),
+            Self::Upgrade(c) => ("upgrade", c.json, c.verbose, c.quiet),
+            Self::Download(c) => ("download", c.json, c.verbose, c.quiet),
+            Self::Verify(c) => ("verify", c.json, c.verbose, c.quiet),
+            Self::Install(c) => ("install", c.json, c.verbose, c.quiet),
+            Self::Versions(c) => ("versions", c.json, c.verbose, c.quiet),
+            Self::List(c) => ("list", c.json, c.verbose, c.quiet),
+            Self::Blob(c) => ("blob", c.json, c.verbose, c.quiet),
+            Self::Status(c) => ("status", c.json, c.verbose, c.quiet),
+            Self::Dump(c) => ("dump", c.json, c.verbose, c.quiet),
+        };
+        let verbosity = i16::from(verbose) - i16::from(quiet);
+        (
+            name,
+            json,
+            i8::try_from(verbosity.clamp(-8, 8)).unwrap_or_default(),
+        )
+    }
+}
+
+/// Settings from the config under `root`, with `--server` and `--ca-file` applied.
+pub(crate) fn settings(
+    root: &Path,
+    server: Option<&str>,
+    ca_file: Option<&Path>,
+) -> Result<Settings, Error> {
+    let mut settings = Settings::load(root)?;
+    if let Some(server) = server {
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(Error::Usage(format!(
+                "server `{server}` must start with `http://` or `https://`"
+            )));
+        }
+        settings.server = server.trim_end_matches('/').to_owned();
+    }
+    if let Some(ca_file) = ca_file {
+        settings.ca_file = Some(ca_file.to_owned());
+    }
+    Ok(settings)
+}
+
+/// The plan options from a subcommand with the `plan` group, over the config's defaults.
+macro_rules! plan_options_of {
+    ($cmd:expr, $settings:expr) => {
+        $crate::cli::plan_options(
+            &$settings,
+            $crate::cli::PlanArgs {
+                version_to: $cmd.version_to.clone(),
+                rev_code: $cmd.rev_code.clone(),
+                add: &$cmd.add,
+                remove: &$cmd.remove,
+                clean_slate: $cmd.clean_slate,
+                ignored_defaults: &$cmd.ignored_defaults,
+                ignored_changes: &$cmd.ignored_changes,
+                init_script: $cmd.init_script.clone(),
+                fstype: $cmd.fstype.clone(),
+                rootfs_size: $cmd.rootfs_size,
+                force: $cmd.force,
+            },
+        )
+    };
+}
+
+pub(crate) use plan_options_of;
+
+/// The `plan` group's values, borrowed from a subcommand.
+pub(crate) struct PlanArgs<'a> {
+    pub(crate) version_to: Option<String>,
+    pub(crate) rev_code: Option<String>,
+    pub(crate) add: &'a [String],
+    pub(crate) remove: &'a [String],
+    pub(crate) clean_slate: bool,
+    pub(crate) ignored_defaults: &'a [String],
+    pub(crate) ignored_changes: &'a [String],
+    pub(crate) init_script: Option<PathBuf>,
+    pub(crate) fstype: Option<String>,
+    pub(crate) rootfs_size: Option<u32>,
+    pub(crate) force: bool,
+}
+
+/// Merges the `plan` options with the config and checks their values.
+pub(crate) fn plan_options(settings: &Settings, args: PlanArgs<'_>) -> Result<PlanOptions, Error> {
+    let list = |cli: &[String], config: &[String]| {
+        if cli.is_empty() {
+            config.to_vec()
+        } else {
+            config::split_names(cli.iter().map(String::as_str))
+        }
+    };
+    let rev_code = match args.rev_code.as_deref() {
+        None => RevCode::Latest,
+        Some("none") => RevCode::None,
+        Some(code) if plan::is_version_code(code) => RevCode::Code(code.to_owned()),
+        Some(code) => {
+            return Err(Error::Usage(format!(
+                "revision `{code}` is not of the form `rNNNNN-hash` or `none`"
+            )));
+        }
+    };
+    let init_script = match args.init_script.or_else(|| settings.init_script.clone()) {
+        Some(path) => Some(read_init_script(&path)?),
+        None => None,
+    };
+    let options = PlanOptions {
+        version_to: args.version_to,
+        rev_code,
+        add: list(args.add, &settings.add),
+        remove: list(args.remove, &settings.remove),
+        clean_slate: args.clean_slate,
+        ignored_defaults: list(args.ignored_defaults, &settings.ignored_defaults),
+        ignored_changes: list(args.ignored_changes, &settings.ignored_changes),
+        init_script,
+        fstype: args.fstype.or_else(|| settings.fstype.clone()),
+        rootfs_size: args.rootfs_size.or(settings.rootfs_size),
+        force: args.force,
+    };
+    if options.rootfs_size == Some(0) {
+        return Err(Error::Usage(
+            "`--rootfs-size` must be at least 1 MB".to_owned(),
+        ));
+    }
+    if options.force {
+        log::warn!("--force: downgrades and unchanged builds are allowed");
+    }
+    Ok(options)
+}
+
+/// The `keep` and `hook` groups over the config.
+pub(crate) fn flash_options(
+    settings: &Settings,
+    no_keep_settings: bool,
+    force_flash: bool,
+    pre_install: Option<PathBuf>,
+    dry_run: bool,
+) -> FlashOptions {
+    FlashOptions {
+        keep_settings: settings.keep_settings && !no_keep_settings,
+        force_flash,
+        dry_run,
+        pre_install: pre_install.or_else(|| settings.pre_install.clone()),
+    }
+}
+
+/// The image path: the option, else the config, mapped under the root.
+pub(crate) fn image_path(engine: &Engine, option: Option<&Path>) -> PathBuf {
+    let path = option.map_or_else(|| engine.settings().image.clone(), Path::to_owned);
+    engine.router_path(&path)
+}
+
+/// The poll interval from the option or the config.
+pub(crate) fn poll_interval(
+    settings: &Settings,
+    option: Option<u64>,
+) -> Result<std::time::Duration, Error> {
+    let ms = option.unwrap_or(settings.poll_interval_ms);
+    if ms < config::MIN_POLL_INTERVAL_MS {
+        return Err(Error::Usage(format!(
+            "`--poll-interval {ms}` is too short; use at least {} ms",
+            config::MIN_POLL_INTERVAL_MS
+        )));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+fn read_init_script(path: &Path) -> Result<String, Error> {
+    let limit = u64::try_from(crate::check::MAX_INIT_SCRIPT_LEN).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    let result = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+    };
+    result.map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.len() > crate::check::MAX_INIT_SCRIPT_LEN {
+        return Err(Error::Usage(format!(
+            "the init script `{}` is larger than {} bytes",
+            path.display(),
+            crate::check::MAX_INIT_SCRIPT_LEN
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Usage(format!(
+            "the init script `{}` is not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
+/// JSON `data` for a value.
+pub(crate) fn to_data<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! `attendant upgrade`: check, build, download, verify and install in one go.
+//!
+//! Resumable: the state file records the request hash, the partial download and the
+//! verification, so running the command again after an interruption continues. JSON `data`:
+//! `{"up_to_date": true}`, or `install`'s data plus `"verification"`.
+
+use serde_json::json;
+
+use crate::cli::download::fetch;
+use crate::cli::install::report;
+use crate::cli::{
+    Outcome, command, flash_options, image_path, plan_options_of, poll_interval, settings,
+};
+use crate::engine::Engine;
+use crate::exit::ExitStatus;
+use crate::output::Output;
+
+command! {
+    /// Upgrade the firmware: check, build on the server, download, verify, then install and reboot.
+    #[argh(
+        subcommand,
+        name = "upgrade",
+        example = "attendant upgrade",
+        example = "attendant upgrade --version-to 25.12 --remove luci-app-opkg",
+        example = "attendant upgrade --dry-run",
+        note = "The configuration is kept unless --no-keep-settings is given. An interrupted upgrade resumes when run again; `attendant status` shows where it stopped.",
+        error_code(0, "the router is rebooting into the new firmware, or it is up to date"),
+        error_code(4, "blocked by the checks"),
+        error_code(5, "server error"),
+        error_code(6, "verification or sysupgrade --test failed")
+    )]
+    pub(crate) struct UpgradeCommand {}
+    groups: [common, server, plan, image, poll, keep, hook]
+}
+
+pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
+    let settings = settings(&cmd.root, cmd.server.as_deref(), cmd.ca_file.as_deref())?;
+    let options = plan_options_of!(cmd, settings)?;
+    let interval = poll_interval(&settings, cmd.poll_interval)?;
+    let flash = flash_options(
+        &settings,
+        cmd.no_keep_settings,
+        cmd.force_flash,
+        cmd.pre_install.clone(),
+        cmd.dry_run,
+    );
+    let engine = Engine::new(&cmd.root, settings);
+    let path = image_path(&engine, cmd.image.as_deref());
+    let check = engine.check(&options)?;
+    let Some(verification) = fetch(&engine, &check, &path, interval, &flash, out)? else {
+        return Ok((ExitStatus::Success, json!({"up_to_date": true})));
+    };
+    let installed = engine.install(&path, &flash, &mut |event| out.event(event))?;
+    let mut data = report(&path, &installed, out)?;
+    if let Some(object) = data.as_object_mut() {
+        object.insert(
+            "verification".to_owned(),
+            crate::cli::to_data(&verification),
+        );
+    }
+    Ok((ExitStatus::Success, data))
+}

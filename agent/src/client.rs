@@ -1,0 +1,801 @@
+//! The HTTP client for the upgrade server and the upstream mirror.
+//!
+//! ureq 3 with rustls on the ring provider, trusting the CA bundle read from a file
+//! ([`DEFAULT_CA_FILE`], OpenWrt's `ca-bundle`; overridable with `--ca-file` or
+//! [`CA_FILE_ENV`]) instead of an embedded root list: the smallest TLS build measured
+//! (`reference/rust-stack.md` §1.5). Proxies come from `https_proxy`/`http_proxy`/`all_proxy`
+//! (lower case first, as curl reads them) unless the server's host is in `no_proxy`.
+//!
+//! Every request sends `User-Agent: attendant/<version>` (ASU answers 500 to a request without
+//! one), has connect and read timeouts, and is retried with exponential backoff on connection
+//! errors, `502`/`503`/`504` and `529` (queue full); metadata downloads also retry a `500`.
+//! Error statuses become typed [`ClientError`]s carrying the server's `detail` (a string, or the
+//! list FastAPI sends with `422`), `stdout` and `stderr` (`reference/router-side.md` §1.9, §8).
+//! Response bodies are read with a size limit ([`MAX_JSON_LEN`], [`MAX_ERROR_LEN`]); images are
+//! streamed by [`Client::open_download`] and never held in memory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use ureq::http::{Response, StatusCode};
+use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::{Agent, Body, Proxy};
+
+/// Where OpenWrt's `ca-bundle` package puts the trusted CA certificates.
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Environment variable that overrides the CA bundle path (tests, unusual images).
+pub const CA_FILE_ENV: &str = "ATTENDANT_CA_FILE";
+
+/// Largest JSON document accepted from a server (upstream `profiles.json` of big targets and the
+/// package indexes are a few MiB).
+pub const MAX_JSON_LEN: u64 = 16 * 1024 * 1024;
+
+/// Largest error body read to find the server's `detail`.
+pub const MAX_ERROR_LEN: u64 = 256 * 1024;
+
+/// Largest CA bundle read.
+pub const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
+
+/// Longest `detail`, `stdout` or `stderr` kept from an error body, in bytes.
+pub const MAX_DETAIL_LEN: usize = 16 * 1024;
+
+/// Header that carries the ImageBuilder stage on build status responses.
+const HEADER_IMAGEBUILDER_STATUS: &str = "x-imagebuilder-status";
+
+/// Header that carries the queue position on build status responses.
+const HEADER_QUEUE_POSITION: &str = "x-queue-position";
+
+/// How the client connects; built from the configuration and the command line.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The server's base URL, without a trailing `/`.
+    pub server: String,
+    /// The CA bundle; `None` means [`CA_FILE_ENV`] or [`DEFAULT_CA_FILE`].
+    pub ca_file: Option<PathBuf>,
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+    /// Timeout for each read while waiting for or receiving a response.
+    pub read_timeout: Duration,
+    /// Attempts per request (1 means no retry).
+    pub attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub retry_delay: Duration,
+}
+
+impl ClientOptions {
+    /// Defaults for `server`: 15 s connect, 60 s read, 4 attempts starting 1 s apart.
+    pub fn new(server: &str) -> Self {
+        Self {
+            server: server.trim_end_matches('/').to_owned(),
+            ca_file: None,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            attempts: 4,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why talking to a server failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The CA bundle could not be read.
+    #[error(
+        "cannot read the CA bundle `{path}`: {source}\n\nhint: install `ca-bundle`, or pass `--ca-file FILE`"
+    )]
+    CaFile {
+        /// The bundle path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The CA bundle holds no certificate.
+    #[error("the CA bundle `{path}` holds no PEM certificate")]
+    CaEmpty {
+        /// The bundle path.
+        path: PathBuf,
+    },
+    /// A proxy variable is not a usable proxy URL.
+    #[error("proxy `{value}` from `{variable}` is not a valid proxy URL")]
+    Proxy {
+        /// The environment variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The server could not be reached (after retries).
+    #[error("cannot reach `{url}`: {message}")]
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `400`: the server refused the request.
+    #[error("the server refused the request to `{url}`: {detail}")]
+    BadRequest {
+        /// The URL requested.
+        url: String,
+        /// The server's detail.
+        detail: String,
+    },
+    /// `404`.
+    #[error("not found on the server: `{url}`{}", detail_suffix(detail))]
+    NotFound {
+        /// The URL requested.
+        url: String,
+        /// The server's detail, if any.
+        detail: String,
+    },
+    /// `422`: the request did not validate; one entry per problem.
+    #[error("the server rejected the request to `{url}`:{}", list_lines(details))]
+    Validation {
+        /// The URL requested.
+        url: String,
+        /// Each validation message.
+        details: Vec<String>,
+    },
+    /// `500`: the build (or the server) failed.
+    #[error("the server reported a failure for `{url}`: {detail}{}", output_tail(stderr.as_deref().or(stdout.as_deref())))]
+    Failed {
+        /// The URL requested.
+        url: String,
+        /// The server's detail.
+        detail: String,
+        /// The build's standard output, when sent.
+        stdout: Option<String>,
+        /// The build's standard error, when sent.
+        stderr: Option<String>,
+    },
+    /// `529`: the build queue is full (after retries).
+    #[error(
+        "the server's build queue is full: {detail}\n\nhint: try again later, or use another server with `--server URL`"
+    )]
+    Overloaded {
+        /// The server's detail.
+        detail: String,
+    },
+    /// Any other unexpected status.
+    #[error(
+        "unexpected HTTP status {status} from `{url}`{}",
+        detail_suffix(detail)
+    )]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's detail, if any.
+        detail: String,
+    },
+    /// The body was not the JSON expected.
+    #[error("invalid JSON from `{url}`: {message}")]
+    BadJson {
+        /// The URL requested.
+        url: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The body was larger than allowed.
+    #[error("response from `{url}` is larger than the limit of {max} bytes")]
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// A build endpoint's answer with its status and the headers ASU sets on it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `X-Queue-Position`.
+    pub queue_position: Option<u64>,
+    /// `X-Imagebuilder-Status`.
+    pub imagebuilder_status: Option<String>,
+    /// The body (empty for `HEAD`).
+    pub body: Vec<u8>,
+}
+
+/// An open image download.
+pub struct Download {
+    /// `206` when the server honoured the `Range` (the body starts at the offset asked for).
+    pub partial: bool,
+    /// The total length of the file, when the server said.
+    pub total_len: Option<u64>,
+    /// The body.
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// The server client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: Agent,
+    options: ClientOptions,
+}
+
+impl Client {
+    /// A client for `options.server`. The CA bundle is read only when a URL is `https`.
+    pub fn new(options: ClientOptions) -> Result<Self, ClientError> {
+        let mut config = Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(concat!("attendant/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_recv_body(None)
+            .timeout_per_call(None)
+            .proxy(proxy_for(&options.server)?);
+        if options.server.starts_with("https:") {
+            config = config.tls_config(tls_config(&ca_path(options.ca_file.as_deref()))?);
+        }
+        let agent = config.build().new_agent();
+        Ok(Self { agent, options })
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.options.server
+    }
+
+    /// `path` (starting with `/`) on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.options.server)
+    }
+
+    /// GETs and parses a JSON document of at most [`MAX_JSON_LEN`] bytes.
+    pub fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        let body = self.get_bytes(url, MAX_JSON_LEN)?;
+        serde_json::from_slice(&body).map_err(|error| ClientError::BadJson {
+            url: url.to_owned(),
+            message: error.to_string(),
+        })
+    }
+
+    /// GETs a document of at most `max` bytes.
+    pub fn get_bytes(&self, url: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+        let response = self.retrying(url, Retry::Metadata, || self.agent.get(url).call())?;
+        let status = response.status().as_u16();
+        let body = read_limited(
+            response,
+            url,
+            if status == 200 { max } else { MAX_ERROR_LEN },
+        )?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(error_for(url, status, &body))
+        }
+    }
+
+    /// GETs a small optional document: `None` on `404`.
+    pub fn get_optional(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.get_bytes(url, max) {
+            Ok(body) => Ok(Some(body)),
+            Err(ClientError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `POST /api/v1/build` with a JSON body; returns `200`/`202` replies, errors otherwise.
+    pub fn post_build(&self, body: &[u8]) -> Result<Reply, ClientError> {
+        let url = self.url("/api/v1/build");
+        let response = self.retrying(&url, Retry::Api, || {
+            self.agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body)
+        })?;
+        reply(response, &url, true)
+    }
+
+    /// `HEAD /api/v1/build/{hash}`: status and headers only. `405` is returned as a reply so the
+    /// caller can switch to `GET`.
+    pub fn head_build(&self, request_hash: &str) -> Result<Reply, ClientError> {
+        let url = self.url(&format!("/api/v1/build/{request_hash}"));
+        let response = self.retrying(&url, Retry::Api, || self.agent.head(&url).call())?;
+        let reply = Reply {
+            status: response.status().as_u16(),
+            queue_position: header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok()),
+            imagebuilder_status: header(&response, HEADER_IMAGEBUILDER_STATUS),
+            body: Vec::new(),
+        };
+        if reply.status == 404 {
+            return Err(error_for(&url, 404, &[]));
+        }
+        Ok(reply)
+    }
+
+    /// `GET /api/v1/build/{hash}`; returns `200`/`202` replies, errors otherwise.
+    pub fn get_build(&self, request_hash: &str) -> Result<Reply, ClientError> {
+        let url = self.url(&format!("/api/v1/build/{request_hash}"));
+        let response = self.retrying(&url, Retry::Api, || self.agent.get(&url).call())?;
+        reply(response, &url, true)
+    }
+
+    /// Opens `url` for download from byte `offset` (a `Range` request when `offset > 0`).
+    pub fn open_download(&self, url: &str, offset: u64) -> Result<Download, ClientError> {
+        let response = self.retrying(url, Retry::Metadata, || {
+            let request = self.agent.get(url);
+            if offset > 0 {
+                request.header("Range", format!("bytes={offset}-")).call()
+            } else {
+                request.call()
+            }
+        })?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {
+                let total_len = header(&response, "content-length").and_then(|v| v.parse().ok());
+                Ok(Download {
+                    partial: false,
+                    total_len,
+                    reader: body_reader(response),
+                })
+            }
+            206 => {
+                let total_len =
+                    header(&response, "content-range").and_then(|v| content_range_total(&v));
+                Ok(Download {
+                    partial: true,
+                    total_len,
+                    reader: body_reader(response),
+                })
+            }
+            _ => {
+                let body = read_limited(response, url, MAX_ERROR_LEN)?;
+                Err(error_for(url, status, &body))
+            }
+        }
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the attempts are used up.
+    fn retrying(
+        &self,
+        url: &str,
+        retry: Retry,
+        mut call: impl FnMut() -> Result<Response<Body>, ureq::Error>,
+    ) -> Result<Response<Body>, ClientError> {
+        let mut delay = self.options.retry_delay;
+        let attempts = self.options.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let outcome = call();
+            let retryable = match &outcome {
+                Ok(response) => retry.status(response.status()),
+                Err(error) => is_connection_error(error),
+            };
+            if !retryable || attempt >= attempts {
+                return outcome.map_err(|error| ClientError::Unreachable {
+                    url: url.to_owned(),
+                    message: error.to_string(),
+                });
+            }
+            match &outcome {
+                Ok(response) => log::warn!(
+                    "`{url}` answered {}; retrying in {} s (attempt {attempt} of {attempts})",
+                    response.status().as_u16(),
+                    delay.as_secs_f32()
+                ),
+                Err(error) => log::warn!(
+                    "cannot reach `{url}`: {error}; retrying in {} s (attempt {attempt} of \
+                     {attempts})",
+                    delay.as_secs_f32()
+                ),
+            }
+            thread::sleep(delay);
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+}
+
+/// Which answers are worth another attempt.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// Build API: a `500` is the build's verdict, not a hiccup.
+    Api,
+    /// Static documents and downloads: any 5xx may pass.
+    Metadata,
+}
+
+impl Retry {
+    fn status(self, status: StatusCode) -> bool {
+        match status.as_u16() {
+            502..=504 | 529 => true,
+            500 => matches!(self, Self::Metadata),
+            _ => false,
+        }
+    }
+}
+
+fn is_connection_error(error: &ureq::Error) -> bool {
+    // A certificate the bundle does not trust will not be trusted on the next attempt either.
+    if let ureq::Error::Io(io) = error
+        && io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        return false;
+    }
+    matches!(
+        error,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
+}
+
+fn ca_path(option: Option<&Path>) -> PathBuf {
+    if let Some(path) = option {
+        return path.to_owned();
+    }
+    match std::env::var_os(CA_FILE_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_CA_FILE),
+    }
+}
+
+/// TLS with the certificates of `path` as the only roots, on the ring provider.
+fn tls_config(path: &Path) -> Result<TlsConfig, ClientError> {
+    let file = std::fs::File::open(path).map_err(|source| ClientError::CaFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_LEN)
+        .read_to_end(&mut pem)
+        .map_err(|source| ClientError::CaFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(ClientError::CaEmpty {
+            path: path.to_owned(),
+        });
+    }
+    log::debug!(
+        "loaded {} CA certificates from `{}`",
+        certs.len(),
+        path.display()
+    );
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build())
+}
+
+/// The proxy for `server` from the environment, honouring `no_proxy`.
+fn proxy_for(server: &str) -> Result<Option<Proxy>, ClientError> {
+    let host = host_of(server);
+    if let Some(list) = env_first(&["no_proxy", "NO_PROXY"]).map(|(_, value)| value)
+        && no_proxy_matches(&list, host)
+    {
+        return Ok(None);
+    }
+    let names: &[&'static str] = if server.starts_with("https:") {
+        &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+    } else {
+        // curl ignores upper-case HTTP_PROXY (it can be set by a CGI request header).
+        &["http_proxy", "all_proxy", "ALL_PROXY"]
+    };
+    match env_first(names) {
+        Some((variable, value)) => Proxy::new(&value)
+            .map(Some)
+            .map_err(|_| ClientError::Proxy { variable, value }),
+        None => Ok(None),
+    }
+}
+
+fn env_first(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|&name| match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Some((name, value)),
+        _ => None,
+    })
+}
+
+/// The host of `url` (no port, no user info), lower-cased by the caller's comparison.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some(bracketed) = host_port.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default();
+    }
+    host_port.split(':').next().unwrap_or_default()
+}
+
+/// curl's `no_proxy` rule: `*` matches everything, otherwise each comma-separated entry (a
+/// leading `.` optional) matches the host itself or any name below it.
+fn no_proxy_matches(list: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.trim_start_matches('.').to_ascii_lowercase();
+            host == entry || host.ends_with(&format!(".{entry}"))
+        })
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
+}
+
+/// The total from `Content-Range: bytes 100-199/1234`.
+fn content_range_total(value: &str) -> Option<u64> {
+    value
+        .rsplit_once('/')
+        .and_then(|(_, total)| total.trim().parse().ok())
+}
+
+fn body_reader(response: Response<Body>) -> Box<dyn Read + Send> {
+    Box::new(response.into_body().into_reader())
+}
+
+fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+    let mut body = Vec::new();
+    let mut reader = response
+        .into_body()
+        .into_reader()
+        .take(max.saturating_add(1));
+    reader
+        .read_to_end(&mut body)
+        .map_err(|error| ClientError::Unreachable {
+            url: url.to_owned(),
+            message: format!("reading the response failed: {error}"),
+        })?;
+    if u64::try_from(body.len()).unwrap_or(u64::MAX) > max {
+        return Err(ClientError::TooLarge {
+            url: url.to_owned(),
+            max,
+        });
+    }
+    Ok(body)
+}
+
+fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, ClientError> {
+    let status = response.status().as_u16();
+    let queue_position = header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
+    let imagebuilder_status = header(&response, HEADER_IMAGEBUILDER_STATUS);
+    let ok = status == 200 || (build && status == 202);
+    let body = read_limited(response, url, if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN })?;
+    if ok {
+        Ok(Reply {
+            status,
+            queue_position,
+            imagebuilder_status,
+            body,
+        })
+    } else {
+        Err(error_for(url, status, &body))
+    }
+}
+
+/// The one table from an HTTP error status and body to a [`ClientError`].
+pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(|v| v.as_str())
+            .map(|text| clip(text.to_owned()))
+    };
+    let details = match parsed.as_ref().and_then(|v| v.get("detail")) {
+        Some(serde_json::Value::String(text)) => vec![clip(text.clone())],
+        Some(serde_json::Value::Array(items)) => items.iter().map(validation_item).collect(),
+        Some(other) => vec![clip(other.to_string())],
+        None if body.is_empty() => Vec::new(),
+        None => vec![clip(format!(
+            "Error: {}",
+            String::from_utf8_lossy(body).trim()
+        ))],
+    };
+    let detail = details.join("; ");
+    let url = url.to_owned();
+    match status {
+        400 => ClientError::BadRequest { url, detail },
+        404 => ClientError::NotFound { url, detail },
+        422 => ClientError::Validation { url, details },
+        500 => ClientError::Failed {
+            url,
+            detail,
+            stdout: field("stdout").filter(|s| !s.is_empty()),
+            stderr: field("stderr").filter(|s| !s.is_empty()),
+        },
+        529 => ClientError::Overloaded { detail },
+        _ => ClientError::Status {
+            url,
+            status,
+            detail,
+        },
+    }
+}
+
+/// One entry of FastAPI's validation list: `body.packages: field required`.
+fn validation_item(item: &serde_json::Value) -> String {
+    let message = item.get("msg").and_then(|m| m.as_str()).unwrap_or_default();
+    let location: Vec<String> = item
+        .get("loc")
+        .and_then(|l| l.as_array())
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if message.is_empty() {
+        return clip(item.to_string());
+    }
+    if location.is_empty() {
+        clip(message.to_owned())
+    } else {
+        clip(format!("{}: {message}", location.join(".")))
+    }
+}
+
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_DETAIL_LEN {
+        let mut end = MAX_DETAIL_LEN;
+        while !text.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// The last lines of a build's output, for an error message.
+fn output_tail(output: Option<&str>) -> String {
+    const LINES: usize = 20;
+    match output {
+        Some(text) if !text.trim().is_empty() => {
+            let lines: Vec<&str> = text.trim_end().lines().collect();
+            let start = lines.len().saturating_sub(LINES);
+            format!(
+                "\n\nbuild output:\n{}",
+                lines.get(start..).unwrap_or_default().join("\n")
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+fn list_lines(details: &[String]) -> String {
+    details.iter().map(|d| format!("\n  - {d}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_a_422_list_detail_to_one_line_each() {
+        let body = br#"{"detail":[{"loc":["body","packages",0],"msg":"string too long","type":"x"},
+            {"loc":["body","target"],"msg":"field required","type":"missing"}]}"#;
+        let error = error_for("http://s/api/v1/build", 422, body);
+        assert_eq!(
+            error.to_string(),
+            "the server rejected the request to `http://s/api/v1/build`:\n  - \
+             body.packages.0: string too long\n  - body.target: field required"
+        );
+    }
+
+    #[test]
+    fn maps_a_500_with_build_output() {
+        let body =
+            br#"{"detail":"Error: Impossible package selection","stdout":"out","stderr":""}"#;
+        match error_for("u", 500, body) {
+            ClientError::Failed {
+                detail,
+                stdout,
+                stderr,
+                ..
+            } => {
+                assert_eq!(detail, "Error: Impossible package selection");
+                assert_eq!(stdout.as_deref(), Some("out"));
+                assert_eq!(stderr, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_json_error_bodies_become_error_text() {
+        let error = error_for("u", 502, b"Bad Gateway\n");
+        assert_eq!(
+            error.to_string(),
+            "unexpected HTTP status 502 from `u`: Error: Bad Gateway"
+        );
+        assert!(matches!(
+            error_for("u", 529, b"{}"),
+            ClientError::Overloaded { .. }
+        ));
+        assert_eq!(
+            error_for("u", 404, b"").to_string(),
+            "not found on the server: `u`"
+        );
+        assert!(matches!(
+            error_for("u", 400, br#"{"detail":"Unsupported profile: x"}"#),
+            ClientError::BadRequest { detail, .. } if detail == "Unsupported profile: x"
+        ));
+    }
+
+    #[test]
+    fn finds_the_host_of_a_url() {
+        assert_eq!(
+            host_of("https://sysupgrade.openwrt.org/api"),
+            "sysupgrade.openwrt.org"
+        );
+        assert_eq!(host_of("http://user:pw@10.0.0.1:8000/"), "10.0.0.1");
+        assert_eq!(host_of("http://[::1]:8000"), "::1");
+    }
+
+    #[test]
+    fn no_proxy_matches_hosts_and_subdomains() {
+        assert!(no_proxy_matches("localhost, .lan", "router.lan"));
+        assert!(no_proxy_matches("example.org", "asu.example.org"));
+        assert!(no_proxy_matches("*", "anything"));
+        assert!(!no_proxy_matches("example.org", "badexample.org"));
+        assert!(!no_proxy_matches("", "example.org"));
+    }
+
+    #[test]
+    fn reads_the_total_of_a_content_range() {
+        assert_eq!(content_range_total("bytes 100-199/1234"), Some(1234));
+        assert_eq!(content_range_total("bytes 100-199/*"), None);
+    }
+
+    #[test]
+    fn refuses_a_missing_or_empty_ca_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.crt");
+        assert!(matches!(
+            tls_config(&missing),
+            Err(ClientError::CaFile { .. })
+        ));
+        let empty = dir.path().join("empty.crt");
+        std::fs::write(&empty, b"no certificates here\n").unwrap();
+        assert!(matches!(
+            tls_config(&empty),
+            Err(ClientError::CaEmpty { .. })
+        ));
+    }
+}

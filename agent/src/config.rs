@@ -1,0 +1,327 @@
+//! Settings from UCI `/etc/config/attendedsysupgrade`, overridden by the command line.
+//!
+//! The file is shared with LuCI and owut (`reference/router-side.md` §1.4, §3.4):
+//!
+//! ```text
+//! config server 'server'
+//!     option url 'https://sysupgrade.openwrt.org'   # the first `server` section's url
+//!
+//! config owut 'owut'                  # owut's defaults; read so a user switching keeps them
+//!     option poll_interval '5000'
+//!
+//! config attendant 'attendant'        # Attendant's own defaults; win over `owut`
+//!     option keep_settings '1'
+//!     option require_signature '1'
+//!     option keys_dir '/etc/opkg/keys'
+//!     list ignored_defaults 'kmod-usb3'
+//! ```
+//!
+//! Option names are owut's where they mean the same (the long option with `-` → `_`:
+//! `fstype`, `rootfs_size`, `image`, `init_script`, `pre_install`, `poll_interval`, `add`,
+//! `remove`, `ignored_defaults`, `ignored_changes`); list options may be a UCI `list` or one
+//! string separated by commas or spaces. Attendant adds `keep_settings`, `require_signature`,
+//! `keys_dir` and `ca_file`. Values given on the command line override all of these.
+
+use std::path::{Path, PathBuf};
+
+use attendant_proto::uci::{Config, Section, UciError};
+use attendant_proto::wire;
+
+/// Default image path (owut's).
+pub const DEFAULT_IMAGE_PATH: &str = "/tmp/firmware.bin";
+
+/// Default build-status poll interval, in milliseconds (owut's).
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
+
+/// Shortest poll interval accepted, in milliseconds.
+pub const MIN_POLL_INTERVAL_MS: u64 = 500;
+
+/// Settings after reading the UCI file, before the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The upgrade server's base URL, no trailing `/`.
+    pub server: String,
+    /// Extra servers that rebuild the same request to cross-check it.
+    pub rebuilders: Vec<String>,
+    /// Keep the configuration over the upgrade (no `sysupgrade -n`).
+    pub keep_settings: bool,
+    /// Refuse images without a valid signature.
+    pub require_signature: bool,
+    /// Directory of trusted usign keys, relative to the root.
+    pub keys_dir: PathBuf,
+    /// CA bundle, when not the default.
+    pub ca_file: Option<PathBuf>,
+    /// Where images are written.
+    pub image: PathBuf,
+    /// Build-status poll interval in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Root filesystem type to request.
+    pub fstype: Option<String>,
+    /// Root filesystem size in MB to request.
+    pub rootfs_size: Option<u32>,
+    /// uci-defaults script to embed.
+    pub init_script: Option<PathBuf>,
+    /// Hook run before sysupgrade.
+    pub pre_install: Option<PathBuf>,
+    /// Packages to add.
+    pub add: Vec<String>,
+    /// Packages to remove.
+    pub remove: Vec<String>,
+    /// Default packages removed on purpose.
+    pub ignored_defaults: Vec<String>,
+    /// `package_changes` entries to skip.
+    pub ignored_changes: Vec<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid UCI.
+    #[error("`{path}` {source}")]
+    Uci {
+        /// The path.
+        path: PathBuf,
+        /// The parser's error.
+        source: UciError,
+    },
+    /// An option has a value of the wrong kind.
+    #[error("`{path}`: option `{section}.{option}` is `{value}`, expected {expected}")]
+    Value {
+        /// The path.
+        path: PathBuf,
+        /// The section name or type.
+        section: String,
+        /// The option.
+        option: &'static str,
+        /// The value found.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: wire::DEFAULT_SERVER_URL.to_owned(),
+            rebuilders: Vec::new(),
+            keep_settings: true,
+            require_signature: false,
+            keys_dir: PathBuf::from(wire::OPKG_KEYS_DIR),
+            ca_file: None,
+            image: PathBuf::from(DEFAULT_IMAGE_PATH),
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            fstype: None,
+            rootfs_size: None,
+            init_script: None,
+            pre_install: None,
+            add: Vec::new(),
+            remove: Vec::new(),
+            ignored_defaults: Vec::new(),
+            ignored_changes: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `/etc/config/attendedsysupgrade` under `root`; defaults when the file is absent.
+    pub fn load(root: &Path) -> Result<Self, ConfigError> {
+        let path = root.join(wire::UCI_CONFIG_PATH.trim_start_matches('/'));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                log::debug!("`{}` not found; using defaults", path.display());
+                return Ok(Self::default());
+            }
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let config = Config::parse(&bytes).map_err(|source| ConfigError::Uci {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_uci(&config, &path)
+    }
+
+    /// Settings from a parsed file; `path` is only used in error messages.
+    pub fn from_uci(config: &Config, path: &Path) -> Result<Self, ConfigError> {
+        let mut settings = Self::default();
+        if let Some(server) = config.of_type(wire::UCI_SECTION_SERVER).next() {
+            if let Some(url) = server.option(wire::UCI_OPTION_URL) {
+                settings.server = url.trim_end_matches('/').to_owned();
+            }
+            settings.rebuilders = split_list(server, wire::UCI_OPTION_REBUILDER);
+        }
+        // owut's section first, then ours, so ours wins where both set an option.
+        for section_type in [wire::UCI_SECTION_OWUT, wire::UCI_SECTION_ATTENDANT] {
+            if let Some(section) = config.of_type(section_type).next() {
+                settings.apply(section, path)?;
+            }
+        }
+        Ok(settings)
+    }
+
+    fn apply(&mut self, section: &Section, path: &Path) -> Result<(), ConfigError> {
+        let invalid =
+            |option: &'static str, value: &str, expected: &'static str| ConfigError::Value {
+                path: path.to_owned(),
+                section: section.name().unwrap_or(section.section_type()).to_owned(),
+                option,
+                value: value.to_owned(),
+                expected,
+            };
+        let flag = |option: &'static str| -> Result<Option<bool>, ConfigError> {
+            match section.option(option) {
+                None => Ok(None),
+                Some(value) => section
+                    .flag(option)
+                    .map(Some)
+                    .ok_or_else(|| invalid(option, value, "`1` or `0`")),
+            }
+        };
+        if let Some(keep) = flag("keep_settings")? {
+            self.keep_settings = keep;
+        }
+        if let Some(require) = flag("require_signature")? {
+            self.require_signature = require;
+        }
+        if let Some(dir) = section.option("keys_dir") {
+            self.keys_dir = PathBuf::from(dir);
+        }
+        if let Some(file) = section.option("ca_file") {
+            self.ca_file = Some(PathBuf::from(file));
+        }
+        if let Some(image) = section.option("image") {
+            self.image = PathBuf::from(image);
+        }
+        if let Some(value) = section.option("poll_interval") {
+            self.poll_interval_ms = value
+                .parse()
+                .ok()
+                .filter(|ms| *ms >= MIN_POLL_INTERVAL_MS)
+                .ok_or_else(|| invalid("poll_interval", value, "milliseconds, at least 500"))?;
+        }
+        if let Some(fstype) = section.option("fstype") {
+            self.fstype = Some(fstype.to_owned());
+        }
+        if let Some(value) = section.option("rootfs_size") {
+            self.rootfs_size = Some(
+                value
+                    .parse()
+                    .ok()
+                    .filter(|mb| *mb >= 1)
+                    .ok_or_else(|| invalid("rootfs_size", value, "a size in MB, at least 1"))?,
+            );
+        }
+        if let Some(script) = section.option("init_script") {
+            self.init_script = Some(PathBuf::from(script));
+        }
+        if let Some(hook) = section.option("pre_install") {
+            self.pre_install = Some(PathBuf::from(hook));
+        }
+        for (option, target) in [
+            ("add", &mut self.add),
+            ("remove", &mut self.remove),
+            ("ignored_defaults", &mut self.ignored_defaults),
+            ("ignored_changes", &mut self.ignored_changes),
+        ] {
+            if section.get(option).is_some() {
+                *target = split_list(section, option);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a command-line or UCI package list: commas and whitespace separate names.
+pub fn split_names<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    values
+        .into_iter()
+        .flat_map(|value| value.split([',', ' ', '\t', '\n']))
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn split_list(section: &Section, option: &str) -> Vec<String> {
+    split_names(section.list(option))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<Settings, ConfigError> {
+        let config = Config::parse(text.as_bytes()).unwrap();
+        Settings::from_uci(&config, Path::new("/etc/config/attendedsysupgrade"))
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let root = tempfile::tempdir().unwrap();
+        let settings = Settings::load(root.path()).unwrap();
+        assert_eq!(settings.server, "https://sysupgrade.openwrt.org");
+        assert!(settings.keep_settings);
+        assert_eq!(settings.image, Path::new("/tmp/firmware.bin"));
+    }
+
+    #[test]
+    fn reads_the_shared_server_url_without_trailing_slash() {
+        let s = settings("config server 'server'\n\toption url 'http://asu.lan:8000/'\n\tlist rebuilder 'https://r1' \n").unwrap();
+        assert_eq!(s.server, "http://asu.lan:8000");
+        assert_eq!(s.rebuilders, ["https://r1"]);
+    }
+
+    #[test]
+    fn attendant_section_overrides_owut_section() {
+        let s = settings(
+            "config owut 'owut'\n\toption poll_interval 5000\n\toption add 'htop, tcpdump'\n\
+             config attendant 'attendant'\n\toption poll_interval 1000\n\tlist ignored_defaults a\n\
+             \tlist ignored_defaults b\n\toption keep_settings 0\n\toption require_signature yes\n",
+        )
+        .unwrap();
+        assert_eq!(s.poll_interval_ms, 1000);
+        assert_eq!(s.add, ["htop", "tcpdump"]);
+        assert_eq!(s.ignored_defaults, ["a", "b"]);
+        assert!(!s.keep_settings);
+        assert!(s.require_signature);
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_option() {
+        let error =
+            settings("config attendant 'attendant'\n\toption keep_settings maybe\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`/etc/config/attendedsysupgrade`: option `attendant.keep_settings` is `maybe`, expected `1` or `0`"
+        );
+        assert!(settings("config owut 'owut'\n\toption poll_interval 10\n").is_err());
+        assert!(settings("config owut 'owut'\n\toption rootfs_size 0\n").is_err());
+    }
+
+    #[test]
+    fn reports_uci_syntax_errors_with_the_path() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc/config");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("attendedsysupgrade"),
+            "config server\n\toption url 'x\n",
+        )
+        .unwrap();
+        let error = Settings::load(root.path()).unwrap_err();
+        assert!(
+            error.to_string().ends_with("line 2: unterminated ' quote"),
+            "{error}"
+        );
+    }
+}

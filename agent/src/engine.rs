@@ -1,0 +1,597 @@
+//! The upgrade engine: what every command does, without printing.
+//!
+//! The CLI, the rpcd bridge and the tests drive the same [`Engine`]: it reads the device and its
+//! configuration, asks the server, plans ([`Engine::check`]), builds ([`Engine::build`]),
+//! downloads ([`Engine::download`]), verifies ([`Engine::verify`]) and installs
+//! ([`Engine::install`]), reporting progress as [`Event`]s to a callback instead of writing to a
+//! terminal. [`Engine::fetch`] chains build, download and verification for a check's plan, and
+//! every step keeps the state file up to date so an interrupted run resumes. Every failure is an [`Error`], and [`Error::exit_status`] is the one
+//! place where an error becomes an exit code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use attendant_proto::api::{self, BuildRequest, BuildResponse, ImageInfo, Overview};
+use attendant_proto::usign::Keyring;
+use serde::Serialize;
+
+use crate::build::{self, BuildError, BuildProgress};
+use crate::check::{Check, Verdict};
+use crate::client::{Client, ClientError, ClientOptions, MAX_JSON_LEN};
+use crate::config::{ConfigError, Settings};
+use crate::download::{self, DownloadError, Downloaded};
+use crate::exit::ExitStatus;
+use crate::facts::{Device, FactsError};
+use crate::install::{self, InstallError, InstallOptions, Installed};
+use crate::plan::PlanError;
+use crate::state::{Stage, State, StateError, StateFile};
+use crate::verify::{self, Expectations, Verification, VerifyError};
+
+/// Largest usign signature file fetched.
+pub const MAX_SIGNATURE_FILE_LEN: u64 = 2048;
+
+/// Largest trusted key file read.
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// Progress reported while the engine works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A step started or something worth telling happened.
+    Note {
+        /// The text.
+        message: String,
+    },
+    /// Build progress.
+    Build(BuildProgress),
+    /// Download progress.
+    Download {
+        /// Bytes on disk.
+        bytes: u64,
+        /// Total, when known.
+        total: Option<u64>,
+    },
+}
+
+/// What `download` saves beside the image for `verify` and `install`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SavedBuild {
+    /// The server that built it.
+    #[serde(default)]
+    pub server: String,
+    /// The request we sent.
+    pub request: BuildRequest,
+    /// The image chosen from the build.
+    pub image: ImageInfo,
+    /// The server's build response.
+    pub response: BuildResponse,
+}
+
+impl SavedBuild {
+    /// `<image>.build.json`.
+    pub fn path_for(image: &Path) -> PathBuf {
+        let mut name = image.as_os_str().to_owned();
+        name.push(".build.json");
+        PathBuf::from(name)
+    }
+
+    /// The build's image matching the planned image's type and filesystem.
+    pub fn new(request: BuildRequest, planned: &ImageInfo, response: BuildResponse) -> Self {
+        let image = response
+            .images
+            .iter()
+            .find(|i| i.image_type == planned.image_type && i.filesystem == planned.filesystem)
+            .cloned()
+            .unwrap_or_else(|| planned.clone());
+        Self {
+            server: String::new(),
+            request,
+            image,
+            response,
+        }
+    }
+}
+
+/// How `upgrade`/`install` flash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlashOptions {
+    /// `--no-keep-settings` inverted.
+    pub keep_settings: bool,
+    /// `--force-flash`.
+    pub force_flash: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--pre-install`.
+    pub pre_install: Option<PathBuf>,
+}
+
+/// Any failure of the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad option values.
+    #[error("{0}")]
+    Usage(String),
+    /// The configuration file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The device facts.
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    /// Talking to the server.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A server document that does not parse.
+    #[error("{what} from the server is not valid: {message}")]
+    Document {
+        /// Which document.
+        what: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// Planning.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The checks refused the upgrade.
+    #[error("the checks found problems; not upgrading:{}", problem_lines(.0))]
+    Blocked(Vec<String>),
+    /// The build.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The download.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// Verification.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Installing.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// The state file.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A local file.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The one mapping from an error to an exit status.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Self::Usage(_) => ExitStatus::Usage,
+            Self::Config(_) | Self::Facts(_) | Self::State(_) | Self::Io { .. } => {
+                ExitStatus::Failure
+            }
+            Self::Client(ClientError::CaFile { .. } | ClientError::CaEmpty { .. })
+            | Self::Client(ClientError::Proxy { .. }) => ExitStatus::Failure,
+            Self::Client(_) | Self::Document { .. } | Self::Build(_) => ExitStatus::Server,
+            Self::Download(DownloadError::Io { .. }) => ExitStatus::Failure,
+            Self::Download(DownloadError::NoSpace { .. }) => ExitStatus::Blocked,
+            Self::Download(_) => ExitStatus::Server,
+            Self::Plan(PlanError::UnknownVersion { .. }) => ExitStatus::Usage,
+            Self::Plan(_) | Self::Blocked(_) => ExitStatus::Blocked,
+            Self::Verify(_) => ExitStatus::Verification,
+            Self::Install(InstallError::Interrupted { .. }) => ExitStatus::Interrupted,
+            Self::Install(InstallError::Test { .. }) => ExitStatus::Verification,
+            Self::Install(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+/// The engine for one router.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) root: PathBuf,
+    pub(crate) settings: Settings,
+}
+
+impl Engine {
+    /// An engine for the router whose files are under `root`, with `settings` (usually
+    /// [`Settings::load`] plus command-line overrides).
+    pub fn new(root: &Path, settings: Settings) -> Self {
+        Self {
+            root: root.to_owned(),
+            settings,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The router's state file.
+    pub fn state_file(&self) -> StateFile {
+        StateFile::new(&self.root)
+    }
+
+    /// A path on the router, under the root.
+    pub fn router_path(&self, absolute: &Path) -> PathBuf {
+        match absolute.strip_prefix("/") {
+            Ok(relative) => self.root.join(relative),
+            Err(_) => absolute.to_owned(),
+        }
+    }
+
+    /// Reads the device facts.
+    pub fn device(&self) -> Result<Device, Error> {
+        Ok(Device::read(&self.root)?)
+    }
+
+    /// A client for the configured server.
+    pub fn client(&self) -> Result<Client, Error> {
+        let mut options = ClientOptions::new(&self.settings.server);
+        options.ca_file = self.settings.ca_file.clone();
+        Ok(Client::new(options)?)
+    }
+
+    /// The server's `overview.json`.
+    pub fn overview(&self, client: &Client) -> Result<Overview, Error> {
+        let bytes = client.get_bytes(&client.url("/json/v1/overview.json"), MAX_JSON_LEN)?;
+        api::parse_overview(&bytes).map_err(|error| Error::Document {
+            what: "overview.json",
+            message: error.to_string(),
+        })
+    }
+
+    /// Builds `check.request`, resuming the build recorded in the state file when it is the same
+    /// request.
+    pub fn build(
+        &self,
+        check: &Check,
+        poll_interval: Duration,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<BuildResponse, Error> {
+        let client = self.client()?;
+        let body = serde_json::to_vec(&check.request).map_err(|error| Error::Document {
+            what: "build request",
+            message: error.to_string(),
+        })?;
+        let body_sha256 =
+            download::hex(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+        let state_file = self.state_file();
+        let previous = state_file.load()?;
+        let resume = previous
+            .as_ref()
+            .filter(|s| s.request_sha256 == body_sha256 && s.server == client.server())
+            .map(|s| s.request_hash.clone());
+        if let Some(hash) = &resume {
+            on_event(&Event::Note {
+                message: format!("resuming the build `{hash}`"),
+            });
+        }
+        let mut accepted = None;
+        let response = build::build(&client, &body, resume.as_deref(), poll_interval, &mut |p| {
+            if let BuildProgress::Accepted { request_hash } = p {
+                accepted = Some(request_hash.clone());
+            }
+            on_event(&Event::Build(p.clone()));
+        })?;
+        let hash = accepted.unwrap_or_else(|| response.request_hash.to_string());
+        let mut state = State::new(client.server(), &hash, &body_sha256, &check.target.version);
+        if let Some(previous) = previous.filter(|p| p.request_hash == hash) {
+            state = previous;
+        }
+        state.stage = state.stage.max_stage(Stage::Downloading);
+        state.touch();
+        state_file.save(&state)?;
+        Ok(response)
+    }
+
+    /// Downloads the image `saved.image` to `path`, resuming a partial file of the same image.
+    pub fn download(
+        &self,
+        saved: &SavedBuild,
+        path: &Path,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Downloaded, Error> {
+        let client = self.client()?;
+        let built = &saved.image;
+        let url = client.url(&format!("/store/{}/{}", saved.response.bin_dir, built.name));
+        let state_file = self.state_file();
+        let mut state = state_file.load()?;
+        // Continue a partial file only when the state file says it is this very image.
+        let same_image = state.as_ref().is_some_and(|s| {
+            s.image_url.as_deref() == Some(url.as_str()) && s.image_path.as_deref() == Some(path)
+        });
+        if !same_image {
+            download::remove(path)?;
+        }
+        if let Some(state) = state.as_mut() {
+            state.image_url = Some(url.clone());
+            state.image_path = Some(path.to_owned());
+            state.image_sha256 = Some(built.sha256.clone());
+            state.stage = Stage::Downloading;
+            state_file.save(state)?;
+        }
+        on_event(&Event::Note {
+            message: format!("downloading `{url}` to `{}`", path.display()),
+        });
+        let downloaded = download::download(&client, &url, path, &mut |bytes, total| {
+            on_event(&Event::Download { bytes, total });
+        })?;
+        if let Some(mut state) = state {
+            state.downloaded_bytes = downloaded.len;
+            state.total_bytes = Some(downloaded.len);
+            state.stage = Stage::Downloaded;
+            state.touch();
+            state_file.save(&state)?;
+        }
+        Ok(downloaded)
+    }
+
+    /// The detached signature the server publishes beside `image_url`, if any.
+    pub fn signature(&self, image_url: &str) -> Result<Option<Vec<u8>>, Error> {
+        let client = self.client()?;
+        Ok(client.get_optional(&format!("{image_url}.sig"), MAX_SIGNATURE_FILE_LEN)?)
+    }
+
+    /// The trusted keys from the configured directory (under the root).
+    pub fn keyring(&self) -> Result<Keyring, Error> {
+        let dir = self.router_path(&self.settings.keys_dir);
+        let mut keyring = Keyring::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(keyring),
+            Err(source) => return Err(Error::Io { path: dir, source }),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            // A revoked key is a dangling symlink: it cannot be read and is never trusted.
+            let Ok(bytes) = read_small(&path, MAX_KEY_FILE_LEN) else {
+                continue;
+            };
+            if let Err(error) = keyring.add_file(&name, &bytes) {
+                log::debug!("ignoring `{}`: {error}", path.display());
+            }
+        }
+        Ok(keyring)
+    }
+
+    /// Verifies `path`, the image `saved.image` of the build `saved.response` requested with
+    /// `saved.request`: hash, signature, trailer, compatibility with `device`, manifest.
+    pub fn verify(
+        &self,
+        device: &Device,
+        saved: &SavedBuild,
+        path: &Path,
+        flash: &FlashOptions,
+    ) -> Result<Verification, Error> {
+        let server = if saved.server.is_empty() {
+            &self.settings.server
+        } else {
+            &saved.server
+        };
+        let url = format!(
+            "{server}/store/{}/{}",
+            saved.response.bin_dir, saved.image.name
+        );
+        let signature = self.signature(&url)?;
+        let keyring = self.keyring()?;
+        let compat = device.compat();
+        let expectations = Expectations {
+            sha256: Some(saved.image.sha256.as_str()),
+            signature: signature.as_deref(),
+            keyring: &keyring,
+            require_signature: self.settings.require_signature,
+            device: &compat,
+            keep_settings: flash.keep_settings,
+            force_flash: flash.force_flash,
+        };
+        let verification = verify::verify_image(path, &expectations)?;
+        let request = &saved.request;
+        let requested: BTreeMap<String, Option<String>> = if request.packages_versions.is_empty() {
+            request.packages.iter().map(|p| (p.clone(), None)).collect()
+        } else {
+            request
+                .packages_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect()
+        };
+        verify::check_manifest(
+            &requested,
+            Some(request.version_code.as_str()),
+            &saved.response.version_code,
+            &saved.response.manifest,
+        )?;
+        let state_file = self.state_file();
+        if let Some(mut state) = state_file.load()? {
+            state.verified_sha256 = Some(verification.sha256.clone());
+            state.stage = Stage::Verified;
+            state.touch();
+            state_file.save(&state)?;
+        }
+        Ok(verification)
+    }
+
+    /// Saves what `verify` and `install` need beside the image: `<image>.build.json`.
+    pub fn save_build(&self, path: &Path, saved: &SavedBuild) -> Result<(), Error> {
+        let file = SavedBuild::path_for(path);
+        let bytes = serde_json::to_vec_pretty(saved).map_err(|error| Error::Document {
+            what: "build record",
+            message: error.to_string(),
+        })?;
+        let temporary = file.with_extension("json.tmp");
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &file))
+            .map_err(|source| Error::Io { path: file, source })
+    }
+
+    /// Loads the record `download` saved beside the image.
+    pub fn load_build(&self, path: &Path) -> Result<SavedBuild, Error> {
+        let file = SavedBuild::path_for(path);
+        let bytes = read_small(&file, MAX_JSON_LEN).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|error| Error::Document {
+            what: "build record",
+            message: format!("`{}`: {error}", file.display()),
+        })
+    }
+
+    /// Builds, downloads and verifies the upgrade `check` planned, into `path`.
+    ///
+    /// Refuses a blocked check; returns `None` when the check found nothing to do.
+    pub fn fetch(
+        &self,
+        check: &Check,
+        path: &Path,
+        poll_interval: Duration,
+        flash: &FlashOptions,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Option<Verification>, Error> {
+        let note = |on_event: &mut dyn FnMut(&Event), message: String| {
+            on_event(&Event::Note { message });
+        };
+        match check.verdict {
+            Verdict::Blocked => return Err(Error::Blocked(check.problems.clone())),
+            Verdict::UpToDate => {
+                note(
+                    on_event,
+                    "There are no changes; the firmware is up to date (`--force` builds anyway)"
+                        .to_owned(),
+                );
+                return Ok(None);
+            }
+            Verdict::UpgradeAvailable => {}
+        }
+        let Some(planned) = &check.image else {
+            return Err(Error::Blocked(vec!["no image to install".to_owned()]));
+        };
+        note(
+            on_event,
+            format!(
+                "requesting {} for `{}` from {}",
+                check.target.version, check.profile, check.server
+            ),
+        );
+        let response = self.build(check, poll_interval, on_event)?;
+        note(
+            on_event,
+            format!(
+                "build succeeded: {} ({})",
+                response.version_number, response.version_code
+            ),
+        );
+        let mut saved = SavedBuild::new(check.request.clone(), planned, response);
+        saved.server = check.server.clone();
+        self.save_build(path, &saved)?;
+        self.download(&saved, path, on_event)?;
+        note(on_event, "verifying the image".to_owned());
+        let verification = self.verify(&check.device, &saved, path, flash)?;
+        note(
+            on_event,
+            format!(
+                "verified: SHA-256 {}, {}, {}",
+                verification.sha256,
+                verification
+                    .signed_by
+                    .as_deref()
+                    .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by `{k}`")),
+                verification.compatibility
+            ),
+        );
+        Ok(Some(verification))
+    }
+
+    /// Runs the hook, `sysupgrade --test` and sysupgrade on `path`.
+    pub fn install(
+        &self,
+        path: &Path,
+        flash: &FlashOptions,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Installed, Error> {
+        let options = InstallOptions {
+            keep_settings: flash.keep_settings,
+            force_flash: flash.force_flash,
+            dry_run: flash.dry_run,
+            pre_install: flash.pre_install.clone(),
+        };
+        let state_file = self.state_file();
+        if !flash.dry_run
+            && let Some(mut state) = state_file.load()?
+        {
+            state.stage = Stage::Installing;
+            state.touch();
+            state_file.save(&state)?;
+        }
+        Ok(install::install(path, &options, &mut |message| {
+            on_event(&Event::Note {
+                message: message.to_owned(),
+            });
+        })?)
+    }
+}
+
+impl Stage {
+    /// The later of two stages.
+    fn max_stage(self, other: Stage) -> Stage {
+        let rank = |stage: Stage| match stage {
+            Stage::Building => 0,
+            Stage::Downloading => 1,
+            Stage::Downloaded => 2,
+            Stage::Verified => 3,
+            Stage::Installing => 4,
+        };
+        if rank(self) >= rank(other) {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn problem_lines(problems: &[String]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_exit_codes() {
+        assert_eq!(Error::Usage("x".into()).exit_status(), ExitStatus::Usage);
+        assert_eq!(Error::Blocked(vec![]).exit_status(), ExitStatus::Blocked);
+        assert_eq!(
+            Error::Client(ClientError::Overloaded {
+                detail: String::new()
+            })
+            .exit_status(),
+            ExitStatus::Server
+        );
+        assert_eq!(
+            Error::Verify(VerifyError::Manifest { problems: vec![] }).exit_status(),
+            ExitStatus::Verification
+        );
+        assert_eq!(
+            Error::Install(InstallError::Interrupted {
+                program: "sysupgrade".into()
+            })
+            .exit_status(),
+            ExitStatus::Interrupted
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! The agent's commands against a fake router root and a fake upgrade server.
+
+mod util;
+
+use util::*;
+
+#[test]
+fn check_reports_an_upgrade_to_the_newest_release_of_the_branch() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["check"]);
+    assert_exit(&output, 3);
+    let out = stdout(&output);
+    assert!(
+        out.contains("Version-to:   24.10.6 (r28959-29397011cc)"),
+        "{out}"
+    );
+    assert!(out.contains("An upgrade to 24.10.6 is available"), "{out}");
+    assert!(out.contains("luci"), "{out}");
+}
+
+#[test]
+fn check_json_ends_with_one_result_line() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["check", "--json"]);
+    assert_exit(&output, 3);
+    let out = stdout(&output);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "result");
+    assert_eq!(last["command"], "check");
+    assert_eq!(last["exit_code"], 3);
+    assert_eq!(last["data"]["verdict"], "upgrade_available");
+    assert_eq!(last["data"]["profile"], PROFILE);
+    assert_eq!(last["data"]["request"]["version"], "24.10.6");
+}
+
+#[test]
+fn an_unknown_package_is_reported_before_any_build() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade", "--add", "no-such-package"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output)
+            .contains("package `no-such-package` is not in the 24.10.6 index for `ath79/generic`"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(server.requests().iter().all(|r| r.method != "POST"));
+    assert!(router.sysupgrade_calls().is_empty());
+}
+
+#[test]
+fn a_downgrade_is_refused_without_force() {
+    let mut offer = Offer::new(image(&[BOARD], "1.0"));
+    offer.index.insert("luci".into(), "24.000.1~aaaaaaa".into());
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    let output = router.run(&["check"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output).contains("package `luci` would go down"),
+        "{}",
+        stderr(&output)
+    );
+    let forced = router.run(&["check", "--force"]);
+    assert_exit(&forced, 3);
+}
+
+#[test]
+fn blob_prints_the_build_request() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["blob", "--rev-code", "none"]);
+    assert_exit(&output, 0);
+    let request: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(request["profile"], PROFILE);
+    assert_eq!(request["target"], "ath79/generic");
+    assert_eq!(request["version_code"], "");
+    assert_eq!(request["diff_packages"], true);
+    assert_eq!(request["filesystem"], "squashfs");
+    assert_eq!(request["packages_versions"]["luci"], "25.074.50000~b2c3d4e");
+}
+
+#[test]
+fn list_prints_top_level_packages_in_each_format() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let top: Vec<String> = top_level().into_keys().collect();
+    let output = router.run(&["list", "--format", "fs-all"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output).trim(), top.join(" "));
+    let output = router.run(&["list", "--format", "config"]);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("CONFIG_PACKAGE_luci=y\n"));
+    let output = router.run(&["list"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).starts_with(&top.join(" ")),
+        "{}",
+        stdout(&output)
+    );
+    let output = router.run(&["list", "--format", "bogus"]);
+    assert_exit(&output, 2);
+}
+
+#[test]
+fn dump_prints_the_facts_as_json() {
+    let router = Router::new("http://127.0.0.1:9");
+    let output = router.run(&["dump"]);
+    assert_exit(&output, 0);
+    let dump: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(dump["device"]["board_name"], BOARD);
+    assert_eq!(dump["device"]["rootfs_type"], "squashfs");
+    assert_eq!(dump["settings"]["require_signature"], true);
+    assert_eq!(dump["packages"]["top_level"]["luci"], top_level()["luci"]);
+}
+
+#[test]
+fn versions_lists_the_offer() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["versions"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("  24.10.6  (latest)"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn upgrade_keeps_settings_and_flashes_after_the_test() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade"]);
+    assert_exit(&output, 0);
+    let firmware = router.path().join("tmp/firmware.bin");
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test {}", firmware.display()),
+            firmware.display().to_string()
+        ]
+    );
+    assert!(stdout(&output).contains("the router is rebooting"));
+    let status = router.run(&["status", "--json"]);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&status).lines().last().unwrap()).unwrap();
+    assert_eq!(last["data"]["stage"], "installing");
+    assert_eq!(last["data"]["request_hash"], REQUEST_HASH);
+}
+
+#[test]
+fn no_keep_settings_passes_n() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade", "--no-keep-settings"]);
+    assert_exit(&output, 0);
+    let firmware = router.path().join("tmp/firmware.bin");
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test -n {}", firmware.display()),
+            format!("-n {}", firmware.display())
+        ]
+    );
+}
+
+#[test]
+fn dry_run_stops_after_sysupgrade_test() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade", "--dry-run"]);
+    assert_exit(&output, 0);
+    assert_eq!(router.sysupgrade_calls().len(), 1);
+}
+
+#[test]
+fn a_download_cut_halfway_resumes_with_a_range_request() {
+    let picture = image(&[BOARD], "1.0");
+    let mut offer = Offer::new(picture.clone());
+    offer.cut_first_download = Some(picture.len() / 2);
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    let output = router.run(&["download"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
+        picture
+    );
+    let ranges: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(".bin"))
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    assert!(
+        ranges[1].as_deref().unwrap().starts_with("bytes="),
+        "{ranges:?}"
+    );
+    assert!(router.sysupgrade_calls().is_empty());
+    let verify = router.run(&["verify"]);
+    assert_exit(&verify, 0);
+}
+
+fn refused(offer: Offer, expected: &str) {
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade"]);
+    assert_exit(&output, 6);
+    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    assert!(router.sysupgrade_calls().is_empty(), "sysupgrade ran");
+}
+
+#[test]
+fn a_wrong_sha256_never_reaches_sysupgrade() {
+    let mut offer = Offer::new(image(&[BOARD], "1.0"));
+    offer.promised_sha256 = Some("0".repeat(64));
+    refused(offer, "but the server promised");
+}
+
+#[test]
+fn a_corrupted_download_never_reaches_sysupgrade() {
+    let good = image(&[BOARD], "1.0");
+    let mut offer = Offer::new(good.clone());
+    offer.promised_sha256 = Some(sha256(&good));
+    offer.image[1000] ^= 0xff;
+    refused(offer, "the download is corrupt or was tampered with");
+}
+
+#[test]
+fn a_forged_signature_never_reaches_sysupgrade() {
+    let picture = image(&[BOARD], "1.0");
+    let mut offer = Offer::new(picture.clone());
+    let forger = attendant_proto::usign::SecretKey::generate(
+        [6; 32],
+        attendant_proto::usign::Fingerprint([0xab; 8]),
+        [1; 16],
+        None,
+    )
+    .unwrap();
+    offer.signature = Some(forger.sign(&picture).to_file());
+    refused(offer, "does not verify");
+}
+
+#[test]
+fn a_missing_signature_is_refused_when_required() {
+    let mut offer = Offer::new(image(&[BOARD], "1.0"));
+    offer.signature = None;
+    refused(
+        offer,
+        "is not signed, and the configuration requires a signature",
+    );
+}
+
+#[test]
+fn an_image_for_another_board_never_reaches_sysupgrade() {
+    refused(
+        Offer::new(image(&["tplink,archer-c6-v2"], "1.0")),
+        "device `tplink,archer-c7-v5` not supported by this image",
+    );
+}
+
+#[test]
+fn a_compat_version_major_change_never_reaches_sysupgrade() {
+    refused(
+        Offer::new(image(&[BOARD], "2.0")),
+        "cannot be installed on this device",
+    );
+}
+
+#[test]
+fn a_failing_sysupgrade_test_stops_the_install() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    router.sysupgrade(1);
+    let output = router.run(&["upgrade"]);
+    assert_exit(&output, 6);
+    assert!(
+        stderr(&output).contains("image check failed"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(router.sysupgrade_calls().len(), 1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let router = Router::new("http://127.0.0.1:9");
+    assert_exit(&router.run(&["check", "--rev-code", "latest"]), 2);
+    assert_exit(&router.run(&["check", "--bogus"]), 2);
+    assert_exit(&router.run(&["check", "--server", "ftp://x"]), 2);
+}
+
+#[test]
+fn an_unreachable_server_is_a_server_error() {
+    let router = Router::new("http://127.0.0.1:9");
+    let output = router.run(&["versions"]);
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("cannot reach `http://127.0.0.1:9/json/v1/overview.json`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_interrupted_upgrade_follows_its_build_instead_of_posting_again() {
+    let mut offer = Offer::new(image(&[BOARD], "1.0"));
+    offer.lose_first_download = true;
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    let first = router.run(&["upgrade"]);
+    assert_exit(&first, 5);
+    let status = router.run(&["status"]);
+    assert!(
+        stdout(&status).contains(REQUEST_HASH),
+        "{}",
+        stdout(&status)
+    );
+    let second = router.run(&["upgrade"]);
+    assert_exit(&second, 0);
+    assert!(
+        stderr(&second).contains(&format!("resuming the build `{REQUEST_HASH}`")),
+        "{}",
+        stderr(&second)
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1);
+    assert_eq!(router.sysupgrade_calls().len(), 2);
+}
+
+#[test]
+fn upgrade_json_prints_progress_events_then_the_result() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["upgrade", "--json", "--dry-run"]);
+    assert_exit(&output, 0);
+    let lines: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert!(events.contains(&"build"), "{events:?}");
+    assert!(events.contains(&"download"), "{events:?}");
+    assert_eq!(events.last(), Some(&"result"));
+    let result = lines.last().unwrap();
+    assert_eq!(result["data"]["rebooting"], false);
+    assert_eq!(
+        result["data"]["verification"]["signed_by"],
+        "abababababababab"
+    );
+}

@@ -1,0 +1,62 @@
+//! The full `--help` of every command, pinned (STYLE rule 20: the README copies these).
+//!
+//! After changing an option, regenerate the files with `ATTENDANT_BLESS=1 cargo test -p
+//! attendant --test help` and review the diff.
+
+#![expect(clippy::unwrap_used, reason = "test helpers may unwrap")]
+
+use argh::FromArgs;
+
+const COMMANDS: [&str; 11] = [
+    "", "check", "upgrade", "download", "verify", "install", "versions", "list", "blob", "status",
+    "dump",
+];
+
+fn help(command: &str) -> String {
+    let args: Vec<&str> = if command.is_empty() {
+        vec!["--help"]
+    } else {
+        vec![command, "--help"]
+    };
+    let exit = attendant::Args::from_args(&["attendant"], &args).unwrap_err();
+    assert_eq!(exit.status, Ok(()), "--help must succeed");
+    exit.output
+}
+
+#[test]
+fn help_of_every_command_is_pinned() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/help");
+    let bless = std::env::var_os("ATTENDANT_BLESS").is_some();
+    for command in COMMANDS {
+        let name = if command.is_empty() {
+            "attendant"
+        } else {
+            command
+        };
+        let path = dir.join(format!("{name}.txt"));
+        let actual = help(command);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with ATTENDANT_BLESS=1", path.display()));
+        assert_eq!(
+            actual,
+            expected,
+            "`attendant {command} --help` changed; see {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_command_lists_examples() {
+    for command in COMMANDS {
+        assert!(
+            help(command).contains("\nExamples:\n"),
+            "`{command} --help` has no example"
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! Test harness: a fake router root, a tiny HTTP server standing in for the upgrade server,
+//! and a recording `sysupgrade` stand-in on `PATH`.
+
+#![expect(dead_code, reason = "not every test uses every helper")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a test harness: a failure should panic with the value"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use attendant_proto::fwtool::{self, Metadata};
+use attendant_proto::usign::{Fingerprint, SecretKey};
+
+pub(crate) const BOARD: &str = "tplink,archer-c7-v5";
+pub(crate) const PROFILE: &str = "tplink_archer-c7-v5";
+pub(crate) const REQUEST_HASH: &str =
+    "fd6e90748a0d8cd0cc1988dc98bb10bf0b164c0ead988a9fe98173367516b63d";
+pub(crate) const IMAGE_NAME: &str =
+    "openwrt-24.10.6-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin";
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) range: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// A response; `cut_after` closes the connection after that many body bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) cut_after: Option<usize>,
+}
+
+impl Reply {
+    pub(crate) fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(body).unwrap(),
+            cut_after: None,
+        }
+    }
+
+    pub(crate) fn bytes(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body,
+            cut_after: None,
+        }
+    }
+}
+
+type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+/// The fake server: a thread answering one request per connection.
+pub(crate) struct Server {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    pub(crate) fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let log = seen.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let handler = handler.clone();
+                let log = log.clone();
+                thread::spawn(move || serve(stream, &*handler, &log));
+            }
+        });
+        Self { url, seen }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    let seen = Seen {
+        method: method.clone(),
+        path,
+        range: headers.get("range").cloned(),
+        body,
+    };
+    let index = {
+        let mut log = log.lock().unwrap();
+        log.push(seen.clone());
+        log.len() - 1
+    };
+    let reply = handler(&seen, index);
+    let mut stream = stream;
+    let reason = match reply.status {
+        200 => "OK",
+        202 => "Accepted",
+        206 => "Partial Content",
+        404 => "Not Found",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    if method != "HEAD" {
+        let body = match reply.cut_after {
+            Some(cut) => &reply.body[..cut.min(reply.body.len())],
+            None => &reply.body[..],
+        };
+        let _ = stream.write_all(body);
+    }
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// A byte-range reply for a `Range: bytes=N-` request, or the whole file.
+pub(crate) fn ranged(seen: &Seen, file: &[u8]) -> Reply {
+    match seen
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+    {
+        Some(start) => {
+            let start: usize = start.parse().unwrap();
+            let mut reply = Reply::bytes(206, file[start..].to_vec());
+            reply.headers.push((
+                "Content-Range".into(),
+                format!("bytes {start}-{}/{}", file.len() - 1, file.len()),
+            ));
+            reply
+        }
+        None => Reply::bytes(200, file.to_vec()),
+    }
+}
+
+/// The signing key the test server uses, and its key file for the router.
+pub(crate) fn signing_key() -> SecretKey {
+    SecretKey::generate([5; 32], Fingerprint([0xab; 8]), [1; 16], None).unwrap()
+}
+
+/// A sysupgrade image with an fwtool metadata block.
+pub(crate) fn image(devices: &[&str], compat: &str) -> Vec<u8> {
+    let mut image: Vec<u8> = (0..300_000_u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let list: Vec<String> = devices.iter().map(|d| (*d).to_owned()).collect();
+    let metadata = Metadata {
+        supported_devices: Some(list.clone()),
+        new_supported_devices: (compat != "1.0").then_some(list),
+        compat_version: Some(compat.to_owned()),
+        ..Metadata::default()
+    };
+    fwtool::append_metadata(&mut image, &metadata).unwrap();
+    image
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The opkg status fixture's packages: name → version.
+pub(crate) fn installed() -> BTreeMap<String, String> {
+    attendant_proto::opkg::parse(include_bytes!(
+        "../../../proto/testdata/opkg/status-24.10-ath79"
+    ))
+    .unwrap()
+    .packagelist(true)
+}
+
+pub(crate) fn top_level() -> BTreeMap<String, String> {
+    attendant_proto::opkg::parse(include_bytes!(
+        "../../../proto/testdata/opkg/status-24.10-ath79"
+    ))
+    .unwrap()
+    .packagelist(false)
+}
+
+/// A router root: 24.10.4 on a TP-Link Archer C7 v5 with the opkg fixture.
+pub(crate) struct Router {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Router {
+    pub(crate) fn new(server: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let router = Self { dir };
+        router.write("tmp/sysinfo/board_name", format!("{BOARD}\n").as_bytes());
+        router.write("tmp/sysinfo/model", b"TP-Link Archer C7 v5\n");
+        router.write(
+            "usr/lib/os-release",
+            b"NAME=\"OpenWrt\"\nVERSION=\"24.10.4\"\nID=\"openwrt\"\nBUILD_ID=\"r28427-6df0e3d02a\"\n\
+              OPENWRT_BOARD=\"ath79/generic\"\nOPENWRT_ARCH=\"mips_24kc\"\n\
+              OPENWRT_RELEASE=\"OpenWrt 24.10.4 r28427-6df0e3d02a\"\n",
+        );
+        router.write(
+            "proc/mounts",
+            b"/dev/root /rom squashfs ro 0 0\noverlayfs:/overlay / overlay rw 0 0\n",
+        );
+        router.write(
+            "usr/lib/opkg/status",
+            include_bytes!("../../../proto/testdata/opkg/status-24.10-ath79"),
+        );
+        router.write(
+            "etc/config/attendedsysupgrade",
+            format!("config server 'server'\n\toption url '{server}'\n\nconfig attendant 'attendant'\n\toption require_signature '1'\n\toption poll_interval '500'\n").as_bytes(),
+        );
+        let key = signing_key().public_key();
+        router.write(
+            &format!("etc/opkg/keys/{}", key.fingerprint()),
+            key.to_file().as_bytes(),
+        );
+        std::fs::create_dir_all(router.path().join("tmp")).unwrap();
+        router.sysupgrade(0);
+        router
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn write(&self, path: &str, contents: &[u8]) {
+        let path = self.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Puts a recording `sysupgrade` in `<root>/bin` that exits with `code` on `--test`.
+    pub(crate) fn sysupgrade(&self, test_code: i32) {
+        let log = self.path().join("sysupgrade.log");
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = --test ]; then\n  [ {test_code} -ne 0 ] && echo 'image check failed' >&2\n  exit {test_code}\nfi\nexit 0\n",
+            log.display()
+        );
+        self.write("bin/sysupgrade", script.as_bytes());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            self.path().join("bin/sysupgrade"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+
+    /// The argument lines sysupgrade was called with.
+    pub(crate) fn sysupgrade_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path().join("sysupgrade.log"))
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs the agent with `--root` and the stand-in first on `PATH`.
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_attendant"));
+        command
+            .args(args)
+            .arg("--root")
+            .arg(self.path())
+            .env("PATH", path)
+            .env("NO_COLOR", "1");
+        for name in [
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "ALL_PROXY",
+            "HTTPS_PROXY",
+        ] {
+            command.env_remove(name);
+        }
+        command.output().unwrap()
+    }
+}
+
+/// What the fake upgrade server serves for one build.
+#[derive(Clone)]
+pub(crate) struct Offer {
+    pub(crate) image: Vec<u8>,
+    /// The SHA-256 the build response promises (default: the image's).
+    pub promised_sha256: Option<String>,
+    /// The signature file served at `<image>.sig`; `None` serves 404.
+    pub(crate) signature: Option<String>,
+    /// Package index versions: installed versions with `upgraded` bumped.
+    pub(crate) index: BTreeMap<String, String>,
+    /// Cut the first image download after this many bytes.
+    pub(crate) cut_first_download: Option<usize>,
+    /// Answer the first image download with 404 (the store lost it).
+    pub(crate) lose_first_download: bool,
+}
+
+impl Offer {
+    pub(crate) fn new(image: Vec<u8>) -> Self {
+        let signature = Some(signing_key().sign(&image).to_file());
+        let mut index = installed();
+        index.insert("luci".into(), "25.074.50000~b2c3d4e".into());
+        Self {
+            image,
+            promised_sha256: None,
+            signature,
+            index,
+            cut_first_download: None,
+            lose_first_download: false,
+        }
+    }
+
+    /// The build response for `request` (the manifest holds every requested package).
+    fn response(&self, request: &serde_json::Value, server: &str) -> serde_json::Value {
+        let mut response: serde_json::Value = serde_json::from_slice(include_bytes!(
+            "../../../proto/testdata/asu/build-200-24.10.6-ath79-tplink_archer-c7-v5.json"
+        ))
+        .unwrap();
+        let sha = self
+            .promised_sha256
+            .clone()
+            .unwrap_or_else(|| sha256(&self.image));
+        response["images"] = serde_json::json!([
+            {"filesystem": "squashfs", "name": IMAGE_NAME, "sha256": sha, "sha256_unsigned": sha, "type": "sysupgrade"}
+        ]);
+        let mut manifest = serde_json::Map::new();
+        if let Some(versions) = request["packages_versions"].as_object() {
+            for (name, version) in versions {
+                manifest.insert(name.clone(), version.clone());
+            }
+        }
+        response["manifest"] = manifest.into();
+        response["request"] = request.clone();
+        let _ = server;
+        response
+    }
+}
+
+/// Starts a server that offers 24.10.6 and builds `offer` after one queued poll.
+pub(crate) fn upgrade_server(offer: Offer) -> Server {
+    let offer = Arc::new(offer);
+    let cut_done = Arc::new(Mutex::new(false));
+    let request: Arc<Mutex<serde_json::Value>> = Arc::new(Mutex::new(serde_json::Value::Null));
+    let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+    let url_for_handler = url_cell.clone();
+    let server = Server::start(move |seen, _| {
+        let url = url_for_handler.lock().unwrap().clone();
+        let path = seen.path.as_str();
+        match (seen.method.as_str(), path) {
+            ("GET", "/json/v1/overview.json") => {
+                let mut overview: serde_json::Value = serde_json::from_slice(include_bytes!(
+                    "../../../proto/testdata/asu/overview.json"
+                ))
+                .unwrap();
+                overview["upstream_url"] = url.clone().into();
+                Reply::json(200, &overview)
+            }
+            ("GET", "/releases/24.10.6/targets/ath79/generic/profiles.json") => Reply::bytes(
+                200,
+                include_bytes!(
+                    "../../../proto/testdata/upstream/profiles-24.10.6-ath79-generic.json"
+                )
+                .to_vec(),
+            ),
+            ("GET", "/json/v1/releases/24.10.6/packages/mips_24kc-index.json") => Reply::json(
+                200,
+                &serde_json::json!({"architecture": "mips_24kc", "packages": offer.index}),
+            ),
+            ("POST", "/api/v1/build") => {
+                *request.lock().unwrap() = serde_json::from_slice(&seen.body).unwrap();
+                let mut reply = Reply::json(
+                    202,
+                    &serde_json::json!({"status": 202, "detail": "queued", "request_hash": REQUEST_HASH, "queue_position": 1, "imagebuilder_status": "queued"}),
+                );
+                reply.headers.push(("X-Queue-Position".into(), "1".into()));
+                reply
+                    .headers
+                    .push(("X-Imagebuilder-Status".into(), "queued".into()));
+                reply
+            }
+            ("HEAD", p) if p == format!("/api/v1/build/{REQUEST_HASH}") => {
+                Reply::bytes(200, Vec::new())
+            }
+            ("GET", p) if p == format!("/api/v1/build/{REQUEST_HASH}") => {
+                let request = request.lock().unwrap().clone();
+                Reply::json(200, &offer.response(&request, &url))
+            }
+            ("GET", p) if p == format!("/store/{REQUEST_HASH}/{IMAGE_NAME}") => {
+                let mut reply = ranged(seen, &offer.image);
+                let mut done = cut_done.lock().unwrap();
+                if offer.lose_first_download && !*done {
+                    *done = true;
+                    return Reply::json(404, &serde_json::json!({"detail": "Not Found"}));
+                }
+                if let Some(cut) = offer.cut_first_download
+                    && !*done
+                {
+                    *done = true;
+                    reply.cut_after = Some(cut);
+                }
+                reply
+            }
+            ("GET", p) if p == format!("/store/{REQUEST_HASH}/{IMAGE_NAME}.sig") => {
+                match &offer.signature {
+                    Some(sig) => Reply::bytes(200, sig.as_bytes().to_vec()),
+                    None => Reply::json(404, &serde_json::json!({"detail": "Not Found"})),
+                }
+            }
+            _ => Reply::json(404, &serde_json::json!({"detail": "Not Found"})),
+        }
+    });
+    *url_cell.lock().unwrap() = server.url.clone();
+    server
+}
+
+/// Asserts the exit code, printing everything on failure.
+pub(crate) fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub(crate) fn root_file(router: &Router, path: &str) -> PathBuf {
+    router.path().join(path)
+}
