@@ -1,0 +1,2 @@
+untrusted comment: verify with leading-zero.pub
+RWQBq+j7QkoguxTa0xrx5vDXjwCLpGaiRugY5Uemjf4a6M1ezUFJRfKutEqHqiKNwi7+oWdeklvC9kz6aKjXcQDiNrLpMQcYlAE=

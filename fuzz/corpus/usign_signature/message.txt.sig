@@ -1,0 +1,2 @@
+untrusted comment: verify with signify.pub
+RWQ9hR62rR209QoKsmQpklL4VZXN2ZxoXOlh06yVYkDVKXa4K6JXYV++pJQZrshJnGYWpB5L5xsa4nNQ0hpKh3L2/tD/XXnxyAE=
