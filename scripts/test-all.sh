@@ -13,6 +13,21 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+echo "== fuzz targets (compiled, seeds replayed; see fuzz/README.md)"
+# fuzz/ is its own workspace so libFuzzer never reaches the main build; its lock file also pins
+# proto's dependencies, hence no --locked here.
+cargo fmt --manifest-path fuzz/Cargo.toml --check
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets --quiet -- -D warnings
+cargo build --manifest-path fuzz/Cargo.toml --bins --quiet
+for dir in fuzz/corpus/*/; do
+  target=$(basename "$dir")
+  fuzz/target/debug/"$target" "$dir"* >/dev/null 2>&1 || {
+    echo "fuzz seed replay failed: $target (run: fuzz/target/debug/$target $dir*)"
+    exit 1
+  }
+done
+cargo test --manifest-path fuzz/Cargo.toml --lib --quiet
+
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
