@@ -38,6 +38,7 @@ use crate::installed::{
     InstalledPackage, InstalledPackages, MAX_PACKAGE_NAME_LEN, MAX_PACKAGE_VERSION_LEN,
     MAX_PACKAGES, PackageManager, ValueRule, check_value, excerpt, strip_abi_suffix,
 };
+use crate::stanza::{Event, LineTooLong, Reader};
 use crate::wire::{APK_INSTALLED_PATH, APK_WORLD_PATH};
 
 /// Largest installed database accepted, in bytes. It lists every installed file; a large x86
@@ -127,17 +128,17 @@ pub fn parse_installed(installed: &[u8]) -> Result<Vec<ApkPackage>, ApkError> {
     }
     let mut packages = Vec::new();
     let mut stanza = Stanza::default();
-    let mut line_number = 0usize;
-    for raw in installed.split(|byte| *byte == b'\n') {
-        line_number = line_number.saturating_add(1);
-        let line = check_line(raw, APK_INSTALLED_PATH, line_number)?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            stanza.finish(&mut packages, line_number)?;
-            continue;
+    for event in Reader::new(installed, MAX_LINE_LEN) {
+        match event.map_err(|error| line_too_long(error, APK_INSTALLED_PATH))? {
+            // apk has no continuation lines: one that starts with a space is not `K:value`.
+            Event::Field(line) | Event::Continuation(line) | Event::OrphanContinuation(line) => {
+                stanza.field(line.text, line.number)?;
+            }
+            Event::End { start, line } => {
+                std::mem::take(&mut stanza).finish(&mut packages, start, line)?;
+            }
         }
-        stanza.field(line, line_number)?;
     }
-    stanza.finish(&mut packages, line_number)?;
     Ok(packages)
 }
 
@@ -160,11 +161,10 @@ pub fn parse_world(world: &[u8]) -> Result<Vec<WorldEntry>, ApkError> {
         return Err(ApkError::WorldMissingNewline { size: world.len() });
     }
     let mut entries = Vec::new();
-    let mut line_number = 0usize;
-    for raw in world.split(|byte| *byte == b'\n') {
-        line_number = line_number.saturating_add(1);
-        let line = check_line(raw, APK_WORLD_PATH, line_number)?;
-        let text = std::str::from_utf8(line).map_err(|_| ApkError::NotUtf8 {
+    for line in Reader::new(world, MAX_LINE_LEN).lines() {
+        let line = line.map_err(|error| line_too_long(error, APK_WORLD_PATH))?;
+        let line_number = line.number;
+        let text = std::str::from_utf8(line.text).map_err(|_| ApkError::NotUtf8 {
             file: APK_WORLD_PATH,
             line: line_number,
         })?;
@@ -284,8 +284,6 @@ pub enum ApkError {
 /// The fields of one installed-database stanza.
 #[derive(Default)]
 struct Stanza {
-    start_line: usize,
-    has_field: bool,
     name: Option<String>,
     version: Option<String>,
     abi_version: Option<String>,
@@ -305,10 +303,6 @@ impl Stanza {
                 line: line_number,
                 content: excerpt(line),
             });
-        }
-        if !self.has_field {
-            self.has_field = true;
-            self.start_line = line_number;
         }
         let value = line.get(2..).unwrap_or_default();
         match key {
@@ -354,55 +348,50 @@ impl Stanza {
         }
     }
 
+    /// Ends the stanza that starts at line `start` and ends at line `end`: adds it to `packages`.
     fn finish(
-        &mut self,
+        self,
         packages: &mut Vec<ApkPackage>,
-        line_number: usize,
+        start: usize,
+        end: usize,
     ) -> Result<(), ApkError> {
-        let stanza = std::mem::take(self);
-        if !stanza.has_field {
-            return Ok(());
-        }
-        let Some(name) = stanza.name else {
+        let Some(name) = self.name else {
             return Err(ApkError::MissingField {
-                line: stanza.start_line,
+                line: start,
                 key: 'P',
             });
         };
-        let Some(version) = stanza.version else {
+        let Some(version) = self.version else {
             return Err(ApkError::MissingField {
-                line: stanza.start_line,
+                line: start,
                 key: 'V',
             });
         };
         if packages.len() >= MAX_PACKAGES {
             return Err(ApkError::TooManyEntries {
                 file: APK_INSTALLED_PATH,
-                line: line_number,
+                line: end,
                 max: MAX_PACKAGES,
             });
         }
         packages.push(ApkPackage {
             name,
             version,
-            abi_version: stanza.abi_version.filter(|abi| !abi.is_empty()),
-            provides: stanza.provides,
-            line: stanza.start_line,
+            abi_version: self.abi_version.filter(|abi| !abi.is_empty()),
+            provides: self.provides,
+            line: start,
         });
         Ok(())
     }
 }
 
-fn check_line<'a>(raw: &'a [u8], file: &'static str, line: usize) -> Result<&'a [u8], ApkError> {
-    if raw.len() > MAX_LINE_LEN {
-        return Err(ApkError::LineTooLong {
-            file,
-            line,
-            length: raw.len(),
-            max: MAX_LINE_LEN,
-        });
+fn line_too_long(error: LineTooLong, file: &'static str) -> ApkError {
+    ApkError::LineTooLong {
+        file,
+        line: error.line,
+        length: error.length,
+        max: error.max,
     }
-    Ok(raw.strip_suffix(b"\r").unwrap_or(raw))
 }
 
 fn set_once(

@@ -32,6 +32,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::installed::excerpt;
+use crate::json;
 use crate::wire::{
     BOARD_JSON_PATH, OPENWRT_RELEASE_PATH, OS_RELEASE_PATH, PROC_MOUNTS_PATH,
     SYSINFO_BOARD_NAME_PATH, SYSINFO_MODEL_PATH,
@@ -118,17 +119,19 @@ pub struct Release {
 impl SystemBoard {
     /// Parses the JSON reply of `ubus call system board`.
     pub fn parse(json: &[u8]) -> Result<SystemBoard, BoardError> {
-        if json.len() > MAX_SYSTEM_BOARD_SIZE {
-            return Err(BoardError::TooLarge {
+        crate::json::decode(
+            json,
+            MAX_SYSTEM_BOARD_SIZE,
+            |size| BoardError::TooLarge {
                 file: SYSTEM_BOARD_SOURCE,
-                size: json.len(),
+                size,
                 max: MAX_SYSTEM_BOARD_SIZE,
-            });
-        }
-        serde_json::from_slice(json).map_err(|source| BoardError::Json {
-            file: SYSTEM_BOARD_SOURCE,
-            source,
-        })
+            },
+            |source| BoardError::Json {
+                file: SYSTEM_BOARD_SOURCE,
+                source,
+            },
+        )
     }
 
     /// The ASU `profile` for this board ([`profile_from_board_name`]).
@@ -343,17 +346,19 @@ impl BoardJson {
         struct RawSystem {
             compat_version: Option<String>,
         }
-        if bytes.len() > MAX_BOARD_JSON_SIZE {
-            return Err(BoardError::TooLarge {
+        let raw: Raw = json::decode(
+            bytes,
+            MAX_BOARD_JSON_SIZE,
+            |size| BoardError::TooLarge {
                 file: BOARD_JSON_PATH,
-                size: bytes.len(),
+                size,
                 max: MAX_BOARD_JSON_SIZE,
-            });
-        }
-        let raw: Raw = serde_json::from_slice(bytes).map_err(|source| BoardError::Json {
-            file: BOARD_JSON_PATH,
-            source,
-        })?;
+            },
+            |source| BoardError::Json {
+                file: BOARD_JSON_PATH,
+                source,
+            },
+        )?;
         let compat_version = raw
             .system
             .and_then(|system| system.compat_version)

@@ -48,6 +48,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::json;
+
 /// The trailer magic, `"FWx0"` big-endian (`FWIMAGE_MAGIC`).
 pub const MAGIC: u32 = 0x4657_7830;
 
@@ -336,9 +338,10 @@ impl Trailer {
         if magic != MAGIC {
             return Err(FwtoolError::BadMagic { found: magic });
         }
+        let [kind, _pad @ ..] = *kind;
         Ok(Self {
             crc: u32::from_be_bytes(*crc),
-            kind: BlockKind::from_byte(kind[0]),
+            kind: BlockKind::from_byte(kind),
             size: u32::from_be_bytes(*size),
         })
     }
@@ -719,15 +722,17 @@ pub struct ImageVersion {
 impl Metadata {
     /// Parse metadata JSON (at most [`MAX_METADATA_LEN`] bytes).
     pub fn parse(bytes: &[u8]) -> Result<Self, FwtoolError> {
-        if bytes.len() > MAX_METADATA_LEN {
-            return Err(FwtoolError::MetadataTooLarge {
-                len: bytes.len(),
+        json::decode(
+            bytes,
+            MAX_METADATA_LEN,
+            |len| FwtoolError::MetadataTooLarge {
+                len,
                 max: MAX_METADATA_LEN,
-            });
-        }
-        serde_json::from_slice(bytes).map_err(|error| FwtoolError::BadJson {
-            message: error.to_string(),
-        })
+            },
+            |error| FwtoolError::BadJson {
+                message: error.to_string(),
+            },
+        )
     }
 
     /// The JSON, as fwtool would embed it.

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json;
+use crate::stanza::{Event, Reader};
+
 /// Largest `Packages` file accepted, in bytes (the biggest feed is a few MiB).
 pub const MAX_PACKAGES_BYTES: usize = 64 * 1024 * 1024;
 /// Largest `index.json` accepted, in bytes.
@@ -172,58 +175,55 @@ pub fn parse_packages_detailed(bytes: &[u8]) -> Result<Vec<PackageEntry>, IndexE
             max: MAX_PACKAGES_BYTES,
         });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| IndexError::NotUtf8)?;
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(IndexError::NotUtf8);
+    }
     let mut entries = Vec::new();
     let mut stanza: Vec<(usize, &str, String)> = Vec::new();
-    let mut stanza_line = 1usize;
-    for (index, raw) in text.lines().enumerate() {
-        let line_number = index.saturating_add(1);
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            if !stanza.is_empty() {
-                push_entry(&mut entries, stanza_line, &stanza)?;
+    // `Packages` has no line limit of its own: the file limit bounds every line, so `TooLarge` is
+    // the right answer should one ever be longer. A blank line is one that trims to nothing.
+    let reader = Reader::new(bytes, MAX_PACKAGES_BYTES).with_blank_rule(trims_to_nothing);
+    for event in reader {
+        let event = event.map_err(|error| IndexError::TooLarge {
+            what: "`Packages`",
+            length: error.length,
+            max: error.max,
+        })?;
+        match event {
+            Event::Field(line) => {
+                let text = utf8_line(line.text)?;
+                let Some((key, value)) = text.split_once(':') else {
+                    return Err(IndexError::BadLine {
+                        line: line.number,
+                        text: truncate(text),
+                    });
+                };
+                stanza.push((line.number, key.trim(), value.trim().to_owned()));
+            }
+            // Continuation of the previous field (Description); appended, but not needed.
+            Event::Continuation(line) => {
+                if let Some((_, _, value)) = stanza.last_mut() {
+                    value.push('\n');
+                    value.push_str(utf8_line(line.text)?.trim());
+                }
+            }
+            Event::OrphanContinuation(line) => {
+                return Err(IndexError::BadLine {
+                    line: line.number,
+                    text: truncate(utf8_line(line.text)?),
+                });
+            }
+            Event::End { start, .. } => {
+                push_entry(&mut entries, start, &stanza)?;
                 stanza.clear();
             }
-            continue;
         }
-        if line.starts_with([' ', '\t']) {
-            // Continuation of the previous field (Description); appended, but not needed.
-            if let Some((_, _, value)) = stanza.last_mut() {
-                value.push('\n');
-                value.push_str(line.trim());
-                continue;
-            }
-            return Err(IndexError::BadLine {
-                line: line_number,
-                text: truncate(line),
-            });
-        }
-        let Some((key, value)) = line.split_once(':') else {
-            return Err(IndexError::BadLine {
-                line: line_number,
-                text: truncate(line),
-            });
-        };
-        if stanza.is_empty() {
-            stanza_line = line_number;
-        }
-        stanza.push((line_number, key.trim(), value.trim().to_owned()));
-    }
-    if !stanza.is_empty() {
-        push_entry(&mut entries, stanza_line, &stanza)?;
     }
     Ok(entries)
 }
 
 /// Parses `index.json`, detecting v1 (no `version` key) or v2 (`"version": 2`).
 pub fn parse_index_json(bytes: &[u8]) -> Result<IndexJson, IndexError> {
-    if bytes.len() > MAX_INDEX_JSON_BYTES {
-        return Err(IndexError::TooLarge {
-            what: "`index.json`",
-            length: bytes.len(),
-            max: MAX_INDEX_JSON_BYTES,
-        });
-    }
     #[derive(Deserialize)]
     struct Raw {
         #[serde(default)]
@@ -233,7 +233,16 @@ pub fn parse_index_json(bytes: &[u8]) -> Result<IndexJson, IndexError> {
         #[serde(default)]
         packages: BTreeMap<String, String>,
     }
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|source| IndexError::Json { source })?;
+    let raw: Raw = json::decode(
+        bytes,
+        MAX_INDEX_JSON_BYTES,
+        |length| IndexError::TooLarge {
+            what: "`index.json`",
+            length,
+            max: MAX_INDEX_JSON_BYTES,
+        },
+        |source| IndexError::Json { source },
+    )?;
     let version = match raw.version {
         None => 1,
         Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v >= 1) => n.as_u64().unwrap_or(1),
@@ -363,14 +372,27 @@ fn number(line: usize, field: &'static str, value: &str) -> Result<u64, IndexErr
     })
 }
 
+/// The text of a line, without trailing carriage returns. The whole file was checked to be UTF-8
+/// before, and lines split at the ASCII `\n`, so the check here cannot fail.
+fn utf8_line(line: &[u8]) -> Result<&str, IndexError> {
+    let text = std::str::from_utf8(line).map_err(|_| IndexError::NotUtf8)?;
+    Ok(text.trim_end_matches('\r'))
+}
+
+/// `Packages`' rule for a blank line: nothing but (Unicode) whitespace.
+fn trims_to_nothing(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok_and(|text| text.trim().is_empty())
+}
+
 fn truncate(text: &str) -> String {
     text.chars().take(120).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     const PACKAGES: &str = "Package: libubox20240329
 Version: 2024.03.29~eb9bcb64-r1

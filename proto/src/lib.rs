@@ -12,6 +12,7 @@
 //! | [`version`] | OpenWrt release ordering and opkg/apk package version comparison |
 //! | [`api`] | the Attended SysUpgrade (ASU) HTTP API v1: build request, response, overview |
 //! | [`upstream`], [`index`] | downloads.openwrt.org metadata: `.versions.json`, `.targets.json`, `profiles.json`, package indexes |
+//! | [`uci`] | UCI configuration files (`/etc/config/*`), read and written without the `uci` tool |
 //! | [`board`] | device facts: `ubus call system board`, os-release, `/tmp/sysinfo`, `board.json` |
 //! | [`wire`] | wire constants: header names, router paths, UCI names, environment variables |
 //!
@@ -29,7 +30,11 @@ pub mod fwtool;
 pub mod index;
 pub mod installed;
 pub mod opkg;
+pub mod uci;
 pub mod upstream;
 pub mod usign;
 pub mod version;
 pub mod wire;
+
+mod json;
+mod stanza;

@@ -35,6 +35,7 @@ use crate::installed::{
     InstalledPackage, InstalledPackages, MAX_PACKAGE_NAME_LEN, MAX_PACKAGE_VERSION_LEN,
     MAX_PACKAGES, PackageManager, ValueRule, check_value, excerpt, strip_abi_suffix,
 };
+use crate::stanza::{Event, Reader};
 use crate::wire::OPKG_STATUS_PATH;
 
 /// Largest status file accepted, in bytes. A router with a thousand packages and their conffiles
@@ -57,33 +58,24 @@ pub fn parse(status: &[u8]) -> Result<InstalledPackages, OpkgError> {
     }
     let mut packages = InstalledPackages::new(PackageManager::Opkg);
     let mut stanza = Stanza::default();
-    let mut line_number = 0usize;
-    for raw in status.split(|byte| *byte == b'\n') {
-        line_number = line_number.saturating_add(1);
-        if raw.len() > MAX_LINE_LEN {
-            return Err(OpkgError::LineTooLong {
-                line: line_number,
-                length: raw.len(),
-                max: MAX_LINE_LEN,
-            });
-        }
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            stanza.finish(&mut packages, line_number)?;
-            continue;
-        }
-        if line
-            .first()
-            .is_some_and(|byte| *byte == b' ' || *byte == b'\t')
-        {
-            if !stanza.has_field {
-                return Err(OpkgError::OrphanContinuation { line: line_number });
+    for event in Reader::new(status, MAX_LINE_LEN) {
+        let event = event.map_err(|error| OpkgError::LineTooLong {
+            line: error.line,
+            length: error.length,
+            max: error.max,
+        })?;
+        match event {
+            Event::Field(line) => stanza.field(line.text, line.number)?,
+            // Continuation lines hold the `Conffiles:` entries, which this parser does not read.
+            Event::Continuation(_) => {}
+            Event::OrphanContinuation(line) => {
+                return Err(OpkgError::OrphanContinuation { line: line.number });
             }
-            continue;
+            Event::End { start, line } => {
+                std::mem::take(&mut stanza).finish(&mut packages, start, line)?
+            }
         }
-        stanza.field(line, line_number)?;
     }
-    stanza.finish(&mut packages, line_number)?;
     Ok(packages)
 }
 
@@ -188,8 +180,6 @@ pub enum OpkgError {
 /// The fields of one stanza that matter, collected until the blank line that ends it.
 #[derive(Default)]
 struct Stanza {
-    start_line: usize,
-    has_field: bool,
     package: Option<String>,
     version: Option<String>,
     abi_version: Option<String>,
@@ -212,10 +202,6 @@ impl Stanza {
                 line: line_number,
                 content: excerpt(line),
             });
-        }
-        if !self.has_field {
-            self.has_field = true;
-            self.start_line = line_number;
         }
         match key {
             b"Package" => {
@@ -259,35 +245,36 @@ impl Stanza {
         }
     }
 
-    /// Ends the stanza: adds it to `packages` if installed, and resets for the next one.
+    /// Ends the stanza that starts at line `start` and ends at line `end`: adds it to `packages`
+    /// if installed.
     fn finish(
-        &mut self,
+        self,
         packages: &mut InstalledPackages,
-        line_number: usize,
+        start: usize,
+        end: usize,
     ) -> Result<(), OpkgError> {
-        let stanza = std::mem::take(self);
-        if !stanza.has_field || stanza.installed != Some(true) {
+        if self.installed != Some(true) {
             return Ok(());
         }
-        let Some(package) = stanza.package else {
+        let Some(package) = self.package else {
             return Err(OpkgError::MissingField {
-                line: stanza.start_line,
+                line: start,
                 field: "Package",
             });
         };
-        let Some(version) = stanza.version else {
+        let Some(version) = self.version else {
             return Err(OpkgError::MissingField {
-                line: stanza.start_line,
+                line: start,
                 field: "Version",
             });
         };
         if packages.len() >= MAX_INSTALLED_PACKAGES {
             return Err(OpkgError::TooManyPackages {
-                line: line_number,
+                line: end,
                 max: MAX_INSTALLED_PACKAGES,
             });
         }
-        let name = match &stanza.abi_version {
+        let name = match &self.abi_version {
             Some(abi_version) => strip_abi_suffix(&package, abi_version).to_owned(),
             None => package.clone(),
         };
@@ -295,8 +282,8 @@ impl Stanza {
             name,
             package,
             version,
-            abi_version: stanza.abi_version,
-            top_level: stanza.auto_installed != Some(true),
+            abi_version: self.abi_version,
+            top_level: self.auto_installed != Some(true),
         });
         Ok(())
     }

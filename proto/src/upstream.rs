@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::response::{BadRequest, ImageInfo};
+use crate::json;
 
 /// Largest `.versions.json` accepted, in bytes.
 pub const MAX_VERSIONS_JSON_BYTES: usize = 1024 * 1024;
@@ -361,21 +362,20 @@ fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     max: usize,
 ) -> Result<T, UpstreamError> {
-    if bytes.len() > max {
-        return Err(UpstreamError::TooLarge {
-            what,
-            length: bytes.len(),
-            max,
-        });
-    }
-    serde_json::from_slice(bytes).map_err(|source| UpstreamError::Json { what, source })
+    json::decode(
+        bytes,
+        max,
+        |length| UpstreamError::TooLarge { what, length, max },
+        |source| UpstreamError::Json { what, source },
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    use super::*;
 
     fn profiles(value: Value) -> Profiles {
         parse_profiles(value.to_string().as_bytes()).unwrap()

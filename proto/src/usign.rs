@@ -69,6 +69,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use sha2::{Digest as _, Sha512};
 
+use crate::wire::OPKG_KEYS_DIR;
+
 /// Largest key or signature file accepted, in bytes: a maximal comment line plus the base64 of
 /// the largest structure (a secret key, 140 characters) with room to spare.
 pub const MAX_FILE_LEN: usize = 2048;
@@ -79,9 +81,9 @@ pub const MAX_COMMENT_LEN: usize = 1024;
 /// The fixed start of line 1 of every key and signature file.
 pub const COMMENT_PREFIX: &str = "untrusted comment: ";
 
-/// Directory where a router keeps the usign public keys it trusts, one file per key named after
-/// its fingerprint (used by opkg, `usign -P` and `ucert -P`).
-pub const KEYS_DIR: &str = "/etc/opkg/keys";
+/// Directory where a router keeps the usign public keys it trusts; the same value as
+/// [`crate::wire::OPKG_KEYS_DIR`], which is where it is declared.
+pub const KEYS_DIR: &str = OPKG_KEYS_DIR;
 
 /// Decoded length of a public key file.
 pub const PUBLIC_KEY_LEN: usize = 42;
@@ -247,7 +249,7 @@ pub enum UsignError {
     /// No trusted key has the signature's fingerprint.
     #[error(
         "signature was made by key `{fingerprint}`, which is not trusted\n\nhint: install its \
-         public key as `/etc/opkg/keys/{fingerprint}`"
+         public key as `{KEYS_DIR}/{fingerprint}`"
     )]
     UnknownKey {
         /// The fingerprint named in the signature.

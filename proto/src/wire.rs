@@ -53,7 +53,8 @@ pub const DEVICE_TREE_MODEL_PATH: &str = "/proc/device-tree/model";
 
 // Keys and working directories (router-side.md §3.4, §6, §7).
 
-/// Directory of the usign public keys sysupgrade trusts, one file per key fingerprint.
+/// Directory of the usign public keys the router trusts, one file per key named after its
+/// fingerprint (read by opkg, sysupgrade, `usign -P` and `ucert -P`); see [`crate::usign`].
 pub const OPKG_KEYS_DIR: &str = "/etc/opkg/keys";
 
 /// The RAM-backed directory where images are downloaded before flashing.

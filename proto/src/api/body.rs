@@ -4,6 +4,8 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::json;
+
 /// Why an API body could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,14 +37,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     max: usize,
 ) -> Result<T, BodyError> {
-    if bytes.len() > max {
-        return Err(BodyError::TooLarge {
-            what,
-            length: bytes.len(),
-            max,
-        });
-    }
-    serde_json::from_slice(bytes).map_err(|source| BodyError::Json { what, source })
+    json::decode(
+        bytes,
+        max,
+        |length| BodyError::TooLarge { what, length, max },
+        |source| BodyError::Json { what, source },
+    )
 }
 
 #[cfg(test)]

@@ -293,8 +293,9 @@ fn put_map(out: &mut Vec<u8>, map: &BTreeMap<String, String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     fn request(packages: &[&str]) -> BuildRequest {
         let mut request = BuildRequest::new("24.10.6", "ath79/generic", "tplink,archer-c7-v5");

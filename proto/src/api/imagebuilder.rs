@@ -369,8 +369,9 @@ fn truncate(text: &str, max_chars: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     const MAKE_INFO: &str = r#"Current Target: "ath79/generic"
 Current Architecture: "mips"

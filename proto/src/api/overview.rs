@@ -154,14 +154,6 @@ impl Default for ServerInfo {
     }
 }
 
-fn default_max_custom_rootfs_size_mb() -> u32 {
-    DEFAULT_MAX_CUSTOM_ROOTFS_SIZE_MB
-}
-
-fn default_max_defaults_length() -> usize {
-    DEFAULT_MAX_DEFAULTS_LENGTH
-}
-
 impl Overview {
     /// The branch holding `version`, by the versions each branch lists.
     pub fn branch_of(&self, version: &str) -> Option<&Branch> {
@@ -171,10 +163,19 @@ impl Overview {
     }
 }
 
+fn default_max_custom_rootfs_size_mb() -> u32 {
+    DEFAULT_MAX_CUSTOM_ROOTFS_SIZE_MB
+}
+
+fn default_max_defaults_length() -> usize {
+    DEFAULT_MAX_DEFAULTS_LENGTH
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn package_change_omits_absent_fields() {

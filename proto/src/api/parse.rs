@@ -546,8 +546,9 @@ fn python_json_message(serde_message: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn parse(value: Value) -> Result<BuildRequest, ValidationErrors> {
         parse_build_request(value.to_string().as_bytes(), &RequestLimits::default())

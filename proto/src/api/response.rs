@@ -463,9 +463,10 @@ impl BuildFailure {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::api::imagebuilder::PackageErrors;
-    use serde_json::json;
 
     #[test]
     fn bad_request_texts_are_asu_exact() {
