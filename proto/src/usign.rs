@@ -24,12 +24,13 @@
 //!
 //! # Fingerprint spelling
 //!
-//! usign prints a fingerprint, names trusted key files (`/etc/opkg/keys/<fingerprint>`) and writes
-//! default comments with `printf("%" PRIx64, fingerprint_u64(fp))`, where `fingerprint_u64` reads
-//! the 8 bytes big-endian (openwrt/usign `main.c`: `write_file`, `verify`, `fingerprint`). That is
-//! lowercase hex **without zero padding**: the key `0a1b…` lives in a file named `a1b…`, 15
-//! characters long. [`Fingerprint`]'s `Display` does the same. (`reference/router-side.md` §6.1
-//! says "16 lowercase hex digits"; that only holds when the first nibble is not zero.)
+//! Current usign prints a fingerprint, names trusted key files (`/etc/opkg/keys/<fingerprint>`) and
+//! writes default comments as 16 lowercase hex digits of the big-endian `u64`, zero padded
+//! (`%016" PRIx64`, openwrt/usign "Always pad fingerprints to 16 characters", 2020: ucert expects a
+//! fixed length and failed for keys whose first byte is 0). ASU names injected keys the same way.
+//! [`Fingerprint`]'s `Display` writes that spelling. usign releases before that change wrote
+//! `%" PRIx64` without padding, so a router may still hold `/etc/opkg/keys/a1b…` (15 characters)
+//! for the key `0a1b…`; [`Fingerprint::from_hex`] and [`Keyring::add_file`] accept both.
 //!
 //! # Verification
 //!
@@ -265,7 +266,7 @@ pub enum UsignError {
 
 /// The 8-byte key number that ties a signature to its key.
 ///
-/// `Display` is usign's spelling: lowercase hex of the big-endian `u64` without zero padding (see
+/// `Display` is usign's spelling: 16 lowercase hex digits of the big-endian `u64`, zero padded (see
 /// the module docs), which is also the key's file name in [`KEYS_DIR`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub [u8; 8]);
@@ -286,7 +287,7 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", u64::from_be_bytes(self.0))
+        write!(f, "{:016x}", u64::from_be_bytes(self.0))
     }
 }
 
@@ -639,7 +640,8 @@ impl Keyring {
     /// name under which usign would find it.
     pub fn add_file(&mut self, file_name: &str, bytes: &[u8]) -> Result<(), UsignError> {
         let key = PublicKey::parse(bytes)?;
-        if file_name != key.fingerprint.to_string() {
+        // Old usign wrote unpadded names; both spellings name the same key.
+        if Fingerprint::from_hex(file_name).ok() != Some(key.fingerprint) {
             return Err(UsignError::FileNameMismatch {
                 file_name: shorten(file_name),
                 fingerprint: key.fingerprint,

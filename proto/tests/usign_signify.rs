@@ -91,15 +91,17 @@ fn signify_fixture_signature_verifies_with_ours() {
 }
 
 #[test]
-fn leading_zero_fingerprint_is_not_padded() {
+fn leading_zero_fingerprint_is_padded_and_old_unpadded_names_still_match() {
     let key = PublicKey::parse(LZ_PUB).unwrap();
     let name = key.fingerprint().to_string();
-    assert_eq!(name, "1abe8fb424a20bb");
+    assert_eq!(name, "01abe8fb424a20bb");
     let mut ring = Keyring::new();
     assert!(matches!(
-        ring.add_file("01abe8fb424a20bb", LZ_PUB),
+        ring.add_file("01abe8fb424a20bc", LZ_PUB),
         Err(UsignError::FileNameMismatch { .. })
     ));
+    // usign before 2020 named the file without the leading zero.
+    ring.add_file("1abe8fb424a20bb", LZ_PUB).unwrap();
     ring.add_file(&name, LZ_PUB).unwrap();
     ring.verify(MESSAGE, &Signature::parse(LZ_SIG).unwrap())
         .unwrap();

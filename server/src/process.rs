@@ -24,6 +24,8 @@ use std::{
     time::Duration,
 };
 
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, kill_process_group as kill_process_group_now};
 use tokio::{
     io::{AsyncRead, AsyncReadExt},
     process::Command,
@@ -183,7 +185,7 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
 
     let waited = tokio::time::timeout(timeout, child.wait()).await;
     if let Some(group) = group {
-        kill_process_group(group).await;
+        kill_process_group(group);
     }
     let status = match waited {
         Ok(status) => Some(status.map_err(|source| RunError::Io {
@@ -227,39 +229,17 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
     }
 }
 
-/// Send `SIGKILL` to every process in the group `group`.
-///
-/// Interim: this runs `kill -s KILL -- -<group>` (procps `kill`, by absolute path, as an argument
-/// vector). The signal belongs in a direct `killpg(2)` call, which needs `rustix` (feature
-/// `process`, already in the dependency tree through `tar` and `tempfile`) as a direct dependency:
-/// `rustix::process::kill_process_group(Pid::from_raw(group), Signal::KILL)`. `unsafe` is
-/// forbidden in this workspace, so `libc::killpg` is not an option.
-async fn kill_process_group(group: u32) {
-    let Some(kill) = ["/bin/kill", "/usr/bin/kill"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists())
-    else {
-        tracing::warn!(
-            group,
-            "no `kill` program found; the process group was not killed"
-        );
+/// Send `SIGKILL` to every process in the group `group` (`killpg(2)`), so `make`'s children die
+/// with it. `ESRCH` (the group is already empty) is the usual case after a clean exit and is not
+/// an error.
+fn kill_process_group(group: u32) {
+    let Some(pid) = i32::try_from(group).ok().and_then(Pid::from_raw) else {
+        tracing::warn!(group, "not a process group id; nothing was killed");
         return;
     };
-    let result = Command::new(kill)
-        .args(["-s", "KILL", "--", &format!("-{group}")])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    // A non-zero status means the group was already empty (ESRCH), the usual case after a clean
-    // exit.
-    if let Err(error) = result {
-        tracing::warn!(
-            group,
-            "could not run `{kill}` to kill the process group: {error}"
-        );
+    match kill_process_group_now(pid, Signal::KILL) {
+        Ok(()) | Err(Errno::SRCH) => {}
+        Err(error) => tracing::warn!(group, "could not kill the process group: {error}"),
     }
 }
 

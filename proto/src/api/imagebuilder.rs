@@ -233,22 +233,27 @@ pub fn scan_package_errors(stderr: &str) -> PackageErrors {
         if let Some(rest) = after(line, "is already provided by package  * ") {
             add(&mut conflicts, rest.trim_end());
         }
+        // opkg prints the package first (`The following packages conflict with X:`), then one
+        // message per conflicting package, each a tab and the name (` * check_conflicts_for:
+        // \tY * `).
         if let Some(rest) = after(line, "* check_conflicts_for:") {
-            let rest = rest.trim_end();
-            let body = rest.strip_suffix(" *").or_else(|| rest.strip_suffix(':'));
-            if let Some(body) = body
-                && let Some((head, name)) = body.rsplit_once(' ')
-                && !head.is_empty()
-            {
-                add(&mut conflicts, name);
+            let rest = rest.trim();
+            let rest = rest.strip_suffix('*').unwrap_or(rest).trim();
+            if let Some((_, name)) = rest.split_once("conflict with ") {
+                add(&mut conflicts, name.trim_end_matches(':'));
+            } else if !rest.contains(char::is_whitespace) {
+                add(&mut conflicts, rest);
             }
         }
         if let Some(rest) = after(line, "ERROR: ")
             && let Some((name, tail)) = rest.split_once(": trying to overwrite ")
             && let Some((_, owner)) = tail.rsplit_once(" owned by ")
         {
-            add(&mut conflicts, name);
-            add(&mut conflicts, owner.trim_end().trim_end_matches('.'));
+            add(&mut conflicts, apk_package_name(name));
+            add(
+                &mut conflicts,
+                apk_package_name(owner.trim_end().trim_end_matches('.')),
+            );
         }
         // apk groups conflicts: an indented `name:` line, then an indented `conflicts: x[...]`.
         if line.starts_with(' ')
@@ -258,8 +263,11 @@ pub fn scan_package_errors(stderr: &str) -> PackageErrors {
             && next.starts_with(' ')
             && let Some(other) = next.trim_start().strip_prefix("conflicts: ")
         {
-            add(&mut conflicts, name);
-            add(&mut conflicts, other.split('[').next().unwrap_or(""));
+            add(&mut conflicts, apk_package_name(name));
+            add(
+                &mut conflicts,
+                apk_package_name(other.split('[').next().unwrap_or("")),
+            );
         }
     }
     let mut missing: BTreeSet<String> = missing.difference(&conflicts).cloned().collect();
@@ -305,6 +313,26 @@ fn join(set: &BTreeSet<String>) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The package name of an apk `name-version-rN` token (`dnsmasq-full-2.91-r1` →
+/// `dnsmasq-full`), split as apk-tools' `apk_pkg_parse_name` does: the last `-` followed by a
+/// digit before the `-rN` release. Tokens without a `-rN` release are names already
+/// (`kmod-8021q`) and come back unchanged.
+fn apk_package_name(token: &str) -> &str {
+    let Some((rest, release)) = token.rsplit_once("-r") else {
+        return token;
+    };
+    if release.is_empty() || !release.bytes().all(|byte| byte.is_ascii_digit()) {
+        return token;
+    }
+    let bytes = rest.as_bytes();
+    for (index, byte) in bytes.iter().enumerate().rev() {
+        if *byte == b'-' && bytes.get(index + 1).is_some_and(u8::is_ascii_digit) {
+            return rest.get(..index).unwrap_or(token);
+        }
+    }
+    token
 }
 
 fn add(set: &mut BTreeSet<String>, name: &str) {
@@ -496,6 +524,51 @@ tplink_archer-c7-v5:
     }
 
     #[test]
+    fn finds_every_package_of_a_tabbed_check_conflicts_for_list() {
+        // opkg prints each conflicting package as its own message: a tab, the name.
+        let errors = scan_package_errors(concat!(
+            "Collected errors:\n",
+            " * check_conflicts_for: The following packages conflict with wpad-basic-mbedtls:\n",
+            " * check_conflicts_for: \twpad-openssl * \n",
+            " * opkg_install_cmd: Cannot install package wpad-basic-mbedtls.\n",
+        ));
+        assert_eq!(
+            errors.to_string(),
+            "Impossible package selection: conflicts (wpad-basic-mbedtls, wpad-openssl)"
+        );
+    }
+
+    #[test]
+    fn reports_apk_conflicts_by_package_name_not_name_version() {
+        let errors = scan_package_errors(concat!(
+            "ERROR: unable to select packages:\n",
+            "  dnsmasq-full-2.91-r1:\n",
+            "    conflicts: dnsmasq-2.91-r1[dnsmasq]\n",
+            "    satisfies: world[dnsmasq-full]\n",
+            "  dnsmasq-2.91-r1:\n",
+            "    conflicts: dnsmasq-full-2.91-r1[dnsmasq]\n",
+            "    satisfies: world[dnsmasq]\n",
+        ));
+        assert_eq!(
+            errors.to_string(),
+            "Impossible package selection: conflicts (dnsmasq, dnsmasq-full)"
+        );
+    }
+
+    #[test]
+    fn splits_apk_names_like_apk_tools() {
+        assert_eq!(apk_package_name("dnsmasq-full-2.91-r1"), "dnsmasq-full");
+        assert_eq!(apk_package_name("kmod-8021q-6.6.86-r1"), "kmod-8021q");
+        assert_eq!(
+            apk_package_name("libubox20250719-2025.07.19~abc-r1"),
+            "libubox20250719"
+        );
+        assert_eq!(apk_package_name("kmod-8021q"), "kmod-8021q");
+        assert_eq!(apk_package_name("nftables-json"), "nftables-json");
+        assert_eq!(apk_package_name("-"), "-");
+    }
+
+    #[test]
     fn finds_opkg_file_clashes() {
         let errors = scan_package_errors(concat!(
             "Collected errors:\n",
@@ -536,11 +609,7 @@ tplink_archer-c7-v5:
         );
         assert_eq!(
             errors.conflicts,
-            [
-                "wpad-basic-mbedtls-2024.09.15-r1".to_owned(),
-                "wpad-openssl-2024.09.15-r1".to_owned()
-            ]
-            .into()
+            ["wpad-basic-mbedtls".to_owned(), "wpad-openssl".to_owned()].into()
         );
     }
 

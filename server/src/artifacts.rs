@@ -1,0 +1,246 @@
+//! The artifact store: built images on local disk, one directory per job, served at `/store/`.
+//!
+//! Layout: `<store>/<request_hash>/<file>` — `bin_dir` always equals the request hash. A build
+//! is moved in whole: its output directory is renamed to `<store>/.incoming-<hash>-<nonce>`
+//! (copied first if the work directory is on another file system) and then renamed into place,
+//! so a reader sees either no directory or a complete one. Names starting with `.` are never
+//! served and are removed by the collector after the orphan grace period.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why an artifact operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// A file system operation failed.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The output holds something that is neither a file nor a directory (a link, a device).
+    #[error("build output `{path}` is not a regular file or directory")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// The local artifact store.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    root: PathBuf,
+}
+
+impl Artifacts {
+    /// A store rooted at `root` (created if missing).
+    pub fn open(root: &Path) -> Result<Self, ArtifactError> {
+        std::fs::create_dir_all(root).map_err(|source| ArtifactError::Io {
+            action: "create the store directory",
+            path: root.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of a job (`bin_dir`).
+    pub fn job_dir(&self, request_hash: &str) -> PathBuf {
+        self.root.join(request_hash)
+    }
+
+    /// The file behind `/store/<relative>`, if `relative` is a path of plain names that does
+    /// not start with a dot (no `..`, no absolute paths, no hidden staging directories).
+    pub fn resolve(&self, relative: &str) -> Option<PathBuf> {
+        if relative.is_empty() || relative.len() > 1024 {
+            return None;
+        }
+        let mut path = self.root.clone();
+        for component in relative.split('/') {
+            let plain = !component.is_empty()
+                && !component.starts_with('.')
+                && !component.contains('\\')
+                && !component.contains('\0');
+            if !plain {
+                return None;
+            }
+            path.push(component);
+        }
+        Some(path)
+    }
+
+    /// Moves a finished build's output directory into place as `<store>/<request_hash>`,
+    /// replacing an older directory of the same hash (an expired result being rebuilt).
+    pub async fn publish(
+        &self,
+        output: &Path,
+        request_hash: &str,
+    ) -> Result<PathBuf, ArtifactError> {
+        let root = self.root.clone();
+        let output = output.to_owned();
+        let hash = request_hash.to_owned();
+        tokio::task::spawn_blocking(move || publish_blocking(&root, &output, &hash))
+            .await
+            .map_err(|join| ArtifactError::Io {
+                action: "publish",
+                path: PathBuf::from(request_hash),
+                source: io::Error::other(join),
+            })?
+    }
+
+    /// Deletes a job's directory; a missing directory is fine.
+    pub async fn remove(&self, request_hash: &str) -> Result<bool, ArtifactError> {
+        remove_tree(self.job_dir(request_hash)).await
+    }
+}
+
+/// Deletes a directory tree; `Ok(false)` if it did not exist.
+pub(crate) async fn remove_tree(path: PathBuf) -> Result<bool, ArtifactError> {
+    match tokio::fs::remove_dir_all(&path).await {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(ArtifactError::Io {
+            action: "delete",
+            path,
+            source,
+        }),
+    }
+}
+
+fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, ArtifactError> {
+    let io_error = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| ArtifactError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let nonce = nonce();
+    let staging = root.join(format!(".incoming-{hash}-{nonce}"));
+    if std::fs::rename(output, &staging).is_err() {
+        // Different file systems (or a rename refused): copy, then drop the original.
+        copy_tree(output, &staging)?;
+        std::fs::remove_dir_all(output).map_err(io_error("delete", output))?;
+    }
+    let target = root.join(hash);
+    if target.exists() {
+        let old = root.join(format!(".old-{hash}-{nonce}"));
+        std::fs::rename(&target, &old).map_err(io_error("move aside", &target))?;
+        std::fs::remove_dir_all(&old).map_err(io_error("delete", &old))?;
+    }
+    std::fs::rename(&staging, &target).map_err(io_error("move into place", &staging))?;
+    Ok(target)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
+    let io_error = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| ArtifactError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir(to).map_err(io_error("create", to))?;
+    for entry in std::fs::read_dir(from).map_err(io_error("list", from))? {
+        let entry = entry.map_err(io_error("list", from))?;
+        let source = entry.path();
+        let dest = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(io_error("inspect", &source))?;
+        if kind.is_dir() {
+            copy_tree(&source, &dest)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &dest).map_err(io_error("copy", &source))?;
+        } else {
+            return Err(ArtifactError::NotRegular { path: source });
+        }
+    }
+    Ok(())
+}
+
+/// A random 16-hex-digit nonce for staging names.
+pub(crate) fn nonce() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing OS random source only makes staging names collide-prone; the time keeps them
+    // distinct within one process.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_only_plain_paths() {
+        let artifacts = Artifacts {
+            root: PathBuf::from("/srv/store"),
+        };
+        assert_eq!(
+            artifacts.resolve("abc/openwrt.img"),
+            Some(PathBuf::from("/srv/store/abc/openwrt.img"))
+        );
+        for bad in [
+            "../etc/passwd",
+            "abc/../../x",
+            "/etc/passwd",
+            "abc//x",
+            ".incoming-x/y",
+            "abc/.hidden",
+            "",
+            "a\\b",
+        ] {
+            assert_eq!(artifacts.resolve(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn publish_replaces_an_older_directory_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::open(&dir.path().join("store")).unwrap();
+        let hash = "ab".repeat(32);
+        std::fs::create_dir_all(artifacts.job_dir(&hash)).unwrap();
+        std::fs::write(artifacts.job_dir(&hash).join("stale.bin"), "old").unwrap();
+        let output = dir.path().join("work/out");
+        std::fs::create_dir_all(output.join("sub")).unwrap();
+        std::fs::write(output.join("image.bin"), "new").unwrap();
+        std::fs::write(output.join("sub/profiles.json"), "{}").unwrap();
+        let placed = artifacts.publish(&output, &hash).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(placed.join("image.bin")).unwrap(),
+            "new"
+        );
+        assert!(placed.join("sub/profiles.json").is_file());
+        assert!(!placed.join("stale.bin").exists());
+        assert!(!output.exists());
+        let names: Vec<_> = std::fs::read_dir(artifacts.root())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            std::slice::from_ref(&hash),
+            "no staging directory is left behind"
+        );
+        assert!(artifacts.remove(&hash).await.unwrap());
+        assert!(!artifacts.remove(&hash).await.unwrap());
+    }
+}

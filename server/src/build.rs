@@ -1,0 +1,411 @@
+//! The build API's domain: [`submit`] a request, read a job's [`status`].
+//!
+//! [`submit`] follows ASU (asu-server.md §2.2–§3.2) with the fixes the issue asks for:
+//!
+//! 1. parse the body (422 with pydantic's list-shaped `detail`);
+//! 2. the 400 checks, in ASU's order: defaults allowed, repository allow-list, distro, branch,
+//!    version (one forced reload of `.versions.json` on a miss), target, profile;
+//! 3. resolve the profile (id, `supported_devices` alias, `generic` fallback);
+//! 4. hash the canonical request *after* resolution, so every alias shares one build and
+//!    `bin_dir` equals `request_hash`;
+//! 5. an existing job (queued, running, finished or failed) is returned as it is;
+//! 6. otherwise every package is checked against the target, kmods and architecture indexes
+//!    (422 `Unsupported package(s): a, b`) before anything is queued;
+//! 7. 529 when the queue is over `max_pending_jobs`, else enqueue.
+//!
+//! Nothing here knows HTTP: errors are [`BuildError`], turned into responses in `http`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use attendant_proto::api::{
+    BadRequest, BuildRequest, CanonicalRequest, RequestHash, ValidationErrors, normalized_packages,
+    parse_build_request, request_hash,
+};
+use attendant_proto::version::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::MetadataError;
+use crate::state::{AppState, now};
+use crate::store::{NewJob, StoreError, Submission};
+use crate::view::BuildView;
+
+/// Why a build request was not accepted, or a job not found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The body breaks the request model (422, list-shaped `detail`).
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// A 400 validation failure with ASU's exact text.
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    /// Packages that no index of the target knows (422).
+    #[error("Unsupported package(s): {}", .0.join(", "))]
+    UnsupportedPackages(Vec<String>),
+    /// The queue is full (529).
+    #[error("server overload, queue contains too many build requests: {queue_length}")]
+    Overloaded {
+        /// Jobs waiting.
+        queue_length: u64,
+    },
+    /// No live job has this hash (404).
+    #[error("could not find provided request hash")]
+    NotFound,
+    /// Upstream metadata is unavailable.
+    #[error("upstream metadata is unavailable")]
+    Upstream(#[from] MetadataError),
+    /// The job store failed.
+    #[error("the job store failed")]
+    Store(#[from] StoreError),
+}
+
+/// What the worker needs to build a job; stored as the job's `request` JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The validated request, with `profile` replaced by the resolved profile id; echoed to
+    /// clients as `request`.
+    pub request: BuildRequest,
+    /// Download path of the version, e.g. `releases/24.10.5` or `snapshots`.
+    pub version_path: String,
+    /// Target, e.g. `x86`.
+    pub target: String,
+    /// Subtarget, e.g. `64`.
+    pub subtarget: String,
+    /// The package list of the build command: normalised, in first-requester order.
+    pub packages: Vec<String>,
+}
+
+/// Submits a build request body; returns the job's current view.
+pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
+    let request = parse_build_request(body, &state.limits)?;
+    let spec = validate(state, request).await?;
+    let hash = request_hash(&CanonicalRequest::from_request(&spec.request)).to_string();
+    let now = now();
+    if let Some(view) = state.results.get(&hash, now) {
+        return Ok(view);
+    }
+    if let Some(job) = state.store.job(&hash, now).await? {
+        return Ok(remember(state, &job));
+    }
+    check_packages(state, &spec).await?;
+    let new = NewJob {
+        request_hash: hash,
+        // Serialising plain data cannot fail.
+        request: serde_json::to_string(&spec).unwrap_or_default(),
+    };
+    match state
+        .store
+        .submit(new, state.config.max_pending_jobs, now)
+        .await?
+    {
+        Submission::Created(job) => {
+            state.wakeup.notify_one();
+            Ok(remember(state, &job))
+        }
+        Submission::Existing(job) => Ok(remember(state, &job)),
+        Submission::Overloaded { queue_length } => Err(BuildError::Overloaded { queue_length }),
+    }
+}
+
+/// The current view of a job by its hash (the path segment as sent).
+pub async fn status(state: &AppState, request_hash: &str) -> Result<Arc<BuildView>, BuildError> {
+    let Ok(hash) = request_hash.parse::<RequestHash>() else {
+        return Err(BuildError::NotFound);
+    };
+    let hash = hash.to_string();
+    let now = now();
+    if let Some(view) = state.results.get(&hash, now) {
+        return Ok(view);
+    }
+    let job = state
+        .store
+        .job(&hash, now)
+        .await?
+        .ok_or(BuildError::NotFound)?;
+    Ok(remember(state, &job))
+}
+
+fn remember(state: &AppState, job: &crate::store::Job) -> Arc<BuildView> {
+    let view = Arc::new(BuildView::of(job));
+    state.results.remember(job, &view);
+    view
+}
+
+/// ASU's 400 checks in ASU's order, then profile resolution.
+async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec, BuildError> {
+    let config = &state.config;
+    if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) && !config.allow_defaults {
+        return Err(BadRequest::DefaultsNotEnabled.into());
+    }
+    for url in request.repositories.values() {
+        if !repository_allowed(url, &config.repository_allow_list) {
+            return Err(BadRequest::RepositoryNotAllowed { url: url.clone() }.into());
+        }
+    }
+    if request.distro != "openwrt" {
+        return Err(BadRequest::UnsupportedDistro {
+            distro: request.distro.clone(),
+        }
+        .into());
+    }
+    let branch_name = branch_of(&request.version, &config.branches);
+    let Some(branch) = config
+        .branches
+        .get(&branch_name)
+        .filter(|branch| branch.enabled)
+    else {
+        return Err(BadRequest::UnsupportedBranch {
+            version: request.version.clone(),
+        }
+        .into());
+    };
+    if !offered(state, &request.version, false).await?
+        && !offered(state, &request.version, true).await?
+    {
+        return Err(BadRequest::UnsupportedVersion {
+            version: request.version.clone(),
+        }
+        .into());
+    }
+    let version_path = branch.path.replace("{version}", &request.version);
+    let unsupported_target = || BadRequest::UnsupportedTarget {
+        target: request.target.clone(),
+    };
+    let targets = state.metadata.targets(&version_path).await?;
+    if !targets.is_some_and(|targets| targets.contains_key(&request.target)) {
+        return Err(unsupported_target().into());
+    }
+    let Some((target, subtarget)) = request.target.split_once('/') else {
+        return Err(unsupported_target().into());
+    };
+    let (target, subtarget) = (target.to_owned(), subtarget.to_owned());
+    let profiles = state
+        .metadata
+        .profiles(&version_path, &request.target)
+        .await?
+        .ok_or_else(unsupported_target)?;
+    let resolved = profiles
+        .resolve_profile(&request.profile)
+        .map_err(BadRequest::from)?;
+    request.profile = resolved.id;
+    let packages = normalized_packages(&request);
+    Ok(JobSpec {
+        request,
+        version_path,
+        target,
+        subtarget,
+        packages,
+    })
+}
+
+/// Whether `version` is on offer: ASU's list (asu-server.md §5.3) of upcoming + published
+/// versions + `SNAPSHOT` + `<branch>-SNAPSHOT`, restricted to enabled branches.
+async fn offered(state: &AppState, version: &str, reload: bool) -> Result<bool, MetadataError> {
+    let versions = if reload {
+        state.metadata.versions_after_miss().await?
+    } else {
+        state.metadata.versions().await?
+    };
+    Ok(offered_versions(&versions, &state.config.branches)
+        .iter()
+        .any(|offered| offered == version))
+}
+
+/// Every version on offer (asu-server.md §5.3), newest first: upcoming + published +
+/// `SNAPSHOT` + `<branch>-SNAPSHOT` of every release branch, restricted to enabled branches.
+pub(crate) fn offered_versions(
+    versions: &attendant_proto::upstream::Versions,
+    branches: &BTreeMap<String, crate::config::BranchConfig>,
+) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    let mut add = |version: &str| {
+        if !version.is_empty() && !all.iter().any(|v| v == version) {
+            all.push(version.to_owned());
+        }
+    };
+    add(&versions.upcoming_version);
+    for version in &versions.versions_list {
+        add(version);
+    }
+    for (name, branch) in branches {
+        if branch.snapshot {
+            add(name);
+        } else {
+            add(&format!("{name}-SNAPSHOT"));
+        }
+    }
+    all.retain(|version| {
+        branches
+            .get(&branch_of(version, branches))
+            .is_some_and(|branch| branch.enabled)
+    });
+    all.sort_by(|a, b| compare_versions(b, a));
+    all
+}
+
+/// Orders OpenWrt versions numerically with proto's [`Version`] order (`24.10.10` > `24.10.9` >
+/// `24.10.0` > `24.10.0-rc1` > `24.10-SNAPSHOT`; `SNAPSHOT` is newest). Strings that are not
+/// OpenWrt versions sort below every version, by text.
+pub(crate) fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// The branch a version belongs to (asu-server.md §5.3): the version itself if it names a
+/// configured branch, else proto's [`Version::branch`] (`24.10.5` and `24.10-SNAPSHOT` →
+/// `24.10`). A string that is not an OpenWrt version keeps ASU's rule (cut at the last `.`), so
+/// the 400 names the branch ASU would name.
+pub(crate) fn branch_of(
+    version: &str,
+    branches: &BTreeMap<String, crate::config::BranchConfig>,
+) -> String {
+    if branches.contains_key(version) {
+        return version.to_owned();
+    }
+    if let Ok(parsed) = Version::parse(version) {
+        return parsed.branch().to_string();
+    }
+    match version.rsplit_once('.') {
+        Some((branch, _)) => branch.to_owned(),
+        None => version.to_owned(),
+    }
+}
+
+/// ASU's allow-list match (asu-server.md §8): same scheme, exact host and port, no user
+/// info, and the path under an allowed prefix (compared with a trailing `/`).
+pub fn repository_allowed(url: &str, allow_list: &[String]) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    allow_list.iter().any(|allowed| {
+        let Ok(allowed) = reqwest::Url::parse(allowed) else {
+            return false;
+        };
+        let prefix = if allowed.path().ends_with('/') {
+            allowed.path().to_owned()
+        } else {
+            format!("{}/", allowed.path())
+        };
+        let path = url.path();
+        url.scheme() == allowed.scheme()
+            && url.host_str() == allowed.host_str()
+            && url.port_or_known_default() == allowed.port_or_known_default()
+            && (path.starts_with(&prefix) || format!("{path}/") == prefix)
+    })
+}
+
+/// Every requested package (removals `-pkg` aside) must be in the target's indexes. Skipped
+/// when the request brings its own repositories (their indexes are not ours to read) or when
+/// upstream publishes no index for the target at all.
+async fn check_packages(state: &AppState, spec: &JobSpec) -> Result<(), BuildError> {
+    if !spec.request.repositories.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<&String> = spec
+        .packages
+        .iter()
+        .filter(|name| !name.starts_with('-'))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let arch = state
+        .metadata
+        .profiles(&spec.version_path, &spec.request.target)
+        .await?
+        .map(|profiles| profiles.arch_packages.clone())
+        .unwrap_or_default();
+    let set = state
+        .metadata
+        .package_set(&spec.version_path, &spec.request.target, &arch)
+        .await?;
+    if set.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<String> = wanted
+        .into_iter()
+        .filter(|name| !set.contains(name))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError::UnsupportedPackages(unknown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn derives_branches_like_asu() {
+        let branches = Config::default().branches;
+        assert_eq!(branch_of("24.10.5", &branches), "24.10");
+        assert_eq!(branch_of("25.12.0-rc1", &branches), "25.12");
+        assert_eq!(branch_of("24.10-SNAPSHOT", &branches), "24.10");
+        assert_eq!(branch_of("SNAPSHOT", &branches), "SNAPSHOT");
+        assert_eq!(branch_of("10.10.10", &branches), "10.10");
+    }
+
+    #[test]
+    fn orders_versions_numerically() {
+        let versions = attendant_proto::upstream::parse_versions(
+            br#"{"stable_version": "24.10.10", "upcoming_version": "25.12.0-rc1",
+                 "versions_list": ["24.10.9", "24.10.10", "23.05.5", "10.03.1"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            offered_versions(&versions, &Config::default().branches),
+            [
+                "SNAPSHOT",
+                "25.12.0-rc1",
+                "25.12-SNAPSHOT",
+                "24.10.10",
+                "24.10.9",
+                "24.10-SNAPSHOT",
+                "23.05.5",
+                "23.05-SNAPSHOT",
+                "22.03-SNAPSHOT",
+                "21.02-SNAPSHOT"
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_list_matches_scheme_host_and_path_prefix() {
+        let list = vec!["https://feed.example.org/openwrt".to_owned()];
+        assert!(repository_allowed(
+            "https://feed.example.org/openwrt/packages",
+            &list
+        ));
+        assert!(repository_allowed(
+            "https://feed.example.org/openwrt",
+            &list
+        ));
+        for refused in [
+            "http://feed.example.org/openwrt/packages",
+            "https://feed.example.org.evil.com/openwrt/x",
+            "https://feed.example.org@evil.com/openwrt/x",
+            "https://user@feed.example.org/openwrt/x",
+            "https://feed.example.org/openwrtx/y",
+            "https://feed.example.org:8443/openwrt/x",
+            "not a url",
+        ] {
+            assert!(!repository_allowed(refused, &list), "{refused}");
+        }
+        assert!(!repository_allowed(
+            "https://feed.example.org/openwrt/x",
+            &[]
+        ));
+    }
+}

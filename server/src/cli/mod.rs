@@ -1,0 +1,126 @@
+//! The `attendant-server` command line: one file per subcommand.
+//!
+//! | command | what |
+//! | --- | --- |
+//! | `serve` | HTTP API + in-process workers + store collector |
+//! | `worker` | workers only (another host or process sharing the database and store) |
+//! | `keygen` | write a usign key pair for image signing |
+//! | `gc` | one store collection pass |
+//! | `demo` | generate the fixture mirror and serve from it (feature `demo`) |
+
+#[cfg(feature = "demo")]
+mod demo;
+mod gc;
+mod keygen;
+mod serve;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{CONFIG_ENV, Config};
+
+/// Image-on-demand server for OpenWrt, compatible with Attended SysUpgrade (ASU) clients.
+#[derive(Debug, Parser)]
+#[command(name = "attendant-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML); `ATTENDANT_*` environment variables override it
+    /// (default: none, built-in defaults).
+    #[arg(long, short = 'c', global = true, env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr (default: text).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API with in-process build workers.
+    Serve(serve::Args),
+    /// Run build workers only, sharing the database and store of a `serve` process.
+    Worker(worker::Args),
+    /// Write a usign key pair for signing images (secret key mode 0600) and print its fingerprint.
+    Keygen(keygen::Args),
+    /// Delete expired results with their files and unreferenced store directories, once.
+    Gc(gc::Args),
+    /// Generate a fixture OpenWrt mirror into ./data/demo-upstream and serve from it.
+    #[cfg(feature = "demo")]
+    Demo(demo::Args),
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(load_config(cli.config.as_deref())?, args).await,
+            Command::Worker(args) => worker::run(load_config(cli.config.as_deref())?, args).await,
+            Command::Keygen(args) => keygen::run(&args),
+            Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
+            #[cfg(feature = "demo")]
+            Command::Demo(args) => demo::run(load_config(cli.config.as_deref())?, args).await,
+        }
+    })
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path, std::env::vars())?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

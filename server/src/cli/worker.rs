@@ -1,0 +1,32 @@
+//! `attendant-server worker`.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::service::Service;
+use crate::worker::run_workers;
+
+/// Options of `worker`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Build workers to run (default: `workers`, the CPU count).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+pub(crate) async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
+    let count = args.workers.unwrap_or(config.workers).max(1);
+    let service = Service::open(config).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    tracing::info!(workers = count, "worker started");
+    run_workers(service.workers, count, shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}

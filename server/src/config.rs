@@ -1,0 +1,648 @@
+//! Server configuration: a TOML file, `ATTENDANT_*` environment overrides, and defaults.
+//!
+//! Precedence, highest first: environment variables, the TOML file, the defaults below (the same
+//! order as ASU's pydantic settings, asu-server.md §7.1). Every top-level key `foo_bar` of the
+//! file can be overridden by `ATTENDANT_FOO_BAR`; the value is read as a TOML value when it parses
+//! as one (`4`, `true`, `["a", "b"]`) and as a plain string otherwise (`0.0.0.0:8000`, `7d`).
+//! Durations are written the humantime way (`30m`, `24h`, `7d`).
+//!
+//! The ASU settings that apply keep ASU's names and defaults: `allow_defaults`,
+//! `max_custom_rootfs_size_mb`, `max_defaults_length`, `max_pending_jobs`, `build_ttl`,
+//! `build_ttl_unversioned`, `build_defaults_ttl`, `build_failure_ttl`, `job_timeout`,
+//! `repository_allow_list`, `upstream_url` and `branches` (§5.4, with the `package_changes`
+//! table of §4.4).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "ATTENDANT_";
+
+/// Environment variable naming the configuration file (default: none, defaults only).
+pub const CONFIG_ENV: &str = "ATTENDANT_CONFIG";
+
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_FILE_LEN: u64 = 1024 * 1024;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_FILE_LEN`].
+    #[error("configuration file `{path}` is larger than {MAX_CONFIG_FILE_LEN} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not valid TOML.
+    #[error("configuration file `{path}` is not valid TOML")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A key has a value of the wrong type, or is unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[source] toml::de::Error),
+    /// A value is well-formed but not usable.
+    #[error("invalid configuration: `{key}` {rule}")]
+    Rule {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        rule: String,
+    },
+}
+
+/// Where the ImageBuilders and metadata come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamLocation {
+    /// An HTTP(S) mirror of downloads.openwrt.org (base URL without a trailing slash).
+    Http(String),
+    /// A local directory laid out like downloads.openwrt.org (tests, the demo, air-gapped hosts).
+    Directory(PathBuf),
+}
+
+/// One release branch (asu-server.md §5.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BranchConfig {
+    /// Download path, `releases/{version}` or `snapshots`.
+    pub path: String,
+    /// Whether the branch is offered at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Whether this is the snapshot branch.
+    #[serde(default)]
+    pub snapshot: bool,
+    /// Revision where the branch left master (release branches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_off_rev: Option<u64>,
+    /// Package renames and removals published for upgrade clients (asu-server.md §4.4 a).
+    #[serde(default)]
+    pub package_changes: Vec<PackageChange>,
+}
+
+/// A package rename (`source` + `target`), addition (`source` only) or removal (`target` only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageChange {
+    /// The package as it was called before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The package as it is called from `revision` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Revision number of the change.
+    pub revision: u64,
+    /// Whether clients must apply the change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mandatory: bool,
+}
+
+/// Size limits on requests (each has its own error naming the limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest `POST /api/v1/build` body in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Most entries in `packages` or `packages_versions`.
+    pub max_packages: usize,
+    /// Longest identifier string (version, profile, package name...) in characters.
+    pub max_string_length: usize,
+    /// Most entries in `repositories` and `repository_keys`.
+    pub max_repositories: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+            max_packages: 1024,
+            max_string_length: 256,
+            max_repositories: 16,
+        }
+    }
+}
+
+/// The whole configuration. Every field has a default; see the module docs for the sources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory holding the database, the store and the ImageBuilder cache unless those are set.
+    pub data_dir: PathBuf,
+    /// SQLite database file (default `<data_dir>/attendant.sqlite`).
+    pub database: Option<PathBuf>,
+    /// Built images, served at `/store/` (default `<data_dir>/store`).
+    pub store_dir: Option<PathBuf>,
+    /// Unpacked ImageBuilders (default `<data_dir>/imagebuilders`).
+    pub imagebuilder_dir: Option<PathBuf>,
+    /// Private per-job work directories (default `<data_dir>/work`).
+    pub work_dir: Option<PathBuf>,
+    /// Base URL of the OpenWrt downloads mirror, or a local directory laid out the same way.
+    pub upstream_url: String,
+    /// Number of in-process build workers `serve` starts (0: none, run `worker` elsewhere).
+    pub workers: usize,
+    /// Contact shown in `overview.json`.
+    pub contact: String,
+    /// Whether requests may carry a first-boot `defaults` script.
+    pub allow_defaults: bool,
+    /// Largest `rootfs_size_mb` accepted.
+    pub max_custom_rootfs_size_mb: u64,
+    /// Longest `defaults` script in characters.
+    pub max_defaults_length: usize,
+    /// Queued jobs above which new builds are refused with 529.
+    pub max_pending_jobs: u64,
+    /// Lifetime of a result built with `packages_versions`.
+    #[serde(with = "humantime_serde")]
+    pub build_ttl: Duration,
+    /// Lifetime of other results.
+    #[serde(with = "humantime_serde")]
+    pub build_ttl_unversioned: Duration,
+    /// Lifetime of a result built with a `defaults` script.
+    #[serde(with = "humantime_serde")]
+    pub build_defaults_ttl: Duration,
+    /// Lifetime of a cached build failure.
+    #[serde(with = "humantime_serde")]
+    pub build_failure_ttl: Duration,
+    /// Wall-clock limit of one ImageBuilder command.
+    #[serde(with = "humantime_serde")]
+    pub job_timeout: Duration,
+    /// How long a claimed job stays leased without a heartbeat before another worker may take it.
+    #[serde(with = "humantime_serde")]
+    pub job_lease: Duration,
+    /// Attempts after which a job that keeps failing for infrastructure reasons fails for good.
+    pub max_attempts: u32,
+    /// Lifetime of cached upstream `.versions.json` (other metadata is immutable per version).
+    #[serde(with = "humantime_serde")]
+    pub metadata_ttl: Duration,
+    /// Age after which a store directory without a job is deleted.
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
+    /// Interval of the garbage collector inside `serve`.
+    #[serde(with = "humantime_serde")]
+    pub gc_interval: Duration,
+    /// Time in-flight requests and jobs get to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Disk budget of the unpacked ImageBuilder cache in bytes (least recently used evicted).
+    pub imagebuilder_cache_bytes: u64,
+    /// Largest ImageBuilder archive downloaded, in bytes.
+    pub download_limit_bytes: u64,
+    /// Most bytes of stdout and of stderr kept per ImageBuilder command.
+    pub output_cap_bytes: usize,
+    /// usign public key files trusted to sign upstream `sha256sums`.
+    pub trusted_keys: Vec<PathBuf>,
+    /// usign secret key used to sign built images (none: images are not signed).
+    pub signing_key: Option<PathBuf>,
+    /// URL prefixes extra package repositories must match (empty: none allowed).
+    pub repository_allow_list: Vec<String>,
+    /// Release branches offered (asu-server.md §5.4).
+    pub branches: BTreeMap<String, BranchConfig>,
+    /// Request size limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("./data"),
+            database: None,
+            store_dir: None,
+            imagebuilder_dir: None,
+            work_dir: None,
+            upstream_url: "https://downloads.openwrt.org".to_owned(),
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            contact: String::new(),
+            allow_defaults: false,
+            max_custom_rootfs_size_mb: 1024,
+            max_defaults_length: 20480,
+            max_pending_jobs: 200,
+            build_ttl: Duration::from_secs(7 * 24 * 3600),
+            build_ttl_unversioned: Duration::from_secs(24 * 3600),
+            build_defaults_ttl: Duration::from_secs(30 * 60),
+            build_failure_ttl: Duration::from_secs(3600),
+            job_timeout: Duration::from_secs(600),
+            job_lease: Duration::from_secs(60),
+            max_attempts: 5,
+            metadata_ttl: Duration::from_secs(300),
+            orphan_grace: Duration::from_secs(3600),
+            gc_interval: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(30),
+            imagebuilder_cache_bytes: 20 * 1024 * 1024 * 1024,
+            download_limit_bytes: 2 * 1024 * 1024 * 1024,
+            output_cap_bytes: 1024 * 1024,
+            trusted_keys: Vec::new(),
+            signing_key: None,
+            repository_allow_list: Vec::new(),
+            branches: default_branches(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: `path` (if any), then `ATTENDANT_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(path) => read_limited(path)?,
+            None => String::new(),
+        };
+        Self::from_sources(&text, path.unwrap_or(Path::new("")), env)
+    }
+
+    /// Parses TOML `text` (named `origin` in errors) and applies `ATTENDANT_*` overrides.
+    pub fn from_sources(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|source| ConfigError::Syntax {
+                path: origin.to_owned(),
+                source,
+            })?;
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if !OVERRIDABLE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            table.insert(key, env_value(&value));
+        }
+        let config: Config = table.try_into().map_err(ConfigError::Invalid)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("attendant.sqlite"))
+    }
+
+    /// The store root (`/store/` on the wire).
+    pub fn store_path(&self) -> PathBuf {
+        self.store_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("store"))
+    }
+
+    /// The ImageBuilder cache root.
+    pub fn imagebuilder_path(&self) -> PathBuf {
+        self.imagebuilder_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("imagebuilders"))
+    }
+
+    /// The root of the private per-job work directories.
+    pub fn work_path(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("work"))
+    }
+
+    /// Where the upstream lives: `http(s)://` URLs are mirrors, anything else a directory
+    /// (`file://` prefix optional).
+    pub fn upstream(&self) -> UpstreamLocation {
+        let url = self.upstream_url.trim_end_matches('/');
+        if url.starts_with("http://") || url.starts_with("https://") {
+            UpstreamLocation::Http(url.to_owned())
+        } else {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            UpstreamLocation::Directory(PathBuf::from(path))
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.job_lease < Duration::from_secs(2) {
+            return Err(ConfigError::Rule {
+                key: "job_lease",
+                rule: "must be at least `2s` so that heartbeats can renew it".to_owned(),
+            });
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Rule {
+                key: "max_attempts",
+                rule: "must be at least 1".to_owned(),
+            });
+        }
+        if self.upstream_url.is_empty() {
+            return Err(ConfigError::Rule {
+                key: "upstream_url",
+                rule: "must name a mirror URL or a directory".to_owned(),
+            });
+        }
+        for (name, branch) in &self.branches {
+            if branch.path != "snapshots" && !branch.path.contains("{version}") {
+                return Err(ConfigError::Rule {
+                    key: "branches",
+                    rule: format!(
+                        "branch `{name}` has path `{}`; expected `snapshots` or a path with `{{version}}`",
+                        branch.path
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Top-level keys that `ATTENDANT_*` variables may set (tables like `branches` only via the file).
+const OVERRIDABLE_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "store_dir",
+    "imagebuilder_dir",
+    "work_dir",
+    "upstream_url",
+    "workers",
+    "contact",
+    "allow_defaults",
+    "max_custom_rootfs_size_mb",
+    "max_defaults_length",
+    "max_pending_jobs",
+    "build_ttl",
+    "build_ttl_unversioned",
+    "build_defaults_ttl",
+    "build_failure_ttl",
+    "job_timeout",
+    "job_lease",
+    "max_attempts",
+    "metadata_ttl",
+    "orphan_grace",
+    "gc_interval",
+    "shutdown_timeout",
+    "imagebuilder_cache_bytes",
+    "download_limit_bytes",
+    "output_cap_bytes",
+    "trusted_keys",
+    "signing_key",
+    "repository_allow_list",
+];
+
+fn env_value(raw: &str) -> toml::Value {
+    // A value is taken as TOML when it is one (`4`, `true`, `["a"]`); `0.0.0.0:8000`, `7d` and
+    // paths are not, and stay strings.
+    let wrapped = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&wrapped) {
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn read_limited(path: &Path) -> Result<String, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if metadata.len() > MAX_CONFIG_FILE_LEN {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    std::fs::read_to_string(path).map_err(read_error)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// ASU's package change table (asu-server.md §4.4 a), in revision order.
+fn package_changes() -> Vec<PackageChange> {
+    let change = |source: Option<&str>, target: Option<&str>, revision, mandatory| PackageChange {
+        source: source.map(str::to_owned),
+        target: target.map(str::to_owned),
+        revision,
+        mandatory,
+    };
+    vec![
+        change(Some("firewall"), Some("firewall4"), 18611, false),
+        change(Some("kmod-nft-nat6"), None, 20282, true),
+        change(
+            Some("libustream-wolfssl"),
+            Some("libustream-mbedtls"),
+            21994,
+            false,
+        ),
+        change(Some("px5g-wolfssl"), Some("px5g-mbedtls"), 21994, false),
+        change(
+            Some("wpad-basic-wolfssl"),
+            Some("wpad-basic-mbedtls"),
+            21994,
+            false,
+        ),
+        change(Some("luci-app-diag-core"), None, 25984, true),
+        change(Some("auc"), Some("owut"), 26792, false),
+        change(
+            Some("luci-app-opkg"),
+            Some("luci-app-package-manager"),
+            27897,
+            false,
+        ),
+        change(Some("opkg"), Some("apk-mbedtls"), 28056, false),
+    ]
+}
+
+/// ASU's default branches (asu-server.md §5.4): each release branch gets the package changes
+/// up to its branch-off revision, SNAPSHOT gets all of them.
+fn default_branches() -> BTreeMap<String, BranchConfig> {
+    let all = package_changes();
+    let release = |branch_off_rev: u64| BranchConfig {
+        path: "releases/{version}".to_owned(),
+        enabled: true,
+        snapshot: false,
+        branch_off_rev: Some(branch_off_rev),
+        package_changes: all
+            .iter()
+            .filter(|change| change.revision <= branch_off_rev)
+            .cloned()
+            .collect(),
+    };
+    let mut branches = BTreeMap::new();
+    branches.insert(
+        "SNAPSHOT".to_owned(),
+        BranchConfig {
+            path: "snapshots".to_owned(),
+            enabled: true,
+            snapshot: true,
+            branch_off_rev: None,
+            package_changes: all.clone(),
+        },
+    );
+    for (name, rev) in [
+        ("25.12", 32295),
+        ("24.10", 27990),
+        ("23.05", 23069),
+        ("22.03", 19160),
+        ("21.02", 15812),
+    ] {
+        branches.insert(name.to_owned(), release(rev));
+    }
+    branches
+}
+
+/// `serde(with)` helpers for humantime durations (`30m`, `7d`).
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration like `30m`, `24h` or `7d` ({error})"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_issue_and_asu() {
+        let config = Config::from_sources("", Path::new(""), []).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("./data/attendant.sqlite")
+        );
+        assert_eq!(config.store_path(), PathBuf::from("./data/store"));
+        assert_eq!(
+            config.upstream(),
+            UpstreamLocation::Http("https://downloads.openwrt.org".to_owned())
+        );
+        assert!(config.workers >= 1);
+        assert_eq!(config.build_ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(config.build_ttl_unversioned, Duration::from_secs(86400));
+        assert_eq!(config.build_defaults_ttl, Duration::from_secs(1800));
+        assert_eq!(config.build_failure_ttl, Duration::from_secs(3600));
+        assert_eq!(config.job_timeout, Duration::from_secs(600));
+        assert_eq!(config.max_pending_jobs, 200);
+        assert!(!config.allow_defaults);
+        assert_eq!(config.branches.len(), 6);
+    }
+
+    #[test]
+    fn release_branches_get_changes_up_to_their_branch_off() {
+        let config = Config::default();
+        let changes = &config.branches["24.10"].package_changes;
+        assert_eq!(
+            changes.last().unwrap().source.as_deref(),
+            Some("luci-app-opkg")
+        );
+        assert!(changes.iter().all(|change| change.revision <= 27990));
+        assert_eq!(config.branches["SNAPSHOT"].package_changes.len(), 9);
+        assert!(config.branches["21.02"].package_changes.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = "workers = 2\nallow_defaults = false\nbuild_ttl = \"1h\"\n";
+        let config = Config::from_sources(
+            file,
+            Path::new("a.toml"),
+            env(&[
+                ("ATTENDANT_WORKERS", "7"),
+                ("ATTENDANT_ALLOW_DEFAULTS", "true"),
+                ("ATTENDANT_LISTEN", "0.0.0.0:9000"),
+                ("ATTENDANT_BUILD_TTL", "2d"),
+                (
+                    "ATTENDANT_REPOSITORY_ALLOW_LIST",
+                    "[\"https://feed.example/\"]",
+                ),
+                ("ATTENDANT_UNKNOWN_THING", "x"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.workers, 7);
+        assert!(config.allow_defaults);
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.build_ttl, Duration::from_secs(2 * 86400));
+        assert_eq!(config.repository_allow_list, ["https://feed.example/"]);
+    }
+
+    #[test]
+    fn directory_upstream_is_recognised() {
+        let config =
+            Config::from_sources("upstream_url = \"file:///srv/mirror/\"", Path::new(""), [])
+                .unwrap();
+        assert_eq!(
+            config.upstream(),
+            UpstreamLocation::Directory(PathBuf::from("/srv/mirror"))
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_durations() {
+        let error = Config::from_sources("wrokers = 3", Path::new(""), []).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid configuration"),
+            "{error}"
+        );
+        let error = Config::from_sources("job_timeout = \"soon\"", Path::new(""), []).unwrap_err();
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(chain.contains("`soon` is not a duration"), "{chain}");
+    }
+
+    #[test]
+    fn rejects_branch_path_without_version() {
+        let file = "[branches.\"99.01\"]\npath = \"releases/99.01\"\n";
+        let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `branches` branch `99.01` has path `releases/99.01`; expected `snapshots` or a path with `{version}`"
+        );
+    }
+}

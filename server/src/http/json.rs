@@ -1,0 +1,240 @@
+//! Metadata endpoints: `/json/v1/...`, `/api/v1/revision/...` and the legacy redirects
+//! (asu-server.md §2.1, §2.6). Data comes from the cached upstream metadata.
+
+use std::collections::BTreeMap;
+
+use attendant_proto::api::{Branch, Latest, Overview, PackageChange, Revision, ServerInfo};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::build::{branch_of, offered_versions};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::view::build_at;
+
+/// The metadata routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/latest", get(|| redirect("/json/v1/latest.json")))
+        .route(
+            "/api/v1/overview",
+            get(|| redirect("/json/v1/overview.json")),
+        )
+        .route("/overview", get(|| redirect("/json/v1/overview.json")))
+        .route(
+            "/api/v1/revision/{version}/{target}/{subtarget}",
+            get(revision),
+        )
+        .route("/json/v1/latest.json", get(latest))
+        .route("/json/v1/overview.json", get(overview))
+        .route("/json/v1/branches.json", get(branches))
+        .route("/json/v1/{*path}", get(json_path))
+}
+
+/// ASU's legacy redirects are `301 Moved Permanently`.
+async fn redirect(to: &'static str) -> Response {
+    moved_permanently(to)
+}
+
+/// A `301` to `location`.
+pub(crate) fn moved_permanently(location: &str) -> Response {
+    match axum::http::HeaderValue::from_str(location) {
+        Ok(value) => (
+            axum::http::StatusCode::MOVED_PERMANENTLY,
+            [(axum::http::header::LOCATION, value)],
+        )
+            .into_response(),
+        Err(_) => ApiError::NotFound.into_response(),
+    }
+}
+
+async fn latest(State(state): State<AppState>) -> Result<Json<Latest>, ApiError> {
+    let versions = state.metadata.versions().await?;
+    let branches = &state.config.branches;
+    let latest = versions
+        .latest()
+        .into_iter()
+        .filter(|version| {
+            branches
+                .get(&branch_of(version, branches))
+                .is_some_and(|branch| branch.enabled)
+        })
+        .map(str::to_owned)
+        .collect();
+    Ok(Json(Latest { latest }))
+}
+
+async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+    let latest = latest(State(state.clone())).await?.0.latest;
+    let branches = branch_list(&state).await?;
+    let config = &state.config;
+    Ok(Json(Overview {
+        latest,
+        branches: branches
+            .into_iter()
+            .map(|branch| (branch.name.clone(), branch))
+            .collect(),
+        upstream_url: config.upstream_url.clone(),
+        server: ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            contact: config.contact.clone(),
+            allow_defaults: config.allow_defaults,
+            repository_allow_list: config.repository_allow_list.clone(),
+            max_custom_rootfs_size_mb: u32::try_from(config.max_custom_rootfs_size_mb)
+                .unwrap_or(u32::MAX),
+            max_defaults_length: config.max_defaults_length,
+            extra: BTreeMap::new(),
+        },
+        extra: BTreeMap::new(),
+    }))
+}
+
+async fn branches(State(state): State<AppState>) -> Result<Json<Vec<Branch>>, ApiError> {
+    Ok(Json(branch_list(&state).await?))
+}
+
+/// The enabled branches with their offered versions (newest first) and the targets of their
+/// newest version.
+async fn branch_list(state: &AppState) -> Result<Vec<Branch>, ApiError> {
+    let versions = state.metadata.versions().await?;
+    let configured = &state.config.branches;
+    let offered = offered_versions(&versions, configured);
+    let mut out = Vec::new();
+    for (name, config) in configured.iter().filter(|(_, branch)| branch.enabled) {
+        let versions: Vec<String> = offered
+            .iter()
+            .filter(|version| branch_of(version, configured) == *name)
+            .cloned()
+            .collect();
+        let targets = match versions.first() {
+            Some(newest) => {
+                let path = config.path.replace("{version}", newest);
+                state
+                    .metadata
+                    .targets(&path)
+                    .await?
+                    .map(|targets| (*targets).clone())
+                    .unwrap_or_default()
+            }
+            None => BTreeMap::new(),
+        };
+        out.push(Branch {
+            path: config.path.clone(),
+            enabled: config.enabled,
+            snapshot: config.snapshot,
+            path_packages: Some("DEPRECATED".to_owned()),
+            branch_off_rev: config.branch_off_rev,
+            package_changes: config
+                .package_changes
+                .iter()
+                .filter_map(|change| {
+                    Some(PackageChange {
+                        source: change.source.clone()?,
+                        target: change.target.clone(),
+                        revision: change.revision,
+                        mandatory: change.mandatory.then_some(true),
+                    })
+                })
+                .collect(),
+            versions,
+            name: name.clone(),
+            targets,
+            extra: BTreeMap::new(),
+        });
+    }
+    Ok(out)
+}
+
+async fn revision(
+    State(state): State<AppState>,
+    Path((version, target, subtarget)): Path<(String, String, String)>,
+) -> Result<Json<Revision>, ApiError> {
+    let branches = &state.config.branches;
+    let Some(branch) = branches
+        .get(&branch_of(&version, branches))
+        .filter(|branch| branch.enabled)
+    else {
+        return Err(crate::build::BuildError::BadRequest(
+            attendant_proto::api::BadRequest::UnsupportedBranch { version },
+        )
+        .into());
+    };
+    let path = branch.path.replace("{version}", &version);
+    let not_found = || ApiError::Status {
+        status: 404,
+        detail: format!("Failed to fetch revision for {version}/{target}/{subtarget}"),
+    };
+    let profiles = state
+        .metadata
+        .profiles(&path, &format!("{target}/{subtarget}"))
+        .await
+        .map_err(|_| not_found())?
+        .ok_or_else(not_found)?;
+    Ok(Json(Revision {
+        revision: profiles.version_code.clone(),
+    }))
+}
+
+/// `/json/v1/<path>/index.json`, `/json/v1/<path>/<arch>-index.json` and
+/// `/json/v1/<path>/targets/<target>/<subtarget>/<profile>.json`.
+async fn json_path(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some((dir, file)) = path.rsplit_once('/') else {
+        return Err(ApiError::NotFound);
+    };
+    if file == "index.json" {
+        let (version_path, target) = split_target(dir).ok_or(ApiError::NotFound)?;
+        let index = state
+            .metadata
+            .target_index(version_path, &target)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        return Ok(Json(&*index).into_response());
+    }
+    if let Some(arch) = file.strip_suffix("-index.json") {
+        let index = state
+            .metadata
+            .arch_index(dir, arch)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        return Ok(Json(&*index).into_response());
+    }
+    let Some(profile) = file.strip_suffix(".json") else {
+        return Err(ApiError::NotFound);
+    };
+    let (version_path, target) = split_target(dir).ok_or(ApiError::NotFound)?;
+    let profiles = state
+        .metadata
+        .profiles(version_path, &target)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let device = profiles.profiles.get(profile).ok_or(ApiError::NotFound)?;
+    let mut merged = match serde_json::to_value(&*profiles) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    merged.remove("profiles");
+    if let Ok(Value::Object(device)) = serde_json::to_value(device) {
+        merged.extend(device);
+    }
+    merged.insert("id".to_owned(), Value::from(profile));
+    if let Some(seconds) = profiles.source_date_epoch.seconds() {
+        merged.insert("build_at".to_owned(), Value::from(build_at(seconds)));
+    }
+    Ok(Json(merged).into_response())
+}
+
+/// `releases/24.10.5/targets/x86/64` → (`releases/24.10.5`, `x86/64`).
+fn split_target(dir: &str) -> Option<(&str, String)> {
+    let (version_path, rest) = dir.rsplit_once("/targets/")?;
+    let (target, subtarget) = rest.split_once('/')?;
+    if subtarget.contains('/') || target.is_empty() || subtarget.is_empty() {
+        return None;
+    }
+    Some((version_path, format!("{target}/{subtarget}")))
+}

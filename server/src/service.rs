@@ -1,0 +1,190 @@
+//! Start-up glue: from a [`Config`] to a running server (HTTP API, workers, collector).
+//!
+//! [`Service::open`] builds the pieces in the order of STYLE rule 15 — store, artifacts,
+//! metadata client, ImageBuilder cache, keys — and [`Service::run`] serves until the shutdown
+//! token is cancelled, then stops accepting connections, lets requests and builds finish
+//! within `shutdown_timeout`, and returns. [`spawn`] does both on a background task, for tests
+//! and `demo`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use attendant_proto::usign::{Keyring, PublicKey};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifacts::Artifacts;
+use crate::config::{Config, UpstreamLocation};
+use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
+use crate::metadata::Metadata;
+use crate::signing::load_secret_key;
+use crate::state::{AppState, now};
+use crate::store::{SqliteStore, Store};
+use crate::worker::{WorkerContext, run_workers};
+
+/// The assembled server.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// HTTP state.
+    pub state: AppState,
+    /// Worker state.
+    pub workers: WorkerContext,
+}
+
+/// A server running on a background task.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// Cancel to shut it down.
+    pub shutdown: CancellationToken,
+    /// The serving task.
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The assembled pieces (store, counters) for inspection.
+    pub service: Service,
+}
+
+impl Service {
+    /// Opens the store and everything else the configuration names.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let database = config.database_path();
+        if let Some(parent) = database.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&database)
+                .await
+                .with_context(|| format!("cannot open the database `{}`", database.display()))?,
+        );
+        let artifacts = Artifacts::open(&config.store_path())?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("attendant-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let location = absolute_upstream(config.upstream())?;
+        let metadata = Arc::new(Metadata::new(&location, http.clone(), config.metadata_ttl));
+        let mut keyring = Keyring::new();
+        for path in &config.trusted_keys {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read trusted key `{}`", path.display()))?;
+            let key = PublicKey::parse(&bytes).with_context(|| {
+                format!("trusted key `{}` is not a usign public key", path.display())
+            })?;
+            keyring.add(key);
+        }
+        let upstream = match &location {
+            UpstreamLocation::Http(url) => url.parse::<Upstream>()?,
+            UpstreamLocation::Directory(path) => Upstream::Directory(path.clone()),
+        };
+        let mut cache_config =
+            CacheConfig::new(config.imagebuilder_path(), upstream, keyring, http);
+        cache_config.disk_budget_bytes = config.imagebuilder_cache_bytes;
+        cache_config.download_limit_bytes = config.download_limit_bytes;
+        let imagebuilders = Arc::new(ImagebuilderCache::new(cache_config));
+        let signing_key = match &config.signing_key {
+            Some(path) => Some(Arc::new(load_secret_key(path)?)),
+            None => None,
+        };
+        let public_key = signing_key.as_ref().map(|key| key.public_key());
+        let state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        let workers = WorkerContext {
+            config: state.config.clone(),
+            store,
+            imagebuilders,
+            artifacts: state.artifacts.clone(),
+            signing_key,
+            wakeup: state.wakeup.clone(),
+            builds_started: Arc::new(AtomicU64::new(0)),
+        };
+        Ok(Self { state, workers })
+    }
+
+    /// Serves HTTP on `listener` with `workers` in-process workers until `shutdown`.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        workers: usize,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let app = crate::http::app(self.state.clone());
+        let worker_task =
+            tokio::spawn(run_workers(self.workers.clone(), workers, shutdown.clone()));
+        let gc_task = tokio::spawn(collector_loop(self.state.clone(), shutdown.clone()));
+        let graceful = shutdown.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            graceful.cancelled().await;
+        });
+        let deadline = self.state.config.shutdown_timeout;
+        let served = tokio::select! {
+            served = server => served.context("the HTTP server failed"),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!("requests still open at the shutdown deadline");
+                Ok(())
+            }
+        };
+        gc_task.abort();
+        // The workers drain within the same deadline on their own.
+        let _ = worker_task.await;
+        served
+    }
+}
+
+/// Opens the service for `config` and serves it on a background task (listening on
+/// `config.listen`; port 0 picks a free port).
+pub async fn spawn(config: Config) -> anyhow::Result<Running> {
+    let workers = config.workers;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+    let addr = listener.local_addr()?;
+    let service = Service::open(config).await?;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(service.clone().run(listener, workers, shutdown.clone()));
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+        service,
+    })
+}
+
+/// Runs the store collector every `gc_interval` until shutdown.
+async fn collector_loop(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(state.config.gc_interval) => {}
+        }
+        let now = now();
+        state.results.purge(now);
+        match crate::gc::collect(
+            &*state.store,
+            &state.artifacts,
+            now,
+            state.config.orphan_grace,
+        )
+        .await
+        {
+            Ok(report) if report != crate::gc::GcReport::default() => {
+                tracing::info!(?report, "store garbage collected");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = %error, "store garbage collection failed"),
+        }
+    }
+}
+
+/// A directory upstream made absolute (the ImageBuilder cache wants absolute paths).
+fn absolute_upstream(location: UpstreamLocation) -> anyhow::Result<UpstreamLocation> {
+    match location {
+        UpstreamLocation::Directory(path) => Ok(UpstreamLocation::Directory(absolute(&path)?)),
+        http => Ok(http),
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve `{}`", path.display()))
+}

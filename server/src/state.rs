@@ -1,0 +1,79 @@
+//! [`AppState`]: everything a request handler or a worker needs, cheap to clone.
+
+use std::sync::Arc;
+
+use attendant_proto::api::RequestLimits;
+use attendant_proto::usign::PublicKey;
+
+use crate::artifacts::Artifacts;
+use crate::config::Config;
+use crate::metadata::Metadata;
+use crate::store::{Store, UnixMillis};
+use crate::view::ResultCache;
+
+/// Shared server state (`Arc`s inside; clone freely).
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Request limits derived from the configuration.
+    pub limits: Arc<RequestLimits>,
+    /// The job store.
+    pub store: Arc<dyn Store>,
+    /// Upstream metadata.
+    pub metadata: Arc<Metadata>,
+    /// Built images.
+    pub artifacts: Arc<Artifacts>,
+    /// Finished results in memory.
+    pub results: Arc<ResultCache>,
+    /// The public half of the image signing key, served at `/keys/<fingerprint>`.
+    pub signing_public_key: Option<Arc<PublicKey>>,
+    /// Wakes in-process workers when a job is enqueued.
+    pub wakeup: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state; `limits` are derived from `config`.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        metadata: Arc<Metadata>,
+        artifacts: Artifacts,
+        signing_public_key: Option<PublicKey>,
+    ) -> Self {
+        let mut limits = RequestLimits::new(
+            u32::try_from(config.max_custom_rootfs_size_mb).unwrap_or(u32::MAX),
+            config.max_defaults_length,
+        );
+        limits.max_body_bytes = config.limits.max_body_bytes;
+        limits.max_packages = config.limits.max_packages;
+        limits.max_identifier_length = config.limits.max_string_length;
+        limits.max_repositories = config.limits.max_repositories;
+        Self {
+            config: Arc::new(config),
+            limits: Arc::new(limits),
+            store,
+            metadata,
+            artifacts: Arc::new(artifacts),
+            results: Arc::new(ResultCache::default()),
+            signing_public_key: signing_public_key.map(Arc::new),
+            wakeup: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+/// The current time in Unix milliseconds.
+pub fn now() -> UnixMillis {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,283 @@
+//! Job storage: the queue and the result cache, behind the [`Store`] trait.
+//!
+//! One table holds one row per request hash (`jobs`, see `migrations/`). The unique key on the
+//! hash is the de-duplication: identical requests share one row, whether it is still queued,
+//! running, or finished and cached. The queue protocol follows rust-stack.md §4 and STYLE rule 16:
+//!
+//! * [`Store::claim`] takes the oldest runnable queued job in one statement (SQLite: inside
+//!   `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`), sets the lease and increments the
+//!   attempt number;
+//! * the worker renews the lease with [`Store::heartbeat`];
+//! * every later update names the attempt it belongs to and is refused
+//!   ([`StoreError::LeaseLost`]) once another claim has taken the job over;
+//! * [`Store::requeue_expired`] returns jobs whose lease ran out (their worker died) to the queue.
+//!
+//! Times are Unix milliseconds passed in by the caller, so tests control the clock.
+//! [`sqlite::SqliteStore`] is the embedded implementation; a PostgreSQL one implements the same
+//! trait and runs the same test suite (`tests` below is written against `dyn Store`).
+
+pub mod sqlite;
+
+use futures_util::future::BoxFuture;
+
+pub use sqlite::SqliteStore;
+
+/// Unix time in milliseconds.
+pub type UnixMillis = i64;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// The migrations could not be applied.
+    #[error("cannot migrate the database")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The job was claimed again by someone else (our lease expired), or it is gone.
+    #[error("job `{request_hash}` attempt {attempt} no longer holds the lease")]
+    LeaseLost {
+        /// The job.
+        request_hash: String,
+        /// The attempt that tried to update it.
+        attempt: u32,
+    },
+    /// A stored value is not what this version of the server writes.
+    #[error("job `{request_hash}` has an unreadable `{column}` column")]
+    Corrupt {
+        /// The job.
+        request_hash: String,
+        /// The column.
+        column: &'static str,
+    },
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// Claimed by a worker (leased).
+    Running,
+    /// Finished; the result is cached.
+    Succeeded,
+    /// Failed for good; the failure is cached.
+    Failed,
+}
+
+impl JobState {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "queued" => Some(Self::Queued),
+            "running" => Some(Self::Running),
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A build failure as ASU reports it (asu-server.md §2.3, 500 row).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failure {
+    /// The `detail` text, `Error: ...`.
+    pub detail: String,
+    /// stdout of the last command.
+    pub stdout: String,
+    /// stderr of the last command.
+    pub stderr: String,
+}
+
+/// A job as read from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Full request hash (64 lowercase hex).
+    pub request_hash: String,
+    /// Life-cycle state.
+    pub state: JobState,
+    /// Build stage (`imagebuilder_status`) while running.
+    pub stage: String,
+    /// Number of claims so far.
+    pub attempt: u32,
+    /// 0-based position among queued jobs (queued jobs only).
+    pub queue_position: Option<u64>,
+    /// When the job was enqueued.
+    pub enqueued_at: UnixMillis,
+    /// When the job finished (succeeded or failed).
+    pub finished_at: Option<UnixMillis>,
+    /// When the cached outcome expires.
+    pub expires_at: Option<UnixMillis>,
+    /// The canonical request JSON.
+    pub request: String,
+    /// The result JSON (succeeded jobs).
+    pub result: Option<String>,
+    /// The failure (failed jobs).
+    pub failure: Option<Failure>,
+    /// Why the last attempt was put back in the queue, if it was.
+    pub last_error: Option<String>,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Full request hash.
+    pub request_hash: String,
+    /// Canonical request JSON.
+    pub request: String,
+}
+
+/// What [`Store::submit`] did.
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// A live job with this hash exists (queued, running or cached); nothing was enqueued.
+    Existing(Job),
+    /// The job was enqueued.
+    Created(Job),
+    /// The queue holds more than the allowed number of jobs; nothing was enqueued.
+    Overloaded {
+        /// Jobs waiting.
+        queue_length: u64,
+    },
+}
+
+/// A job handed to a worker by [`Store::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Full request hash.
+    pub request_hash: String,
+    /// This claim's attempt number; pass it to every later update.
+    pub attempt: u32,
+    /// Canonical request JSON.
+    pub request: String,
+    /// When the job was enqueued.
+    pub enqueued_at: UnixMillis,
+}
+
+/// What [`Store::requeue_expired`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Jobs whose lease expired and that went back to the queue.
+    pub requeued: u64,
+    /// Jobs whose lease expired after the last allowed attempt, now failed.
+    pub failed: u64,
+}
+
+/// Counters for `/api/v1/stats/summary`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Jobs waiting.
+    pub queue_length: u64,
+    /// Jobs being built.
+    pub running: u64,
+    /// Jobs that finished successfully within the last 24 hours.
+    pub builds_24h: u64,
+}
+
+/// The job store. Implementations: [`SqliteStore`] (PostgreSQL follows).
+pub trait Store: Send + Sync + 'static {
+    /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
+    /// jobs are queued. An expired row is replaced by the new job.
+    fn submit(
+        &self,
+        job: NewJob,
+        max_pending: u64,
+        now: UnixMillis,
+    ) -> BoxFuture<'_, Result<Submission, StoreError>>;
+
+    /// The live (not expired) job with this hash.
+    fn job<'a>(
+        &'a self,
+        request_hash: &'a str,
+        now: UnixMillis,
+    ) -> BoxFuture<'a, Result<Option<Job>, StoreError>>;
+
+    /// Queue length, running jobs and recent builds.
+    fn counts(&self, now: UnixMillis) -> BoxFuture<'_, Result<Counts, StoreError>>;
+
+    /// Claims the oldest runnable queued job for `worker` until `lease_until`.
+    fn claim<'a>(
+        &'a self,
+        worker: &'a str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+    ) -> BoxFuture<'a, Result<Option<Claim>, StoreError>>;
+
+    /// Extends the lease of a running attempt.
+    fn heartbeat<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        lease_until: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Records the build stage of a running attempt.
+    fn set_stage<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        stage: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Marks a running attempt succeeded with `result` (JSON), cached until `expires_at`.
+    fn finish<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        result: &'a str,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Marks a running attempt failed for good, cached until `expires_at`.
+    fn fail<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        failure: &'a Failure,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Puts a running attempt back in the queue, not to be claimed before `run_after`.
+    fn retry<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        reason: &'a str,
+        run_after: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Returns running jobs whose lease expired to the queue; those that reached
+    /// `max_attempts` fail with `failure`, cached until `failure_expires_at`.
+    fn requeue_expired<'a>(
+        &'a self,
+        now: UnixMillis,
+        max_attempts: u32,
+        failure: &'a Failure,
+        failure_expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<Reaped, StoreError>>;
+
+    /// Deletes finished jobs that expired at `now` and returns their hashes (their store
+    /// directories are to be deleted next).
+    fn delete_expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
+    /// Whether a row (expired or not) exists for this hash; files of such a row are referenced.
+    fn is_referenced<'a>(
+        &'a self,
+        request_hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,458 @@
+//! [`Store`] on an SQLite file in WAL mode.
+//!
+//! SQLite has one writer at a time, so the claim runs inside `BEGIN IMMEDIATE` (it takes the
+//! write lock up front rather than upgrading a read lock, which could fail with `SQLITE_BUSY`
+//! half-way) and is a single `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING` statement
+//! (rust-stack.md §4.2). Readers never block the writer in WAL mode; `busy_timeout` makes
+//! writers queue for each other instead of failing. Works for any number of processes on one
+//! host; several hosts need the PostgreSQL store.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+
+use super::{
+    Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
+    UnixMillis,
+};
+
+/// How long a writer waits for the write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in the pool (readers run in parallel under WAL).
+const MAX_CONNECTIONS: u32 = 16;
+
+const JOB_COLUMNS: &str = "request_hash, state, stage, attempt, enqueued_at, finished_at, \
+     expires_at, request, result, failure_detail, stdout, stderr, last_error, id";
+
+/// The SQLite job store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens a store from a `sqlite:` URL (used by tests and `database_url`-style settings).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit(
+        &self,
+        job: NewJob,
+        max_pending: u64,
+        now: UnixMillis,
+    ) -> BoxFuture<'_, Result<Submission, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            if let Some(existing) = select_job(&mut tx, &job.request_hash).await?
+                && existing.expires_at.is_none_or(|expires| expires > now)
+            {
+                tx.commit().await?;
+                return Ok(Submission::Existing(existing));
+            }
+            let queue_length = count_queued(&mut tx).await?;
+            if queue_length > max_pending {
+                tx.commit().await?;
+                return Ok(Submission::Overloaded { queue_length });
+            }
+            // An expired row that the collector has not deleted yet is reset in place: the
+            // hash stays unique, and its old files are replaced by the new build.
+            sqlx::query(
+                "INSERT INTO jobs (request_hash, state, stage, attempt, run_after, enqueued_at, request)
+                 VALUES (?1, 'queued', 'init', 0, ?2, ?2, ?3)
+                 ON CONFLICT (request_hash) DO UPDATE SET
+                   state = 'queued', stage = 'init', attempt = 0, worker = NULL,
+                   lease_until = NULL, run_after = ?2, enqueued_at = ?2, started_at = NULL,
+                   finished_at = NULL, expires_at = NULL, request = ?3, result = NULL,
+                   failure_detail = NULL, stdout = NULL, stderr = NULL, last_error = NULL",
+            )
+            .bind(&job.request_hash)
+            .bind(now)
+            .bind(&job.request)
+            .execute(&mut *tx)
+            .await?;
+            let created = select_job(&mut tx, &job.request_hash).await?;
+            tx.commit().await?;
+            created
+                .map(Submission::Created)
+                .ok_or_else(|| StoreError::Corrupt {
+                    request_hash: job.request_hash,
+                    column: "request_hash",
+                })
+        })
+    }
+
+    fn job<'a>(
+        &'a self,
+        request_hash: &'a str,
+        now: UnixMillis,
+    ) -> BoxFuture<'a, Result<Option<Job>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            let job = select_job(&mut conn, request_hash).await?;
+            Ok(job.filter(|job| job.expires_at.is_none_or(|expires| expires > now)))
+        })
+    }
+
+    fn counts(&self, now: UnixMillis) -> BoxFuture<'_, Result<Counts, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT
+                   (SELECT COUNT(*) FROM jobs WHERE state = 'queued'),
+                   (SELECT COUNT(*) FROM jobs WHERE state = 'running'),
+                   (SELECT COUNT(*) FROM jobs WHERE state = 'succeeded' AND finished_at > ?1)",
+            )
+            .bind(now.saturating_sub(24 * 3600 * 1000))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(Counts {
+                queue_length: count(&row, 0)?,
+                running: count(&row, 1)?,
+                builds_24h: count(&row, 2)?,
+            })
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        worker: &'a str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+    ) -> BoxFuture<'a, Result<Option<Claim>, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let row = sqlx::query(
+                "UPDATE jobs SET state = 'running', stage = 'init', attempt = attempt + 1,
+                   worker = ?1, lease_until = ?2, started_at = ?3
+                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?3
+                             ORDER BY id LIMIT 1)
+                 RETURNING request_hash, attempt, request, enqueued_at",
+            )
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let request_hash: String = row.try_get(0)?;
+            let attempt = attempt_of(&row, 1, &request_hash)?;
+            Ok(Some(Claim {
+                attempt,
+                request: row.try_get(2)?,
+                enqueued_at: row.try_get(3)?,
+                request_hash,
+            }))
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        lease_until: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE jobs SET lease_until = ?3
+                 WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
+            )
+            .bind(request_hash)
+            .bind(attempt)
+            .bind(lease_until)
+            .execute(&self.pool)
+            .await?;
+            fenced(done.rows_affected(), request_hash, attempt)
+        })
+    }
+
+    fn set_stage<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        stage: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE jobs SET stage = ?3
+                 WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
+            )
+            .bind(request_hash)
+            .bind(attempt)
+            .bind(stage)
+            .execute(&self.pool)
+            .await?;
+            fenced(done.rows_affected(), request_hash, attempt)
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        result: &'a str,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'succeeded', stage = 'done', result = ?3,
+                   finished_at = ?4, expires_at = ?5, lease_until = NULL
+                 WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
+            )
+            .bind(request_hash)
+            .bind(attempt)
+            .bind(result)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            fenced(done.rows_affected(), request_hash, attempt)
+        })
+    }
+
+    fn fail<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        failure: &'a Failure,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'failed', stage = 'failed', failure_detail = ?3,
+                   stdout = ?4, stderr = ?5, finished_at = ?6, expires_at = ?7, lease_until = NULL
+                 WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
+            )
+            .bind(request_hash)
+            .bind(attempt)
+            .bind(&failure.detail)
+            .bind(&failure.stdout)
+            .bind(&failure.stderr)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            fenced(done.rows_affected(), request_hash, attempt)
+        })
+    }
+
+    fn retry<'a>(
+        &'a self,
+        request_hash: &'a str,
+        attempt: u32,
+        reason: &'a str,
+        run_after: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'queued', stage = 'init', worker = NULL,
+                   lease_until = NULL, run_after = ?3, last_error = ?4
+                 WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
+            )
+            .bind(request_hash)
+            .bind(attempt)
+            .bind(run_after)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+            fenced(done.rows_affected(), request_hash, attempt)
+        })
+    }
+
+    fn requeue_expired<'a>(
+        &'a self,
+        now: UnixMillis,
+        max_attempts: u32,
+        failure: &'a Failure,
+        failure_expires_at: UnixMillis,
+    ) -> BoxFuture<'a, Result<Reaped, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let failed = sqlx::query(
+                "UPDATE jobs SET state = 'failed', stage = 'failed', failure_detail = ?3,
+                   stdout = ?4, stderr = ?5, finished_at = ?1, expires_at = ?6, lease_until = NULL
+                 WHERE state = 'running' AND lease_until < ?1 AND attempt >= ?2",
+            )
+            .bind(now)
+            .bind(max_attempts)
+            .bind(&failure.detail)
+            .bind(&failure.stdout)
+            .bind(&failure.stderr)
+            .bind(failure_expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let requeued = sqlx::query(
+                "UPDATE jobs SET state = 'queued', stage = 'init', worker = NULL,
+                   lease_until = NULL, run_after = ?1,
+                   last_error = 'the worker stopped renewing its lease'
+                 WHERE state = 'running' AND lease_until < ?1",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(Reaped { requeued, failed })
+        })
+    }
+
+    fn delete_expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                   AND state IN ('succeeded', 'failed')
+                 RETURNING request_hash",
+            )
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+                .collect()
+        })
+    }
+
+    fn is_referenced<'a>(
+        &'a self,
+        request_hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT 1 FROM jobs WHERE request_hash = ?1")
+                .bind(request_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.is_some())
+        })
+    }
+}
+
+async fn select_job(
+    conn: &mut SqliteConnection,
+    request_hash: &str,
+) -> Result<Option<Job>, StoreError> {
+    let query = sqlx::AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE request_hash = ?1"
+    ));
+    let Some(row) = sqlx::query(query)
+        .bind(request_hash)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut job = job_from_row(&row)?;
+    if job.state == JobState::Queued {
+        let id: i64 = row.try_get(13)?;
+        let ahead = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND id < ?1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        job.queue_position = Some(count(&ahead, 0)?);
+    }
+    Ok(Some(job))
+}
+
+async fn count_queued(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+        .fetch_one(&mut *conn)
+        .await?;
+    count(&row, 0)
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    let request_hash: String = row.try_get(0)?;
+    let state: String = row.try_get(1)?;
+    let Some(state) = JobState::parse(&state) else {
+        return Err(StoreError::Corrupt {
+            request_hash,
+            column: "state",
+        });
+    };
+    let failure = match row.try_get::<Option<String>, _>(9)? {
+        Some(detail) => Some(Failure {
+            detail,
+            stdout: row.try_get::<Option<String>, _>(10)?.unwrap_or_default(),
+            stderr: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Job {
+        state,
+        stage: row.try_get(2)?,
+        attempt: attempt_of(row, 3, &request_hash)?,
+        queue_position: None,
+        enqueued_at: row.try_get(4)?,
+        finished_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        request: row.try_get(7)?,
+        result: row.try_get(8)?,
+        failure,
+        last_error: row.try_get(12)?,
+        request_hash,
+    })
+}
+
+fn attempt_of(row: &SqliteRow, index: usize, request_hash: &str) -> Result<u32, StoreError> {
+    let attempt: i64 = row.try_get(index)?;
+    u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
+        request_hash: request_hash.to_owned(),
+        column: "attempt",
+    })
+}
+
+fn count(row: &SqliteRow, index: usize) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(index)?;
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+fn fenced(rows: u64, request_hash: &str, attempt: u32) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost {
+            request_hash: request_hash.to_owned(),
+            attempt,
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! What a client sees of a job: status code, the two ASU headers and the JSON body
+//! (asu-server.md §2.3 "State → payload"), plus the in-memory cache of finished ones.
+//!
+//! A finished job never changes until it expires, so its rendered response ([`BuildView`], body
+//! already serialised) is kept in a [`ResultCache`] in front of the store: a cache-hit `POST`
+//! or `GET` costs a map lookup, not a database query. Entries die with the job's
+//! `expires_at`; the cache holds at most [`MAX_CACHED_RESULTS`] entries and is emptied when full.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use attendant_proto::api::response::FAILED_DETAIL;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::store::{Job, JobState, UnixMillis};
+
+/// Most finished results held in memory.
+pub const MAX_CACHED_RESULTS: usize = 65_536;
+
+/// A rendered build response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildView {
+    /// HTTP status, equal to the body's `status`: 200, 202 or 500.
+    pub status: u16,
+    /// `X-Imagebuilder-Status`.
+    pub imagebuilder_status: String,
+    /// `X-Queue-Position`.
+    pub queue_position: u64,
+    /// The JSON body.
+    pub body: Bytes,
+}
+
+impl BuildView {
+    /// Renders a job. A succeeded job's stored result is already the complete body.
+    pub fn of(job: &Job) -> Self {
+        let request = job.request_echo().unwrap_or(Value::Null);
+        let common = |status: u16, detail: &str| {
+            let mut body = Map::new();
+            body.insert("status".to_owned(), json!(status));
+            body.insert("detail".to_owned(), json!(detail));
+            body.insert("request_hash".to_owned(), json!(job.request_hash));
+            body.insert("enqueued_at".to_owned(), json!(iso_time(job.enqueued_at)));
+            body.insert("request".to_owned(), request.clone());
+            body
+        };
+        match job.state {
+            JobState::Queued => {
+                let position = job.queue_position.unwrap_or(0);
+                let mut body = common(202, "queued");
+                body.insert("queue_position".to_owned(), json!(position));
+                Self::json(202, "queued", position, &body)
+            }
+            JobState::Running => {
+                let mut body = common(202, "started");
+                body.insert("imagebuilder_status".to_owned(), json!(job.stage));
+                Self::json(202, &job.stage, 0, &body)
+            }
+            JobState::Succeeded => Self {
+                status: 200,
+                imagebuilder_status: "done".to_owned(),
+                queue_position: 0,
+                body: Bytes::from(job.result.clone().unwrap_or_default()),
+            },
+            JobState::Failed => {
+                let failure = job.failure.clone().unwrap_or_default();
+                let detail = if failure.detail.is_empty() || failure.detail == "init" {
+                    FAILED_DETAIL
+                } else {
+                    failure.detail.as_str()
+                };
+                let mut body = common(500, detail);
+                body.insert("imagebuilder_status".to_owned(), json!("failed"));
+                body.insert("stdout".to_owned(), json!(failure.stdout));
+                body.insert("stderr".to_owned(), json!(failure.stderr));
+                Self::json(500, "failed", 0, &body)
+            }
+        }
+    }
+
+    fn json(status: u16, stage: &str, queue_position: u64, body: &Map<String, Value>) -> Self {
+        Self {
+            status,
+            imagebuilder_status: stage.to_owned(),
+            queue_position,
+            // Serialising a map of JSON values cannot fail.
+            body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+        }
+    }
+}
+
+impl Job {
+    /// The validated request as echoed in responses (`request`).
+    pub fn request_echo(&self) -> Option<Value> {
+        let spec: Value = serde_json::from_str(&self.request).ok()?;
+        spec.get("request").cloned()
+    }
+}
+
+/// Python's `datetime.isoformat()` of a UTC time, as ASU writes `enqueued_at`:
+/// `2026-05-01T10:00:00.123456+00:00`.
+pub fn iso_time(millis: UnixMillis) -> String {
+    let nanos = i128::from(millis).saturating_mul(1_000_000);
+    let Ok(time) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return String::new();
+    };
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+    );
+    time.format(&format).unwrap_or_default()
+}
+
+/// ASU's `build_at`: the ImageBuilder's `source_date_epoch` as `%Y-%m-%dT%H:%M:%S.%fZ`.
+pub fn build_at(seconds: i64) -> String {
+    let Ok(time) = time::OffsetDateTime::from_unix_timestamp(seconds) else {
+        return String::new();
+    };
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time.format(&format).unwrap_or_default()
+}
+
+/// Finished results in memory (see the module docs).
+#[derive(Debug, Default)]
+pub struct ResultCache {
+    entries: RwLock<HashMap<String, (UnixMillis, Arc<BuildView>)>>,
+}
+
+impl ResultCache {
+    /// The cached view of `request_hash` if it has not expired at `now`.
+    pub fn get(&self, request_hash: &str, now: UnixMillis) -> Option<Arc<BuildView>> {
+        let entries = self.entries.read().ok()?;
+        let (expires_at, view) = entries.get(request_hash)?;
+        (*expires_at > now).then(|| view.clone())
+    }
+
+    /// Caches the view of a finished job (other states are not cached).
+    pub fn remember(&self, job: &Job, view: &Arc<BuildView>) {
+        let finished = matches!(job.state, JobState::Succeeded | JobState::Failed);
+        let Some(expires_at) = job.expires_at.filter(|_| finished) else {
+            return;
+        };
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_CACHED_RESULTS {
+                entries.clear();
+            }
+            entries.insert(job.request_hash.clone(), (expires_at, view.clone()));
+        }
+    }
+
+    /// Drops the entries that expired at `now`.
+    pub fn purge(&self, now: UnixMillis) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (expires_at, _)| *expires_at > now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Failure;
+
+    fn job(state: JobState) -> Job {
+        Job {
+            request_hash: "ab".repeat(32),
+            state,
+            stage: "building_image".to_owned(),
+            attempt: 1,
+            queue_position: Some(3),
+            enqueued_at: 1_777_629_600_123,
+            finished_at: None,
+            expires_at: Some(10),
+            request: r#"{"request": {"version": "24.10.5"}}"#.to_owned(),
+            result: Some(r#"{"status": 200}"#.to_owned()),
+            failure: None,
+            last_error: None,
+        }
+    }
+
+    fn body(view: &BuildView) -> Value {
+        serde_json::from_slice(&view.body).unwrap()
+    }
+
+    #[test]
+    fn formats_enqueued_at_like_python_isoformat() {
+        assert_eq!(
+            iso_time(1_777_629_600_123),
+            "2026-05-01T10:00:00.123000+00:00"
+        );
+    }
+
+    #[test]
+    fn formats_build_at_like_asu() {
+        assert_eq!(build_at(1_714_513_535), "2024-04-30T21:45:35.000000Z");
+    }
+
+    #[test]
+    fn queued_job_has_position_in_body_and_header() {
+        let view = BuildView::of(&job(JobState::Queued));
+        assert_eq!((view.status, view.queue_position), (202, 3));
+        assert_eq!(view.imagebuilder_status, "queued");
+        let body = body(&view);
+        assert_eq!(body["detail"], "queued");
+        assert_eq!(body["status"], 202);
+        assert_eq!(body["queue_position"], 3);
+        assert_eq!(body["request"]["version"], "24.10.5");
+        assert_eq!(body["enqueued_at"], "2026-05-01T10:00:00.123000+00:00");
+    }
+
+    #[test]
+    fn running_job_reports_its_stage() {
+        let view = BuildView::of(&job(JobState::Running));
+        assert_eq!((view.status, view.queue_position), (202, 0));
+        assert_eq!(view.imagebuilder_status, "building_image");
+        let body = body(&view);
+        assert_eq!(body["detail"], "started");
+        assert!(
+            body.get("queue_position").is_none(),
+            "LuCI reads its presence as queued"
+        );
+    }
+
+    #[test]
+    fn failed_job_without_reason_says_failed() {
+        let mut failed = job(JobState::Failed);
+        failed.failure = Some(Failure {
+            detail: "init".to_owned(),
+            stdout: "o".to_owned(),
+            stderr: "e".to_owned(),
+        });
+        let view = BuildView::of(&failed);
+        assert_eq!(
+            (view.status, view.imagebuilder_status.as_str()),
+            (500, "failed")
+        );
+        let body = body(&view);
+        assert_eq!(body["detail"], "failed");
+        assert_eq!(body["stderr"], "e");
+    }
+
+    #[test]
+    fn cache_serves_finished_results_until_expiry_only() {
+        let cache = ResultCache::default();
+        let done = job(JobState::Succeeded);
+        let view = Arc::new(BuildView::of(&done));
+        cache.remember(&done, &view);
+        assert_eq!(cache.get(&done.request_hash, 9).unwrap().body, view.body);
+        assert!(cache.get(&done.request_hash, 10).is_none());
+        let queued = job(JobState::Queued);
+        cache.remember(&queued, &Arc::new(BuildView::of(&queued)));
+        cache.purge(10);
+        assert!(cache.get(&queued.request_hash, 0).is_none());
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of `attendant-server` over real HTTP on loopback, against the fixture
+//! OpenWrt mirror and ImageBuilders of `attendant-e2e` (issue 4 "Must show").
+
+#[cfg(test)]
+mod api;
+#[cfg(test)]
+mod builds;
+#[cfg(test)]
+mod support;
