@@ -351,12 +351,17 @@ async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     if !spec.request.repositories.is_empty() {
         return fatal("custom repositories are not supported by this server");
     }
-    let work = context.config.work_path().join(format!(
-        "{}-{}-{}",
-        claim.request_hash,
-        claim.attempt,
-        nonce()
-    ));
+    // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
+    // working directory (the default data dir is `./data`).
+    let work = match std::path::absolute(context.config.work_path()) {
+        Ok(root) => root.join(format!(
+            "{}-{}-{}",
+            claim.request_hash,
+            claim.attempt,
+            nonce()
+        )),
+        Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
+    };
     let outcome = match tokio::fs::create_dir_all(&work).await {
         Ok(()) => build_in(context, claim, &spec, &work).await,
         Err(error) => Outcome::Retry(format!(

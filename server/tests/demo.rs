@@ -1,0 +1,160 @@
+//! The README's first command, driven the way a newcomer runs it: `attendant-server demo` as a
+//! real process in an empty directory (so the default `./data` is relative), then the `curl`
+//! steps it prints — POST, poll, download — and the image's signature checked with
+//! `signify-openbsd` against the key the demo serves.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use attendant_e2e::mirror::{HELPER_ENV, helper_path};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn demo_from_an_empty_directory_builds_a_signed_image() {
+    let helper = helper();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env(HELPER_ENV, &helper)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // The banner names the signing key the curl steps download from /keys/.
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the demo prints its banner within a minute")
+        .unwrap()
+        .expect("a banner line");
+    let fingerprint = banner
+        .split("signed by key ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no key in the banner: {banner}"))
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let client = reqwest::Client::new();
+    let request = json!({"version": "24.10.5", "target": "x86/64", "profile": "generic",
+                         "packages": ["tmux", "htop"]});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        // POST until the server answers; repeated POSTs attach to the same job.
+        if let Ok(response) = client
+            .post(format!("{base}/api/v1/build"))
+            .header("content-type", "application/json")
+            .body(request.to_string())
+            .send()
+            .await
+        {
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            match body["status"].as_u64() {
+                Some(200) => break body,
+                Some(202) => {}
+                _ => panic!("the demo build failed: {body:#}"),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished build within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["bin_dir"], done["request_hash"]);
+    assert!(done["manifest"]["tmux"].is_string(), "{done:#}");
+
+    let image = done["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["type"] == "combined-efi" && image["filesystem"] == "squashfs")
+        .expect("a squashfs combined-efi image");
+    let name = image["name"].as_str().unwrap();
+    let url = format!("{base}/store/{}/{name}", done["bin_dir"].as_str().unwrap());
+    let bytes = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let signature = client
+        .get(format!("{url}.sig"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let key = client
+        .get(format!("{base}/keys/{fingerprint}"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join(name), &bytes).unwrap();
+    std::fs::write(dir.path().join(format!("{name}.sig")), &signature).unwrap();
+    std::fs::write(dir.path().join("demo.pub"), &key).unwrap();
+    let verified = std::process::Command::new("signify-openbsd")
+        .args([
+            "-V",
+            "-p",
+            "demo.pub",
+            "-x",
+            &format!("{name}.sig"),
+            "-m",
+            name,
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("signify-openbsd is installed (apt-get install signify-openbsd)");
+    assert!(
+        verified.status.success(),
+        "signify-openbsd refused the demo image: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // The default data directory is relative to where the demo was started.
+    assert!(dir.path().join("data/demo-upstream/mirror.json").is_file());
+    demo.kill().await.unwrap();
+}
+
+/// The ImageBuilder helper the demo copies into its mirror, built first if needed.
+fn helper() -> std::path::PathBuf {
+    if let Ok(path) = helper_path() {
+        return path;
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "attendant-e2e",
+            "--bin",
+            "attendant-ib-helper",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building attendant-ib-helper failed");
+    helper_path().unwrap()
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
