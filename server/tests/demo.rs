@@ -132,6 +132,7 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
 }
 
 /// The ImageBuilder helper the demo copies into its mirror, built first if needed.
+#[cfg(test)]
 fn helper() -> std::path::PathBuf {
     if let Ok(path) = helper_path() {
         return path;
@@ -151,6 +152,7 @@ fn helper() -> std::path::PathBuf {
 }
 
 /// A port nothing listens on right now.
+#[cfg(test)]
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
