@@ -126,6 +126,28 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
         "signify-openbsd refused the demo image: {}",
         String::from_utf8_lossy(&verified.stderr)
     );
+    // Clients fetch profiles.json from the upstream overview.json names: it must be a URL.
+    let overview: Value = serde_json::from_slice(
+        &client
+            .get(format!("{base}/json/v1/overview.json"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let upstream = overview["upstream_url"].as_str().unwrap();
+    let versions = client
+        .get(format!("{upstream}/.versions.json"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        versions.status().is_success(),
+        "{upstream} does not serve the mirror"
+    );
     // The default data directory is relative to where the demo was started.
     assert!(dir.path().join("data/demo-upstream/mirror.json").is_file());
     demo.kill().await.unwrap();

@@ -2,13 +2,15 @@
 //!
 //! Generates the fixture OpenWrt mirror of `attendant-e2e` (releases, targets, package feeds,
 //! signed `sha256sums`, ImageBuilders whose `make` is a small helper program) into
-//! `<data_dir>/demo-upstream` unless it is there already, trusts its signing key, creates an
+//! `<data_dir>/demo-upstream` unless it is there already, serves it over HTTP on a loopback port
+//! (as downloads.openwrt.org would be), trusts its signing key, creates an
 //! image signing key, prints the commands to paste, and serves.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use attendant_e2e::MirrorServer;
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, generate, helper_path};
 
 use crate::config::Config;
@@ -31,7 +33,11 @@ pub(crate) async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCo
     }
     let dir = config.data_dir.join("demo-upstream");
     let info = mirror(&dir)?;
-    config.upstream_url = std::path::absolute(&info.root)?.display().to_string();
+    // Served over HTTP like downloads.openwrt.org, not read as a directory: clients such as the
+    // agent and owut fetch `profiles.json` from the `upstream_url` that overview.json names.
+    let upstream = MirrorServer::start(&info.root)
+        .with_context(|| format!("cannot serve the demo mirror `{}`", info.root.display()))?;
+    config.upstream_url = upstream.url();
     config.trusted_keys = vec![info.public_key.clone()];
     let key_path = config.data_dir.join("demo-key-build");
     if !key_path.is_file() {
@@ -41,6 +47,7 @@ pub(crate) async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCo
     config.signing_key = Some(key_path);
     print_instructions(&config, &fingerprint);
     super::serve::serve(config, args.workers).await?;
+    drop(upstream);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -63,8 +70,9 @@ fn mirror(dir: &Path) -> anyhow::Result<MirrorInfo> {
 )]
 fn print_instructions(config: &Config, fingerprint: &str) {
     let base = format!("http://{}", config.listen);
+    let upstream = &config.upstream_url;
     println!(
-        r#"Attendant demo server on {base} (upstream: the fixture mirror, images signed by key {fingerprint})
+        r#"Attendant demo server on {base} (upstream: the fixture mirror on {upstream}, images signed by key {fingerprint})
 
 1. Ask for an image (x86/64 generic, OpenWrt 24.10.5, with tmux and htop added):
 
