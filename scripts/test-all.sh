@@ -31,3 +31,6 @@ cargo test --manifest-path fuzz/Cargo.toml --lib --quiet
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+
+echo "== aarch64 agent under qemu (static musl build, check against attendant-server)"
+bash scripts/agent-cross-check.sh

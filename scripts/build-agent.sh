@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Builds the static router binaries of the agent (`attendant`) with the size-optimised `openwrt`
+# Cargo profile, for x86_64-unknown-linux-musl and aarch64-unknown-linux-musl, and checks that
+# each one is a statically linked ELF for the right machine.
+#
+# Usage: scripts/build-agent.sh [--openwrt-env] [--quiet] [x86_64|aarch64]...
+#   (no target names: both)
+#
+#   --openwrt-env  also export the CARGO_PROFILE_RELEASE_* variables OpenWrt's rust-package.mk
+#                  sets (panic=unwind, overflow-checks=on; reference/rust-stack.md §2.2), build
+#                  again and require the result to be byte-identical to the plain build: the
+#                  `openwrt` profile sets every field itself, so the environment cannot reach it.
+#   --quiet        print only the final table (for other scripts)
+#
+# Prints one line per target: `<path> <bytes>`. Idempotent: a second run rebuilds nothing.
+# aarch64 links with rust-lld and compiles ring's C with Debian's aarch64 cross gcc (§5.1);
+# x86_64 compiles ring's C with musl-gcc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly PROFILE=openwrt
+openwrt_env=0
+quiet=0
+targets=()
+for arg in "$@"; do
+  case "$arg" in
+    --openwrt-env) openwrt_env=1 ;;
+    --quiet) quiet=1 ;;
+    x86_64 | aarch64) targets+=("$arg-unknown-linux-musl") ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "error: unknown argument \`$arg\` (expected --openwrt-env, --quiet, x86_64 or aarch64)" >&2
+      exit 2
+      ;;
+  esac
+done
+[ "${#targets[@]}" -gt 0 ] || targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+
+say() { [ "$quiet" = 1 ] || echo "$@" >&2; }
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# need COMMAND APT-PACKAGE: fails naming the tool and the package that provides it.
+need() {
+  command -v "$1" >/dev/null 2>&1 ||
+    die "\`$1\` not found
+
+hint: apt-get install $2"
+}
+
+need cargo "cargo (or install Rust with rustup)"
+need rustc "rustc (or install Rust with rustup)"
+need file file
+host=$(rustc -vV | sed -n 's/^host: //p')
+lld_dir="$(rustc --print sysroot)/lib/rustlib/$host/bin"
+[ -x "$lld_dir/rust-lld" ] || die "\`rust-lld\` not found in \`$lld_dir\`
+
+hint: use a rustup toolchain (it ships rust-lld) or apt-get install lld"
+installed_targets=$(rustup target list --installed 2>/dev/null || true)
+for target in "${targets[@]}"; do
+  if command -v rustup >/dev/null 2>&1; then
+    grep -qx "$target" <<<"$installed_targets" ||
+      die "the Rust standard library for \`$target\` is not installed
+
+hint: rustup target add $target"
+  elif [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target" ]; then
+    die "the Rust standard library for \`$target\` is not in \`$(rustc --print sysroot)\`"
+  fi
+  case "$target" in
+    x86_64-*) need musl-gcc musl-tools ;;
+    aarch64-*)
+      need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+      need aarch64-linux-gnu-ar binutils-aarch64-linux-gnu
+      ;;
+  esac
+done
+
+# Cross settings as environment, not .cargo/config.toml: OpenWrt's SDK sets its own linker and
+# CC for the same triples, and a checked-in config would compete with them.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
+export CC_x86_64_unknown_linux_musl=musl-gcc
+# rust-lld is found through PATH when cargo hands it to rustc as the linker.
+export PATH="$lld_dir:$PATH"
+
+cargo_quiet=()
+[ "$quiet" = 1 ] && cargo_quiet=(--quiet)
+
+# build TARGET: builds the agent for TARGET with the openwrt profile.
+build() {
+  local target_args=()
+  for target in "${targets[@]}"; do target_args+=(--target "$target"); done
+  cargo build "${cargo_quiet[@]}" --locked -p attendant --bin attendant \
+    --profile "$PROFILE" "${target_args[@]}"
+}
+
+binary() { echo "target/$1/$PROFILE/attendant"; }
+
+# check TARGET: the binary exists, is static and is for the target's machine.
+check() {
+  local path description machine
+  path=$(binary "$1")
+  [ -f "$path" ] || die "cargo finished but \`$path\` is missing"
+  description=$(file -b "$path")
+  case "$1" in
+    x86_64-*) machine="x86-64" ;;
+    aarch64-*) machine="ARM aarch64" ;;
+  esac
+  [[ "$description" == *"$machine"* ]] ||
+    die "\`$path\` is not an $machine binary: $description"
+  [[ "$description" == *"statically linked"* || "$description" == *"static-pie linked"* ]] ||
+    die "\`$path\` is not statically linked: $description"
+  [[ "$description" == *"stripped"* && "$description" != *"not stripped"* ]] ||
+    die "\`$path\` is not stripped: $description"
+  say "$path: $description"
+}
+
+say "== cargo build --profile $PROFILE (${targets[*]})"
+build
+for target in "${targets[@]}"; do check "$target"; done
+
+if [ "$openwrt_env" = 1 ]; then
+  # OpenWrt's CARGO_PROFILE_RELEASE_* (rust-package.mk, via CARGO_PKG_CONFIG_VARS).
+  plain=$(mktemp -d)
+  trap 'rm -rf "$plain"' EXIT
+  for target in "${targets[@]}"; do cp "$(binary "$target")" "$plain/$target"; done
+  say "== again with OpenWrt's CARGO_PROFILE_RELEASE_* environment"
+  (
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true \
+      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+      CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
+      CARGO_PROFILE_RELEASE_RPATH=false
+    build
+  )
+  for target in "${targets[@]}"; do
+    check "$target"
+    cmp -s "$plain/$target" "$(binary "$target")" ||
+      die "with OpenWrt's environment the $target binary differs from the plain build:
+the \`$PROFILE\` profile in Cargo.toml no longer sets every field OpenWrt overrides"
+    say "$target: identical with and without OpenWrt's environment"
+  done
+fi
+
+for target in "${targets[@]}"; do
+  path=$(binary "$target")
+  echo "$path $(stat -c %s "$path")"
+done
