@@ -4,9 +4,9 @@
 # Starts `attendant-server demo` (fixture mirror, no network needed) from the release build in
 # a scratch directory, builds one image so there is a cache hit to ask for, then measures:
 # cache-hit POST /api/v1/build, GET /api/v1/build/<hash>, a 404 (unknown hash) and a 400
-# (unsupported distro), each at 16 and 64 connections. HEAD is not measured: wrk's parser waits
-# for the body that a HEAD response's Content-Length announces, so it never completes a
-# request; HEAD runs the same handler as GET and only drops the body. Prints wrk's requests/s and latency
+# (unsupported distro), each at 16 and 64 connections with wrk; HEAD with ApacheBench, because
+# wrk waits for the body that a HEAD response's Content-Length announces and never completes a
+# request; and the latency of single unknown-package 422s. Prints requests/s and latency
 # percentiles (p50, p99). Not a test: run it by hand and copy the numbers to docs/benchmarks.md.
 #
 #   server/benches/http.sh [duration, default 10s] [threads, default 2]
@@ -60,4 +60,24 @@ for c in 16 64; do
     run "status GET" "$c" get.lua "/api/v1/build/$hash"
     run "404 unknown hash" "$c" get.lua "/api/v1/build/$(printf 'ab%.0s' $(seq 32))"
     run "400 bad distro" "$c" bad.lua /api/v1/build
+done
+
+# HEAD with ApacheBench (Debian apache2-utils), which, unlike wrk, completes HEAD responses;
+# keep-alive on, same connections. ab reports whole milliseconds.
+if command -v ab >/dev/null; then
+    for c in 16 64; do
+        out=$(ab -k -i -q -n 100000 -c "$c" "$base/api/v1/build/$hash" 2>&1)
+        rps=$(echo "$out" | awk '/Requests per second/ {print $4}')
+        p50=$(echo "$out" | awk '$1 == "50%" {print $2 "ms"}')
+        p99=$(echo "$out" | awk '$1 == "99%" {print $2 "ms"}')
+        printf '| %-22s | %3s | %10s | %8s | %8s | %s\n' "status HEAD (ab -k)" "$c" "$rps" "$p50" "$p99" 0
+    done
+else
+    echo "(HEAD skipped: apt-get install apache2-utils for ab)"
+fi
+
+# The unknown-package 422 is answered before anything is queued; time single requests.
+for i in 1 2 3; do
+    curl -s -o /dev/null -w "unknown-package 422: %{time_total}s\n" -X POST "$base/api/v1/build" \
+        -d "{\"version\": \"24.10.5\", \"target\": \"x86/64\", \"profile\": \"generic\", \"packages\": [\"tmux\", \"no-such-package-$i\"]}"
 done
