@@ -1,3 +1,51 @@
 //! The rpcd exec plugin that exposes the Attendant agent as the ubus object `attendant`.
 //!
-//! It is a thin adapter over the agent's engine (`attendant`), built in a later step.
+//! rpcd runs every executable in `/usr/libexec/rpcd/` as `<plugin> list` to learn its methods,
+//! and `<plugin> call <method>` with the arguments as JSON on stdin for each call; the reply is
+//! the one JSON object the plugin prints (`reference/router-side.md` §4.1). A call is killed
+//! after 30 s, so the long steps run as one detached background job that callers poll:
+//!
+//! | method | does | access |
+//! | --- | --- | --- |
+//! | `info` | board, installed version, configured server, agent version | read |
+//! | `packages` | `{"packages": {...}}` like `rpc-sys packagelist` | read |
+//! | `check` | the pre-build checks: versions, package table, warnings, problems | read |
+//! | `status` | the job: state, queue, build stage, download, verification, error | read |
+//! | `config_get` | the settings in `/etc/config/attendedsysupgrade` | read |
+//! | `start` | a job that builds, downloads and verifies; one at a time | write |
+//! | `cancel` | stops the job's processes | write |
+//! | `install` | answers, then flashes the ready image (like `rpc-sys upgrade_start`) | write |
+//! | `config_set` | changes the settings (an atomic rewrite of the UCI file) | write |
+//!
+//! The contract (signatures, arguments, example replies, error codes) is `contract.json` beside
+//! this crate; the tests hold the plugin to it. The work itself is the agent's [`attendant::Engine`];
+//! this crate only translates: arguments into plan options ([`protocol`], [`check`]), engine
+//! errors into replies ([`error::reply`], the one mapping), progress into the job file
+//! ([`jobs`], [`worker`]).
+//!
+//! [`run`] is the whole program, so the plugin ships either as its own binary
+//! (`attendant-ubus`) or inside the agent's binary as a multi-call (`attendant rpcd ...`, with a
+//! [`Launcher`] that re-executes `attendant rpcd`); see the README for the sizes.
+//!
+//! ```no_run
+//! use attendant_ubus::{Launcher, run};
+//! let args = vec!["list".to_owned()];
+//! let _ = run(&args, &Launcher::current());
+//! ```
+//!
+//! It does not talk to ubus itself (rpcd does), and never runs a shell.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod jobs;
+pub mod logger;
+pub mod methods;
+pub mod protocol;
+pub mod upgrade;
+pub mod worker;
+
+pub use cli::{Context, Launcher, run};
+pub use error::{BridgeError, ErrorCode};

@@ -1,0 +1,269 @@
+//! `config_get` and `config_set`: the settings in UCI `/etc/config/attendedsysupgrade`.
+//!
+//! The file is shared with LuCI's attended-sysupgrade app and owut (`reference/router-side.md`
+//! §3.4), so the keys keep their sections:
+//!
+//! | key | UCI option | default |
+//! | --- | --- | --- |
+//! | `url` | `server.url` | `https://sysupgrade.openwrt.org` |
+//! | `rebuilders` | `server.rebuilder` (list) | `[]` |
+//! | `upgrade_packages`, `auto_search`, `advanced_mode`, `login_check_for_upgrades` | `client.*` | `true`, `false`, `false`, `false` |
+//! | `keep_settings`, `require_signature` | `attendant.*` | `true`, `false` |
+//! | `rootfs_size` | `attendant.rootfs_size` (`0` = the server's default) | `0` |
+//!
+//! Reading goes through the agent's [`Settings`], so the bridge shows what the agent will use.
+//! `config_set` changes only the keys it is given, in the first section of each type (created,
+//! named after its type, when missing), and writes the file the way `uci export` does, to a
+//! temporary file in `/etc/config/` that is renamed over the old one. It never runs `uci`; changes
+//! staged in a LuCI session for the same file are not merged.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use attendant::config::Settings;
+use attendant_proto::uci::{self, Config, Section};
+use attendant_proto::wire;
+use serde_json::{Value, json};
+
+use crate::cli::Context;
+use crate::error::BridgeError;
+use crate::protocol::Arguments;
+
+/// The `client` section's boolean options and their defaults (attendedsysupgrade-common's).
+const CLIENT_FLAGS: [(&str, bool); 4] = [
+    (wire::UCI_OPTION_UPGRADE_PACKAGES, true),
+    (wire::UCI_OPTION_AUTO_SEARCH, false),
+    (wire::UCI_OPTION_ADVANCED_MODE, false),
+    (wire::UCI_OPTION_LOGIN_CHECK_FOR_UPGRADES, false),
+];
+
+/// The `attendant` section's boolean options.
+const ATTENDANT_FLAGS: [&str; 2] = ["keep_settings", "require_signature"];
+
+/// `config_get`: every key of the table above.
+pub fn get(context: &Context) -> Result<Value, BridgeError> {
+    let path = config_path(&context.root);
+    let config = read(&path)?;
+    view(&config, &path)
+}
+
+/// `config_set {url?, rebuilders?, <flags>?, rootfs_size?}`: changes the given keys and answers
+/// like `config_get`.
+pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
+    let url = arguments.string("url")?;
+    if let Some(url) = &url {
+        check_url("url", url)?;
+    }
+    let rebuilders = arguments.strings("rebuilders")?;
+    for rebuilder in rebuilders.iter().flatten() {
+        check_url("rebuilders", rebuilder)?;
+    }
+    let mut client = Vec::new();
+    for (option, _) in CLIENT_FLAGS {
+        if let Some(flag) = arguments.bool(option)? {
+            client.push((option, flag));
+        }
+    }
+    let mut attendant = Vec::new();
+    for option in ATTENDANT_FLAGS {
+        if let Some(flag) = arguments.bool(option)? {
+            attendant.push((option, flag));
+        }
+    }
+    let rootfs_size = arguments.u32("rootfs_size")?;
+
+    let path = config_path(&context.root);
+    let mut config = read(&path)?;
+    let uci_error = |source| BridgeError::Uci {
+        path: path.clone(),
+        source,
+    };
+    if url.is_some() || rebuilders.is_some() {
+        config = edit(&config, wire::UCI_SECTION_SERVER, |section| {
+            if let Some(url) = &url {
+                section.set(wire::UCI_OPTION_URL, url)?;
+            }
+            if let Some(rebuilders) = &rebuilders {
+                section.remove(wire::UCI_OPTION_REBUILDER);
+                for rebuilder in rebuilders {
+                    section.add_list(wire::UCI_OPTION_REBUILDER, rebuilder)?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(uci_error)?;
+    }
+    if !client.is_empty() {
+        config = edit(&config, wire::UCI_SECTION_CLIENT, |section| {
+            client
+                .iter()
+                .try_for_each(|(option, flag)| section.set(option, flag_text(*flag)))
+        })
+        .map_err(uci_error)?;
+    }
+    if !attendant.is_empty() || rootfs_size.is_some() {
+        config = edit(&config, wire::UCI_SECTION_ATTENDANT, |section| {
+            for (option, flag) in &attendant {
+                section.set(option, flag_text(*flag))?;
+            }
+            match rootfs_size {
+                Some(0) => {
+                    section.remove("rootfs_size");
+                }
+                Some(size) => section.set("rootfs_size", &size.to_string())?,
+                None => {}
+            }
+            Ok(())
+        })
+        .map_err(uci_error)?;
+    }
+    // What the agent would make of the new file, before it replaces the old one.
+    let reply = view(&config, &path)?;
+    write_atomic(&path, config.to_text().as_bytes())?;
+    Ok(reply)
+}
+
+fn view(config: &Config, path: &Path) -> Result<Value, BridgeError> {
+    let settings = Settings::from_uci(config, path).map_err(attendant::Error::from)?;
+    let client = config.of_type(wire::UCI_SECTION_CLIENT).next();
+    let mut reply = json!({
+        "url": settings.server,
+        "rebuilders": settings.rebuilders,
+        "keep_settings": settings.keep_settings,
+        "require_signature": settings.require_signature,
+        "rootfs_size": settings.rootfs_size.unwrap_or(0),
+    });
+    if let Some(object) = reply.as_object_mut() {
+        for (option, default) in CLIENT_FLAGS {
+            let flag = client
+                .and_then(|section| section.flag(option))
+                .unwrap_or(default);
+            object.insert(option.to_owned(), flag.into());
+        }
+    }
+    Ok(reply)
+}
+
+/// A copy of `config` with the first section of `section_type` changed by `change` (a new
+/// section named after the type is appended when there is none).
+fn edit(
+    config: &Config,
+    section_type: &str,
+    change: impl FnOnce(&mut Section) -> Result<(), uci::UciError>,
+) -> Result<Config, uci::UciError> {
+    let mut edited = match config.package() {
+        Some(package) => Config::parse(format!("package {package}\n").as_bytes())?,
+        None => Config::new(),
+    };
+    let mut change = Some(change);
+    for section in config.sections() {
+        let mut section = section.clone();
+        if section.section_type() == section_type
+            && let Some(change) = change.take()
+        {
+            change(&mut section)?;
+        }
+        edited.push(section)?;
+    }
+    if let Some(change) = change {
+        let name = if config.named(section_type).is_some() {
+            None
+        } else {
+            Some(section_type)
+        };
+        let mut section = Section::new(section_type, name)?;
+        change(&mut section)?;
+        edited.push(section)?;
+    }
+    Ok(edited)
+}
+
+fn check_url(argument: &'static str, url: &str) -> Result<(), BridgeError> {
+    let scheme = url.starts_with("http://") || url.starts_with("https://");
+    if scheme && !url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Ok(());
+    }
+    Err(BridgeError::InvalidArgument {
+        argument,
+        expected: "an `http://` or `https://` URL without spaces",
+        found: format!("`{}`", url.chars().take(64).collect::<String>()),
+    })
+}
+
+fn flag_text(flag: bool) -> &'static str {
+    if flag { "1" } else { "0" }
+}
+
+fn config_path(root: &Path) -> PathBuf {
+    root.join(wire::UCI_CONFIG_PATH.trim_start_matches('/'))
+}
+
+fn read(path: &Path) -> Result<Config, BridgeError> {
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(uci::MAX_FILE_LEN).unwrap_or(u64::MAX);
+    match File::open(path) {
+        Ok(file) => file
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|source| io("read", path, source))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Config::new()),
+        Err(source) => return Err(io("read", path, source)),
+    };
+    Config::parse(&bytes).map_err(|source| BridgeError::Uci {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BridgeError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).map_err(|source| io("create", dir, source))?;
+    let temporary = dir.join(".attendedsysupgrade.attendant-tmp");
+    let mut file = File::create(&temporary).map_err(|source| io("write", &temporary, source))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io("write", &temporary, source))?;
+    fs::rename(&temporary, path).map_err(|source| io("rename", path, source))
+}
+
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> BridgeError {
+    BridgeError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_the_first_section_of_a_type_and_keeps_the_rest() {
+        let config = Config::parse(
+            b"package attendedsysupgrade\nconfig server\n\toption url 'http://a'\nconfig owut 'owut'\n\toption rootfs_size '100'\n",
+        )
+        .unwrap();
+        let edited = edit(&config, "server", |s| s.set("url", "http://b")).unwrap();
+        assert_eq!(
+            edited.to_text(),
+            "package 'attendedsysupgrade'\n\nconfig server\n\toption url 'http://b'\n\nconfig owut 'owut'\n\toption rootfs_size '100'\n\n"
+        );
+        let added = edit(&edited, "attendant", |s| s.set("keep_settings", "0")).unwrap();
+        assert_eq!(
+            added.named("attendant").unwrap().option("keep_settings"),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn refuses_urls_that_are_not_http() {
+        assert_eq!(
+            check_url("url", "ftp://x").unwrap_err().to_string(),
+            "argument `url` must be an `http://` or `https://` URL without spaces, got `ftp://x`"
+        );
+        assert!(check_url("url", "https://sysupgrade.openwrt.org").is_ok());
+        assert!(check_url("url", "http://a b").is_err());
+    }
+}

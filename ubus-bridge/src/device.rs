@@ -1,0 +1,42 @@
+//! `info` and `packages`: the device as the agent reads it, without the network.
+//!
+//! `packages` answers in `rpc-sys packagelist`'s shape (`reference/router-side.md` §4.3, §5):
+//! `{"packages": {"<name>": "<version>"}}`, top-level packages by default and every installed
+//! package with `{"all": true}`, ABI suffixes stripped — so LuCI code written for `rpc-sys` can
+//! be pointed at `attendant` unchanged.
+
+use attendant::Engine;
+use attendant::config::Settings;
+use serde_json::{Value, json};
+
+use crate::cli::Context;
+use crate::error::BridgeError;
+use crate::protocol::Arguments;
+
+/// `info`: `{board_name, model, target, version, revision, rootfs_type, efi, package_manager,
+/// server, agent_version}`; `model` is `""` when the device does not say.
+pub fn info(context: &Context) -> Result<Value, BridgeError> {
+    let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
+    let engine = Engine::new(&context.root, settings);
+    let device = engine.device()?;
+    Ok(json!({
+        "board_name": device.board_name,
+        "model": device.model.clone().unwrap_or_default(),
+        "target": device.target,
+        "version": device.version,
+        "revision": device.revision,
+        "rootfs_type": device.rootfs_type,
+        "efi": device.efi,
+        "package_manager": device.package_manager.as_str(),
+        "server": engine.settings().server,
+        "agent_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// `packages {all}`: `{"packages": {"<name>": "<version>"}}`.
+pub fn packages(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
+    let all = arguments.bool("all")?.unwrap_or(false);
+    let engine = Engine::new(&context.root, Settings::default());
+    let device = engine.device()?;
+    Ok(json!({ "packages": device.packages.packagelist(all) }))
+}

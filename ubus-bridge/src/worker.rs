@@ -1,0 +1,274 @@
+//! The detached job processes: `__job <id>` builds, downloads and verifies; `__install <id>`
+//! flashes.
+//!
+//! Each drives the agent's [`Engine`] step by step (check, build, save the build record,
+//! download, verify — what [`Engine::fetch`] chains, split so each step is a job state) and
+//! writes progress into the job file under its lock. A process writes only while the job file
+//! still names it (same id, its pid, a working state): once `cancel` or a new `start` took the
+//! job over, it exits without a word. Download progress is written at most every
+//! [`PROGRESS_INTERVAL`].
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use attendant::build::BuildProgress;
+use attendant::config::Settings;
+use attendant::engine::SavedBuild;
+use attendant::install::Installed;
+use attendant::{Engine, Event, FlashOptions};
+
+use crate::check::plan_options;
+use crate::cli::Context;
+use crate::error::BridgeError;
+use crate::jobs::{Job, JobState, JobStore};
+use crate::logger;
+use crate::upgrade::INSTALL_DELAY;
+
+/// Shortest time between two download-progress writes of the job file.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// `__job <id>`.
+pub fn run_job(context: &Context, id: &str) -> ExitCode {
+    logger::init();
+    let store = JobStore::new(&context.root);
+    let Some(mut progress) = Progress::attach(&store, id, JobState::Checking) else {
+        return ExitCode::FAILURE;
+    };
+    let result = fetch(context, &mut progress);
+    progress.finish(result)
+}
+
+/// `__install <id>`.
+pub fn run_install(context: &Context, id: &str) -> ExitCode {
+    logger::init();
+    thread::sleep(INSTALL_DELAY);
+    let store = JobStore::new(&context.root);
+    let Some(mut progress) = Progress::attach(&store, id, JobState::Installing) else {
+        return ExitCode::FAILURE;
+    };
+    let result = flash(context, &mut progress);
+    progress.finish(result)
+}
+
+fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeError> {
+    let options = progress.job.options.clone();
+    let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
+    let keep_settings = options.keep_settings.unwrap_or(settings.keep_settings);
+    let engine = Engine::new(&context.root, settings);
+    let plan = plan_options(&engine, &options)?;
+    let interval = Duration::from_millis(engine.settings().poll_interval_ms);
+    let image = engine.settings().image.clone();
+    let path = engine.router_path(&image);
+
+    log::info!("checking");
+    let check = engine.check(&plan)?;
+    progress.update(|job| {
+        job.version = Some(check.target.version.clone());
+        job.warnings = check.warnings.clone();
+        job.image = Some(image.display().to_string());
+    });
+    match check.verdict {
+        attendant::Verdict::Blocked => {
+            return Err(attendant::Error::Blocked(check.problems.clone()).into());
+        }
+        attendant::Verdict::UpToDate => {
+            progress.update(|job| {
+                job.message = Some("the firmware is up to date".to_owned());
+                job.pid = 0;
+                job.enter(JobState::UpToDate);
+            });
+            return Ok(());
+        }
+        attendant::Verdict::UpgradeAvailable => {}
+    }
+    let Some(planned) = check.image.clone() else {
+        return Err(attendant::Error::Blocked(vec!["no image to install".to_owned()]).into());
+    };
+
+    progress.update(|job| job.enter(JobState::Queued));
+    let response = engine.build(&check, interval, &mut |event| progress.event(event))?;
+    let mut saved = SavedBuild::new(check.request.clone(), &planned, response);
+    saved.server = check.server.clone();
+    engine.save_build(&path, &saved)?;
+
+    progress.update(|job| {
+        job.queue_position = None;
+        job.enter(JobState::Downloading);
+    });
+    engine.download(&saved, &path, &mut |event| progress.event(event))?;
+
+    progress.update(|job| job.enter(JobState::Verifying));
+    let mut flash = FlashOptions::default();
+    flash.keep_settings = keep_settings;
+    let verification = engine.verify(&check.device, &saved, &path, &flash)?;
+    progress.update(|job| {
+        job.verification = serde_json::to_value(&verification).ok().map(without_nulls);
+        job.message = Some("the image passed every check".to_owned());
+        job.pid = 0;
+        job.enter(JobState::Ready);
+    });
+    Ok(())
+}
+
+fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeError> {
+    let job = progress.job.clone();
+    let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
+    let engine = Engine::new(&context.root, settings);
+    let image = job.image.clone().unwrap_or_default();
+    let path = engine.router_path(Path::new(&image));
+    let mut flash = FlashOptions::default();
+    flash.keep_settings = job.install_keep_settings.unwrap_or(true);
+    flash.force_flash = job.install_force.unwrap_or(false);
+    flash.pre_install = engine.settings().pre_install.clone();
+
+    log::info!("verifying `{image}` again before flashing");
+    let device = engine.device()?;
+    let saved = engine.load_build(&path)?;
+    engine.verify(&device, &saved, &path, &flash)?;
+    let installed = engine.install(&path, &flash, &mut |event| progress.event(event))?;
+    if let Installed::Rebooting { .. } = installed {
+        progress.update(|job| {
+            job.message = Some("sysupgrade accepted the image; the router is rebooting".into());
+            job.pid = 0;
+            job.enter(JobState::Rebooting);
+        });
+    }
+    Ok(())
+}
+
+/// The job as this process last wrote it, and the way to write it.
+struct Progress<'a> {
+    store: &'a JobStore,
+    job: Job,
+    last_download_write: Option<Instant>,
+}
+
+impl<'a> Progress<'a> {
+    /// The job `id`, when it is in `state` and names this process.
+    fn attach(store: &'a JobStore, id: &str, state: JobState) -> Option<Self> {
+        let lock = store.lock().ok()?;
+        let job = store.load(&lock).ok().flatten()?;
+        if job.id != id || job.state != state || job.pid != std::process::id() {
+            log::info!("job `{id}` is not this process's to run; stopping");
+            return None;
+        }
+        Some(Self {
+            store,
+            job,
+            last_download_write: None,
+        })
+    }
+
+    /// Changes the job and writes it; exits the process when the job is no longer ours.
+    fn update(&mut self, change: impl FnOnce(&mut Job)) {
+        let lock = match self.store.lock() {
+            Ok(lock) => lock,
+            Err(error) => {
+                log::warn!("{error}");
+                return;
+            }
+        };
+        match self.store.load(&lock) {
+            Ok(Some(job))
+                if job.id == self.job.id
+                    && job.pid == std::process::id()
+                    && job.state.is_working() => {}
+            Ok(_) => {
+                log::info!("job `{}` was taken over; stopping", self.job.id);
+                std::process::exit(0);
+            }
+            Err(error) => log::warn!("{error}"),
+        }
+        change(&mut self.job);
+        if let Err(error) = self.store.save(&lock, &self.job) {
+            log::warn!("{error}");
+        }
+    }
+
+    /// Records one engine event.
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Note { message } => {
+                log::info!("{message}");
+                let message = message.clone();
+                self.update(|job| job.message = Some(message));
+            }
+            Event::Build(BuildProgress::Accepted { request_hash }) => {
+                let hash = request_hash.clone();
+                self.update(|job| job.request_hash = Some(hash));
+            }
+            Event::Build(BuildProgress::Queued {
+                position,
+                elapsed_secs,
+            }) => {
+                let (position, elapsed) = (*position, *elapsed_secs);
+                self.update(|job| {
+                    job.queue_position = position;
+                    job.build_elapsed = Some(elapsed);
+                    job.enter(JobState::Queued);
+                });
+            }
+            Event::Build(BuildProgress::Building {
+                stage,
+                elapsed_secs,
+            }) => {
+                let (stage, elapsed) = (stage.clone(), *elapsed_secs);
+                self.update(|job| {
+                    job.queue_position = None;
+                    job.build_stage = Some(stage);
+                    job.build_elapsed = Some(elapsed);
+                    job.enter(JobState::Building);
+                });
+            }
+            Event::Download { bytes, total } => {
+                // The first bytes, then every interval, then the last bytes.
+                let first = self.job.downloaded.is_none_or(|written| written == 0);
+                let due = self
+                    .last_download_write
+                    .is_none_or(|last| last.elapsed() >= PROGRESS_INTERVAL);
+                let done = total.is_some_and(|total| *bytes >= total);
+                if first || due || done {
+                    let (bytes, total) = (*bytes, *total);
+                    self.update(|job| {
+                        job.downloaded = Some(bytes);
+                        job.total = total;
+                    });
+                    self.last_download_write = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Records how the job ended.
+    fn finish(mut self, result: Result<(), BridgeError>) -> ExitCode {
+        match result {
+            // The last step already wrote the final state and let go of the job.
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                log::error!("{error}");
+                let object = error.to_object();
+                self.update(|job| {
+                    job.error = Some(object);
+                    job.pid = 0;
+                    job.enter(JobState::Failed);
+                });
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `value` without its `null` members: a reply leaves out what is not known (blobmsg has no
+/// null).
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, without_nulls(v)))
+            .collect(),
+        other => other,
+    }
+}

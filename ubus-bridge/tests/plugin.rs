@@ -1,0 +1,387 @@
+//! The plugin run as rpcd runs it: `list`, and `call <method>` with JSON on stdin, against a
+//! fake router root and a fake upgrade server. Every reply is held to `contract.json`.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use util::*;
+
+#[test]
+fn list_prints_the_contract_signatures_at_once() {
+    let router = Router::new("http://127.0.0.1:9");
+    let started = Instant::now();
+    let output = router.list();
+    let took = started.elapsed();
+    assert!(output.status.success(), "{output:?}");
+    assert!(took < Duration::from_secs(2), "list took {took:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let contract = contract();
+    let signatures: serde_json::Map<String, Value> = contract["methods"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, method)| (name.clone(), method["signature"].clone()))
+        .collect();
+    assert_eq!(printed, Value::Object(signatures));
+    assert!(output.stdout.ends_with(b"}\n"));
+}
+
+#[test]
+fn the_acl_grants_every_method_once_in_its_group() {
+    let acl: Value =
+        serde_json::from_str(include_str!("../root/usr/share/rpcd/acl.d/attendant.json")).unwrap();
+    let contract = contract();
+    let group = &acl[contract["acl"]["group"].as_str().unwrap()];
+    for (name, method) in contract["methods"].as_object().unwrap() {
+        let access = method["access"].as_str().unwrap();
+        let granted = group[access]["ubus"]["attendant"].as_array().unwrap();
+        assert!(granted.contains(&json!(name)), "{name} not in {access}");
+        let other = if access == "read" { "write" } else { "read" };
+        assert!(
+            !group[other]["ubus"]["attendant"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(name))
+        );
+    }
+}
+
+#[test]
+fn malformed_json_is_an_error_object() {
+    let router = Router::new("http://127.0.0.1:9");
+    let (output, took) = router.call_raw("info", b"{\"all\": tru");
+    let reply = reply_of(&output, took, "info");
+    assert_error_shape(&contract(), &reply, "invalid_json");
+    let (output, took) = router.call_raw("packages", b"[true]");
+    let reply = reply_of(&output, took, "packages");
+    assert_eq!(
+        reply["error"]["message"],
+        "the request is not a JSON object: expected an object, got an array"
+    );
+}
+
+#[test]
+fn wrong_types_name_the_argument() {
+    let router = Router::new("http://127.0.0.1:9");
+    let contract = contract();
+    let reply = router.call("packages", json!({"all": "yes"}));
+    assert_error_shape(&contract, &reply, "invalid_argument");
+    assert_eq!(reply["error"]["argument"], "all");
+    let reply = router.call("start", json!({"rootfs_size": "big"}));
+    assert_eq!(reply["error"]["argument"], "rootfs_size");
+    assert_eq!(
+        reply["error"]["message"],
+        "argument `rootfs_size` must be an integer from 0 to 4294967295, got a string"
+    );
+    let reply = router.call("status", json!({"job": "../../etc"}));
+    assert_eq!(reply["error"]["argument"], "job");
+    let reply = router.call("install", json!({}));
+    assert_eq!(reply["error"]["message"], "argument `job` is required");
+    // Nothing was started by the refused `start`.
+    assert_eq!(router.call("status", json!({})), json!({"state": "idle"}));
+}
+
+#[test]
+fn unknown_methods_are_named() {
+    let router = Router::new("http://127.0.0.1:9");
+    let reply = router.call("reboot", json!({}));
+    assert_error_shape(&contract(), &reply, "unknown_method");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown method `reboot`"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn oversized_input_is_refused() {
+    let router = Router::new("http://127.0.0.1:9");
+    let mut input = b"{\"add\": [\"".to_vec();
+    input.extend(std::iter::repeat_n(b'a', 200_000));
+    input.extend(b"\"]}");
+    let (output, took) = router.call_raw("check", &input);
+    let reply = reply_of(&output, took, "check");
+    assert_error_shape(&contract(), &reply, "input_too_large");
+}
+
+#[test]
+fn info_reads_the_router_root() {
+    let router = Router::new("http://asu.lan:8000");
+    let reply = router.call("info", json!({}));
+    assert_reply_shape(&contract(), "info", "ok", &reply);
+    assert_eq!(reply["board_name"], BOARD);
+    assert_eq!(reply["version"], "24.10.4");
+    assert_eq!(reply["target"], "ath79/generic");
+    assert_eq!(reply["rootfs_type"], "squashfs");
+    assert_eq!(reply["package_manager"], "opkg");
+    assert_eq!(reply["server"], "http://asu.lan:8000");
+}
+
+#[test]
+fn packages_answers_like_rpc_sys_packagelist() {
+    let router = Router::new("http://127.0.0.1:9");
+    let status = include_bytes!("../../proto/testdata/opkg/status-24.10-ath79");
+    let parsed = attendant_proto::opkg::parse(status).unwrap();
+    let top = router.call("packages", json!({}));
+    assert_reply_shape(&contract(), "packages", "ok", &top);
+    assert_eq!(top, json!({"packages": parsed.packagelist(false)}));
+    let all = router.call("packages", json!({"all": true}));
+    assert_eq!(all, json!({"packages": parsed.packagelist(true)}));
+    assert!(
+        all["packages"].as_object().unwrap().len() > top["packages"].as_object().unwrap().len()
+    );
+}
+
+#[test]
+fn config_set_changes_only_the_given_keys_atomically() {
+    let router = Router::new("http://asu.lan");
+    let contract = contract();
+    let before = router.call("config_get", json!({}));
+    assert_reply_shape(&contract, "config_get", "ok", &before);
+    assert_eq!(before["url"], "http://asu.lan");
+    assert_eq!(before["advanced_mode"], true);
+    assert_eq!(before["require_signature"], true);
+    assert_eq!(before["upgrade_packages"], true);
+
+    let after = router.call(
+        "config_set",
+        json!({"url": "https://asu.example.org/", "rebuilders": ["https://r1.example.org"], "auto_search": 1, "keep_settings": false, "rootfs_size": 300}),
+    );
+    assert_reply_shape(&contract, "config_set", "ok", &after);
+    assert_eq!(after["url"], "https://asu.example.org");
+    assert_eq!(after["rebuilders"], json!(["https://r1.example.org"]));
+    assert_eq!(after["auto_search"], true);
+    assert_eq!(after["keep_settings"], false);
+    assert_eq!(after["rootfs_size"], 300);
+    assert_eq!(after["advanced_mode"], true);
+    assert_eq!(router.call("config_get", json!({})), after);
+    let text = router.read("etc/config/attendedsysupgrade");
+    assert!(
+        text.contains("\tlist rebuilder 'https://r1.example.org'\n"),
+        "{text}"
+    );
+    assert!(text.contains("\toption poll_interval '500'\n"), "{text}");
+    assert!(
+        !router
+            .path()
+            .join("etc/config/.attendedsysupgrade.attendant-tmp")
+            .exists()
+    );
+
+    let refused = router.call(
+        "config_set",
+        json!({"url": "ftp://x", "advanced_mode": false}),
+    );
+    assert_error_shape(&contract, &refused, "invalid_argument");
+    assert_eq!(router.call("config_get", json!({})), after);
+}
+
+#[test]
+fn an_unreachable_server_fails_check_with_a_server_error() {
+    let router = Router::new("http://127.0.0.1:9");
+    let reply = router.call("check", json!({}));
+    assert_error_shape(&contract(), &reply, "server");
+}
+
+#[test]
+fn check_reports_the_package_table_and_problems() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let contract = contract();
+    let reply = router.call("check", json!({}));
+    assert_reply_shape(&contract, "check", "upgrade_available", &reply);
+    assert_eq!(reply["verdict"], "upgrade_available");
+    assert_eq!(reply["target"]["version"], "24.10.6");
+    assert!(
+        reply["offered"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("24.10.6"))
+    );
+    let luci = reply["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["name"] == "luci")
+        .unwrap();
+    assert_eq!(luci["change"], "upgrade");
+    assert_eq!(reply["summary"]["upgrade"], 1);
+
+    let blocked = router.call("check", json!({"add": ["no-such-package"]}));
+    assert_reply_shape(&contract, "check", "blocked", &blocked);
+    assert_eq!(blocked["verdict"], "blocked");
+    assert!(
+        blocked["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("package `no-such-package` is not in the 24.10.6 index"),
+        "{blocked:#}"
+    );
+    assert_eq!(*server.posts.lock().unwrap(), 0);
+}
+
+#[test]
+fn a_full_job_goes_from_start_to_sysupgrade() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let contract = contract();
+    let started = router.call("start", json!({"keep_settings": true}));
+    assert_reply_shape(&contract, "start", "started", &started);
+    let job = started["job"].as_str().unwrap().to_owned();
+
+    let busy = router.call("start", json!({}));
+    assert_reply_shape(&contract, "start", "busy", &busy);
+    assert_eq!(busy["job"], job.as_str());
+    assert_eq!(busy["busy"], true);
+
+    let limit = Duration::from_secs(30);
+    let queued = router.wait_for(limit, |s| {
+        s["state"] == "queued" && s.get("queue_position").is_some()
+    });
+    assert_reply_shape(&contract, "status", "queued", &queued);
+    assert_eq!(queued["queue_position"], 2);
+    assert_eq!(queued["request_hash"], REQUEST_HASH);
+
+    server.set_phase(phase::BUILDING);
+    let building = router.wait_for(limit, |s| s["state"] == "building");
+    assert_reply_shape(&contract, "status", "building", &building);
+    assert_eq!(building["build_stage"], "building_image");
+    // A call answers at once while the build runs (reply_of also bounds each call).
+    let (output, took) = router.call_raw("status", format!("{{\"job\": \"{job}\"}}").as_bytes());
+    reply_of(&output, took, "status");
+    assert!(took < Duration::from_secs(2), "status took {took:?}");
+
+    server.set_phase(phase::DOWNLOADING);
+    let downloading = router.wait_for(limit, |s| {
+        s["state"] == "downloading" && s.get("downloaded").is_some()
+    });
+    assert_reply_shape(&contract, "status", "downloading", &downloading);
+    assert!(downloading["downloaded"].as_u64().unwrap() > 0);
+    assert_eq!(downloading["total"].as_u64().unwrap(), image().len() as u64);
+    let early = router.call("install", json!({"job": job}));
+    assert_error_shape(&contract, &early, "not_ready");
+
+    server.set_phase(phase::VERIFYING);
+    let verifying = router.wait_for(limit, |s| s["state"] == "verifying");
+    assert_reply_shape(&contract, "status", "verifying", &verifying);
+
+    server.set_phase(phase::DONE);
+    let ready = router.wait_for(limit, |s| s["state"] == "ready");
+    assert_reply_shape(&contract, "status", "ready", &ready);
+    assert_eq!(ready["verification"]["signed_by"], "abababababababab");
+    assert_eq!(ready["image"], "/tmp/firmware.bin");
+    assert!(router.sysupgrade_calls().is_empty());
+
+    let installing = router.call("install", json!({"job": job, "keep_settings": false}));
+    assert_reply_shape(&contract, "install", "installing", &installing);
+    assert_eq!(
+        installing["command"],
+        json!(["sysupgrade", "-n", "/tmp/firmware.bin"])
+    );
+    // The reply came first: sysupgrade starts only after the delay.
+    assert!(router.sysupgrade_calls().is_empty());
+    let status = router.call("status", json!({"job": job}));
+    assert_reply_shape(&contract, "status", "installing", &status);
+
+    let rebooting = router.wait_for(limit, |s| s["state"] == "rebooting");
+    assert_reply_shape(&contract, "status", "rebooting", &rebooting);
+    let firmware = router.path().join("tmp/firmware.bin");
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test -n {}", firmware.display()),
+            format!("-n {}", firmware.display())
+        ]
+    );
+    assert_eq!(*server.posts.lock().unwrap(), 1);
+}
+
+#[test]
+fn cancel_stops_a_running_job() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let contract = contract();
+    let job = router.call("start", json!({}))["job"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.set_phase(phase::BUILDING);
+    router.wait_for(Duration::from_secs(30), |s| s["state"] == "building");
+    let pid = router.job_pid();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    let cancelled = router.call("cancel", json!({"job": job}));
+    assert_reply_shape(&contract, "cancel", "cancelled", &cancelled);
+    assert_eq!(cancelled["cancelled"], true);
+    assert!(!process_alive(pid), "the job process {pid} still runs");
+    let status = router.call("status", json!({}));
+    assert_reply_shape(&contract, "status", "cancelled", &status);
+    assert_eq!(status["state"], "cancelled");
+
+    let again = router.call("cancel", json!({}));
+    assert_reply_shape(&contract, "cancel", "finished", &again);
+    assert_eq!(again["cancelled"], false);
+    let other = router.call("status", json!({"job": "ffffffffffffffff"}));
+    assert_error_shape(&contract, &other, "no_job");
+    // A new job may start after a cancelled one.
+    let restarted = router.call("start", json!({}));
+    assert_eq!(restarted["busy"], false);
+    assert_ne!(restarted["job"], job.as_str());
+    router.call("cancel", json!({}));
+}
+
+#[test]
+fn a_killed_job_process_is_reported_as_failed() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    router.call("start", json!({}));
+    router.wait_for(Duration::from_secs(30), |s| s["state"] == "queued");
+    let pid = router.job_pid();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let failed = router.wait_for(Duration::from_secs(10), |s| s["state"] == "failed");
+    assert_reply_shape(&contract(), "status", "failed", &failed);
+    assert_eq!(failed["error"]["code"], "job_died");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("the job's process {pid} ended without finishing")),
+        "{failed:#}"
+    );
+    // Failed is final: the next start is not busy.
+    assert_eq!(router.call("start", json!({}))["busy"], false);
+    router.call("cancel", json!({}));
+}
+
+#[test]
+fn a_blocked_job_fails_with_the_problems() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    router.call("start", json!({"add": ["no-such-package"]}));
+    let failed = router.wait_for(Duration::from_secs(30), |s| s["state"] == "failed");
+    assert_reply_shape(&contract(), "status", "failed", &failed);
+    assert_eq!(failed["error"]["code"], "blocked");
+    assert!(
+        failed["error"]["problems"].as_array().unwrap().len() == 1,
+        "{failed:#}"
+    );
+    assert_eq!(*server.posts.lock().unwrap(), 0);
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie (killed, not yet reaped) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
