@@ -377,12 +377,12 @@ impl Engine {
             let Some(bytes) = client.get_optional(&url, MAX_JSON_LEN)? else {
                 continue;
             };
-            let parsed = index::parse_index_json(&bytes).map_err(|error| Error::Document {
+            let packages = parse_package_index(&bytes).map_err(|message| Error::Document {
                 what: "package index",
-                message: format!("`{url}`: {error}"),
+                message: format!("`{url}`: {message}"),
             })?;
             found = true;
-            merged.extend(parsed.index.packages);
+            merged.extend(packages);
         }
         if !found {
             warnings.push(format!(
@@ -403,6 +403,37 @@ fn fetch_profiles(client: &Client, url: &str) -> Result<Profiles, Error> {
     })
 }
 
+/// The package versions of a server index. A target's `index.json` is
+/// `{"architecture", "packages": {name: version}}`, but ASU answers
+/// `/json/v1/<path>/packages/<arch>-index.json` with the flat `{name: version}` map
+/// (`reference/asu-server.md` §2.6); both shapes are read, at most
+/// [`index::MAX_INDEX_ENTRIES`] entries.
+fn parse_package_index(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| format!("not JSON: {error}"))?;
+    let Some(object) = value.as_object() else {
+        return Err("expected a JSON object".to_owned());
+    };
+    if object
+        .get("packages")
+        .is_some_and(serde_json::Value::is_object)
+    {
+        return index::parse_index_json(bytes)
+            .map(|parsed| parsed.index.packages)
+            .map_err(|error| error.to_string());
+    }
+    if object.len() > index::MAX_INDEX_ENTRIES {
+        return Err(format!("more than {} packages", index::MAX_INDEX_ENTRIES));
+    }
+    object
+        .iter()
+        .map(|(name, version)| match version.as_str() {
+            Some(version) => Ok((name.clone(), version.to_owned())),
+            None => Err(format!("the version of `{name}` is not a string")),
+        })
+        .collect()
+}
+
 /// True when `target` is an older release than `installed` (snapshots never count).
 fn is_firmware_downgrade(installed: &str, target: &str) -> bool {
     match (Version::parse(installed), Version::parse(target)) {
@@ -416,6 +447,31 @@ fn is_firmware_downgrade(installed: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_flat_arch_index_and_the_target_index_shape() {
+        let flat = parse_package_index(br#"{"tmux": "3.5a-r1", "luci": "25.031"}"#).unwrap();
+        assert_eq!(flat["tmux"], "3.5a-r1");
+        assert_eq!(flat.len(), 2);
+        let wrapped = parse_package_index(
+            br#"{"architecture": "x86_64", "packages": {"kernel": "6.6.116-r1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(wrapped["kernel"], "6.6.116-r1");
+        assert_eq!(wrapped.len(), 1);
+    }
+
+    #[test]
+    fn rejects_an_index_whose_versions_are_not_strings() {
+        assert_eq!(
+            parse_package_index(br#"{"tmux": 3}"#).unwrap_err(),
+            "the version of `tmux` is not a string"
+        );
+        assert_eq!(
+            parse_package_index(b"[]").unwrap_err(),
+            "expected a JSON object"
+        );
+    }
 
     #[test]
     fn firmware_downgrades_compare_releases_only() {

@@ -10,6 +10,7 @@
 //! | [`mirror`] | writes the downloads tree for a seed; [`mirror::shared_fixture`] caches it |
 //! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
 //! | [`mirror_server`] | serves a tree over HTTP on a loopback port, with fault injection |
+//! | [`router`] | a fake router root (`--root`) with a release's packages, for the agent |
 //! | [`harness`] | unpacks an ImageBuilder and runs `make` in it for tests |
 //! | [`archive`], [`gzip`] | deterministic `.tar.xz`/`.tar.zst` archives and gzip streams |
 //! | [`seed`] | values derived from the seed |
@@ -31,6 +32,7 @@ pub mod harness;
 pub mod imagebuilder;
 pub mod mirror;
 pub mod mirror_server;
+pub mod router;
 pub mod seed;
 
 pub use mirror::{MirrorInfo, shared_fixture};

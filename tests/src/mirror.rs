@@ -390,7 +390,9 @@ fn write_target(
     )?;
     let arch_dir = release_dir.join("packages").join(&target.arch_packages);
     let mut feeds_conf = String::new();
-    // feeds.conf lists the feeds in the build's own order (base is implicit).
+    // feeds.conf is the build's own feed list, the OpenWrt tree itself first as `base`
+    // (`src-git-full`, as in the release SDK's `feeds.conf.default`); ASU merges every feed it
+    // names into `/json/v1/<path>/<arch>-index.json`.
     for feed in [
         Feed::Base,
         Feed::Packages,
@@ -400,7 +402,12 @@ fn write_target(
     ] {
         let Some(dir) = feed.arch_dir() else { continue };
         write_feed(&arch_dir.join(dir), &packages, feed, target, manager, key)?;
-        if feed != Feed::Base {
+        if feed == Feed::Base {
+            feeds_conf.push_str(&format!(
+                "src-git-full base https://git.openwrt.org/openwrt/openwrt.git^{}\n",
+                release.revision_hash()
+            ));
+        } else {
             let (host, project) = if feed == Feed::Luci {
                 ("project", "luci")
             } else {

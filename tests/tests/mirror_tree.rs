@@ -154,7 +154,7 @@ fn upstream_metadata_parses_with_proto() {
             );
             let arch_dir = release.join("packages").join(arch);
             let feeds = parse_feeds_conf(&fs::read(arch_dir.join("feeds.conf")).unwrap()).unwrap();
-            assert_eq!(feeds, ["packages", "luci", "routing", "telephony"]);
+            assert_eq!(feeds, ["base", "packages", "luci", "routing", "telephony"]);
             let base =
                 parse_index_json(&fs::read(arch_dir.join("base/index.json")).unwrap()).unwrap();
             if apk {

@@ -1,0 +1,355 @@
+//! A fake router root built from the fixture catalogue, for driving the agent with `--root`.
+//!
+//! [`write_root`] lays out the files the agent reads on a router (`agent/src/facts.rs`,
+//! `reference/router-side.md` §4.5, §5): `/tmp/sysinfo/board_name` and `model`,
+//! `/usr/lib/os-release`, `/proc/mounts`, `/sys/firmware/efi` on EFI machines,
+//! `/etc/config/system` with a `compat_version`, and the package database — opkg's
+//! `/usr/lib/opkg/status` for 24.10 releases, apk's `/lib/apk/db/installed` and
+//! `/etc/apk/world` for 25.12 and snapshots. The installed set is what the fixture ImageBuilder
+//! of that release installs for the profile's default packages plus the user's packages
+//! ([`installed_packages`]), so versions, ABI names and dependencies match the mirror exactly.
+//! Top-level packages are the ones the ImageBuilder was asked for (without `kernel`); their
+//! dependencies are marked auto-installed, as opkg and apk mark them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{Catalog, PackageManager, Release, Target};
+use crate::imagebuilder::{self as ib, resolve};
+use crate::mirror::build_packages;
+
+/// What kind of router to fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouterSpec {
+    /// The installed release, e.g. `24.10.4`.
+    pub version: String,
+    /// `board/subtarget`, e.g. `x86/64`.
+    pub target: String,
+    /// The profile whose default packages are installed, e.g. `generic`.
+    pub profile: String,
+    /// `/tmp/sysinfo/board_name`, e.g. `tplink,archer-c7-v5`.
+    pub board_name: String,
+    /// `/tmp/sysinfo/model`.
+    pub model: String,
+    /// Packages the user installed on top of the defaults.
+    pub user_packages: Vec<String>,
+    /// The root filesystem type `/proc/mounts` reports for `/rom` (or `/`): `squashfs`, `ext4`.
+    pub rootfs_type: String,
+    /// Whether `/sys/firmware/efi` exists.
+    pub efi: bool,
+    /// `system.@system[0].compat_version`; `None` leaves it unset (sysupgrade reads `1.0`).
+    pub compat_version: Option<String>,
+}
+
+impl RouterSpec {
+    /// A squashfs router without EFI and without user packages.
+    pub fn new(version: &str, target: &str, profile: &str, board_name: &str) -> Self {
+        Self {
+            version: version.to_owned(),
+            target: target.to_owned(),
+            profile: profile.to_owned(),
+            board_name: board_name.to_owned(),
+            model: board_name.to_owned(),
+            user_packages: Vec::new(),
+            rootfs_type: "squashfs".to_owned(),
+            efi: false,
+            compat_version: None,
+        }
+    }
+}
+
+/// One installed package of the fake router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledPackage {
+    /// Name in the database, with the ABI suffix (`libubox20240329`).
+    pub package: String,
+    /// Name without the ABI suffix (`libubox`).
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// `ABIVersion`, if any.
+    pub abi_version: Option<String>,
+    /// `Architecture`.
+    pub architecture: String,
+    /// `Depends`, as published.
+    pub depends: Vec<String>,
+    /// Installed on request (not `Auto-Installed`).
+    pub top_level: bool,
+}
+
+/// Why a fake router could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The release is not in the catalogue.
+    #[error("release `{0}` is not in the fixture catalogue")]
+    UnknownRelease(String),
+    /// The target is not in the catalogue.
+    #[error("target `{0}` is not in the fixture catalogue")]
+    UnknownTarget(String),
+    /// The profile is not a profile of the target.
+    #[error("profile `{profile}` is not a profile of `{target}`")]
+    UnknownProfile {
+        /// The target.
+        target: String,
+        /// The profile.
+        profile: String,
+    },
+    /// The fixture ImageBuilder would not install the package set.
+    #[error("the {version} ImageBuilder cannot install the packages: {stderr}")]
+    Unresolvable {
+        /// The release.
+        version: String,
+        /// What the package manager printed.
+        stderr: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The packages the fixture ImageBuilder of `spec.version` installs for the profile's defaults
+/// plus `spec.user_packages`, in installation order.
+pub fn installed_packages(
+    catalog: &Catalog,
+    spec: &RouterSpec,
+) -> Result<Vec<InstalledPackage>, RouterError> {
+    let (release, target) = release_and_target(catalog, spec)?;
+    let profile = target
+        .profile(&spec.profile)
+        .ok_or_else(|| RouterError::UnknownProfile {
+            target: spec.target.clone(),
+            profile: spec.profile.clone(),
+        })?;
+    let packages = catalog.packages(release, target);
+    let list = ib::packages_list(packages.iter(), release.package_manager);
+    let entries =
+        attendant_proto::index::parse_packages_detailed(list.as_bytes()).map_err(|error| {
+            RouterError::Unresolvable {
+                version: release.version.clone(),
+                stderr: error.to_string(),
+            }
+        })?;
+    let index = resolve::Index::new(entries, BTreeMap::new());
+    let requested = build_packages(
+        &catalog.default_packages(release, target),
+        &profile.device_packages,
+        &spec.user_packages,
+    );
+    let report = resolve::resolve(&index, &requested, release.package_manager);
+    if report.exit_code != 0 {
+        return Err(RouterError::Unresolvable {
+            version: release.version.clone(),
+            stderr: report.stderr,
+        });
+    }
+    let by_name: BTreeMap<&str, &crate::catalog::Package> =
+        packages.iter().map(|p| (p.name.as_str(), p)).collect();
+    Ok(report
+        .installed
+        .iter()
+        .map(|installed| {
+            let published = by_name.get(installed.package.as_str());
+            InstalledPackage {
+                package: installed.package.clone(),
+                name: installed.name.clone(),
+                version: installed.version.clone(),
+                abi_version: published.and_then(|p| p.abi_version.clone()),
+                architecture: published
+                    .map_or_else(|| target.arch_packages.clone(), |p| p.architecture.clone()),
+                depends: published.map(|p| p.depends.clone()).unwrap_or_default(),
+                top_level: installed.name != "kernel"
+                    && requested
+                        .iter()
+                        .any(|r| *r == installed.name || *r == installed.package),
+            }
+        })
+        .collect())
+}
+
+/// Writes the router's files under `dir`; returns the installed packages.
+pub fn write_root(
+    dir: &Path,
+    catalog: &Catalog,
+    spec: &RouterSpec,
+) -> Result<Vec<InstalledPackage>, RouterError> {
+    let (release, target) = release_and_target(catalog, spec)?;
+    let installed = installed_packages(catalog, spec)?;
+    write(
+        dir,
+        "tmp/sysinfo/board_name",
+        &format!("{}\n", spec.board_name),
+    )?;
+    write(dir, "tmp/sysinfo/model", &format!("{}\n", spec.model))?;
+    write(dir, "usr/lib/os-release", &os_release(release, target))?;
+    let mounts = format!(
+        "/dev/root /rom {} ro,relatime 0 0\noverlayfs:/overlay / overlay rw,noatime 0 0\n",
+        spec.rootfs_type
+    );
+    write(dir, "proc/mounts", &mounts)?;
+    if spec.efi {
+        create_dir(&dir.join("sys/firmware/efi"))?;
+    }
+    if let Some(compat) = &spec.compat_version {
+        write(
+            dir,
+            "etc/config/system",
+            &format!(
+                "config system\n\toption hostname 'OpenWrt'\n\toption compat_version '{compat}'\n"
+            ),
+        )?;
+    }
+    match release.package_manager {
+        PackageManager::Opkg => write(dir, "usr/lib/opkg/status", &opkg_status(&installed))?,
+        PackageManager::Apk => {
+            write(dir, "lib/apk/db/installed", &apk_installed(&installed))?;
+            write(dir, "etc/apk/world", &apk_world(&installed))?;
+        }
+    }
+    create_dir(&dir.join("tmp"))?;
+    Ok(installed)
+}
+
+/// opkg's `/usr/lib/opkg/status` for `packages`.
+pub fn opkg_status(packages: &[InstalledPackage]) -> String {
+    let mut out = String::new();
+    for package in packages {
+        let _ = writeln!(out, "Package: {}", package.package);
+        if let Some(abi) = &package.abi_version {
+            let _ = writeln!(out, "ABIVersion: {abi}");
+        }
+        let _ = writeln!(out, "Version: {}", package.version);
+        if !package.depends.is_empty() {
+            let _ = writeln!(out, "Depends: {}", package.depends.join(", "));
+        }
+        if package.abi_version.is_some() {
+            let _ = writeln!(out, "Provides: {}", package.name);
+        }
+        let _ = writeln!(out, "Status: install ok installed");
+        let _ = writeln!(out, "Architecture: {}", package.architecture);
+        let _ = writeln!(out, "Installed-Time: 1761004800");
+        if !package.top_level {
+            let _ = writeln!(out, "Auto-Installed: yes");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// apk's `/lib/apk/db/installed` for `packages`.
+pub fn apk_installed(packages: &[InstalledPackage]) -> String {
+    let mut out = String::new();
+    for package in packages {
+        let _ = writeln!(out, "P:{}", package.package);
+        let _ = writeln!(out, "V:{}", package.version);
+        let _ = writeln!(out, "A:{}", package.architecture);
+        if let Some(abi) = &package.abi_version {
+            let _ = writeln!(out, "p:{}={}", package.name, package.version);
+            let _ = writeln!(out, "g:openwrt:abiversion={abi}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// apk's `/etc/apk/world`: the top-level packages, one per line.
+pub fn apk_world(packages: &[InstalledPackage]) -> String {
+    let mut names: Vec<&str> = packages
+        .iter()
+        .filter(|p| p.top_level)
+        .map(|p| p.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.iter().map(|name| format!("{name}\n")).collect()
+}
+
+fn release_and_target<'a>(
+    catalog: &'a Catalog,
+    spec: &RouterSpec,
+) -> Result<(&'a Release, &'a Target), RouterError> {
+    let release = catalog
+        .release(&spec.version)
+        .ok_or_else(|| RouterError::UnknownRelease(spec.version.clone()))?;
+    let target = catalog
+        .target(&spec.target)
+        .ok_or_else(|| RouterError::UnknownTarget(spec.target.clone()))?;
+    Ok((release, target))
+}
+
+/// `/usr/lib/os-release` as OpenWrt writes it.
+fn os_release(release: &Release, target: &Target) -> String {
+    format!(
+        "NAME=\"OpenWrt\"\nVERSION=\"{version}\"\nID=\"openwrt\"\nID_LIKE=\"lede openwrt\"\n\
+         PRETTY_NAME=\"OpenWrt {version}\"\nVERSION_ID=\"{version_id}\"\n\
+         BUILD_ID=\"{revision}\"\nOPENWRT_BOARD=\"{board}\"\nOPENWRT_ARCH=\"{arch}\"\n\
+         OPENWRT_TAINTS=\"\"\nOPENWRT_DEVICE_MANUFACTURER=\"OpenWrt\"\n\
+         OPENWRT_RELEASE=\"OpenWrt {version} {revision}\"\n",
+        version = release.version,
+        version_id = release.version.to_lowercase(),
+        revision = release.revision,
+        board = target.name(),
+        arch = target.arch_packages,
+    )
+}
+
+fn write(dir: &Path, relative: &str, contents: &str) -> Result<(), RouterError> {
+    let path = dir.join(relative);
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    std::fs::write(&path, contents).map_err(|source| RouterError::Io { path, source })
+}
+
+fn create_dir(path: &Path) -> Result<(), RouterError> {
+    std::fs::create_dir_all(path).map_err(|source| RouterError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::Seed;
+
+    #[test]
+    fn marks_requested_packages_top_level_and_dependencies_auto_installed() {
+        let catalog = Catalog::new(Seed(1));
+        let mut spec = RouterSpec::new("24.10.4", "x86/64", "generic", "qemu-standard-pc");
+        spec.user_packages = vec!["tmux".to_owned()];
+        let installed = installed_packages(&catalog, &spec).unwrap();
+        let find = |name: &str| installed.iter().find(|p| p.name == name).unwrap();
+        assert!(find("tmux").top_level);
+        assert!(find("dropbear").top_level);
+        assert!(!find("kernel").top_level);
+        assert!(!find("libncurses").top_level);
+        let status = opkg_status(&installed);
+        let parsed = attendant_proto::opkg::parse(status.as_bytes()).unwrap();
+        let top = parsed.packagelist(false);
+        assert!(
+            top.contains_key("tmux") && !top.contains_key("libncurses"),
+            "{top:?}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_package_the_release_does_not_have() {
+        let catalog = Catalog::new(Seed(1));
+        let mut spec = RouterSpec::new("24.10.4", "x86/64", "generic", "qemu-standard-pc");
+        spec.user_packages = vec!["luci-app-package-manager".to_owned()];
+        let error = installed_packages(&catalog, &spec).unwrap_err();
+        assert!(
+            error.to_string().contains("luci-app-package-manager"),
+            "{error}"
+        );
+    }
+}
