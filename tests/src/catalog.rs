@@ -787,9 +787,13 @@ fn targets() -> Vec<Target> {
                 "",
                 None,
                 None,
+                // x86 profiles list no supported devices (the board name comes from DMI), so a
+                // metadata trailer could only say "no device is supported" and sysupgrade's
+                // fwtool_check_image would refuse every x86 router; the images go without one
+                // and sysupgrade falls back to platform_check_image.
                 vec![
-                    image("combined", "combined.img.gz", None, true, false),
-                    image("combined-efi", "combined-efi.img.gz", None, true, false),
+                    image("combined", "combined.img.gz", None, false, false),
+                    image("combined-efi", "combined-efi.img.gz", None, false, false),
                     image("rootfs", "rootfs.img.gz", None, false, false),
                 ],
                 "",

@@ -116,6 +116,37 @@ fn check_reports_the_point_release_and_upgrade_keeps_every_user_package() {
 }
 
 #[test]
+fn an_x86_router_upgrades_to_the_point_release_with_a_combined_image() {
+    let router = Router::new(x86_spec("24.10.4", &USER_PACKAGES), Signing::Signed);
+    let proxy = router.proxy(Fault::None);
+
+    let upgrade = router.run(&proxy, &["upgrade"]);
+    assert_exit(&upgrade, 0);
+    let firmware = router.firmware();
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test {}", firmware.display()),
+            firmware.display().to_string()
+        ]
+    );
+    let record = router.build_record();
+    assert_eq!(record["response"]["version_number"], "24.10.5");
+    // x86 flashes the whole disk image; its name says which one.
+    let image = record["image"]["name"].as_str().unwrap();
+    assert!(
+        image.ends_with("-combined.img.gz") || image.ends_with("-combined-efi.img.gz"),
+        "{image}"
+    );
+    for name in USER_PACKAGES {
+        assert!(
+            record["response"]["manifest"].get(name).is_some(),
+            "`{name}` is not in the manifest"
+        );
+    }
+}
+
+#[test]
 fn a_major_release_upgrade_moves_from_opkg_to_apk_and_applies_the_renames() {
     let spec = archer_spec("24.10.5", &["tmux", "auc", "luci-app-opkg"]);
     let router = Router::new(spec, Signing::Signed);
