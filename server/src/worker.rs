@@ -3,7 +3,7 @@
 //! One worker runs one job at a time (ASU's model); `serve` starts `workers` of them in-process
 //! and `attendant-server worker` runs them alone. Per job (asu-server.md §4.3, STYLE rule 16):
 //!
-//! 1. [`Store::claim`](crate::store::Store::claim) leases the job; a heartbeat task renews the
+//! 1. [`Store::claim`] leases the job; a heartbeat task renews the
 //!    lease and cancels the build if the lease was lost (another worker owns the job now);
 //! 2. `container_setup`: the ImageBuilder is acquired from the cache (downloaded, verified,
 //!    unpacked once);

@@ -1,0 +1,328 @@
+'use strict';
+'require baseclass';
+
+/*
+ * The decisions of luci-app-attendant's views, as plain functions without DOM or RPC: which
+ * panel a job state shows, what a `check` reply changes, the arguments of `check`/`start`,
+ * progress and size formatting, error reports. The views call these; the unit tests call them
+ * directly. Reply shapes: ubus-bridge/contract.json (methods `check`, `status`, error object).
+ */
+
+/* Job states that are still moving (status `states` of the contract). */
+var ACTIVE_STATES = [ 'checking', 'queued', 'building', 'downloading', 'verifying', 'installing' ];
+
+/* Build stages (ASU `imagebuilder_status`, current and older servers) in order, for a rough bar. */
+var BUILD_STAGES = {
+	init: [ 5, _('Starting') ],
+	container_setup: [ 15, _('Preparing the build environment') ],
+	download_imagebuilder: [ 20, _('Downloading the ImageBuilder') ],
+	unpack_imagebuilder: [ 35, _('Unpacking the ImageBuilder') ],
+	validate_revision: [ 40, _('Checking the revision') ],
+	validate_manifest: [ 50, _('Resolving the packages') ],
+	calculate_packages_hash: [ 55, _('Resolving the packages') ],
+	building_image: [ 70, _('Building the image') ],
+	signing_images: [ 90, _('Signing the image') ],
+	done: [ 100, _('Build finished') ],
+	failed: [ 100, _('Build failed') ]
+};
+
+/* Package changes of a `check` reply that the table lists (`same` is left out). */
+var LISTED_CHANGES = [ 'downgrade', 'missing', 'upgrade', 'new', 'indeterminate' ];
+
+/* Longest text put into the clipboard report from one output stream. */
+var MAX_REPORT_STREAM = 65536;
+
+return baseclass.extend({
+	ACTIVE_STATES: ACTIVE_STATES,
+
+	/* The bridge's error object of a reply (`{"error": {...}}`), or null. A `status` reply of a
+	 * failed job also carries `error`, next to its `state`: that is a job's outcome, not an
+	 * error of the call. A bare number is a ubus status from rpcd (no such method, no access). */
+	errorOf: function(reply) {
+		if (reply == null || typeof reply !== 'object')
+			return { code: 'failure', message: _('The router gave no answer (ubus status %s)').format(String(reply)) };
+		if (reply.error != null && typeof reply.error === 'object' && reply.state === undefined)
+			return reply.error;
+		return null;
+	},
+
+	/* Whether a job in `state` is still running, so the page keeps polling `status`. */
+	isActive: function(state) {
+		return ACTIVE_STATES.indexOf(state) >= 0;
+	},
+
+	/* Which panel a `status` reply shows: idle, progress, ready, up_to_date, installing,
+	 * rebooting, failed or cancelled. */
+	phase: function(status) {
+		var state = status && status.state;
+		switch (state) {
+		case 'checking':
+		case 'queued':
+		case 'building':
+		case 'downloading':
+		case 'verifying':
+			return 'progress';
+		case 'ready':
+		case 'up_to_date':
+		case 'installing':
+		case 'rebooting':
+		case 'failed':
+		case 'cancelled':
+			return state;
+		default:
+			return 'idle';
+		}
+	},
+
+	/* One line for a state, shown above the details. */
+	stateLabel: function(state) {
+		switch (state) {
+		case 'checking': return _('Checking the packages with the server');
+		case 'queued': return _('Waiting in the build queue');
+		case 'building': return _('The server is building the firmware');
+		case 'downloading': return _('Downloading the firmware to the router');
+		case 'verifying': return _('Verifying the firmware');
+		case 'ready': return _('The firmware is verified and ready to install');
+		case 'up_to_date': return _('The firmware is up to date');
+		case 'installing': return _('Installing the firmware');
+		case 'rebooting': return _('The router is rebooting into the new firmware');
+		case 'failed': return _('The upgrade failed');
+		case 'cancelled': return _('The upgrade was cancelled');
+		default: return _('No upgrade in progress');
+		}
+	},
+
+	/* A build stage's label; an unknown stage is shown as the server wrote it. */
+	stageLabel: function(stage) {
+		var known = Object.prototype.hasOwnProperty.call(BUILD_STAGES, stage) ? BUILD_STAGES[stage] : null;
+		return known ? known[1] : String(stage);
+	},
+
+	/* The progress bar of a status: {percent, text}, or null when there is nothing to measure. */
+	progress: function(status) {
+		if (!status)
+			return null;
+		if ((status.state === 'downloading' || status.state === 'verifying') && status.total > 0) {
+			var done = Math.min(status.downloaded || 0, status.total);
+			return {
+				percent: Math.floor(done * 100 / status.total),
+				text: _('%s of %s').format(this.formatBytes(done), this.formatBytes(status.total))
+			};
+		}
+		if (status.state === 'building' && status.build_stage != null) {
+			var known = Object.prototype.hasOwnProperty.call(BUILD_STAGES, status.build_stage)
+				? BUILD_STAGES[status.build_stage] : null;
+			return { percent: known ? known[0] : 50, text: this.stageLabel(status.build_stage) };
+		}
+		return null;
+	},
+
+	/* The facts of a status worth a line each: [[label, value], ...] in display order. */
+	statusFacts: function(status) {
+		var facts = [];
+		if (!status)
+			return facts;
+		if (status.version != null)
+			facts.push([ _('Version'), status.version ]);
+		if (status.queue_position != null && status.state === 'queued')
+			facts.push([ _('Queue position'), String(status.queue_position) ]);
+		if (status.build_stage != null && (status.state === 'building' || status.state === 'queued'))
+			facts.push([ _('Build stage'), this.stageLabel(status.build_stage) ]);
+		if (status.build_elapsed != null && status.state !== 'downloading' && status.state !== 'verifying')
+			facts.push([ _('Build time'), this.formatDuration(status.build_elapsed) ]);
+		if (status.downloaded != null && status.total != null)
+			facts.push([ _('Downloaded'), _('%s of %s').format(this.formatBytes(status.downloaded), this.formatBytes(status.total)) ]);
+		else if (status.downloaded != null)
+			facts.push([ _('Downloaded'), this.formatBytes(status.downloaded) ]);
+		if (status.elapsed != null)
+			facts.push([ _('Elapsed time'), this.formatDuration(status.elapsed) ]);
+		if (status.request_hash != null)
+			facts.push([ _('Request'), status.request_hash ]);
+		return facts;
+	},
+
+	/* The verified result of a `ready` status: [[label, value], ...]. */
+	resultFacts: function(status) {
+		var v = (status && status.verification) || {};
+		var facts = [];
+		facts.push([ _('Version'), v.image_version || status.version || _('unknown') ]);
+		if (v.len != null)
+			facts.push([ _('Size'), this.formatBytes(v.len) ]);
+		facts.push([ _('SHA-256'), v.sha256 || _('unknown') ]);
+		facts.push([ _('Signature'), v.signed_by ? _('valid, signed by key %s').format(v.signed_by) : _('none: the image is not signed') ]);
+		facts.push([ _('Board compatibility'), v.compatibility || _('unknown') ]);
+		if (Array.isArray(v.fwtool_blocks) && v.fwtool_blocks.length)
+			facts.push([ _('Firmware trailer'), v.fwtool_blocks.join(', ') ]);
+		if (v.path)
+			facts.push([ _('Image file'), v.path ]);
+		return facts;
+	},
+
+	/* The rows of the "what changes" table of a `check` reply:
+	 * {kind, name, from, to} with kind one of downgrade, missing, upgrade, new, indeterminate,
+	 * rename, removal; sorted by kind (the riskiest first), then name. */
+	changeRows: function(check) {
+		var rows = [];
+		var packages = (check && Array.isArray(check.packages)) ? check.packages : [];
+		packages.forEach(function(p) {
+			if (LISTED_CHANGES.indexOf(p.change) >= 0)
+				rows.push({ kind: p.change, name: p.name, from: p.installed || '', to: p.available || '' });
+		});
+		((check && check.renamed) || []).forEach(function(r) {
+			rows.push({ kind: 'rename', name: r.from, from: r.from, to: r.to });
+		});
+		((check && check.removed) || []).forEach(function(r) {
+			rows.push({ kind: 'removal', name: r.name, from: r.name, to: '' });
+		});
+		var order = LISTED_CHANGES.concat([ 'rename', 'removal' ]);
+		rows.sort(function(a, b) {
+			return (order.indexOf(a.kind) - order.indexOf(b.kind)) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+		});
+		return rows;
+	},
+
+	/* The label of a change kind in the table. */
+	changeLabel: function(kind) {
+		switch (kind) {
+		case 'upgrade': return _('upgrade');
+		case 'downgrade': return _('downgrade');
+		case 'missing': return _('not available');
+		case 'new': return _('new');
+		case 'indeterminate': return _('unknown');
+		case 'rename': return _('renamed');
+		case 'removal': return _('removed');
+		default: return String(kind);
+		}
+	},
+
+	/* Whether "Build and download" is offered for a `check` reply. */
+	canBuild: function(check, force) {
+		if (!check || this.errorOf(check))
+			return false;
+		if (check.verdict === 'upgrade_available')
+			return true;
+		return !!force && check.verdict === 'up_to_date';
+	},
+
+	/* Package names typed by the user: split on commas and white space, without duplicates. */
+	packageList: function(text) {
+		var seen = {};
+		return String(text || '').split(/[\s,]+/).filter(function(name) {
+			if (name === '' || seen[name])
+				return false;
+			seen[name] = true;
+			return true;
+		});
+	},
+
+	/* The arguments of `check`/`start` for the advanced selection {version, add, remove, force};
+	 * keys without a value are left out so the bridge uses its defaults. */
+	requestArgs: function(selection) {
+		var args = {};
+		var s = selection || {};
+		if (s.version)
+			args.version = String(s.version);
+		var add = this.packageList(s.add);
+		if (add.length)
+			args.add = add;
+		var remove = this.packageList(s.remove);
+		if (remove.length)
+			args.remove = remove;
+		if (s.force)
+			args.force = true;
+		return args;
+	},
+
+	/* Where to wait for the router after the flash: this host when settings are kept, else the
+	 * addresses of a fresh OpenWrt (as luci-app-attendedsysupgrade). */
+	reconnectHosts: function(keepSettings, host) {
+		return keepSettings ? [ host ] : [ '192.168.1.1', 'openwrt.lan' ];
+	},
+
+	/* What the user can do about an error, by its code; null when the message says it all. */
+	errorHint: function(error) {
+		switch (error && error.code) {
+		case 'server_busy': return _('The server\'s build queue is full. Try again in a few minutes.');
+		case 'blocked': return _('Nothing was built. Remove or replace the packages named above (advanced mode), or choose another version.');
+		case 'verification': return _('The image failed a check and was not installed. Nothing on the router was changed.');
+		case 'server': return _('The server could not build the image. Its answer and the build output are below; copy them into a report if the problem stays.');
+		case 'job_died': return _('The background job ended unexpectedly. Start again; the router log may say why.');
+		case 'timeout': return _('The router did not answer in time. Reload the page to see the current state.');
+		case 'no_job': return _('The job is no longer known. Check for an upgrade again.');
+		default: return null;
+		}
+	},
+
+	/* The text copied to the clipboard for an error: the error and what was asked, as JSON. */
+	errorReport: function(error, context) {
+		var copy = {};
+		Object.keys(error || {}).forEach(function(key) {
+			var value = error[key];
+			copy[key] = (typeof value === 'string' && value.length > MAX_REPORT_STREAM)
+				? value.substring(value.length - MAX_REPORT_STREAM) : value;
+		});
+		return JSON.stringify({ error: copy, context: context || {} }, null, 2);
+	},
+
+	/* The boolean settings of the configuration page: [key of config_get/config_set, label,
+	 * description]. */
+	CONFIG_FLAGS: [
+		[ 'auto_search', _('Check on open'), _('Check for an upgrade when the firmware upgrade page opens') ],
+		[ 'advanced_mode', _('Advanced mode'), _('Choose the version, add or remove packages, and force builds and flashing') ],
+		[ 'login_check_for_upgrades', _('Announce on the status page'), _('Check for new firmware when the status page opens and show a notice') ],
+		[ 'keep_settings', _('Keep settings'), _('Keep the configuration over an upgrade unless unchecked on the upgrade page') ],
+		[ 'require_signature', _('Require signatures'), _('Refuse images that are not signed by a key in /etc/opkg/keys') ]
+	],
+
+	/* Whether `url` is an http:// or https:// URL with a host (what config_set accepts). */
+	isServerUrl: function(url) {
+		return /^https?:\/\/[^\s\/?#]+([\/?#]\S*)?$/.test(String(url || ''));
+	},
+
+	/* config_set arguments from the configuration form {url, rebuilders (text, one URL a line),
+	 * flags: {key: bool}}: {args, errors}, errors naming each field that is wrong. */
+	configArgs: function(form) {
+		var errors = [];
+		var args = {};
+		var url = String(form.url || '').trim();
+		if (this.isServerUrl(url))
+			args.url = url;
+		else
+			errors.push(_('Server address must be an http:// or https:// URL, got "%s"').format(url));
+		var rebuilders = String(form.rebuilders || '').split(/\s+/).filter(function(u) { return u !== ''; });
+		rebuilders.forEach(function(u) {
+			if (!this.isServerUrl(u))
+				errors.push(_('Rebuilder must be an http:// or https:// URL, got "%s"').format(u));
+		}, this);
+		args.rebuilders = rebuilders;
+		this.CONFIG_FLAGS.forEach(function(flag) {
+			args[flag[0]] = !!(form.flags && form.flags[flag[0]]);
+		});
+		return { args: args, errors: errors };
+	},
+
+	/* Bytes as "6.3 MB" (decimal units, like the sizes the server prints). */
+	formatBytes: function(bytes) {
+		var n = Number(bytes) || 0;
+		if (n < 1000)
+			return _('%d B').format(n);
+		var units = [ 'kB', 'MB', 'GB', 'TB' ];
+		var i = -1;
+		do {
+			n /= 1000;
+			i++;
+		} while (n >= 1000 && i < units.length - 1);
+		return '%.1f %s'.format(n, units[i]);
+	},
+
+	/* Seconds as "1 min 35 s" / "42 s". */
+	formatDuration: function(seconds) {
+		var s = Math.max(0, Math.floor(Number(seconds) || 0));
+		if (s < 60)
+			return _('%d s').format(s);
+		var m = Math.floor(s / 60);
+		if (m < 60)
+			return _('%d min %d s').format(m, s % 60);
+		return _('%d h %d min').format(Math.floor(m / 60), m % 60);
+	}
+});

@@ -1,0 +1,151 @@
+// The plain decisions of attendant/logic.js, fed with the bridge's contract examples.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { page, logic, contract, example, errorReply } from './harness.mjs';
+
+async function load(t) {
+	const p = page();
+	t.after(() => p.window.close());
+	return logic(p);
+}
+
+test('every contract state maps to a panel and only moving states keep polling', async (t) => {
+	const l = await load(t);
+	const states = contract().methods.status.states;
+	const panels = Object.fromEntries(states.map((s) => [s, l.phase({ state: s })]));
+	assert.deepEqual(panels, {
+		idle: 'idle', checking: 'progress', queued: 'progress', building: 'progress',
+		downloading: 'progress', verifying: 'progress', ready: 'ready', up_to_date: 'up_to_date',
+		installing: 'installing', rebooting: 'rebooting', failed: 'failed', cancelled: 'cancelled'
+	});
+	assert.deepEqual(states.filter((s) => l.isActive(s)),
+		['checking', 'queued', 'building', 'downloading', 'verifying', 'installing']);
+	assert.equal(l.phase({ state: 'something_new' }), 'idle');
+	for (const s of states)
+		assert.ok(l.stateLabel(s).length > 0, s);
+});
+
+test('the change table of an available upgrade lists upgrades, renames and removals but not unchanged packages', async (t) => {
+	const l = await load(t);
+	const check = example('check', 'upgrade_available');
+	check.packages.push({ name: 'dnsmasq', installed: '2.90-r4', available: '2.90-r4', change: 'same', requested: true });
+	check.packages.push({ name: 'zlib', installed: '1.3.1-r2', available: '1.3-r1', change: 'downgrade', requested: false });
+	assert.deepEqual(l.changeRows(check), [
+		{ kind: 'downgrade', name: 'zlib', from: '1.3.1-r2', to: '1.3-r1' },
+		{ kind: 'upgrade', name: 'luci', from: '25.051.56747~54b8a24', to: '25.074.50000~b2c3d4e' },
+		{ kind: 'rename', name: 'auc', from: 'auc', to: 'owut' },
+		{ kind: 'removal', name: 'kmod-old', from: 'kmod-old', to: '' }
+	]);
+	assert.equal(l.changeLabel('missing'), 'not available');
+});
+
+test('a blocked check lists the missing package and offers no build', async (t) => {
+	const l = await load(t);
+	const check = example('check', 'blocked');
+	assert.deepEqual(l.changeRows(check), [{ kind: 'missing', name: 'no-such-package', from: '', to: '' }]);
+	assert.equal(l.canBuild(check, false), false);
+	assert.equal(l.canBuild(check, true), false);
+	assert.equal(l.canBuild(example('check', 'upgrade_available'), false), true);
+	const upToDate = { ...example('check', 'upgrade_available'), verdict: 'up_to_date' };
+	assert.equal(l.canBuild(upToDate, false), false);
+	assert.equal(l.canBuild(upToDate, true), true, 'force builds when nothing changed');
+	assert.equal(l.canBuild(errorReply('server'), true), false);
+});
+
+test('request arguments leave out what the user did not choose and split package lists', async (t) => {
+	const l = await load(t);
+	assert.deepEqual(l.requestArgs({ version: '', add: '  ', remove: '', force: false }), {});
+	assert.deepEqual(l.requestArgs({ version: '24.10.6', add: 'tmux, htop tmux\nluci-app-sqm', remove: 'kmod-old', force: true }),
+		{ version: '24.10.6', add: ['tmux', 'htop', 'luci-app-sqm'], remove: ['kmod-old'], force: true });
+	const args = contract().methods.start.arguments;
+	for (const key of Object.keys(l.requestArgs({ version: 'x', add: 'a', remove: 'b', force: true })))
+		assert.ok(key in args, `start has no argument \`${key}\``);
+});
+
+test('download progress is measured in bytes and build progress by stage', async (t) => {
+	const l = await load(t);
+	assert.deepEqual(l.progress(example('status', 'downloading')), { percent: 50, text: '3.3 MB of 6.6 MB' });
+	assert.deepEqual(l.progress(example('status', 'building')), { percent: 70, text: 'Building the image' });
+	assert.equal(l.progress(example('status', 'queued')), null);
+	assert.equal(l.progress({ state: 'building', build_stage: 'quantum_step' }).text, 'quantum_step');
+	assert.equal(l.progress({ state: 'downloading', downloaded: 10, total: 0 }), null, 'no division by zero');
+});
+
+test('status facts show queue position, stage, elapsed time and bytes per state', async (t) => {
+	const l = await load(t);
+	const facts = (state) => Object.fromEntries(l.statusFacts(example('status', state)));
+	assert.equal(facts('queued')['Queue position'], '2');
+	assert.equal(facts('building')['Build stage'], 'Building the image');
+	assert.equal(facts('building')['Build time'], '40 s');
+	assert.equal(facts('downloading')['Downloaded'], '3.3 MB of 6.6 MB');
+	assert.equal(facts('downloading')['Elapsed time'], '12 s');
+	assert.equal(facts('queued')['Build stage'], undefined, 'queued example has no stage');
+});
+
+test('the verified result names version, SHA-256, signer and compatibility', async (t) => {
+	const l = await load(t);
+	const facts = Object.fromEntries(l.resultFacts(example('status', 'ready')));
+	assert.equal(facts.Version, '24.10.6');
+	assert.equal(facts['SHA-256'], '9f2c...e1');
+	assert.equal(facts.Signature, 'valid, signed by key abababababababab');
+	assert.equal(facts['Board compatibility'], 'compatible (compat_version 1.0)');
+	assert.equal(facts.Size, '6.6 MB');
+	const unsigned = example('status', 'ready');
+	delete unsigned.verification.signed_by;
+	assert.equal(Object.fromEntries(l.resultFacts(unsigned)).Signature, 'none: the image is not signed');
+});
+
+test('errors: the bridge error object is found, hints depend on the code, the report is bounded JSON', async (t) => {
+	const l = await load(t);
+	assert.equal(l.errorOf(example('info', 'ok')), null);
+	assert.equal(l.errorOf(errorReply('server')).detail, 'Error: Impossible package selection');
+	assert.equal(l.errorOf(3).code, 'failure', 'a bare ubus status is an error');
+	assert.equal(l.errorOf(example('status', 'failed')), null, 'a failed job is a status, not a call error');
+	for (const code of Object.keys(contract().error.codes))
+		assert.notEqual(l.errorHint({ code }), undefined, code);
+	assert.match(l.errorHint({ code: 'server_busy' }), /queue is full/);
+	const big = { code: 'server', message: 'm', stdout: 'x'.repeat(70000) + 'END' };
+	const report = JSON.parse(l.errorReport(big, { job: 'j' }));
+	assert.equal(report.error.stdout.length, 65536);
+	assert.ok(report.error.stdout.endsWith('END'), 'the tail of the output is kept');
+	assert.equal(report.context.job, 'j');
+});
+
+test('after the flash the page waits for this host only when settings are kept', async (t) => {
+	const l = await load(t);
+	assert.deepEqual(l.reconnectHosts(true, 'router.lan:8080'), ['router.lan:8080']);
+	assert.deepEqual(l.reconnectHosts(false, 'router.lan'), ['192.168.1.1', 'openwrt.lan']);
+});
+
+test('sizes and durations read well', async (t) => {
+	const l = await load(t);
+	assert.equal(l.formatBytes(999), '999 B');
+	assert.equal(l.formatBytes(6553600), '6.6 MB');
+	assert.equal(l.formatBytes(2.5e9), '2.5 GB');
+	assert.equal(l.formatBytes('junk'), '0 B');
+	assert.equal(l.formatDuration(42), '42 s');
+	assert.equal(l.formatDuration(95), '1 min 35 s');
+	assert.equal(l.formatDuration(7260), '2 h 1 min');
+	assert.equal(l.formatDuration(-3), '0 s');
+});
+
+test('the configuration form turns into config_set arguments and names wrong addresses', async (t) => {
+	const l = await load(t);
+	const ok = l.configArgs({ url: ' https://asu.example.org ', rebuilders: 'https://a.example\nhttp://b.example:8000/x',
+		flags: { auto_search: true, require_signature: true } });
+	assert.deepEqual(ok.errors, []);
+	assert.deepEqual(ok.args, {
+		url: 'https://asu.example.org', rebuilders: ['https://a.example', 'http://b.example:8000/x'],
+		auto_search: true, advanced_mode: false, login_check_for_upgrades: false, keep_settings: false,
+		require_signature: true
+	});
+	const setArgs = contract().methods.config_set.arguments;
+	for (const key of Object.keys(ok.args))
+		assert.ok(key in setArgs, `config_set has no argument \`${key}\``);
+	const bad = l.configArgs({ url: 'ftp://x', rebuilders: 'not-a-url', flags: {} });
+	assert.deepEqual(bad.errors, [
+		'Server address must be an http:// or https:// URL, got "ftp://x"',
+		'Rebuilder must be an http:// or https:// URL, got "not-a-url"'
+	]);
+});

@@ -1,0 +1,256 @@
+// The overview view rendered in jsdom for every state, with the bridge's contract examples as
+// replies; buttons are clicked and the calls the view makes are checked against the contract.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { page, view, example, errorReply, click, text, until, settle, plain } from './harness.mjs';
+
+const JOB = '0123456789abcdef';
+
+function replies(overrides = {}) {
+	return {
+		info: example('info', 'ok'),
+		config_get: example('config_get', 'ok'),
+		status: example('status', 'idle'),
+		...overrides
+	};
+}
+
+async function open(t, ubus, options) {
+	const p = page(ubus, options);
+	t.after(() => p.window.close());
+	const instance = await view(p, 'attendant/overview');
+	return { p, instance };
+}
+
+function calls(p, method) {
+	return plain(p.stub.calls.filter((c) => c.method === method).map((c) => c.args));
+}
+
+function withConfig(changes) {
+	return { ...example('config_get', 'ok'), ...changes };
+}
+
+test('idle: shows the current firmware and a check button, and does not check by itself', async (t) => {
+	const { p } = await open(t, replies());
+	const firmware = text(p, 'attendant-firmware-facts');
+	for (const want of ['TP-Link Archer C7 v5', 'tplink,archer-c7-v5', 'ath79/generic', '24.10.4', 'r28427-6df0e3d02a'])
+		assert.ok(firmware.includes(want), `${want} missing from: ${firmware}`);
+	assert.ok(p.document.getElementById('attendant-check'));
+	assert.equal(p.document.getElementById('attendant-job-section'), null);
+	assert.deepEqual(calls(p, 'check'), []);
+	assert.equal(p.document.getElementById('attendant-version'), null, 'no advanced fields');
+});
+
+test('check on open: with auto_search the check runs when the page opens', async (t) => {
+	const { p } = await open(t, replies({
+		config_get: withConfig({ auto_search: true }),
+		check: example('check', 'upgrade_available')
+	}));
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.deepEqual(calls(p, 'check'), [{}]);
+});
+
+test('upgrade available: the offer lists what changes, the warnings, and offers the build', async (t) => {
+	const { p } = await open(t, replies({ check: example('check', 'upgrade_available') }));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.equal(text(p, 'attendant-verdict'), 'Firmware 24.10.6 (r28959-29397011cc) is available; this router runs 24.10.4.');
+	const rows = [...p.document.querySelectorAll('#attendant-changes tr[data-kind]')]
+		.map((r) => [...r.cells].map((c) => c.textContent));
+	assert.deepEqual(rows, [
+		['luci', 'upgrade', '25.051.56747~54b8a24', '25.074.50000~b2c3d4e'],
+		['auc', 'renamed', 'auc', 'owut'],
+		['kmod-old', 'removed', 'kmod-old', '']
+	]);
+	assert.match(text(p, 'attendant-warnings'), /default package `kmod-usb3` is not installed/);
+	assert.equal(p.document.getElementById('attendant-problems'), null);
+	assert.ok(p.document.getElementById('attendant-build'));
+	assert.match(text(p, 'attendant-offer-facts'), /1 upgraded, 0 downgraded, 40 unchanged/);
+});
+
+test('up to date: says so and offers no build', async (t) => {
+	const upToDate = { ...example('check', 'upgrade_available'), verdict: 'up_to_date', packages: [], renamed: [], removed: [], warnings: [] };
+	const { p } = await open(t, replies({ check: upToDate }));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.equal(text(p, 'attendant-verdict'), 'The firmware is up to date (24.10.4).');
+	assert.equal(p.document.getElementById('attendant-build'), null);
+	assert.equal(p.document.getElementById('attendant-changes'), null);
+});
+
+test('blocked: the problems are shown as blocking and there is no build button', async (t) => {
+	const { p } = await open(t, replies({ check: example('check', 'blocked') }));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-problems'), 'the problems');
+	assert.match(text(p, 'attendant-problems'), /These problems block the upgrade.*`no-such-package` is not in the 24\.10\.6 index.*hint: remove it/);
+	assert.equal(p.document.querySelector('#attendant-changes tr[data-kind]').dataset.kind, 'missing');
+	assert.equal(p.document.getElementById('attendant-build'), null);
+});
+
+test('a check error shows the bridge message, the server detail and the build output', async (t) => {
+	const { p } = await open(t, replies({ check: errorReply('server') }));
+	await click(p, 'attendant-check');
+	const panel = await until(() => p.document.querySelector('#attendant-offer .attendant-error'), 'the error');
+	assert.equal(panel.dataset.code, 'server');
+	assert.match(panel.textContent, /Server response: Error: Impossible package selection/);
+	assert.ok(panel.querySelector('.attendant-error-stdout'));
+	assert.ok(panel.querySelector('.attendant-error-stderr'));
+});
+
+for (const state of ['queued', 'building', 'downloading', 'verifying']) {
+	test(`${state}: a running job found on load is shown with its progress and polled`, async (t) => {
+		let n = 0;
+		const { p } = await open(t, replies({ status: () => (n++ === 0 ? example('status', state) : example('status', state)) }));
+		assert.equal(p.document.getElementById('attendant-state').dataset.state, state);
+		const facts = text(p, 'attendant-job-facts');
+		if (state === 'queued')
+			assert.match(facts, /Queue position 2/);
+		if (state === 'building') {
+			assert.match(facts, /Build stage Building the image/);
+			assert.match(facts, /Build time 40 s/);
+		}
+		if (state === 'downloading') {
+			assert.match(facts, /Downloaded 3\.3 MB of 6\.6 MB/);
+			assert.match(text(p, 'attendant-job-section'), /3\.3 MB of 6\.6 MB \(50%\)/);
+		}
+		if (state === 'verifying')
+			assert.match(facts, /Downloaded 6\.6 MB of 6\.6 MB/);
+		assert.match(facts, /Elapsed time 12 s/);
+		assert.ok(p.document.getElementById('attendant-cancel'));
+		await until(() => calls(p, 'status').length >= 3, 'more status polls');
+		assert.deepEqual(calls(p, 'status').slice(1, 3), [{ job: JOB }, { job: JOB }], 'polls ask for the job it picked up');
+	});
+}
+
+test('build: start, poll through the states, stop polling at ready', async (t) => {
+	const sequence = ['queued', 'building', 'downloading', 'verifying', 'ready'];
+	const { p } = await open(t, replies({
+		check: example('check', 'upgrade_available'),
+		start: example('start', 'started'),
+		status: (args, n) => (n === 0 ? example('status', 'idle') : example('status', sequence[Math.min(n - 1, 4)]))
+	}));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-build'), 'the build button');
+	await click(p, 'attendant-build');
+	assert.deepEqual(calls(p, 'start'), [{ keep_settings: true }]);
+	await until(() => p.document.getElementById('attendant-result'), 'the result', 3000);
+	const polls = calls(p, 'status').length;
+	await settle(100);
+	assert.equal(calls(p, 'status').length, polls, 'polling stopped at ready');
+	assert.equal(p.document.getElementById('attendant-offer').children.length, 0, 'the offer is gone');
+});
+
+test('ready: the verified result, keep settings checked, install with a warning, then reconnect', async (t) => {
+	const { p } = await open(t, replies({
+		status: (args, n) => example('status', n === 0 ? 'ready' : (n === 1 ? 'installing' : 'rebooting')),
+		install: example('install', 'installing')
+	}));
+	const result = text(p, 'attendant-result');
+	for (const want of ['24.10.6', '9f2c...e1', 'valid, signed by key abababababababab', 'compatible (compat_version 1.0)'])
+		assert.ok(result.includes(want), `${want} missing from: ${result}`);
+	assert.equal(p.document.getElementById('attendant-keep-settings').checked, true);
+	assert.match(text(p, 'attendant-install-warning'), /reboots the router/);
+	await click(p, 'attendant-install');
+	assert.match(text(p, 'attendant-confirm-settings'), /settings are kept/);
+	assert.deepEqual(calls(p, 'install'), [], 'nothing before the confirmation');
+	await click(p, 'attendant-confirm-install');
+	assert.deepEqual(calls(p, 'install'), [{ job: JOB, keep_settings: true }]);
+	await until(() => p.stub.reconnects.length, 'awaitReconnect');
+	assert.deepEqual(plain(p.stub.reconnects), [['router.lan']]);
+});
+
+test('install without keeping settings waits for the default address', async (t) => {
+	const { p } = await open(t, replies({
+		status: (args, n) => example('status', n === 0 ? 'ready' : 'rebooting'),
+		install: example('install', 'installing')
+	}));
+	const box = p.document.getElementById('attendant-keep-settings');
+	box.checked = false;
+	box.dispatchEvent(new p.window.Event('change'));
+	await click(p, 'attendant-install');
+	assert.match(text(p, 'attendant-confirm-settings'), /NOT kept/);
+	await click(p, 'attendant-confirm-install');
+	assert.deepEqual(calls(p, 'install'), [{ job: JOB, keep_settings: false }]);
+	await until(() => p.stub.reconnects.length, 'awaitReconnect');
+	assert.deepEqual(plain(p.stub.reconnects), [['192.168.1.1', 'openwrt.lan']]);
+});
+
+test('installing found on load: warns not to power off and keeps polling', async (t) => {
+	const { p } = await open(t, replies({ status: example('status', 'installing') }));
+	assert.equal(p.document.getElementById('attendant-state').dataset.state, 'installing');
+	assert.match(text(p, 'attendant-job-section'), /Do not power off/);
+	await until(() => calls(p, 'status').length >= 2, 'a second poll');
+});
+
+test('failed: server detail, stdout and stderr, and the error data copied to the clipboard', async (t) => {
+	const failed = example('status', 'failed');
+	failed.error.stdout = 'Collected errors:\n * opkg_install_cmd: Cannot install package foo.';
+	failed.error.stderr = 'make: *** [Makefile:221: image] Error 255';
+	const { p } = await open(t, replies({ status: failed, config_get: withConfig({ auto_search: false }) }));
+	const panel = p.document.querySelector('#attendant-job .attendant-error');
+	assert.equal(panel.dataset.code, 'server');
+	assert.match(panel.querySelector('.attendant-error-detail').textContent, /Server response: Error: Impossible package selection/);
+	assert.equal(panel.querySelector('.attendant-error-stdout pre').textContent, failed.error.stdout);
+	assert.equal(panel.querySelector('.attendant-error-stderr pre').textContent, failed.error.stderr);
+	assert.match(panel.textContent, /could not build the image/);
+	await click(p, panel.querySelector('.attendant-copy'));
+	const copied = p.copied;
+	assert.equal(copied.length, 1);
+	const report = JSON.parse(copied[0]);
+	assert.equal(report.error.detail, 'Error: Impossible package selection');
+	assert.equal(report.error.stderr, failed.error.stderr);
+	assert.equal(report.context.job, JOB);
+	await settle(20);
+	assert.equal(calls(p, 'status').length, 1, 'a failed job is not polled');
+});
+
+test('advanced mode: version, added and removed packages and force go into check and start', async (t) => {
+	const { p } = await open(t, replies({
+		config_get: withConfig({ advanced_mode: true }),
+		check: example('check', 'upgrade_available'),
+		start: example('start', 'started')
+	}));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-build'), 'the offer');
+	const select = p.document.getElementById('attendant-version');
+	assert.deepEqual([...select.options].map((o) => o.value), ['', '24.10.6', '24.10.5'], 'offered versions');
+	select.value = '24.10.5';
+	p.document.getElementById('attendant-add').value = 'tmux, htop';
+	p.document.getElementById('attendant-remove').value = 'kmod-old';
+	p.document.getElementById('attendant-force').checked = true;
+	await click(p, 'attendant-check');
+	await until(() => calls(p, 'check').length === 2 && p.document.getElementById('attendant-build'), 'the second offer');
+	await click(p, 'attendant-build');
+	const want = { version: '24.10.5', add: ['tmux', 'htop'], remove: ['kmod-old'], force: true };
+	assert.deepEqual(calls(p, 'check'), [{}, want]);
+	assert.deepEqual(calls(p, 'start'), [{ ...want, keep_settings: true }]);
+});
+
+test('a busy bridge answers with the running job, which the page then follows', async (t) => {
+	const { p } = await open(t, replies({
+		check: example('check', 'upgrade_available'),
+		start: example('start', 'busy'),
+		status: (args, n) => example('status', n === 0 ? 'idle' : 'building')
+	}));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-build'), 'the offer');
+	await click(p, 'attendant-build');
+	assert.match(p.stub.notifications.map((n) => n.textContent).join(), /already running/);
+	await until(() => p.document.getElementById('attendant-state')?.dataset.state === 'building', 'the building state');
+});
+
+test('cancel asks the bridge to cancel the job and shows the cancelled state', async (t) => {
+	const { p } = await open(t, replies({
+		status: (args, n) => example('status', n === 0 ? 'building' : 'cancelled'),
+		cancel: example('cancel', 'cancelled')
+	}));
+	await click(p, 'attendant-cancel');
+	assert.deepEqual(calls(p, 'cancel'), [{ job: JOB }]);
+	await until(() => p.document.getElementById('attendant-state')?.dataset.state === 'cancelled', 'the cancelled state');
+});
+
+test('an unreadable router shows the info error instead of the firmware table', async (t) => {
+	const { p } = await open(t, replies({ info: { error: { code: 'failure', message: 'cannot read `/usr/lib/os-release`: No such file or directory' } } }));
+	assert.match(text(p, 'attendant-firmware'), /cannot read `\/usr\/lib\/os-release`/);
+});
