@@ -32,5 +32,8 @@ echo "== cargo test"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 
+echo "== luci-app-attendant (node unit tests, headless chromium end to end)"
+bash luci/tests/run.sh
+
 echo "== aarch64 agent under qemu (static musl build, check against attendant-server)"
 bash scripts/agent-cross-check.sh
