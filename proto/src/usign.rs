@@ -852,10 +852,11 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_displays_without_zero_padding() {
+    fn fingerprint_displays_as_sixteen_zero_padded_digits() {
         let fp = Fingerprint([0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x60, 0x71]);
-        assert_eq!(fp.to_string(), "a1b2c3d4e5f6071");
-        assert_eq!(Fingerprint([0; 8]).to_string(), "0");
+        assert_eq!(fp.to_string(), "0a1b2c3d4e5f6071");
+        assert_eq!(Fingerprint([0; 8]).to_string(), "0000000000000000");
+        assert_eq!(Fingerprint::from_hex("a1b2c3d4e5f6071").unwrap(), fp);
         let full = Fingerprint([0x8a, 0x11, 0x25, 0x5d, 0x14, 0xae, 0xf6, 0xc8]);
         assert_eq!(full.to_string(), "8a11255d14aef6c8");
         assert_eq!(Fingerprint::from_hex("8a11255d14aef6c8").unwrap(), full);
@@ -881,8 +882,8 @@ mod tests {
     fn generated_key_round_trips_and_signs() {
         let secret = key(3);
         let public = secret.public_key();
-        assert_eq!(public.comment(), "public key 301020304050607");
-        assert_eq!(secret.comment(), "private key 301020304050607");
+        assert_eq!(public.comment(), "public key 0301020304050607");
+        assert_eq!(secret.comment(), "private key 0301020304050607");
         let reparsed = SecretKey::parse(secret.to_file().as_bytes()).unwrap();
         assert_eq!(reparsed.to_file(), secret.to_file());
         assert_eq!(
@@ -890,7 +891,7 @@ mod tests {
             public
         );
         let sig = secret.sign(b"hello");
-        assert_eq!(sig.comment(), "signed by key 301020304050607");
+        assert_eq!(sig.comment(), "signed by key 0301020304050607");
         let sig = Signature::parse(sig.to_file().as_bytes()).unwrap();
         public.verify(b"hello", &sig).unwrap();
         assert_eq!(
@@ -925,7 +926,7 @@ mod tests {
         let err = key(2).public_key().verify(b"m", &sig).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "signature was made by key `101020304050607`, not by key `201020304050607`"
+            "signature was made by key `0101020304050607`, not by key `0201020304050607`"
         );
     }
 
@@ -1027,14 +1028,17 @@ mod tests {
         let public = secret.public_key();
         let mut ring = Keyring::new();
         let err = ring
-            .add_file("0701020304050607", public.to_file().as_bytes())
+            .add_file("0801020304050607", public.to_file().as_bytes())
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "key file `0701020304050607` holds key `701020304050607`; usign finds keys by \
-             fingerprint, so the file must be named `701020304050607`"
+            "key file `0801020304050607` holds key `0701020304050607`; usign finds keys by \
+             fingerprint, so the file must be named `0701020304050607`"
         );
+        // Both usign spellings of the file name: padded (current) and unpadded (before 2020).
         ring.add_file("701020304050607", public.to_file().as_bytes())
+            .unwrap();
+        ring.add_file("0701020304050607", public.to_file().as_bytes())
             .unwrap();
         assert_eq!(ring.get(&public.fingerprint()), Some(&public));
         let sig = secret.sign(b"data");
@@ -1042,8 +1046,8 @@ mod tests {
         let stranger = key(8).sign(b"data");
         assert_eq!(
             ring.verify(b"data", &stranger).unwrap_err().to_string(),
-            "signature was made by key `801020304050607`, which is not trusted\n\nhint: install \
-             its public key as `/etc/opkg/keys/801020304050607`"
+            "signature was made by key `0801020304050607`, which is not trusted\n\nhint: install \
+             its public key as `/etc/opkg/keys/0801020304050607`"
         );
     }
 }
