@@ -1,0 +1,311 @@
+//! `cargo run -p xtask -- dist`: builds the static router binaries (or takes them from a
+//! directory) and writes every installable file under `target/dist/`:
+//!
+//! - `attendant_<version>_<arch>.ipk` for `x86_64` and each aarch64 architecture name
+//!   ([`Target::opkg_architectures`]),
+//! - `luci-app-attendant_<version>_all.ipk`,
+//! - `attendant-<version>-<target>.tar.gz` (both packages' files and an install script) for
+//!   routers that use apk (OpenWrt 25.12 and later).
+//!
+//! The agent is built by `scripts/build-agent.sh` (static musl, `openwrt` profile, checked for
+//! static linking); the rpcd plugin, which that script does not build, with the same cross
+//! settings.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::ipk::{self, ArchiveError, Mtime};
+use crate::layout::{self, Binaries, LayoutError, Target};
+
+/// Longest a release build may take (two LTO cross builds of the whole dependency tree).
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// The Cargo profile of the router binaries (root `Cargo.toml`).
+pub const PROFILE: &str = "openwrt";
+
+/// What `dist` needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistOptions {
+    /// The repository root.
+    pub repo: PathBuf,
+    /// Take `attendant` and `attendant-ubus` from here instead of building them.
+    pub binaries_from: Option<PathBuf>,
+    /// The targets to package (empty: all).
+    pub targets: Vec<Target>,
+    /// Where to write (default `<repo>/target/dist`).
+    pub out: Option<PathBuf>,
+    /// The mtime of every archive member.
+    pub mtime: Mtime,
+}
+
+/// `dist` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DistError {
+    /// `--binaries-from` was given without exactly one target.
+    #[error(
+        "`--binaries-from` holds binaries for one target, but {count} targets were selected\n\nhint: add `--target x86_64` or `--target aarch64`"
+    )]
+    BinariesNeedOneTarget {
+        /// How many targets were selected.
+        count: usize,
+    },
+    /// A build command could not start, failed or timed out.
+    #[error("`{command}` {outcome}")]
+    Build {
+        /// The command line.
+        command: String,
+        /// What happened.
+        outcome: String,
+    },
+    /// Reading the package sources failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Writing an archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Writing an output file failed.
+    #[error("cannot write `{path}`")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Builds or collects the binaries and writes every package; returns the files written.
+pub fn dist(options: &DistOptions) -> Result<Vec<PathBuf>, DistError> {
+    let targets = if options.targets.is_empty() {
+        Target::ALL.to_vec()
+    } else {
+        options.targets.clone()
+    };
+    let binaries: Vec<(Target, Binaries)> = match &options.binaries_from {
+        Some(dir) => match targets.as_slice() {
+            [target] => vec![(*target, Binaries::in_dir(dir))],
+            _ => {
+                return Err(DistError::BinariesNeedOneTarget {
+                    count: targets.len(),
+                });
+            }
+        },
+        None => build(&options.repo, &targets)?,
+    };
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| options.repo.join("target/dist"));
+    fs::create_dir_all(&out).map_err(|source| DistError::Write {
+        path: out.clone(),
+        source,
+    })?;
+
+    let mut written = Vec::new();
+    let luci = layout::luci_app(&options.repo)?;
+    written.push(write(
+        &out,
+        &luci.ipk_name("all"),
+        &ipk::ipk(&luci, "all", options.mtime)?,
+    )?);
+    for (target, binaries) in &binaries {
+        let attendant = layout::attendant(&options.repo, binaries)?;
+        for architecture in target.opkg_architectures() {
+            let bytes = ipk::ipk(&attendant, architecture, options.mtime)?;
+            written.push(write(&out, &attendant.ipk_name(architecture), &bytes)?);
+        }
+        let top = format!("attendant-{}-{}", attendant.version, target.name());
+        let bytes = ipk::tarball(
+            &top,
+            &[&attendant, &luci],
+            &instructions(*target),
+            options.mtime,
+        )?;
+        written.push(write(&out, &format!("{top}.tar.gz"), &bytes)?);
+    }
+    Ok(written)
+}
+
+/// The INSTALL file of a tarball.
+fn instructions(target: Target) -> String {
+    format!(
+        "Attendant for {target} routers without opkg (OpenWrt 25.12 and later use apk).\n\
+         The binaries are static and run on every {target} OpenWrt target.\n\
+         \n\
+         1. On the router, install the dependencies:\n\
+         \x20     apk add ca-bundle attendedsysupgrade-common\n\
+         2. Copy this tarball to the router's /tmp and unpack it:\n\
+         \x20     cd /tmp && tar -xzf attendant-*-{target}.tar.gz\n\
+         3. Run the install script (copies root/ onto /, adds `config attendant 'attendant'`\n\
+         \x20  to /etc/config/attendedsysupgrade, reloads rpcd):\n\
+         \x20     sh /tmp/attendant-*-{target}/install.sh\n\
+         4. Log in to LuCI again; the app is under System -> Firmware upgrade.\n\
+         \n\
+         To remove: sh uninstall.sh from the same directory. Files copied this way are not\n\
+         known to apk and are not kept by sysupgrade unless listed in /etc/sysupgrade.conf.\n",
+        target = target.name()
+    )
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, DistError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let error = |source| DistError::Write {
+        path: path.clone(),
+        source,
+    };
+    fs::write(&temporary, bytes).map_err(error)?;
+    fs::rename(&temporary, &path).map_err(error)?;
+    Ok(path)
+}
+
+/// Builds the agent with `scripts/build-agent.sh` and the plugin with cargo, for `targets`.
+fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, DistError> {
+    let mut agent = Command::new("bash");
+    agent.arg("scripts/build-agent.sh").arg("--quiet");
+    agent.args(targets.iter().map(|target| target.name()));
+    run(agent.current_dir(repo))?;
+
+    let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
+    let host_info = output(Command::new("rustc").arg("-vV"))?;
+    let host = host_info
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .unwrap_or_default();
+    let lld_dir = Path::new(sysroot.trim()).join(format!("lib/rustlib/{host}/bin"));
+    let mut path = OsString::from(lld_dir);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+
+    // The same cross settings as scripts/build-agent.sh.
+    let mut plugin = Command::new("cargo");
+    plugin.args([
+        "build",
+        "--quiet",
+        "--locked",
+        "-p",
+        "attendant-ubus",
+        "--bin",
+        "attendant-ubus",
+    ]);
+    plugin.args(["--profile", PROFILE]);
+    for target in targets {
+        plugin.args(["--target", target.rust_triple()]);
+    }
+    plugin
+        .env("PATH", path)
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
+        .env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc")
+        .env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar")
+        .env("CC_x86_64_unknown_linux_musl", "musl-gcc");
+    run(plugin.current_dir(repo))?;
+
+    Ok(targets
+        .iter()
+        .map(|target| {
+            let dir = repo.join("target").join(target.rust_triple()).join(PROFILE);
+            (*target, Binaries::in_dir(&dir))
+        })
+        .collect())
+}
+
+/// Runs `command` (stdout and stderr shown) and waits at most [`BUILD_TIMEOUT`].
+fn run(command: &mut Command) -> Result<(), DistError> {
+    let line = command_line(command);
+    let failed = |outcome: String| DistError::Build {
+        command: line.clone(),
+        outcome,
+    };
+    let mut child = command
+        .spawn()
+        .map_err(|error| failed(format!("could not start: {error}")))?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(failed(exited(status))),
+            Ok(None) if started.elapsed() > BUILD_TIMEOUT => {
+                // Best effort: the timeout is reported whether or not the kill worked.
+                let _ = child.kill();
+                return Err(failed(format!(
+                    "did not finish within {} s",
+                    BUILD_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(200)),
+            Err(error) => return Err(failed(format!("could not be waited for: {error}"))),
+        }
+    }
+}
+
+/// Runs a quick query command and returns its stdout.
+fn output(command: &mut Command) -> Result<String, DistError> {
+    let line = command_line(command);
+    let failed = |outcome: String| DistError::Build {
+        command: line.clone(),
+        outcome,
+    };
+    let output = command
+        .output()
+        .map_err(|error| failed(format!("could not start: {error}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(failed(format!(
+            "{}: {}",
+            exited(output.status),
+            stderr.trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `program arg...` as typed (no quoting, no working directory).
+fn command_line(command: &Command) -> String {
+    let mut line = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+fn exited(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("failed with exit code {code}"),
+        None => "was killed by a signal".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_from_needs_one_target() {
+        let options = DistOptions {
+            repo: PathBuf::from("."),
+            binaries_from: Some(PathBuf::from("target/debug")),
+            targets: Vec::new(),
+            out: None,
+            mtime: Mtime(0),
+        };
+        let error = dist(&options).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`--binaries-from` holds binaries for one target, but 2 targets were selected\n\n\
+             hint: add `--target x86_64` or `--target aarch64`"
+        );
+    }
+
+    #[test]
+    fn reports_failing_command_with_exit_code() {
+        let error = run(Command::new("false").current_dir("/")).unwrap_err();
+        assert_eq!(error.to_string(), "`false` failed with exit code 1");
+    }
+}
