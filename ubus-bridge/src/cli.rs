@@ -1,11 +1,14 @@
 //! The plugin's command line: what rpcd runs, and the hidden job commands.
 //!
 //! ```text
-//! attendant-ubus [--root DIR] list              # method signatures, at once
-//! attendant-ubus [--root DIR] call METHOD       # one JSON object in, one out
-//! attendant-ubus [--root DIR] __job ID          # the detached worker of `start`
-//! attendant-ubus [--root DIR] __install ID      # the detached worker of `install`
+//! PLUGIN [--root DIR] list              # method signatures, at once
+//! PLUGIN [--root DIR] call METHOD       # one JSON object in, one out
+//! PLUGIN [--root DIR] __job ID          # the detached worker of `start`
+//! PLUGIN [--root DIR] __install ID      # the detached worker of `install`
 //! ```
+//!
+//! `PLUGIN` is `/usr/libexec/rpcd/attendant` on a router (the multi-call binary, see
+//! [`crate::multicall`]) or the development binary `attendant-ubus`.
 //!
 //! rpcd passes no options, so the root is `/` unless `--root` or `$ATTENDANT_ROOT` says
 //! otherwise (tests and image preparation, like the agent's `--root`). `call` always exits 0 and
@@ -32,12 +35,18 @@ pub const ROOT_ENV: &str = "ATTENDANT_ROOT";
 /// Longest a `call` may take before it answers `timeout`: below rpcd's and ubus's 30 s.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(25);
 
-/// How this program re-executes itself for a detached job: the program and the arguments that
-/// select the bridge (none for `attendant-ubus`; `["rpcd"]` when the agent binary hosts it).
+/// How this program re-executes itself for a detached job: the program, the `argv[0]` it is
+/// given, and the arguments that select the bridge.
+///
+/// `attendant-ubus` re-executes itself as it is. The multi-call binary ([`crate::multicall`])
+/// picks the plugin by `argv[0]`, so it re-executes its own file with the `argv[0]` rpcd gave
+/// it (`/usr/libexec/rpcd/attendant`), and the job process is the plugin again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launcher {
     /// The executable.
     pub program: PathBuf,
+    /// The `argv[0]` to give it; `None` means `program` itself.
+    pub arg0: Option<OsString>,
     /// Arguments put before the bridge's own.
     pub args: Vec<OsString>,
 }
@@ -46,8 +55,17 @@ impl Launcher {
     /// This executable (`/proc/self/exe`), with no extra arguments.
     pub fn current() -> Self {
         Self {
-            program: std::env::current_exe()
-                .unwrap_or_else(|_| PathBuf::from("/usr/libexec/rpcd/attendant")),
+            program: current_exe(),
+            arg0: None,
+            args: Vec::new(),
+        }
+    }
+
+    /// This executable, started with `arg0` as its `argv[0]` (the multi-call binary).
+    pub fn with_arg0(arg0: impl Into<OsString>) -> Self {
+        Self {
+            program: current_exe(),
+            arg0: Some(arg0.into()),
             args: Vec::new(),
         }
     }
@@ -60,6 +78,11 @@ pub struct Context {
     pub root: PathBuf,
     /// How to start a detached job.
     pub launcher: Launcher,
+}
+
+/// The running executable; the plugin's path if the kernel cannot say (it always can on Linux).
+fn current_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/libexec/rpcd/attendant"))
 }
 
 /// Runs the plugin with `args` (without the program name).
@@ -136,7 +159,7 @@ fn write_stdout(value: &Value) -> ExitCode {
 }
 
 fn usage(error: &BridgeError) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "attendant-ubus: {error}");
+    let _ = writeln!(std::io::stderr(), "attendant (rpcd plugin): {error}");
     ExitCode::from(2)
 }
 
@@ -161,7 +184,7 @@ mod tests {
         let args = strings(&["--root"]);
         assert_eq!(
             split_root(&args).unwrap_err().to_string(),
-            "`--root` needs a directory\n\nusage: attendant-ubus [--root DIR] list | call METHOD"
+            "`--root` needs a directory\n\nusage: /usr/libexec/rpcd/attendant [--root DIR] list | call METHOD"
         );
     }
 }

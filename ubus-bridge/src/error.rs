@@ -114,7 +114,7 @@ pub enum BridgeError {
     #[error("the call did not finish within {} s", .0.as_secs())]
     Timeout(Duration),
     /// The command line of the plugin itself is wrong.
-    #[error("{0}\n\nusage: attendant-ubus [--root DIR] list | call METHOD")]
+    #[error("{0}\n\nusage: /usr/libexec/rpcd/attendant [--root DIR] list | call METHOD")]
     Usage(String),
 }
 

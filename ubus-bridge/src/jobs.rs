@@ -372,8 +372,9 @@ impl JobStore {
         Ok(true)
     }
 
-    /// Starts `program args.. <subcommand> <id>` detached: its own process group, stdin and
-    /// stdout on `/dev/null`, stderr appended to the log. Returns its pid.
+    /// Starts `program args.. --root ROOT <subcommand> <id>` (with the launcher's `argv[0]`)
+    /// detached: its own process group, stdin and stdout on `/dev/null`, stderr appended to the
+    /// log. Returns its pid.
     pub fn spawn(
         &self,
         launcher: &crate::cli::Launcher,
@@ -391,7 +392,11 @@ impl JobStore {
             .truncate(truncate_log)
             .open(&log_path)
             .map_err(|source| io("open", &log_path, source))?;
-        let child = Command::new(&launcher.program)
+        let mut command = Command::new(&launcher.program);
+        if let Some(arg0) = &launcher.arg0 {
+            command.arg0(arg0);
+        }
+        let child = command
             .args(&launcher.args)
             .arg("--root")
             .arg(root)

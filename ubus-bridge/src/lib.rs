@@ -23,9 +23,11 @@
 //! errors into replies ([`error::reply`], the one mapping), progress into the job file
 //! ([`jobs`], [`worker`]).
 //!
-//! [`run`] is the whole program, so the plugin ships either as its own binary
-//! (`attendant-ubus`) or inside the agent's binary as a multi-call (`attendant rpcd ...`, with a
-//! [`Launcher`] that re-executes `attendant rpcd`); see the README for the sizes.
+//! [`run`] is the whole program. It ships inside the agent's binary: the `attendant-multicall`
+//! binary is installed as `/usr/bin/attendant` and runs the plugin when started as
+//! `/usr/libexec/rpcd/attendant` (a symlink; [`multicall`] says why `argv[0]`'s directory
+//! decides). The `attendant-ubus` binary is the plugin alone, for development and tests; see the
+//! README for the sizes.
 //!
 //! ```no_run
 //! use attendant_ubus::{Launcher, run};
@@ -43,6 +45,7 @@ pub mod error;
 pub mod jobs;
 pub mod logger;
 pub mod methods;
+pub mod multicall;
 pub mod protocol;
 pub mod upgrade;
 pub mod worker;
