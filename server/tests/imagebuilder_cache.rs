@@ -450,7 +450,7 @@ async fn tampered_sha256sums_fails_the_signature_check() {
     assert_eq!(
         error.to_string(),
         format!(
-            "signature `{}` does not verify: signature by key `101020304050607` does not match \
+            "signature `{}` does not verify: signature by key `0101020304050607` does not match \
              the message: the message or the signature was altered",
             release.dir.join("sha256sums.sig").display()
         )
@@ -472,8 +472,8 @@ async fn unknown_key_and_missing_signature_are_refused() {
     assert_eq!(
         error.to_string(),
         format!(
-            "`{}` was signed by key `201020304050607`, which is not a trusted key\n\nhint: add \
-             the upstream's public key (file name `201020304050607`) to the server's trusted keys",
+            "`{}` was signed by key `0201020304050607`, which is not a trusted key\n\nhint: add \
+             the upstream's public key (file name `0201020304050607`) to the server's trusted keys",
             sig_path.display()
         )
     );
