@@ -7,9 +7,9 @@
 //! - `attendant-<version>-<target>.tar.gz` (both packages' files and an install script) for
 //!   routers that use apk (OpenWrt 25.12 and later).
 //!
-//! The agent is built by `scripts/build-agent.sh` (static musl, `openwrt` profile, checked for
-//! static linking); the rpcd plugin, which that script does not build, with the same cross
-//! settings.
+//! The router gets one binary, `ubus-bridge`'s multi-call `attendant-multicall` (agent and rpcd
+//! plugin), built static for musl with the `openwrt` profile and the cross settings of
+//! `scripts/build-agent.sh` (which builds only the agent's own binary).
 
 use std::ffi::OsString;
 use std::fs;
@@ -32,7 +32,7 @@ pub const PROFILE: &str = "openwrt";
 pub struct DistOptions {
     /// The repository root.
     pub repo: PathBuf,
-    /// Take `attendant` and `attendant-ubus` from here instead of building them.
+    /// Take `attendant-multicall` from here instead of building them.
     pub binaries_from: Option<PathBuf>,
     /// The targets to package (empty: all).
     pub targets: Vec<Target>,
@@ -165,13 +165,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, DistError> {
     Ok(path)
 }
 
-/// Builds the agent with `scripts/build-agent.sh` and the plugin with cargo, for `targets`.
+/// Builds the multi-call binary with cargo for `targets`.
 fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, DistError> {
-    let mut agent = Command::new("bash");
-    agent.arg("scripts/build-agent.sh").arg("--quiet");
-    agent.args(targets.iter().map(|target| target.name()));
-    run(agent.current_dir(repo))?;
-
     let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
     let host_info = output(Command::new("rustc").arg("-vV"))?;
     let host = host_info
@@ -192,7 +187,7 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
         "-p",
         "attendant-ubus",
         "--bin",
-        "attendant-ubus",
+        layout::MULTICALL_BIN,
     ]);
     plugin.args(["--profile", PROFILE]);
     for target in targets {

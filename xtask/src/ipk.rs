@@ -131,7 +131,7 @@ fn uninstall_script(packages: &[&Package]) -> String {
     let mut script = String::from("#!/bin/sh\n# Removes the files install.sh copied.\n");
     for package in packages {
         for entry in &package.entries {
-            if let EntryKind::File { .. } = entry.kind {
+            if let EntryKind::File { .. } | EntryKind::Symlink { .. } = entry.kind {
                 script.push_str(&format!("rm -f '/{}'\n", entry.path));
             }
         }
@@ -153,6 +153,9 @@ fn add_entries(archive: &mut Archive, package: &Package, prefix: &str) -> Result
             EntryKind::Dir => archive.dir(&format!("{prefix}{}/", entry.path))?,
             EntryKind::File { contents, mode } => {
                 archive.file(&format!("{prefix}{}", entry.path), contents, *mode)?;
+            }
+            EntryKind::Symlink { target } => {
+                archive.symlink(&format!("{prefix}{}", entry.path), target)?;
             }
         }
     }
@@ -189,6 +192,16 @@ impl Archive {
     fn file(&mut self, name: &str, contents: &[u8], mode: u32) -> Result<(), ArchiveError> {
         let header = self.header(name, EntryType::Regular, mode, contents.len() as u64)?;
         self.append(&header, contents)
+    }
+
+    /// A symlink member: mode 0777, size 0, the target in the link-name field.
+    fn symlink(&mut self, name: &str, target: &str) -> Result<(), ArchiveError> {
+        let mut header = self.header(name, EntryType::Symlink, 0o777, 0)?;
+        header
+            .set_link_name(target)
+            .map_err(|source| self.write_error(source))?;
+        header.set_cksum();
+        self.append(&header, &[][..])
     }
 
     fn header(
@@ -301,6 +314,33 @@ mod tests {
                 (name, mode, contents)
             })
             .collect()
+    }
+
+    #[test]
+    fn writes_symlink_member_with_target_and_mode_0777() {
+        let mut demo = package();
+        demo.entries.push(Entry {
+            path: "etc/link".into(),
+            kind: EntryKind::Symlink {
+                target: "demo".into(),
+            },
+        });
+        let outer = members(&ipk(&demo, "all", Mtime(0)).unwrap());
+        let data = outer
+            .iter()
+            .find(|member| member.0 == "./data.tar.gz")
+            .unwrap();
+        let mut archive = tar::Archive::new(GzDecoder::new(&data.2[..]));
+        let link = archive
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().header().clone())
+            .find(|header| header.path_bytes().as_ref() == b"./etc/link")
+            .unwrap();
+        assert_eq!(link.entry_type(), tar::EntryType::Symlink);
+        assert_eq!(link.mode().unwrap(), 0o777);
+        assert_eq!(link.size().unwrap(), 0);
+        assert_eq!(link.link_name_bytes().as_deref(), Some(&b"demo"[..]));
     }
 
     #[test]

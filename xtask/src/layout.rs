@@ -3,9 +3,11 @@
 //! The layout mirrors the feed's Makefiles (`openwrt-feed/`), so a package file and a package
 //! built with the SDK install the same files:
 //!
-//! - `attendant`: the agent at `/usr/bin/attendant`, the rpcd plugin at
-//!   `/usr/libexec/rpcd/attendant` (rpcd runs every executable there; the file name is the ubus
-//!   object, `reference/router-side.md` §4.1), everything under `ubus-bridge/root/` (the ACL in
+//! - `attendant`: the multi-call binary (agent and rpcd plugin in one, `ubus-bridge`'s
+//!   `attendant-multicall`) at `/usr/bin/attendant`, and the plugin as the symlink
+//!   `/usr/libexec/rpcd/attendant -> ../../bin/attendant` (rpcd runs every executable there, found
+//!   with `stat`, which follows the link; the file name is the ubus object,
+//!   `reference/router-side.md` §4.1), everything under `ubus-bridge/root/` (the ACL in
 //!   `/usr/share/rpcd/acl.d/`, §4.2) and the feed's uci-defaults script as
 //!   `/etc/uci-defaults/60-attendant`.
 //! - `luci-app-attendant`: what luci.mk installs (§3.1): `luci/htdocs/` under `/www`, `luci/root/`
@@ -33,8 +35,14 @@ pub const PACKAGE_RELEASE: u32 = 1;
 /// Where rpcd looks for exec plugins; the file name is the ubus object name.
 pub const PLUGIN_PATH: &str = "usr/libexec/rpcd/attendant";
 
-/// The agent's command-line binary.
+/// The multi-call binary: the agent's command line, and the plugin through [`PLUGIN_PATH`].
 pub const AGENT_PATH: &str = "usr/bin/attendant";
+
+/// The target of the [`PLUGIN_PATH`] symlink, relative to its directory (to [`AGENT_PATH`]).
+pub const PLUGIN_LINK_TARGET: &str = "../../bin/attendant";
+
+/// The cargo bin (crate `attendant-ubus`) installed as [`AGENT_PATH`].
+pub const MULTICALL_BIN: &str = "attendant-multicall";
 
 /// The feed's uci-defaults script, relative to the repository.
 pub const UCI_DEFAULTS_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.uci-defaults";
@@ -96,21 +104,18 @@ impl Target {
     }
 }
 
-/// The two binaries the `attendant` package installs.
+/// The binary the `attendant` package installs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
-    /// The agent (cargo bin `attendant`).
-    pub agent: PathBuf,
-    /// The rpcd plugin (cargo bin `attendant-ubus`).
-    pub plugin: PathBuf,
+    /// The multi-call binary (cargo bin [`MULTICALL_BIN`]): agent and rpcd plugin.
+    pub multicall: PathBuf,
 }
 
 impl Binaries {
-    /// The binaries as cargo names them in `dir`.
+    /// The binary as cargo names it in `dir`.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
-            agent: dir.join("attendant"),
-            plugin: dir.join("attendant-ubus"),
+            multicall: dir.join(MULTICALL_BIN),
         }
     }
 }
@@ -135,6 +140,11 @@ pub enum EntryKind {
         contents: Vec<u8>,
         /// 0755 for programs and scripts, 0644 for data.
         mode: u32,
+    },
+    /// A symbolic link (mode 0777).
+    Symlink {
+        /// Where it points, relative to the link's directory.
+        target: String,
     },
 }
 
@@ -171,7 +181,7 @@ impl Package {
             .iter()
             .map(|entry| match &entry.kind {
                 EntryKind::File { contents, .. } => contents.len() as u64,
-                EntryKind::Dir => 0,
+                EntryKind::Dir | EntryKind::Symlink { .. } => 0,
             })
             .sum();
         let mut control = format!("Package: {}\nVersion: {}\n", self.name, self.version);
@@ -232,8 +242,8 @@ pub enum LayoutError {
 /// The `attendant` package: agent, rpcd plugin, ACL and uci-defaults.
 pub fn attendant(repo: &Path, binaries: &Binaries) -> Result<Package, LayoutError> {
     let mut files = Files::default();
-    files.add_file(&binaries.agent, AGENT_PATH, Some(0o755))?;
-    files.add_file(&binaries.plugin, PLUGIN_PATH, Some(0o755))?;
+    files.add_file(&binaries.multicall, AGENT_PATH, Some(0o755))?;
+    files.add_symlink(PLUGIN_PATH, PLUGIN_LINK_TARGET);
     files.add_tree(&repo.join("ubus-bridge/root"), "")?;
     files.add_file(
         &repo.join(UCI_DEFAULTS_SOURCE),
@@ -304,13 +314,19 @@ rm -rf /tmp/luci-modulecache/
 exit 0
 ";
 
-/// Files collected by router path; directories are derived from them.
+/// Files and symlinks collected by router path; directories are derived from them.
 #[derive(Default)]
 struct Files {
     files: BTreeMap<String, (Vec<u8>, u32)>,
+    symlinks: BTreeMap<String, String>,
 }
 
 impl Files {
+    /// Adds the symlink `path -> target`.
+    fn add_symlink(&mut self, path: &str, target: &str) {
+        self.symlinks.insert(path.to_owned(), target.to_owned());
+    }
+
     /// Adds `source` as `path`; `mode` `None` takes 0755 or 0644 from the source's exec bit.
     fn add_file(
         &mut self,
@@ -395,13 +411,21 @@ impl Files {
     /// Every file and every parent directory, sorted so that a directory precedes its contents.
     fn into_entries(self) -> Vec<Entry> {
         let mut entries: BTreeMap<String, EntryKind> = BTreeMap::new();
-        for (path, (contents, mode)) in self.files {
+        let files = self
+            .files
+            .into_iter()
+            .map(|(path, (contents, mode))| (path, EntryKind::File { contents, mode }));
+        let symlinks = self
+            .symlinks
+            .into_iter()
+            .map(|(path, target)| (path, EntryKind::Symlink { target }));
+        for (path, kind) in files.chain(symlinks) {
             let mut parent = path.as_str();
             while let Some((dir, _)) = parent.rsplit_once('/') {
                 entries.insert(dir.to_owned(), EntryKind::Dir);
                 parent = dir;
             }
-            entries.insert(path, EntryKind::File { contents, mode });
+            entries.insert(path, kind);
         }
         entries
             .into_iter()
@@ -456,7 +480,7 @@ mod tests {
             .iter()
             .map(|entry| match &entry.kind {
                 EntryKind::File { contents, .. } => contents.len(),
-                EntryKind::Dir => 0,
+                EntryKind::Dir | EntryKind::Symlink { .. } => 0,
             })
             .sum();
         assert!(control.contains(&format!("\nInstalled-Size: {size}\n")));
@@ -468,8 +492,28 @@ mod tests {
         let error = attendant(&repo(), &missing).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "cannot read `/nonexistent/attendant-dist/attendant`"
+            "cannot read `/nonexistent/attendant-dist/attendant-multicall`"
         );
+    }
+
+    #[test]
+    fn plugin_is_a_link_to_the_multicall_binary() {
+        let binaries = Binaries::in_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+        let mut files = Files::default();
+        files
+            .files
+            .insert(AGENT_PATH.into(), (b"x".to_vec(), 0o755));
+        files.add_symlink(PLUGIN_PATH, PLUGIN_LINK_TARGET);
+        let entries = files.into_entries();
+        let plugin = entries.iter().find(|entry| entry.path == PLUGIN_PATH);
+        assert_eq!(
+            plugin.map(|entry| &entry.kind),
+            Some(&EntryKind::Symlink {
+                target: "../../bin/attendant".into()
+            })
+        );
+        assert!(entries.iter().any(|entry| entry.path == "usr/libexec/rpcd"));
+        assert!(binaries.multicall.ends_with("attendant-multicall"));
     }
 
     #[test]

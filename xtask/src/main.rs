@@ -23,7 +23,7 @@ enum Command {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "dist")]
 struct DistArgs {
-    /// take `attendant` and `attendant-ubus` from DIR instead of building them (one --target)
+    /// take `attendant-multicall` from DIR instead of building it (one --target)
     #[argh(option)]
     binaries_from: Option<PathBuf>,
     /// x86_64 or aarch64; repeat for both (default: both)

@@ -68,9 +68,29 @@ fn attendant_installs() -> Installs {
         .filter_map(|line| line.trim().strip_prefix("$(call Build/Compile/Cargo,"))
         .map(|rest| rest.trim_end_matches(')'))
         .collect();
+    // (crate, `--bin NAME` if the build is limited to one binary)
+    let compiled: Vec<(&str, Option<&str>)> = compiled
+        .iter()
+        .map(|call| match call.split_once(',') {
+            Some((krate, args)) => {
+                let bin = args
+                    .strip_prefix("--bin ")
+                    .unwrap_or_else(|| panic!("unexpected cargo arguments `{args}`"));
+                (krate, Some(bin))
+            }
+            None => (*call, None),
+        })
+        .collect();
     let mut installs = Installs::new();
     for line in define(&makefile, "Package/attendant/install") {
         let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["$(LN)", target, link] = words[..] {
+            let link = link
+                .strip_prefix("$(1)")
+                .unwrap_or_else(|| panic!("`{line}` links outside $(1)"));
+            installs.insert(link.to_owned(), Installed::symlink(target));
+            continue;
+        }
         let mode = match words.first() {
             Some(&"$(INSTALL_BIN)") => 0o755,
             Some(&"$(INSTALL_DATA)") => 0o644,
@@ -87,10 +107,11 @@ fn attendant_installs() -> Installs {
             .unwrap_or_else(|| panic!("`{line}` installs outside $(1)"));
         let contents = if let Some(bin) = source.strip_prefix("$(PKG_INSTALL_DIR)/bin/") {
             assert!(
-                compiled
-                    .iter()
-                    .any(|krate| cargo_bins(krate).iter().any(|name| name == bin)),
-                "`{bin}` is not a [[bin]] of a crate in Build/Compile ({compiled:?})"
+                compiled.iter().any(|(krate, only)| {
+                    only.is_none_or(|only| only == bin)
+                        && cargo_bins(krate).iter().any(|name| name == bin)
+                }),
+                "`{bin}` is not a [[bin]] built by Build/Compile ({compiled:?})"
             );
             Vec::new()
         } else if let Some(path) = source.strip_prefix("$(PKG_BUILD_DIR)/") {
@@ -106,7 +127,7 @@ fn attendant_installs() -> Installs {
         } else {
             panic!("unknown source `{source}`");
         };
-        installs.insert(destination.to_owned(), Installed { contents, mode });
+        installs.insert(destination.to_owned(), Installed::file(contents, mode));
     }
     installs
 }
@@ -121,13 +142,7 @@ fn luci_installs() -> Installs {
             if path.is_dir() {
                 walk(&path, &name, installs);
             } else {
-                installs.insert(
-                    name,
-                    Installed {
-                        contents: fs::read(&path).unwrap(),
-                        mode: 0o644,
-                    },
-                );
+                installs.insert(name, Installed::file(fs::read(&path).unwrap(), 0o644));
             }
         }
     }
@@ -148,8 +163,11 @@ fn makefiles_install_what_the_router_needs() {
 #[test]
 fn makefiles_and_dist_install_the_same_files() {
     let binaries = tempfile::tempdir().unwrap();
-    fs::write(binaries.path().join("attendant"), b"agent").unwrap();
-    fs::write(binaries.path().join("attendant-ubus"), b"plugin").unwrap();
+    fs::write(
+        binaries.path().join("attendant-multicall"),
+        b"agent and plugin",
+    )
+    .unwrap();
     let packages = [
         (
             xtask::layout::attendant(&repo(), &xtask::Binaries::in_dir(binaries.path())).unwrap(),
@@ -158,19 +176,22 @@ fn makefiles_and_dist_install_the_same_files() {
         (xtask::layout::luci_app(&repo()).unwrap(), luci_installs()),
     ];
     for (package, from_makefile) in packages {
-        let from_dist: BTreeMap<String, u32> = package
+        let from_dist: BTreeMap<String, (u32, Option<String>)> = package
             .entries
             .iter()
-            .filter_map(|entry| match entry.kind {
+            .filter_map(|entry| match &entry.kind {
                 xtask::layout::EntryKind::File { mode, .. } => {
-                    Some((format!("/{}", entry.path), mode))
+                    Some((format!("/{}", entry.path), (*mode, None)))
+                }
+                xtask::layout::EntryKind::Symlink { target } => {
+                    Some((format!("/{}", entry.path), (0o777, Some(target.clone()))))
                 }
                 xtask::layout::EntryKind::Dir => None,
             })
             .collect();
-        let from_makefile: BTreeMap<String, u32> = from_makefile
+        let from_makefile: BTreeMap<String, (u32, Option<String>)> = from_makefile
             .into_iter()
-            .map(|(path, file)| (path, file.mode))
+            .map(|(path, file)| (path, (file.mode, file.link)))
             .collect();
         assert_eq!(from_dist, from_makefile, "{}", package.name);
     }

@@ -22,14 +22,28 @@ use flate2::read::GzDecoder;
 use common::{Installed, Installs, check_runtime, repo};
 
 const MTIME: u64 = 1_700_000_000;
-const AGENT: &[u8] = b"#!/bin/sh\necho stand-in agent\n";
-const PLUGIN: &[u8] = b"#!/bin/sh\necho '{}'\n";
+const MULTICALL: &[u8] = b"#!/bin/sh\necho stand-in multi-call binary\n";
 
 struct Member {
     name: String,
     mode: u32,
     kind: tar::EntryType,
     contents: Vec<u8>,
+    link: Option<String>,
+}
+
+impl Member {
+    /// The member as an installed file or symlink.
+    fn installed(&self) -> Installed {
+        if self.kind == tar::EntryType::Symlink {
+            assert!(self.contents.is_empty(), "{}", self.name);
+            assert_eq!(self.mode, 0o777, "{}", self.name);
+            Installed::symlink(self.link.as_deref().unwrap())
+        } else {
+            assert_eq!(self.kind, tar::EntryType::Regular, "{}", self.name);
+            Installed::file(self.contents.clone(), self.mode)
+        }
+    }
 }
 
 /// Every member of a tar.gz, checking the owner and mtime of each.
@@ -47,6 +61,9 @@ fn unpack(gz: &[u8]) -> Vec<Member> {
         );
         assert_eq!(header.username().unwrap(), Some("root"), "{name}");
         assert_eq!(header.mtime().unwrap(), MTIME, "{name}");
+        let link = header
+            .link_name_bytes()
+            .map(|link| String::from_utf8(link.into_owned()).unwrap());
         let mut contents = Vec::new();
         entry.read_to_end(&mut contents).unwrap();
         members.push(Member {
@@ -54,14 +71,14 @@ fn unpack(gz: &[u8]) -> Vec<Member> {
             mode: header.mode().unwrap(),
             kind: header.entry_type(),
             contents,
+            link,
         });
     }
     members
 }
 
 fn dist(out: &Path, binaries: &Path) -> Vec<PathBuf> {
-    fs::write(binaries.join("attendant"), AGENT).unwrap();
-    fs::write(binaries.join("attendant-ubus"), PLUGIN).unwrap();
+    fs::write(binaries.join("attendant-multicall"), MULTICALL).unwrap();
     xtask::dist(&xtask::DistOptions {
         repo: repo(),
         binaries_from: Some(binaries.to_owned()),
@@ -151,19 +168,12 @@ fn installs(data: &[Member]) -> Installs {
             assert_eq!(member.mode, 0o755, "{path}");
             dirs.push(path.trim_end_matches('/').to_owned());
         } else {
-            assert_eq!(member.kind, tar::EntryType::Regular, "{path}");
             let parent = &path[..path.rfind('/').unwrap()];
             assert!(
                 dirs.iter().any(|dir| dir == parent),
                 "`{path}` comes before its directory"
             );
-            installs.insert(
-                path.to_owned(),
-                Installed {
-                    contents: member.contents.clone(),
-                    mode: member.mode,
-                },
-            );
+            installs.insert(path.to_owned(), member.installed());
         }
     }
     installs
@@ -287,10 +297,14 @@ fn packages_install_what_the_router_needs() {
         )
     );
     let attendant_installs = installs(&attendant.data);
-    assert_eq!(attendant_installs["/usr/bin/attendant"].contents, AGENT);
+    // One binary: the multi-call binary as the agent, the plugin a link to it.
     assert_eq!(
-        attendant_installs["/usr/libexec/rpcd/attendant"].contents,
-        PLUGIN
+        attendant_installs["/usr/bin/attendant"],
+        Installed::file(MULTICALL.to_vec(), 0o755)
+    );
+    assert_eq!(
+        attendant_installs["/usr/libexec/rpcd/attendant"],
+        Installed::symlink("../../bin/attendant")
     );
     assert_eq!(
         attendant_installs["/usr/share/rpcd/acl.d/attendant.json"].contents,
@@ -349,24 +363,17 @@ fn packages_install_what_the_router_needs() {
                 let path = name
                     .strip_prefix("root")
                     .unwrap_or_else(|| panic!("unexpected `{name}`"));
-                rooted.insert(
-                    path.to_owned(),
-                    Installed {
-                        contents: member.contents.clone(),
-                        mode: member.mode,
-                    },
-                );
+                rooted.insert(path.to_owned(), member.installed());
             }
         }
     }
     assert_eq!(
-        rooted
-            .iter()
-            .map(|(path, file)| (path, &file.contents, file.mode))
-            .collect::<Vec<_>>(),
-        both.iter()
-            .map(|(path, file)| (path, &file.contents, file.mode))
-            .collect::<Vec<_>>()
+        rooted.iter().collect::<Vec<_>>(),
+        both.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rooted["/usr/libexec/rpcd/attendant"],
+        Installed::symlink("../../bin/attendant")
     );
     let install = tarball
         .iter()
@@ -398,8 +405,7 @@ fn same_inputs_give_same_packages() {
 fn command_line_packages_binaries_from_a_directory() {
     let binaries = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    fs::write(binaries.path().join("attendant"), AGENT).unwrap();
-    fs::write(binaries.path().join("attendant-ubus"), PLUGIN).unwrap();
+    fs::write(binaries.path().join("attendant-multicall"), MULTICALL).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["dist", "--target", "x86_64", "--binaries-from"])
         .arg(binaries.path())
@@ -435,6 +441,6 @@ fn command_line_packages_binaries_from_a_directory() {
     assert!(!missing.status.success());
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr),
-        "error: cannot read `/nonexistent/bin/attendant`\n  caused by: No such file or directory (os error 2)\n"
+        "error: cannot read `/nonexistent/bin/attendant-multicall`\n  caused by: No such file or directory (os error 2)\n"
     );
 }

@@ -7,11 +7,47 @@ use std::path::{Path, PathBuf};
 
 use attendant_proto::wire;
 
-/// A file a package installs: its bytes (empty where unknown, e.g. a cargo binary) and mode.
-#[derive(Debug, Clone)]
+/// A file a package installs: its bytes (empty where unknown, e.g. a cargo binary) and mode, or
+/// a symlink (mode 0777, no bytes) with its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Installed {
     pub(crate) contents: Vec<u8>,
     pub(crate) mode: u32,
+    pub(crate) link: Option<String>,
+}
+
+impl Installed {
+    pub(crate) fn file(contents: Vec<u8>, mode: u32) -> Self {
+        Self {
+            contents,
+            mode,
+            link: None,
+        }
+    }
+
+    pub(crate) fn symlink(target: &str) -> Self {
+        Self {
+            contents: Vec::new(),
+            mode: 0o777,
+            link: Some(target.to_owned()),
+        }
+    }
+}
+
+/// The path a relative symlink at `path` points to (`..` resolved).
+pub(crate) fn resolve(path: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            ".." => {
+                parts.pop();
+            }
+            "." | "" => {}
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// Router path (with a leading `/`) to the file installed there.
@@ -59,11 +95,39 @@ pub(crate) fn quoted_after(text: &str, marker: &str) -> Vec<String> {
     found
 }
 
+/// `path` is an executable file, or a symlink to an installed executable file.
 fn executable(installs: &Installs, path: &str) {
     let file = installs
         .get(path)
         .unwrap_or_else(|| panic!("`{path}` is not installed"));
-    assert_eq!(file.mode, 0o755, "`{path}` must be executable");
+    match &file.link {
+        Some(target) => {
+            let resolved = resolve(path, target);
+            let pointee = installs.get(&resolved).unwrap_or_else(|| {
+                panic!("`{path}` links to `{resolved}`, which is not installed")
+            });
+            assert!(pointee.link.is_none(), "`{resolved}` is a link too");
+            assert_eq!(pointee.mode, 0o755, "`{resolved}` must be executable");
+        }
+        None => assert_eq!(file.mode, 0o755, "`{path}` must be executable"),
+    }
+}
+
+/// The multi-call binary at `/usr/bin/attendant` and the plugin as a link to it.
+fn check_multicall(installs: &Installs) {
+    let binary = installs
+        .get("/usr/bin/attendant")
+        .unwrap_or_else(|| panic!("`/usr/bin/attendant` is not installed"));
+    assert_eq!((binary.mode, binary.link.as_deref()), (0o755, None));
+    assert_eq!(
+        installs.get("/usr/libexec/rpcd/attendant"),
+        Some(&Installed::symlink("../../bin/attendant")),
+        "the rpcd plugin must be a link to the multi-call binary"
+    );
+    assert_eq!(
+        resolve("/usr/libexec/rpcd/attendant", "../../bin/attendant"),
+        "/usr/bin/attendant"
+    );
 }
 
 fn json(installs: &Installs, path: &str) -> serde_json::Value {
@@ -76,6 +140,7 @@ pub(crate) fn check_runtime(installs: &Installs) {
     let repo = repo();
 
     // The agent and the rpcd plugin; the plugin path the bridge falls back to is the one installed.
+    check_multicall(installs);
     executable(installs, "/usr/bin/attendant");
     let mut bridge = Vec::new();
     sources(&repo.join("ubus-bridge/src"), &mut bridge);
@@ -227,8 +292,9 @@ pub(crate) fn check_runtime(installs: &Installs) {
     assert!(script.contains(&format!("uci -q commit {}", wire::UCI_PACKAGE)));
     assert!(script.contains(wire::UCI_CONFIG_PATH));
 
-    // Data files are not executable, and nothing but programs and scripts is.
-    for (path, file) in installs {
+    // Data files are not executable, and nothing but programs and scripts is (links are 0777 and
+    // checked through what they point to).
+    for (path, file) in installs.iter().filter(|(_, file)| file.link.is_none()) {
         let program = path.starts_with("/usr/bin/")
             || path.starts_with("/usr/libexec/")
             || path.starts_with("/etc/uci-defaults/");
