@@ -2,7 +2,7 @@
 # Size and memory report of the router agent, for docs/benchmarks.md ("Agent size and memory"
 # section):
 #   - stripped static binary size and `xz -9e` size, aarch64 and x86_64 (`openwrt` profile,
-#     built by scripts/build-agent.sh);
+#     built by scripts/build-agent.sh), with std rebuilt (release builds) and prebuilt;
 #   - peak RSS (GNU time's "Maximum resident set size", i.e. VmHWM) of `attendant download`
 #     while it downloads and verifies a 64 MiB image from a local stand-in server, and of
 #     `attendant verify` on the same image;
@@ -57,19 +57,29 @@ echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "rustc:   $(rustc -V)"
 echo
 
-built_lines=$(scripts/build-agent.sh --quiet) || die "scripts/build-agent.sh failed"
-mapfile -t built <<<"$built_lines"
-printf '%-32s %12s %10s %12s %10s\n' target bytes MiB "xz -9e" KB
-for line in "${built[@]}"; do
-  path=${line% *}
-  bytes=${line##* }
-  xz_bytes=$(xz -9e -c "$path" | wc -c)
-  target=$(basename "$(dirname "$(dirname "$path")")")
-  printf '%-32s %12d %10.3f %12d %10.1f\n' "$target" "$bytes" \
-    "$(echo "$bytes / 1048576" | bc -l)" "$xz_bytes" "$(echo "$xz_bytes / 1000" | bc -l)"
+# Release builds rebuild std (the default of build-agent.sh); the prebuilt-std rows show what a
+# stable-only toolchain such as OpenWrt's SDK gets.
+printf '%-32s %-9s %12s %10s %12s %10s\n' target std bytes MiB "xz -9e" KB
+agent=""
+for std in rebuilt prebuilt; do
+  flags=(--quiet)
+  [ "$std" = prebuilt ] && flags+=(--prebuilt-std)
+  built_lines=$(scripts/build-agent.sh "${flags[@]}") || die "scripts/build-agent.sh ${flags[*]} failed"
+  mapfile -t built <<<"$built_lines"
+  for line in "${built[@]}"; do
+    path=${line% *}
+    bytes=${line##* }
+    xz_bytes=$(xz -9e -c "$path" | wc -c)
+    target=$(basename "$(dirname "$(dirname "$path")")")
+    printf '%-32s %-9s %12d %10.3f %12d %10.1f\n' "$target" "$std" "$bytes" \
+      "$(echo "$bytes / 1048576" | bc -l)" "$xz_bytes" "$(echo "$xz_bytes / 1000" | bc -l)"
+    if [ "$std" = rebuilt ] && [ "$target" = x86_64-unknown-linux-musl ]; then
+      agent="$PWD/$path"
+    fi
+  done
 done
 [ "$size_only" = 1 ] && exit 0
-agent="$PWD/target/x86_64-unknown-linux-musl/openwrt/attendant"
+[ -n "$agent" ] || die "build-agent.sh printed no x86_64 binary"
 
 work=$(mktemp -d)
 server_pid=""

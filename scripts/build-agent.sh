@@ -3,9 +3,20 @@
 # Cargo profile, for x86_64-unknown-linux-musl and aarch64-unknown-linux-musl, and checks that
 # each one is a statically linked ELF for the right machine.
 #
-# Usage: scripts/build-agent.sh [--openwrt-env] [--quiet] [x86_64|aarch64]...
+# By default the standard library is rebuilt with the binary (Cargo's `-Zbuild-std`), without
+# std's `backtrace` feature and with `optimize_for_size`: panics still print their message, but
+# the DWARF symboliser (gimli, addr2line, miniz_oxide, rustc-demangle: ~180 KB on aarch64) is
+# gone. build-std is unstable Cargo; `RUSTC_BOOTSTRAP=1` lets the stable toolchain use it, as the
+# Linux kernel does for its Rust code. It needs the toolchain's std sources (`rust-src`).
+# Both ways link with rust-lld, which lets the build script drop the unwind tables
+# (agent/build.rs).
+#
+# Usage: scripts/build-agent.sh [--prebuilt-std] [--openwrt-env] [--quiet] [x86_64|aarch64]...
 #   (no target names: both)
 #
+#   --prebuilt-std use the toolchain's precompiled std instead (stable Cargo only; what a build
+#                  in OpenWrt's SDK gets; about 240 KB larger on aarch64). Output goes to
+#                  target/<triple>/openwrt/ instead of target/rebuilt-std/<triple>/openwrt/.
 #   --openwrt-env  also export the CARGO_PROFILE_RELEASE_* variables OpenWrt's rust-package.mk
 #                  sets (panic=unwind, overflow-checks=on; reference/rust-stack.md §2.2), build
 #                  again and require the result to be byte-identical to the plain build: the
@@ -19,11 +30,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly PROFILE=openwrt
+std=rebuilt
 openwrt_env=0
 quiet=0
 targets=()
 for arg in "$@"; do
   case "$arg" in
+    --prebuilt-std) std=prebuilt ;;
     --openwrt-env) openwrt_env=1 ;;
     --quiet) quiet=1 ;;
     x86_64 | aarch64) targets+=("$arg-unknown-linux-musl") ;;
@@ -32,7 +45,7 @@ for arg in "$@"; do
       exit 0
       ;;
     *)
-      echo "error: unknown argument \`$arg\` (expected --openwrt-env, --quiet, x86_64 or aarch64)" >&2
+      echo "error: unknown argument \`$arg\` (expected --prebuilt-std, --openwrt-env, --quiet, x86_64 or aarch64)" >&2
       exit 2
       ;;
   esac
@@ -56,11 +69,18 @@ hint: apt-get install $2"
 need cargo "cargo (or install Rust with rustup)"
 need rustc "rustc (or install Rust with rustup)"
 need file file
+need readelf binutils
 host=$(rustc -vV | sed -n 's/^host: //p')
 lld_dir="$(rustc --print sysroot)/lib/rustlib/$host/bin"
 [ -x "$lld_dir/rust-lld" ] || die "\`rust-lld\` not found in \`$lld_dir\`
 
 hint: use a rustup toolchain (it ships rust-lld) or apt-get install lld"
+if [ "$std" = rebuilt ]; then
+  [ -f "$(rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] ||
+    die "the standard library's sources are not installed (needed to rebuild std)
+
+hint: rustup component add rust-src   (or pass --prebuilt-std)"
+fi
 installed_targets=$(rustup target list --installed 2>/dev/null || true)
 for target in "${targets[@]}"; do
   if command -v rustup >/dev/null 2>&1; then
@@ -83,6 +103,7 @@ done
 # Cross settings as environment, not .cargo/config.toml: OpenWrt's SDK sets its own linker and
 # CC for the same triples, and a checked-in config would compete with them.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
 export CC_x86_64_unknown_linux_musl=musl-gcc
@@ -92,15 +113,29 @@ export PATH="$lld_dir:$PATH"
 cargo_quiet=()
 [ "$quiet" = 1 ] && cargo_quiet=(--quiet)
 
-# build TARGET: builds the agent for TARGET with the openwrt profile.
+target_dir=target
+std_args=()
+if [ "$std" = rebuilt ]; then
+  # Its own target directory: the same crates built against another std must not evict the
+  # prebuilt-std artefacts every other build uses.
+  target_dir=target/rebuilt-std
+  std_args=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
+fi
+
+# build: builds the agent for every target with the openwrt profile.
 build() {
   local target_args=()
   for target in "${targets[@]}"; do target_args+=(--target "$target"); done
-  cargo build "${cargo_quiet[@]}" --locked -p attendant --bin attendant \
-    --profile "$PROFILE" "${target_args[@]}"
+  if [ "$std" = rebuilt ]; then
+    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" cargo build "${cargo_quiet[@]}" --locked \
+      "${std_args[@]}" -p attendant --bin attendant --profile "$PROFILE" "${target_args[@]}"
+  else
+    cargo build "${cargo_quiet[@]}" --locked -p attendant --bin attendant \
+      --profile "$PROFILE" "${target_args[@]}"
+  fi
 }
 
-binary() { echo "target/$1/$PROFILE/attendant"; }
+binary() { echo "$target_dir/$1/$PROFILE/attendant"; }
 
 # check TARGET: the binary exists, is static and is for the target's machine.
 check() {
@@ -118,10 +153,12 @@ check() {
     die "\`$path\` is not statically linked: $description"
   [[ "$description" == *"stripped"* && "$description" != *"not stripped"* ]] ||
     die "\`$path\` is not stripped: $description"
+  ! readelf -SW "$path" | grep -q '\.eh_frame' ||
+    die "\`$path\` still has unwind tables: agent/build.rs no longer drops them"
   say "$path: $description"
 }
 
-say "== cargo build --profile $PROFILE (${targets[*]})"
+say "== cargo build --profile $PROFILE (${targets[*]}; $std std)"
 build
 for target in "${targets[@]}"; do check "$target"; done
 

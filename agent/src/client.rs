@@ -369,6 +369,9 @@ impl Client {
         let mut attempt = 1;
         loop {
             let outcome = call();
+            if let Ok(response) = &outcome {
+                log::info!("`{url}`: {}", response.status());
+            }
             let retryable = match &outcome {
                 Ok(response) => retry.status(response.status()),
                 Err(error) => is_connection_error(error),
@@ -379,16 +382,15 @@ impl Client {
                     message: error.to_string(),
                 });
             }
+            // `{delay:?}` prints "500ms", "2s": integer formatting, no float code on the router.
             match &outcome {
                 Ok(response) => log::warn!(
-                    "`{url}` answered {}; retrying in {} s (attempt {attempt} of {attempts})",
+                    "`{url}` answered {}; retrying in {delay:?} (attempt {attempt} of {attempts})",
                     response.status().as_u16(),
-                    delay.as_secs_f32()
                 ),
                 Err(error) => log::warn!(
-                    "cannot reach `{url}`: {error}; retrying in {} s (attempt {attempt} of \
+                    "cannot reach `{url}`: {error}; retrying in {delay:?} (attempt {attempt} of \
                      {attempts})",
-                    delay.as_secs_f32()
                 ),
             }
             thread::sleep(delay);
@@ -470,7 +472,7 @@ fn tls_config(path: &Path) -> Result<TlsConfig, ClientError> {
             path: path.to_owned(),
         });
     }
-    log::debug!(
+    log::info!(
         "loaded {} CA certificates from `{}`",
         certs.len(),
         path.display()

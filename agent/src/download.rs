@@ -229,7 +229,7 @@ fn check_space(path: &Path, needed: u64) -> Result<(), DownloadError> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let Some(available) = free_space(dir) else {
-        log::debug!(
+        log::info!(
             "cannot tell the free space of `{}`; not checking it",
             dir.display()
         );

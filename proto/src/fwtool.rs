@@ -282,11 +282,73 @@ pub enum FwtoolError {
 
 /// The fwtool CRC32: reflected polynomial 0xEDB88320, start 0xFFFFFFFF, no final XOR.
 ///
-/// That is the bitwise complement of the usual (zlib) CRC32, so this wraps `crc32fast`:
-/// `Crc::new()` fed `data` has `value() == !crc32fast::hash(data)`.
-#[derive(Debug, Clone, Default)]
+/// That is the bitwise complement of the usual (zlib) CRC32: `Crc::new()` fed `data` has
+/// `value() == !crc32fast::hash(data)`. It is computed here eight bytes at a time over 8 KiB of
+/// tables built at compile time, instead of by a crate with larger tables and SIMD paths: the
+/// router binary is size-bound, and this keeps the CRC faster than the SHA-512 that checking the
+/// image's signature runs over the same bytes (docs/benchmarks.md).
+///
+/// ```
+/// use attendant_proto::fwtool::Crc;
+///
+/// let mut crc = Crc::new();
+/// crc.update(b"123456789");
+/// assert_eq!(crc.value(), !0xCBF4_3926); // the zlib CRC32 of "123456789", complemented
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crc {
-    hasher: crc32fast::Hasher,
+    value: u32,
+}
+
+/// Slicing-by-8 tables: `CRC_TABLES[0][b]` is the register after shifting byte `b` through the
+/// polynomial; `CRC_TABLES[k][b]` the same followed by `k` zero bytes.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time, where an index out of range fails the build"
+)]
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut register = byte as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            register = if register & 1 == 1 {
+                (register >> 1) ^ 0xEDB8_8320
+            } else {
+                register >> 1
+            };
+            bit += 1;
+        }
+        tables[0][byte] = register;
+        byte += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut byte = 0;
+        while byte < 256 {
+            let previous = tables[k - 1][byte];
+            tables[k][byte] = (previous >> 8) ^ tables[0][(previous & 0xFF) as usize];
+            byte += 1;
+        }
+        k += 1;
+    }
+    tables
+};
+
+/// `CRC_TABLES[k][byte]`.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "k is a constant below 8 at every call and a u8 always indexes a 256-entry table"
+)]
+fn crc_entry(k: usize, byte: u8) -> u32 {
+    CRC_TABLES[k][usize::from(byte)]
+}
+
+impl Default for Crc {
+    fn default() -> Self {
+        Self { value: 0xFFFF_FFFF }
+    }
 }
 
 impl Crc {
@@ -297,20 +359,34 @@ impl Crc {
 
     /// Continue from a CRC value, for example one read from a trailer.
     pub fn from_value(value: u32) -> Self {
-        // crc32fast keeps the finalised (complemented) register; fwtool's value is the raw one.
-        Self {
-            hasher: crc32fast::Hasher::new_with_initial(!value),
-        }
+        Self { value }
     }
 
     /// Feed bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
+        let (words, rest) = bytes.as_chunks::<8>();
+        let mut crc = self.value;
+        for &[b0, b1, b2, b3, b4, b5, b6, b7] in words {
+            let [l0, l1, l2, l3] = (crc ^ u32::from_le_bytes([b0, b1, b2, b3])).to_le_bytes();
+            crc = crc_entry(7, l0)
+                ^ crc_entry(6, l1)
+                ^ crc_entry(5, l2)
+                ^ crc_entry(4, l3)
+                ^ crc_entry(3, b4)
+                ^ crc_entry(2, b5)
+                ^ crc_entry(1, b6)
+                ^ crc_entry(0, b7);
+        }
+        for &byte in rest {
+            let [low, ..] = crc.to_le_bytes();
+            crc = crc_entry(0, low ^ byte) ^ (crc >> 8);
+        }
+        self.value = crc;
     }
 
     /// The CRC of everything fed so far, as fwtool writes it in a trailer.
     pub fn value(&self) -> u32 {
-        !self.hasher.clone().finalize()
+        self.value
     }
 }
 
@@ -1077,6 +1153,22 @@ mod tests {
         let mut resumed = Crc::from_value(resumed.value());
         resumed.update(b"56789");
         assert_eq!(resumed.value(), crc.value());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn crc_matches_zlib_crc32_complemented_at_any_split(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            split in 0usize..4096,
+        ) {
+            let split = split.min(data.len());
+            let (head, tail) = data.split_at(split);
+            let mut crc = Crc::new();
+            crc.update(head);
+            let mut crc = Crc::from_value(crc.value());
+            crc.update(tail);
+            proptest::prop_assert_eq!(crc.value(), !crc32fast::hash(&data));
+        }
     }
 
     #[test]

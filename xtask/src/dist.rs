@@ -9,7 +9,8 @@
 //!
 //! The router gets one binary, `ubus-bridge`'s multi-call `attendant-multicall` (agent and rpcd
 //! plugin), built static for musl with the `openwrt` profile and the cross settings of
-//! `scripts/build-agent.sh` (which builds only the agent's own binary).
+//! `scripts/build-agent.sh` (which builds only the agent's own binary), std rebuilt without its
+//! backtrace symboliser as that script does by default (it says why and what it costs).
 
 use std::ffi::OsString;
 use std::fs;
@@ -26,6 +27,9 @@ pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// The Cargo profile of the router binaries (root `Cargo.toml`).
 pub const PROFILE: &str = "openwrt";
+
+/// Cargo's target directory for builds against a rebuilt std (as `scripts/build-agent.sh`).
+pub const REBUILT_STD_TARGET_DIR: &str = "target/rebuilt-std";
 
 /// What `dist` needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,12 +182,14 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
     path.push(":");
     path.push(std::env::var_os("PATH").unwrap_or_default());
 
-    // The same cross settings as scripts/build-agent.sh.
+    // The same cross settings as scripts/build-agent.sh, std rebuilt as there.
     let mut plugin = Command::new("cargo");
     plugin.args([
         "build",
         "--quiet",
         "--locked",
+        "-Zbuild-std=std,panic_abort",
+        "-Zbuild-std-features=optimize_for_size",
         "-p",
         "attendant-ubus",
         "--bin",
@@ -193,9 +199,13 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
     for target in targets {
         plugin.args(["--target", target.rust_triple()]);
     }
+    let target_dir = repo.join(REBUILT_STD_TARGET_DIR);
     plugin
         .env("PATH", path)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
         .env("CC_aarch64_unknown_linux_musl", "aarch64-linux-gnu-gcc")
         .env("AR_aarch64_unknown_linux_musl", "aarch64-linux-gnu-ar")
         .env("CC_x86_64_unknown_linux_musl", "musl-gcc");
@@ -204,7 +214,7 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
     Ok(targets
         .iter()
         .map(|target| {
-            let dir = repo.join("target").join(target.rust_triple()).join(PROFILE);
+            let dir = target_dir.join(target.rust_triple()).join(PROFILE);
             (*target, Binaries::in_dir(&dir))
         })
         .collect())
