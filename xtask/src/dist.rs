@@ -19,6 +19,7 @@ use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::elf;
 use crate::ipk::{self, ArchiveError, Mtime};
 use crate::layout::{self, Binaries, LayoutError, Target};
 
@@ -66,6 +67,16 @@ pub enum DistError {
         /// What happened.
         outcome: String,
     },
+    /// A binary would not run on the routers of its package.
+    #[error("`{path}` cannot go into the {} packages: {problem}", target.name())]
+    Binary {
+        /// The binary.
+        path: PathBuf,
+        /// The target it was to be packed for.
+        target: Target,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Reading the package sources failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -101,6 +112,14 @@ pub fn dist(options: &DistOptions) -> Result<Vec<PathBuf>, DistError> {
         },
         None => build(&options.repo, &targets)?,
     };
+    for (target, binaries) in &binaries {
+        // Binaries given with --binaries-from may be dynamic test builds; ours must be static.
+        check_binary(
+            *target,
+            &binaries.multicall,
+            options.binaries_from.is_none(),
+        )?;
+    }
     let out = options
         .out
         .clone()
@@ -133,6 +152,34 @@ pub fn dist(options: &DistOptions) -> Result<Vec<PathBuf>, DistError> {
         written.push(write(&out, &format!("{top}.tar.gz"), &bytes)?);
     }
     Ok(written)
+}
+
+/// Checks that `path` is an ELF binary for `target` and, when `require_static`, that it needs no
+/// dynamic loader (OpenWrt's loader is musl's, at a path no glibc binary asks for).
+fn check_binary(target: Target, path: &Path, require_static: bool) -> Result<(), DistError> {
+    let problem = |problem: String| DistError::Binary {
+        path: path.to_owned(),
+        target,
+        problem,
+    };
+    let bytes = fs::read(path).map_err(|error| problem(format!("cannot read it: {error}")))?;
+    let info = elf::inspect(&bytes).map_err(|error| problem(error.to_string()))?;
+    if info.machine != target.elf_machine() {
+        return Err(problem(format!(
+            "it is built for ELF machine {}, not {} ({})",
+            info.machine,
+            target.elf_machine(),
+            target.rust_triple()
+        )));
+    }
+    if require_static && info.needs_loader {
+        return Err(problem(
+            "it is dynamically linked (it names a program interpreter); the router packages need \
+             a static musl build"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The INSTALL file of a tarball.

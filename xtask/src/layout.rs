@@ -83,6 +83,14 @@ impl Target {
         }
     }
 
+    /// The ELF `e_machine` of the target's binaries.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Target::X86_64 => 62,
+            Target::Aarch64 => 183,
+        }
+    }
+
     /// The opkg architecture names one package is written for. opkg compares them exactly with
     /// the router's `arch` lines, and a static binary runs on every aarch64 CPU, so the aarch64
     /// package is written once per architecture name OpenWrt's aarch64 targets use.

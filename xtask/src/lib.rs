@@ -3,8 +3,10 @@
 //! - [`layout`]: what each package installs, mirroring the feed in `openwrt-feed/`.
 //! - [`ipk`]: the `.ipk` and tarball writers.
 //! - [`mod@dist`]: the `dist` command that puts it together under `target/dist/`.
+//! - [`elf`]: what a binary is built for, checked before it is packed.
 
 pub mod dist;
+pub mod elf;
 pub mod ipk;
 pub mod layout;
 

@@ -22,7 +22,17 @@ use flate2::read::GzDecoder;
 use common::{Installed, Installs, check_runtime, repo};
 
 const MTIME: u64 = 1_700_000_000;
-const MULTICALL: &[u8] = b"#!/bin/sh\necho stand-in multi-call binary\n";
+/// A stand-in aarch64 multi-call binary: an ELF header (AArch64, no program headers, so no
+/// loader) and a marker. `dist` reads the header to refuse binaries for the wrong machine.
+fn multicall() -> Vec<u8> {
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2; // 64-bit
+    bytes[5] = 1; // little-endian
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    bytes.extend_from_slice(b"stand-in multi-call binary\n");
+    bytes
+}
 
 struct Member {
     name: String,
@@ -78,7 +88,7 @@ fn unpack(gz: &[u8]) -> Vec<Member> {
 }
 
 fn dist(out: &Path, binaries: &Path) -> Vec<PathBuf> {
-    fs::write(binaries.join("attendant-multicall"), MULTICALL).unwrap();
+    fs::write(binaries.join("attendant-multicall"), multicall()).unwrap();
     xtask::dist(&xtask::DistOptions {
         repo: repo(),
         binaries_from: Some(binaries.to_owned()),
@@ -300,7 +310,7 @@ fn packages_install_what_the_router_needs() {
     // One binary: the multi-call binary as the agent, the plugin a link to it.
     assert_eq!(
         attendant_installs["/usr/bin/attendant"],
-        Installed::file(MULTICALL.to_vec(), 0o755)
+        Installed::file(multicall(), 0o755)
     );
     assert_eq!(
         attendant_installs["/usr/libexec/rpcd/attendant"],
@@ -405,7 +415,12 @@ fn same_inputs_give_same_packages() {
 fn command_line_packages_binaries_from_a_directory() {
     let binaries = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    fs::write(binaries.path().join("attendant-multicall"), MULTICALL).unwrap();
+    // A real x86_64 program stands in for the multi-call binary: xtask itself.
+    fs::copy(
+        env!("CARGO_BIN_EXE_xtask"),
+        binaries.path().join("attendant-multicall"),
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["dist", "--target", "x86_64", "--binaries-from"])
         .arg(binaries.path())
@@ -441,6 +456,33 @@ fn command_line_packages_binaries_from_a_directory() {
     assert!(!missing.status.success());
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr),
-        "error: cannot read `/nonexistent/bin/attendant-multicall`\n  caused by: No such file or directory (os error 2)\n"
+        "error: `/nonexistent/bin/attendant-multicall` cannot go into the x86_64 packages: cannot \
+         read it: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn a_binary_for_another_machine_is_refused_before_anything_is_written() {
+    let binaries = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fs::write(binaries.path().join("attendant-multicall"), multicall()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["dist", "--target", "x86_64", "--binaries-from"])
+        .arg(binaries.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot go into the x86_64 packages")
+            && stderr.contains("ELF machine 183, not 62 (x86_64-unknown-linux-musl)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing written"
     );
 }
