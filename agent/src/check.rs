@@ -6,15 +6,21 @@
 //! `/json/v1/{path}/targets/{target}/index.json`; `reference/router-side.md` §1.6), then applies
 //! the rules of [`crate::plan`]. A missing index only warns: the server then checks the packages
 //! itself during the build.
+//!
+//! Warnings and problems are [`Finding`]s: a message and, when there is a way out, a [`Hint`]
+//! with a machine [`HintCode`] beside the command line's words. The CLI prints a finding as
+//! `message`, a blank line and `hint: <cli>` (and `--json` carries that same text), while the
+//! rpcd bridge answers LuCI with the message and the code, because LuCI has no flags.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use attendant_proto::api::{BuildRequest, Filesystem, ImageInfo};
 use attendant_proto::index;
 use attendant_proto::upstream::{self, Profiles};
 use attendant_proto::version::Version;
 use attendant_proto::wire;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::client::{Client, MAX_JSON_LEN};
 use crate::engine::{Engine, Error};
@@ -23,6 +29,9 @@ use crate::plan::{self, AppliedChange, PackageRow, TargetVersion, VersionChange}
 
 /// Largest init script accepted before the server's own limit is known.
 pub const MAX_INIT_SCRIPT_LEN: usize = 256 * 1024;
+
+/// The CLI's hint on a downgrade.
+const FORCE_HINT: &str = "`--force` builds anyway";
 
 /// What `check` and friends plan, given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,13 +110,197 @@ pub struct Check {
     /// Default packages the device does not have.
     pub missing_defaults: Vec<String>,
     /// Things to know that do not block.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Finding>,
     /// Things that block the upgrade.
-    pub problems: Vec<String>,
+    pub problems: Vec<Finding>,
     /// The verdict.
     pub verdict: Verdict,
     /// The build request that would be sent.
     pub request: BuildRequest,
+}
+
+/// One warning or problem of the checks, kept apart from its hint so each front end words the
+/// way out for its own users: the CLI names flags, LuCI has no flags.
+///
+/// `Display` (and `Serialize`, so `--json` is the same text) is the CLI's form:
+/// `[--force: ]<message>[\n\nhint: <cli hint>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Finding {
+    /// What was found, without any option names.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: Option<Hint>,
+    /// Only a warning because `--force` overrides it (shown as `--force: <message>`).
+    pub forced: bool,
+}
+
+impl Finding {
+    /// A finding without a way out.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            forced: false,
+        }
+    }
+
+    /// A finding with a hint: `code`, worded `cli` on the command line.
+    pub fn hinted(message: impl Into<String>, code: HintCode, cli: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: Some(Hint {
+                code,
+                cli: cli.into(),
+            }),
+            forced: false,
+        }
+    }
+
+    /// A problem that `--force` turned into a warning.
+    pub fn forced(message: impl Into<String>) -> Self {
+        Self {
+            forced: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// A finding from an error's text `message\n\nhint: cli`, the hint coded `code`; a text
+    /// without a hint paragraph keeps its whole text as the message.
+    pub fn from_text(text: &str, code: Option<HintCode>) -> Self {
+        match (split_hint(text), code) {
+            ((message, Some(cli)), Some(code)) => Self::hinted(message, code, cli),
+            ((message, _), _) => Self::new(message),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.forced {
+            f.write_str("--force: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "{HINT_SEPARATOR}{}", hint.cli)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The way out of a finding or an error: what kind of action ([`HintCode`]) and how the CLI
+/// says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hint {
+    /// The kind of action, for front ends that word it themselves.
+    pub code: HintCode,
+    /// The command line's words, naming the exact flag or command (what follows `hint: `).
+    pub cli: String,
+}
+
+/// The kinds of way out the agent suggests; the wire name is [`HintCode::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HintCode {
+    /// Build anyway despite downgrades (`--force`).
+    Force,
+    /// Leave a package out of the build (`--remove`).
+    Remove,
+    /// Add a missing default package, or ignore it on purpose (`--add`, `--ignored-defaults`).
+    IgnoredDefaults,
+    /// Pass the running image's init script again (`--init-script`).
+    InitScript,
+    /// Choose another root filesystem (`--fstype`).
+    Fstype,
+    /// Choose the version to upgrade to (`--version-to`).
+    VersionTo,
+    /// Look at the versions the server offers (`attendant versions`).
+    Versions,
+    /// The server does not build for this board; there is nothing to change.
+    UnsupportedBoard,
+    /// The server is busy or behind; try again later.
+    TryLater,
+    /// Install a CA bundle or name one (`--ca-file`).
+    CaFile,
+    /// Free space for the image, or put it elsewhere (`--image`).
+    FreeSpace,
+    /// Run the same step again; the download resumes.
+    Resume,
+    /// Delete the image and download it again.
+    DownloadAgain,
+    /// Sign the images, or stop requiring signatures (`require_signature`).
+    RequireSignature,
+    /// Fix the pre-install hook, or leave it out (`--pre-install`).
+    PreInstall,
+    /// sysupgrade's own checks failed; flash anyway only if sure (`--force-flash`).
+    ForceFlash,
+    /// Remove the damaged state file (`attendant status --clear`).
+    ClearState,
+}
+
+impl HintCode {
+    /// Every code, so front ends can hold a wording for each.
+    pub const ALL: [HintCode; 17] = [
+        Self::Force,
+        Self::Remove,
+        Self::IgnoredDefaults,
+        Self::InitScript,
+        Self::Fstype,
+        Self::VersionTo,
+        Self::Versions,
+        Self::UnsupportedBoard,
+        Self::TryLater,
+        Self::CaFile,
+        Self::FreeSpace,
+        Self::Resume,
+        Self::DownloadAgain,
+        Self::RequireSignature,
+        Self::PreInstall,
+        Self::ForceFlash,
+        Self::ClearState,
+    ];
+
+    /// The wire name, e.g. `ignored_defaults`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Force => "force",
+            Self::Remove => "remove",
+            Self::IgnoredDefaults => "ignored_defaults",
+            Self::InitScript => "init_script",
+            Self::Fstype => "fstype",
+            Self::VersionTo => "version_to",
+            Self::Versions => "versions",
+            Self::UnsupportedBoard => "unsupported_board",
+            Self::TryLater => "try_later",
+            Self::CaFile => "ca_file",
+            Self::FreeSpace => "free_space",
+            Self::Resume => "resume",
+            Self::DownloadAgain => "download_again",
+            Self::RequireSignature => "require_signature",
+            Self::PreInstall => "pre_install",
+            Self::ForceFlash => "force_flash",
+            Self::ClearState => "clear_state",
+        }
+    }
+}
+
+/// What separates a message from its hint in the CLI's texts (house style: a blank line, then
+/// `hint: `).
+pub const HINT_SEPARATOR: &str = "\n\nhint: ";
+
+/// Splits a CLI text into the message and the hint's words after `hint: `.
+pub fn split_hint(text: &str) -> (&str, Option<&str>) {
+    match text.split_once(HINT_SEPARATOR) {
+        Some((message, hint)) => (message, Some(hint)),
+        None => (text, None),
+    }
 }
 
 impl Engine {
@@ -135,9 +328,10 @@ impl Engine {
         let (profile_id, profile) = match &resolved {
             Ok(resolved) => (resolved.id.clone(), profiles.profiles.get(&resolved.id)),
             Err(error) => {
-                problems.push(format!(
-                    "{error} `{}` in {}\n\nhint: the server does not build for this board",
-                    device.target, target.version
+                problems.push(Finding::hinted(
+                    format!("{error} `{}` in {}", device.target, target.version),
+                    HintCode::UnsupportedBoard,
+                    "the server does not build for this board",
                 ));
                 (device.profile(), None)
             }
@@ -185,17 +379,25 @@ impl Engine {
             &options.remove,
             &options.add,
         );
+        // A default the build requests is not missing: the target of an applied rename
+        // (`opkg` -> `apk-mbedtls` on the way to 25.12) is installed under its old name.
         let missing_defaults = if options.clean_slate {
             Vec::new()
         } else {
             plan::missing_defaults(
                 &defaults,
-                &|name| device.packages.contains(name),
+                &|name| device.packages.contains(name) || requested.iter().any(|r| r == name),
                 &options.ignored_defaults,
             )
         };
         for name in &missing_defaults {
-            warnings.push(format!("default package `{name}` is not installed and will not be in the image\n\nhint: add it with `--add {name}`, or silence this with `--ignored-defaults {name}`"));
+            warnings.push(Finding::hinted(
+                format!("default package `{name}` is not installed and will not be in the image"),
+                HintCode::IgnoredDefaults,
+                format!(
+                    "add it with `--add {name}`, or silence this with `--ignored-defaults {name}`"
+                ),
+            ));
         }
 
         let available = self.package_index(&client, &target, &device, &profiles, &mut warnings)?;
@@ -207,21 +409,31 @@ impl Engine {
         };
         for row in &packages {
             match row.change {
-                VersionChange::Missing if row.requested => problems.push(format!(
-                    "package `{}` is not in the {} index for `{}`\n\nhint: remove it with `--remove {}`",
-                    row.name, target.version, device.target, row.name
+                VersionChange::Missing if row.requested => problems.push(Finding::hinted(
+                    format!(
+                        "package `{}` is not in the {} index for `{}`",
+                        row.name, target.version, device.target
+                    ),
+                    HintCode::Remove,
+                    format!("remove it with `--remove {}`", row.name),
                 )),
-                VersionChange::Downgrade if options.force => warnings.push(format!(
-                    "--force: package `{}` goes down from `{}` to `{}`",
-                    row.name,
-                    row.installed.as_deref().unwrap_or_default(),
-                    row.available.as_deref().unwrap_or_default()
-                )),
-                VersionChange::Downgrade => problems.push(format!(
-                    "package `{}` would go down from `{}` to `{}`\n\nhint: `--force` builds anyway",
-                    row.name,
-                    row.installed.as_deref().unwrap_or_default(),
-                    row.available.as_deref().unwrap_or_default()
+                VersionChange::Downgrade if options.force => {
+                    warnings.push(Finding::forced(format!(
+                        "package `{}` goes down from `{}` to `{}`",
+                        row.name,
+                        row.installed.as_deref().unwrap_or_default(),
+                        row.available.as_deref().unwrap_or_default()
+                    )))
+                }
+                VersionChange::Downgrade => problems.push(Finding::hinted(
+                    format!(
+                        "package `{}` would go down from `{}` to `{}`",
+                        row.name,
+                        row.installed.as_deref().unwrap_or_default(),
+                        row.available.as_deref().unwrap_or_default()
+                    ),
+                    HintCode::Force,
+                    FORCE_HINT,
                 )),
                 _ => {}
             }
@@ -232,9 +444,9 @@ impl Engine {
                 target.version, device.version
             );
             if options.force {
-                warnings.push(format!("--force: {text}"));
+                warnings.push(Finding::forced(text));
             } else {
-                problems.push(format!("{text}\n\nhint: `--force` builds anyway"));
+                problems.push(Finding::hinted(text, HintCode::Force, FORCE_HINT));
             }
         }
 
@@ -260,7 +472,7 @@ impl Engine {
                 ) {
                     Ok(image) => Some(image.clone()),
                     Err(error) => {
-                        problems.push(error.to_string());
+                        problems.push(Finding::from_text(&error.to_string(), error.hint_code()));
                         None
                     }
                 }
@@ -272,23 +484,27 @@ impl Engine {
         if let Some(script) = &options.init_script
             && script.len() > overview.server.max_defaults_length
         {
-            problems.push(format!(
+            problems.push(Finding::new(format!(
                 "the init script is {} bytes; the server accepts at most {}",
                 script.len(),
                 overview.server.max_defaults_length
-            ));
+            )));
         }
         if options.init_script.is_none() && device.rom_has_asu_defaults {
-            warnings.push("the running image carries an init script from an earlier build (`/rom/etc/uci-defaults/99-asu-defaults`); the new image will not\n\nhint: pass it again with `--init-script FILE`".to_owned());
+            warnings.push(Finding::hinted(
+                "the running image carries an init script from an earlier build (`/rom/etc/uci-defaults/99-asu-defaults`); the new image will not",
+                HintCode::InitScript,
+                "pass it again with `--init-script FILE`",
+            ));
         }
         if let Some(size) = options.rootfs_size {
             if size > overview.server.max_custom_rootfs_size_mb {
-                problems.push(format!(
+                problems.push(Finding::new(format!(
                     "root filesystem size {size} MB is more than the server's maximum of {} MB",
                     overview.server.max_custom_rootfs_size_mb
-                ));
+                )));
             } else if self.settings.keep_settings {
-                warnings.push("changing the root filesystem size can wipe the configuration on some devices even when it is kept (owut#27)".to_owned());
+                warnings.push(Finding::new("changing the root filesystem size can wipe the configuration on some devices even when it is kept (owut#27)"));
             }
         }
 
@@ -358,7 +574,7 @@ impl Engine {
         target: &TargetVersion,
         device: &Device,
         profiles: &Profiles,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Finding>,
     ) -> Result<Option<BTreeMap<String, String>>, Error> {
         let server = client.server();
         let urls = [
@@ -385,10 +601,10 @@ impl Engine {
             merged.extend(packages);
         }
         if !found {
-            warnings.push(format!(
+            warnings.push(Finding::new(format!(
                 "the server publishes no package index for {} `{}`; package versions are not checked before the build",
                 target.version, device.target
-            ));
+            )));
             return Ok(None);
         }
         Ok(Some(merged))
@@ -471,6 +687,24 @@ mod tests {
             parse_package_index(b"[]").unwrap_err(),
             "expected a JSON object"
         );
+    }
+
+    #[test]
+    fn findings_print_the_cli_hint_and_serialize_as_that_text() {
+        let finding = Finding::hinted(
+            "package `luci` would go down from `2` to `1`",
+            HintCode::Force,
+            FORCE_HINT,
+        );
+        let text = "package `luci` would go down from `2` to `1`\n\nhint: `--force` builds anyway";
+        assert_eq!(finding.to_string(), text);
+        assert_eq!(serde_json::to_value(&finding).unwrap(), text);
+        assert_eq!(Finding::from_text(text, Some(HintCode::Force)), finding);
+        assert_eq!(
+            Finding::forced("25.12.0 is older than the installed 25.12.2").to_string(),
+            "--force: 25.12.0 is older than the installed 25.12.2"
+        );
+        assert_eq!(HintCode::IgnoredDefaults.as_str(), "ignored_defaults");
     }
 
     #[test]

@@ -5,11 +5,17 @@
 //! downloads ([`Engine::download`]), verifies ([`Engine::verify`]) and installs
 //! ([`Engine::install`]), reporting progress as [`Event`]s to a callback instead of writing to a
 //! terminal. [`Engine::fetch`] chains build, download and verification for a check's plan, and
-//! every step keeps the state file up to date so an interrupted run resumes. Every failure is an [`Error`], and [`Error::exit_status`] is the one
-//! place where an error becomes an exit code.
+//! every step keeps the state file up to date so an interrupted run resumes. Every failure is an
+//! [`Error`], and [`Error::exit_status`] is the one place where an error becomes an exit code.
+//! An error's `Display` is the CLI's text, hint included; front ends without flags take
+//! [`Error::summary`] and [`Error::hint`] instead.
+//!
+//! The server's `overview.json` is fetched once per engine ([`Engine::overview`]), so a caller
+//! that shows the offer and then runs [`Engine::check`] asks the server once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use attendant_proto::api::{self, BuildRequest, BuildResponse, ImageInfo, Overview};
@@ -17,7 +23,7 @@ use attendant_proto::usign::Keyring;
 use serde::Serialize;
 
 use crate::build::{self, BuildError, BuildProgress};
-use crate::check::{Check, Verdict};
+use crate::check::{self, Check, Finding, Hint, HintCode, Verdict};
 use crate::client::{Client, ClientError, ClientOptions, MAX_JSON_LEN};
 use crate::config::{ConfigError, Settings};
 use crate::download::{self, DownloadError, Downloaded};
@@ -136,7 +142,7 @@ pub enum Error {
     Plan(#[from] PlanError),
     /// The checks refused the upgrade.
     #[error("the checks found problems; not upgrading:{}", problem_lines(.0))]
-    Blocked(Vec<String>),
+    Blocked(Vec<Finding>),
     /// The build.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -184,6 +190,67 @@ impl Error {
             Self::Install(_) => ExitStatus::Failure,
         }
     }
+
+    /// The way out that the error's `hint:` paragraph names, with its kind; `None` when the
+    /// text has no hint. A blocked check has one hint per problem instead.
+    pub fn hint(&self) -> Option<Hint> {
+        if let Self::Blocked(_) = self {
+            return None;
+        }
+        let text = self.to_string();
+        let cli = check::split_hint(&text).1?;
+        Some(Hint {
+            code: self.hint_code()?,
+            cli: cli.to_owned(),
+        })
+    }
+
+    /// The error's text without its `hint:` paragraph (a blocked check: without the problems'
+    /// hints), for front ends that word the way out themselves.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Blocked(problems) => {
+                let messages: Vec<Finding> = problems
+                    .iter()
+                    .map(|p| Finding {
+                        hint: None,
+                        ..p.clone()
+                    })
+                    .collect();
+                Self::Blocked(messages).to_string()
+            }
+            _ => check::split_hint(&self.to_string()).0.to_owned(),
+        }
+    }
+
+    fn hint_code(&self) -> Option<HintCode> {
+        match self {
+            Self::Plan(error) => error.hint_code(),
+            Self::Client(error)
+            | Self::Build(BuildError::Client(error))
+            | Self::Download(DownloadError::Client(error)) => client_hint_code(error),
+            Self::Build(BuildError::TimedOut) => Some(HintCode::TryLater),
+            Self::Download(DownloadError::NoSpace { .. }) => Some(HintCode::FreeSpace),
+            Self::Download(DownloadError::Interrupted { .. }) => Some(HintCode::Resume),
+            Self::Verify(VerifyError::Sha256Mismatch { .. }) => Some(HintCode::DownloadAgain),
+            Self::Verify(VerifyError::Unsigned { .. }) => Some(HintCode::RequireSignature),
+            Self::Verify(VerifyError::Manifest { .. }) => Some(HintCode::TryLater),
+            Self::Install(InstallError::Hook { .. }) => Some(HintCode::PreInstall),
+            Self::Install(InstallError::Test { .. }) => Some(HintCode::ForceFlash),
+            Self::State(StateError::TooLarge { .. } | StateError::Invalid { .. }) => {
+                Some(HintCode::ClearState)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn client_hint_code(error: &ClientError) -> Option<HintCode> {
+    match error {
+        ClientError::CaFile { .. } => Some(HintCode::CaFile),
+        ClientError::Overloaded { .. } => Some(HintCode::TryLater),
+        _ => None,
+    }
 }
 
 /// The engine for one router.
@@ -191,6 +258,8 @@ impl Error {
 pub struct Engine {
     pub(crate) root: PathBuf,
     pub(crate) settings: Settings,
+    /// The server's `overview.json` once fetched, and the server it came from.
+    overview: Mutex<Option<(String, Arc<Overview>)>>,
 }
 
 impl Engine {
@@ -200,6 +269,7 @@ impl Engine {
         Self {
             root: root.to_owned(),
             settings,
+            overview: Mutex::new(None),
         }
     }
 
@@ -233,13 +303,23 @@ impl Engine {
         Ok(Client::new(options)?)
     }
 
-    /// The server's `overview.json`.
-    pub fn overview(&self, client: &Client) -> Result<Overview, Error> {
+    /// The server's `overview.json`, fetched once per engine and server: the offer a caller
+    /// shows and the one [`Engine::check`] plans from are the same document.
+    pub fn overview(&self, client: &Client) -> Result<Arc<Overview>, Error> {
+        let mut cached = self.overview.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((server, overview)) = cached.as_ref()
+            && server == client.server()
+        {
+            return Ok(overview.clone());
+        }
         let bytes = client.get_bytes(&client.url("/json/v1/overview.json"), MAX_JSON_LEN)?;
-        api::parse_overview(&bytes).map_err(|error| Error::Document {
+        let overview = api::parse_overview(&bytes).map_err(|error| Error::Document {
             what: "overview.json",
             message: error.to_string(),
-        })
+        })?;
+        let overview = Arc::new(overview);
+        *cached = Some((client.server().to_owned(), overview.clone()));
+        Ok(overview)
     }
 
     /// Builds `check.request`, resuming the build recorded in the state file when it is the same
@@ -469,7 +549,7 @@ impl Engine {
             Verdict::UpgradeAvailable => {}
         }
         let Some(planned) = &check.image else {
-            return Err(Error::Blocked(vec!["no image to install".to_owned()]));
+            return Err(Error::Blocked(vec![Finding::new("no image to install")]));
         };
         note(
             on_event,
@@ -563,7 +643,7 @@ fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn problem_lines(problems: &[String]) -> String {
+fn problem_lines(problems: &[Finding]) -> String {
     problems.iter().map(|p| format!("\n  - {p}")).collect()
 }
 
@@ -593,5 +673,62 @@ mod tests {
             .exit_status(),
             ExitStatus::Interrupted
         );
+    }
+
+    #[test]
+    fn hints_are_split_from_the_cli_text_with_their_code() {
+        let error = Error::Plan(PlanError::UnknownVersion {
+            requested: "19.07.1".into(),
+            offered: vec!["24.10.6".into()],
+        });
+        let hint = error.hint().unwrap();
+        assert_eq!(hint.code, HintCode::Versions);
+        assert_eq!(
+            hint.cli,
+            "`attendant versions` lists what the server offers"
+        );
+        assert_eq!(
+            error.summary(),
+            "version `19.07.1` is not offered by the server; offered: 24.10.6"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("{}\n\nhint: {}", error.summary(), hint.cli)
+        );
+        let busy = Error::Build(BuildError::Client(ClientError::Overloaded {
+            detail: "queue full".into(),
+        }));
+        assert_eq!(busy.hint().unwrap().code, HintCode::TryLater);
+        assert!(!busy.summary().contains("--server"), "{}", busy.summary());
+    }
+
+    #[test]
+    fn an_error_without_a_hint_keeps_its_whole_text() {
+        let error = Error::Plan(PlanError::BranchDisabled {
+            branch: "24.10".into(),
+        });
+        assert_eq!(error.hint(), None);
+        assert_eq!(error.summary(), error.to_string());
+    }
+
+    #[test]
+    fn a_blocked_summary_leaves_out_the_problems_hints() {
+        let error = Error::Blocked(vec![
+            Finding::hinted(
+                "package `x` is not in the 24.10.6 index for `ath79/generic`",
+                HintCode::Remove,
+                "remove it with `--remove x`",
+            ),
+            Finding::new("no image to install"),
+        ]);
+        assert_eq!(
+            error.to_string(),
+            "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n\nhint: remove it with `--remove x`\n  - no image to install"
+        );
+        assert_eq!(
+            error.summary(),
+            "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n  - no image to install"
+        );
+        assert_eq!(error.hint(), None);
     }
 }

@@ -16,7 +16,8 @@
 //!   upgrade, downgrade (blocks without `--force`), same, missing (blocks when requested), or
 //!   indeterminate (versions that do not compare).
 //! - **Defaults** ([`default_packages`], [`missing_defaults`]): the profile's default set and the
-//!   defaults the device does not have (a warning unless `--ignored-defaults`).
+//!   defaults neither installed nor requested — a renamed package counts under its new name —
+//!   (a warning unless `--ignored-defaults`).
 //! - **Image** ([`choose_image`]): the image of the device's type (`Device::image_type`) and
 //!   filesystem from the profile's image list.
 
@@ -26,6 +27,8 @@ use attendant_proto::api::{Branch, ImageInfo, ImageType, Overview, PackageChange
 use attendant_proto::installed::PackageManager;
 use attendant_proto::version;
 use serde::Serialize;
+
+use crate::check::HintCode;
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +72,18 @@ pub enum PlanError {
         /// `type (filesystem)` of every image.
         available: Vec<String>,
     },
+}
+
+impl PlanError {
+    /// The kind of way out the error's `hint:` paragraph names, if it has one.
+    pub fn hint_code(&self) -> Option<HintCode> {
+        match self {
+            Self::UnknownVersion { .. } => Some(HintCode::Versions),
+            Self::NoBranch { .. } => Some(HintCode::VersionTo),
+            Self::NoImage { .. } => Some(HintCode::Fstype),
+            Self::BranchDisabled { .. } | Self::EmptyBranch { .. } => None,
+        }
+    }
 }
 
 /// The version an upgrade goes to.
@@ -324,15 +339,16 @@ pub fn package_list(
     list
 }
 
-/// Defaults the device does not have, minus those ignored on purpose.
+/// Defaults that will not be in the image: not `present` (installed, or in the build's package
+/// list after the server's renames), minus those ignored on purpose.
 pub fn missing_defaults(
     defaults: &BTreeSet<String>,
-    installed: &dyn Fn(&str) -> bool,
+    present: &dyn Fn(&str) -> bool,
     ignored: &[String],
 ) -> Vec<String> {
     defaults
         .iter()
-        .filter(|name| !installed(name) && !ignored.contains(name))
+        .filter(|name| !present(name) && !ignored.contains(name))
         // The kernel and libc are never listed as installed packages.
         .filter(|name| !matches!(name.as_str(), "kernel" | "libc" | "libgcc"))
         .cloned()

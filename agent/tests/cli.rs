@@ -359,3 +359,124 @@ fn upgrade_json_prints_progress_events_then_the_result() {
         "abababababababab"
     );
 }
+
+/// A server offering 25.12.2 for the fixture's board: the 24.10.6 profiles with 25.12's
+/// package manager among the defaults (`apk-mbedtls` for `opkg`) and a 25.12 revision, and an
+/// index with every installed package plus `apk-mbedtls`.
+#[expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a test fixture: a failure should panic with the value"
+)]
+fn server_offering_25_12() -> Server {
+    let url = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let url_in_handler = url.clone();
+    let server = Server::start(move |seen, _| {
+        let upstream = url_in_handler.lock().unwrap().clone();
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("GET", "/json/v1/overview.json") => {
+                let mut overview: serde_json::Value = serde_json::from_slice(include_bytes!(
+                    "../../proto/testdata/asu/overview.json"
+                ))
+                .unwrap();
+                overview["upstream_url"] = upstream.into();
+                Reply::json(200, &overview)
+            }
+            ("GET", "/releases/25.12.2/targets/ath79/generic/profiles.json") => {
+                let mut profiles: serde_json::Value = serde_json::from_slice(include_bytes!(
+                    "../../proto/testdata/upstream/profiles-24.10.6-ath79-generic.json"
+                ))
+                .unwrap();
+                for name in profiles["default_packages"].as_array_mut().unwrap() {
+                    if name == "opkg" {
+                        *name = "apk-mbedtls".into();
+                    }
+                }
+                profiles["version_code"] = "r32395-1a2b3c4d5e".into();
+                profiles["version_number"] = "25.12.2".into();
+                Reply::json(200, &profiles)
+            }
+            ("GET", "/json/v1/releases/25.12.2/packages/mips_24kc-index.json") => {
+                let mut index = installed();
+                index.insert("apk-mbedtls".into(), "3.0.5-r1".into());
+                Reply::json(
+                    200,
+                    &serde_json::json!({"architecture": "mips_24kc", "packages": index}),
+                )
+            }
+            _ => Reply::json(404, &serde_json::json!({"detail": "Not Found"})),
+        }
+    });
+    *url.lock().unwrap() = server.url.clone();
+    server
+}
+
+#[test]
+fn a_default_reached_through_a_package_rename_is_not_reported_missing() {
+    let server = server_offering_25_12();
+    let router = Router::new(&server.url);
+    let output = router.run(&["check", "--version-to", "25.12", "--json"]);
+    assert_exit(&output, 3);
+    let out = stdout(&output);
+    let result: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let data = &result["data"];
+    assert_eq!(data["target"]["version"], "25.12.2");
+    let renamed = data["package_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["source"] == "opkg" && c["target"] == "apk-mbedtls");
+    assert!(renamed, "{data:#}");
+    assert!(
+        data["request"]["packages_versions"]
+            .get("apk-mbedtls")
+            .is_some(),
+        "{data:#}"
+    );
+    assert!(
+        !data["missing_defaults"]
+            .as_array()
+            .unwrap()
+            .contains(&"apk-mbedtls".into()),
+        "{data:#}"
+    );
+    let warnings: Vec<&str> = data["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.iter().all(|w| !w.contains("apk-mbedtls")),
+        "{warnings:#?}"
+    );
+    // A default that nothing provides under its own name still warns, in the CLI's words.
+    assert!(
+        warnings.contains(
+            &"default package `nftables` is not installed and will not be in the image\n\nhint: add it with `--add nftables`, or silence this with `--ignored-defaults nftables`"
+        ),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn an_added_default_is_not_reported_missing() {
+    let mut offer = Offer::new(image(&[BOARD], "1.0"));
+    offer.index.insert("nftables".into(), "1.1.1-r1".into());
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    let before = router.run(&["check"]);
+    assert_exit(&before, 3);
+    assert!(
+        stderr(&before).contains("warning: default package `nftables` is not installed"),
+        "{}",
+        stderr(&before)
+    );
+    let added = router.run(&["check", "--add", "nftables"]);
+    assert_exit(&added, 3);
+    assert!(
+        !stderr(&added).contains("default package `nftables`"),
+        "{}",
+        stderr(&added)
+    );
+}

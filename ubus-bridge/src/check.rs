@@ -12,11 +12,16 @@
 //!  "packages": [{"name": "luci", "installed": "...", "available": "...", "change": "upgrade", "requested": true}],
 //!  "summary": {"upgrade": 1, "downgrade": 0, "same": 40, "missing": 0, "new": 0, "indeterminate": 0},
 //!  "renamed": [{"from": "a", "to": "b", "revision": 27000}], "removed": [{"name": "c", "revision": 27000}],
-//!  "missing_defaults": [], "warnings": [], "problems": []}
+//!  "missing_defaults": ["kmod-usb3"],
+//!  "warnings": [{"message": "default package `kmod-usb3` is not installed and will not be in the image",
+//!                "hint": {"code": "ignored_defaults", "message": "add the package with `add`, ..."}}],
+//!  "problems": []}
 //! ```
 //!
 //! `installed`/`available` are `""` when unknown; `image` is left out when no image fits.
 //! Problems are part of the answer (`verdict: "blocked"`), not an error: the checks ran.
+//! Warnings and problems are worded by [`crate::hint`], without the agent's flags. The offer
+//! and the checks come from one fetch of `overview.json` (the engine keeps it).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -29,6 +34,7 @@ use serde_json::{Value, json};
 
 use crate::cli::Context;
 use crate::error::BridgeError;
+use crate::hint;
 use crate::jobs::StartOptions;
 use crate::protocol::Arguments;
 
@@ -176,8 +182,8 @@ pub fn check_reply(check: &Check, offered: &[String]) -> Value {
         "renamed": renamed,
         "removed": removed,
         "missing_defaults": check.missing_defaults,
-        "warnings": check.warnings,
-        "problems": check.problems,
+        "warnings": hint::findings(&check.warnings),
+        "problems": hint::findings(&check.problems),
     });
     if let (Some(image), Some(object)) = (&check.image, reply.as_object_mut()) {
         object.insert(

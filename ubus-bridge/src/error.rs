@@ -8,9 +8,13 @@
 //! ```
 //!
 //! `code` is one of [`ErrorCode`]'s snake_case names, `message` is the text written for a user.
-//! Some codes add keys: `argument` (`invalid_argument`), `problems` (`blocked`), and `detail`,
-//! `details`, `stdout`, `stderr` (the server's words on a refused or failed build). A failed job
-//! carries the same inner object under `status`'s `error` key. The table is in `contract.json`.
+//! Some codes add keys: `argument` (`invalid_argument`), `problems` (`blocked`; each a
+//! `{"message", "hint"?}` object of [`crate::hint`]), and `detail`, `details`, `stdout`,
+//! `stderr` (the server's words on a refused or failed build). An agent error that suggests a
+//! way out has `hint` (`{"code", "message"}`): the agent's own text names command-line flags, so
+//! `message` is the agent's text without its `hint:` paragraph ([`attendant::Error::summary`]).
+//! A failed job carries the same inner object under `status`'s `error` key. The table is in
+//! `contract.json`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use attendant::client::ClientError;
 use attendant::{Error as AgentError, ExitStatus};
 use serde_json::{Map, Value, json};
 
+use crate::hint;
 use crate::protocol::MAX_INPUT_LEN;
 
 /// Any failure of a call, a job or the command line.
@@ -216,17 +221,31 @@ impl BridgeError {
         }
     }
 
+    /// The text for a ubus caller: [`Display`](std::fmt::Display), except that an agent error
+    /// leaves out its command-line hint (the reply's `hint` words it without flags).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Agent(error) => error.summary(),
+            _ => self.to_string(),
+        }
+    }
+
     /// The inner error object: `{"code": ..., "message": ..., <extra keys>}`.
     pub fn to_object(&self) -> Value {
         let mut object = Map::new();
         object.insert("code".to_owned(), self.code().as_str().into());
-        object.insert("message".to_owned(), self.to_string().into());
+        object.insert("message".to_owned(), self.message().into());
+        if let Self::Agent(error) = self
+            && let Some(hint) = error.hint().as_ref().and_then(hint::hint)
+        {
+            object.insert("hint".to_owned(), hint);
+        }
         match self {
             Self::InvalidArgument { argument, .. } | Self::MissingArgument { argument } => {
                 object.insert("argument".to_owned(), (*argument).into());
             }
             Self::Agent(AgentError::Blocked(problems)) => {
-                object.insert("problems".to_owned(), json!(problems));
+                object.insert("problems".to_owned(), hint::findings(problems).into());
             }
             Self::Agent(
                 AgentError::Client(client) | AgentError::Build(BuildError::Client(client)),
@@ -300,6 +319,9 @@ fn server_words(error: &ClientError, object: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+    use attendant::check::{Finding, HintCode};
+    use attendant::plan::PlanError;
+
     use super::*;
 
     #[test]
@@ -344,11 +366,49 @@ mod tests {
     }
 
     #[test]
-    fn blocked_lists_the_problems() {
-        let error = BridgeError::Agent(AgentError::Blocked(vec!["package `x` is missing".into()]));
+    fn blocked_lists_the_problems_without_flags() {
+        let error = BridgeError::Agent(AgentError::Blocked(vec![
+            Finding::hinted(
+                "package `x` is not in the 24.10.6 index for `ath79/generic`",
+                HintCode::Remove,
+                "remove it with `--remove x`",
+            ),
+            Finding::new("no image to install"),
+        ]));
         let object = error.to_object();
         assert_eq!(object["code"], "blocked");
-        assert_eq!(object["problems"], json!(["package `x` is missing"]));
+        assert_eq!(
+            object["message"],
+            "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n  - no image to install"
+        );
+        assert_eq!(
+            object["problems"],
+            json!([
+                {"message": "package `x` is not in the 24.10.6 index for `ath79/generic`",
+                 "hint": {"code": "remove", "message": "leave the package out of the build with `remove`"}},
+                {"message": "no image to install"},
+            ])
+        );
+        assert!(object.get("hint").is_none());
+    }
+
+    #[test]
+    fn an_agent_hint_is_coded_and_worded_without_flags() {
+        let error = BridgeError::Agent(AgentError::Plan(PlanError::NoImage {
+            profile: "generic".to_owned(),
+            fstype: "ubifs".to_owned(),
+            available: vec!["combined (ext4)".to_owned()],
+        }));
+        assert!(error.to_string().contains("--fstype"), "{error}");
+        let object = error.to_object();
+        assert_eq!(
+            object["message"],
+            "the profile `generic` has no `ubifs` image of a type this device can install; available: combined (ext4)"
+        );
+        assert_eq!(
+            object["hint"],
+            json!({"code": "fstype", "message": "choose another filesystem with `fstype`"})
+        );
     }
 
     #[test]

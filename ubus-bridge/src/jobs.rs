@@ -178,9 +178,9 @@ pub struct Job {
     /// The last progress note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Warnings from the checks.
+    /// Warnings from the checks, as [`crate::hint::finding`] words them.
     #[serde(default)]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Value>,
     /// The sysupgrade command `install` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,

@@ -20,8 +20,8 @@
 //! The contract (signatures, arguments, example replies, error codes) is `contract.json` beside
 //! this crate; the tests hold the plugin to it. The work itself is the agent's [`attendant::Engine`];
 //! this crate only translates: arguments into plan options ([`protocol`], [`check`]), engine
-//! errors into replies ([`error::reply`], the one mapping), progress into the job file
-//! ([`jobs`], [`worker`]).
+//! errors into replies ([`error::reply`], the one mapping), the agent's command-line hints into
+//! words without flags ([`hint`]), progress into the job file ([`jobs`], [`worker`]).
 //!
 //! [`run`] is the whole program. It ships inside the agent's binary: the `attendant-multicall`
 //! binary is installed as `/usr/bin/attendant` and runs the plugin when started as
@@ -42,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod hint;
 pub mod jobs;
 pub mod logger;
 pub mod methods;

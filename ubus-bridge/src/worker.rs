@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attendant::build::BuildProgress;
+use attendant::check::Finding;
 use attendant::config::Settings;
 use attendant::engine::SavedBuild;
 use attendant::install::Installed;
@@ -22,6 +23,7 @@ use attendant::{Engine, Event, FlashOptions};
 use crate::check::plan_options;
 use crate::cli::Context;
 use crate::error::BridgeError;
+use crate::hint;
 use crate::jobs::{Job, JobState, JobStore};
 use crate::logger;
 use crate::upgrade::INSTALL_DELAY;
@@ -66,7 +68,7 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     let check = engine.check(&plan)?;
     progress.update(|job| {
         job.version = Some(check.target.version.clone());
-        job.warnings = check.warnings.clone();
+        job.warnings = hint::findings(&check.warnings);
         job.image = Some(image.display().to_string());
     });
     match check.verdict {
@@ -84,7 +86,8 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
         attendant::Verdict::UpgradeAvailable => {}
     }
     let Some(planned) = check.image.clone() else {
-        return Err(attendant::Error::Blocked(vec!["no image to install".to_owned()]).into());
+        let problem = Finding::new("no image to install");
+        return Err(attendant::Error::Blocked(vec![problem]).into());
     };
 
     progress.update(|job| job.enter(JobState::Queued));

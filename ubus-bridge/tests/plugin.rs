@@ -210,18 +210,60 @@ fn check_reports_the_package_table_and_problems() {
         .unwrap();
     assert_eq!(luci["change"], "upgrade");
     assert_eq!(reply["summary"]["upgrade"], 1);
+    let nftables = &reply["warnings"][0];
+    assert_eq!(
+        nftables["message"],
+        "default package `nftables` is not installed and will not be in the image",
+        "{reply:#}"
+    );
+    assert_eq!(nftables["hint"]["code"], "ignored_defaults");
+    assert_no_flags(&reply["warnings"]);
 
     let blocked = router.call("check", json!({"add": ["no-such-package"]}));
     assert_reply_shape(&contract, "check", "blocked", &blocked);
     assert_eq!(blocked["verdict"], "blocked");
-    assert!(
-        blocked["problems"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("package `no-such-package` is not in the 24.10.6 index"),
+    assert_eq!(
+        blocked["problems"][0]["message"],
+        "package `no-such-package` is not in the 24.10.6 index for `ath79/generic`",
         "{blocked:#}"
     );
+    assert_eq!(blocked["problems"][0]["hint"]["code"], "remove");
+    assert_no_flags(&blocked["problems"]);
     assert_eq!(*server.posts.lock().unwrap(), 0);
+}
+
+#[test]
+fn check_asks_the_server_for_its_overview_once() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let reply = router.call("check", json!({}));
+    assert_eq!(reply["verdict"], "upgrade_available", "{reply:#}");
+    assert!(
+        reply["offered"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("24.10.6"))
+    );
+    assert_eq!(server.gets("/json/v1/overview.json"), 1);
+    assert_eq!(
+        server.gets("/releases/24.10.6/targets/ath79/generic/profiles.json"),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_version_is_a_usage_error_with_a_hint_but_no_flag() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let reply = router.call("check", json!({"version": "19.07.1"}));
+    assert_error_shape(&contract(), &reply, "usage");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("version `19.07.1` is not offered by the server; offered: "),
+        "{reply:#}"
+    );
+    assert_eq!(reply["error"]["hint"]["code"], "versions", "{reply:#}");
+    assert_no_flags(&reply);
 }
 
 #[test]
@@ -373,7 +415,26 @@ fn a_blocked_job_fails_with_the_problems() {
         failed["error"]["problems"].as_array().unwrap().len() == 1,
         "{failed:#}"
     );
+    assert_eq!(failed["error"]["problems"][0]["hint"]["code"], "remove");
+    assert_eq!(failed["warnings"][0]["hint"]["code"], "ignored_defaults");
+    assert_no_flags(&failed);
     assert_eq!(*server.posts.lock().unwrap(), 0);
+}
+
+/// Asserts that no text in `value` names one of the agent's flags or a `hint:` paragraph:
+/// LuCI users have no command line.
+fn assert_no_flags(value: &Value) {
+    let text = value.to_string();
+    for flag in [
+        "`--",
+        "hint:",
+        "--force",
+        "--remove",
+        "--ignored-defaults",
+        "--add",
+    ] {
+        assert!(!text.contains(flag), "`{flag}` in {value:#}");
+    }
 }
 
 fn process_alive(pid: u32) -> bool {

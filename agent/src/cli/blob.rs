@@ -35,7 +35,7 @@ pub(super) fn run(cmd: BlobCommand, out: &mut Output) -> Outcome {
         out.data(&text)?;
     }
     for problem in &check.problems {
-        out.error(problem);
+        out.error(&problem.to_string());
     }
     let status = if check.verdict == Verdict::Blocked {
         ExitStatus::Blocked

@@ -122,10 +122,10 @@ pub(super) fn print_check(check: &Check, out: &mut Output) -> Result<(), Command
     }
     out.data(&text)?;
     for warning in &check.warnings {
-        out.warn(warning);
+        out.warn(&warning.to_string());
     }
     for problem in &check.problems {
-        out.error(problem);
+        out.error(&problem.to_string());
     }
     let verdict = match check.verdict {
         Verdict::UpToDate => "There are no changes; the firmware is up to date".to_owned(),

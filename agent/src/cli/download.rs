@@ -70,7 +70,7 @@ pub(super) fn fetch(
     out: &mut Output,
 ) -> Result<Option<Verification>, CommandError> {
     for warning in &check.warnings {
-        out.warn(warning);
+        out.warn(&warning.to_string());
     }
     let verification = engine.fetch(check, path, interval, flash, &mut |event| out.event(event))?;
     out.end_progress_line();

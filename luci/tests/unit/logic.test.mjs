@@ -105,11 +105,24 @@ test('errors: the bridge error object is found, hints depend on the code, the re
 	for (const code of Object.keys(contract().error.codes))
 		assert.notEqual(l.errorHint({ code }), undefined, code);
 	assert.match(l.errorHint({ code: 'server_busy' }), /queue is full/);
+	assert.equal(l.errorHint(errorReply('usage').error), 'choose one of the versions the server offers',
+		'an error without words of its own shows the bridge\'s hint');
 	const big = { code: 'server', message: 'm', stdout: 'x'.repeat(70000) + 'END' };
 	const report = JSON.parse(l.errorReport(big, { job: 'j' }));
 	assert.equal(report.error.stdout.length, 65536);
 	assert.ok(report.error.stdout.endsWith('END'), 'the tail of the output is kept');
 	assert.equal(report.context.job, 'j');
+});
+
+test('findings: the message and the bridge\'s hint, never the agent\'s flags', async (t) => {
+	const l = await load(t);
+	const [problem] = example('check', 'blocked').problems;
+	assert.deepEqual(l.finding(problem), {
+		message: 'package `no-such-package` is not in the 24.10.6 index for `ath79/generic`',
+		hint: 'leave the package out of the build with `remove`'
+	});
+	assert.deepEqual(l.finding({ message: 'no image to install' }), { message: 'no image to install', hint: null });
+	assert.deepEqual(l.finding('plain text'), { message: 'plain text', hint: null });
 });
 
 test('after the flash the page waits for this host only when settings are kept', async (t) => {

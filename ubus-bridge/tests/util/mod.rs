@@ -366,6 +366,8 @@ pub(crate) struct UpgradeServer {
     pub(crate) url: String,
     pub(crate) phase: Arc<AtomicU8>,
     pub(crate) posts: Arc<Mutex<u32>>,
+    /// `METHOD path` of every request, in order.
+    pub(crate) seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl UpgradeServer {
@@ -375,11 +377,13 @@ impl UpgradeServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let phase = Arc::new(AtomicU8::new(phase::QUEUED));
         let posts = Arc::new(Mutex::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(Shared {
             url: url.clone(),
             image,
             phase: phase.clone(),
             posts: posts.clone(),
+            seen: seen.clone(),
             request: Mutex::new(Value::Null),
         });
         thread::spawn(move || {
@@ -389,11 +393,27 @@ impl UpgradeServer {
                 thread::spawn(move || serve(stream, &state));
             }
         });
-        Self { url, phase, posts }
+        Self {
+            url,
+            phase,
+            posts,
+            seen,
+        }
     }
 
     pub(crate) fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::SeqCst);
+    }
+
+    /// How many `GET path` requests the server answered.
+    pub(crate) fn gets(&self, path: &str) -> usize {
+        let wanted = format!("GET {path}");
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|seen| **seen == wanted)
+            .count()
     }
 }
 
@@ -402,6 +422,7 @@ struct Shared {
     image: Vec<u8>,
     phase: Arc<AtomicU8>,
     posts: Arc<Mutex<u32>>,
+    seen: Arc<Mutex<Vec<String>>>,
     request: Mutex<Value>,
 }
 
@@ -443,6 +464,7 @@ fn serve(stream: TcpStream, state: &Shared) {
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).unwrap();
+    state.seen.lock().unwrap().push(format!("{method} {path}"));
     let mut stream = stream;
     let build = format!("/api/v1/build/{REQUEST_HASH}");
     let store = format!("/store/{REQUEST_HASH}/{IMAGE_NAME}");

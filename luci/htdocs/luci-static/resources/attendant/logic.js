@@ -239,7 +239,17 @@ return baseclass.extend({
 		return keepSettings ? [ host ] : [ '192.168.1.1', 'openwrt.lan' ];
 	},
 
-	/* What the user can do about an error, by its code; null when the message says it all. */
+	/* A warning or problem of `check`, `status` or a `blocked` error ({message, hint?}, contract
+	 * `hints.shape`) as {message, hint}: hint is the bridge's words for the way out, or null. */
+	finding: function(item) {
+		if (item == null || typeof item !== 'object')
+			return { message: String(item), hint: null };
+		var hint = (item.hint && item.hint.message != null) ? String(item.hint.message) : null;
+		return { message: String(item.message != null ? item.message : ''), hint: hint };
+	},
+
+	/* What the user can do about an error, by its code, else the bridge's `hint`; null when the
+	 * message says it all. */
 	errorHint: function(error) {
 		switch (error && error.code) {
 		case 'server_busy': return _('The server\'s build queue is full. Try again in a few minutes.');
@@ -249,7 +259,7 @@ return baseclass.extend({
 		case 'job_died': return _('The background job ended unexpectedly. Start again; the router log may say why.');
 		case 'timeout': return _('The router did not answer in time. Reload the page to see the current state.');
 		case 'no_job': return _('The job is no longer known. Check for an upgrade again.');
-		default: return null;
+		default: return (error && error.hint && error.hint.message != null) ? String(error.hint.message) : null;
 		}
 	},
 

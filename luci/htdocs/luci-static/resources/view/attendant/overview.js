@@ -49,6 +49,16 @@ function factTable(facts, id) {
 	}));
 }
 
+/* One warning or problem ({message, hint?}, contract `hints.shape`) as a list item: the message,
+ * then what to do about it in the bridge's words. */
+function findingItem(item, preformatted) {
+	var finding = logic.finding(item);
+	return E('li', {}, [
+		preformatted ? E('pre', {}, finding.message) : finding.message,
+		finding.hint ? E('div', { 'class': 'attendant-hint' }, finding.hint) : null
+	]);
+}
+
 function replaceContent(node, children) {
 	while (node.firstChild)
 		node.removeChild(node.firstChild);
@@ -229,12 +239,12 @@ return view.extend({
 		if (Array.isArray(check.warnings) && check.warnings.length)
 			children.push(E('div', { 'class': 'alert-message warning', id: 'attendant-warnings' }, [
 				E('strong', {}, _('Warnings')),
-				E('ul', {}, check.warnings.map(function(w) { return E('li', {}, w); }))
+				E('ul', {}, check.warnings.map(function(w) { return findingItem(w, false); }))
 			]));
 		if (Array.isArray(check.problems) && check.problems.length)
 			children.push(E('div', { 'class': 'alert-message error', id: 'attendant-problems' }, [
 				E('strong', {}, _('These problems block the upgrade')),
-				E('ul', {}, check.problems.map(function(p) { return E('li', {}, E('pre', {}, p)); }))
+				E('ul', {}, check.problems.map(function(p) { return findingItem(p, true); }))
 			]));
 
 		if (logic.canBuild(check, force))
@@ -265,7 +275,7 @@ return view.extend({
 				return E('li', {}, typeof d === 'string' ? d : JSON.stringify(d));
 			})));
 		if (Array.isArray(error.problems) && error.problems.length)
-			children.push(E('ul', { 'class': 'attendant-error-problems' }, error.problems.map(function(p) { return E('li', {}, E('pre', {}, p)); })));
+			children.push(E('ul', { 'class': 'attendant-error-problems' }, error.problems.map(function(p) { return findingItem(p, true); })));
 		if (error.stdout)
 			children.push(E('details', { 'class': 'attendant-error-stdout', open: true }, [
 				E('summary', {}, _('Build output (stdout)')), E('pre', {}, error.stdout) ]));
@@ -348,7 +358,7 @@ return view.extend({
 			break;
 		}
 		if (Array.isArray(status.warnings) && status.warnings.length && phase !== 'ready')
-			children.push(E('ul', { 'class': 'attendant-job-warnings' }, status.warnings.map(function(w) { return E('li', {}, w); })));
+			children.push(E('ul', { 'class': 'attendant-job-warnings' }, status.warnings.map(function(w) { return findingItem(w, false); })));
 		return section(_('Upgrade job'), children, 'attendant-job-section');
 	},
 
