@@ -5,6 +5,8 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers may unwrap")]
 
+use std::process::Command;
+
 use argh::FromArgs;
 
 const COMMANDS: [&str; 11] = [
@@ -58,5 +60,23 @@ fn every_command_lists_examples() {
             help(command).contains("\nExamples:\n"),
             "`{command} --help` has no example"
         );
+    }
+}
+
+#[test]
+fn help_and_version_into_a_closed_pipe_exit_quietly() {
+    for args in [&["--help"][..], &["--version"], &["check", "--help"]] {
+        // A pipe whose reader is gone: every write fails with EPIPE, as with `... | head -0`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_attendant"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

@@ -17,7 +17,7 @@ mod upgrade;
 mod verify;
 mod versions;
 
-use std::io::Read;
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -195,26 +195,41 @@ pub fn parse(args: &[String]) -> Result<Args, ExitCode> {
         .unwrap_or("attendant");
     Args::from_args(&[name], rest).map_err(|exit| match exit.status {
         Ok(()) => {
-            println!("{}", exit.output.trim_end());
+            say(io::stdout(), exit.output.trim_end());
             ExitCode::SUCCESS
         }
         Err(()) => {
-            eprintln!("{}", exit.output.trim_end());
-            eprintln!("Run `{name} --help` for more information.");
+            say(
+                io::stderr(),
+                &format!(
+                    "{}\nRun `{name} --help` for more information.",
+                    exit.output.trim_end()
+                ),
+            );
             ExitStatus::Usage.into()
         }
     })
 }
 
+/// Writes `text` and a newline, ignoring a reader that went away: `attendant --help | head -1`
+/// must not end in a panic (`println!` panics on a closed pipe).
+fn say(mut stream: impl io::Write, text: &str) {
+    let _ = writeln!(stream, "{text}");
+}
+
 /// Runs a parsed command line.
 pub fn run(args: Args) -> ExitCode {
     if args.version {
-        println!("attendant {}", env!("CARGO_PKG_VERSION"));
+        say(
+            io::stdout(),
+            &format!("attendant {}", env!("CARGO_PKG_VERSION")),
+        );
         return ExitCode::SUCCESS;
     }
     let Some(command) = args.command else {
-        eprintln!(
-            "error: a command is needed\n\nhint: `attendant check` shows whether an upgrade is available; `attendant --help` lists every command"
+        say(
+            io::stderr(),
+            "error: a command is needed\n\nhint: `attendant check` shows whether an upgrade is available; `attendant --help` lists every command",
         );
         return ExitStatus::Usage.into();
     };
