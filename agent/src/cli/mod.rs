@@ -17,7 +17,7 @@ mod upgrade;
 mod verify;
 mod versions;
 
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
