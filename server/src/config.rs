@@ -6,6 +6,10 @@
 //! as one (`4`, `true`, `["a", "b"]`) and as a plain string otherwise (`0.0.0.0:8000`, `7d`).
 //! Durations are written the humantime way (`30m`, `24h`, `7d`).
 //!
+//! The job store is the SQLite file `database` unless `database_url` names a PostgreSQL
+//! database (`postgres://user:password@host:5432/attendant`); then API nodes (`serve`) and
+//! workers (`worker`) on several hosts share it, together with a shared `store_dir`.
+//!
 //! The ASU settings that apply keep ASU's names and defaults: `allow_defaults`,
 //! `max_custom_rootfs_size_mb`, `max_defaults_length`, `max_pending_jobs`, `build_ttl`,
 //! `build_ttl_unversioned`, `build_defaults_ttl`, `build_failure_ttl`, `job_timeout`,
@@ -57,7 +61,7 @@ pub enum ConfigError {
         source: toml::de::Error,
     },
     /// A key has a value of the wrong type, or is unknown.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Invalid(#[source] toml::de::Error),
     /// A value is well-formed but not usable.
     #[error("invalid configuration: `{key}` {rule}")]
@@ -67,6 +71,118 @@ pub enum ConfigError {
         /// What is wrong.
         rule: String,
     },
+}
+
+/// Why a `database_url` was refused. The messages never repeat the URL: it may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatabaseUrlError {
+    /// The value is empty.
+    #[error(
+        "`database_url` is empty; expected `postgres://user@host/database`, or no `database_url` at all for the SQLite file `database`"
+    )]
+    Empty,
+    /// The value has no `scheme://`.
+    #[error("`database_url` is not a URL; expected `postgres://user@host/database`")]
+    NotAUrl,
+    /// The scheme is not PostgreSQL's.
+    #[error(
+        "`database_url` has the unsupported scheme `{scheme}`; expected `postgres://` or `postgresql://` (for SQLite, leave `database_url` unset and set `database` to the file)"
+    )]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+    },
+}
+
+/// A PostgreSQL connection URL (`postgres://` or `postgresql://`). Its `Debug` form hides the
+/// password, so logging the configuration cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as written, password included: for connecting, not for messages.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with the password (in the user part or a `password=` parameter) replaced by
+    /// `***`.
+    pub fn redacted(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let (before_query, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, Some(query)),
+            None => (rest, None),
+        };
+        let (authority, path) = match before_query.find('/') {
+            Some(at) => before_query.split_at(at),
+            None => (before_query, ""),
+        };
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        let mut redacted = format!("{scheme}://{authority}{path}");
+        if let Some(query) = query {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            redacted.push('?');
+            redacted.push_str(&pairs.join("&"));
+        }
+        redacted
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = DatabaseUrlError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.trim().is_empty() {
+            return Err(DatabaseUrlError::Empty);
+        }
+        let Some((scheme, _)) = value.split_once("://") else {
+            return Err(DatabaseUrlError::NotAUrl);
+        };
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(DatabaseUrlError::NotAUrl);
+        }
+        if scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql") {
+            Ok(Self(value))
+        } else {
+            Err(DatabaseUrlError::UnsupportedScheme {
+                scheme: scheme.to_owned(),
+            })
+        }
+    }
+}
+
+impl From<DatabaseUrl> for String {
+    fn from(url: DatabaseUrl) -> Self {
+        url.0
+    }
 }
 
 /// Where the ImageBuilders and metadata come from.
@@ -151,8 +267,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding the database, the store and the ImageBuilder cache unless those are set.
     pub data_dir: PathBuf,
-    /// SQLite database file (default `<data_dir>/attendant.sqlite`).
+    /// SQLite database file (default `<data_dir>/attendant.sqlite`); unused with `database_url`.
     pub database: Option<PathBuf>,
+    /// PostgreSQL database shared by API nodes and workers on several hosts
+    /// (`postgres://user:password@host:5432/attendant`; default: none, the SQLite `database`).
+    pub database_url: Option<DatabaseUrl>,
     /// Built images, served at `/store/` (default `<data_dir>/store`).
     pub store_dir: Option<PathBuf>,
     /// Unpacked ImageBuilders (default `<data_dir>/imagebuilders`).
@@ -229,6 +348,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./data"),
             database: None,
+            database_url: None,
             store_dir: None,
             imagebuilder_dir: None,
             work_dir: None,
@@ -301,7 +421,7 @@ impl Config {
         Ok(config)
     }
 
-    /// The SQLite database file.
+    /// The SQLite database file (used when `database_url` is unset).
     pub fn database_path(&self) -> PathBuf {
         self.database
             .clone()
@@ -354,6 +474,12 @@ impl Config {
                 rule: "must be at least 1".to_owned(),
             });
         }
+        if self.database.is_some() && self.database_url.is_some() {
+            return Err(ConfigError::Rule {
+                key: "database",
+                rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
+            });
+        }
         if self.upstream_url.is_empty() {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
@@ -380,6 +506,7 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database",
+    "database_url",
     "store_dir",
     "imagebuilder_dir",
     "work_dir",
@@ -643,6 +770,77 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid configuration: `branches` branch `99.01` has path `releases/99.01`; expected `snapshots` or a path with `{version}`"
+        );
+    }
+
+    #[test]
+    fn postgres_url_selects_postgres_and_hides_its_password() {
+        for scheme in ["postgres", "postgresql", "PostgreSQL"] {
+            let url = format!("{scheme}://attendant:s3cret@db.example:5432/attendant");
+            let config = Config::from_sources(
+                "",
+                Path::new(""),
+                env(&[("ATTENDANT_DATABASE_URL", url.as_str())]),
+            )
+            .unwrap();
+            let parsed = config.database_url.as_ref().unwrap();
+            assert_eq!(parsed.expose(), url);
+            assert_eq!(
+                parsed.redacted(),
+                format!("{scheme}://attendant:***@db.example:5432/attendant")
+            );
+            assert!(!format!("{config:?}").contains("s3cret"));
+        }
+        let url = DatabaseUrl::try_from(
+            "postgres://u@h/d?sslmode=disable&password=s3cret&host=/run/pg".to_owned(),
+        )
+        .unwrap();
+        assert_eq!(
+            url.redacted(),
+            "postgres://u@h/d?sslmode=disable&password=***&host=/run/pg"
+        );
+    }
+
+    #[test]
+    fn no_database_url_keeps_the_sqlite_file() {
+        let config =
+            Config::from_sources("database = \"/srv/jobs.sqlite\"", Path::new(""), []).unwrap();
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.database_path(), PathBuf::from("/srv/jobs.sqlite"));
+    }
+
+    #[test]
+    fn rejects_other_database_schemes_without_printing_the_url() {
+        let file = "database_url = \"mysql://root:s3cret@db/attendant\"";
+        let error = Config::from_sources(file, Path::new("a.toml"), []).unwrap_err();
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(
+            chain.contains(
+                "has the unsupported scheme `mysql`; expected `postgres://` or `postgresql://`"
+            ),
+            "{chain}"
+        );
+        assert!(!chain.contains("s3cret"), "{chain}");
+        for (value, rule) in [
+            ("", "is empty"),
+            ("db.example:5432", "is not a URL"),
+            ("sqlite://jobs.sqlite", "unsupported scheme `sqlite`"),
+        ] {
+            let error =
+                Config::from_sources("", Path::new(""), env(&[("ATTENDANT_DATABASE_URL", value)]))
+                    .unwrap_err();
+            let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+            assert!(chain.contains(rule), "{value}: {chain}");
+        }
+    }
+
+    #[test]
+    fn rejects_database_file_together_with_database_url() {
+        let file = "database = \"jobs.sqlite\"\ndatabase_url = \"postgres://db/attendant\"\n";
+        let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `database` names the SQLite file, but `database_url` selects PostgreSQL; set only one of them"
         );
     }
 }

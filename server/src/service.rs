@@ -1,9 +1,10 @@
 //! Start-up glue: from a [`Config`] to a running server (HTTP API, workers, collector).
 //!
-//! [`Service::open`] builds the pieces in the order of STYLE rule 15 — store, artifacts,
-//! metadata client, ImageBuilder cache, keys — and [`Service::run`] serves until the shutdown
-//! token is cancelled, then stops accepting connections, lets requests and builds finish
-//! within `shutdown_timeout`, and returns. [`spawn`] does both on a background task, for tests
+//! [`Service::open`] builds the pieces in the order of STYLE rule 15 — store ([`open_store`]:
+//! SQLite, or PostgreSQL when `database_url` is set), artifacts, metadata client, ImageBuilder
+//! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled, then stops
+//! accepting connections, lets requests and builds finish within `shutdown_timeout`, and
+//! returns. [`spawn`] does both on a background task, for tests
 //! and `demo`.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
 use crate::signing::load_secret_key;
 use crate::state::{AppState, now};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::worker::{WorkerContext, run_workers};
 
 /// The assembled server.
@@ -49,16 +50,7 @@ pub struct Running {
 impl Service {
     /// Opens the store and everything else the configuration names.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let database = config.database_path();
-        if let Some(parent) = database.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
-        }
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&database)
-                .await
-                .with_context(|| format!("cannot open the database `{}`", database.display()))?,
-        );
+        let store = open_store(&config).await?;
         let artifacts = Artifacts::open(&config.store_path())?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("attendant-server/", env!("CARGO_PKG_VERSION")))
@@ -149,6 +141,26 @@ pub async fn spawn(config: Config) -> anyhow::Result<Running> {
         task,
         service,
     })
+}
+
+/// The job store the configuration names: PostgreSQL when `database_url` is set, else the
+/// SQLite file `database` (its directory created if missing).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &config.database_url {
+        let store = PostgresStore::open(url.expose())
+            .await
+            .context("cannot open the job store named by `database_url`")?;
+        return Ok(Arc::new(store));
+    }
+    let database = config.database_path();
+    if let Some(parent) = database.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    let store = SqliteStore::open(&database)
+        .await
+        .with_context(|| format!("cannot open the database `{}`", database.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Runs the store collector every `gc_interval` until shutdown.

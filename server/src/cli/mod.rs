@@ -3,7 +3,7 @@
 //! | command | what |
 //! | --- | --- |
 //! | `serve` | HTTP API + in-process workers + store collector |
-//! | `worker` | workers only (another host or process sharing the database and store) |
+//! | `worker` | workers only (another process sharing the database and store; another host with PostgreSQL) |
 //! | `keygen` | write a usign key pair for image signing |
 //! | `gc` | one store collection pass |
 //! | `demo` | generate the fixture mirror and serve from it (feature `demo`) |
@@ -53,7 +53,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the API with in-process build workers.
     Serve(serve::Args),
-    /// Run build workers only, sharing the database and store of a `serve` process.
+    /// Run build workers only, sharing the database and store of a `serve` process (on other
+    /// hosts: a PostgreSQL `database_url` and a shared `store_dir`).
     Worker(worker::Args),
     /// Write a usign key pair for signing images (secret key mode 0600) and print its fingerprint.
     Keygen(keygen::Args),

@@ -12,14 +12,22 @@
 //!   ([`StoreError::LeaseLost`]) once another claim has taken the job over;
 //! * [`Store::requeue_expired`] returns jobs whose lease ran out (their worker died) to the queue.
 //!
-//! Times are Unix milliseconds passed in by the caller, so tests control the clock.
-//! [`sqlite::SqliteStore`] is the embedded implementation; a PostgreSQL one implements the same
-//! trait and runs the same test suite (`tests` below is written against `dyn Store`).
+//! Times are Unix milliseconds passed in by the caller, so tests control the clock (and hosts
+//! sharing a PostgreSQL database need synchronised clocks).
+//!
+//! Two implementations: [`SqliteStore`] (the default, one file, any number of processes on one
+//! host) and [`PostgresStore`] (selected by `database_url`; API nodes and workers on several
+//! hosts). They run the same test suite (`tests` below is written against `dyn Store`), each
+//! test on a fresh real database.
 
+pub mod postgres;
 pub mod sqlite;
+
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Unix time in milliseconds.
@@ -42,6 +50,31 @@ pub enum StoreError {
         request_hash: String,
         /// The attempt that tried to update it.
         attempt: u32,
+    },
+    /// `database_url` could not be read as PostgreSQL connection options.
+    #[error("`database_url` is not a usable PostgreSQL URL")]
+    InvalidUrl {
+        /// The parser's complaint (it never repeats the password).
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The PostgreSQL server refused or failed the first connection.
+    #[error("cannot connect to PostgreSQL at {target}")]
+    Connect {
+        /// Host and port (or socket directory), database and user; never the password.
+        target: String,
+        /// What failed: the I/O or server error itself where sqlx wraps one, so the cause is
+        /// printed once.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The PostgreSQL server did not answer in time.
+    #[error("cannot connect to PostgreSQL at {target}: no answer within {after:?}")]
+    ConnectTimeout {
+        /// Host and port (or socket directory), database and user; never the password.
+        target: String,
+        /// How long we waited.
+        after: Duration,
     },
     /// A stored value is not what this version of the server writes.
     #[error("job `{request_hash}` has an unreadable `{column}` column")]
@@ -184,7 +217,7 @@ pub struct Counts {
     pub builds_24h: u64,
 }
 
-/// The job store. Implementations: [`SqliteStore`] (PostgreSQL follows).
+/// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`].
 pub trait Store: Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
     /// jobs are queued. An expired row is replaced by the new job.
@@ -277,6 +310,18 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         request_hash: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// The result of a fenced update that touched `rows` rows: exactly one, or the lease is lost.
+fn fenced(rows: u64, request_hash: &str, attempt: u32) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost {
+            request_hash: request_hash.to_owned(),
+            attempt,
+        })
+    }
 }
 
 #[cfg(test)]

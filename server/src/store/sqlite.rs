@@ -20,7 +20,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
-    UnixMillis,
+    UnixMillis, fenced,
 };
 
 /// How long a writer waits for the write lock before failing.
@@ -444,15 +444,4 @@ fn attempt_of(row: &SqliteRow, index: usize, request_hash: &str) -> Result<u32, 
 fn count(row: &SqliteRow, index: usize) -> Result<u64, StoreError> {
     let value: i64 = row.try_get(index)?;
     Ok(u64::try_from(value).unwrap_or(0))
-}
-
-fn fenced(rows: u64, request_hash: &str, attempt: u32) -> Result<(), StoreError> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::LeaseLost {
-            request_hash: request_hash.to_owned(),
-            attempt,
-        })
-    }
 }

@@ -1,35 +1,47 @@
 //! The store test suite, written once against `dyn Store` and instantiated per backend
-//! (STYLE rule 24). Each test gets a fresh database.
+//! (STYLE rule 24): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
+//! of a private throwaway cluster (or of `ATTENDANT_TEST_DATABASE_URL`'s server; see
+//! `tests/e2e/postgres.rs`). PostgreSQL-only guarantees (`SKIP LOCKED`, connection errors)
+//! follow the suite.
 
+use std::any::Any;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
 
 use super::*;
 
-/// Instantiates every test of the suite for one backend constructor.
+#[path = "../../tests/e2e/postgres.rs"]
+mod test_database;
+
+use test_database::TestDatabase;
+
+/// Opens the same database again, as a restarted server would.
+type Reopen = Box<dyn FnOnce() -> BoxFuture<'static, Arc<dyn Store>> + Send>;
+
+/// A fresh store, what keeps its database alive (dropped last), and the way to reopen it.
+type Fixture = (Box<dyn Any + Send>, Arc<dyn Store>, Reopen);
+
+/// Instantiates every test of the suite for one backend's fixture.
 macro_rules! store_suite {
-    ($backend:ident, $open:expr) => {
+    ($backend:ident, $fixture:path) => {
         mod $backend {
-            use super::*;
-
-            async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
-                let dir = tempfile::tempdir().unwrap();
-                let open = $open;
-                let store = open(dir.path()).await;
-                (dir, store)
-            }
-
-            store_suite!(@tests open;
+            store_suite!(@tests $fixture;
                 identical_submissions_share_one_job,
                 concurrent_identical_submissions_share_one_job,
                 queue_position_counts_jobs_ahead,
                 overloaded_queue_refuses_new_jobs_but_not_existing,
                 claim_takes_oldest_and_increments_attempt,
+                concurrent_claims_get_distinct_jobs,
                 stale_job_is_reclaimed,
                 update_after_reclaim_is_refused,
                 heartbeat_keeps_the_lease,
                 finished_job_is_cached_until_expiry,
                 expired_job_is_replaced_by_resubmission,
                 failure_is_cached_with_its_output,
+                failure_output_with_nul_bytes_is_recorded,
                 retried_job_waits_for_its_back_off,
                 job_out_of_attempts_fails_when_its_lease_expires,
                 delete_expired_keeps_live_jobs,
@@ -37,21 +49,42 @@ macro_rules! store_suite {
             );
         }
     };
-    (@tests $open:ident; $($name:ident),* $(,)?) => {
+    (@tests $fixture:path; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $name() {
-                let (dir, store) = $open().await;
-                super::$name(store, dir.path()).await;
+                let (database, store, reopen) = $fixture().await;
+                super::$name(store, reopen).await;
+                drop(database);
             }
         )*
     };
 }
 
-store_suite!(sqlite, |dir: &std::path::Path| {
-    let path = dir.join("jobs.sqlite");
-    async move { Arc::new(SqliteStore::open(&path).await.unwrap()) as Arc<dyn Store> }
-});
+store_suite!(sqlite, super::sqlite_fixture);
+store_suite!(postgres, super::postgres_fixture);
+
+async fn sqlite_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let reopen: Reopen = Box::new(move || {
+        Box::pin(async move { Arc::new(SqliteStore::open(&path).await.unwrap()) as Arc<dyn Store> })
+    });
+    (Box::new(dir), store, reopen)
+}
+
+async fn postgres_fixture() -> Fixture {
+    let database = TestDatabase::start().await;
+    let url = database.url().to_owned();
+    let store = Arc::new(PostgresStore::open(&url).await.unwrap());
+    let reopen: Reopen = Box::new(move || {
+        Box::pin(
+            async move { Arc::new(PostgresStore::open(&url).await.unwrap()) as Arc<dyn Store> },
+        )
+    });
+    (Box::new(database), store, reopen)
+}
 
 const MINUTE: UnixMillis = 60_000;
 
@@ -73,7 +106,7 @@ async fn created(store: &dyn Store, n: u8, now: UnixMillis) -> Job {
     }
 }
 
-async fn identical_submissions_share_one_job(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn identical_submissions_share_one_job(store: Arc<dyn Store>, _: Reopen) {
     let first = created(&*store, 1, 0).await;
     assert_eq!(first.state, JobState::Queued);
     assert_eq!(first.queue_position, Some(0));
@@ -85,10 +118,7 @@ async fn identical_submissions_share_one_job(store: Arc<dyn Store>, _: &std::pat
     assert_eq!(store.counts(10).await.unwrap().queue_length, 1);
 }
 
-async fn concurrent_identical_submissions_share_one_job(
-    store: Arc<dyn Store>,
-    _: &std::path::Path,
-) {
+async fn concurrent_identical_submissions_share_one_job(store: Arc<dyn Store>, _: Reopen) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
@@ -105,7 +135,7 @@ async fn concurrent_identical_submissions_share_one_job(
     assert_eq!(store.counts(1).await.unwrap().queue_length, 1);
 }
 
-async fn queue_position_counts_jobs_ahead(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn queue_position_counts_jobs_ahead(store: Arc<dyn Store>, _: Reopen) {
     for n in 1..=3 {
         created(&*store, n, 0).await;
     }
@@ -119,10 +149,7 @@ async fn queue_position_counts_jobs_ahead(store: Arc<dyn Store>, _: &std::path::
     assert_eq!(running.queue_position, None);
 }
 
-async fn overloaded_queue_refuses_new_jobs_but_not_existing(
-    store: Arc<dyn Store>,
-    _: &std::path::Path,
-) {
+async fn overloaded_queue_refuses_new_jobs_but_not_existing(store: Arc<dyn Store>, _: Reopen) {
     for n in 1..=3 {
         store.submit(new_job(n), 2, 0).await.unwrap();
     }
@@ -136,7 +163,7 @@ async fn overloaded_queue_refuses_new_jobs_but_not_existing(
     assert!(store.job(&hash(4), 0).await.unwrap().is_none());
 }
 
-async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 2, 0).await;
     created(&*store, 1, 1).await;
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
@@ -148,7 +175,32 @@ async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: &st
     assert!(store.claim("w", 2, MINUTE).await.unwrap().is_none());
 }
 
-async fn stale_job_is_reclaimed(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn concurrent_claims_get_distinct_jobs(store: Arc<dyn Store>, _: Reopen) {
+    for n in 1..=8 {
+        created(&*store, n, 0).await;
+    }
+    let claimers: Vec<_> = (0..12)
+        .map(|worker| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { store.claim(&format!("w{worker}"), 1, MINUTE).await.unwrap() },
+            )
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        if let Some(claim) = claimer.await.unwrap() {
+            assert_eq!(claim.attempt, 1);
+            claimed.push(claim.request_hash);
+        }
+    }
+    claimed.sort();
+    let expected: Vec<String> = (1..=8).map(hash).collect();
+    assert_eq!(claimed, expected, "every job claimed exactly once");
+    assert_eq!(store.counts(1).await.unwrap().running, 8);
+}
+
+async fn stale_job_is_reclaimed(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let first = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     let none = Failure::default();
@@ -177,7 +229,7 @@ async fn stale_job_is_reclaimed(store: Arc<dyn Store>, _: &std::path::Path) {
     assert_eq!(second.attempt, 2);
 }
 
-async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let old = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     store
@@ -222,7 +274,7 @@ async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: &std::path::P
     assert_eq!(job.state, JobState::Running);
 }
 
-async fn heartbeat_keeps_the_lease(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn heartbeat_keeps_the_lease(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     store
@@ -236,7 +288,7 @@ async fn heartbeat_keeps_the_lease(store: Arc<dyn Store>, _: &std::path::Path) {
     assert_eq!(reaped, Reaped::default());
 }
 
-async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     store
@@ -258,7 +310,7 @@ async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: &std::pat
     assert_eq!(store.counts(99).await.unwrap().builds_24h, 1);
 }
 
-async fn expired_job_is_replaced_by_resubmission(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn expired_job_is_replaced_by_resubmission(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     store
@@ -274,7 +326,7 @@ async fn expired_job_is_replaced_by_resubmission(store: Arc<dyn Store>, _: &std:
     assert_eq!(job.expires_at, None);
 }
 
-async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     let failure = Failure {
@@ -296,7 +348,28 @@ async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: &std::path:
     );
 }
 
-async fn retried_job_waits_for_its_back_off(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn failure_output_with_nul_bytes_is_recorded(store: Arc<dyn Store>, _: Reopen) {
+    created(&*store, 1, 0).await;
+    let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
+    let failure = Failure {
+        detail: "Error: make image failed".to_owned(),
+        stdout: String::new(),
+        stderr: "binary\0garbage".to_owned(),
+    };
+    store
+        .fail(&claim.request_hash, claim.attempt, &failure, 5, 50)
+        .await
+        .unwrap();
+    let job = store.job(&hash(1), 6).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    let stderr = job.failure.unwrap().stderr;
+    assert!(
+        stderr.starts_with("binary") && stderr.ends_with("garbage"),
+        "{stderr:?}"
+    );
+}
+
+async fn retried_job_waits_for_its_back_off(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     store
@@ -317,10 +390,7 @@ async fn retried_job_waits_for_its_back_off(store: Arc<dyn Store>, _: &std::path
     assert_eq!(again.attempt, 2);
 }
 
-async fn job_out_of_attempts_fails_when_its_lease_expires(
-    store: Arc<dyn Store>,
-    _: &std::path::Path,
-) {
+async fn job_out_of_attempts_fails_when_its_lease_expires(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     store.claim("a", 0, 10).await.unwrap().unwrap();
     let failure = Failure {
@@ -340,7 +410,7 @@ async fn job_out_of_attempts_fails_when_its_lease_expires(
     assert_eq!(job.expires_at, Some(500));
 }
 
-async fn delete_expired_keeps_live_jobs(store: Arc<dyn Store>, _: &std::path::Path) {
+async fn delete_expired_keeps_live_jobs(store: Arc<dyn Store>, _: Reopen) {
     created(&*store, 1, 0).await;
     created(&*store, 2, 0).await;
     created(&*store, 3, 0).await;
@@ -364,7 +434,7 @@ async fn delete_expired_keeps_live_jobs(store: Arc<dyn Store>, _: &std::path::Pa
     assert!(store.delete_expired(100).await.unwrap().is_empty());
 }
 
-async fn data_survives_reopen(store: Arc<dyn Store>, dir: &std::path::Path) {
+async fn data_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
     created(&*store, 1, 0).await;
     created(&*store, 2, 0).await;
     let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
@@ -373,9 +443,68 @@ async fn data_survives_reopen(store: Arc<dyn Store>, dir: &std::path::Path) {
         .await
         .unwrap();
     drop(store);
-    let reopened = SqliteStore::open(&dir.join("jobs.sqlite")).await.unwrap();
+    let reopened = reopen().await;
     let done = reopened.job(&hash(1), 2).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     let queued = reopened.job(&hash(2), 2).await.unwrap().unwrap();
     assert_eq!(queued.state, JobState::Queued);
+}
+
+/// Claimer A holds the oldest queued job locked inside its claim transaction; claimer B, with its
+/// own pool as on another host, gets the next job at once instead of waiting for A, and a third
+/// finds nothing free rather than queueing behind the lock.
+#[tokio::test]
+async fn postgres_claim_skips_a_job_another_claimer_holds() {
+    let database = TestDatabase::start().await;
+    let store = PostgresStore::open(database.url()).await.unwrap();
+    let other_host = PostgresStore::open(database.url()).await.unwrap();
+    created(&store, 1, 0).await;
+    created(&store, 2, 0).await;
+    let mut claimer_a = PgConnection::connect(database.url()).await.unwrap();
+    let mut transaction = claimer_a.begin().await.unwrap();
+    let (held,): (String,) = sqlx::query_as(
+        "SELECT request_hash FROM jobs WHERE state = 'queued'
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_one(&mut *transaction)
+    .await
+    .unwrap();
+    assert_eq!(held, hash(1));
+
+    // A claim that waited for A's lock would not return before the rollback below.
+    let patience = Duration::from_secs(10);
+    let started = Instant::now();
+    let claim = tokio::time::timeout(patience, other_host.claim("b", 1, MINUTE))
+        .await
+        .expect("claimer B waited for claimer A's lock")
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.request_hash, hash(2));
+    let nothing = tokio::time::timeout(patience, store.claim("c", 1, MINUTE))
+        .await
+        .expect("claimer C waited for claimer A's lock")
+        .unwrap();
+    assert_eq!(nothing, None);
+    let waited = started.elapsed();
+
+    transaction.rollback().await.unwrap();
+    let claim = store.claim("c", 1, MINUTE).await.unwrap().unwrap();
+    assert_eq!(claim.request_hash, hash(1));
+    assert!(waited < patience, "claims took {waited:?}");
+}
+
+/// Start-up against a server that is not there names host, port, database and user, and the
+/// cause, but never the password.
+#[tokio::test]
+async fn postgres_unreachable_server_is_named_without_the_password() {
+    let error = PostgresStore::open("postgres://attendant:s3cret@127.0.0.1:1/jobs")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot connect to PostgreSQL at `127.0.0.1:1`, database `jobs`, user `attendant`"
+    );
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.contains("Connection refused"), "{cause}");
+    assert!(!format!("{error:?}").contains("s3cret"));
 }

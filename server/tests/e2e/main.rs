@@ -6,4 +6,8 @@ mod api;
 #[cfg(test)]
 mod builds;
 #[cfg(test)]
+mod postgres;
+#[cfg(test)]
+mod shared_queue;
+#[cfg(test)]
 mod support;
