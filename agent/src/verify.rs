@@ -7,7 +7,11 @@
 //! trailer's metadata goes through sysupgrade's own compatibility decision for this device
 //! (board in `supported_devices`, `compat_version` major and minor, the keep-settings case), and
 //! the build's manifest is compared with what was asked for (`version_code`, every requested
-//! package at the expected version; `reference/router-side.md` §1.8 item 8, §7.3).
+//! package at the expected version; `reference/router-side.md` §1.8 item 8, §7.3). Requests name
+//! libraries without their ABI suffix (`libgcc`) while an apk build's manifest keeps it
+//! (`libgcc1`); the names are matched with the server's own rule
+//! ([`manifest_entry`]), so both sides agree on what
+//! "built" means.
 //!
 //! An unsigned image is accepted only when the configuration does not require signatures, and the
 //! acceptance is logged. `--force-flash` turns a compatibility refusal into a warning, as
@@ -18,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use attendant_proto::api::manifest_entry;
 use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
@@ -272,7 +277,8 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
 
 /// Compares the build's `manifest` and `version_code` with the request.
 ///
-/// `requested` maps each requested package to the version expected (`None`: any version).
+/// `requested` maps each requested package to the version expected (`None`: any version); a
+/// bare library name matches its ABI-versioned manifest entry (`libgcc` → `libgcc1`).
 /// `version_code` is the revision requested (`None` or empty: not checked).
 pub fn check_manifest(
     requested: &BTreeMap<String, Option<String>>,
@@ -289,7 +295,8 @@ pub fn check_manifest(
         ));
     }
     for (name, expected) in requested {
-        match (manifest.get(name), expected) {
+        let found = manifest_entry(manifest, name).map(|(_, version)| version);
+        match (found, expected) {
             (None, _) => problems.push(format!("package `{name}` is missing from the image")),
             (Some(found), Some(expected)) if found != expected => problems.push(format!(
                 "package `{name}` is at version `{found}`, expected `{expected}`"
@@ -511,5 +518,30 @@ mod tests {
         ]
         .into();
         assert!(check_manifest(&requested, None, "r2-b", &complete).is_ok());
+    }
+
+    #[test]
+    fn a_requested_library_is_found_under_its_abi_versioned_name() {
+        let requested: BTreeMap<String, Option<String>> = [
+            ("libgcc".to_owned(), Some("14.3.0-r4".to_owned())),
+            ("libubox".to_owned(), Some("2025.07.19~ab-r1".to_owned())),
+        ]
+        .into();
+        let manifest: BTreeMap<String, String> = [
+            ("libgcc1".to_owned(), "14.3.0-r4".to_owned()),
+            ("libubox20250719".to_owned(), "2025.07.19~ab-r1".to_owned()),
+        ]
+        .into();
+        assert!(check_manifest(&requested, None, "r2-b", &manifest).is_ok());
+        let older: BTreeMap<String, String> =
+            [("libgcc1".to_owned(), "13.3.0-r4".to_owned())].into();
+        let error = check_manifest(&requested, None, "r2-b", &older).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the built image is not what was requested:\n  - package `libgcc` is at version \
+             `13.3.0-r4`, expected `14.3.0-r4`\n  - package `libubox` is missing from the \
+             image\n\nhint: this is often due to the upgrade server lagging behind the build \
+             server; wait a while and try again"
+        );
     }
 }

@@ -30,7 +30,9 @@
 //! the stripped name. rpcd fails with `UNKNOWN_ERROR` when the world file is empty or does not end
 //! in a newline; [`parse_world`] mirrors that with [`ApkError::EmptyWorld`] and
 //! [`ApkError::WorldMissingNewline`]. A world entry that names only a virtual package
-//! (`nftables`, provided by `nftables-json`) makes nothing top-level, as in rpcd.
+//! (`nftables`, provided by `nftables-json`) makes nothing top-level, as in rpcd; the provided
+//! names are kept ([`InstalledPackage::provides`]), so
+//! [`InstalledPackages::provider`] still finds `nftables`.
 
 use std::collections::BTreeSet;
 
@@ -106,12 +108,21 @@ pub fn parse(installed: &[u8], world: &[u8]) -> Result<InstalledPackages, ApkErr
         };
         let top_level =
             requested.contains(package.name.as_str()) || requested.contains(name.as_str());
+        // `p:` entries are `name=version` (or a bare virtual name); only the name matters.
+        let provides = package
+            .provides
+            .iter()
+            .filter_map(|provided| provided.split(CONSTRAINT_START).next())
+            .filter(|provided| !provided.is_empty())
+            .map(str::to_owned)
+            .collect();
         packages.insert(InstalledPackage {
             name,
             package: package.name,
             version: package.version,
             abi_version: package.abi_version,
             top_level,
+            provides,
         });
     }
     Ok(packages)
@@ -572,6 +583,21 @@ mod tests {
                 ("dnsmasq-full", None, true),
             ]
         );
+    }
+
+    #[test]
+    fn provided_names_are_kept_without_their_versions() {
+        let packages = parse(INSTALLED_25_12, WORLD_25_12).unwrap();
+        assert_eq!(
+            packages.provider("nftables").map(|p| p.name.as_str()),
+            Some("nftables-json")
+        );
+        let libubox = packages.get("libubox").unwrap();
+        assert!(
+            libubox.provides.iter().any(|p| p == "libubox"),
+            "{libubox:?}"
+        );
+        assert!(packages.provider("nftables-nojson").is_none());
     }
 
     #[test]

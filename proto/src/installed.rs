@@ -13,6 +13,12 @@
 //!
 //! When `ubus` is reachable the agent may instead take rpcd's two answers as they are and build the
 //! same value with [`InstalledPackages::from_packagelist`].
+//!
+//! Going the other way, from a bare name to the ABI-versioned name a package database, an apk
+//! manifest or a package index spells, follows OpenWrt's `FormatABISuffix` (`include/feeds.mk`):
+//! [`is_abi_versioned_name`] decides whether `libgcc1` is `libgcc` with its ABI suffix. Every
+//! comparison of requested names with built names goes through it, on the server and on the
+//! router alike.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -73,6 +79,10 @@ pub struct InstalledPackage {
     /// `Auto-Installed: yes`; apk: named in `/etc/apk/world`), as opposed to pulled in as a
     /// dependency.
     pub top_level: bool,
+    /// The names the package provides, without versions (opkg `Provides:`, apk `p:`):
+    /// `nftables-json` provides `nftables`, which is how the image's default `nftables` is
+    /// installed. Empty when unknown (rpcd's `packagelist` does not report them).
+    pub provides: Vec<String>,
 }
 
 /// Every installed package of a router, keyed by the name rpcd reports.
@@ -143,6 +153,7 @@ impl InstalledPackages {
                 version: version.clone(),
                 abi_version: None,
                 top_level: is_top_level,
+                provides: Vec::new(),
             });
         }
         Ok(packages)
@@ -161,6 +172,18 @@ impl InstalledPackages {
     /// Whether a package is reported as `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.packages.contains_key(name)
+    }
+
+    /// The package that satisfies `name`: the one reported as `name`, else the first (by
+    /// reported name) that provides it. opkg and apk satisfy a dependency the same way, so a
+    /// router whose image asked for `nftables` has it through `nftables-json`, although no
+    /// package is reported as `nftables`.
+    pub fn provider(&self, name: &str) -> Option<&InstalledPackage> {
+        self.packages.get(name).or_else(|| {
+            self.packages
+                .values()
+                .find(|package| package.provides.iter().any(|provided| provided == name))
+        })
     }
 
     /// Every installed package, ordered by reported name.
@@ -204,6 +227,37 @@ pub fn strip_abi_suffix<'a>(name: &'a str, abi_version: &str) -> &'a str {
         return name;
     }
     name.strip_suffix(abi_version).unwrap_or(name)
+}
+
+/// Whether `published` is `base` with an OpenWrt ABI suffix, e.g. `libgcc1` for `libgcc` or
+/// `libpython3-3.11` for `libpython3`.
+///
+/// OpenWrt names an ABI-versioned package `base + FormatABISuffix(base, ABI_VERSION)`
+/// (`include/feeds.mk`): kernel modules (`kmod-*`) never carry a suffix; otherwise the suffix is
+/// the ABI version, preceded by `-` when `base` ends in a digit. ABI versions are version
+/// numbers: they start with a digit and hold letters, digits and `.` (`20240329`, `3`,
+/// `5.7.6.e624513f`), plus `_`, `+` or `~` at most. Names that only look alike are kept apart:
+/// `nftables-json` is not `nftables`, `python3-light` is not `python3`, and `libpython33.11`
+/// is not `libpython3` (its suffix lacks the `-`).
+pub fn is_abi_versioned_name(published: &str, base: &str) -> bool {
+    if base.is_empty() || base.starts_with("kmod-") {
+        return false;
+    }
+    let Some(suffix) = published.strip_prefix(base) else {
+        return false;
+    };
+    let abi_version = if base.ends_with(|c: char| c.is_ascii_digit()) {
+        match suffix.strip_prefix('-') {
+            Some(abi_version) => abi_version,
+            None => return false,
+        }
+    } else {
+        suffix
+    };
+    abi_version.starts_with(|c: char| c.is_ascii_digit())
+        && abi_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '~'))
 }
 
 /// Errors building an [`InstalledPackages`] from rpcd's answers.
@@ -308,7 +362,54 @@ mod tests {
             version: version.to_owned(),
             abi_version: None,
             top_level,
+            provides: Vec::new(),
         }
+    }
+
+    #[test]
+    fn recognises_abi_suffixes_the_way_openwrt_forms_them() {
+        assert!(is_abi_versioned_name("libgcc1", "libgcc"));
+        assert!(is_abi_versioned_name("libubox20240329", "libubox"));
+        assert!(is_abi_versioned_name(
+            "libwolfssl5.7.6.e624513f",
+            "libwolfssl"
+        ));
+        // A base name ending in a digit takes a `-` before its ABI version.
+        assert!(is_abi_versioned_name("libpython3-3.11", "libpython3"));
+        assert!(is_abi_versioned_name("libjson-c5", "libjson-c"));
+    }
+
+    #[test]
+    fn keeps_names_that_only_look_abi_versioned_apart() {
+        assert!(!is_abi_versioned_name("libgcc", "libgcc"));
+        assert!(!is_abi_versioned_name("nftables-json", "nftables"));
+        assert!(!is_abi_versioned_name("python3-light", "python3"));
+        assert!(!is_abi_versioned_name("libevent2-core7", "libevent2"));
+        assert!(!is_abi_versioned_name("libpython33.11", "libpython3"));
+        assert!(!is_abi_versioned_name(
+            "kmod-nf-conntrack6",
+            "kmod-nf-conntrack"
+        ));
+        assert!(!is_abi_versioned_name("libfoo1 x", "libfoo"));
+        assert!(!is_abi_versioned_name("libfoo1", ""));
+        assert!(!is_abi_versioned_name("libgcc1", "libgcc1-extra"));
+    }
+
+    #[test]
+    fn a_provided_name_is_found_through_its_provider() {
+        let mut packages = InstalledPackages::new(PackageManager::Opkg);
+        let mut nftables = package("nftables-json", "1.1.1-r1", true);
+        nftables.provides = vec!["nftables".to_owned()];
+        packages.insert(nftables);
+        assert!(packages.contains("nftables-json"));
+        assert!(!packages.contains("nftables"));
+        assert_eq!(
+            packages.provider("nftables").map(|p| p.name.as_str()),
+            Some("nftables-json")
+        );
+        assert!(packages.get("nftables").is_none());
+        assert!(packages.provider("nftables-nojson").is_none());
+        assert!(!packages.packagelist(true).contains_key("nftables"));
     }
 
     #[test]

@@ -22,13 +22,15 @@
 //! - only stanzas whose `Status:` state (third word) is `installed` count;
 //! - a package is top-level unless it says `Auto-Installed: yes` (the `user` status flag is no
 //!   longer used for this since openwrt#14428);
-//! - the `ABIVersion:` suffix is stripped from the name ([`strip_abi_suffix`]).
+//! - the `ABIVersion:` suffix is stripped from the name ([`strip_abi_suffix`]);
+//! - the names in `Provides:` are kept ([`InstalledPackages::provider`]), so a default such as
+//!   `nftables` can be found installed as `nftables-json` (rpcd does not report them).
 //!
 //! Where this parser is stricter or looser than rpcd, it says so: fields are collected per stanza,
 //! so `ABIVersion:` may come before or after `Package:`; the last stanza counts even without a
 //! final blank line; a stanza that is installed but lacks `Package:` or `Version:`, a field given
 //! twice in one stanza (usually a missing blank line), and a `Status:` that is not three words are
-//! errors where rpcd would silently skip or overwrite. Fields other than the five above are not
+//! errors where rpcd would silently skip or overwrite. Fields other than the six above are not
 //! decoded at all, so non-UTF-8 bytes in, say, a conffile path do no harm.
 
 use crate::installed::{
@@ -185,6 +187,7 @@ struct Stanza {
     abi_version: Option<String>,
     installed: Option<bool>,
     auto_installed: Option<bool>,
+    provides: Option<Vec<String>>,
 }
 
 impl Stanza {
@@ -231,6 +234,21 @@ impl Stanza {
                     "Status",
                     line_number,
                 )
+            }
+            b"Provides" => {
+                // `Provides: a, b (= 1.0)`: the names, without versions.
+                let mut names = Vec::new();
+                for entry in utf8(value, "Provides", line_number)?.split(',') {
+                    if let Some(name) = entry.split_whitespace().next() {
+                        names.push(token(
+                            name.as_bytes(),
+                            "Provides",
+                            MAX_PACKAGE_NAME_LEN,
+                            line_number,
+                        )?);
+                    }
+                }
+                set_once(&mut self.provides, names, "Provides", line_number)
             }
             b"Auto-Installed" => {
                 let text = utf8(value, "Auto-Installed", line_number)?;
@@ -284,6 +302,7 @@ impl Stanza {
             version,
             abi_version: self.abi_version,
             top_level: self.auto_installed != Some(true),
+            provides: self.provides.unwrap_or_default(),
         });
         Ok(())
     }
@@ -395,6 +414,21 @@ mod tests {
         assert_eq!(libubox.abi_version.as_deref(), Some("20240329"));
         assert!(!libubox.top_level);
         assert_eq!(packages.manager(), PackageManager::Opkg);
+    }
+
+    #[test]
+    fn fixture_keeps_provided_names() {
+        let packages = parse(STATUS_24_10).unwrap();
+        assert_eq!(
+            packages.provider("nftables").map(|p| p.name.as_str()),
+            Some("nftables-json")
+        );
+        let status =
+            b"Package: a\nVersion: 1\nProvides: b, c (= 2)\nStatus: install ok installed\n";
+        assert_eq!(
+            parse(status).unwrap().get("a").unwrap().provides,
+            ["b", "c"]
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //!    version (one forced reload of `.versions.json` on a miss), target, profile;
 //! 3. resolve the profile (id, `supported_devices` alias, `generic` fallback);
 //! 4. hash the canonical request *after* resolution, so every alias shares one build and
-//!    `bin_dir` equals `request_hash`;
+//!    `bin_dir` equals `request_hash`; ASU's per-release package fixups ([`apply_fixups`],
+//!    §4.4 b) change the build list, not the request, so they never change the hash;
 //! 5. an existing job (queued, running, finished or failed) is returned as it is;
-//! 6. otherwise every package is checked against the target, kmods and architecture indexes
-//!    (422 `Unsupported package(s): a, b`) before anything is queued;
+//! 6. otherwise every package of the fixed-up build list is checked against the target, kmods
+//!    and architecture indexes (422 `Unsupported package(s): a, b`) before anything is queued, so
+//!    `auc` in a 24.10 request is not refused for a package the build replaces with `owut`;
 //! 7. 529 when the queue is over `max_pending_jobs`, else enqueue.
 //!
 //! Nothing here knows HTTP: errors are [`BuildError`], turned into responses in `http`.
@@ -19,8 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use attendant_proto::api::{
-    BadRequest, BuildRequest, CanonicalRequest, RequestHash, ValidationErrors, normalized_packages,
-    parse_build_request, request_hash,
+    BadRequest, BuildRequest, CanonicalRequest, RequestHash, ValidationErrors, apply_fixups,
+    normalized_packages, parse_build_request, request_hash,
 };
 use attendant_proto::version::Version;
 use serde::{Deserialize, Serialize};
@@ -72,7 +74,8 @@ pub struct JobSpec {
     pub target: String,
     /// Subtarget, e.g. `64`.
     pub subtarget: String,
-    /// The package list of the build command: normalised, in first-requester order.
+    /// The package list of the build command: normalised, in first-requester order, after ASU's
+    /// per-release fixups.
     pub packages: Vec<String>,
 }
 
@@ -189,7 +192,16 @@ async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec
         .resolve_profile(&request.profile)
         .map_err(BadRequest::from)?;
     request.profile = resolved.id;
-    let packages = normalized_packages(&request);
+    let fixed = apply_fixups(
+        &request.version,
+        &request.target,
+        &request.profile,
+        &normalized_packages(&request),
+    );
+    if !fixed.changes.is_empty() {
+        tracing::debug!(changes = ?fixed.changes, "applied package fixups");
+    }
+    let packages = fixed.packages;
     Ok(JobSpec {
         request,
         version_path,

@@ -111,7 +111,9 @@ impl MetadataError {
 }
 
 /// Every package name a target can install: target packages, kmods and the architecture's
-/// feeds. Names are held both without and with their ABI suffix, as clients send either.
+/// feeds. Names are held both without and with their ABI suffix, as clients send either, and
+/// with the names opkg feeds declare in `Provides:` (24.10's `luci-app-package-manager`
+/// provides `luci-app-opkg`), which opkg installs by their provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageSet {
     names: BTreeSet<String>,
@@ -316,14 +318,18 @@ impl Metadata {
                 if let Some(index) = self.arch_index(&format!("{path}/packages"), arch).await? {
                     names.extend(index.keys().cloned());
                 }
-                // Raw (ABI-suffixed) names of opkg feeds, which some clients send.
+                // Raw (ABI-suffixed) names of opkg feeds, which some clients send, and the names
+                // their packages provide.
                 for dir in self.raw_name_dirs(path, target, arch).await? {
                     if let Some(bytes) = self
                         .fetch(&format!("{dir}/Packages"), index::MAX_PACKAGES_BYTES)
                         .await?
                         && let Ok(entries) = index::parse_packages_detailed(&bytes)
                     {
-                        names.extend(entries.into_iter().map(|entry| entry.package));
+                        for entry in entries {
+                            names.extend(entry.provides.into_iter().map(|p| p.name));
+                            names.insert(entry.package);
+                        }
                     }
                 }
                 Ok(Some(PackageSet { names }))
@@ -706,7 +712,8 @@ mod tests {
         write(
             root,
             &format!("{path}/packages/x86_64/packages/Packages"),
-            "Package: tmux\nVersion: 3.4-1\nArchitecture: x86_64\n",
+            "Package: tmux\nVersion: 3.4-1\nArchitecture: x86_64\n\n\
+             Package: luci-app-package-manager\nVersion: 1\nProvides: luci-app-opkg\nArchitecture: all\n",
         );
         let metadata = directory(root);
         let index = metadata
@@ -720,7 +727,14 @@ mod tests {
             .package_set(path, "x86/64", "x86_64")
             .await
             .unwrap();
-        for name in ["base-files", "libfoo", "libfoo1", "kmod-e1000", "tmux"] {
+        for name in [
+            "base-files",
+            "libfoo",
+            "libfoo1",
+            "kmod-e1000",
+            "tmux",
+            "luci-app-opkg",
+        ] {
             assert!(set.contains(name), "{name}");
         }
         assert!(!set.contains("nonexistent"));

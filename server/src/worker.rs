@@ -11,7 +11,9 @@
 //!    "Received incorrect version ...";
 //! 4. `validate_manifest`: the package list (with `diff_packages`, the removals first), then
 //!    `make manifest ... STRIP_ABI=1`; failures name the missing and conflicting packages;
-//!    `packages_versions` is checked against the manifest;
+//!    `packages_versions` is checked against the manifest, by bare name (an apk manifest calls
+//!    `libgcc` `libgcc1`: [`check_manifest`] maps the names) and only for the packages the
+//!    fixups left in the build (a pinned `auc` built as `owut` on 24.10 is not a failure);
 //! 5. `building_image`: `make image ... EXTRA_IMAGE_NAME=<12 hex> BIN_DIR=<private dir>`,
 //!    with `FILES`, `ROOTFS_PARTSIZE`, `ROOTFS_FILESYSTEM` when asked;
 //! 6. `signing_images` (with a key): `<image>.sig` for every image, hashes recomputed;
@@ -27,7 +29,7 @@
 //! ImageBuilder take an exclusive file lock (`.attendant-build.lock`) for the `make` steps;
 //! builds of different ImageBuilders run in parallel.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -485,7 +487,7 @@ async fn build_steps(
     }
     let manifest = parse_manifest(&manifest_out.stdout)
         .map_err(|error| fatal(format_args!("cannot read the manifest: {error}")))?;
-    if let Err(failure) = check_manifest(&manifest, &request.packages_versions) {
+    if let Err(failure) = check_manifest(&manifest, &pinned_and_built(spec)) {
         return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
     }
     let names: Vec<&str> = manifest.keys().map(String::as_str).collect();
@@ -615,6 +617,21 @@ async fn build_steps(
         .map_err(|error| Outcome::Retry(error.to_string()))?;
     serde_json::to_string(&result)
         .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))
+}
+
+/// The `packages_versions` entries the build still asks for: the fixups (asu-server.md §4.4 b)
+/// may have removed a pinned package or replaced it with its successor, whose version nobody
+/// pinned. ASU checks them anyway and fails the build; we check what we built.
+fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
+    spec.request
+        .packages_versions
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.strip_prefix('+').unwrap_or(name);
+            spec.packages.iter().any(|package| package == name)
+        })
+        .map(|(name, version)| (name.clone(), version.clone()))
+        .collect()
 }
 
 /// Recomputes every image's SHA-256 from the file and, with a key, signs it.
@@ -748,6 +765,26 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(10));
         assert_eq!(backoff(4), Duration::from_secs(40));
         assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn pins_of_packages_the_fixups_replaced_are_not_checked() {
+        let mut request = attendant_proto::api::BuildRequest::new("24.10.5", "x86/64", "generic");
+        request
+            .packages_versions
+            .insert("auc".to_owned(), "0.3.2-r2".to_owned());
+        request
+            .packages_versions
+            .insert("+tmux".to_owned(), "3.5a-r1".to_owned());
+        let spec = JobSpec {
+            request,
+            version_path: "releases/24.10.5".to_owned(),
+            target: "x86".to_owned(),
+            subtarget: "64".to_owned(),
+            packages: vec!["tmux".to_owned(), "owut".to_owned()],
+        };
+        let pinned = pinned_and_built(&spec);
+        assert_eq!(pinned.keys().collect::<Vec<_>>(), ["+tmux"]);
     }
 
     #[test]

@@ -7,9 +7,15 @@
 //!
 //! - releases `24.10.4`, `24.10.5` and `24.10-SNAPSHOT` use opkg, `25.12.1` and `SNAPSHOT` apk;
 //! - targets `x86/64`, `ath79/generic` and `mediatek/filogic`, each with realistic profiles;
-//! - packages carry ABI versions (`libubox20240329`), dependencies, provides, conflicts and
-//!   realistic installed sizes; `auc` and `luci-app-opkg` exist only in 24.10 (renamed to
-//!   `owut` and `luci-app-package-manager`), `px5g-wolfssl` is dropped in 25.12.
+//! - packages carry ABI versions named the way OpenWrt's `FormatABISuffix` names them
+//!   (`libubox20240329`, and `libpython3-3.11` with a `-` after a name ending in a digit),
+//!   dependencies, provides, conflicts and realistic installed sizes;
+//! - renames follow the real releases and the branches' `package_changes`: `auc` left the
+//!   packages feed before 24.10 branched (r26792 < 27990, so neither fixture release has it;
+//!   ASU builds a request for it with `owut`), `luci-app-opkg` was renamed to
+//!   `luci-app-package-manager` before 24.10 too (r27897, luci#7751: "there is no luci-app-opkg
+//!   in 24.10"), which keeps the old name as a `Provides`; `opkg` gives way to `apk-mbedtls` in
+//!   25.12 and `px5g-wolfssl` is dropped there.
 //!
 //! The package table is a text table (one row per package) because a table of ~130 packages
 //! reads far better as text than as Rust struct literals; the unit test `package_table_is_well_formed`
@@ -445,7 +451,9 @@ impl Catalog {
             return None;
         }
         let version = self.expand_version(release, row, row.version(release.era)?);
-        let abi_version = row.abi(release.era).map(str::to_owned);
+        let abi_version = row
+            .abi(release.era)
+            .map(|abi| format_abi_suffix(row.name, abi));
         let name = format!("{}{}", row.name, abi_version.as_deref().unwrap_or(""));
         let mut depends = Vec::new();
         if row.feed == Feed::Kmods {
@@ -457,7 +465,10 @@ impl Catalog {
                 .iter()
                 .find(|r| r.name == dep)
                 .and_then(|r| r.abi(release.era))
-                .map_or_else(|| dep.to_owned(), |abi| format!("{dep}{abi}"));
+                .map_or_else(
+                    || dep.to_owned(),
+                    |abi| format!("{dep}{}", format_abi_suffix(dep, abi)),
+                );
             depends.push(published);
         }
         let mut provides: Vec<String> = split(row.provides);
@@ -498,6 +509,20 @@ impl Catalog {
             .replace("$KPKG", &kernel_package_version(release))
             .replace("$REV", release.revision_hash())
             .replace('@', &git)
+    }
+}
+
+/// OpenWrt's `FormatABISuffix` (`include/feeds.mk`): the suffix an ABI-versioned package's name
+/// carries, which is also what its `ABIVersion:` field and `openwrt:abiversion=` tag record. A
+/// name ending in a digit gets a `-` first (`libpython3` + `3.11` → `libpython3-3.11`); kernel
+/// modules never get one.
+fn format_abi_suffix(name: &str, abi_version: &str) -> String {
+    if name.starts_with("kmod-") || abi_version.is_empty() {
+        String::new()
+    } else if name.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("-{abi_version}")
+    } else {
+        abi_version.to_owned()
     }
 }
 
@@ -1025,7 +1050,6 @@ cgi-io | base | | | 2022.08.10~@-r1 | 2025.06.12~@-r1 | 10 | | | libc libubox li
 px5g-mbedtls | base | | | 10 | 11 | 10 | | | libc libmbedtls | px5g | |
 px5g-wolfssl | base | | | 9 | - | 10 | | | libc libwolfssl | px5g | |
 libwolfssl | base | 5.7.6.e624513f | | 5.7.6-r1 | - | 900 | | | libc | | |
-auc | base | | | 0.3.2-r2 | - | 40 | | | libc libubox libuci libubus libblobmsg-json libuclient rpcd-mod-rpcsys | | |
 owut | base | | | 2025.03.20~@-r1 | 2025.10.20~@-r1 | 60 | all | | ucode ucode-mod-fs ucode-mod-uci ucode-mod-ubus rpcd-mod-file rpcd-mod-ucode attendedsysupgrade-common | | |
 attendedsysupgrade-common | base | | | 11 | 12 | 5 | all | | | | |
 e2fsprogs | base | | | 1.47.0-r2 | 1.47.3-r1 | 400 | | | libc libext2fs | | |
@@ -1038,7 +1062,7 @@ uboot-envtools | base | | | 2024.07-r1 | 2025.10-r1 | 30 | | ath79 mediatek | li
 swconfig | base | | | 12 | 12 | 30 | | ath79 | libc libuci libnl-tiny | | |
 fitblk | base | | | 1 | 1 | 5 | all | mediatek | | | |
 # luci: packages/<arch>/luci
-luci | luci | | | 25.031.45123~@ | 25.330.71005~@ | 5 | all | | luci-light 24:luci-app-opkg 25:luci-app-package-manager | | |
+luci | luci | | | 25.031.45123~@ | 25.330.71005~@ | 5 | all | | luci-light luci-app-package-manager | | |
 luci-light | luci | | | 25.031.45123~@ | 25.330.71005~@ | 5 | all | | luci-base luci-mod-admin-full luci-theme-bootstrap luci-app-firewall rpcd-mod-rrdns uhttpd uhttpd-mod-ubus luci-proto-ipv6 luci-proto-ppp | | |
 luci-base | luci | | | 25.031.45123~@ | 25.330.71005~@ | 820 | | | libc ucode ucode-mod-fs ucode-mod-uci ucode-mod-ubus ucode-mod-math rpcd rpcd-mod-file rpcd-mod-luci rpcd-mod-ucode cgi-io luci-lib-base | | |
 rpcd-mod-luci | luci | | | 20240305 | 20250909 | 30 | | | libc rpcd libubus libuci libiwinfo | | |
@@ -1049,8 +1073,7 @@ luci-mod-system | luci | | | 25.031.45123~@ | 25.330.71005~@ | 90 | all | | luci
 luci-mod-network | luci | | | 25.031.45123~@ | 25.330.71005~@ | 160 | all | | luci-base | | |
 luci-theme-bootstrap | luci | | | 25.031.45123~@ | 25.330.71005~@ | 150 | all | | luci-base | | |
 luci-app-firewall | luci | | | 25.031.45123~@ | 25.330.71005~@ | 80 | all | | luci-base firewall4 | | |
-luci-app-opkg | luci | | | 25.031.45123~@ | - | 60 | all | | luci-base opkg | | |
-luci-app-package-manager | luci | | | - | 25.330.71005~@ | 70 | all | | luci-base | | |
+luci-app-package-manager | luci | | | 25.031.45123~@ | 25.330.71005~@ | 70 | all | | luci-base | luci-app-opkg | |
 luci-proto-ipv6 | luci | | | 25.031.45123~@ | 25.330.71005~@ | 20 | all | | luci-base | | |
 luci-proto-ppp | luci | | | 25.031.45123~@ | 25.330.71005~@ | 20 | all | | luci-base | | |
 luci-ssl | luci | | | 25.031.45123~@ | 25.330.71005~@ | 5 | all | | luci libustream-mbedtls px5g-mbedtls | | |
@@ -1160,9 +1183,53 @@ mod tests {
         };
         let old = names("24.10.5");
         let new = names("25.12.1");
-        assert!(old.contains("auc") && !new.contains("auc"));
-        assert!(old.contains("luci-app-opkg") && new.contains("luci-app-package-manager"));
+        assert!(old.contains("opkg") && !new.contains("opkg"));
+        assert!(!old.contains("apk-mbedtls") && new.contains("apk-mbedtls"));
         assert!(old.contains("px5g-wolfssl") && !new.contains("px5g-wolfssl"));
+    }
+
+    #[test]
+    fn renames_older_than_the_24_10_branch_are_done_in_24_10() {
+        // 24.10 branched at r27990: `auc` (gone at r26792) and `luci-app-opkg` (renamed at
+        // r27897) are in its `package_changes`, so no 24.10 release may ship them.
+        let catalog = Catalog::new(Seed(1));
+        let target = catalog.target("ath79/generic").unwrap();
+        for release in &catalog.releases {
+            let packages = catalog.packages(release, target);
+            let has = |name: &str| packages.iter().any(|p| p.base_name == name);
+            assert!(!has("auc") && has("owut"), "{}", release.version);
+            assert!(
+                !has("luci-app-opkg") && has("luci-app-package-manager"),
+                "{}",
+                release.version
+            );
+            let manager = packages
+                .iter()
+                .find(|p| p.name == "luci-app-package-manager")
+                .unwrap();
+            assert_eq!(manager.provides, ["luci-app-opkg"]);
+        }
+    }
+
+    #[test]
+    fn a_name_ending_in_a_digit_takes_a_dash_before_its_abi_version() {
+        let catalog = Catalog::new(Seed(1));
+        let release = catalog.release("24.10.4").unwrap();
+        let target = catalog.target("x86/64").unwrap();
+        let packages = catalog.packages(release, target);
+        let python = packages
+            .iter()
+            .find(|p| p.base_name == "libpython3")
+            .unwrap();
+        assert_eq!(python.name, "libpython3-3.11");
+        assert_eq!(python.abi_version.as_deref(), Some("-3.11"));
+        let light = packages.iter().find(|p| p.name == "python3-light").unwrap();
+        assert!(light.depends.contains(&"libpython3-3.11".to_owned()));
+        let json = packages
+            .iter()
+            .find(|p| p.base_name == "libjson-c")
+            .unwrap();
+        assert_eq!(json.name, "libjson-c5");
     }
 
     #[test]

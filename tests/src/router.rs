@@ -8,8 +8,12 @@
 //! `/etc/apk/world` for 25.12 and snapshots. The installed set is what the fixture ImageBuilder
 //! of that release installs for the profile's default packages plus the user's packages
 //! ([`installed_packages`]), so versions, ABI names and dependencies match the mirror exactly.
-//! Top-level packages are the ones the ImageBuilder was asked for (without `kernel`); their
-//! dependencies are marked auto-installed, as opkg and apk mark them.
+//! Top-level packages are the ones the ImageBuilder was asked for (without `kernel`), including
+//! the package that answered a name through `Provides` (`nftables-json` for the default
+//! `nftables`): opkg marks it user-installed, as the captured 24.10 status in
+//! `proto/testdata/opkg` shows. Their dependencies are marked auto-installed. The databases
+//! carry every package's `Provides` (opkg `Provides:`, apk `p:name=version`), and apk's world
+//! lists the names as requested (`nftables`, `libgcc`), as `apk add` writes them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,7 +79,9 @@ pub struct InstalledPackage {
     pub architecture: String,
     /// `Depends`, as published.
     pub depends: Vec<String>,
-    /// Installed on request (not `Auto-Installed`).
+    /// `Provides`, as published (the base name first for ABI-versioned packages).
+    pub provides: Vec<String>,
+    /// Installed on request, by its name or a name it provides (not `Auto-Installed`).
     pub top_level: bool,
 }
 
@@ -153,7 +159,7 @@ pub fn installed_packages(
     }
     let by_name: BTreeMap<&str, &crate::catalog::Package> =
         packages.iter().map(|p| (p.name.as_str(), p)).collect();
-    Ok(report
+    let mut installed: Vec<InstalledPackage> = report
         .installed
         .iter()
         .map(|installed| {
@@ -166,13 +172,52 @@ pub fn installed_packages(
                 architecture: published
                     .map_or_else(|| target.arch_packages.clone(), |p| p.architecture.clone()),
                 depends: published.map(|p| p.depends.clone()).unwrap_or_default(),
-                top_level: installed.name != "kernel"
-                    && requested
-                        .iter()
-                        .any(|r| *r == installed.name || *r == installed.package),
+                provides: published.map(|p| p.provides.clone()).unwrap_or_default(),
+                top_level: false,
             }
         })
-        .collect())
+        .collect();
+    // Each requested name marks the package that answered it: itself, else its provider.
+    for name in requested_names(&requested) {
+        let answered = installed
+            .iter()
+            .position(|p| p.name == name || p.package == name)
+            .or_else(|| installed.iter().position(|p| p.provides.contains(&name)));
+        if let Some(package) = answered.and_then(|index| installed.get_mut(index)) {
+            package.top_level = true;
+        }
+    }
+    Ok(installed)
+}
+
+/// The names in `/etc/apk/world` of a router built from `spec`: the image's defaults, the
+/// profile's packages and the user's, as the ImageBuilder asked for them (removals and `kernel`
+/// left out), sorted.
+pub fn world_names(catalog: &Catalog, spec: &RouterSpec) -> Result<Vec<String>, RouterError> {
+    let (release, target) = release_and_target(catalog, spec)?;
+    let profile = target
+        .profile(&spec.profile)
+        .ok_or_else(|| RouterError::UnknownProfile {
+            target: spec.target.clone(),
+            profile: spec.profile.clone(),
+        })?;
+    let requested = build_packages(
+        &catalog.default_packages(release, target),
+        &profile.device_packages,
+        &spec.user_packages,
+    );
+    Ok(requested_names(&requested))
+}
+
+fn requested_names(requested: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = requested
+        .iter()
+        .filter(|name| !name.starts_with('-') && *name != "kernel")
+        .cloned()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// Writes the router's files under `dir`; returns the installed packages.
@@ -211,7 +256,11 @@ pub fn write_root(
         PackageManager::Opkg => write(dir, "usr/lib/opkg/status", &opkg_status(&installed))?,
         PackageManager::Apk => {
             write(dir, "lib/apk/db/installed", &apk_installed(&installed))?;
-            write(dir, "etc/apk/world", &apk_world(&installed))?;
+            write(
+                dir,
+                "etc/apk/world",
+                &apk_world(&world_names(catalog, spec)?),
+            )?;
         }
     }
     create_dir(&dir.join("tmp"))?;
@@ -230,8 +279,8 @@ pub fn opkg_status(packages: &[InstalledPackage]) -> String {
         if !package.depends.is_empty() {
             let _ = writeln!(out, "Depends: {}", package.depends.join(", "));
         }
-        if package.abi_version.is_some() {
-            let _ = writeln!(out, "Provides: {}", package.name);
+        if !package.provides.is_empty() {
+            let _ = writeln!(out, "Provides: {}", package.provides.join(", "));
         }
         let _ = writeln!(out, "Status: install ok installed");
         let _ = writeln!(out, "Architecture: {}", package.architecture);
@@ -251,8 +300,15 @@ pub fn apk_installed(packages: &[InstalledPackage]) -> String {
         let _ = writeln!(out, "P:{}", package.package);
         let _ = writeln!(out, "V:{}", package.version);
         let _ = writeln!(out, "A:{}", package.architecture);
+        if !package.provides.is_empty() {
+            let provides: Vec<String> = package
+                .provides
+                .iter()
+                .map(|provided| format!("{provided}={}", package.version))
+                .collect();
+            let _ = writeln!(out, "p:{}", provides.join(" "));
+        }
         if let Some(abi) = &package.abi_version {
-            let _ = writeln!(out, "p:{}={}", package.name, package.version);
             let _ = writeln!(out, "g:openwrt:abiversion={abi}");
         }
         out.push('\n');
@@ -260,15 +316,8 @@ pub fn apk_installed(packages: &[InstalledPackage]) -> String {
     out
 }
 
-/// apk's `/etc/apk/world`: the top-level packages, one per line.
-pub fn apk_world(packages: &[InstalledPackage]) -> String {
-    let mut names: Vec<&str> = packages
-        .iter()
-        .filter(|p| p.top_level)
-        .map(|p| p.name.as_str())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
+/// apk's `/etc/apk/world`: the requested names ([`world_names`]), one per line.
+pub fn apk_world(names: &[String]) -> String {
     names.iter().map(|name| format!("{name}\n")).collect()
 }
 
@@ -345,11 +394,51 @@ mod tests {
     fn refuses_a_package_the_release_does_not_have() {
         let catalog = Catalog::new(Seed(1));
         let mut spec = RouterSpec::new("24.10.4", "x86/64", "generic", "qemu-standard-pc");
-        spec.user_packages = vec!["luci-app-package-manager".to_owned()];
+        spec.user_packages = vec!["apk-mbedtls".to_owned()];
         let error = installed_packages(&catalog, &spec).unwrap_err();
-        assert!(
-            error.to_string().contains("luci-app-package-manager"),
-            "{error}"
+        assert!(error.to_string().contains("apk-mbedtls"), "{error}");
+    }
+
+    #[test]
+    fn the_provider_of_a_default_is_top_level_and_says_what_it_provides() {
+        // OpenWrt's default `nftables` is installed as `nftables-json`, which opkg records as
+        // user-installed with `Provides: nftables` (proto/testdata/opkg/status-24.10-ath79).
+        let catalog = Catalog::new(Seed(1));
+        let spec = RouterSpec::new(
+            "24.10.4",
+            "ath79/generic",
+            "tplink_archer-c7-v5",
+            "tplink,archer-c7-v5",
         );
+        let installed = installed_packages(&catalog, &spec).unwrap();
+        let nftables = installed
+            .iter()
+            .find(|p| p.name == "nftables-json")
+            .unwrap();
+        assert!(nftables.top_level);
+        let status = attendant_proto::opkg::parse(opkg_status(&installed).as_bytes()).unwrap();
+        assert_eq!(
+            status.provider("nftables").map(|p| p.name.as_str()),
+            Some("nftables-json")
+        );
+        assert!(status.get("nftables-json").unwrap().top_level);
+        assert!(!status.get("libnftnl").unwrap().top_level);
+    }
+
+    #[test]
+    fn apk_world_lists_the_requested_names() {
+        let catalog = Catalog::new(Seed(1));
+        let spec = RouterSpec::new("25.12.1", "x86/64", "generic", "qemu-standard-pc");
+        let installed = installed_packages(&catalog, &spec).unwrap();
+        let world = apk_world(&world_names(&catalog, &spec).unwrap());
+        assert!(world.lines().any(|line| line == "nftables"), "{world}");
+        assert!(world.lines().any(|line| line == "libgcc"), "{world}");
+        assert!(!world.lines().any(|line| line == "kernel"), "{world}");
+        let parsed =
+            attendant_proto::apk::parse(apk_installed(&installed).as_bytes(), world.as_bytes())
+                .unwrap();
+        assert!(parsed.provider("nftables").is_some());
+        assert!(parsed.get("libgcc").unwrap().top_level);
+        assert_eq!(parsed.get("libgcc").unwrap().package, "libgcc1");
     }
 }

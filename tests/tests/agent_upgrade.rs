@@ -21,6 +21,7 @@
     reason = "a test harness: a failure should panic with the value"
 )]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixtur
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
 use attendant_e2e::{MirrorServer, router::InstalledPackage};
+use attendant_proto::api::manifest_entry;
 use attendant_proto::usign::{Fingerprint, SecretKey};
 use attendant_server::config::Config;
 use serde_json::Value;
@@ -147,38 +149,35 @@ fn an_x86_router_upgrades_to_the_point_release_with_a_combined_image() {
 }
 
 #[test]
-fn a_major_release_upgrade_moves_from_opkg_to_apk_and_applies_the_renames() {
-    let spec = archer_spec("24.10.5", &["tmux", "auc", "luci-app-opkg"]);
+fn a_major_release_upgrade_moves_from_opkg_to_apk_and_keeps_abi_versioned_libraries() {
+    // `libubox` is a library the user installed by hand: opkg calls it `libubox20240329`, the
+    // 25.12 apk build `libubox20250719` (an ABI bump), and the request, the index and the
+    // agent call it `libubox`. `libgcc` is a top-level default with the same split (`libgcc1`).
+    let spec = archer_spec("24.10.5", &["tmux", "libubox"]);
     let router = Router::new(spec, Signing::Signed);
     let proxy = router.proxy(Fault::None);
-
-    // Known gap (reported with issue 5): on apk releases the ImageBuilder's manifest names
-    // ABI-versioned libraries with their suffix (`libgcc1`), while the v2 index and the request
-    // use bare names (`libgcc`), so the server's ASU-compatible manifest check fails the build
-    // of every top-level ABI-versioned library. They are removed from the request here (they
-    // stay in the image as dependencies) until the agent or the server maps the names.
     let abi_libraries: Vec<String> = router
         .installed
         .iter()
         .filter(|p| p.top_level && p.abi_version.is_some())
         .map(|p| p.name.clone())
         .collect();
-    assert!(
-        abi_libraries.contains(&"libgcc".to_owned()),
-        "{abi_libraries:?}"
-    );
-    let removals = abi_libraries.join(",");
-    let to_25 = ["--version-to", "25.12.1", "--remove", removals.as_str()];
+    for name in ["libgcc", "libubox", "libustream-mbedtls"] {
+        assert!(abi_libraries.iter().any(|l| l == name), "{abi_libraries:?}");
+    }
+
+    let to_25 = ["--version-to", "25.12.1"];
     let check = router.run(&proxy, &[&["check"][..], &to_25].concat());
     assert_exit(&check, UPGRADE_AVAILABLE);
     let out = stdout(&check);
-    for line in [
-        "renamed:      auc -> owut",
-        "renamed:      luci-app-opkg -> luci-app-package-manager",
-        "renamed:      opkg -> apk-mbedtls",
-    ] {
-        assert!(out.contains(line), "missing `{line}`:\n{out}");
-    }
+    assert!(
+        out.contains("renamed:      opkg -> apk-mbedtls"),
+        "missing the opkg rename:\n{out}"
+    );
+    // 24.10 had neither `auc` nor `luci-app-opkg`, so the 25.12 branch's renames of them do
+    // not apply to this router.
+    assert!(!out.contains("auc ->"), "{out}");
+    assert!(!out.contains("luci-app-opkg ->"), "{out}");
 
     let upgrade = router.run(&proxy, &[&["upgrade"][..], &to_25].concat());
     assert_exit(&upgrade, 0);
@@ -187,20 +186,30 @@ fn a_major_release_upgrade_moves_from_opkg_to_apk_and_applies_the_renames() {
     let response = &record["response"];
     assert_eq!(response["version_number"], "25.12.1");
     assert_eq!(record["image"]["type"], "sysupgrade");
-    for name in ["owut", "luci-app-package-manager", "apk-mbedtls", "tmux"] {
+    let manifest: BTreeMap<String, String> =
+        serde_json::from_value(response["manifest"].clone()).unwrap();
+    for name in ["apk-mbedtls", "tmux", "libubox", "libgcc"] {
         assert!(server_requested(response, name), "`{name}` not requested");
         assert!(
-            response["manifest"].get(name).is_some(),
+            manifest_entry(&manifest, name).is_some(),
             "`{name}` not built"
         );
     }
-    for name in ["auc", "luci-app-opkg", "opkg"] {
-        assert!(
-            !server_requested(response, name),
-            "`{name}` still requested"
+    // The apk build names the libraries with their (new) ABI suffix; the request pinned the
+    // bare names at the versions the manifest has.
+    let versions = &response["request"]["packages_versions"];
+    for (name, built) in [("libubox", "libubox20250719"), ("libgcc", "libgcc1")] {
+        assert_eq!(
+            versions[name].as_str(),
+            manifest.get(built).map(String::as_str),
+            "{name}"
         );
-        assert!(response["manifest"].get(name).is_none(), "`{name}` built");
     }
+    assert!(
+        !server_requested(response, "opkg"),
+        "`opkg` still requested"
+    );
+    assert!(manifest_entry(&manifest, "opkg").is_none(), "`opkg` built");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! - [`parse_make_info`]: `make info` → revision, default packages, profiles.
 //! - [`parse_manifest`]: `make manifest` output (`name - version` for opkg, `name version` for
-//!   apk) → name → version; [`check_manifest`] compares it with `packages_versions`.
+//!   apk) → name → version; [`manifest_entry`] finds a requested name in it, ABI suffix or not,
+//!   and [`check_manifest`] compares it with `packages_versions`.
 //! - [`scan_package_errors`]: opkg/apk error output of a failed `make manifest` → the missing
 //!   and conflicting packages ASU names in `Impossible package selection: ...`.
 //! - [`is_size_error`]: whether `make image` failed because the image is too big.
@@ -12,8 +13,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 
 use crate::api::response::BuildFailure;
+use crate::installed::is_abi_versioned_name;
 
 /// Largest `make info` output accepted, in bytes (big targets print a few hundred KiB).
 pub const MAX_MAKE_INFO_BYTES: usize = 8 * 1024 * 1024;
@@ -171,14 +174,50 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, Imagebuild
     Ok(manifest)
 }
 
+/// The manifest entry (name as built, version) of the package a request calls `name`.
+///
+/// Requests, package indexes v2 and rpcd use bare names (`libgcc`); a manifest of an apk
+/// ImageBuilder names ABI-versioned libraries with their suffix (`libgcc1`, apk's
+/// `list --manifest` cannot strip it), while opkg's `STRIP_ABI=1` manifest has bare names even
+/// when a client asked for `libgcc1`. So the lookup is, in order: the exact name; else the one
+/// entry that is `name` with an ABI suffix ([`is_abi_versioned_name`]); else, when `name`
+/// itself carries an ABI suffix, the entry of its bare name. Two ABI-suffixed entries for one
+/// bare name are ambiguous and match neither.
+pub fn manifest_entry<'a>(
+    manifest: &'a BTreeMap<String, String>,
+    name: &str,
+) -> Option<(&'a str, &'a str)> {
+    if let Some((built, version)) = manifest.get_key_value(name) {
+        return Some((built.as_str(), version.as_str()));
+    }
+    // Every name with `name` as a prefix sorts right after it.
+    let mut suffixed = manifest
+        .range::<str, _>((Bound::Excluded(name), Bound::Unbounded))
+        .take_while(|(built, _)| built.starts_with(name))
+        .filter(|(built, _)| is_abi_versioned_name(built, name));
+    if let Some((built, version)) = suffixed.next() {
+        return suffixed
+            .next()
+            .is_none()
+            .then_some((built.as_str(), version.as_str()));
+    }
+    name.char_indices()
+        .rev()
+        .filter_map(|(index, _)| name.get(..index))
+        .filter(|base| is_abi_versioned_name(name, base))
+        .find_map(|base| manifest.get_key_value(base))
+        .map(|(built, version)| (built.as_str(), version.as_str()))
+}
+
 /// Checks `packages_versions` against the manifest like ASU: the first package (by name) that
-/// is missing or has another version is the error.
+/// is missing or has another version is the error. Names are looked up with
+/// [`manifest_entry`], so a pinned `libgcc` is found as the manifest's `libgcc1`.
 pub fn check_manifest(
     manifest: &BTreeMap<String, String>,
     packages_versions: &BTreeMap<String, String>,
 ) -> Result<(), BuildFailure> {
     for (package, requested) in packages_versions {
-        match manifest.get(package) {
+        match manifest_entry(manifest, package).map(|(_, version)| version) {
             None => {
                 return Err(BuildFailure::NotInManifest {
                     package: package.clone(),
@@ -188,7 +227,7 @@ pub fn check_manifest(
                 return Err(BuildFailure::VersionMismatch {
                     package: package.clone(),
                     requested: requested.clone(),
-                    actual: actual.clone(),
+                    actual: actual.to_owned(),
                 });
             }
             Some(_) => {}
@@ -499,6 +538,71 @@ tplink_archer-c7-v5:
     }
 
     #[test]
+    fn finds_abi_versioned_libraries_under_their_bare_names() {
+        let apk = parse_manifest(
+            "libgcc1 14.3.0-r4\nlibpython3-3.13 3.13.9-r1\nlibubox20250719 2025.07.19~ab-r1\n\
+             nftables-json 1.1.3-r1\npython3 3.13.9-r1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            manifest_entry(&apk, "libgcc"),
+            Some(("libgcc1", "14.3.0-r4"))
+        );
+        assert_eq!(
+            manifest_entry(&apk, "libpython3"),
+            Some(("libpython3-3.13", "3.13.9-r1"))
+        );
+        assert_eq!(
+            manifest_entry(&apk, "libgcc1"),
+            Some(("libgcc1", "14.3.0-r4"))
+        );
+        assert_eq!(
+            manifest_entry(&apk, "python3"),
+            Some(("python3", "3.13.9-r1"))
+        );
+        // A provided name is not an ABI suffix, and kernel modules never carry one.
+        assert_eq!(manifest_entry(&apk, "nftables"), None);
+        assert_eq!(manifest_entry(&apk, "libubox2025"), None);
+        // opkg's `STRIP_ABI=1` manifest has bare names; a client may still ask for the ABI name.
+        let opkg = parse_manifest("libubox - 2024.03.29~eb9bcb64-r1\nkmod-nf-conntrack - 6.6-r1\n")
+            .unwrap();
+        assert_eq!(
+            manifest_entry(&opkg, "libubox20240329"),
+            Some(("libubox", "2024.03.29~eb9bcb64-r1"))
+        );
+        assert_eq!(manifest_entry(&opkg, "kmod-nf-conntrack6"), None);
+    }
+
+    #[test]
+    fn two_abi_versions_of_one_library_are_ambiguous() {
+        let manifest = parse_manifest("libfoo1 1.0\nlibfoo2 2.0\n").unwrap();
+        assert_eq!(manifest_entry(&manifest, "libfoo"), None);
+        assert_eq!(
+            manifest_entry(&manifest, "libfoo2"),
+            Some(("libfoo2", "2.0"))
+        );
+    }
+
+    #[test]
+    fn check_manifest_accepts_a_pinned_library_built_with_its_abi_suffix() {
+        let manifest =
+            parse_manifest("libgcc1 14.3.0-r4\nlibubox20250719 2025.07.19~ab-r1\n").unwrap();
+        let pinned: BTreeMap<String, String> = [
+            ("libgcc".to_owned(), "14.3.0-r4".to_owned()),
+            ("libubox".to_owned(), "2025.07.19~ab-r1".to_owned()),
+        ]
+        .into();
+        assert_eq!(check_manifest(&manifest, &pinned), Ok(()));
+        let stale: BTreeMap<String, String> =
+            [("libubox".to_owned(), "2024.03.29~eb9bcb64-r1".to_owned())].into();
+        assert_eq!(
+            check_manifest(&manifest, &stale).unwrap_err().detail(),
+            "Error: Impossible package selection: libubox version not as requested: \
+             2024.03.29~eb9bcb64-r1 vs. 2025.07.19~ab-r1"
+        );
+    }
+
+    #[test]
     fn finds_opkg_missing_package() {
         let errors = scan_package_errors(
             "Collected errors:\n * opkg_install_cmd: Cannot install package luci-app-nonexistent.\n",
@@ -637,6 +741,18 @@ tplink_archer-c7-v5:
             let _ = parse_manifest(&text);
             let _ = scan_package_errors(&text);
             let _ = is_size_error(&text);
+        }
+
+        #[test]
+        fn manifest_lookup_never_panics(
+            names in proptest::collection::vec("[a-zé0-9.-]{1,12}", 0..8),
+            name in "[a-zé0-9.-]{0,14}",
+        ) {
+            let manifest: BTreeMap<String, String> =
+                names.into_iter().map(|n| (n, "1".to_owned())).collect();
+            if let Some((built, _)) = manifest_entry(&manifest, &name) {
+                prop_assert!(manifest.contains_key(built));
+            }
         }
 
         #[test]

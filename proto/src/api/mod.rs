@@ -10,6 +10,7 @@
 //! | [`parse`] | [`parse_build_request`]: validating a body with ASU's rules and pydantic's 422 errors |
 //! | [`validation`] | [`ValidationErrors`]: the list-shaped 422 body, word for word as FastAPI/pydantic v2 write it |
 //! | [`hash`] | [`RequestHash`], [`CanonicalRequest`], [`request_hash`] and the package-list rules (`diff_packages`) |
+//! | [`fixups`] | [`apply_fixups`]: ASU's per-release edits of the package list before a build |
 //! | [`response`] | the 200 [`BuildResponse`], 202/500 [`BuildStatusBody`], 400/404/529 [`ErrorBody`], the exact 400/500 texts, status header names |
 //! | [`overview`] | `overview.json`, `latest.json`, `branches.json`, `revision` |
 //! | [`body`] | [`BodyError`]: size-checked JSON decoding of the bodies above |
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod body;
+pub mod fixups;
 pub mod hash;
 pub mod imagebuilder;
 pub mod overview;
@@ -40,11 +42,12 @@ pub mod response;
 pub mod validation;
 
 pub use body::BodyError;
+pub use fixups::{Fixed, Fixup, apply_fixups};
 pub use hash::{
     CanonicalRequest, RequestHash, RequestHashError, diff_packages, normalized_packages,
     request_hash, sanitize_profile,
 };
-pub use imagebuilder::{ImagebuilderInfo, PackageErrors};
+pub use imagebuilder::{ImagebuilderInfo, PackageErrors, manifest_entry};
 pub use overview::{
     Branch, Latest, Overview, PackageChange, Revision, ServerInfo, parse_branches, parse_latest,
     parse_overview,
