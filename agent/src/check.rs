@@ -380,13 +380,16 @@ impl Engine {
             &options.add,
         );
         // A default the build requests is not missing: the target of an applied rename
-        // (`opkg` -> `apk-mbedtls` on the way to 25.12) is installed under its old name.
+        // (`opkg` -> `apk-mbedtls` on the way to 25.12) is installed under its old name. Nor is
+        // one an installed package provides (`nftables` through `nftables-json` on 24.10).
         let missing_defaults = if options.clean_slate {
             Vec::new()
         } else {
             plan::missing_defaults(
                 &defaults,
-                &|name| device.packages.contains(name) || requested.iter().any(|r| r == name),
+                &|name| {
+                    device.packages.provider(name).is_some() || requested.iter().any(|r| r == name)
+                },
                 &options.ignored_defaults,
             )
         };

@@ -191,6 +191,7 @@ fn an_unreachable_server_fails_check_with_a_server_error() {
 fn check_reports_the_package_table_and_problems() {
     let server = UpgradeServer::start(image());
     let router = Router::new(&server.url);
+    router.write("usr/lib/opkg/status", &opkg_status_without("urngd"));
     let contract = contract();
     let reply = router.call("check", json!({}));
     assert_reply_shape(&contract, "check", "upgrade_available", &reply);
@@ -210,13 +211,13 @@ fn check_reports_the_package_table_and_problems() {
         .unwrap();
     assert_eq!(luci["change"], "upgrade");
     assert_eq!(reply["summary"]["upgrade"], 1);
-    let nftables = &reply["warnings"][0];
+    let urngd = &reply["warnings"][0];
     assert_eq!(
-        nftables["message"],
-        "default package `nftables` is not installed and will not be in the image",
+        urngd["message"],
+        "default package `urngd` is not installed and will not be in the image",
         "{reply:#}"
     );
-    assert_eq!(nftables["hint"]["code"], "ignored_defaults");
+    assert_eq!(urngd["hint"]["code"], "ignored_defaults");
     assert_no_flags(&reply["warnings"]);
 
     let blocked = router.call("check", json!({"add": ["no-such-package"]}));
@@ -407,6 +408,7 @@ fn a_killed_job_process_is_reported_as_failed() {
 fn a_blocked_job_fails_with_the_problems() {
     let server = UpgradeServer::start(image());
     let router = Router::new(&server.url);
+    router.write("usr/lib/opkg/status", &opkg_status_without("urngd"));
     router.call("start", json!({"add": ["no-such-package"]}));
     let failed = router.wait_for(Duration::from_secs(30), |s| s["state"] == "failed");
     assert_reply_shape(&contract(), "status", "failed", &failed);

@@ -29,6 +29,17 @@ pub(crate) const IMAGE_NAME: &str =
     "openwrt-24.10.6-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin";
 const OPKG_STATUS: &[u8] = include_bytes!("../../../proto/testdata/opkg/status-24.10-ath79");
 
+/// The router's opkg status without the default package `name`, as if the user removed it.
+pub(crate) fn opkg_status_without(name: &str) -> Vec<u8> {
+    let status = String::from_utf8_lossy(OPKG_STATUS);
+    let header = format!("Package: {name}\n");
+    let kept: Vec<&str> = status
+        .split("\n\n")
+        .filter(|stanza| !stanza.starts_with(&header))
+        .collect();
+    kept.join("\n\n").into_bytes()
+}
+
 /// The contract file.
 pub(crate) fn contract() -> Value {
     serde_json::from_str(include_str!("../../contract.json")).unwrap()
