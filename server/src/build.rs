@@ -314,9 +314,14 @@ pub fn repository_allowed(url: &str, allow_list: &[String]) -> bool {
     })
 }
 
-/// Every requested package (removals `-pkg` aside) must be in the target's indexes. Skipped
-/// when the request brings its own repositories (their indexes are not ours to read) or when
-/// upstream publishes no index for the target at all.
+/// Every requested package (removals `-pkg` aside) must be in the target's indexes or be one of
+/// the target's or the profile's default packages. Skipped when the request brings its own
+/// repositories (their indexes are not ours to read) or when upstream publishes no index for the
+/// target at all.
+///
+/// The defaults count because they may be virtual names the ImageBuilder resolves through
+/// `Provides`: 25.12's `nftables` is provided by `nftables-json`, and apk's `index.json` lists no
+/// provides. owut and LuCI send the whole default list, so refusing it would refuse them all.
 async fn check_packages(state: &AppState, spec: &JobSpec) -> Result<(), BuildError> {
     if !spec.request.repositories.is_empty() {
         return Ok(());
@@ -329,10 +334,12 @@ async fn check_packages(state: &AppState, spec: &JobSpec) -> Result<(), BuildErr
     if wanted.is_empty() {
         return Ok(());
     }
-    let arch = state
+    let profiles = state
         .metadata
         .profiles(&spec.version_path, &spec.request.target)
-        .await?
+        .await?;
+    let arch = profiles
+        .as_ref()
         .map(|profiles| profiles.arch_packages.clone())
         .unwrap_or_default();
     let set = state
@@ -342,9 +349,18 @@ async fn check_packages(state: &AppState, spec: &JobSpec) -> Result<(), BuildErr
     if set.is_empty() {
         return Ok(());
     }
+    let is_default = |name: &str| {
+        profiles.as_ref().is_some_and(|profiles| {
+            profiles.default_packages.iter().any(|d| d == name)
+                || profiles
+                    .profiles
+                    .get(&spec.request.profile)
+                    .is_some_and(|profile| profile.device_packages.iter().any(|d| d == name))
+        })
+    };
     let unknown: Vec<String> = wanted
         .into_iter()
-        .filter(|name| !set.contains(name))
+        .filter(|name| !set.contains(name) && !is_default(name))
         .cloned()
         .collect();
     if unknown.is_empty() {

@@ -143,3 +143,31 @@ async fn a_24_10_mediatek_build_adds_fitblk_and_25_12_does_not() {
     assert_eq!(status, 200, "{done}");
     assert_eq!(build_packages(&done), ["tmux"]);
 }
+
+#[tokio::test]
+async fn default_packages_that_are_virtual_names_are_accepted() {
+    let server = Server::start(|_| {}).await;
+    // 25.12's default `nftables` is a name `nftables-json` provides; apk's index.json lists no
+    // provides. owut and LuCI send the whole default list, so the server must not refuse it.
+    let (status, done) = server
+        .build(
+            &json!({"version": "25.12.1", "target": "x86/64", "profile": "generic",
+                       "packages": ["nftables", "tmux"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert!(manifest(&done).contains_key("nftables-json"), "{done}");
+
+    // A name that is neither in the indexes nor a default is still refused before any build.
+    let (status, refused) = server
+        .build(
+            &json!({"version": "25.12.1", "target": "x86/64", "profile": "generic",
+                       "packages": ["nftables", "no-such-package"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        refused["detail"], "Unsupported package(s): no-such-package",
+        "{refused}"
+    );
+}
