@@ -8,7 +8,11 @@
 //!
 //! The job store is the SQLite file `database` unless `database_url` names a PostgreSQL
 //! database (`postgres://user:password@host:5432/attendant`); then API nodes (`serve`) and
-//! workers (`worker`) on several hosts share it, together with a shared `store_dir`.
+//! workers (`worker`) on several hosts share it, together with a shared `store_dir`. TLS to
+//! PostgreSQL is set in the URL with libpq's parameters: `sslmode` (`disable`, `prefer` (the
+//! default), `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of CA
+//! certificates trusted besides the system's), e.g.
+//! `postgres://attendant@db.example/attendant?sslmode=verify-full&sslrootcert=/etc/attendant/db-ca.crt`.
 //!
 //! The ASU settings that apply keep ASU's names and defaults: `allow_defaults`,
 //! `max_custom_rootfs_size_mb`, `max_defaults_length`, `max_pending_jobs`, `build_ttl`,
@@ -271,6 +275,8 @@ pub struct Config {
     pub database: Option<PathBuf>,
     /// PostgreSQL database shared by API nodes and workers on several hosts
     /// (`postgres://user:password@host:5432/attendant`; default: none, the SQLite `database`).
+    /// TLS: `?sslmode=verify-full&sslrootcert=/path/ca.crt` (libpq's parameters; `sslmode`
+    /// defaults to `prefer`, encrypted only if the server offers it, unverified).
     pub database_url: Option<DatabaseUrl>,
     /// Built images, served at `/store/` (default `<data_dir>/store`).
     pub store_dir: Option<PathBuf>,

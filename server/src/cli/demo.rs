@@ -16,13 +16,23 @@ use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, generate, helper_path};
 use crate::config::Config;
 use crate::signing::{generate_key_pair, load_secret_key};
 
+/// `demo --help`'s examples.
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  attendant-server demo
+  attendant-server demo --listen 127.0.0.1:9000 --workers 1
+
+The mirror (`<data_dir>/demo-upstream`, default ./data/demo-upstream) is generated once and
+served on a loopback port; images are signed with `<data_dir>/demo-key-build`. The commands to
+try are printed at start.";
+
 /// Options of `demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (default: `listen` of the configuration, 127.0.0.1:8000).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Build workers (default: 2).
+    /// Build workers; the configuration's `workers` is not used.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
 }

@@ -6,6 +6,14 @@ use crate::config::Config;
 use crate::service::Service;
 use crate::state::now;
 
+/// `gc --help`'s examples.
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  attendant-server gc --config /etc/attendant/attendant.toml
+
+`serve` runs the same pass every `gc_interval` (default: 5m); store directories without a job
+are deleted once older than `orphan_grace` (default: 1h).";
+
 /// Options of `gc`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -5,6 +5,15 @@ use std::process::ExitCode;
 
 use crate::signing::{generate_key_pair, public_path_of};
 
+/// `keygen --help`'s examples.
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  attendant-server keygen
+  attendant-server keygen -s /etc/attendant/key-build --comment 'attendant.example.org'
+
+Then set `signing_key = \"/etc/attendant/key-build\"` (or ATTENDANT_SIGNING_KEY) so that `serve`
+signs every image and publishes the public key at /keys/<fingerprint>.";
+
 /// Options of `keygen`.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -25,13 +25,13 @@ use crate::config::{CONFIG_ENV, Config};
 
 /// Image-on-demand server for OpenWrt, compatible with Attended SysUpgrade (ASU) clients.
 #[derive(Debug, Parser)]
-#[command(name = "attendant-server", version, about, long_about = None)]
+#[command(name = "attendant-server", version, about, long_about = None, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Configuration file (TOML); `ATTENDANT_*` environment variables override it
-    /// (default: none, built-in defaults).
+    /// Configuration file (TOML); `ATTENDANT_<KEY>` environment variables override its
+    /// top-level keys (default: none, built-in defaults).
     #[arg(long, short = 'c', global = true, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// Log format on stderr (default: text).
+    /// Log format on stderr; the level comes from `RUST_LOG` (default: `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// The command.
@@ -48,20 +48,38 @@ pub enum LogFormat {
     Json,
 }
 
+/// The top-level help's examples and notes.
+const EXAMPLES: &str = "\
+Examples:
+  attendant-server demo
+  attendant-server serve --config /etc/attendant/attendant.toml
+  ATTENDANT_WORKERS=0 attendant-server serve --listen 0.0.0.0:8000
+  attendant-server keygen -s /etc/attendant/key-build
+
+Configuration: the TOML file of --config or ATTENDANT_CONFIG. An ATTENDANT_<KEY> environment
+variable overrides the top-level key <key> (ATTENDANT_DATABASE_URL sets `database_url`); tables
+such as `branches` are set in the file only. Every key has a default; the keys are documented in
+server/src/config.rs and the README.";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API with in-process build workers.
+    #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
     /// Run build workers only, sharing the database and store of a `serve` process (on other
     /// hosts: a PostgreSQL `database_url` and a shared `store_dir`).
+    #[command(after_help = worker::EXAMPLES)]
     Worker(worker::Args),
     /// Write a usign key pair for signing images (secret key mode 0600) and print its fingerprint.
+    #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::Args),
     /// Delete expired results with their files and unreferenced store directories, once.
+    #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
-    /// Generate a fixture OpenWrt mirror into ./data/demo-upstream and serve from it.
+    /// Generate a fixture OpenWrt mirror into `<data_dir>/demo-upstream` and serve from it.
     #[cfg(feature = "demo")]
+    #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
 }
 

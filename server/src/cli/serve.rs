@@ -9,6 +9,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::service::Service;
 
+/// `serve --help`'s examples.
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  attendant-server serve
+  attendant-server serve --config /etc/attendant/attendant.toml --listen 0.0.0.0:8000
+  attendant-server serve --workers 0    # API only: `attendant-server worker` builds
+
+SIGINT or SIGTERM stops accepting requests and lets requests and builds finish within
+`shutdown_timeout` (default: 30s).";
+
 /// Options of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {

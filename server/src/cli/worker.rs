@@ -8,10 +8,20 @@ use crate::config::Config;
 use crate::service::Service;
 use crate::worker::run_workers;
 
+/// `worker --help`'s examples.
+pub(super) const EXAMPLES: &str = "\
+Examples:
+  attendant-server worker --config /etc/attendant/attendant.toml
+  ATTENDANT_DATABASE_URL='postgres://attendant@db.example/attendant?sslmode=verify-full&sslrootcert=/etc/attendant/db-ca.crt' \\
+    ATTENDANT_STORE_DIR=/srv/attendant/store attendant-server worker --workers 4
+
+On one host, workers share the SQLite file `database` with `serve`; on other hosts they need
+the same PostgreSQL `database_url` and the same `store_dir` (a shared file system).";
+
 /// Options of `worker`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Build workers to run (default: `workers`, the CPU count).
+    /// Build workers to run, at least 1 (default: `workers`, the CPU count).
     #[arg(long)]
     pub workers: Option<usize>,
 }

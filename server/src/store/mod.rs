@@ -68,6 +68,37 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// TLS with the PostgreSQL server failed: `sslmode` demands TLS and the server offers none,
+    /// or the server's certificate was refused (unknown issuer, wrong host name, expired).
+    #[error("cannot connect to PostgreSQL at {target} over TLS ({tls})")]
+    Tls {
+        /// Host and port, database and user; never the password.
+        target: String,
+        /// The `sslmode` and, where it is used, the `sslrootcert`.
+        tls: String,
+        /// rustls' or sqlx's complaint, e.g. "invalid peer certificate: UnknownIssuer" or
+        /// "server does not support TLS".
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The `sslrootcert` file that `database_url` names cannot be read.
+    #[error("cannot read the `sslrootcert` file `{}` named by `database_url`", path.display())]
+    RootCertUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `sslrootcert` file holds no PEM certificate.
+    #[error(
+        "the `sslrootcert` file `{}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); expected the CA certificate that signed the PostgreSQL server's certificate",
+        path.display()
+    )]
+    RootCertNotPem {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// The PostgreSQL server did not answer in time.
     #[error("cannot connect to PostgreSQL at {target}: no answer within {after:?}")]
     ConnectTimeout {
@@ -220,7 +251,8 @@ pub struct Counts {
 /// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`].
 pub trait Store: Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
-    /// jobs are queued. An expired row is replaced by the new job.
+    /// jobs are queued. An expired row is replaced by the new job, which queues behind every job
+    /// already queued, as any new job does.
     fn submit(
         &self,
         job: NewJob,

@@ -15,6 +15,11 @@
 //! refused connection until its timeout and then reports only "timed out", while an operator
 //! needs to read "connection refused" or "password authentication failed" and the host it was
 //! for. Messages name host, port, database and user, never the password.
+//!
+//! Connections use TLS as `sslmode` and `sslrootcert` in the URL say (libpq's parameters and
+//! defaults: `prefer` unless told otherwise); `postgres/tls.rs` says what is checked and reported.
+
+mod tls;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -24,6 +29,7 @@ use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
+use self::tls::TlsSettings;
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
     UnixMillis, fenced,
@@ -49,17 +55,29 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://` or `postgresql://`) and applies the
-    /// migrations (under PostgreSQL's advisory lock, so nodes starting together take turns).
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`, with libpq's
+    /// `sslmode` and `sslrootcert` parameters) and applies the migrations (under PostgreSQL's
+    /// advisory lock, so nodes starting together take turns).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|source| StoreError::InvalidUrl { source })?
             .application_name(APPLICATION_NAME);
+        let tls = TlsSettings::of(url, &options);
+        let options = tls.apply(options);
         let target = describe(&options);
+        tls.check_root_cert().await?;
+        tls::install_crypto_provider();
         let first =
             match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await
             {
                 Ok(Ok(connection)) => connection,
+                Ok(Err(error)) if tls.is_tls_failure(&error) => {
+                    return Err(StoreError::Tls {
+                        target,
+                        tls: tls.describe(),
+                        source: cause(error),
+                    });
+                }
                 Ok(Err(error)) => {
                     return Err(StoreError::Connect {
                         target,
@@ -106,14 +124,17 @@ impl Store for PostgresStore {
             if queue_length > max_pending {
                 return Ok(Submission::Overloaded { queue_length });
             }
-            // Inserts, or resets an expired row in place (the hash stays unique, its old files
-            // are replaced by the new build). A live row that a concurrent submission created in
-            // the meantime fails the `WHERE`: nothing is returned and that row is the answer.
+            // Inserts, or resets an expired row (the hash stays unique, its old files are
+            // replaced by the new build). The reset row takes a new id (`id = DEFAULT`, the next
+            // value of the identity), so it queues behind everything submitted since, as a new
+            // submission does: the id is the queue order. A live row that a concurrent
+            // submission created in the meantime fails the `WHERE`: nothing is returned and that
+            // row is the answer.
             let written = sqlx::query(
                 "INSERT INTO jobs (request_hash, state, stage, attempt, run_after, enqueued_at, request)
                  VALUES ($1, 'queued', 'init', 0, $2, $2, $3)
                  ON CONFLICT (request_hash) DO UPDATE SET
-                   state = 'queued', stage = 'init', attempt = 0, worker = NULL,
+                   id = DEFAULT, state = 'queued', stage = 'init', attempt = 0, worker = NULL,
                    lease_until = NULL, run_after = $2, enqueued_at = $2, started_at = NULL,
                    finished_at = NULL, expires_at = NULL, request = $3, result = NULL,
                    failure_detail = NULL, stdout = NULL, stderr = NULL, last_error = NULL

@@ -91,16 +91,21 @@ impl Store for SqliteStore {
                 tx.commit().await?;
                 return Ok(Submission::Overloaded { queue_length });
             }
-            // An expired row that the collector has not deleted yet is reset in place: the
-            // hash stays unique, and its old files are replaced by the new build.
+            // An expired row that the collector has not deleted yet is replaced, not reset in
+            // place: the new row's AUTOINCREMENT id is larger than any before it, so the job
+            // queues behind everything submitted since, as a new submission does (the id is the
+            // queue order). Its old files are replaced by the new build.
+            sqlx::query(
+                "DELETE FROM jobs WHERE request_hash = ?1
+                   AND expires_at IS NOT NULL AND expires_at <= ?2",
+            )
+            .bind(&job.request_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO jobs (request_hash, state, stage, attempt, run_after, enqueued_at, request)
-                 VALUES (?1, 'queued', 'init', 0, ?2, ?2, ?3)
-                 ON CONFLICT (request_hash) DO UPDATE SET
-                   state = 'queued', stage = 'init', attempt = 0, worker = NULL,
-                   lease_until = NULL, run_after = ?2, enqueued_at = ?2, started_at = NULL,
-                   finished_at = NULL, expires_at = NULL, request = ?3, result = NULL,
-                   failure_detail = NULL, stdout = NULL, stderr = NULL, last_error = NULL",
+                 VALUES (?1, 'queued', 'init', 0, ?2, ?2, ?3)",
             )
             .bind(&job.request_hash)
             .bind(now)

@@ -2,7 +2,7 @@
 //! (STYLE rule 24): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
 //! of a private throwaway cluster (or of `ATTENDANT_TEST_DATABASE_URL`'s server; see
 //! `tests/e2e/postgres.rs`). PostgreSQL-only guarantees (`SKIP LOCKED`, connection errors)
-//! follow the suite.
+//! follow the suite; TLS (`sslmode`, `sslrootcert`) is in `tests/tls.rs`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -17,6 +17,8 @@ use super::*;
 mod test_database;
 
 use test_database::TestDatabase;
+
+mod tls;
 
 /// Opens the same database again, as a restarted server would.
 type Reopen = Box<dyn FnOnce() -> BoxFuture<'static, Arc<dyn Store>> + Send>;
@@ -40,6 +42,7 @@ macro_rules! store_suite {
                 heartbeat_keeps_the_lease,
                 finished_job_is_cached_until_expiry,
                 expired_job_is_replaced_by_resubmission,
+                resubmitted_expired_job_goes_to_the_back_of_the_queue,
                 failure_is_cached_with_its_output,
                 failure_output_with_nul_bytes_is_recorded,
                 retried_job_waits_for_its_back_off,
@@ -324,6 +327,42 @@ async fn expired_job_is_replaced_by_resubmission(store: Arc<dyn Store>, _: Reope
     assert_eq!(job.enqueued_at, 200);
     assert_eq!(job.result, None);
     assert_eq!(job.expires_at, None);
+}
+
+/// A result that expired is built again as a new submission would be: behind every job queued
+/// before it, not in the place its first submission once had.
+async fn resubmitted_expired_job_goes_to_the_back_of_the_queue(store: Arc<dyn Store>, _: Reopen) {
+    created(&*store, 1, 0).await;
+    let claim = store.claim("a", 0, MINUTE).await.unwrap().unwrap();
+    store
+        .finish(&claim.request_hash, claim.attempt, "{}", 10, 100)
+        .await
+        .unwrap();
+    created(&*store, 2, 150).await;
+    created(&*store, 3, 160).await;
+    let Submission::Created(again) = store.submit(new_job(1), 10, 200).await.unwrap() else {
+        panic!("an expired result must not be served");
+    };
+    assert_eq!(
+        again.queue_position,
+        Some(2),
+        "two jobs were queued before it"
+    );
+    let polled = store.job(&hash(1), 200).await.unwrap().unwrap();
+    assert_eq!(polled.queue_position, Some(2));
+    let order: Vec<String> = [
+        store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
+        store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
+        store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
+    ]
+    .into_iter()
+    .map(|claim| claim.request_hash)
+    .collect();
+    assert_eq!(
+        order,
+        [hash(2), hash(3), hash(1)],
+        "claimed in submission order"
+    );
 }
 
 async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: Reopen) {

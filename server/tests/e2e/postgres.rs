@@ -12,6 +12,10 @@
 //!   tests or a system cluster), stopped and deleted on drop. `initdb` refuses to run as root,
 //!   so under root (CI) both run as the `postgres` system user, which owns the directory.
 //!
+//! [`TestDatabase::private`] starts such a cluster with [`ClusterOptions`]: also listening on
+//! `127.0.0.1` on a free TCP port (`url` then names `localhost:<port>`), and with TLS on
+//! (`ssl = on`) using a certificate and key the test made, for the `sslmode` tests.
+//!
 //! Without either, the test fails and says `apt-get install postgresql`: a PostgreSQL test that
 //! skips itself would pass on a machine where the backend was never tried.
 
@@ -27,6 +31,17 @@ pub(crate) const TEST_DATABASE_ENV: &str = "ATTENDANT_TEST_DATABASE_URL";
 
 /// How long a private cluster may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a private cluster listens besides its Unix socket.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterOptions {
+    /// Also listen on `127.0.0.1` on a free TCP port; [`TestDatabase::url`] then names
+    /// `localhost:<port>` (trusted without a password, as the socket is).
+    pub(crate) tcp: bool,
+    /// Turn TLS on with this server certificate chain and private key (PEM, in that order);
+    /// needs `tcp`, since PostgreSQL offers no TLS on a Unix socket.
+    pub(crate) tls: Option<(String, String)>,
+}
 
 /// A fresh PostgreSQL database, gone when this is dropped.
 pub(crate) struct TestDatabase {
@@ -50,7 +65,7 @@ impl TestDatabase {
     pub(crate) async fn start() -> Self {
         match std::env::var(TEST_DATABASE_ENV) {
             Ok(admin_url) if !admin_url.trim().is_empty() => Self::external(admin_url).await,
-            _ => Self::private().await,
+            _ => Self::private(ClusterOptions::default()).await,
         }
     }
 
@@ -88,12 +103,19 @@ impl TestDatabase {
         }
     }
 
-    async fn private() -> Self {
-        let mut cluster = Cluster::start();
-        let url = format!(
-            "postgres://postgres@localhost/postgres?host={}",
-            cluster.dir.path().display()
-        );
+    /// A fresh private cluster (never `ATTENDANT_TEST_DATABASE_URL`'s server: only a private
+    /// one can be told to listen on TCP or to offer TLS).
+    pub(crate) async fn private(options: ClusterOptions) -> Self {
+        let mut cluster = Cluster::start(&options);
+        let url = if options.tcp {
+            format!("postgres://postgres@localhost:{}/postgres", cluster.port)
+        } else {
+            format!(
+                "postgres://postgres@localhost:{}/postgres?host={}",
+                cluster.port,
+                cluster.dir.path().display()
+            )
+        };
         let started = Instant::now();
         loop {
             match PgConnection::connect(&url).await {
@@ -146,11 +168,13 @@ impl Drop for TestDatabase {
 /// A private PostgreSQL cluster in a temporary directory.
 struct Cluster {
     dir: tempfile::TempDir,
+    /// The TCP port, and the number in the socket's name `.s.PGSQL.<port>`.
+    port: u16,
     server: Child,
 }
 
 impl Cluster {
-    fn start() -> Self {
+    fn start(options: &ClusterOptions) -> Self {
         let bin = postgres_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("attendant-pg-")
@@ -184,17 +208,44 @@ impl Cluster {
             String::from_utf8_lossy(&initdb.stdout),
             String::from_utf8_lossy(&initdb.stderr)
         );
+        // A throwaway cluster: durability only costs time.
+        let mut settings = vec![
+            "fsync=off".to_owned(),
+            "synchronous_commit=off".to_owned(),
+            "full_page_writes=off".to_owned(),
+        ];
+        let port = if options.tcp {
+            settings.push("listen_addresses=127.0.0.1".to_owned());
+            free_port()
+        } else {
+            settings.push("listen_addresses=".to_owned());
+            5432
+        };
+        if let Some((certificate, key)) = &options.tls {
+            assert!(
+                options.tcp,
+                "PostgreSQL offers TLS on TCP only: set `tcp` too"
+            );
+            let certificate = install(dir.path(), "server.crt", certificate, run_as);
+            let key = install(dir.path(), "server.key", key, run_as);
+            settings.push("ssl=on".to_owned());
+            settings.push(format!("ssl_cert_file={}", certificate.display()));
+            settings.push(format!("ssl_key_file={}", key.display()));
+        }
         let log = std::fs::File::create(dir.path().join("postgres.log"))
             .expect("create the test PostgreSQL log file");
-        let server = command(run_as, &bin.join("postgres"))
+        let mut server = command(run_as, &bin.join("postgres"));
+        server
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
-            .args(["-p", "5432", "-c", "listen_addresses="])
-            // A throwaway cluster: durability only costs time.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"])
+            .arg("-p")
+            .arg(port.to_string());
+        for setting in settings {
+            server.arg("-c").arg(setting);
+        }
+        let server = server
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -205,7 +256,7 @@ impl Cluster {
                     bin.join("postgres").display()
                 )
             });
-        Self { dir, server }
+        Self { dir, port, server }
     }
 
     fn log(&self) -> String {
@@ -231,6 +282,32 @@ impl Drop for Cluster {
         }
         let _ = self.server.wait();
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (PostgreSQL binds it itself).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free TCP port for the test PostgreSQL")
+        .port()
+}
+
+/// Writes `contents` to `dir/name`, readable only by the server's user (PostgreSQL refuses a
+/// private key that others can read), and returns the path.
+fn install(dir: &Path, name: &str, contents: &str, run_as: Option<(u32, u32)>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap_or_else(|error| {
+        panic!("cannot write `{}`: {error}", path.display());
+    });
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .expect("make the test PostgreSQL's TLS files private");
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .expect("hand the test PostgreSQL's TLS files to the `postgres` user");
+    }
+    path
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `postgres`.
