@@ -213,8 +213,7 @@ fn check_reports_the_package_table_and_problems() {
     assert_eq!(reply["summary"]["upgrade"], 1);
     let urngd = &reply["warnings"][0];
     assert_eq!(
-        urngd["message"],
-        "default package `urngd` is not installed and will not be in the image",
+        urngd["message"], "default package `urngd` is not installed and will not be in the image",
         "{reply:#}"
     );
     assert_eq!(urngd["hint"]["code"], "ignored_defaults");
