@@ -4,9 +4,9 @@
 # (binfmt_misc is not assumed; reference/rust-stack.md §5.1):
 #   1. `--help` and `--version`;
 #   2. `check --json` against the real attendant-server, whose upstream is the fixture OpenWrt
-#      mirror of attendant-e2e served over HTTP, with a fake router root (`--root`): a TP-Link
-#      Archer C7 v5 on 24.10.4 whose installed packages are that release's manifest. It must
-#      find the upgrade to 24.10.5 (exit 3).
+#      mirror of attendant-e2e served over HTTP, with a fake router root (`--root`, written by
+#      `attendant-e2e router`): a TP-Link Archer C7 v5 on 24.10.4. It must find the upgrade to
+#      24.10.5 (exit 3).
 #
 # Usage: scripts/agent-cross-check.sh            (from anywhere; about 1-3 minutes on 2 cores)
 # Needs: what build-agent.sh needs, and qemu-user-static.
@@ -108,41 +108,14 @@ wait_for "$work/server.log" "serving"
 server="http://127.0.0.1:$port"
 
 echo "== fake router root: Archer C7 v5 on 24.10.4"
+# The packages the fixture ImageBuilder of 24.10.4 installs for the profile, as on a real
+# router (top-level marks, Provides, ABI versions), and the server the agent asks.
 root="$work/root"
-from="$work/mirror/www/releases/24.10.4/targets/ath79/generic"
-next="$work/mirror/www/releases/24.10.5/targets/ath79/generic/packages/index.json"
-manifest="$from/openwrt-24.10.4-ath79-generic-tplink_archer-c7-v5.manifest"
-[ -f "$manifest" ] || die "the fixture mirror has no \`$manifest\`"
-revision=$(grep -o '"version_code": *"r[^"]*"' "$from/profiles.json" | grep -o 'r[0-9][^"]*')
-mkdir -p "$root/tmp/sysinfo" "$root/usr/lib/opkg" "$root/etc/config" "$root/proc"
-echo "tplink,archer-c7-v5" >"$root/tmp/sysinfo/board_name"
-echo "TP-Link Archer C7 v5" >"$root/tmp/sysinfo/model"
-cat >"$root/usr/lib/os-release" <<EOF
-NAME="OpenWrt"
-VERSION="24.10.4"
-ID="openwrt"
-BUILD_ID="$revision"
-OPENWRT_BOARD="ath79/generic"
-OPENWRT_ARCH="mips_24kc"
-OPENWRT_RELEASE="OpenWrt 24.10.4 $revision"
-EOF
-printf '/dev/root /rom squashfs ro 0 0\noverlayfs:/overlay / overlay rw 0 0\n' >"$root/proc/mounts"
+"$e2e_bin" router "$root" --version 24.10.4 --target ath79/generic \
+  --profile tplink_archer-c7-v5 --board tplink,archer-c7-v5 --model "TP-Link Archer C7 v5" \
+  >/dev/null
+mkdir -p "$root/etc/config"
 printf "config server 'server'\n\toption url '%s'\n" "$server" >"$root/etc/config/attendedsysupgrade"
-# Every package of the release manifest is installed. Those of the target feed (kernel,
-# kmods, base-files, firmware) are top level; the others are marked auto-installed, and so are
-# ABI-versioned names (`libgcc1`: the fixture's Packages carry no ABIVersion to strip).
-# The marking works around check.rs reading the flat `{name: version}` arch index as empty;
-# once it reads it, the feed packages can be top level too, as on a real router.
-while IFS= read -r line; do
-  name=${line%% - *}
-  version=${line#* - }
-  printf 'Package: %s\nVersion: %s\nStatus: install user installed\nArchitecture: mips_24kc\nInstalled-Time: 1744562312\n' \
-    "$name" "$version"
-  if [[ "$name" == *[0-9] ]] || ! grep -qF "\"$name\":" "$next"; then
-    printf 'Auto-Installed: yes\n'
-  fi
-  printf '\n'
-done <"$manifest" >"$root/usr/lib/opkg/status"
 
 echo "== attendant check --json against $server (qemu-aarch64-static)"
 run check 3 check --json --root "$root"

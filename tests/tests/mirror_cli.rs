@@ -40,3 +40,60 @@ fn serve_help_is_pinned() {
          Examples:\n  attendant-e2e serve /tmp/mirror --port 8080\n\n"
     );
 }
+
+#[test]
+fn router_writes_a_root_the_agent_reads_and_names_a_bad_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c7");
+    let output = Command::new(env!("CARGO_BIN_EXE_attendant-e2e"))
+        .args(["router"])
+        .arg(&root)
+        .args([
+            "--version",
+            "24.10.4",
+            "--target",
+            "ath79/generic",
+            "--profile",
+            "tplink_archer-c7-v5",
+            "--board",
+            "tplink,archer-c7-v5",
+            "--add",
+            "tmux",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let board = std::fs::read_to_string(root.join("tmp/sysinfo/board_name")).unwrap();
+    assert_eq!(board, "tplink,archer-c7-v5\n");
+    // The same database the agent parses: tmux is top level, the defaults are there.
+    let status = std::fs::read(root.join("usr/lib/opkg/status")).unwrap();
+    let installed = attendant_proto::opkg::parse(&status).unwrap();
+    let tmux = installed.get("tmux").unwrap();
+    assert!(tmux.top_level);
+    assert!(installed.provider("nftables").is_some());
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_attendant-e2e"))
+        .args(["router"])
+        .arg(dir.path().join("bad"))
+        .args([
+            "--version",
+            "9.9",
+            "--target",
+            "x86/64",
+            "--profile",
+            "generic",
+            "--board",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("release `9.9` is not in the fixture catalogue")
+    );
+}

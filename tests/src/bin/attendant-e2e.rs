@@ -1,10 +1,14 @@
-//! `attendant-e2e`: write the fixture OpenWrt mirror, or serve a directory over HTTP.
+//! `attendant-e2e`: write the fixture OpenWrt mirror, serve a directory over HTTP, or write a
+//! fake router's files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use argh::FromArgs;
+use attendant_e2e::catalog::Catalog;
+use attendant_e2e::router::{RouterSpec, write_root};
+use attendant_e2e::seed::Seed;
 
 /// Fixture OpenWrt downloads mirror for tests and the offline demo.
 #[derive(FromArgs)]
@@ -18,6 +22,7 @@ struct Args {
 enum Command {
     Mirror(MirrorArgs),
     Serve(ServeArgs),
+    Router(RouterArgs),
 }
 
 /// Write the mirror: the served tree to DIR/www, its usign keys to DIR/keys, a summary to
@@ -54,6 +59,42 @@ struct ServeArgs {
     port: u16,
 }
 
+/// Write a fake router's files (board, os-release, mounts, the opkg or apk database of the
+/// fixture release's defaults plus --add packages) under DIR, for `attendant --root DIR`.
+#[derive(FromArgs)]
+#[argh(
+    subcommand,
+    name = "router",
+    example = "attendant-e2e router /tmp/c7 --version 24.10.4 --target ath79/generic --profile tplink_archer-c7-v5 --board tplink,archer-c7-v5 --add tmux",
+    note = "The packages are those the fixture ImageBuilder of that release installs, as on a real router: Provides, ABI versions and top-level marks included. Use the --seed of the mirror the agent will talk to."
+)]
+struct RouterArgs {
+    /// directory to write into (created if missing)
+    #[argh(positional)]
+    dir: PathBuf,
+    /// the installed release, e.g. 24.10.4
+    #[argh(option)]
+    version: String,
+    /// board/subtarget, e.g. ath79/generic
+    #[argh(option)]
+    target: String,
+    /// the profile whose defaults are installed, e.g. tplink_archer-c7-v5
+    #[argh(option)]
+    profile: String,
+    /// the board name, e.g. tplink,archer-c7-v5
+    #[argh(option)]
+    board: String,
+    /// the model /tmp/sysinfo/model reports (default: the board name)
+    #[argh(option)]
+    model: Option<String>,
+    /// a package the user installed on top of the defaults (repeatable)
+    #[argh(option)]
+    add: Vec<String>,
+    /// the fixture seed (default: 1, as `mirror`)
+    #[argh(option, default = "attendant_e2e::mirror::DEFAULT_SEED")]
+    seed: u64,
+}
+
 fn main() -> ExitCode {
     let args: Args = argh::from_env();
     match run(args) {
@@ -86,6 +127,28 @@ fn run(args: Args) -> anyhow::Result<()> {
             loop {
                 std::thread::park();
             }
+        }
+        Command::Router(router) => {
+            let mut spec = RouterSpec::new(
+                &router.version,
+                &router.target,
+                &router.profile,
+                &router.board,
+            );
+            if let Some(model) = router.model {
+                spec.model = model;
+            }
+            spec.user_packages = router.add;
+            let catalog = Catalog::new(Seed(router.seed));
+            let installed = write_root(&router.dir, &catalog, &spec).with_context(|| {
+                format!("cannot write the router into `{}`", router.dir.display())
+            })?;
+            println!(
+                "{}: {} packages installed",
+                router.dir.display(),
+                installed.len()
+            );
+            Ok(())
         }
     }
 }
