@@ -245,14 +245,7 @@ impl OsRelease {
 
     /// The `release` object procd builds from this file.
     pub fn release(&self) -> Result<Release, BoardError> {
-        let required = |key: &'static str| {
-            self.get(key)
-                .map(str::to_owned)
-                .ok_or(BoardError::MissingKey {
-                    file: OS_RELEASE_PATH,
-                    key,
-                })
-        };
+        let required = |key| required_value(&self.variables, OS_RELEASE_PATH, key);
         Ok(Release {
             distribution: required("NAME")?,
             version: required("VERSION")?,
@@ -295,14 +288,7 @@ impl OpenwrtRelease {
     /// The `release` object procd built from this file before 2024-06 (no `builddate`,
     /// no `firmware_url`).
     pub fn release(&self) -> Result<Release, BoardError> {
-        let required = |key: &'static str| {
-            self.get(key)
-                .map(str::to_owned)
-                .ok_or(BoardError::MissingKey {
-                    file: OPENWRT_RELEASE_PATH,
-                    key,
-                })
-        };
+        let required = |key| required_value(&self.variables, OPENWRT_RELEASE_PATH, key);
         Ok(Release {
             distribution: required("DISTRIB_ID")?,
             version: required("DISTRIB_RELEASE")?,
@@ -605,6 +591,17 @@ fn lookup<'a>(variables: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .rev()
         .find(|(name, _)| name == key)
         .map(|(_, value)| value.as_str())
+}
+
+/// The value of `key` in `file`, which the `release` object cannot do without.
+fn required_value(
+    variables: &[(String, String)],
+    file: &'static str,
+    key: &'static str,
+) -> Result<String, BoardError> {
+    lookup(variables, key)
+        .map(str::to_owned)
+        .ok_or(BoardError::MissingKey { file, key })
 }
 
 fn sysinfo_value(bytes: &[u8], file: &'static str) -> Result<String, BoardError> {

@@ -11,9 +11,11 @@
 //! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
 //! | [`mirror_server`] | serves a tree over HTTP on a loopback port, with fault injection |
 //! | [`router`] | a fake router root (`--root`) with a release's packages, for the agent |
+//! | [`http_request`] | reads one HTTP request, for the agent's and the plugin's fake servers |
 //! | [`harness`] | unpacks an ImageBuilder and runs `make` in it for tests |
 //! | [`archive`], [`gzip`] | deterministic `.tar.xz`/`.tar.zst` archives and gzip streams |
 //! | [`seed`] | values derived from the seed |
+//! | [`sysupgrade`] | a recording `sysupgrade` stand-in for a fake router root |
 //!
 //! ```no_run
 //! let mirror = attendant_e2e::mirror::shared_fixture(attendant_e2e::mirror::DEFAULT_SEED)?;
@@ -29,11 +31,13 @@ pub mod archive;
 pub mod catalog;
 pub mod gzip;
 pub mod harness;
+pub mod http_request;
 pub mod imagebuilder;
 pub mod mirror;
 pub mod mirror_server;
 pub mod router;
 pub mod seed;
+pub mod sysupgrade;
 
 pub use mirror::{MirrorInfo, shared_fixture};
 pub use mirror_server::MirrorServer;

@@ -22,7 +22,7 @@
 )]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use attendant_e2e::catalog::Catalog;
+use attendant_e2e::http_request::{self, Request};
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
@@ -635,17 +636,7 @@ impl Router {
             &format!("etc/opkg/keys/{}", shared.mirror.fingerprint),
             &release_key,
         );
-        let log = router.path().join("sysupgrade.log");
-        router.write(
-            "bin/sysupgrade",
-            &format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n", log.display()),
-        );
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            router.path().join("bin/sysupgrade"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        attendant_e2e::sysupgrade::install(router.path(), 0).unwrap();
         router
     }
 
@@ -686,13 +677,11 @@ impl Router {
     }
 
     fn sysupgrade_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path().join("sysupgrade.log"))
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        attendant_e2e::sysupgrade::calls(self.path())
     }
 
     fn clear_sysupgrade_log(&self) {
-        let _ = std::fs::remove_file(self.path().join("sysupgrade.log"));
+        attendant_e2e::sysupgrade::clear(self.path());
     }
 
     /// Runs `attendant <args> --root <root> --server <proxy>` with the stand-in first on `PATH`.
@@ -802,39 +791,20 @@ impl Proxy {
 
 fn forward(client: TcpStream, state: &ProxyState) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
+    let Some(request) = http_request::read(&mut reader)? else {
         return Ok(());
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    let header = |wanted: &str, headers: &[(String, String)]| {
-        headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
-            .map(|(_, value)| value.clone())
     };
-    let length: usize = header("content-length", &headers)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
     state.seen.lock().unwrap().push(Seen {
-        method: method.clone(),
-        path: path.clone(),
-        range: header("range", &headers),
+        method: request.method.clone(),
+        path: request.path.clone(),
+        range: request.header("range").map(str::to_owned),
     });
+    let Request {
+        method,
+        path,
+        headers,
+        mut body,
+    } = request;
 
     if let Fault::BuildProfile(profile) = state.fault
         && method == "POST"
@@ -871,8 +841,9 @@ fn forward(client: TcpStream, state: &ProxyState) -> std::io::Result<()> {
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
     let raw_body = answer[split + 4..].to_vec();
-    let chunked = header("transfer-encoding", &response_headers)
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let chunked = response_headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked")
+    });
     let mut body = if chunked {
         dechunk(&raw_body)
     } else {

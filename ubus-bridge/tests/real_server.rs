@@ -24,7 +24,7 @@
     reason = "a test: a failure should panic with the value"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use attendant_e2e::MirrorServer;
 use attendant_e2e::catalog::Catalog;
+use attendant_e2e::http_request::{self, Request};
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
@@ -298,17 +299,7 @@ impl Router {
             &format!("etc/opkg/keys/{}", mirror.fingerprint),
             &std::fs::read_to_string(&mirror.public_key).unwrap(),
         );
-        let log = router.path().join("sysupgrade.log");
-        router.write(
-            "bin/sysupgrade",
-            &format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n", log.display()),
-        );
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            router.path().join("bin/sysupgrade"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        attendant_e2e::sysupgrade::install(router.path(), 0).unwrap();
         for link in ["usr/bin/attendant", "usr/libexec/rpcd/attendant"] {
             let path = router.path().join(link);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -328,9 +319,7 @@ impl Router {
     }
 
     fn sysupgrade_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path().join("sysupgrade.log"))
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        attendant_e2e::sysupgrade::calls(self.path())
     }
 
     fn plugin(&self) -> PathBuf {
@@ -540,34 +529,22 @@ fn forward(
     posts: &Mutex<usize>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
+    let Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }) = http_request::read(&mut reader)?
+    else {
         return Ok(());
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
+    };
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().unwrap_or(0);
-        }
+    for (name, value) in headers {
         if !name.eq_ignore_ascii_case("connection") {
-            head.push_str(&format!("{name}: {}\r\n", value.trim()));
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
     }
     head.push_str("Connection: close\r\n\r\n");
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
     if method == "POST" && path == "/api/v1/build" {
         *posts.lock().unwrap() += 1;
     }

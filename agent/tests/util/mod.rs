@@ -9,13 +9,14 @@
 )]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use attendant_e2e::http_request;
 use attendant_proto::fwtool::{self, Metadata};
 use attendant_proto::usign::{Fingerprint, SecretKey};
 
@@ -97,34 +98,15 @@ impl Server {
 
 fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Ok(Some(request)) = http_request::read(&mut reader) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
+    };
+    let method = request.method.clone();
     let seen = Seen {
-        method: method.clone(),
-        path,
-        range: headers.get("range").cloned(),
-        body,
+        range: request.header("range").map(str::to_owned),
+        method: request.method,
+        path: request.path,
+        body: request.body,
     };
     let index = {
         let mut log = log.lock().unwrap();
@@ -279,25 +261,12 @@ impl Router {
 
     /// Puts a recording `sysupgrade` in `<root>/bin` that exits with `code` on `--test`.
     pub(crate) fn sysupgrade(&self, test_code: i32) {
-        let log = self.path().join("sysupgrade.log");
-        let script = format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = --test ]; then\n  [ {test_code} -ne 0 ] && echo 'image check failed' >&2\n  exit {test_code}\nfi\nexit 0\n",
-            log.display()
-        );
-        self.write("bin/sysupgrade", script.as_bytes());
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            self.path().join("bin/sysupgrade"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        attendant_e2e::sysupgrade::install(self.path(), test_code).unwrap();
     }
 
     /// The argument lines sysupgrade was called with.
     pub(crate) fn sysupgrade_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path().join("sysupgrade.log"))
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        attendant_e2e::sysupgrade::calls(self.path())
     }
 
     /// Runs the agent with `--root` and the stand-in first on `PATH`.

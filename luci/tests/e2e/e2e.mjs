@@ -246,7 +246,7 @@ async function main() {
 			await shot('07-configuration');
 		});
 
-		await step('advanced mode: adding an unknown package is blocked with the checks\' words', async () => {
+		await step('advanced mode: adding an unknown package is blocked with the checks\' words and the app\'s way out', async () => {
 			await page.goto(`${web.url}/?view=attendant/overview`);
 			await page.waitForSelector('#attendant-add');
 			await page.fill('#attendant-add', 'no-such-package');
@@ -257,6 +257,14 @@ async function main() {
 			assert(!(await page.$('#attendant-build')), 'a blocked offer must not offer a build');
 			const check = web.calls.filter((c) => c.method === 'check').pop();
 			assert(JSON.stringify(check.args) === JSON.stringify({ add: ['no-such-package'] }), `check args ${JSON.stringify(check.args)}`);
+			// The real plugin codes the way out `remove` and words it for a ubus caller; the page
+			// shows the app's words for that code, naming its own fields.
+			const problem = (check.reply.problems || []).find((p) => /no-such-package/.test(p.message));
+			assert(problem && problem.hint && problem.hint.code === 'remove', `the plugin's problem: ${JSON.stringify(problem)}`);
+			const hints = await page.$$eval('#attendant-problems .attendant-hint', (nodes) => nodes.map((n) => n.textContent));
+			assert(hints.some((h) => h.startsWith('Leave the package out: take it out of "Add packages", or enter it in "Remove packages"')),
+				`the app's words for \`remove\` are not shown: ${JSON.stringify(hints)}`);
+			assert(!text.includes(problem.hint.message), `the plugin's words are shown: ${problem.hint.message}`);
 			await shot('08-blocked');
 		});
 

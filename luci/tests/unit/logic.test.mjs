@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { page, logic, contract, example, errorReply } from './harness.mjs';
+import { extract } from '../i18n.mjs';
 
 async function load(t) {
 	const p = page();
@@ -105,8 +106,8 @@ test('errors: the bridge error object is found, hints depend on the code, the re
 	for (const code of Object.keys(contract().error.codes))
 		assert.notEqual(l.errorHint({ code }), undefined, code);
 	assert.match(l.errorHint({ code: 'server_busy' }), /queue is full/);
-	assert.equal(l.errorHint(errorReply('usage').error), 'choose one of the versions the server offers',
-		'an error without words of its own shows the bridge\'s hint');
+	assert.match(l.errorHint(errorReply('usage').error), /^Choose one of the versions the server offers under "Version"/,
+		'an error that carries a hint shows the app\'s words for its code');
 	const big = { code: 'server', message: 'm', stdout: 'x'.repeat(70000) + 'END' };
 	const report = JSON.parse(l.errorReport(big, { job: 'j' }));
 	assert.equal(report.error.stdout.length, 65536);
@@ -114,15 +115,52 @@ test('errors: the bridge error object is found, hints depend on the code, the re
 	assert.equal(report.context.job, 'j');
 });
 
-test('findings: the message and the bridge\'s hint, never the agent\'s flags', async (t) => {
+test('findings: the message and the app\'s words for the hint, never the bridge\'s call arguments', async (t) => {
 	const l = await load(t);
 	const [problem] = example('check', 'blocked').problems;
 	assert.deepEqual(l.finding(problem), {
 		message: 'package `no-such-package` is not in the 24.10.6 index for `ath79/generic`',
-		hint: 'leave the package out of the build with `remove`'
+		hint: 'Leave the package out: take it out of "Add packages", or enter it in "Remove packages", then press "Check for upgrade" again. The package fields are shown when "Advanced mode" is on (Configuration tab).'
 	});
 	assert.deepEqual(l.finding({ message: 'no image to install' }), { message: 'no image to install', hint: null });
 	assert.deepEqual(l.finding('plain text'), { message: 'plain text', hint: null });
+});
+
+test('every hint code of the contract has translatable words naming this app\'s controls, not the bridge\'s', async (t) => {
+	const l = await load(t);
+	const codes = Object.keys(contract().hints.codes);
+	assert.ok(codes.length >= 17, `contract.json lists only ${codes.length} hint codes`);
+	const msgids = extract();
+	const words = new Map();
+	for (const code of codes) {
+		const bridge = `the bridge's words for ${code}`;
+		const hint = l.finding({ message: 'found', hint: { code, message: bridge } }).hint;
+		assert.ok(hint && hint !== bridge, `\`${code}\` has no words of the app`);
+		assert.doesNotMatch(hint, /`|--/, `\`${code}\` names call arguments or flags: ${hint}`);
+		assert.ok(msgids.has(hint), `the words for \`${code}\` are not a _() string: ${hint}`);
+		assert.equal(l.errorHint({ code: 'failure', message: 'm', hint: { code, message: bridge } }), hint,
+			`an error with hint \`${code}\` shows the same words`);
+		words.set(hint, [...(words.get(hint) || []), code]);
+	}
+	for (const [hint, same] of words)
+		assert.equal(same.length, 1, `codes ${same.join(', ')} share the words: ${hint}`);
+	assert.match(l.finding({ message: 'm', hint: { code: 'force', message: 'x' } }).hint, /tick "Force"/);
+	assert.match(l.finding({ message: 'm', hint: { code: 'require_signature', message: 'x' } }).hint, /untick "Require signatures"/);
+	assert.match(l.finding({ message: 'm', hint: { code: 'ca_file', message: 'x' } }).hint, /Install the ca-bundle package \(System → Software\)/);
+	assert.match(l.errorHint(errorReply('usage').error), /under "Version"/);
+});
+
+test('a hint code this app does not know yet shows the bridge\'s message', async (t) => {
+	const l = await load(t);
+	const newer = { code: 'some_new_way_out', message: 'do the new thing with `new_argument`' };
+	assert.equal(l.finding({ message: 'found', hint: newer }).hint, newer.message);
+	assert.equal(l.errorHint({ code: 'failure', message: 'm', hint: newer }), newer.message);
+	assert.equal(l.errorHint({ code: 'server_busy', message: 'm', hint: newer }), newer.message,
+		'the hint is more specific than the words for the error code');
+	assert.equal(l.finding({ message: 'found', hint: { code: 'constructor' } }).hint, null,
+		'a code is looked up as a key of the table only, not of its prototype');
+	assert.equal(l.finding({ message: 'found', hint: { code: 'toString', message: 'bridge' } }).hint, 'bridge');
+	assert.equal(l.errorHint({ code: 'failure', message: 'm' }), null, 'no hint and no words for the code');
 });
 
 test('after the flash the page waits for this host only when settings are kept', async (t) => {

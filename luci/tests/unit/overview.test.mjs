@@ -63,7 +63,8 @@ test('upgrade available: the offer lists what changes, the warnings, and offers 
 		['auc', 'renamed', 'auc', 'owut'],
 		['kmod-old', 'removed', 'kmod-old', '']
 	]);
-	assert.match(text(p, 'attendant-warnings'), /default package `kmod-usb3` is not installed.*list it in `ignored_defaults`/);
+	assert.match(text(p, 'attendant-warnings'), /default package `kmod-usb3` is not installed.*To keep the package, enter it in "Add packages"/);
+	assert.doesNotMatch(text(p, 'attendant-warnings'), /with `add`/, 'the bridge\'s words for the hint are not shown');
 	assert.doesNotMatch(text(p, 'attendant-warnings'), /--|hint:/);
 	assert.equal(p.document.getElementById('attendant-problems'), null);
 	assert.ok(p.document.getElementById('attendant-build'));
@@ -84,7 +85,8 @@ test('blocked: the problems are shown as blocking and there is no build button',
 	const { p } = await open(t, replies({ check: example('check', 'blocked') }));
 	await click(p, 'attendant-check');
 	await until(() => p.document.getElementById('attendant-problems'), 'the problems');
-	assert.match(text(p, 'attendant-problems'), /These problems block the upgrade.*`no-such-package` is not in the 24\.10\.6 index.*leave the package out of the build/);
+	assert.match(text(p, 'attendant-problems'), /These problems block the upgrade.*`no-such-package` is not in the 24\.10\.6 index.*Leave the package out: take it out of "Add packages", or enter it in "Remove packages"/);
+	assert.doesNotMatch(text(p, 'attendant-problems'), /with `remove`/, 'the bridge\'s words for the hint are not shown');
 	assert.doesNotMatch(text(p, 'attendant-problems'), /--remove|hint:/);
 	assert.equal(p.document.querySelector('#attendant-changes tr[data-kind]').dataset.kind, 'missing');
 	assert.equal(p.document.getElementById('attendant-build'), null);

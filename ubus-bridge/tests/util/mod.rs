@@ -8,8 +8,7 @@
     reason = "a test harness: a failure should panic with the value"
 )]
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -18,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use attendant_e2e::http_request::{self, Request};
 use attendant_proto::fwtool::{self, Metadata};
 use attendant_proto::usign::{Fingerprint, SecretKey};
 use serde_json::{Value, json};
@@ -81,20 +81,7 @@ impl Router {
             &format!("etc/opkg/keys/{}", key.fingerprint()),
             key.to_file().as_bytes(),
         );
-        router.write(
-            "bin/sysupgrade",
-            format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n",
-                router.path().join("sysupgrade.log").display()
-            )
-            .as_bytes(),
-        );
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            router.path().join("bin/sysupgrade"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        attendant_e2e::sysupgrade::install(router.path(), 0).unwrap();
         router
     }
 
@@ -114,9 +101,7 @@ impl Router {
 
     /// The argument lines sysupgrade was called with.
     pub(crate) fn sysupgrade_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path().join("sysupgrade.log"))
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        attendant_e2e::sysupgrade::calls(self.path())
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -452,29 +437,12 @@ impl Shared {
 
 fn serve(stream: TcpStream, state: &Shared) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Ok(Some(Request {
+        method, path, body, ..
+    })) = http_request::read(&mut reader)
+    else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
+    };
     state.seen.lock().unwrap().push(format!("{method} {path}"));
     let mut stream = stream;
     let build = format!("/api/v1/build/{REQUEST_HASH}");

@@ -29,6 +29,42 @@ var BUILD_STAGES = {
 /* Package changes of a `check` reply that the table lists (`same` is left out). */
 var LISTED_CHANGES = [ 'downgrade', 'missing', 'upgrade', 'new', 'indeterminate' ];
 
+/* What the user does about a warning, problem or error, by its hint code (contract.json
+ * `hints.codes`), in the words of this app: the labels of its controls, else plain steps. The
+ * bridge's own hint `message` names ubus call arguments and is English only, so it is shown
+ * only for a code this table does not know yet (a newer bridge). */
+var HINTS = {
+	force: _('To build anyway, tick "Force" under "Upgrade options" and press "Check for upgrade" again. The options are shown when "Advanced mode" is on (Configuration tab).'),
+	remove: _('Leave the package out: take it out of "Add packages", or enter it in "Remove packages", then press "Check for upgrade" again. The package fields are shown when "Advanced mode" is on (Configuration tab).'),
+	ignored_defaults: _('To keep the package, enter it in "Add packages" (shown when "Advanced mode" is on, Configuration tab) and check again. If it was removed on purpose, add it to the list option ignored_defaults in /etc/config/attendedsysupgrade to silence this warning.'),
+	init_script: _('To build the first-boot script into the new firmware as well, set the option init_script in /etc/config/attendedsysupgrade to the script file, then press "Check for upgrade" again.'),
+	fstype: _('The server has no image for this filesystem. Set the option fstype in /etc/config/attendedsysupgrade to one it builds (for example squashfs), then press "Check for upgrade" again.'),
+	version_to: _('The server builds nothing for the installed release. Choose a version it offers under "Version" (shown when "Advanced mode" is on, Configuration tab), then press "Check for upgrade" again.'),
+	versions: _('Choose one of the versions the server offers under "Version", then press "Check for upgrade" again.'),
+	unsupported_board: _('The server does not build firmware for this board, and no option here changes that. Another upgrade server ("Server address", Configuration tab) may support it.'),
+	try_later: _('The server is busy or not up to date yet. Try again in a few minutes.'),
+	ca_file: _('The router cannot read its list of trusted certificate authorities. Install the ca-bundle package (System → Software), then try again.'),
+	free_space: _('The image does not fit. Free space on the router, or set the option image in /etc/config/attendedsysupgrade to a place with room, then press "Check for upgrade" and "Build and download" again.'),
+	resume: _('The download kept breaking off. Press "Check for upgrade" and "Build and download" again; the download continues where it stopped.'),
+	download_again: _('The downloaded image was damaged and nothing was installed. Press "Check for upgrade" and "Build and download" again to download it afresh.'),
+	require_signature: _('The image is not signed and nothing was installed. Ask the upgrade server\'s operator to sign its images, or untick "Require signatures" in the Configuration tab and build again.'),
+	pre_install: _('The pre-install script failed and nothing was flashed. Fix the script, or remove the option pre_install from /etc/config/attendedsysupgrade, then build and install again.'),
+	force_flash: _('sysupgrade\'s own checks refused the image and nothing was flashed. Only if you are sure the image fits this router: build it again and tick "Force flash" before pressing "Install" (shown when "Advanced mode" is on, Configuration tab).'),
+	clear_state: _('The upgrade job\'s state file is damaged. Delete the file named above (for example over SSH), then reload this page.')
+};
+
+/* What to do about a hint ({code, message}, contract `hints.shape`) in this app's words
+ * (HINTS); a code it does not know yet shows the bridge's `message`; null without a hint.
+ * Only finding() and errorHint() call it, so the views never see the bridge's wording of a
+ * known code. */
+function hintText(hint) {
+	if (hint == null || typeof hint !== 'object')
+		return null;
+	if (typeof hint.code === 'string' && Object.prototype.hasOwnProperty.call(HINTS, hint.code))
+		return HINTS[hint.code];
+	return (hint.message != null) ? String(hint.message) : null;
+}
+
 /* Longest text put into the clipboard report from one output stream. */
 var MAX_REPORT_STREAM = 65536;
 
@@ -240,17 +276,20 @@ return baseclass.extend({
 	},
 
 	/* A warning or problem of `check`, `status` or a `blocked` error ({message, hint?}, contract
-	 * `hints.shape`) as {message, hint}: hint is the bridge's words for the way out, or null. */
+	 * `hints.shape`) as {message, hint}: hint is what to do about it (hintText), or null. */
 	finding: function(item) {
 		if (item == null || typeof item !== 'object')
 			return { message: String(item), hint: null };
-		var hint = (item.hint && item.hint.message != null) ? String(item.hint.message) : null;
-		return { message: String(item.message != null ? item.message : ''), hint: hint };
+		return { message: String(item.message != null ? item.message : ''), hint: hintText(item.hint) };
 	},
 
-	/* What the user can do about an error, by its code, else the bridge's `hint`; null when the
-	 * message says it all. */
+	/* What the user can do about an error: the way out of its `hint` when it carries one (the
+	 * most specific advice, hintText), else words for its code; null when the message says it
+	 * all. */
 	errorHint: function(error) {
+		var hint = error ? hintText(error.hint) : null;
+		if (hint != null)
+			return hint;
 		switch (error && error.code) {
 		case 'server_busy': return _('The server\'s build queue is full. Try again in a few minutes.');
 		case 'blocked': return _('Nothing was built. Remove or replace the packages named above (advanced mode), or choose another version.');
@@ -259,7 +298,7 @@ return baseclass.extend({
 		case 'job_died': return _('The background job ended unexpectedly. Start again; the router log may say why.');
 		case 'timeout': return _('The router did not answer in time. Reload the page to see the current state.');
 		case 'no_job': return _('The job is no longer known. Check for an upgrade again.');
-		default: return (error && error.hint && error.hint.message != null) ? String(error.hint.message) : null;
+		default: return null;
 		}
 	},
 

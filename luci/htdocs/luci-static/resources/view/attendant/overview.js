@@ -50,7 +50,7 @@ function factTable(facts, id) {
 }
 
 /* One warning or problem ({message, hint?}, contract `hints.shape`) as a list item: the message,
- * then what to do about it in the bridge's words. */
+ * then what to do about it in this app's words (logic.finding maps the hint code). */
 function findingItem(item, preformatted) {
 	var finding = logic.finding(item);
 	return E('li', {}, [
