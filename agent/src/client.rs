@@ -615,10 +615,7 @@ pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
         Some(serde_json::Value::Array(items)) => items.iter().map(validation_item).collect(),
         Some(other) => vec![clip(other.to_string())],
         None if body.is_empty() => Vec::new(),
-        None => vec![clip(format!(
-            "Error: {}",
-            String::from_utf8_lossy(body).trim()
-        ))],
+        None => vec![body_excerpt(body)],
     };
     let detail = details.join("; ");
     let url = url.to_owned();
@@ -662,6 +659,28 @@ fn validation_item(item: &serde_json::Value) -> String {
     } else {
         clip(format!("{}: {message}", location.join(".")))
     }
+}
+
+/// A short description of a body that is not the JSON expected, for an error message: an HTML
+/// page (a proxy's, a captive portal's, a web server's error page) by its title, other text by
+/// its first line.
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    // ASCII lowercasing keeps every byte offset, so offsets found in `lower` index `text`.
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        let title = lower.find("<title>").and_then(|start| {
+            let start = start + "<title>".len();
+            let end = start + lower[start..].find("</title>")?;
+            Some(text[start..end].trim())
+        });
+        return match title {
+            Some(title) if !title.is_empty() => clip(format!("an HTML page titled `{title}`")),
+            _ => "an HTML page".to_owned(),
+        };
+    }
+    clip(text.lines().next().unwrap_or_default().to_owned())
 }
 
 fn clip(mut text: String) -> String {
@@ -744,8 +763,19 @@ mod tests {
         let error = error_for("u", 502, b"Bad Gateway\n");
         assert_eq!(
             error.to_string(),
-            "unexpected HTTP status 502 from `u`: Error: Bad Gateway"
+            "unexpected HTTP status 502 from `u`: Bad Gateway"
         );
+        let page = b"<!DOCTYPE HTML>\n<html><head><title>Error response</title></head>\n<body>\n<p>Error code: 404</p></body></html>";
+        assert_eq!(
+            error_for("u", 404, page).to_string(),
+            "not found on the server: `u`: an HTML page titled `Error response`"
+        );
+        assert_eq!(
+            body_excerpt(b"<html><body>hi</body></html>"),
+            "an HTML page"
+        );
+        assert_eq!(body_excerpt(b"\n  first\nsecond"), "first");
+        assert_eq!(body_excerpt(&[0xff, b'<', b'x']), "\u{fffd}<x");
         assert!(matches!(
             error_for("u", 529, b"{}"),
             ClientError::Overloaded { .. }

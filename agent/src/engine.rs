@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use attendant_proto::api::{self, BuildRequest, BuildResponse, ImageInfo, Overview};
+use attendant_proto::api::{self, BodyError, BuildRequest, BuildResponse, ImageInfo, Overview};
 use attendant_proto::usign::Keyring;
 use serde::Serialize;
 
 use crate::build::{self, BuildError, BuildProgress};
 use crate::check::{self, Check, Finding, Hint, HintCode, Verdict};
-use crate::client::{Client, ClientError, ClientOptions, MAX_JSON_LEN};
+use crate::client::{self, Client, ClientError, ClientOptions, MAX_JSON_LEN};
 use crate::config::{ConfigError, Settings};
 use crate::download::{self, DownloadError, Downloaded};
 use crate::exit::ExitStatus;
@@ -312,10 +312,19 @@ impl Engine {
         {
             return Ok(overview.clone());
         }
-        let bytes = client.get_bytes(&client.url("/json/v1/overview.json"), MAX_JSON_LEN)?;
+        let url = client.url("/json/v1/overview.json");
+        let bytes = client.get_bytes(&url, MAX_JSON_LEN)?;
         let overview = api::parse_overview(&bytes).map_err(|error| Error::Document {
             what: "overview.json",
-            message: error.to_string(),
+            message: match error {
+                // Not JSON at all: say what came instead (a login page, a web server's index),
+                // which tells a wrong `--server` from a broken one.
+                BodyError::Json { source, .. } if source.is_syntax() => {
+                    format!("`{url}` is not JSON: {}", client::body_excerpt(&bytes))
+                }
+                BodyError::Json { source, .. } => format!("`{url}`: {source}"),
+                other => format!("`{url}`: {other}"),
+            },
         })?;
         let overview = Arc::new(overview);
         *cached = Some((client.server().to_owned(), overview.clone()));

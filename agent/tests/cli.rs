@@ -2,6 +2,8 @@
 
 mod util;
 
+use std::process::Command;
+
 use util::*;
 
 #[test]
@@ -487,5 +489,39 @@ fn an_added_default_is_not_reported_missing() {
         !stderr(&added).contains("default package `urngd`"),
         "{}",
         stderr(&added)
+    );
+}
+
+#[test]
+fn an_option_before_the_command_is_shown_where_it_goes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_attendant"))
+        .args(["--root", "/tmp", "check"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("hint: options follow the command: `attendant check --root ...`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_web_page_instead_of_a_server_names_what_came() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("json/v1")).unwrap();
+    std::fs::write(
+        site.path().join("json/v1/overview.json"),
+        "<!DOCTYPE html>\n<html><head><title>Router login</title></head></html>\n",
+    )
+    .unwrap();
+    let server = attendant_e2e::MirrorServer::start(site.path()).unwrap();
+    let router = Router::new(&server.url());
+    let output = router.run(&["check"]);
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("overview.json` is not JSON: an HTML page titled `Router login`"),
+        "{}",
+        stderr(&output)
     );
 }

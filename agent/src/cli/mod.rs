@@ -199,16 +199,35 @@ pub fn parse(args: &[String]) -> Result<Args, ExitCode> {
             ExitCode::SUCCESS
         }
         Err(()) => {
+            let mut text = exit.output.trim_end().to_owned();
+            if let Some(hint) = option_before_command(rest) {
+                text.push_str("\n\n");
+                text.push_str(&hint);
+            }
             say(
                 io::stderr(),
-                &format!(
-                    "{}\nRun `{name} --help` for more information.",
-                    exit.output.trim_end()
-                ),
+                &format!("{text}\nRun `{name} --help` for more information."),
             );
             ExitStatus::Usage.into()
         }
     })
+}
+
+/// The hint for `attendant -v check`: options belong to a command and follow it (as with owut),
+/// which argh reports only as an unrecognized argument.
+fn option_before_command(rest: &[&str]) -> Option<String> {
+    let first = *rest.first()?;
+    if !first.starts_with('-') || matches!(first, "--help" | "--version") {
+        return None;
+    }
+    let command = rest
+        .iter()
+        .find(|arg| Command::NAMES.contains(arg))
+        .copied()
+        .unwrap_or("check");
+    Some(format!(
+        "hint: options follow the command: `attendant {command} {first} ...`"
+    ))
 }
 
 /// Writes `text` and a newline, ignoring a reader that went away: `attendant --help | head -1`
@@ -321,6 +340,12 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
 }
 
 impl Command {
+    /// Every command's name, as typed.
+    const NAMES: [&str; 10] = [
+        "check", "upgrade", "download", "verify", "install", "versions", "list", "blob", "status",
+        "dump",
+    ];
+
     fn output_settings(&self) -> (&'static str, bool, i8) {
         let (name, json, verbose, quiet) = match self {
             Self::Check(c) => ("check", c.json, c.verbose, c.quiet),
