@@ -231,7 +231,11 @@ impl Client {
             .user_agent(concat!("attendant/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(options.connect_timeout))
             .timeout_recv_response(Some(options.read_timeout))
+            // No limit on a whole body (an image takes what the link needs), but each read and
+            // write has one: a download that stalls breaks off and is resumed with a range.
             .timeout_recv_body(None)
+            .timeout_per_read(Some(options.read_timeout))
+            .timeout_per_write(Some(options.read_timeout))
             .timeout_per_call(None)
             .proxy(proxy_for(&options.server)?);
         if options.server.starts_with("https:") {

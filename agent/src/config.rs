@@ -14,13 +14,14 @@
 //!     option require_signature '1'
 //!     option keys_dir '/etc/opkg/keys'
 //!     list ignored_defaults 'kmod-usb3'
+//!     option timeout '60'             # seconds a read may wait for the server
 //! ```
 //!
 //! Option names are owut's where they mean the same (the long option with `-` → `_`:
 //! `fstype`, `rootfs_size`, `image`, `init_script`, `pre_install`, `poll_interval`, `add`,
 //! `remove`, `ignored_defaults`, `ignored_changes`); list options may be a UCI `list` or one
 //! string separated by commas or spaces. Attendant adds `keep_settings`, `require_signature`,
-//! `keys_dir` and `ca_file`. Values given on the command line override all of these.
+//! `keys_dir`, `ca_file` and `timeout`. Values given on the command line override all of these.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,13 @@ pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
 
 /// Shortest poll interval accepted, in milliseconds.
 pub const MIN_POLL_INTERVAL_MS: u64 = 500;
+
+/// Default time one read may wait for the server, in seconds.
+pub const DEFAULT_TIMEOUT_S: u64 = 60;
+
+/// Longest `timeout` accepted, in seconds: beyond an hour a stalled server is not worth waiting
+/// for.
+pub const MAX_TIMEOUT_S: u64 = 3600;
 
 /// Settings after reading the UCI file, before the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,9 @@ pub struct Settings {
     pub image: PathBuf,
     /// Build-status poll interval in milliseconds.
     pub poll_interval_ms: u64,
+    /// How long one read may wait for the server, in seconds: a download that stalls longer is
+    /// resumed with a new request.
+    pub timeout_s: u64,
     /// Root filesystem type to request.
     pub fstype: Option<String>,
     /// Root filesystem size in MB to request.
@@ -121,6 +132,7 @@ impl Default for Settings {
             ca_file: None,
             image: PathBuf::from(DEFAULT_IMAGE_PATH),
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            timeout_s: DEFAULT_TIMEOUT_S,
             fstype: None,
             rootfs_size: None,
             init_script: None,
@@ -210,6 +222,13 @@ impl Settings {
                 .filter(|ms| *ms >= MIN_POLL_INTERVAL_MS)
                 .ok_or_else(|| invalid("poll_interval", value, "milliseconds, at least 500"))?;
         }
+        if let Some(value) = section.option("timeout") {
+            self.timeout_s = value
+                .parse()
+                .ok()
+                .filter(|s| (1..=MAX_TIMEOUT_S).contains(s))
+                .ok_or_else(|| invalid("timeout", value, "seconds, from 1 to 3600"))?;
+        }
         if let Some(fstype) = section.option("fstype") {
             self.fstype = Some(fstype.to_owned());
         }
@@ -272,6 +291,7 @@ mod tests {
         assert_eq!(settings.server, "https://sysupgrade.openwrt.org");
         assert!(settings.keep_settings);
         assert_eq!(settings.image, Path::new("/tmp/firmware.bin"));
+        assert_eq!(settings.timeout_s, 60);
     }
 
     #[test]
@@ -286,10 +306,12 @@ mod tests {
         let s = settings(
             "config owut 'owut'\n\toption poll_interval 5000\n\toption add 'htop, tcpdump'\n\
              config attendant 'attendant'\n\toption poll_interval 1000\n\tlist ignored_defaults a\n\
-             \tlist ignored_defaults b\n\toption keep_settings 0\n\toption require_signature yes\n",
+             \tlist ignored_defaults b\n\toption keep_settings 0\n\toption require_signature yes\n\
+             \toption timeout 5\n",
         )
         .unwrap();
         assert_eq!(s.poll_interval_ms, 1000);
+        assert_eq!(s.timeout_s, 5);
         assert_eq!(s.add, ["htop", "tcpdump"]);
         assert_eq!(s.ignored_defaults, ["a", "b"]);
         assert!(!s.keep_settings);
@@ -306,6 +328,10 @@ mod tests {
         );
         assert!(settings("config owut 'owut'\n\toption poll_interval 10\n").is_err());
         assert!(settings("config owut 'owut'\n\toption rootfs_size 0\n").is_err());
+        for timeout in ["0", "3601", "1m"] {
+            let text = format!("config attendant 'attendant'\n\toption timeout {timeout}\n");
+            assert!(settings(&text).is_err(), "{timeout}");
+        }
     }
 
     #[test]

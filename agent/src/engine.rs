@@ -300,6 +300,7 @@ impl Engine {
     pub fn client(&self) -> Result<Client, Error> {
         let mut options = ClientOptions::new(&self.settings.server);
         options.ca_file = self.settings.ca_file.clone();
+        options.read_timeout = Duration::from_secs(self.settings.timeout_s);
         Ok(Client::new(options)?)
     }
 

@@ -3,6 +3,7 @@
 mod util;
 
 use std::process::Command;
+use std::time::Duration;
 
 use util::*;
 
@@ -207,6 +208,51 @@ fn a_download_cut_halfway_resumes_with_a_range_request() {
     assert!(router.sysupgrade_calls().is_empty());
     let verify = router.run(&["verify"]);
     assert_exit(&verify, 0);
+}
+
+#[test]
+fn a_stalled_download_breaks_off_after_the_timeout_and_resumes() {
+    let picture = image(&[BOARD], "1.0");
+    let mut offer = Offer::new(picture.clone());
+    // Without a read timeout the agent would wait out the stall and get the whole image in one
+    // request; the assertion on the range request then fails.
+    offer.stall_first_download = Some((picture.len() / 3, Duration::from_secs(30)));
+    let server = upgrade_server(offer);
+    let router = Router::new(&server.url);
+    router.write(
+        "etc/config/attendedsysupgrade",
+        format!(
+            "config server 'server'\n\toption url '{}'\n\nconfig attendant 'attendant'\n\
+             \toption require_signature '1'\n\toption poll_interval '500'\n\toption timeout '1'\n",
+            server.url
+        )
+        .as_bytes(),
+    );
+    let output = router.run(&["download"]);
+    assert_exit(&output, 0);
+    assert!(
+        stderr(&output).contains(&format!(
+            "the download broke off at {} bytes",
+            picture.len() / 3
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
+        picture
+    );
+    let ranges: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(".bin"))
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(
+        ranges,
+        [None, Some(format!("bytes={}-", picture.len() / 3))],
+        "{ranges:?}"
+    );
 }
 
 fn refused(offer: Offer, expected: &str) {

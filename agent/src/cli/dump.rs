@@ -39,6 +39,7 @@ pub(super) fn run(cmd: DumpCommand, out: &mut Output) -> Outcome {
             "keys_dir": s.keys_dir,
             "image": s.image,
             "poll_interval": s.poll_interval_ms,
+            "timeout": s.timeout_s,
         },
         "packages": {
             "all": device.packages.packagelist(true),

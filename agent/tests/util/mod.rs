@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use attendant_e2e::http_request;
 use attendant_proto::fwtool::{self, Metadata};
@@ -36,13 +37,15 @@ pub(crate) struct Seen {
     pub(crate) body: Vec<u8>,
 }
 
-/// A response; `cut_after` closes the connection after that many body bytes.
+/// A response; `cut_after` closes the connection after that many body bytes; `stall_after`
+/// sends that many, holds the connection silent for the duration, then sends the rest.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) cut_after: Option<usize>,
+    pub(crate) stall_after: Option<(usize, Duration)>,
 }
 
 impl Reply {
@@ -52,6 +55,7 @@ impl Reply {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: serde_json::to_vec(body).unwrap(),
             cut_after: None,
+            stall_after: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl Reply {
             headers: Vec::new(),
             body,
             cut_after: None,
+            stall_after: None,
         }
     }
 }
@@ -137,7 +142,15 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
             Some(cut) => &reply.body[..cut.min(reply.body.len())],
             None => &reply.body[..],
         };
-        let _ = stream.write_all(body);
+        if let Some((at, pause)) = reply.stall_after {
+            let (first, rest) = body.split_at(at.min(body.len()));
+            let _ = stream.write_all(first);
+            let _ = stream.flush();
+            thread::sleep(pause);
+            let _ = stream.write_all(rest);
+        } else {
+            let _ = stream.write_all(body);
+        }
     }
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -310,6 +323,8 @@ pub(crate) struct Offer {
     pub(crate) cut_first_download: Option<usize>,
     /// Answer the first image download with 404 (the store lost it).
     pub(crate) lose_first_download: bool,
+    /// Stall the first image download after this many bytes for this long.
+    pub(crate) stall_first_download: Option<(usize, Duration)>,
 }
 
 impl Offer {
@@ -324,6 +339,7 @@ impl Offer {
             index,
             cut_first_download: None,
             lose_first_download: false,
+            stall_first_download: None,
         }
     }
 
@@ -414,6 +430,12 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 {
                     *done = true;
                     reply.cut_after = Some(cut);
+                }
+                if let Some(stall) = offer.stall_first_download
+                    && !*done
+                {
+                    *done = true;
+                    reply.stall_after = Some(stall);
                 }
                 reply
             }
