@@ -372,7 +372,7 @@ impl Engine {
                 .map(|p| p.device_packages.as_slice())
                 .unwrap_or_default(),
         );
-        let requested = plan::package_list(
+        let mut requested = plan::package_list(
             &top_level_after,
             &defaults,
             options.clean_slate,
@@ -404,6 +404,13 @@ impl Engine {
         }
 
         let available = self.package_index(&client, &target, &device, &profiles, &mut warnings)?;
+        // owut re-adds only the defaults the index lists. The ImageBuilder installs its defaults
+        // anyway, so one no index names (a virtual package: 24.10's `nftables`, provided by
+        // `nftables-json`) is left to it; requested, it would block the check and then be
+        // missed in the manifest.
+        if let Some(available) = &available {
+            requested.retain(|name| available.contains_key(name) || !defaults.contains(name));
+        }
         let packages = match &available {
             Some(available) => {
                 plan::version_table(&installed, &requested, available, device.package_manager)
@@ -530,11 +537,13 @@ impl Engine {
             None => request.packages = requested.clone(),
         }
 
-        let changed = packages.iter().any(|row| {
-            !matches!(
-                row.change,
-                VersionChange::Same | VersionChange::Indeterminate
-            ) && (row.installed.is_some() || row.requested)
+        // A package the new index lacks changes nothing by itself: an installed dependency is
+        // pulled in or not by what the build requests (counting it made an up-to-date router
+        // report an upgrade on every check), and a requested one blocks or is a virtual default.
+        let changed = packages.iter().any(|row| match row.change {
+            VersionChange::Same | VersionChange::Indeterminate => false,
+            VersionChange::Missing => false,
+            _ => row.installed.is_some() || row.requested,
         });
         let same_set: BTreeSet<&String> = requested.iter().collect();
         let top_set: BTreeSet<&String> = top_level.iter().collect();

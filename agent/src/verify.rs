@@ -168,16 +168,28 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
         }
         None => None,
     };
-    let mut verifier =
-        match &signature {
-            Some(signature) => Some(expect.keyring.stream_verifier(signature).map_err(
-                |source| VerifyError::Signature {
+    let mut verifier = match &signature {
+        Some(signature) => match expect.keyring.stream_verifier(signature) {
+            Ok(verifier) => Some(verifier),
+            // A key this router was never told to trust proves nothing either way; when
+            // signatures are not required that is the unsigned case, not a forgery. A signature
+            // that fails under a trusted key is refused below whatever the setting.
+            Err(UsignError::UnknownKey { fingerprint }) if !expect.require_signature => {
+                log::warn!(
+                    "the image `{}` is signed by key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
+                    path.display()
+                );
+                None
+            }
+            Err(source) => {
+                return Err(VerifyError::Signature {
                     path: path.to_owned(),
                     source,
-                },
-            )?),
-            None => None,
-        };
+                });
+            }
+        },
+        None => None,
+    };
 
     let mut hash = digest::Context::new(&digest::SHA256);
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
@@ -227,13 +239,14 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
                 })?;
             Some(fingerprint.to_string())
         }
-        None => {
+        None if signature.is_none() => {
             log::warn!(
                 "the image `{}` is not signed; accepting it because signatures are not required",
                 path.display()
             );
             None
         }
+        None => None,
     };
 
     let blocks = crc.finish().map_err(trailer)?;
@@ -437,6 +450,29 @@ mod tests {
         let mut optional = expect(&f, None, None);
         optional.require_signature = false;
         assert_eq!(verify_image(&path, &optional).unwrap().signed_by, None);
+    }
+
+    #[test]
+    fn an_unknown_key_counts_as_unsigned_only_when_signatures_are_optional() {
+        let f = fixture();
+        let bytes = image(&["glinet,gl-mt6000"], "1.0");
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &bytes).unwrap();
+        let other = SecretKey::generate([9; 32], Fingerprint([2; 8]), [0; 16], None).unwrap();
+        let foreign = other.sign(&bytes).to_file();
+        let mut optional = expect(&f, None, Some(foreign.as_bytes()));
+        optional.require_signature = false;
+        assert_eq!(verify_image(&path, &optional).unwrap().signed_by, None);
+        let error = verify_image(&path, &expect(&f, None, Some(foreign.as_bytes()))).unwrap_err();
+        assert!(matches!(error, VerifyError::Signature { .. }), "{error}");
+        // A trusted key's signature over other bytes is a forgery, required or not.
+        let mut tampered = bytes.clone();
+        tampered[10] ^= 1;
+        let forged = f.key.sign(&tampered).to_file();
+        let mut optional = expect(&f, None, Some(forged.as_bytes()));
+        optional.require_signature = false;
+        let error = verify_image(&path, &optional).unwrap_err();
+        assert!(matches!(error, VerifyError::Signature { .. }), "{error}");
     }
 
     #[test]

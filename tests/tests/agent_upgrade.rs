@@ -297,6 +297,56 @@ fn an_unknown_package_is_reported_before_anything_is_built() {
     assert!(router.sysupgrade_calls().is_empty());
 }
 
+#[test]
+fn clean_slate_builds_with_the_defaults_and_leaves_virtual_ones_to_the_imagebuilder() {
+    // 24.10's default `nftables` is a virtual package (`nftables-json` provides it): no index
+    // lists it; requested, it blocked the check and was then missed in the manifest.
+    let router = Router::new(archer_spec("24.10.4", &["tmux"]), Signing::Signed);
+    let proxy = router.proxy(Fault::None);
+    let output = router.run(&proxy, &["blob", "--clean-slate"]);
+    assert_exit(&output, 0);
+    let request: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let packages: Vec<&str> = request["packages_versions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(packages.contains(&"firewall4"), "{request}");
+    assert!(!packages.contains(&"tmux"), "{request}");
+    assert!(!packages.contains(&"nftables"), "{request}");
+    let output = router.run(&proxy, &["upgrade", "--clean-slate"]);
+    assert_exit(&output, 0);
+    assert_eq!(proxy.posts().len(), 1);
+    assert_eq!(router.sysupgrade_calls().len(), 2);
+}
+
+#[test]
+fn an_installed_dependency_the_index_lacks_does_not_make_an_upgrade() {
+    let router = Router::new(archer_spec("24.10.5", &["tmux"]), Signing::Signed);
+    let mut installed = router.installed.clone();
+    let mut orphan = installed
+        .iter()
+        .find(|p| !p.top_level && p.abi_version.is_none())
+        .unwrap()
+        .clone();
+    orphan.package = "libmylocal".to_owned();
+    orphan.name = "libmylocal".to_owned();
+    installed.push(orphan);
+    router.write(
+        "usr/lib/opkg/status",
+        &attendant_e2e::router::opkg_status(&installed),
+    );
+    let proxy = router.proxy(Fault::None);
+    let output = router.run(&proxy, &["check"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("no changes"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refusals that never reach sysupgrade.
 
