@@ -107,6 +107,9 @@ pub struct Check {
     pub package_changes: Vec<AppliedChange>,
     /// The version table.
     pub packages: Vec<PackageRow>,
+    /// The new image's default packages (the target's and the profile's, after the profile's
+    /// `-name` removals).
+    pub defaults: BTreeSet<String>,
     /// Default packages the device does not have.
     pub missing_defaults: Vec<String>,
     /// Things to know that do not block.
@@ -569,6 +572,7 @@ impl Engine {
             image,
             package_changes: applied,
             packages,
+            defaults,
             missing_defaults,
             warnings,
             problems,

@@ -322,6 +322,20 @@ fn clean_slate_builds_with_the_defaults_and_leaves_virtual_ones_to_the_imagebuil
 }
 
 #[test]
+fn list_fs_user_names_only_what_the_user_added_to_the_defaults() {
+    let router = Router::new(archer_spec("24.10.4", &["tmux", "nano"]), Signing::Signed);
+    let proxy = router.proxy(Fault::None);
+    let output = router.run(&proxy, &["list"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output).trim(), "nano tmux");
+    let output = router.run(&proxy, &["list", "--format", "fs-all"]);
+    assert_exit(&output, 0);
+    let all = stdout(&output);
+    assert!(all.split_whitespace().any(|p| p == "base-files"), "{all}");
+    assert!(all.split_whitespace().any(|p| p == "tmux"), "{all}");
+}
+
+#[test]
 fn an_installed_dependency_the_index_lacks_does_not_make_an_upgrade() {
     let router = Router::new(archer_spec("24.10.5", &["tmux"]), Signing::Signed);
     let mut installed = router.installed.clone();

@@ -3,7 +3,7 @@
 //! JSON `data`: the whole [`Check`](crate::engine::Check): `device`, `server`, `upstream`,
 //! `target` (`version`, `branch`, `path`), `version_code`, `profile`, `image`,
 //! `package_changes`, `packages` (rows with `name`, `installed`, `available`, `change`,
-//! `requested`), `missing_defaults`, `warnings`, `problems`, `verdict`
+//! `requested`), `defaults`, `missing_defaults`, `warnings`, `problems`, `verdict`
 //! (`up_to_date`/`upgrade_available`/`blocked`) and `request` (the build request).
 
 use crate::check::{Check, Verdict};

@@ -1,8 +1,9 @@
 //! `attendant list`: the installed top-level packages, for the firmware selector or a buildroot.
 //!
-//! Formats (owut's): `fs-user` is the top-level packages plus `-name` for each default package
-//! that is not installed, on one line (what the firmware selector takes); `fs-all` is every
-//! top-level package on one line; `config` is one `CONFIG_PACKAGE_<name>=y` line each.
+//! Formats (owut's): `fs-user` is the user's own top-level packages (not the image's defaults)
+//! plus `-name` for each default package that is not installed, on one line (what the firmware
+//! selector takes on top of the defaults it already lists); `fs-all` is every top-level package
+//! on one line; `config` is one `CONFIG_PACKAGE_<name>=y` line each.
 //! `fs-user` asks the server for the profile's defaults; the other formats need no network.
 //! JSON `data`: `{"format": "...", "packages": ["...", ...]}`.
 
@@ -21,7 +22,7 @@ command! {
         name = "list",
         example = "attendant list",
         example = "attendant list --format config >> .config",
-        note = "Formats: fs-user (top-level packages and -name for each missing default), fs-all (every top-level package), config (CONFIG_PACKAGE_<name>=y lines)."
+        note = "Formats: fs-user (the top-level packages that are not defaults, and -name for each missing default), fs-all (every top-level package), config (CONFIG_PACKAGE_<name>=y lines)."
     )]
     pub(crate) struct ListCommand {
         /// output format: fs-user, fs-all or config (default: fs-user)
@@ -53,6 +54,12 @@ pub(super) fn run(cmd: ListCommand, out: &mut Output) -> Outcome {
                 .device
                 .packages
                 .top_level()
+                // A package that provides a default stands for it (24.10's `nftables-json` for
+                // `nftables`), so it is no more the user's choice than the default itself.
+                .filter(|p| {
+                    !check.defaults.contains(&p.name)
+                        && !p.provides.iter().any(|v| check.defaults.contains(v))
+                })
                 .map(|p| p.name.clone())
                 .collect();
             list.extend(check.missing_defaults.iter().map(|name| format!("-{name}")));
