@@ -48,6 +48,28 @@ pub(super) fn run(cmd: CheckCommand, out: &mut Output) -> Outcome {
 
 /// The human report of a check: summary, version table, warnings, problems, verdict.
 pub(super) fn print_check(check: &Check, out: &mut Output) -> Result<(), CommandError> {
+    print_summary(check, out)?;
+    for warning in &check.warnings {
+        out.warn(&warning.to_string());
+    }
+    for problem in &check.problems {
+        out.error(&problem.to_string());
+    }
+    let verdict = match check.verdict {
+        Verdict::UpToDate => "There are no changes; the firmware is up to date".to_owned(),
+        Verdict::UpgradeAvailable => format!(
+            "An upgrade to {} is available; `attendant upgrade` builds and installs it",
+            check.target.version
+        ),
+        Verdict::Blocked => "The checks found problems; do not upgrade".to_owned(),
+    };
+    out.data(&format!("\n{verdict}"))?;
+    Ok(())
+}
+
+/// What a build will change, shown by `check` and before `download`/`upgrade` build: the
+/// versions, the server's renames and removals, the package table.
+pub(super) fn print_summary(check: &Check, out: &mut Output) -> Result<(), CommandError> {
     let device = &check.device;
     let mut text = String::new();
     let line = |text: &mut String, key: &str, value: &str| {
@@ -121,20 +143,5 @@ pub(super) fn print_check(check: &Check, out: &mut Output) -> Result<(), Command
         }
     }
     out.data(&text)?;
-    for warning in &check.warnings {
-        out.warn(&warning.to_string());
-    }
-    for problem in &check.problems {
-        out.error(&problem.to_string());
-    }
-    let verdict = match check.verdict {
-        Verdict::UpToDate => "There are no changes; the firmware is up to date".to_owned(),
-        Verdict::UpgradeAvailable => format!(
-            "An upgrade to {} is available; `attendant upgrade` builds and installs it",
-            check.target.version
-        ),
-        Verdict::Blocked => "The checks found problems; do not upgrade".to_owned(),
-    };
-    out.data(&format!("\n{verdict}"))?;
     Ok(())
 }

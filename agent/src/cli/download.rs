@@ -69,6 +69,9 @@ pub(super) fn fetch(
     flash: &FlashOptions,
     out: &mut Output,
 ) -> Result<Option<Verification>, CommandError> {
+    if !out.is_json() {
+        super::check::print_summary(check, out)?;
+    }
     for warning in &check.warnings {
         out.warn(&warning.to_string());
     }
