@@ -578,3 +578,32 @@ fn a_web_page_instead_of_a_server_names_what_came() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_image_path_in_a_missing_directory_is_refused_before_any_build() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["download", "--image", "/no-such-dir/firmware.bin"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("no-such-dir` of the image path does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        server.requests().iter().all(|r| r.method != "POST"),
+        "nothing may be built"
+    );
+}
+
+#[test]
+fn rev_code_none_shows_that_any_revision_is_built() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["check", "--rev-code", "none"]);
+    assert!(
+        stdout(&output).contains("Version-to:   24.10.6 (any revision)"),
+        "{}",
+        stdout(&output)
+    );
+}

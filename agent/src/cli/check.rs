@@ -86,7 +86,12 @@ pub(super) fn print_summary(check: &Check, out: &mut Output) -> Result<(), Comma
     line(
         &mut text,
         "Version-to:",
-        &format!("{} ({})", check.target.version, check.version_code),
+        &if check.version_code.is_empty() {
+            // `--rev-code none`: the server builds whatever revision it has.
+            format!("{} (any revision)", check.target.version)
+        } else {
+            format!("{} ({})", check.target.version, check.version_code)
+        },
     );
     if let Some(image) = &check.image {
         line(

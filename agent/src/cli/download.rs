@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::check::Check;
 use crate::cli::{
-    CommandError, Outcome, command, flash_options, image_path, plan_options_of, poll_interval,
-    settings,
+    CommandError, Outcome, command, flash_options, image_path_to_write, plan_options_of,
+    poll_interval, settings,
 };
 use crate::engine::{Engine, FlashOptions};
 use crate::exit::ExitStatus;
@@ -45,7 +45,7 @@ pub(super) fn run(cmd: DownloadCommand, out: &mut Output) -> Outcome {
         false,
     );
     let engine = Engine::new(&cmd.root, settings);
-    let path = image_path(&engine, cmd.image.as_deref());
+    let path = image_path_to_write(&engine, cmd.image.as_deref())?;
     let check = engine.check(&options)?;
     match fetch(&engine, &check, &path, interval, &flash, out)? {
         Some(verification) => Ok((

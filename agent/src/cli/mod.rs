@@ -497,6 +497,26 @@ pub(crate) fn image_path(engine: &Engine, option: Option<&Path>) -> PathBuf {
     engine.router_path(&path)
 }
 
+/// [`image_path`] for a command that writes the image: its directory must exist, checked
+/// before anything is built (owut's rule), so a mistyped `--image` costs no build.
+pub(crate) fn image_path_to_write(
+    engine: &Engine,
+    option: Option<&Path>,
+) -> Result<PathBuf, Error> {
+    let path = image_path(engine, option);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "the directory `{}` of the image path does not exist; `--image` (or the `image` option) must name a file in an existing directory",
+            dir.display()
+        )));
+    }
+    Ok(path)
+}
+
 /// The poll interval from the option or the config.
 pub(crate) fn poll_interval(
     settings: &Settings,

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::cli::download::fetch;
 use crate::cli::install::report;
 use crate::cli::{
-    Outcome, command, flash_options, image_path, plan_options_of, poll_interval, settings,
+    Outcome, command, flash_options, image_path_to_write, plan_options_of, poll_interval, settings,
 };
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
@@ -45,7 +45,7 @@ pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
         cmd.dry_run,
     );
     let engine = Engine::new(&cmd.root, settings);
-    let path = image_path(&engine, cmd.image.as_deref());
+    let path = image_path_to_write(&engine, cmd.image.as_deref())?;
     let check = engine.check(&options)?;
     let Some(verification) = fetch(&engine, &check, &path, interval, &flash, out)? else {
         return Ok((ExitStatus::Success, json!({"up_to_date": true})));
