@@ -451,11 +451,25 @@ impl Engine {
                 _ => {}
             }
         }
-        if is_firmware_downgrade(&device.version, &target.version) {
-            let text = format!(
-                "{} is older than the installed {}",
-                target.version, device.version
+        let older_revision = target.version == device.version
+            && matches!(
+                (plan::revision_number(&version_code), plan::revision_number(&device.revision)),
+                (Some(offered), Some(installed)) if offered < installed
             );
+        if is_firmware_downgrade(&device.version, &target.version) || older_revision {
+            // Same version, older revision: a snapshot whose server lags behind the build that
+            // is installed (owut's DOWNGRADE case).
+            let text = if older_revision {
+                format!(
+                    "{} {version_code} is older than the installed {}; the server is behind",
+                    target.version, device.revision
+                )
+            } else {
+                format!(
+                    "{} is older than the installed {}",
+                    target.version, device.version
+                )
+            };
             if options.force {
                 warnings.push(Finding::forced(text));
             } else {

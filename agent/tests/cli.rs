@@ -607,3 +607,31 @@ fn rev_code_none_shows_that_any_revision_is_built() {
         stdout(&output)
     );
 }
+
+#[test]
+fn an_older_revision_of_the_installed_version_is_a_downgrade() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    // The router runs a newer build of 24.10.6 than the server offers (the server is behind).
+    router.write(
+        "usr/lib/os-release",
+        b"NAME=\"OpenWrt\"\nVERSION=\"24.10.6\"\nID=\"openwrt\"\nBUILD_ID=\"r99999-0123456789\"\n\
+          OPENWRT_BOARD=\"ath79/generic\"\nOPENWRT_ARCH=\"mips_24kc\"\n\
+          OPENWRT_RELEASE=\"OpenWrt 24.10.6 r99999-0123456789\"\n",
+    );
+    let output = router.run(&["check"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output)
+            .contains("is older than the installed r99999-0123456789; the server is behind"),
+        "{}",
+        stderr(&output)
+    );
+    let forced = router.run(&["check", "--force"]);
+    assert_exit(&forced, 3);
+    assert!(
+        stderr(&forced).contains("the server is behind"),
+        "{}",
+        stderr(&forced)
+    );
+}
