@@ -394,6 +394,7 @@ impl Engine {
         });
         if !same_image {
             download::remove(path)?;
+            download::remove(&signature_path(path))?;
         }
         if let Some(state) = state.as_mut() {
             state.image_url = Some(url.clone());
@@ -408,6 +409,9 @@ impl Engine {
         let downloaded = download::download(&client, &url, path, &mut |bytes, total| {
             on_event(&Event::Download { bytes, total });
         })?;
+        // The signature is kept beside the image (OpenWrt's `<image>.sig`), so `verify` and
+        // `install` work when the server is gone or has expired the build.
+        self.save_signature(&url, path)?;
         if let Some(mut state) = state {
             state.downloaded_bytes = downloaded.len;
             state.total_bytes = Some(downloaded.len);
@@ -416,6 +420,21 @@ impl Engine {
             state_file.save(&state)?;
         }
         Ok(downloaded)
+    }
+
+    /// Fetches the signature the server publishes for `image_url` into [`signature_path`] of
+    /// `path`; without one, removes a stale file.
+    fn save_signature(&self, image_url: &str, path: &Path) -> Result<Option<Vec<u8>>, Error> {
+        let file = signature_path(path);
+        let signature = self.signature(image_url)?;
+        match &signature {
+            Some(bytes) => std::fs::write(&file, bytes).map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })?,
+            None => download::remove(&file)?,
+        }
+        Ok(signature)
     }
 
     /// The detached signature the server publishes beside `image_url`, if any.
@@ -467,7 +486,18 @@ impl Engine {
             "{server}/store/{}/{}",
             saved.response.bin_dir, saved.image.name
         );
-        let signature = self.signature(&url)?;
+        let signature = match read_small(&signature_path(path), MAX_SIGNATURE_FILE_LEN) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.save_signature(&url, path)?
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: signature_path(path),
+                    source,
+                });
+            }
+        };
         let keyring = self.keyring()?;
         let compat = device.compat();
         let expectations = Expectations {
@@ -642,6 +672,13 @@ impl Stage {
             other
         }
     }
+}
+
+/// Where the signature of the image at `path` is kept: `<image>.sig`.
+pub fn signature_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
 }
 
 fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {

@@ -635,3 +635,23 @@ fn an_older_revision_of_the_installed_version_is_a_downgrade() {
         stderr(&forced)
     );
 }
+
+#[test]
+fn install_after_download_needs_no_server_and_keeps_the_signature() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    assert_exit(&router.run(&["download"]), 0);
+    assert!(router.path().join("tmp/firmware.bin.sig").is_file());
+    // The server is gone (a port nothing listens on); the signature kept beside the image
+    // still proves it, and `require_signature` is on.
+    let offline = router.path().join("etc/config/attendedsysupgrade");
+    let config = std::fs::read_to_string(&offline)
+        .unwrap()
+        .replace(&server.url, "http://127.0.0.1:9");
+    std::fs::write(&offline, config).unwrap();
+    let before = server.requests().len();
+    let output = router.run(&["install", "--json"]);
+    assert_exit(&output, 0);
+    assert_eq!(router.sysupgrade_calls().len(), 2, "--test, then the flash");
+    assert_eq!(server.requests().len(), before);
+}
