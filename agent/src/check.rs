@@ -17,6 +17,7 @@ use std::fmt;
 
 use attendant_proto::api::{BuildRequest, Filesystem, ImageInfo};
 use attendant_proto::index;
+use attendant_proto::installed::PackageManager;
 use attendant_proto::upstream::{self, Profiles};
 use attendant_proto::version::Version;
 use attendant_proto::wire;
@@ -396,6 +397,24 @@ impl Engine {
                 &options.ignored_defaults,
             )
         };
+        // With `diff_packages` the server removes every default the request leaves out, so a
+        // truncated or emptied package database (a full overlay can leave one) would build an
+        // image without dropbear, netifd or the firewall: a router reachable only by serial.
+        // Most defaults missing at once is that, not the user's choice.
+        if !options.clean_slate
+            && !defaults.is_empty()
+            && missing_defaults.len() * 2 > defaults.len()
+        {
+            problems.push(Finding::new(format!(
+                "{} of the {} default packages are not installed; the package database ({}) looks damaged, and an image built from it would lack them",
+                missing_defaults.len(),
+                defaults.len(),
+                match device.package_manager {
+                    PackageManager::Opkg => wire::OPKG_STATUS_PATH,
+                    PackageManager::Apk => wire::APK_INSTALLED_PATH,
+                }
+            )));
+        }
         for name in &missing_defaults {
             warnings.push(Finding::hinted(
                 format!("default package `{name}` is not installed and will not be in the image"),
@@ -407,12 +426,25 @@ impl Engine {
         }
 
         let available = self.package_index(&client, &target, &device, &profiles, &mut warnings)?;
-        // owut re-adds only the defaults the index lists. The ImageBuilder installs its defaults
-        // anyway, so one no index names (a virtual package: 24.10's `nftables`, provided by
-        // `nftables-json`) is left to it; requested, it would block the check and then be
-        // missed in the manifest.
+        // A default no index lists is a virtual package (24.10's `nftables`, provided by
+        // `nftables-json`): requested by that name it would block the check and then be missed
+        // in the manifest. The installed package that provides it is requested instead; with no
+        // provider it is left out, as owut re-adds only the defaults the index lists.
         if let Some(available) = &available {
-            requested.retain(|name| available.contains_key(name) || !defaults.contains(name));
+            let resolved: BTreeSet<String> = requested
+                .iter()
+                .filter_map(|name| {
+                    if available.contains_key(name) || !defaults.contains(name) {
+                        return Some(name.clone());
+                    }
+                    device
+                        .packages
+                        .provider(name)
+                        .map(|provider| provider.name.clone())
+                        .filter(|provider| available.contains_key(provider))
+                })
+                .collect();
+            requested = resolved.into_iter().collect();
         }
         let packages = match &available {
             Some(available) => {

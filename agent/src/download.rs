@@ -170,6 +170,9 @@ pub fn download(
                 break;
             }
             Err(Copy::TooLarge) => {
+                // Do not leave up to the limit's worth of bytes in /tmp, which is RAM.
+                drop(file);
+                remove(path)?;
                 return Err(DownloadError::TooLarge {
                     url: url.to_owned(),
                 });

@@ -509,7 +509,16 @@ impl Engine {
             keep_settings: flash.keep_settings,
             force_flash: flash.force_flash,
         };
-        let verification = verify::verify_image(path, &expectations)?;
+        let verification = match verify::verify_image(path, &expectations) {
+            // Bytes that are not the image are of no use to a resumed download (a proxy's page
+            // would stay in front of every retry): the next download starts over.
+            Err(error @ VerifyError::Sha256Mismatch { .. }) => {
+                download::remove(path)?;
+                download::remove(&signature_path(path))?;
+                return Err(error.into());
+            }
+            result => result?,
+        };
         let request = &saved.request;
         let requested: BTreeMap<String, Option<String>> = if request.packages_versions.is_empty() {
             request.packages.iter().map(|p| (p.clone(), None)).collect()

@@ -262,20 +262,21 @@ fn a_stalled_download_breaks_off_after_the_timeout_and_resumes() {
     );
 }
 
-fn refused(offer: Offer, expected: &str) {
+fn refused(offer: Offer, expected: &str) -> Router {
     let server = upgrade_server(offer);
     let router = Router::new(&server.url);
     let output = router.run(&["upgrade"]);
     assert_exit(&output, 6);
     assert!(stderr(&output).contains(expected), "{}", stderr(&output));
     assert!(router.sysupgrade_calls().is_empty(), "sysupgrade ran");
+    router
 }
 
 #[test]
 fn a_wrong_sha256_never_reaches_sysupgrade() {
     let mut offer = Offer::new(image(&[BOARD], "1.0"));
     offer.promised_sha256 = Some("0".repeat(64));
-    refused(offer, "but the server promised");
+    let _ = refused(offer, "but the server promised");
 }
 
 #[test]
@@ -284,7 +285,23 @@ fn a_corrupted_download_never_reaches_sysupgrade() {
     let mut offer = Offer::new(good.clone());
     offer.promised_sha256 = Some(sha256(&good));
     offer.image[1000] ^= 0xff;
-    refused(offer, "the download is corrupt or was tampered with");
+    let router = refused(offer, "the download is corrupt or was tampered with");
+    // Wrong bytes are not kept for a resume: the next run downloads afresh.
+    assert!(!router.path().join("tmp/firmware.bin").exists());
+}
+
+#[test]
+fn status_clear_removes_a_damaged_state_file() {
+    let router = Router::new("http://127.0.0.1:9");
+    router.write(
+        "var/run/attendant/state.json",
+        b"{\"format\":1,\"stage\":\"bogus\"",
+    );
+    assert_exit(&router.run(&["status"]), 1);
+    let output = router.run(&["status", "--clear"]);
+    assert_exit(&output, 0);
+    assert!(!router.path().join("var/run/attendant/state.json").exists());
+    assert_exit(&router.run(&["status"]), 0);
 }
 
 #[test]
@@ -299,14 +316,14 @@ fn a_forged_signature_never_reaches_sysupgrade() {
     )
     .unwrap();
     offer.signature = Some(forger.sign(&picture).to_file());
-    refused(offer, "does not verify");
+    let _ = refused(offer, "does not verify");
 }
 
 #[test]
 fn a_missing_signature_is_refused_when_required() {
     let mut offer = Offer::new(image(&[BOARD], "1.0"));
     offer.signature = None;
-    refused(
+    let _ = refused(
         offer,
         "is not signed, and the configuration requires a signature",
     );
@@ -314,7 +331,7 @@ fn a_missing_signature_is_refused_when_required() {
 
 #[test]
 fn an_image_for_another_board_never_reaches_sysupgrade() {
-    refused(
+    let _ = refused(
         Offer::new(image(&["tplink,archer-c6-v2"], "1.0")),
         "device `tplink,archer-c7-v5` not supported by this image",
     );
@@ -322,7 +339,7 @@ fn an_image_for_another_board_never_reaches_sysupgrade() {
 
 #[test]
 fn a_compat_version_major_change_never_reaches_sysupgrade() {
-    refused(
+    let _ = refused(
         Offer::new(image(&[BOARD], "2.0")),
         "cannot be installed on this device",
     );
@@ -654,4 +671,22 @@ fn install_after_download_needs_no_server_and_keeps_the_signature() {
     assert_exit(&output, 0);
     assert_eq!(router.sysupgrade_calls().len(), 2, "--test, then the flash");
     assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn an_emptied_package_database_blocks_before_any_build() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    // A full overlay can leave opkg's status file empty; building from it would drop every
+    // default package from the image.
+    router.write("usr/lib/opkg/status", b"");
+    let output = router.run(&["upgrade", "--dry-run"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output).contains("the package database (/usr/lib/opkg/status) looks damaged"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(server.requests().iter().all(|r| r.method != "POST"));
+    assert!(router.sysupgrade_calls().is_empty());
 }

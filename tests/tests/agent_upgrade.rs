@@ -298,7 +298,7 @@ fn an_unknown_package_is_reported_before_anything_is_built() {
 }
 
 #[test]
-fn clean_slate_builds_with_the_defaults_and_leaves_virtual_ones_to_the_imagebuilder() {
+fn clean_slate_requests_the_provider_of_a_virtual_default() {
     // 24.10's default `nftables` is a virtual package (`nftables-json` provides it): no index
     // lists it; requested, it blocked the check and was then missed in the manifest.
     let router = Router::new(archer_spec("24.10.4", &["tmux"]), Signing::Signed);
@@ -315,6 +315,7 @@ fn clean_slate_builds_with_the_defaults_and_leaves_virtual_ones_to_the_imagebuil
     assert!(packages.contains(&"firewall4"), "{request}");
     assert!(!packages.contains(&"tmux"), "{request}");
     assert!(!packages.contains(&"nftables"), "{request}");
+    assert!(packages.contains(&"nftables-json"), "{request}");
     let output = router.run(&proxy, &["upgrade", "--clean-slate"]);
     assert_exit(&output, 0);
     assert_eq!(proxy.posts().len(), 1);
