@@ -158,6 +158,14 @@ pub enum Error {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Another run holds the run lock.
+    #[error(
+        "another attendant run is downloading, verifying or installing (it holds `{path}`); wait for it to finish\n\nhint: `attendant status` shows what it is doing"
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A local file.
     #[error("cannot read `{path}`: {source}")]
     Io {
@@ -173,9 +181,11 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Self::Usage(_) => ExitStatus::Usage,
-            Self::Config(_) | Self::Facts(_) | Self::State(_) | Self::Io { .. } => {
-                ExitStatus::Failure
-            }
+            Self::Config(_)
+            | Self::Facts(_)
+            | Self::State(_)
+            | Self::Io { .. }
+            | Self::Busy { .. } => ExitStatus::Failure,
             Self::Client(ClientError::CaFile { .. } | ClientError::CaEmpty { .. })
             | Self::Client(ClientError::Proxy { .. }) => ExitStatus::Failure,
             Self::Client(_) | Self::Document { .. } | Self::Build(_) => ExitStatus::Server,
@@ -260,6 +270,8 @@ pub struct Engine {
     pub(crate) settings: Settings,
     /// The server's `overview.json` once fetched, and the server it came from.
     overview: Mutex<Option<(String, Arc<Overview>)>>,
+    /// The run lock, once taken; held until the engine is dropped.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Engine {
@@ -270,6 +282,7 @@ impl Engine {
             root: root.to_owned(),
             settings,
             overview: Mutex::new(None),
+            lock: Mutex::new(None),
         }
     }
 
@@ -302,6 +315,39 @@ impl Engine {
         options.ca_file = self.settings.ca_file.clone();
         options.read_timeout = Duration::from_secs(self.settings.timeout_s);
         Ok(Client::new(options)?)
+    }
+
+    /// Takes the run lock (`/var/run/attendant/lock`) for the rest of this engine's life, or
+    /// fails when another run holds it. Every step that writes the image, the build record or
+    /// the state takes it first: two runs sharing `/tmp/firmware.bin` (a shell and LuCI, or two
+    /// shells) could otherwise flash an image the other run replaced after it was verified.
+    pub fn lock(&self) -> Result<(), Error> {
+        let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.is_some() {
+            return Ok(());
+        }
+        let path = self.root.join(LOCK_PATH);
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {
+                *held = Some(file);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
     }
 
     /// The server's `overview.json`, fetched once per engine and server: the offer a caller
@@ -383,6 +429,7 @@ impl Engine {
         path: &Path,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Downloaded, Error> {
+        self.lock()?;
         let client = self.client()?;
         let built = &saved.image;
         let url = client.url(&format!("/store/{}/{}", saved.response.bin_dir, built.name));
@@ -409,9 +456,6 @@ impl Engine {
         let downloaded = download::download(&client, &url, path, &mut |bytes, total| {
             on_event(&Event::Download { bytes, total });
         })?;
-        // The signature is kept beside the image (OpenWrt's `<image>.sig`), so `verify` and
-        // `install` work when the server is gone or has expired the build.
-        self.save_signature(&url, path)?;
         if let Some(mut state) = state {
             state.downloaded_bytes = downloaded.len;
             state.total_bytes = Some(downloaded.len);
@@ -477,6 +521,7 @@ impl Engine {
         path: &Path,
         flash: &FlashOptions,
     ) -> Result<Verification, Error> {
+        self.lock()?;
         let server = if saved.server.is_empty() {
             &self.settings.server
         } else {
@@ -486,6 +531,9 @@ impl Engine {
             "{server}/store/{}/{}",
             saved.response.bin_dir, saved.image.name
         );
+        // The first verification fetches the signature and keeps it beside the image (OpenWrt's
+        // `<image>.sig`; a new download removes it), so a later `verify` or `install` works
+        // when the server is gone or has expired the build.
         let signature = match read_small(&signature_path(path), MAX_SIGNATURE_FILE_LEN) {
             Ok(bytes) => Some(bytes),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -582,6 +630,7 @@ impl Engine {
         flash: &FlashOptions,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Option<Verification>, Error> {
+        self.lock()?;
         let note = |on_event: &mut dyn FnMut(&Event), message: String| {
             on_event(&Event::Note { message });
         };
@@ -643,6 +692,7 @@ impl Engine {
         flash: &FlashOptions,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Installed, Error> {
+        self.lock()?;
         let options = InstallOptions {
             keep_settings: flash.keep_settings,
             force_flash: flash.force_flash,
@@ -682,6 +732,9 @@ impl Stage {
         }
     }
 }
+
+/// The run lock, under the root.
+pub const LOCK_PATH: &str = "var/run/attendant/lock";
 
 /// Where the signature of the image at `path` is kept: `<image>.sig`.
 pub fn signature_path(path: &Path) -> PathBuf {

@@ -690,3 +690,23 @@ fn an_emptied_package_database_blocks_before_any_build() {
     assert!(server.requests().iter().all(|r| r.method != "POST"));
     assert!(router.sysupgrade_calls().is_empty());
 }
+
+#[test]
+fn a_second_run_waits_for_the_one_holding_the_lock() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let lock_path = router.path().join("var/run/attendant/lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let held = std::fs::File::create(&lock_path).unwrap();
+    held.lock().unwrap();
+    let output = router.run(&["download"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("another attendant run is downloading, verifying or installing"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!router.path().join("tmp/firmware.bin").exists());
+    drop(held);
+    assert_exit(&router.run(&["download"]), 0);
+}
