@@ -168,10 +168,23 @@ impl Settings {
     pub fn from_uci(config: &Config, path: &Path) -> Result<Self, ConfigError> {
         let mut settings = Self::default();
         if let Some(server) = config.of_type(wire::UCI_SECTION_SERVER).next() {
+            let invalid = |option: &'static str, value: &str| ConfigError::Value {
+                path: path.to_owned(),
+                section: server.name().unwrap_or(server.section_type()).to_owned(),
+                option,
+                value: value.to_owned(),
+                expected: "a URL starting with `http://` or `https://`",
+            };
             if let Some(url) = server.option(wire::UCI_OPTION_URL) {
+                if !is_server_url(url) {
+                    return Err(invalid("url", url));
+                }
                 settings.server = url.trim_end_matches('/').to_owned();
             }
             settings.rebuilders = split_list(server, wire::UCI_OPTION_REBUILDER);
+            if let Some(bad) = settings.rebuilders.iter().find(|url| !is_server_url(url)) {
+                return Err(invalid("rebuilder", bad));
+            }
         }
         // owut's section first, then ours, so ours wins where both set an option.
         for section_type in [wire::UCI_SECTION_OWUT, wire::UCI_SECTION_ATTENDANT] {
@@ -261,6 +274,13 @@ impl Settings {
     }
 }
 
+/// Whether `url` can name an upgrade server: `http://` or `https://`, no spaces or control
+/// characters.
+pub fn is_server_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Splits a command-line or UCI package list: commas and whitespace separate names.
 pub fn split_names<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     values
@@ -332,6 +352,16 @@ mod tests {
             let text = format!("config attendant 'attendant'\n\toption timeout {timeout}\n");
             assert!(settings(&text).is_err(), "{timeout}");
         }
+    }
+
+    #[test]
+    fn a_server_url_without_a_scheme_names_the_option() {
+        let error = settings("config server 'server'\n\toption url 'asu.lan'\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`/etc/config/attendedsysupgrade`: option `server.url` is `asu.lan`, expected a URL starting with `http://` or `https://`"
+        );
+        assert!(settings("config server 'server'\n\tlist rebuilder 'ftp://r'\n").is_err());
     }
 
     #[test]

@@ -180,8 +180,7 @@ fn edit(
 }
 
 fn check_url(argument: &'static str, url: &str) -> Result<(), BridgeError> {
-    let scheme = url.starts_with("http://") || url.starts_with("https://");
-    if scheme && !url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if attendant::config::is_server_url(url) {
         return Ok(());
     }
     Err(BridgeError::InvalidArgument {

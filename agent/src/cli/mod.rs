@@ -376,7 +376,7 @@ pub(crate) fn settings(
 ) -> Result<Settings, Error> {
     let mut settings = Settings::load(root)?;
     if let Some(server) = server {
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
+        if !config::is_server_url(server) {
             return Err(Error::Usage(format!(
                 "server `{server}` must start with `http://` or `https://`"
             )));
