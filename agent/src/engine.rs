@@ -166,6 +166,14 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A local file that could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A local file.
     #[error("cannot read `{path}`: {source}")]
     Io {
@@ -185,6 +193,7 @@ impl Error {
             | Self::Facts(_)
             | Self::State(_)
             | Self::Io { .. }
+            | Self::Write { .. }
             | Self::Busy { .. } => ExitStatus::Failure,
             Self::Client(ClientError::CaFile { .. } | ClientError::CaEmpty { .. })
             | Self::Client(ClientError::Proxy { .. }) => ExitStatus::Failure,
@@ -327,7 +336,7 @@ impl Engine {
             return Ok(());
         }
         let path = self.root.join(LOCK_PATH);
-        let io = |source| Error::Io {
+        let io = |source| Error::Write {
             path: path.clone(),
             source,
         };
@@ -472,7 +481,7 @@ impl Engine {
         let file = signature_path(path);
         let signature = self.signature(image_url)?;
         match &signature {
-            Some(bytes) => std::fs::write(&file, bytes).map_err(|source| Error::Io {
+            Some(bytes) => std::fs::write(&file, bytes).map_err(|source| Error::Write {
                 path: file.clone(),
                 source,
             })?,
@@ -603,7 +612,11 @@ impl Engine {
         let temporary = file.with_extension("json.tmp");
         std::fs::write(&temporary, bytes)
             .and_then(|()| std::fs::rename(&temporary, &file))
-            .map_err(|source| Error::Io { path: file, source })
+            .map_err(|source| {
+                // A full /tmp must not keep the half-written record either.
+                let _ = std::fs::remove_file(&temporary);
+                Error::Write { path: file, source }
+            })
     }
 
     /// Loads the record `download` saved beside the image.

@@ -710,3 +710,25 @@ fn a_second_run_waits_for_the_one_holding_the_lock() {
     drop(held);
     assert_exit(&router.run(&["download"]), 0);
 }
+
+#[test]
+fn a_build_record_that_cannot_be_written_is_named_and_leaves_no_temporary_file() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    // A directory where the record goes: the rename over it fails, as a full /tmp would.
+    std::fs::create_dir_all(router.path().join("tmp/firmware.bin.build.json/x")).unwrap();
+    let output = router.run(&["download"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("cannot write `")
+            && stderr(&output).contains("tmp/firmware.bin.build.json`"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !router
+            .path()
+            .join("tmp/firmware.bin.build.json.tmp")
+            .exists()
+    );
+}
