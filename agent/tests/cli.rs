@@ -44,11 +44,9 @@ fn an_unknown_package_is_reported_before_any_build() {
     let router = Router::new(&server.url);
     let output = router.run(&["upgrade", "--add", "no-such-package"]);
     assert_exit(&output, 4);
-    assert!(
-        stderr(&output)
-            .contains("package `no-such-package` is not in the 24.10.6 index for `ath79/generic`"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "package `no-such-package` is not in the 24.10.6 index for `ath79/generic`",
     );
     assert!(server.requests().iter().all(|r| r.method != "POST"));
     assert!(router.sysupgrade_calls().is_empty());
@@ -62,11 +60,7 @@ fn a_downgrade_is_refused_without_force() {
     let router = Router::new(&server.url);
     let output = router.run(&["check"]);
     assert_exit(&output, 4);
-    assert!(
-        stderr(&output).contains("package `luci` would go down"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "package `luci` would go down");
     let forced = router.run(&["check", "--force"]);
     assert_exit(&forced, 3);
 }
@@ -237,13 +231,9 @@ fn a_stalled_download_breaks_off_after_the_timeout_and_resumes() {
     );
     let output = router.run(&["download"]);
     assert_exit(&output, 0);
-    assert!(
-        stderr(&output).contains(&format!(
-            "the download broke off at {} bytes",
-            picture.len() / 3
-        )),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        &format!("the download broke off at {} bytes", picture.len() / 3),
     );
     assert_eq!(
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
@@ -352,11 +342,7 @@ fn a_failing_sysupgrade_test_stops_the_install() {
     router.sysupgrade(1);
     let output = router.run(&["upgrade"]);
     assert_exit(&output, 6);
-    assert!(
-        stderr(&output).contains("image check failed"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "image check failed");
     assert_eq!(router.sysupgrade_calls().len(), 1);
 }
 
@@ -373,10 +359,9 @@ fn an_unreachable_server_is_a_server_error() {
     let router = Router::new("http://127.0.0.1:9");
     let output = router.run(&["versions"]);
     assert_exit(&output, 5);
-    assert!(
-        stderr(&output).contains("cannot reach `http://127.0.0.1:9/json/v1/overview.json`"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "cannot reach `http://127.0.0.1:9/json/v1/overview.json`",
     );
 }
 
@@ -396,11 +381,7 @@ fn an_interrupted_upgrade_follows_its_build_instead_of_posting_again() {
     );
     let second = router.run(&["upgrade"]);
     assert_exit(&second, 0);
-    assert!(
-        stderr(&second).contains(&format!("resuming the build `{REQUEST_HASH}`")),
-        "{}",
-        stderr(&second)
-    );
+    assert_stderr_has(&second, &format!("resuming the build `{REQUEST_HASH}`"));
     let posts = server
         .requests()
         .iter()
@@ -546,12 +527,9 @@ fn an_added_default_is_not_reported_missing() {
     router.write("usr/lib/opkg/status", without.join("\n\n").as_bytes());
     let before = router.run(&["check"]);
     assert_exit(&before, 3);
-    assert!(
-        stderr(&before).contains(
-            "warning: default package `urngd` is not installed and will not be in the image\n\nhint: add it with `--add urngd`, or silence this with `--ignored-defaults urngd`"
-        ),
-        "{}",
-        stderr(&before)
+    assert_stderr_has(
+        &before,
+        "warning: default package `urngd` is not installed and will not be in the image\n\nhint: add it with `--add urngd`, or silence this with `--ignored-defaults urngd`",
     );
     let added = router.run(&["check", "--add", "urngd"]);
     assert_exit(&added, 3);
@@ -569,10 +547,9 @@ fn an_option_before_the_command_is_shown_where_it_goes() {
         .output()
         .unwrap();
     assert_exit(&output, 2);
-    assert!(
-        stderr(&output).contains("hint: options follow the command: `attendant check --root ...`"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "hint: options follow the command: `attendant check --root ...`",
     );
 }
 
@@ -589,10 +566,9 @@ fn a_web_page_instead_of_a_server_names_what_came() {
     let router = Router::new(&server.url());
     let output = router.run(&["check"]);
     assert_exit(&output, 5);
-    assert!(
-        stderr(&output).contains("overview.json` is not JSON: an HTML page titled `Router login`"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "overview.json` is not JSON: an HTML page titled `Router login`",
     );
 }
 
@@ -602,11 +578,7 @@ fn an_image_path_in_a_missing_directory_is_refused_before_any_build() {
     let router = Router::new(&server.url);
     let output = router.run(&["download", "--image", "/no-such-dir/firmware.bin"]);
     assert_exit(&output, 2);
-    assert!(
-        stderr(&output).contains("no-such-dir` of the image path does not exist"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "no-such-dir` of the image path does not exist");
     assert!(
         server.requests().iter().all(|r| r.method != "POST"),
         "nothing may be built"
@@ -638,19 +610,13 @@ fn an_older_revision_of_the_installed_version_is_a_downgrade() {
     );
     let output = router.run(&["check"]);
     assert_exit(&output, 4);
-    assert!(
-        stderr(&output)
-            .contains("is older than the installed r99999-0123456789; the server is behind"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "is older than the installed r99999-0123456789; the server is behind",
     );
     let forced = router.run(&["check", "--force"]);
     assert_exit(&forced, 3);
-    assert!(
-        stderr(&forced).contains("the server is behind"),
-        "{}",
-        stderr(&forced)
-    );
+    assert_stderr_has(&forced, "the server is behind");
 }
 
 #[test]
@@ -682,10 +648,9 @@ fn an_emptied_package_database_blocks_before_any_build() {
     router.write("usr/lib/opkg/status", b"");
     let output = router.run(&["upgrade", "--dry-run"]);
     assert_exit(&output, 4);
-    assert!(
-        stderr(&output).contains("the package database (/usr/lib/opkg/status) looks damaged"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "the package database (/usr/lib/opkg/status) looks damaged",
     );
     assert!(server.requests().iter().all(|r| r.method != "POST"));
     assert!(router.sysupgrade_calls().is_empty());
@@ -701,10 +666,9 @@ fn a_second_run_waits_for_the_one_holding_the_lock() {
     held.lock().unwrap();
     let output = router.run(&["download"]);
     assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("another attendant run is downloading, verifying or installing"),
-        "{}",
-        stderr(&output)
+    assert_stderr_has(
+        &output,
+        "another attendant run is downloading, verifying or installing",
     );
     assert!(!router.path().join("tmp/firmware.bin").exists());
     drop(held);
@@ -719,12 +683,8 @@ fn a_build_record_that_cannot_be_written_is_named_and_leaves_no_temporary_file()
     std::fs::create_dir_all(router.path().join("tmp/firmware.bin.build.json/x")).unwrap();
     let output = router.run(&["download"]);
     assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("cannot write `")
-            && stderr(&output).contains("tmp/firmware.bin.build.json`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "cannot write `");
+    assert_stderr_has(&output, "tmp/firmware.bin.build.json`");
     assert!(
         !router
             .path()

@@ -468,6 +468,12 @@ pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Asserts that the agent's stderr names `text`, showing all of it when not.
+pub(crate) fn assert_stderr_has(output: &Output, text: &str) {
+    let stderr = stderr(output);
+    assert!(stderr.contains(text), "{stderr}");
+}
+
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
