@@ -23,6 +23,8 @@
 //! processes. The callers (`attendant`, `attendant-ubus`, `attendant-server`) do that and hand
 //! the bytes in.
 
+#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+
 pub mod api;
 pub mod apk;
 pub mod board;

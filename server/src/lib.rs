@@ -1,5 +1,7 @@
 //! The Attendant image-on-demand server, wire-compatible with OpenWrt's Attended SysUpgrade API.
 
+#![warn(clippy::print_stdout)]
+
 pub mod artifacts;
 pub mod build;
 pub mod cli;

@@ -27,6 +27,8 @@
 //! What it deliberately does not do: fetch anything from the network, build real firmware, or
 //! publish `.ipk`/`.apk` package files (see `README.md` for what is faithful and what is not).
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod catalog;
 pub mod gzip;

@@ -37,6 +37,8 @@
 //!
 //! It does not talk to ubus itself (rpcd does), and never runs a shell.
 
+#![warn(clippy::print_stdout)]
+
 pub mod check;
 pub mod cli;
 pub mod config;
