@@ -141,7 +141,7 @@
 				if (!props[key] && Object.prototype.hasOwnProperty.call(properties, key))
 					props[key] = { value: properties[key], writable: true };
 			ClassConstructor.prototype = Object.create(this.prototype, props);
-			ClassConstructor.prototype.constructor = ClassConstructor;
+			Object.defineProperty(ClassConstructor.prototype, 'constructor', { value: ClassConstructor, writable: true });
 			Object.assign(ClassConstructor, this);
 			return ClassConstructor;
 		},
@@ -498,7 +498,8 @@
 		},
 
 		/* A synchronous throw escapes: that entry keeps r = false and never runs again, and
-		 * the entries after it miss this tick. A rejection is left unhandled. */
+		 * the entries after it miss this tick. A rejection does not stop the entry; LuCI leaves
+		 * it unhandled (a console error), the stand-in records it in `errors`. */
 		step: function () {
 			for (var i = 0, e = null; (e = poll.queue[i]) != null; i++) {
 				if ((poll.tick % e.i) !== 0)
@@ -506,7 +507,9 @@
 				if (!e.r)
 					continue;
 				e.r = false;
-				Promise.resolve(e.fn()).finally((function () { this.r = true; }).bind(e));
+				Promise.resolve(e.fn()).finally((function () { this.r = true; }).bind(e)).catch(function (err) {
+					record.errors.push('unhandled rejection of a poll function: ' + String(err && err.stack || err));
+				});
 			}
 			poll.tick = (poll.tick + 1) % Math.pow(2, 32);
 		},

@@ -77,12 +77,12 @@ export function page(ubus = {}, { pollScale = 0.01, clipboard = true, denied = [
 			return frame({ result: [3] });
 		const n = counts[method] = (counts[method] ?? -1) + 1;
 		const entry = ubus[method];
-		const reply = typeof entry === 'function' ? await entry(args, n) : structuredClone(entry);
+		const reply = typeof entry === 'function' ? await entry(args, n) : entry;
 		if (reply !== null && typeof reply === 'object' && STATUS in reply)
 			return frame({ result: [reply[STATUS]] });
 		if (reply !== null && typeof reply === 'object' && RPC_ERROR in reply)
 			return frame({ error: reply[RPC_ERROR] });
-		return frame({ result: [0, reply] });
+		return frame({ result: [0, structuredClone(reply)] });
 	};
 	window.fetch = async (url, init = {}) => {
 		const path = new URL(url, window.location.href).pathname;
