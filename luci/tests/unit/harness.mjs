@@ -51,9 +51,10 @@ const RPC_ERROR = Symbol('JSON-RPC error');
  * `ubusStatus(n)` or `rpcError(code, message)`. As uhttpd and rpcd answer: a method the table
  * does not hold is ubus status 3 (method not found), another object is -32000 (object not
  * found), a method in `denied` is -32002 (access denied), and with `expired` every call is
- * -32002 and `session access` fails too (the login session is gone).
+ * -32002 and `session access` fails too (the login session is gone). `plugin: false` answers
+ * as a router without the plugin: `attendant` is not found either.
  */
-export function page(ubus = {}, { pollScale = 0.01, clipboard = true, denied = [], expired = false, readonly = false } = {}) {
+export function page(ubus = {}, { pollScale = 0.01, clipboard = true, denied = [], expired = false, readonly = false, plugin = true } = {}) {
 	const dom = new JSDOM('<!DOCTYPE html><html><body><div id="maincontent"><div id="tabmenu"></div><div id="view"></div></div></body></html>', {
 		url: 'http://router.lan/cgi-bin/luci/admin/system/attendant/overview',
 		runScripts: 'outside-only',
@@ -71,7 +72,7 @@ export function page(ubus = {}, { pollScale = 0.01, clipboard = true, denied = [
 			return frame({ error: { code: -32002, message: 'Access denied' } });
 		if (object === 'session' && method === 'access')
 			return frame({ result: [0, { access: true }] });
-		if (object !== 'attendant')
+		if (object !== 'attendant' || !plugin)
 			return frame({ error: { code: -32000, message: 'Object not found' } });
 		if (!(method in ubus))
 			return frame({ result: [3] });
