@@ -260,9 +260,14 @@ test('a busy bridge answers with the running job, which the page then follows', 
 });
 
 test('cancel asks the bridge to cancel the job and shows the cancelled state', async (t) => {
+	// LuCI runs a new poll at once, so the job stays `building` until it is cancelled.
+	let cancelled = false;
 	const { p } = await open(t, replies({
-		status: (args, n) => example('status', n === 0 ? 'building' : 'cancelled'),
-		cancel: example('cancel', 'cancelled')
+		status: () => example('status', cancelled ? 'cancelled' : 'building'),
+		cancel: () => {
+			cancelled = true;
+			return example('cancel', 'cancelled');
+		}
 	}));
 	await click(p, 'attendant-cancel');
 	assert.deepEqual(calls(p, 'cancel'), [{ job: JOB }]);
