@@ -21,7 +21,7 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,8 +65,11 @@ impl CheckCache {
         let max_age = u64::from(max_age?);
         let mut stored = match self.load() {
             Ok(stored) => stored?,
-            Err(why) => {
-                log::debug!("ignoring the check cache `{}`: {why}", self.path.display());
+            Err(error) => {
+                log::debug!(
+                    "ignoring the check cache `{}`: {error}",
+                    self.path.display()
+                );
                 return None;
             }
         };
@@ -95,43 +98,50 @@ impl CheckCache {
             object.insert("cached".to_owned(), false.into());
         }
         let entry = json!({"key": self.key, "checked_at": self.now, "reply": reply});
-        if let Err(why) = self.save(&entry) {
-            log::warn!("cannot store the check result: {why}");
+        if let Err(error) = self.save(&entry) {
+            log::warn!(
+                "cannot store the check result in `{}`: {error}",
+                self.path.display()
+            );
         }
         reply
     }
 
-    fn load(&self) -> Result<Option<Value>, String> {
+    /// The stored entry; `None` when there is none. A damaged file is an `InvalidData` error.
+    fn load(&self) -> io::Result<Option<Value>> {
         let file = match File::open(&self.path) {
             Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.to_string()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
         };
         let mut bytes = Vec::new();
         file.take(MAX_CACHE_FILE_LEN.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|error| error.to_string())?;
+            .read_to_end(&mut bytes)?;
         if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CACHE_FILE_LEN {
-            return Err(format!("larger than {MAX_CACHE_FILE_LEN} bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {MAX_CACHE_FILE_LEN} bytes"),
+            ));
         }
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| error.to_string())
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
     }
 
-    fn save(&self, entry: &Value) -> Result<(), String> {
+    /// Writes `entry` to a temporary file in the same directory, then renames it into place;
+    /// the temporary file is removed when anything fails.
+    fn save(&self, entry: &Value) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        fs::create_dir_all(dir).map_err(|error| format!("create `{}`: {error}", dir.display()))?;
+        fs::create_dir_all(dir)?;
         // One temporary file per process: two Status pages may store at the same time.
         let temporary = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec(entry).map_err(|error| error.to_string())?;
-        let written = File::create(&temporary)
+        let bytes = serde_json::to_vec(entry)?;
+        File::create(&temporary)
             .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
-            .and_then(|()| fs::rename(&temporary, &self.path));
-        written.map_err(|error| {
-            let _ = fs::remove_file(&temporary);
-            format!("write `{}`: {error}", self.path.display())
-        })
+            .and_then(|()| fs::rename(&temporary, &self.path))
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&temporary);
+            })
     }
 }
 
