@@ -15,13 +15,15 @@
 //!  "missing_defaults": ["kmod-usb3"],
 //!  "warnings": [{"message": "default package `kmod-usb3` is not installed and will not be in the image",
 //!                "hint": {"code": "ignored_defaults", "message": "add the package with `add`, ..."}}],
-//!  "problems": []}
+//!  "problems": [], "checked_at": 1767225600, "cached": false}
 //! ```
 //!
 //! `installed`/`available` are `""` when unknown; `image` is left out when no image fits.
 //! Problems are part of the answer (`verdict: "blocked"`), not an error: the checks ran.
 //! Warnings and problems are worded by [`crate::hint`], without the agent's flags. The offer
-//! and the checks come from one fetch of `overview.json` (the engine keeps it).
+//! and the checks come from one fetch of `overview.json` (the engine keeps it). With `max_age`
+//! a recent stored answer is reused ([`crate::check_cache`]); `checked_at` and `cached` say
+//! when the answer was made and whether it was reused.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -32,16 +34,23 @@ use attendant::plan::VersionChange;
 use attendant::{Check, Engine};
 use serde_json::{Value, json};
 
+use crate::check_cache::CheckCache;
 use crate::cli::Context;
 use crate::error::BridgeError;
 use crate::hint;
 use crate::jobs::StartOptions;
 use crate::protocol::Arguments;
 
-/// `check {version?, add?, remove?, fstype?, rootfs_size?, force?}`.
+/// `check {version?, add?, remove?, fstype?, rootfs_size?, force?, max_age?}`; `max_age`
+/// accepts a stored result that young ([`CheckCache`]).
 pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
+    let max_age = arguments.u32("max_age")?;
     let options = start_options(arguments, false)?;
     let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
+    let cache = CheckCache::new(&context.root, &options, &settings);
+    if let Some(reply) = cache.fresh(max_age) {
+        return Ok(reply);
+    }
     let engine = Engine::new(&context.root, settings);
     let plan = plan_options(&engine, &options)?;
     let client = engine.client()?;
@@ -53,7 +62,7 @@ pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeEr
         .flat_map(|branch| branch.versions.iter().cloned())
         .collect();
     let check = engine.check(&plan)?;
-    Ok(check_reply(&check, &offered))
+    Ok(cache.store(check_reply(&check, &offered)))
 }
 
 /// The arguments `check` and `start` share; `start` also takes `keep_settings`.

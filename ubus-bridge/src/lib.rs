@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | `info` | board, installed version, configured server, agent version | read |
 //! | `packages` | `{"packages": {...}}` like `rpc-sys packagelist` | read |
-//! | `check` | the pre-build checks: versions, package table, warnings, problems | read |
+//! | `check` | the pre-build checks: versions, package table, warnings, problems; `max_age` reuses a recent result ([`check_cache`]) | read |
 //! | `status` | the job: state, queue, build stage, download, verification, error | read |
 //! | `config_get` | the settings in `/etc/config/attendedsysupgrade` | read |
 //! | `start` | a job that builds, downloads and verifies; one at a time | write |
@@ -40,6 +40,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod check;
+pub mod check_cache;
 pub mod cli;
 pub mod config;
 pub mod device;

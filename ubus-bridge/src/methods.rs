@@ -49,14 +49,18 @@ pub fn signatures() -> Value {
         "rootfs_size": 256,
         "force": false,
     });
-    let mut start = plan.clone();
+    let mut check = plan.clone();
+    if let Some(object) = check.as_object_mut() {
+        object.insert("max_age".to_owned(), 3600.into());
+    }
+    let mut start = plan;
     if let Some(object) = start.as_object_mut() {
         object.insert("keep_settings".to_owned(), true.into());
     }
     json!({
         "info": {},
         "packages": {"all": false},
-        "check": plan,
+        "check": check,
         "status": {"job": "0123456789abcdef"},
         "config_get": {},
         "start": start,

@@ -252,6 +252,75 @@ fn check_asks_the_server_for_its_overview_once() {
 }
 
 #[test]
+fn check_with_max_age_reuses_a_recent_result_of_the_same_check_only() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let contract = contract();
+    let overviews = || server.gets("/json/v1/overview.json");
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fresh = router.call("check", json!({"max_age": 3600}));
+    assert_reply_shape(&contract, "check", "upgrade_available", &fresh);
+    assert_eq!(fresh["cached"], false, "nothing stored yet: {fresh:#}");
+    let checked_at = fresh["checked_at"].as_u64().unwrap();
+    assert!(
+        checked_at >= before && checked_at <= before + 60,
+        "{checked_at}"
+    );
+    assert_eq!(overviews(), 1);
+    assert!(
+        router
+            .path()
+            .join("var/run/attendant/check-cache.json")
+            .is_file()
+    );
+
+    let reused = router.call("check", json!({"max_age": 3600}));
+    assert_reply_shape(&contract, "check", "upgrade_available", &reused);
+    assert_eq!(reused["cached"], true);
+    assert_eq!(reused["checked_at"], checked_at);
+    assert_eq!(reused["packages"], fresh["packages"]);
+    assert_eq!(overviews(), 1, "a cached answer does not ask the server");
+
+    // Without max_age (the Overview's button) the server is always asked.
+    let asked = router.call("check", json!({}));
+    assert_eq!(asked["cached"], false);
+    assert_eq!(overviews(), 2);
+
+    // Other arguments are another question; so is a changed configuration.
+    let other = router.call(
+        "check",
+        json!({"max_age": 3600, "add": ["no-such-package"]}),
+    );
+    assert_reply_shape(&contract, "check", "blocked", &other);
+    assert_eq!(other["cached"], false);
+    assert_eq!(overviews(), 3);
+    let uci = router.read("etc/config/attendedsysupgrade");
+    router.write(
+        "etc/config/attendedsysupgrade",
+        uci.replace(
+            "option poll_interval '500'",
+            "option poll_interval '500'\n\tlist ignored_defaults 'urngd'",
+        )
+        .as_bytes(),
+    );
+    let reconfigured = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(reconfigured["cached"], false, "{reconfigured:#}");
+    assert_eq!(overviews(), 4);
+
+    // A damaged cache file is a miss, never an error.
+    router.write("var/run/attendant/check-cache.json", b"{\"key\": ");
+    let repaired = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(repaired["cached"], false, "{repaired:#}");
+    let wrong = router.call("check", json!({"max_age": "an hour"}));
+    assert_error_shape(&contract, &wrong, "invalid_argument");
+    assert_eq!(wrong["error"]["argument"], "max_age");
+}
+
+#[test]
 fn an_unknown_version_is_a_usage_error_with_a_hint_but_no_flag() {
     let server = UpgradeServer::start(image());
     let router = Router::new(&server.url);

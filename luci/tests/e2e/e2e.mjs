@@ -3,12 +3,15 @@
 // (target/debug/attendant-ubus) on a fake router root, which talks to the REAL server
 // (`attendant-server demo`: the fixture mirror and ImageBuilder) — check, build, progress,
 // verified result, reload, install request (a recording `sysupgrade`), configuration, a
-// blocked check. A screenshot of each stage goes to target/luci-screenshots/. Prints
-// "N passed, N failed". Needs Debian's /usr/bin/chromium and the binaries of
+// blocked check, the Status page notice answered from the bridge's check cache. In every state
+// the page must read as text (no "null", "undefined", "[object …]") and every button the state
+// promises must be there and clickable. A screenshot of each state goes to
+// target/luci-screenshots/; with `--docs` they also replace the README's pictures in docs/.
+// Prints "N passed, N failed". Needs Debian's /usr/bin/chromium and the binaries of
 // `cargo build -p attendant-ubus -p attendant-server -p attendant-e2e` (tests/run.sh builds them).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, statSync, symlinkSync, renameSync, writeFileSync, cpSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, statSync, symlinkSync, renameSync, writeFileSync, cpSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -26,6 +29,15 @@ const CACHE = join(TARGET, 'luci-e2e');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 /** Longest the whole build (queue, ImageBuilder, download, verification) may take. */
 const BUILD_LIMIT_MS = 120000;
+const DOCS = join(LUCI, 'docs');
+/** The screenshots the README shows, by the name of the state they picture. */
+const DOC_SHOTS = {
+	'01-overview': 'overview-idle', '02-offer': 'overview-offer', '03-progress': 'overview-progress',
+	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
+	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice'
+};
+/** What a value, not a text, prints when it reaches LuCI's E(): never on a page. */
+const NOT_TEXT = /\b(null|undefined|NaN)\b|\[object [A-Za-z]+\]|function\s*\(/;
 
 const results = [];
 let failedHard = false;
@@ -143,7 +155,28 @@ async function main() {
 		const page = await context.newPage();
 		const pageErrors = [];
 		page.on('pageerror', (e) => pageErrors.push(String(e)));
-		const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+		/* Checks what the user reads in this state, then takes its picture. */
+		const shot = async (name) => {
+			const seen = await page.evaluate(() => {
+				const parts = [document.getElementById('maincontent').innerText];
+				if (document.body.classList.contains('modal-overlay-active'))
+					parts.push(document.getElementById('modal_overlay').innerText);
+				return parts.join('\n');
+			});
+			const bad = seen.match(NOT_TEXT);
+			assert(!bad, `${name}: the page shows \`${bad && bad[0]}\`:\n${seen}`);
+			await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+		};
+		/* Every button the state promises: present, visible, enabled, and not covered (a trial
+		 * click runs Playwright's actionability checks without clicking). */
+		const buttons = async (where, selectors) => {
+			for (const selector of selectors) {
+				assert(await page.$(selector), `${where}: no ${selector}`);
+				await page.click(selector, { trial: true, timeout: 5000 }).catch((error) => {
+					throw new Error(`${where}: ${selector} cannot be clicked: ${error.message.split('\n')[0]}`);
+				});
+			}
+		};
 		const stubErrors = () => page.evaluate(() => window.__luciStub.errors);
 		const bridgeLog = () => {
 			try {
@@ -159,6 +192,7 @@ async function main() {
 			const facts = await page.textContent('#attendant-firmware-facts');
 			for (const want of ['TP-Link Archer C7 v5', 'tplink,archer-c7-v5', 'ath79/generic', '24.10.4', router.revision, demo.url])
 				assert(facts.includes(want), `${want} not in the firmware table: ${facts}`);
+			await buttons('overview', ['#attendant-check']);
 			await shot('01-overview');
 		});
 
@@ -171,7 +205,7 @@ async function main() {
 			assert(/Firmware 24\.10\.5 \(r\d+-[0-9a-f]+\) is available; this router runs 24\.10\.4/.test(text), text);
 			const kinds = await page.$$eval('#attendant-changes tr[data-kind]', (rows) => rows.map((r) => r.dataset.kind + ':' + r.cells[0].textContent));
 			assert(kinds.includes('upgrade:kernel'), `no kernel upgrade row in ${kinds.join(', ')}`);
-			assert(await page.$('#attendant-build'), 'no build button');
+			await buttons('offer', ['#attendant-check', '#attendant-build']);
 			await shot('02-offer');
 		});
 
@@ -188,8 +222,14 @@ async function main() {
 			});
 			await page.click('#attendant-build');
 			await page.waitForSelector('#attendant-job-facts, #attendant-result, #attendant-job .attendant-error', { timeout: 30000 });
-			if (await page.$('#attendant-job-facts'))
+			if (await page.$('#attendant-cancel')) {
+				// The job may have moved on meanwhile; only a cancel button still shown must work.
+				await buttons('progress', ['#attendant-cancel']).catch(async (error) => {
+					if (await page.$('#attendant-cancel'))
+						throw error;
+				});
 				await shot('03-progress');
+			}
 			await page.waitForSelector('#attendant-result, #attendant-job .attendant-error', { timeout: BUILD_LIMIT_MS });
 			seen.push(...await page.evaluate(() => window.__states));
 			const error = await page.$('#attendant-job .attendant-error');
@@ -207,12 +247,15 @@ async function main() {
 			assert(/Board compatibility\S/.test(result), result);
 			assert(await page.isChecked('#attendant-keep-settings'), 'keep settings is not checked by default');
 			assert(/reboots the router/.test(await page.textContent('#attendant-install-warning')), 'no install warning');
+			await buttons('ready', ['#attendant-check', '#attendant-keep-settings', '#attendant-install']);
 			await shot('04-ready');
 		});
 
 		await step('reload: the page picks the finished job up again from `status` without a job id', async () => {
 			await page.reload();
 			await page.waitForSelector('#attendant-result', { timeout: 15000 });
+			await buttons('ready after a reload', ['#attendant-install']);
+			await shot('04-ready-reloaded');
 			const statusCalls = web.calls.filter((c) => c.method === 'status');
 			assert(JSON.stringify(statusCalls[statusCalls.length - 1].args) === '{}', 'the first status after the reload named a job');
 		});
@@ -220,6 +263,7 @@ async function main() {
 		await step('install: a confirmation, then `install` runs sysupgrade --test and sysupgrade, then the page waits for the router', async () => {
 			await page.click('#attendant-install');
 			await page.waitForSelector('#attendant-confirm-install');
+			await buttons('the install dialog', ['#modal_overlay .right > button.btn:first-child', '#attendant-confirm-install']);
 			await shot('05-confirm-install');
 			await page.click('#attendant-confirm-install');
 			await page.waitForFunction(() => window.__luciStub.reconnects.length > 0, null, { timeout: 30000 });
@@ -230,6 +274,7 @@ async function main() {
 			const log = existsSync(join(root, 'sysupgrade.log')) ? readFileSync(join(root, 'sysupgrade.log'), 'utf8').trim().split('\n') : [];
 			assert(log.length === 2 && log[0].startsWith('--test ') && !log[1].startsWith('-'),
 				`sysupgrade calls: ${JSON.stringify(log)}\n--- job log\n${bridgeLog()}`);
+			assert(await page.isVisible('#attendant-rebooting'), 'no word that the router reboots');
 			await shot('06-installing');
 		});
 
@@ -238,7 +283,9 @@ async function main() {
 			await page.waitForSelector('#attendant-url');
 			assert(await page.inputValue('#attendant-url') === demo.url, 'server address');
 			assert(await page.isChecked('#attendant-require_signature'), 'require signatures should be on');
+			await buttons('configuration', ['#attendant-url', '#attendant-advanced_mode', '.cbi-page-actions .cbi-button-save']);
 			await page.check('#attendant-advanced_mode');
+			await page.check('#attendant-login_check_for_upgrades');
 			await page.click('.cbi-button-save');
 			await page.waitForSelector('#attendant-config-message .success');
 			const uci = readFileSync(join(root, 'etc/config/attendedsysupgrade'), 'utf8');
@@ -265,7 +312,25 @@ async function main() {
 			assert(hints.some((h) => h.startsWith('Leave the package out: take it out of "Add packages", or enter it in "Remove packages"')),
 				`the app's words for \`remove\` are not shown: ${JSON.stringify(hints)}`);
 			assert(!text.includes(problem.hint.message), `the plugin's words are shown: ${problem.hint.message}`);
+			await buttons('blocked', ['#attendant-check', '#attendant-add']);
 			await shot('08-blocked');
+		});
+
+		await step('status page: the notice links to the overview, and later ticks are answered from the bridge\'s last check', async () => {
+			const before = web.calls.length;
+			await page.goto(`${web.url}/?include=status/include/11_attendant`);
+			await page.waitForSelector('#attendant-status-notice', { timeout: 30000 });
+			await page.waitForFunction(() => window.__includeTicks >= 3, null, { timeout: 30000 });
+			const checks = web.calls.slice(before).filter((c) => c.method === 'check');
+			assert(checks.length >= 2, `only ${checks.length} checks`);
+			assert(checks.every((c) => JSON.stringify(c.args) === '{"max_age":3600}'), `check args ${JSON.stringify(checks.map((c) => c.args))}`);
+			const later = checks.slice(1);
+			assert(later.every((c) => c.reply.cached === true && c.reply.checked_at === checks[0].reply.checked_at),
+				`later ticks asked the server: ${JSON.stringify(checks.map((c) => [c.reply.cached, c.reply.checked_at]))}`);
+			assert(/Firmware 24\.10\.5 \(r\d+-[0-9a-f]+\) is available; this router runs 24\.10\.4/.test(await page.textContent('#attendant-status-notice')),
+				await page.textContent('#attendant-status-notice'));
+			await buttons('status page', ['#attendant-status-notice a']);
+			await shot('09-status');
 		});
 
 		await step('no script errors in the page', async () => {
@@ -274,6 +339,11 @@ async function main() {
 		});
 		console.log(`states shown during the build: ${seen.join(' → ')}`);
 		console.log(`screenshots: ${SHOTS}`);
+		if (process.argv.includes('--docs') && results.every((r) => r.ok)) {
+			for (const [shotName, docName] of Object.entries(DOC_SHOTS))
+				copyFileSync(join(SHOTS, `${shotName}.png`), join(DOCS, `${docName}.png`));
+			console.log(`README pictures updated in ${DOCS}`);
+		}
 	} catch (error) {
 		results.push({ name: 'harness', ok: false, error });
 		console.log(`not ok - harness\n  ${String(error && error.stack || error)}`);

@@ -1,7 +1,7 @@
 // A fake router root for the end-to-end run, built from the demo server's fixture mirror: an
 // OpenWrt 24.10.4 TP-Link Archer C7 v5 with the default packages of its profile (the release's
-// `.manifest`) plus `tmux` and `htop`, in the shape the agent reads (agent/src/facts.rs,
-// reference/router-side.md §4.5, §5.1; the same layout as tests/src/router.rs writes), its
+// `.manifest`) plus `tmux` and `htop`, in the shape the agent reads (agent/src/facts.rs: opkg's
+// status database, the board and release files; the same layout as tests/src/router.rs writes), its
 // configuration pointing at the demo server, the demo server's usign key trusted, and a
 // recording `sysupgrade` in `bin/` that the harness puts first on PATH.
 

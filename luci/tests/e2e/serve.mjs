@@ -1,7 +1,8 @@
 // The web server of the end-to-end run: serves a test page that loads tests/luci-stub.js and the
-// app's real files from htdocs/, and answers LuCI's JSON-RPC at POST /ubus/ by running the real
-// rpcd plugin (`attendant-ubus --root ROOT call METHOD`, arguments as JSON on stdin), as rpcd's
-// exec-plugin protocol does (reference/router-side.md §4.1, §4.6).
+// app's real files from htdocs/, and answers LuCI's JSON-RPC at POST /ubus/ (a batch array or
+// one call, as uhttpd-mod-ubus takes them) by running the real rpcd plugin
+// (`attendant-ubus --root ROOT call METHOD`, arguments as JSON on stdin), as rpcd's exec-plugin
+// protocol does (https://openwrt.org/docs/techref/rpcd, "exec plugins"; rpcd's plugin.c).
 
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
@@ -25,10 +26,36 @@ const PAGE = `<!DOCTYPE html>
 <script>window.__luciStubOptions = { pollScale: __POLL_SCALE__ };</script>
 <script src="/luci-stub.js"></script>
 <script>
-L.require('ui').then(function(ui) {
-	var path = new URLSearchParams(location.search).get('view') || 'attendant/overview';
-	return ui.instantiateView(path);
-});
+/* ?view=PATH loads a view as LuCI's view.ut does. ?include=PATH is the Status page's use of an
+ * include (LuCI's view/status/index.js): one poll function at the default interval calls
+ * load() and then render() on every tick, shows a non-null result, and drops the include for
+ * good once load() rejects. */
+var query = new URLSearchParams(location.search);
+if (query.get('include')) {
+	Promise.all([ L.require('view.' + query.get('include').split('/').join('.')), L.require('poll') ]).then(function(loaded) {
+		var include = loaded[0], poll = loaded[1], failed = false;
+		var section = E('div', { 'class': 'cbi-section hidden', id: 'status-include' }, [ E('h3', {}, [ include.title ]), E('div') ]);
+		document.getElementById('view').appendChild(E('h2', {}, [ 'Status' ]));
+		document.getElementById('view').appendChild(section);
+		window.__includeTicks = 0;
+		poll.add(function() {
+			if (failed)
+				return Promise.resolve();
+			window.__includeTicks++;
+			return include.load().catch(function() { failed = true; }).then(function(result) {
+				var content = failed ? null : include.render(result);
+				if (content != null) {
+					section.classList.remove('hidden');
+					L.dom.content(section.lastChild, content);
+				}
+			});
+		});
+	});
+} else {
+	L.require('ui').then(function(ui) {
+		return ui.instantiateView(query.get('view') || 'attendant/overview');
+	});
+}
 </script>
 </body></html>
 `;
@@ -44,8 +71,11 @@ export function serve({ luci, bridge, root, env, pollScale = 0.25 }) {
 		try {
 			const url = new URL(req.url, 'http://localhost');
 			if (req.method === 'POST' && url.pathname.startsWith('/ubus')) {
-				const body = await readBody(req);
-				const reply = await ubus(JSON.parse(body), { bridge, root, env, calls });
+				const body = JSON.parse(await readBody(req));
+				const context = { bridge, root, env, calls };
+				const reply = Array.isArray(body)
+					? await Promise.all(body.map((one) => ubus(one, context)))
+					: await ubus(body, context);
 				res.writeHead(200, { 'Content-Type': 'application/json' });
 				res.end(JSON.stringify(reply));
 				return;
@@ -104,15 +134,18 @@ function readBody(req) {
 	});
 }
 
-/** One JSON-RPC request: `call` on object `attendant` runs the plugin; anything else is ubus
- * status 3 (method not found) or a JSON-RPC error, as uhttpd-mod-ubus answers. */
+/** One JSON-RPC request: `call` on object `attendant` runs the plugin; `session access` is
+ * granted (the test page's session never expires); another object is the JSON-RPC error
+ * -32000, as uhttpd-mod-ubus answers. */
 async function ubus(request, { bridge, root, env, calls }) {
 	const { id, method, params } = request;
 	if (method !== 'call' || !Array.isArray(params) || params.length < 3)
 		return { jsonrpc: '2.0', id, error: { code: -32600, message: 'Invalid request' } };
 	const [, object, name, args = {}] = params;
+	if (object === 'session' && name === 'access')
+		return { jsonrpc: '2.0', id, result: [0, { access: true }] };
 	if (object !== 'attendant')
-		return { jsonrpc: '2.0', id, result: [3] };
+		return { jsonrpc: '2.0', id, error: { code: -32000, message: 'Object not found' } };
 	const out = await run(bridge, ['--root', root, 'call', name], env, JSON.stringify(args));
 	let reply;
 	try {

@@ -200,3 +200,23 @@ test('the configuration form turns into config_set arguments and names wrong add
 		'Rebuilder must be an http:// or https:// URL, got "not-a-url"'
 	]);
 });
+
+test('a rejected call becomes an error reply with the first line of its message', async (t) => {
+	const p = page();
+	t.after(() => p.window.close());
+	const l = await logic(p);
+	const rejection = p.window.eval("var e = new Error('RPC call to attendant/check failed with error -32002: Access denied\\n  at handleCallReply (rpc.js:82:7)'); e.name = 'RPCError'; e");
+	assert.deepEqual(l.rpcFailure(rejection), {
+		error: { code: 'failure', message: 'RPCError: RPC call to attendant/check failed with error -32002: Access denied' }
+	});
+	assert.deepEqual(l.rpcFailure('plain words'), { error: { code: 'failure', message: 'plain words' } });
+	assert.deepEqual(l.rpcFailure(undefined), { error: { code: 'failure', message: 'unknown error' } });
+	assert.deepEqual(l.errorOf(l.rpcFailure('x')), { code: 'failure', message: 'x' });
+});
+
+test('version facts fill what is missing with "?" so no text shows undefined', async (t) => {
+	const l = await load(t);
+	assert.deepEqual(l.versionOf({ version: '24.10.6', version_code: 'r1-abc' }), { version: '24.10.6', version_code: 'r1-abc', revision: '?' });
+	assert.deepEqual(l.versionOf(undefined), { version: '?', version_code: '?', revision: '?' });
+	assert.deepEqual(l.versionOf({ version: '' }), { version: '?', version_code: '?', revision: '?' });
+});

@@ -1,9 +1,11 @@
 // The overview view rendered in jsdom for every state, with the bridge's contract examples as
 // replies; buttons are clicked and the calls the view makes are checked against the contract.
+// After every test the page must read as text: no "null", "undefined", "[object …]" anywhere
+// (LuCI prints such values instead of dropping them).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { page, view, example, errorReply, click, text, until, settle, plain } from './harness.mjs';
+import { page, view, example, errorReply, click, text, until, settle, plain, assertReadable, rpcError } from './harness.mjs';
 
 const JOB = '0123456789abcdef';
 
@@ -18,7 +20,13 @@ function replies(overrides = {}) {
 
 async function open(t, ubus, options) {
 	const p = page(ubus, options);
-	t.after(() => p.window.close());
+	t.after(() => {
+		try {
+			assertReadable(p, t.name);
+		} finally {
+			p.window.close();
+		}
+	});
 	const instance = await view(p, 'attendant/overview');
 	return { p, instance };
 }
@@ -36,7 +44,10 @@ test('idle: shows the current firmware and a check button, and does not check by
 	const firmware = text(p, 'attendant-firmware-facts');
 	for (const want of ['TP-Link Archer C7 v5', 'tplink,archer-c7-v5', 'ath79/generic', '24.10.4', 'r28427-6df0e3d02a'])
 		assert.ok(firmware.includes(want), `${want} missing from: ${firmware}`);
-	assert.ok(p.document.getElementById('attendant-check'));
+	const check = p.document.getElementById('attendant-check');
+	assert.ok(check, 'the check button is in the page');
+	assert.equal(check.closest('#attendant-controls').id, 'attendant-controls', 'and inside the controls section');
+	assert.equal(p.document.getElementById('attendant-controls').querySelector('h3'), null, 'no heading without advanced mode');
 	assert.equal(p.document.getElementById('attendant-job-section'), null);
 	assert.deepEqual(calls(p, 'check'), []);
 	assert.equal(p.document.getElementById('attendant-version'), null, 'no advanced fields');
@@ -241,13 +252,22 @@ test('a busy bridge answers with the running job, which the page then follows', 
 	await until(() => p.document.getElementById('attendant-build'), 'the offer');
 	await click(p, 'attendant-build');
 	assert.match(p.stub.notifications.map((n) => n.textContent).join(), /already running/);
+	// LuCI 24.10 takes the third argument as a timeout: the colour class must come fourth.
+	const note = p.stub.notifications.find((n) => /already running/.test(n.textContent));
+	assert.ok(note.classList.contains('info'), note.className);
+	assert.equal(p.document.getElementById('maincontent').firstElementChild, note);
 	await until(() => p.document.getElementById('attendant-state')?.dataset.state === 'building', 'the building state');
 });
 
 test('cancel asks the bridge to cancel the job and shows the cancelled state', async (t) => {
+	// LuCI runs a new poll at once, so the job stays `building` until it is cancelled.
+	let cancelled = false;
 	const { p } = await open(t, replies({
-		status: (args, n) => example('status', n === 0 ? 'building' : 'cancelled'),
-		cancel: example('cancel', 'cancelled')
+		status: () => example('status', cancelled ? 'cancelled' : 'building'),
+		cancel: () => {
+			cancelled = true;
+			return example('cancel', 'cancelled');
+		}
 	}));
 	await click(p, 'attendant-cancel');
 	assert.deepEqual(calls(p, 'cancel'), [{ job: JOB }]);
@@ -257,4 +277,84 @@ test('cancel asks the bridge to cancel the job and shows the cancelled state', a
 test('an unreadable router shows the info error instead of the firmware table', async (t) => {
 	const { p } = await open(t, replies({ info: { error: { code: 'failure', message: 'cannot read `/usr/lib/os-release`: No such file or directory' } } }));
 	assert.match(text(p, 'attendant-firmware'), /cannot read `\/usr\/lib\/os-release`/);
+});
+
+test('text from the server, the ImageBuilder and package names stays text, never markup', async (t) => {
+	const markup = '<img src=x id=injected onerror="window.pwned=1">';
+	const offer = example('check', 'upgrade_available');
+	offer.packages[0].name = `luci${markup}`;
+	offer.target.version = '24.10.6<b>';
+	offer.warnings[0].message = 'default package `<stdin>` & friends';
+	const failed = example('status', 'failed');
+	failed.error.stderr = 'sh: <stdin>: line 1: make: not found & more';
+	failed.error.detail = markup;
+	const { p } = await open(t, replies({ check: offer, status: failed, config_get: withConfig({ auto_search: false }) }));
+	const panel = p.document.querySelector('#attendant-job .attendant-error');
+	assert.equal(panel.querySelector('.attendant-error-stderr pre').textContent, failed.error.stderr);
+	assert.match(panel.querySelector('.attendant-error-detail').textContent, /<img src=x id=injected/);
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.match(text(p, 'attendant-verdict'), /Firmware 24\.10\.6<b> \(/);
+	assert.equal(p.document.querySelector('#attendant-changes tr[data-kind] td').textContent, `luci${markup}`);
+	assert.match(text(p, 'attendant-warnings'), /default package `<stdin>` & friends/);
+	assert.equal(p.document.getElementById('injected'), null, 'no element was made from outside text');
+	assert.equal(p.document.querySelector('#attendant-offer stdin, #attendant-job stdin'), null);
+});
+
+test('a reply without versions shows "?" rather than undefined', async (t) => {
+	const bare = { ...example('check', 'upgrade_available'), target: {}, current: {} };
+	const { p } = await open(t, replies({ check: bare }));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.equal(text(p, 'attendant-verdict'), 'Firmware ? (?) is available; this router runs ?.');
+});
+
+test('a missing plugin (object not found) shows the error in the page instead of a stuck spinner', async (t) => {
+	const p = page({}, { plugin: false });
+	t.after(() => p.window.close());
+	const ui = await p.L.require('ui');
+	await ui.instantiateView('attendant/overview');
+	await p.stub.views[0];
+	await settle();
+	assert.equal(p.document.querySelector('#view > .spinning'), null);
+	assert.match(text(p, 'attendant-firmware'), /RPCError: RPC call to attendant\/info failed with error -32000: Object not found/);
+	assert.ok(p.document.getElementById('attendant-check'), 'the page is there');
+	assertReadable(p, 'without the plugin');
+	assert.equal(p.stub.errors.length, 0, p.stub.errors.join('\n'));
+});
+
+test('a check the ACL denies shows the first line of the rejection, not its call stack', async (t) => {
+	const { p } = await open(t, replies({ check: example('check', 'upgrade_available') }), { denied: ['check'] });
+	await click(p, 'attendant-check');
+	const panel = await until(() => p.document.querySelector('#attendant-offer .attendant-error'), 'the error');
+	assert.equal(panel.querySelector('.attendant-error-message').textContent,
+		'RPCError: RPC call to attendant/check failed with error -32002: Access denied');
+	assert.ok(panel.querySelector('.attendant-copy'), 'the copy button is there');
+});
+
+test('a status poll that is lost shows the error and the next poll goes on', async (t) => {
+	const { p } = await open(t, replies({
+		status: (args, n) => (n === 1 ? rpcError(-32003, 'ubus request timed out') : example('status', 'building'))
+	}));
+	await until(() => p.document.querySelector('#attendant-job .attendant-error'), 'the lost poll');
+	assert.match(text(p, 'attendant-job'), /failed with error -32003: ubus request timed out/);
+	await until(() => p.document.getElementById('attendant-state')?.dataset.state === 'building', 'the next poll');
+	assert.equal(p.stub.errors.length, 0, `nothing left unhandled: ${p.stub.errors.join('\n')}`);
+});
+
+test('the install dialog lists only what applies, and after the flash says the router is rebooting', async (t) => {
+	const { p } = await open(t, replies({
+		config_get: withConfig({ advanced_mode: true }),
+		status: (args, n) => example('status', n === 0 ? 'ready' : 'rebooting'),
+		install: example('install', 'installing')
+	}));
+	await click(p, 'attendant-install');
+	const dialog = p.document.querySelector('#modal_overlay .modal');
+	assert.equal(dialog.querySelector('#attendant-confirm-force'), null, 'no force warning without force');
+	assert.deepEqual([...dialog.children].map((c) => c.tagName), ['H4', 'P', 'P', 'DIV']);
+	assertReadable(p, 'the install dialog');
+	await click(p, 'attendant-confirm-install');
+	await until(() => p.stub.reconnects.length, 'awaitReconnect');
+	assert.ok(p.document.body.classList.contains('modal-overlay-active'));
+	assert.match(p.document.querySelector('#modal_overlay .modal').textContent, /Rebooting.*reloads when the router answers again/);
 });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { page, view, example, contract, click, text, until, settle, plain, LUCI, REPO } from './harness.mjs';
+import { page, view, example, contract, click, text, until, settle, plain, assertReadable, statusPage, rpcError, LUCI, REPO } from './harness.mjs';
 import { extract, POT } from '../i18n.mjs';
 
 const TYPES = {
@@ -62,6 +62,7 @@ test('configuration: shows the settings from config_get and saves them through c
 		advanced_mode: true, login_check_for_upgrades: false, keep_settings: true, require_signature: true
 	}]);
 	assert.equal(text(p, 'attendant-config-message'), 'The configuration has been saved.');
+	assertReadable(p, 'the configuration page');
 });
 
 test('configuration: a wrong server address is refused before anything is sent', async (t) => {
@@ -129,6 +130,53 @@ test('status page: announces an upgrade only when login_check_for_upgrades is on
 	const include = await blocked.L.require('view.status.include.11_attendant');
 	assert.equal(include.render(await include.load()), null);
 	await settle();
+});
+
+test('status page: every tick asks check with max_age, so the bridge answers from its last check', async (t) => {
+	const checks = [];
+	const p = page({
+		config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true },
+		check: (args) => {
+			checks.push(args);
+			return { ...example('check', 'upgrade_available'), cached: checks.length > 1 };
+		}
+	}, { pollScale: 0.02 });
+	t.after(() => p.window.close());
+	const state = await statusPage(p, 'view.status.include.11_attendant');
+	await until(() => checks.length >= 3, 'three ticks');
+	assert.equal(state.failed, false);
+	assert.deepEqual(plain(checks.slice(0, 3)), [{ max_age: 3600 }, { max_age: 3600 }, { max_age: 3600 }]);
+	assert.match(text(p, 'attendant-status-notice'), /Firmware 24\.10\.6 \(r28959-29397011cc\) is available/);
+	assert.equal(p.document.querySelectorAll('#attendant-status-notice').length, 1);
+	assertReadable(p, 'the status page');
+});
+
+test('status page: a missing plugin, a denied ACL or a dead answer never makes load() reject', async (t) => {
+	const cases = [
+		page({}, { plugin: false, pollScale: 0.02 }),
+		page({ config_get: example('config_get', 'ok') }, { denied: ['config_get'], pollScale: 0.02 }),
+		page({ config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true }, check: rpcError(-32003, 'ubus request timed out') }, { pollScale: 0.02 }),
+		page({ config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true }, check: { error: { code: 'server', message: 'unreachable' } } }, { pollScale: 0.02 })
+	];
+	t.after(() => cases.forEach((p) => p.window.close()));
+	for (const p of cases) {
+		const state = await statusPage(p, 'view.status.include.11_attendant');
+		await until(() => state.loads >= 2, 'two ticks');
+		await settle(30);
+		assert.equal(state.failed, false, String(state.error));
+		assert.ok(state.section.classList.contains('hidden'), 'nothing shown');
+		assert.equal(p.stub.errors.length, 0, p.stub.errors.join('\n'));
+	}
+});
+
+test('configuration: an unreadable configuration is shown as text; a read-only user gets a disabled Save', async (t) => {
+	const p = page({ config_get: { error: { code: 'failure', message: 'cannot read `/etc/config/<attendedsysupgrade>`' } } }, { readonly: true });
+	t.after(() => p.window.close());
+	await view(p, 'attendant/configuration');
+	assert.equal(text(p, 'attendant-config-error'), 'cannot read `/etc/config/<attendedsysupgrade>`');
+	assert.equal(p.document.getElementById('attendant-url').value, '');
+	assert.equal(p.document.querySelector('.cbi-button-save').disabled, true);
+	assertReadable(p, 'the configuration page');
 });
 
 test('the ACL grants the bridge group exactly as the bridge does, and covers every method the views call', async () => {

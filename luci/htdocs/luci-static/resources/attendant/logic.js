@@ -6,6 +6,7 @@
  * panel a job state shows, what a `check` reply changes, the arguments of `check`/`start`,
  * progress and size formatting, error reports. The views call these; the unit tests call them
  * directly. Reply shapes: ubus-bridge/contract.json (methods `check`, `status`, error object).
+ * Every text they return is a string (never undefined), for the views to put in text nodes.
  */
 
 /* Job states that are still moving (status `states` of the contract). */
@@ -80,6 +81,26 @@ return baseclass.extend({
 		if (reply.error != null && typeof reply.error === 'object' && reply.state === undefined)
 			return reply.error;
 		return null;
+	},
+
+	/* A rejected rpc call as a reply carrying the bridge's error object, so the views show it
+	 * where the reply would have gone. LuCI rejects when the plugin is not installed (-32000),
+	 * the ACL denies the method (-32002), the session expired or the request timed out, and
+	 * appends the call stack to the message: only its first line is shown. Plain function, so
+	 * it can be passed to `.catch()`. */
+	rpcFailure: function(err) {
+		var message = (err != null && typeof err === 'object' && err.message != null) ? err.message : err;
+		var first = String(message == null ? '' : message).split('\n')[0];
+		var name = (err != null && typeof err === 'object' && err.name) ? String(err.name) + ': ' : '';
+		return { error: { code: 'failure', message: name + (first || _('unknown error')) } };
+	},
+
+	/* The version facts of a `check` reply's `current` or `target`, with "?" for what is not
+	 * known, so no text ever shows "undefined". */
+	versionOf: function(facts) {
+		var f = (facts != null && typeof facts === 'object') ? facts : {};
+		var known = function(value) { return (value != null && value !== '') ? String(value) : '?'; };
+		return { version: known(f.version), version_code: known(f.version_code), revision: known(f.revision) };
 	},
 
 	/* Whether a job in `state` is still running, so the page keeps polling `status`. */

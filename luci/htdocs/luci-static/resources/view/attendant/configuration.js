@@ -3,11 +3,14 @@
 'require rpc';
 'require ui';
 'require attendant.logic as logic';
+'require attendant.text as text';
 
 /*
  * System → Firmware upgrade → Configuration: the settings of /etc/config/attendedsysupgrade that
  * the web interface uses, read and written through the bridge (`config_get`/`config_set` of the
  * ubus object `attendant`, ubus-bridge/contract.json), so the bridge validates every value.
+ * As on the Overview, child lists hold only nodes and our own strings, and text from outside
+ * (the saved values, the bridge's messages) goes in as text.node().
  */
 
 var callConfigGet = rpc.declare({ object: 'attendant', method: 'config_get' });
@@ -22,7 +25,7 @@ return view.extend({
 	handleReset: null,
 
 	load: function() {
-		return callConfigGet();
+		return callConfigGet().catch(logic.rpcFailure);
 	},
 
 	render: function(config) {
@@ -40,7 +43,7 @@ return view.extend({
 				E('label', { 'class': 'cbi-value-title', 'for': 'attendant-rebuilders' }, _('Rebuilders')),
 				E('div', { 'class': 'cbi-value-field' }, [
 					E('textarea', { id: 'attendant-rebuilders', 'class': 'cbi-input-textarea', rows: 2 },
-						(this.config.rebuilders || []).join('\n')),
+						text.node(Array.isArray(this.config.rebuilders) ? this.config.rebuilders.join('\n') : '')),
 					E('div', { 'class': 'cbi-value-description' }, _('Further servers that rebuild the image to cross-check it, one address a line'))
 				])
 			])
@@ -55,13 +58,16 @@ return view.extend({
 			]));
 		}, this);
 		this.messageNode = E('div', { id: 'attendant-config-message' });
-		return E('div', { id: 'attendant-configuration' }, [
+		var page = [
 			E('h2', {}, _('Firmware upgrade: configuration')),
-			E('div', { 'class': 'cbi-map-descr' }, _('Settings shared with owut and luci-app-attendedsysupgrade (/etc/config/attendedsysupgrade).')),
-			error ? E('div', { 'class': 'alert-message error' }, error.message) : null,
+			E('div', { 'class': 'cbi-map-descr' }, _('Settings shared with owut and luci-app-attendedsysupgrade (/etc/config/attendedsysupgrade).'))
+		];
+		if (error)
+			page.push(E('div', { 'class': 'alert-message error', id: 'attendant-config-error' }, text.node(error.message)));
+		return E('div', { id: 'attendant-configuration' }, page.concat([
 			E('div', { 'class': 'cbi-section' }, fields),
 			this.messageNode
-		]);
+		]));
 	},
 
 	readForm: function() {
@@ -84,15 +90,15 @@ return view.extend({
 			message.removeChild(message.firstChild);
 		if (result.errors.length) {
 			message.appendChild(E('div', { 'class': 'alert-message error' },
-				E('ul', {}, result.errors.map(function(e) { return E('li', {}, e); }))));
+				E('ul', {}, result.errors.map(function(e) { return E('li', {}, text.node(e)); }))));
 			return Promise.resolve(false);
 		}
 		var a = result.args;
 		return callConfigSet(a.url, a.rebuilders, a.auto_search, a.advanced_mode, a.login_check_for_upgrades,
-			a.keep_settings, a.require_signature).then(L.bind(function(reply) {
+			a.keep_settings, a.require_signature).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			var error = logic.errorOf(reply);
 			if (error) {
-				message.appendChild(E('div', { 'class': 'alert-message error' }, error.message));
+				message.appendChild(E('div', { 'class': 'alert-message error' }, text.node(error.message)));
 				return false;
 			}
 			this.config = reply;

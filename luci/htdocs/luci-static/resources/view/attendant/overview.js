@@ -4,6 +4,7 @@
 'require ui';
 'require poll';
 'require attendant.logic as logic';
+'require attendant.text as text';
 
 /*
  * System → Firmware upgrade → Overview: check, build, download, verify and install through the
@@ -11,6 +12,9 @@
  * image itself; the browser only shows the job. Methods and reply shapes:
  * ubus-bridge/contract.json. Decisions live in attendant/logic.js; the render* methods here turn
  * one reply into one DOM node each, so tests can render every state without a router.
+ *
+ * Every child list handed to E() is flat and holds only nodes and our own strings: LuCI prints
+ * any other item (null, false, a nested array) as text. Text from outside goes in as text.node().
  */
 
 var callInfo = rpc.declare({ object: 'attendant', method: 'info' });
@@ -30,21 +34,22 @@ var callInstall = rpc.declare({
 	params: [ 'job', 'keep_settings', 'force' ]
 });
 
-/* Seconds between two `status` calls while a job runs (each call is one local process). */
+/* Seconds between two `status` calls while a job runs (each call is one local process). LuCI
+ * polls in whole seconds. */
 var POLL_INTERVAL = 2;
 
+/* Milliseconds an informational notification stays before it fades (errors stay). */
+var NOTICE_TIMEOUT = 5000;
+
 function section(title, children, id) {
-	return E('div', { 'class': 'cbi-section', id: id }, [
-		title ? E('h3', {}, title) : null,
-		children
-	]);
+	return E('div', { 'class': 'cbi-section', id: id }, (title ? [ E('h3', {}, title) ] : []).concat(children));
 }
 
 function factTable(facts, id) {
 	return E('table', { 'class': 'table', id: id }, facts.map(function(fact) {
 		return E('tr', { 'class': 'tr' }, [
-			E('td', { 'class': 'td left', width: '33%' }, fact[0]),
-			E('td', { 'class': 'td left', 'data-fact': fact[0] }, fact[1])
+			E('td', { 'class': 'td left', width: '33%' }, text.node(fact[0])),
+			E('td', { 'class': 'td left', 'data-fact': fact[0] }, text.node(fact[1]))
 		]);
 	}));
 }
@@ -53,10 +58,10 @@ function factTable(facts, id) {
  * then what to do about it in this app's words (logic.finding maps the hint code). */
 function findingItem(item, preformatted) {
 	var finding = logic.finding(item);
-	return E('li', {}, [
-		preformatted ? E('pre', {}, finding.message) : finding.message,
-		finding.hint ? E('div', { 'class': 'attendant-hint' }, finding.hint) : null
-	]);
+	var children = [ preformatted ? E('pre', {}, text.node(finding.message)) : text.node(finding.message) ];
+	if (finding.hint)
+		children.push(E('div', { 'class': 'attendant-hint' }, text.node(finding.hint)));
+	return E('li', {}, children);
 }
 
 function replaceContent(node, children) {
@@ -76,8 +81,8 @@ return view.extend({
 
 	load: function() {
 		return Promise.all([
-			callInfo(),
-			callConfigGet(),
+			callInfo().catch(logic.rpcFailure),
+			callConfigGet().catch(logic.rpcFailure),
 			L.resolveDefault(callStatus(), { state: 'idle' })
 		]);
 	},
@@ -146,7 +151,7 @@ return view.extend({
 		if (config.advanced_mode) {
 			var versions = [ E('option', { value: '' }, _('Newest of the installed branch')) ];
 			(offered || []).forEach(function(v) {
-				versions.push(E('option', { value: v }, v));
+				versions.push(E('option', { value: v }, text.node(v)));
 			});
 			children.push(E('div', { 'class': 'cbi-value' }, [
 				E('label', { 'class': 'cbi-value-title', 'for': 'attendant-version' }, _('Version')),
@@ -194,10 +199,10 @@ return view.extend({
 			])
 		].concat(rows.map(function(row) {
 			return E('tr', { 'class': 'tr change-' + row.kind, 'data-kind': row.kind }, [
-				E('td', { 'class': 'td' }, row.name),
-				E('td', { 'class': 'td' }, logic.changeLabel(row.kind)),
-				E('td', { 'class': 'td' }, row.from),
-				E('td', { 'class': 'td' }, row.to)
+				E('td', { 'class': 'td' }, text.node(row.name)),
+				E('td', { 'class': 'td' }, text.node(logic.changeLabel(row.kind))),
+				E('td', { 'class': 'td' }, text.node(row.from)),
+				E('td', { 'class': 'td' }, text.node(row.to))
 			]);
 		})));
 	},
@@ -208,22 +213,22 @@ return view.extend({
 			return this.renderError(error, _('The check failed'));
 		var force = this.selection ? this.selection.force : false;
 		var children = [];
-		var target = check.target || {};
-		var current = check.current || {};
+		var target = logic.versionOf(check.target);
+		var current = logic.versionOf(check.current);
 		var headline;
 		if (check.verdict === 'upgrade_available')
 			headline = E('p', { 'class': 'alert-message notice', id: 'attendant-verdict', 'data-verdict': check.verdict },
-				_('Firmware %s (%s) is available; this router runs %s.').format(target.version, target.version_code || '?', current.version));
+				text.node(_('Firmware %s (%s) is available; this router runs %s.').format(target.version, target.version_code, current.version)));
 		else if (check.verdict === 'blocked')
 			headline = E('p', { 'class': 'alert-message error', id: 'attendant-verdict', 'data-verdict': check.verdict },
-				_('An upgrade to %s cannot be built with the installed packages.').format(target.version));
+				text.node(_('An upgrade to %s cannot be built with the installed packages.').format(target.version)));
 		else
 			headline = E('p', { 'class': 'alert-message success', id: 'attendant-verdict', 'data-verdict': check.verdict },
-				_('The firmware is up to date (%s).').format(current.version));
+				text.node(_('The firmware is up to date (%s).').format(current.version)));
 		children.push(headline);
 
 		if (check.verdict !== 'up_to_date' || force) {
-			var facts = [ [ _('Target version'), '%s (%s)'.format(target.version, target.version_code || '?') ] ];
+			var facts = [ [ _('Target version'), '%s (%s)'.format(target.version, target.version_code) ] ];
 			if (check.profile)
 				facts.push([ _('Profile'), check.profile ]);
 			if (check.image && check.image.name)
@@ -264,31 +269,32 @@ return view.extend({
 		var report = logic.errorReport(error, { selection: this.selection || {}, job: this.job || null,
 			firmware: (this.info && !this.info.error) ? this.info : null });
 		var children = [
-			E('h4', {}, title || _('Error')),
-			E('p', { 'class': 'attendant-error-message' }, E('pre', {}, error.message || error.code)),
-			hint ? E('p', { 'class': 'attendant-error-hint' }, hint) : null
+			E('h4', {}, text.node(title || _('Error'))),
+			E('p', { 'class': 'attendant-error-message' }, E('pre', {}, text.node(error.message || error.code)))
 		];
+		if (hint)
+			children.push(E('p', { 'class': 'attendant-error-hint' }, text.node(hint)));
 		if (error.detail != null)
-			children.push(E('p', { 'class': 'attendant-error-detail' }, [ E('strong', {}, _('Server response: ')), String(error.detail) ]));
+			children.push(E('p', { 'class': 'attendant-error-detail' }, [ E('strong', {}, _('Server response: ')), text.node(error.detail) ]));
 		if (Array.isArray(error.details) && error.details.length)
 			children.push(E('ul', { 'class': 'attendant-error-details' }, error.details.map(function(d) {
-				return E('li', {}, typeof d === 'string' ? d : JSON.stringify(d));
+				return E('li', {}, text.node(typeof d === 'string' ? d : JSON.stringify(d)));
 			})));
 		if (Array.isArray(error.problems) && error.problems.length)
 			children.push(E('ul', { 'class': 'attendant-error-problems' }, error.problems.map(function(p) { return findingItem(p, true); })));
 		if (error.stdout)
 			children.push(E('details', { 'class': 'attendant-error-stdout', open: true }, [
-				E('summary', {}, _('Build output (stdout)')), E('pre', {}, error.stdout) ]));
+				E('summary', {}, _('Build output (stdout)')), E('pre', {}, text.node(error.stdout)) ]));
 		if (error.stderr)
 			children.push(E('details', { 'class': 'attendant-error-stderr', open: true }, [
-				E('summary', {}, _('Build errors (stderr)')), E('pre', {}, error.stderr) ]));
+				E('summary', {}, _('Build errors (stderr)')), E('pre', {}, text.node(error.stderr)) ]));
 		children.push(E('div', { 'class': 'cbi-page-actions' }, [
 			E('button', {
 				'class': 'cbi-button attendant-copy',
 				click: function(ev) { return self.handleCopy(report, ev.currentTarget); }
 			}, _('Copy error data to clipboard'))
 		]));
-		return E('div', { 'class': 'alert-message error attendant-error', 'data-code': error.code }, children);
+		return E('div', { 'class': 'alert-message error attendant-error', 'data-code': String(error.code) }, children);
 	},
 
 	renderStatus: function(status) {
@@ -298,7 +304,7 @@ return view.extend({
 		var phase = logic.phase(status);
 		var children = [ E('p', { id: 'attendant-state', 'data-state': status.state }, E('strong', {}, logic.stateLabel(status.state))) ];
 		if (status.message && phase !== 'failed')
-			children.push(E('p', { 'class': 'attendant-message' }, status.message));
+			children.push(E('p', { 'class': 'attendant-message' }, text.node(status.message)));
 
 		switch (phase) {
 		case 'idle':
@@ -308,7 +314,7 @@ return view.extend({
 			if (progress)
 				children.push(E('div', { 'class': 'cbi-progressbar', title: progress.text, id: 'attendant-progress' },
 					E('div', { style: 'width:%d%%'.format(progress.percent) })),
-				E('p', { 'class': 'attendant-progress-text' }, '%s (%d%%)'.format(progress.text, progress.percent)));
+				E('p', { 'class': 'attendant-progress-text' }, text.node('%s (%d%%)'.format(progress.text, progress.percent))));
 			else
 				children.push(E('p', { 'class': 'spinning' }, _('Working…')));
 			children.push(factTable(logic.statusFacts(status), 'attendant-job-facts'));
@@ -386,13 +392,11 @@ return view.extend({
 		this.selection = this.readSelection();
 		var args = logic.requestArgs(this.selection);
 		replaceContent(this.offerNode, E('p', { 'class': 'spinning', id: 'attendant-checking' }, _('Asking the server what is on offer…')));
-		return callCheck(args.version, args.add, args.remove, args.force).then(L.bind(function(reply) {
+		return callCheck(args.version, args.add, args.remove, args.force).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			this.check = reply;
 			if (!logic.errorOf(reply) && this.config.advanced_mode && Array.isArray(reply.offered))
 				this.updateVersions(reply.offered);
 			replaceContent(this.offerNode, this.renderOffer(reply));
-		}, this)).catch(L.bind(function(err) {
-			replaceContent(this.offerNode, this.renderError({ code: 'failure', message: String(err && err.message || err) }, _('The check failed')));
 		}, this));
 	},
 
@@ -400,13 +404,13 @@ return view.extend({
 		var select = document.getElementById('attendant-version');
 		if (!select || select.options.length > 1)
 			return;
-		offered.forEach(function(v) { select.appendChild(E('option', { value: v }, v)); });
+		offered.forEach(function(v) { select.appendChild(E('option', { value: v }, text.node(v))); });
 	},
 
 	handleBuild: function() {
 		var selection = this.selection || this.readSelection();
 		var args = logic.requestArgs(selection);
-		return callStart(args.version, args.add, args.remove, args.force, this.keepSettings).then(L.bind(function(reply) {
+		return callStart(args.version, args.add, args.remove, args.force, this.keepSettings).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			var error = logic.errorOf(reply);
 			if (error) {
 				replaceContent(this.jobNode, this.renderError(error, _('Cannot start the build')));
@@ -414,25 +418,30 @@ return view.extend({
 			}
 			this.job = reply.job;
 			if (reply.busy)
-				ui.addNotification(null, E('p', {}, _('Another upgrade job is already running; showing it.')), 'info');
+				ui.addNotification(null, E('p', {}, _('Another upgrade job is already running; showing it.')), NOTICE_TIMEOUT, 'info');
 			replaceContent(this.offerNode, []);
 			this.showStatus({ job: reply.job, state: reply.state });
 			this.startPolling();
 		}, this));
 	},
 
+	/* LuCI's poll loop is running (or starts with this entry) after boot, and runs a new entry at
+	 * once when the loop was idle; a loop the user paused stays paused. */
 	startPolling: function() {
 		poll.add(this.pollFn, POLL_INTERVAL);
-		if (!poll.active())
-			poll.start();
 	},
 
 	stopPolling: function() {
 		poll.remove(this.pollFn);
 	},
 
+	/* A poll function that throws synchronously is dropped by LuCI for good, and a rejection is
+	 * an unhandled error per run; so everything runs inside the promise and every failure is
+	 * handled here. */
 	pollStatus: function() {
-		return callStatus(this.job || undefined).then(L.bind(function(status) {
+		return Promise.resolve().then(L.bind(function() {
+			return callStatus(this.job || undefined);
+		}, this)).then(L.bind(function(status) {
 			var error = logic.errorOf(status);
 			if (error || !logic.isActive(status.state))
 				this.stopPolling();
@@ -443,19 +452,21 @@ return view.extend({
 			this.showStatus(status);
 		}, this)).catch(L.bind(function(err) {
 			if (this.installing) {
+				// The router stops answering while it flashes: that is the expected end.
 				this.stopPolling();
 				this.reconnect();
 			} else {
-				throw err;
+				// A lost answer (a timeout, a restarting rpcd): shown, and the next poll retries.
+				replaceContent(this.jobNode, this.renderError(logic.rpcFailure(err).error, _('Cannot read the job')));
 			}
 		}, this));
 	},
 
 	handleCancel: function() {
-		return callCancel(this.job || undefined).then(L.bind(function(reply) {
+		return callCancel(this.job || undefined).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			var error = logic.errorOf(reply);
 			if (error) {
-				ui.addNotification(null, E('p', {}, error.message), 'error');
+				ui.addNotification(null, E('p', {}, text.node(error.message)), 0, 'error');
 				return;
 			}
 			this.stopPolling();
@@ -464,30 +475,33 @@ return view.extend({
 	},
 
 	pollOnce: function() {
-		return callStatus(this.job || undefined).then(L.bind(this.showStatus, this));
+		return callStatus(this.job || undefined).catch(logic.rpcFailure).then(L.bind(this.showStatus, this));
 	},
 
 	handleInstall: function() {
 		var keep = this.keepSettings !== false;
 		var forceNode = document.getElementById('attendant-force-flash');
 		var force = !!(forceNode && forceNode.checked);
-		ui.showModal(_('Install the new firmware?'), [
+		var children = [
 			E('p', {}, _('The router flashes the verified image and reboots. It is unreachable for several minutes; do not power it off.')),
 			E('p', { id: 'attendant-confirm-settings' }, keep
 				? _('The current settings are kept.')
-				: _('The settings are NOT kept: the router comes back with the default configuration at 192.168.1.1.')),
-			force ? E('p', { 'class': 'alert-message warning' }, _('Force flash is on: sysupgrade will not refuse an image that fails its checks.')) : null,
+				: _('The settings are NOT kept: the router comes back with the default configuration at 192.168.1.1.'))
+		];
+		if (force)
+			children.push(E('p', { 'class': 'alert-message warning', id: 'attendant-confirm-force' }, _('Force flash is on: sysupgrade will not refuse an image that fails its checks.')));
+		ui.showModal(_('Install the new firmware?'), children.concat([
 			E('div', { 'class': 'right' }, [
 				E('button', { 'class': 'btn', click: ui.hideModal }, _('Cancel')),
 				' ',
 				E('button', { id: 'attendant-confirm-install', 'class': 'btn cbi-button-negative important',
 					click: ui.createHandlerFn(this, 'confirmInstall', keep, force) }, _('Install'))
 			])
-		]);
+		]));
 	},
 
 	confirmInstall: function(keep, force) {
-		return callInstall(this.job, keep, force ? true : undefined).then(L.bind(function(reply) {
+		return callInstall(this.job, keep, force ? true : undefined).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			var error = logic.errorOf(reply);
 			if (error) {
 				ui.hideModal();
@@ -517,25 +531,30 @@ return view.extend({
 		}
 	},
 
+	/* LuCI's awaitReconnect shows nothing while it waits, so the page says what is going on. */
 	reconnect: function() {
 		var keep = this.installing ? this.installing.keep : true;
 		this.installing = null;
+		ui.showModal(_('Rebooting…'), [
+			E('p', { 'class': 'spinning', id: 'attendant-rebooting' },
+				_('The router is rebooting into the new firmware. This page reloads when the router answers again; this can take several minutes.'))
+		]);
 		ui.awaitReconnect.apply(ui, logic.reconnectHosts(keep, window.location.host));
 	},
 
-	handleCopy: function(text, button) {
+	handleCopy: function(report, button) {
 		var done = function() {
 			if (button)
 				button.setAttribute('data-copied', 'true');
-			ui.addNotification(null, E('p', {}, _('The error data is in the clipboard.')), 'info');
+			ui.addNotification(null, E('p', {}, _('The error data is in the clipboard.')), NOTICE_TIMEOUT, 'info');
 		};
 		if (window.navigator && window.navigator.clipboard && window.navigator.clipboard.writeText)
-			return window.navigator.clipboard.writeText(text).then(done, L.bind(this.copyFallback, this, text, done));
-		return this.copyFallback(text, done);
+			return window.navigator.clipboard.writeText(report).then(done, L.bind(this.copyFallback, this, report, done));
+		return this.copyFallback(report, done);
 	},
 
-	copyFallback: function(text, done) {
-		var area = E('textarea', { style: 'position:fixed;opacity:0' }, text);
+	copyFallback: function(report, done) {
+		var area = E('textarea', { style: 'position:fixed;opacity:0' }, [ report ]);
 		document.body.appendChild(area);
 		area.select();
 		try {

@@ -2,35 +2,51 @@
 'require baseclass';
 'require rpc';
 'require attendant.logic as logic';
+'require attendant.text as text';
 
 /*
  * Status → Overview: a notice when the upgrade server offers newer firmware. Runs only when
  * `login_check_for_upgrades` is set (Configuration page); asks the bridge's `check`, so it uses
  * the configured server and the router's own packages (ubus-bridge/contract.json).
+ *
+ * The Status page calls load() and render() of every include on each of its poll ticks (every
+ * 5 s by default) while it is open, and gives up on an include for good once its load()
+ * rejects; so load() never rejects, and `check` is asked with CHECK_MAX_AGE: the bridge answers
+ * from its last check while that is young enough and asks the upgrade server at most once per
+ * CHECK_MAX_AGE, however many Status pages are open.
  */
 
+/* Seconds a stored check result is good enough for the notice. New releases come weeks apart,
+ * so a notice an hour late costs nothing, while one question per router per hour keeps a
+ * public upgrade server's load independent of how long Status pages stay open. */
+var CHECK_MAX_AGE = 3600;
+
 var callConfigGet = rpc.declare({ object: 'attendant', method: 'config_get' });
-var callCheck = rpc.declare({ object: 'attendant', method: 'check' });
+var callCheck = rpc.declare({ object: 'attendant', method: 'check', params: [ 'max_age' ] });
 
 return baseclass.extend({
 	title: _('Firmware upgrade'),
 
 	load: function() {
-		return L.resolveDefault(callConfigGet(), {}).then(function(config) {
-			if (!config || logic.errorOf(config) || !config.login_check_for_upgrades)
+		return Promise.resolve().then(function() {
+			return L.resolveDefault(callConfigGet(), null);
+		}).then(function(config) {
+			if (logic.errorOf(config) || !config.login_check_for_upgrades)
 				return null;
-			return L.resolveDefault(callCheck(), null);
+			return L.resolveDefault(callCheck(CHECK_MAX_AGE), null);
+		}).catch(function() {
+			return null;
 		});
 	},
 
 	render: function(check) {
-		if (!check || logic.errorOf(check) || check.verdict !== 'upgrade_available')
+		if (logic.errorOf(check) || check.verdict !== 'upgrade_available')
 			return null;
-		var target = check.target || {};
-		var current = check.current || {};
+		var target = logic.versionOf(check.target);
+		var current = logic.versionOf(check.current);
 		return E('div', { 'class': 'alert-message notice', id: 'attendant-status-notice' }, [
-			E('p', {}, _('Firmware %s (%s) is available; this router runs %s (%s).').format(
-				target.version, target.version_code || '?', current.version, current.revision || '?')),
+			E('p', {}, text.node(_('Firmware %s (%s) is available; this router runs %s (%s).').format(
+				target.version, target.version_code, current.version, current.revision))),
 			E('a', { 'class': 'btn cbi-button cbi-button-action', href: L.url('admin', 'system', 'attendant', 'overview') },
 				_('Go to firmware upgrade'))
 		]);
