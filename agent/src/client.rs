@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use attendant_proto::excerpt::excerpt_lines;
 use serde::de::DeserializeOwned;
 use ureq::http::{Response, StatusCode};
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
@@ -41,7 +42,7 @@ pub const MAX_ERROR_LEN: u64 = 256 * 1024;
 /// Largest CA bundle read.
 pub const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
 
-/// Longest `detail`, `stdout` or `stderr` kept from an error body, in bytes.
+/// Longest `detail`, `stdout` or `stderr` kept from an error body, in characters.
 pub const MAX_DETAIL_LEN: usize = 16 * 1024;
 
 /// Header that carries the ImageBuilder stage on build status responses.
@@ -612,12 +613,12 @@ pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
             .as_ref()
             .and_then(|v| v.get(name))
             .and_then(|v| v.as_str())
-            .map(|text| clip(text.to_owned()))
+            .map(|text| excerpt_lines(text, MAX_DETAIL_LEN))
     };
     let details = match parsed.as_ref().and_then(|v| v.get("detail")) {
-        Some(serde_json::Value::String(text)) => vec![clip(text.clone())],
+        Some(serde_json::Value::String(text)) => vec![excerpt_lines(text, MAX_DETAIL_LEN)],
         Some(serde_json::Value::Array(items)) => items.iter().map(validation_item).collect(),
-        Some(other) => vec![clip(other.to_string())],
+        Some(other) => vec![excerpt_lines(&other.to_string(), MAX_DETAIL_LEN)],
         None if body.is_empty() => Vec::new(),
         None => vec![body_excerpt(body)],
     };
@@ -656,12 +657,15 @@ fn validation_item(item: &serde_json::Value) -> String {
         })
         .unwrap_or_default();
     if message.is_empty() {
-        return clip(item.to_string());
+        return excerpt_lines(&item.to_string(), MAX_DETAIL_LEN);
     }
     if location.is_empty() {
-        clip(message.to_owned())
+        excerpt_lines(message, MAX_DETAIL_LEN)
     } else {
-        clip(format!("{}: {message}", location.join(".")))
+        excerpt_lines(
+            &format!("{}: {message}", location.join(".")),
+            MAX_DETAIL_LEN,
+        )
     }
 }
 
@@ -680,23 +684,13 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
             Some(text[start..end].trim())
         });
         return match title {
-            Some(title) if !title.is_empty() => clip(format!("an HTML page titled `{title}`")),
+            Some(title) if !title.is_empty() => {
+                excerpt_lines(&format!("an HTML page titled `{title}`"), MAX_DETAIL_LEN)
+            }
             _ => "an HTML page".to_owned(),
         };
     }
-    clip(text.lines().next().unwrap_or_default().to_owned())
-}
-
-fn clip(mut text: String) -> String {
-    if text.len() > MAX_DETAIL_LEN {
-        let mut end = MAX_DETAIL_LEN;
-        while !text.is_char_boundary(end) {
-            end = end.saturating_sub(1);
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
+    excerpt_lines(text.lines().next().unwrap_or_default(), MAX_DETAIL_LEN)
 }
 
 /// The last lines of a build's output, for an error message.

@@ -31,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::installed::excerpt;
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::json;
 use crate::wire::{
     BOARD_JSON_PATH, OPENWRT_RELEASE_PATH, OS_RELEASE_PATH, PROC_MOUNTS_PATH,
@@ -367,7 +367,7 @@ pub fn parse_board_name(bytes: &[u8]) -> Result<String, BoardError> {
     if let Some(character) = value.chars().find(|c| c.is_whitespace()) {
         return Err(BoardError::InvalidValue {
             file: SYSINFO_BOARD_NAME_PATH,
-            value: excerpt(value.as_bytes()),
+            value: excerpt(&value, MAX_VALUE_CHARS),
             character,
         });
     }
@@ -632,7 +632,7 @@ fn sysinfo_value(bytes: &[u8], file: &'static str) -> Result<String, BoardError>
     if let Some(character) = text.chars().find(|c| c.is_control()) {
         return Err(BoardError::InvalidValue {
             file,
-            value: excerpt(text.as_bytes()),
+            value: excerpt(text, MAX_VALUE_CHARS),
             character,
         });
     }
@@ -662,7 +662,7 @@ fn parse_assignments(
         let malformed = || BoardError::MalformedLine {
             file,
             line,
-            content: excerpt(text.as_bytes()),
+            content: excerpt(text, MAX_VALUE_CHARS),
         };
         let (key, value) = text.split_once('=').ok_or_else(malformed)?;
         if !is_shell_name(key) {
@@ -728,7 +728,7 @@ fn shell_value(word: &str, file: &'static str, line: usize) -> Result<String, Bo
                 return Err(BoardError::TrailingText {
                     file,
                     line,
-                    content: excerpt(rest.as_bytes()),
+                    content: excerpt(rest, MAX_VALUE_CHARS),
                 });
             }
             c => value.push(c),

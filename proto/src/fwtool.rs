@@ -48,6 +48,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::json;
 
 /// The trailer magic, `"FWx0"` big-endian (`FWIMAGE_MAGIC`).
@@ -835,7 +836,7 @@ impl CompatVersion {
     /// Parse `major.minor`.
     pub fn parse(text: &str) -> Result<Self, FwtoolError> {
         let bad = || FwtoolError::BadCompatVersion {
-            value: text.chars().take(64).collect(),
+            value: excerpt(text, MAX_VALUE_CHARS),
         };
         let (major, minor) = text.split_once('.').ok_or_else(bad)?;
         let number = |part: &str| {
@@ -1047,7 +1048,7 @@ pub fn check_image(
         .unwrap_or("1.0");
     let Ok(image) = CompatVersion::parse(raw) else {
         return Compatibility::InvalidCompatVersion {
-            value: raw.chars().take(64).collect(),
+            value: excerpt(raw, MAX_VALUE_CHARS),
         };
     };
     let (field, list) = if raw == "1.0" {

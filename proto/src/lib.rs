@@ -28,6 +28,7 @@
 pub mod api;
 pub mod apk;
 pub mod board;
+pub mod excerpt;
 pub mod fwtool;
 pub mod index;
 pub mod installed;

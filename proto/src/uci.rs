@@ -36,6 +36,8 @@
 
 use std::fmt;
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
+
 /// Largest configuration file accepted, in bytes.
 pub const MAX_FILE_LEN: usize = 256 * 1024;
 
@@ -460,13 +462,10 @@ impl fmt::Display for Config {
 const NAME_RULE: &str = "only ASCII letters, digits and `_` are allowed";
 const TYPE_RULE: &str = "only printable ASCII without spaces is allowed";
 
-/// Longest offending value quoted back in an error.
-const MAX_QUOTED_LEN: usize = 64;
-
 fn unrepresentable(what: &'static str, value: &str, rule: &'static str) -> UciError {
     UciError::Unrepresentable {
         what,
-        value: truncate(value),
+        value: excerpt(value, MAX_VALUE_CHARS),
         rule,
     }
 }
@@ -510,7 +509,7 @@ fn add_list_item(
                 *value = Value::List(items);
                 return Err(UciError::TooManyListItems {
                     line,
-                    option: truncate(option),
+                    option: excerpt(option, MAX_VALUE_CHARS),
                 });
             }
             items.push(item.to_owned());
@@ -565,13 +564,6 @@ fn push_line(out: &mut String, command: &str, name: &str, value: &str) {
     out.push(' ');
     out.push_str(&quote(value));
     out.push('\n');
-}
-
-fn truncate(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTED_LEN) {
-        Some((at, _)) => format!("{}…", text.get(..at).unwrap_or_default()),
-        None => text.to_owned(),
-    }
 }
 
 fn count_newlines(bytes: &[u8]) -> usize {
@@ -796,7 +788,7 @@ impl<'a> Parser<'a> {
             "l" | "list" => self.option(line, &rest, true),
             _ => Err(UciError::InvalidCommand {
                 line,
-                word: truncate(&word),
+                word: excerpt(&word, MAX_VALUE_CHARS),
             }),
         }
     }
@@ -808,7 +800,7 @@ impl<'a> Parser<'a> {
         if !is_valid_package(name) {
             return Err(UciError::InvalidPackageName {
                 line,
-                name: truncate(name),
+                name: excerpt(name, MAX_VALUE_CHARS),
             });
         }
         if self.config.package.is_some() {
@@ -824,7 +816,7 @@ impl<'a> Parser<'a> {
         if !is_valid_type(section_type) {
             return Err(UciError::InvalidType {
                 line,
-                section_type: truncate(section_type),
+                section_type: excerpt(section_type, MAX_VALUE_CHARS),
             });
         }
         let name = args
@@ -836,7 +828,7 @@ impl<'a> Parser<'a> {
             if !is_valid_name(name) {
                 return Err(UciError::InvalidName {
                     line,
-                    name: truncate(name),
+                    name: excerpt(name, MAX_VALUE_CHARS),
                 });
             }
             let existing = self
@@ -855,7 +847,7 @@ impl<'a> Parser<'a> {
                         line,
                         name: name.to_owned(),
                         previous: previous.unwrap_or_default().to_owned(),
-                        found: truncate(section_type),
+                        found: excerpt(section_type, MAX_VALUE_CHARS),
                     });
                 }
                 self.current = Some(index);
@@ -886,7 +878,7 @@ impl<'a> Parser<'a> {
         if !is_valid_name(name) {
             return Err(UciError::InvalidName {
                 line,
-                name: truncate(name),
+                name: excerpt(name, MAX_VALUE_CHARS),
             });
         }
         let value = args.get(1).map(String::as_str).unwrap_or_default();

@@ -70,6 +70,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use sha2::{Digest as _, Sha512};
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::wire::OPKG_KEYS_DIR;
 
 /// Largest key or signature file accepted, in bytes: a maximal comment line plus the base64 of
@@ -275,7 +276,7 @@ impl Fingerprint {
     /// Parse 1 to 16 hex digits (either case; zero padding allowed) as usign prints them.
     pub fn from_hex(text: &str) -> Result<Self, UsignError> {
         let bad = || UsignError::BadFingerprint {
-            text: shorten(text),
+            text: excerpt(text, MAX_VALUE_CHARS),
         };
         if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
@@ -643,7 +644,7 @@ impl Keyring {
         // Old usign wrote unpadded names; both spellings name the same key.
         if Fingerprint::from_hex(file_name).ok() != Some(key.fingerprint) {
             return Err(UsignError::FileNameMismatch {
-                file_name: shorten(file_name),
+                file_name: excerpt(file_name, MAX_VALUE_CHARS),
                 fingerprint: key.fingerprint,
             });
         }
@@ -713,7 +714,7 @@ fn decode_file(
         None => {
             return Err(UsignError::BadCommentLine {
                 kind,
-                line: shorten(&String::from_utf8_lossy(bytes)),
+                line: excerpt(&String::from_utf8_lossy(bytes), MAX_VALUE_CHARS),
             });
         }
     };
@@ -721,7 +722,7 @@ fn decode_file(
     let Some(comment) = line.strip_prefix(COMMENT_PREFIX.as_bytes()) else {
         return Err(UsignError::BadCommentLine {
             kind,
-            line: shorten(&String::from_utf8_lossy(line)),
+            line: excerpt(&String::from_utf8_lossy(line), MAX_VALUE_CHARS),
         });
     };
     if comment.len() > MAX_COMMENT_LEN {
@@ -753,7 +754,7 @@ fn encode_file(comment: &str, raw: &[u8]) -> String {
 fn check_comment(comment: &str) -> Result<String, UsignError> {
     if comment.contains(['\n', '\r']) {
         return Err(UsignError::CommentHasLineBreak {
-            comment: shorten(comment),
+            comment: excerpt(comment, MAX_VALUE_CHARS),
         });
     }
     if comment.len() > MAX_COMMENT_LEN {
@@ -826,15 +827,6 @@ fn hex(bytes: &[u8]) -> String {
 
 fn escape(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
-}
-
-/// At most 64 characters of `text`, for error messages.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", text.get(..at).unwrap_or_default()),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

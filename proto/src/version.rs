@@ -38,7 +38,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::installed::{MAX_PACKAGE_VERSION_LEN, PackageManager, ValueRule, check_value, excerpt};
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
+use crate::installed::{MAX_PACKAGE_VERSION_LEN, PackageManager, ValueRule, check_value};
 
 /// Longest release version accepted, in bytes.
 pub const MAX_VERSION_LEN: usize = 32;
@@ -399,7 +400,7 @@ fn check_length(text: &str) -> Result<(), VersionError> {
     }
     if text.len() > MAX_VERSION_LEN {
         return Err(VersionError::TooLong {
-            value: excerpt(text.as_bytes()),
+            value: excerpt(text, MAX_VALUE_CHARS),
             length: text.len(),
             max: MAX_VERSION_LEN,
         });
@@ -409,7 +410,7 @@ fn check_length(text: &str) -> Result<(), VersionError> {
 
 fn malformed(whole: &str) -> VersionError {
     VersionError::Malformed {
-        value: excerpt(whole.as_bytes()),
+        value: excerpt(whole, MAX_VALUE_CHARS),
     }
 }
 
@@ -426,7 +427,7 @@ fn number(text: &str, whole: &str) -> Result<Number, VersionError> {
     }
     if text.len() > MAX_NUMBER_DIGITS {
         return Err(VersionError::NumberTooLong {
-            value: excerpt(whole.as_bytes()),
+            value: excerpt(whole, MAX_VALUE_CHARS),
             max: MAX_NUMBER_DIGITS,
         });
     }
@@ -471,7 +472,7 @@ impl PackageVersion {
     pub fn parse(manager: PackageManager, text: &str) -> Result<PackageVersion, VersionError> {
         check_value(text, MAX_PACKAGE_VERSION_LEN).map_err(|rule| {
             VersionError::InvalidPackageVersion {
-                value: excerpt(text.as_bytes()),
+                value: excerpt(text, MAX_VALUE_CHARS),
                 rule,
             }
         })?;

@@ -186,7 +186,10 @@ fn check_url(argument: &'static str, url: &str) -> Result<(), BridgeError> {
     Err(BridgeError::InvalidArgument {
         argument,
         expected: "an `http://` or `https://` URL without spaces",
-        found: format!("`{}`", url.chars().take(64).collect::<String>()),
+        found: format!(
+            "`{}`",
+            attendant_proto::excerpt::excerpt(url, attendant_proto::excerpt::MAX_VALUE_CHARS)
+        ),
     })
 }
 
