@@ -21,16 +21,17 @@ use std::thread;
 use std::time::Duration;
 
 use attendant_proto::excerpt::excerpt_lines;
+use attendant_proto::wire;
 use serde::de::DeserializeOwned;
 use ureq::http::{Response, StatusCode};
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body, Proxy};
 
 /// Where OpenWrt's `ca-bundle` package puts the trusted CA certificates.
-pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const DEFAULT_CA_FILE: &str = wire::CA_BUNDLE_PATH;
 
 /// Environment variable that overrides the CA bundle path (tests, unusual images).
-pub const CA_FILE_ENV: &str = "ATTENDANT_CA_FILE";
+pub const CA_FILE_ENV: &str = wire::CA_FILE_ENV;
 
 /// Largest JSON document accepted from a server (upstream `profiles.json` of big targets and the
 /// package indexes are a few MiB).
@@ -492,16 +493,16 @@ fn tls_config(path: &Path) -> Result<TlsConfig, ClientError> {
 /// The proxy for `server` from the environment, honouring `no_proxy`.
 fn proxy_for(server: &str) -> Result<Option<Proxy>, ClientError> {
     let host = host_of(server);
-    if let Some(list) = env_first(&["no_proxy", "NO_PROXY"]).map(|(_, value)| value)
+    if let Some(list) = env_first(&wire::NO_PROXY_ENV).map(|(_, value)| value)
         && no_proxy_matches(&list, host)
     {
         return Ok(None);
     }
     let names: &[&'static str] = if server.starts_with("https:") {
-        &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+        &wire::HTTPS_PROXY_ENV
     } else {
         // curl ignores upper-case HTTP_PROXY (it can be set by a CGI request header).
-        &["http_proxy", "all_proxy", "ALL_PROXY"]
+        &wire::HTTP_PROXY_ENV
     };
     match env_first(names) {
         Some((variable, value)) => Proxy::new(&value)

@@ -50,7 +50,8 @@ impl Output {
     /// Output for `--json` (or not) at a verbosity (`-v` raises, `-q` lowers; 0 is normal).
     pub fn new(json: bool, verbosity: i8) -> Self {
         let terminal = io::stderr().is_terminal();
-        let color = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = terminal
+            && std::env::var_os(attendant_proto::wire::NO_COLOR_ENV).is_none_or(|v| v.is_empty());
         Self {
             json,
             color,

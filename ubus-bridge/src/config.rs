@@ -198,7 +198,7 @@ fn flag_text(flag: bool) -> &'static str {
 }
 
 fn config_path(root: &Path) -> PathBuf {
-    root.join(wire::UCI_CONFIG_PATH.trim_start_matches('/'))
+    wire::under_root(root, wire::UCI_CONFIG_PATH)
 }
 
 fn read(path: &Path) -> Result<Config, BridgeError> {
