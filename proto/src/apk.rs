@@ -2,7 +2,7 @@
 //! `/etc/apk/world`.
 //!
 //! The installed database is a list of stanzas separated by blank lines; each line is a one-letter
-//! key, a colon and a value (`reference/router-side.md` §5.2):
+//! key, a colon and a value (<https://wiki.alpinelinux.org/wiki/Apk_spec>, "Installed Database"):
 //!
 //! ```text
 //! P:libubox20240329

@@ -1,8 +1,8 @@
 //! Device facts: `ubus call system board`, the release files, `/tmp/sysinfo`, `/etc/board.json`
 //! and `/proc/mounts`.
 //!
-//! [`SystemBoard`] is the JSON reply of procd's `system board` method
-//! (`reference/router-side.md` §4.5). The agent does not need ubus to get it: [`DeviceFacts::from_files`]
+//! [`SystemBoard`] is the JSON reply of procd's `system board` method (procd `system.c`,
+//! <https://github.com/openwrt/procd/blob/master/system.c>). The agent does not need ubus to get it: [`DeviceFacts::from_files`]
 //! assembles the same shape from the files procd reads, the way procd does:
 //!
 //! - `board_name` and `model` from `/tmp/sysinfo/board_name` and `/tmp/sysinfo/model`
@@ -19,8 +19,8 @@
 //!   reads.
 //!
 //! Beyond procd's shape, [`DeviceFacts`] carries the device's `compat_version` from
-//! `/etc/board.json` (`system.compat_version`, default `1.0`, the value sysupgrade compares;
-//! §7.3) and whether the router booted through EFI.
+//! `/etc/board.json` (`system.compat_version`, default `1.0`, the value sysupgrade's `fwtool.sh`
+//! compares; see [`crate::fwtool`]) and whether the router booted through EFI.
 //!
 //! [`profile_from_board_name`] turns a board name into an ASU `profile`, and
 //! [`sysupgrade_image_type`] guesses the image type owut asks for.
@@ -422,7 +422,8 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
 /// Turns a board name into an ASU `profile`: every `,` becomes `_`
 /// (`tplink,archer-c7-v5` → `tplink_archer-c7-v5`).
 ///
-/// ASU replaces every comma on receipt (asu-server.md §2.2); owut replaces only the first.
+/// ASU replaces every comma on receipt (<https://github.com/openwrt/asu>, the build request's
+/// `profile` validation); owut replaces only the first.
 /// OpenWrt board names carry one comma (`vendor,device`), so both give the same profile; for a
 /// name with several, this follows the server, which has the last word.
 pub fn profile_from_board_name(board_name: &str) -> String {

@@ -1,8 +1,8 @@
 //! The fwtool trailer at the end of a sysupgrade image, and sysupgrade's compatibility decision.
 //!
 //! OpenWrt's `fwtool` (openwrt/openwrt `package/system/fwtool/src/{fwtool.c,fwimage.h,crc32.h}`,
-//! summarised in `reference/router-side.md` §7.2 and `reference/rust-stack.md` §3.3) appends
-//! blocks to an image. Each block ends with a 16-byte trailer, all fields big-endian:
+//! <https://github.com/openwrt/openwrt/tree/main/package/system/fwtool/src>) appends blocks to an
+//! image. Each block ends with a 16-byte trailer, all fields big-endian:
 //!
 //! ```text
 //! magic u32 = 0x46577830 ("FWx0") | crc32 u32 | type u8 | pad[3] | size u32
@@ -34,7 +34,7 @@
 //! # Compatibility
 //!
 //! [`check_image`] reproduces `fwtool_check_image` from sysupgrade's `/lib/upgrade/fwtool.sh`
-//! (`reference/router-side.md` §7.3) and its refusal texts.
+//! (openwrt/openwrt `package/base-files/files/lib/upgrade/fwtool.sh`) and its refusal texts.
 //!
 //! # Why one file
 //!

@@ -1,5 +1,6 @@
-//! Package indexes of an OpenWrt feed: opkg `Packages` and `index.json` v1/v2
-//! (asu-server.md §5.2).
+//! Package indexes of an OpenWrt feed: opkg `Packages` and `index.json` v1/v2, as published under
+//! <https://downloads.openwrt.org/releases/> (`packages/<arch>/<feed>/`) and read by the ASU server
+//! (<https://github.com/openwrt/asu>) to check a request's packages.
 //!
 //! - [`parse_packages`]: an opkg `Packages` file (RFC 822-like stanzas separated by blank
 //!   lines) → [`PackageIndex`] of ABI-free name → version; the architecture is the first one

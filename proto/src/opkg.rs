@@ -17,7 +17,7 @@
 //! ```
 //!
 //! [`parse`] turns it into [`InstalledPackages`] with the rules of rpcd's `rpc-sys packagelist`
-//! (`reference/router-side.md` §5.1, rpcd `sys.c` since commit `8ef4c25`):
+//! (rpcd `sys.c` since commit `8ef4c25`, <https://github.com/openwrt/rpcd/blob/master/sys.c>):
 //!
 //! - only stanzas whose `Status:` state (third word) is `installed` count;
 //! - a package is top-level unless it says `Auto-Installed: yes` (the `user` status flag is no

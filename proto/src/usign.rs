@@ -1,9 +1,10 @@
 //! usign (and OpenBSD signify) keys and signatures: parse, write, sign, verify.
 //!
 //! OpenWrt signs package feeds, `sha256sums` files and sysupgrade images with `usign`, a small
-//! reimplementation of OpenBSD `signify`. The file formats are byte-identical (see
-//! `reference/router-side.md` §6 and `reference/rust-stack.md` §3.1, measured against
-//! `signify-openbsd` and usign @ c4c72b1). Every file is two lines:
+//! reimplementation of OpenBSD `signify` (<https://git.openwrt.org/?p=project/usign.git>,
+//! <https://man.openbsd.org/signify>). The file formats are byte-identical: checked against
+//! usign @ c4c72b1 and against Debian's `signify-openbsd`, which `tests/usign_signify.rs` runs on
+//! every test run. Every file is two lines:
 //!
 //! ```text
 //! untrusted comment: <free text, not authenticated>

@@ -2,8 +2,9 @@
 //!
 //! # Releases
 //!
-//! [`Version`] is an OpenWrt release as ASU and downloads.openwrt.org name it
-//! (`reference/asu-server.md` §5.3): `24.10.5`, `24.10.0-rc1`, `24.10-SNAPSHOT` or `SNAPSHOT`.
+//! [`Version`] is an OpenWrt release as ASU and downloads.openwrt.org name it (the `versions_list`
+//! of <https://downloads.openwrt.org/.versions.json>): `24.10.5`, `24.10.0-rc1`, `24.10-SNAPSHOT`
+//! or `SNAPSHOT`.
 //! It orders numerically, unlike ASU's string sort (which puts `24.10.10` below `24.10.9`):
 //!
 //! - within a branch, `X.Y-SNAPSHOT` < `X.Y.0-rc1` < `X.Y.0-rc2` < `X.Y.0` < `X.Y.1` < ...;
