@@ -38,7 +38,7 @@
 //!
 //! # Why one file
 //!
-//! About 1000 lines before the tests, most of them doc comments on error variants and metadata
+//! About 1100 lines before the tests, most of them doc comments on error variants and metadata
 //! fields. Trailer parsing, metadata and the compatibility decision share the error type and are
 //! always used together by the agent's verify step; if the file grows further, the natural split
 //! is `fwtool/{trailer,metadata,compat}.rs`.
