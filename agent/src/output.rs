@@ -203,18 +203,12 @@ impl Output {
     }
 }
 
-/// Replaces control characters (other than newline and tab) with `\u{..}` escapes.
+/// Replaces control characters (other than newline and tab) and bidirectional overrides with
+/// escapes (`\r`, `\u{1b}`), so text from the server or the package database cannot rewrite the
+/// terminal.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() && c != '\n' && c != '\t' {
-                format!("\\u{{{:x}}}", u32::from(c)).chars().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    // What reaches the terminal is not shortened here, only made visible.
+    attendant_proto::excerpt::excerpt_lines(text, usize::MAX)
 }
 
 /// The stderr logger behind `log`: `-v` shows info, `-vv` debug, `-vvv` trace.
