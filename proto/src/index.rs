@@ -483,6 +483,18 @@ Architecture: mips_24kc
     }
 
     #[test]
+    fn garbage_line_is_quoted_at_most_120_characters_with_controls_escaped() {
+        let line = format!("\x1b]0;x{}", "y".repeat(200));
+        let error = parse_packages(format!("Package: a\n{line}\n").as_bytes()).unwrap_err();
+        let IndexError::BadLine { text, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(text.starts_with("\\u{1b}]0;xyyy"), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        assert_eq!(text.chars().filter(|&c| c == 'y').count(), 120 - 5);
+    }
+
+    #[test]
     fn detects_index_json_versions() {
         let v2 = parse_index_json(br#"{"version": 2, "architecture": "x86_64", "packages": {"libubox": "2024.03.29~eb9bcb64-r1"}}"#).unwrap();
         assert_eq!(v2.version, 2);

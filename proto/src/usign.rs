@@ -872,6 +872,19 @@ mod tests {
     }
 
     #[test]
+    fn bad_fingerprint_text_is_quoted_short_and_visible() {
+        assert_eq!(
+            Fingerprint::from_hex("a\x1b[2Jb").unwrap_err().to_string(),
+            "`a\\u{1b}[2Jb` is not a key fingerprint: expected 1 to 16 hex digits"
+        );
+        let long = "g".repeat(100);
+        let UsignError::BadFingerprint { text } = Fingerprint::from_hex(&long).unwrap_err() else {
+            panic!("not BadFingerprint");
+        };
+        assert_eq!(text, format!("{}…", "g".repeat(64)));
+    }
+
+    #[test]
     fn generated_key_round_trips_and_signs() {
         let secret = key(3);
         let public = secret.public_key();
@@ -1003,6 +1016,10 @@ mod tests {
         let err =
             SecretKey::generate([1; 32], Fingerprint([1; 8]), [0; 16], Some("a\nb")).unwrap_err();
         assert!(matches!(err, UsignError::CommentHasLineBreak { .. }));
+        let UsignError::CommentHasLineBreak { comment } = err else {
+            unreachable!()
+        };
+        assert_eq!(comment, "a\\nb");
     }
 
     #[test]
