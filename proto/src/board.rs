@@ -434,7 +434,8 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
 /// OpenWrt board names carry one comma (`vendor,device`), so both give the same profile; for a
 /// name with several, this follows the server, which has the last word.
 pub fn profile_from_board_name(board_name: &str) -> String {
-    board_name.replace(',', "_")
+    // The server applies the same rule to the profile a request names, so both ends agree.
+    crate::api::hash::sanitize_profile(board_name)
 }
 
 /// The type of sysupgrade image a device takes (the `type` of an ASU `images[]` entry).
