@@ -20,16 +20,18 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use attendant_proto::excerpt::excerpt_lines;
+use attendant_proto::wire;
 use serde::de::DeserializeOwned;
 use ureq::http::{Response, StatusCode};
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body, Proxy};
 
 /// Where OpenWrt's `ca-bundle` package puts the trusted CA certificates.
-pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const DEFAULT_CA_FILE: &str = wire::CA_BUNDLE_PATH;
 
 /// Environment variable that overrides the CA bundle path (tests, unusual images).
-pub const CA_FILE_ENV: &str = "ATTENDANT_CA_FILE";
+pub const CA_FILE_ENV: &str = wire::CA_FILE_ENV;
 
 /// Largest JSON document accepted from a server (upstream `profiles.json` of big targets and the
 /// package indexes are a few MiB).
@@ -41,7 +43,7 @@ pub const MAX_ERROR_LEN: u64 = 256 * 1024;
 /// Largest CA bundle read.
 pub const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
 
-/// Longest `detail`, `stdout` or `stderr` kept from an error body, in bytes.
+/// Longest `detail`, `stdout` or `stderr` kept from an error body, in characters.
 pub const MAX_DETAIL_LEN: usize = 16 * 1024;
 
 /// Header that carries the ImageBuilder stage on build status responses.
@@ -491,16 +493,16 @@ fn tls_config(path: &Path) -> Result<TlsConfig, ClientError> {
 /// The proxy for `server` from the environment, honouring `no_proxy`.
 fn proxy_for(server: &str) -> Result<Option<Proxy>, ClientError> {
     let host = host_of(server);
-    if let Some(list) = env_first(&["no_proxy", "NO_PROXY"]).map(|(_, value)| value)
+    if let Some(list) = env_first(&wire::NO_PROXY_ENV).map(|(_, value)| value)
         && no_proxy_matches(&list, host)
     {
         return Ok(None);
     }
     let names: &[&'static str] = if server.starts_with("https:") {
-        &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+        &wire::HTTPS_PROXY_ENV
     } else {
         // curl ignores upper-case HTTP_PROXY (it can be set by a CGI request header).
-        &["http_proxy", "all_proxy", "ALL_PROXY"]
+        &wire::HTTP_PROXY_ENV
     };
     match env_first(names) {
         Some((variable, value)) => Proxy::new(&value)
@@ -612,12 +614,12 @@ pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
             .as_ref()
             .and_then(|v| v.get(name))
             .and_then(|v| v.as_str())
-            .map(|text| clip(text.to_owned()))
+            .map(|text| excerpt_lines(text, MAX_DETAIL_LEN))
     };
     let details = match parsed.as_ref().and_then(|v| v.get("detail")) {
-        Some(serde_json::Value::String(text)) => vec![clip(text.clone())],
+        Some(serde_json::Value::String(text)) => vec![excerpt_lines(text, MAX_DETAIL_LEN)],
         Some(serde_json::Value::Array(items)) => items.iter().map(validation_item).collect(),
-        Some(other) => vec![clip(other.to_string())],
+        Some(other) => vec![excerpt_lines(&other.to_string(), MAX_DETAIL_LEN)],
         None if body.is_empty() => Vec::new(),
         None => vec![body_excerpt(body)],
     };
@@ -656,12 +658,15 @@ fn validation_item(item: &serde_json::Value) -> String {
         })
         .unwrap_or_default();
     if message.is_empty() {
-        return clip(item.to_string());
+        return excerpt_lines(&item.to_string(), MAX_DETAIL_LEN);
     }
     if location.is_empty() {
-        clip(message.to_owned())
+        excerpt_lines(message, MAX_DETAIL_LEN)
     } else {
-        clip(format!("{}: {message}", location.join(".")))
+        excerpt_lines(
+            &format!("{}: {message}", location.join(".")),
+            MAX_DETAIL_LEN,
+        )
     }
 }
 
@@ -680,23 +685,13 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
             Some(text[start..end].trim())
         });
         return match title {
-            Some(title) if !title.is_empty() => clip(format!("an HTML page titled `{title}`")),
+            Some(title) if !title.is_empty() => {
+                excerpt_lines(&format!("an HTML page titled `{title}`"), MAX_DETAIL_LEN)
+            }
             _ => "an HTML page".to_owned(),
         };
     }
-    clip(text.lines().next().unwrap_or_default().to_owned())
-}
-
-fn clip(mut text: String) -> String {
-    if text.len() > MAX_DETAIL_LEN {
-        let mut end = MAX_DETAIL_LEN;
-        while !text.is_char_boundary(end) {
-            end = end.saturating_sub(1);
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
+    excerpt_lines(text.lines().next().unwrap_or_default(), MAX_DETAIL_LEN)
 }
 
 /// The last lines of a build's output, for an error message.

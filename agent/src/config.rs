@@ -29,7 +29,7 @@ use attendant_proto::uci::{Config, Section, UciError};
 use attendant_proto::wire;
 
 /// Default image path (owut's).
-pub const DEFAULT_IMAGE_PATH: &str = "/tmp/firmware.bin";
+pub const DEFAULT_IMAGE_PATH: &str = wire::RPCD_FIRMWARE_PATH;
 
 /// Default build-status poll interval, in milliseconds (owut's).
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
@@ -148,7 +148,7 @@ impl Default for Settings {
 impl Settings {
     /// Reads `/etc/config/attendedsysupgrade` under `root`; defaults when the file is absent.
     pub fn load(root: &Path) -> Result<Self, ConfigError> {
-        let path = root.join(wire::UCI_CONFIG_PATH.trim_start_matches('/'));
+        let path = wire::under_root(root, wire::UCI_CONFIG_PATH);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

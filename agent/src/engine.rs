@@ -335,7 +335,7 @@ impl Engine {
         if held.is_some() {
             return Ok(());
         }
-        let path = self.root.join(LOCK_PATH);
+        let path = attendant_proto::wire::under_root(&self.root, LOCK_PATH);
         let io = |source| Error::Write {
             path: path.clone(),
             source,
@@ -746,8 +746,8 @@ impl Stage {
     }
 }
 
-/// The run lock, under the root.
-pub const LOCK_PATH: &str = "var/run/attendant/lock";
+/// The run lock.
+pub const LOCK_PATH: &str = attendant_proto::wire::LOCK_PATH;
 
 /// Where the signature of the image at `path` is kept: `<image>.sig`.
 pub fn signature_path(path: &Path) -> PathBuf {

@@ -34,7 +34,7 @@ pub const MAX_SMALL_FILE_LEN: u64 = 256 * 1024;
 pub const MAX_DATABASE_LEN: u64 = 64 * 1024 * 1024;
 
 /// Where the running image ships a uci-defaults script that an earlier ASU build embedded.
-pub const ROM_ASU_DEFAULTS_PATH: &str = "/rom/etc/uci-defaults/99-asu-defaults";
+pub const ROM_ASU_DEFAULTS_PATH: &str = wire::ROM_ASU_DEFAULTS_PATH;
 
 /// Everything the planner needs to know about the device.
 #[derive(Debug, Clone, Serialize)]
@@ -203,7 +203,7 @@ impl Device {
             board_name,
             model: facts.board.model.clone(),
             oem_name: files
-                .bytes("/tmp/sysinfo/oem_name", MAX_SMALL_FILE_LEN)?
+                .bytes(wire::SYSINFO_OEM_NAME_PATH, MAX_SMALL_FILE_LEN)?
                 .and_then(|bytes| board::parse_model(&bytes).ok())
                 .filter(|m| !m.is_empty()),
             distribution: release.distribution,
@@ -272,7 +272,7 @@ struct Files<'a> {
 
 impl Files<'_> {
     fn path(&self, absolute: &str) -> PathBuf {
-        self.root.join(absolute.trim_start_matches('/'))
+        wire::under_root(self.root, absolute)
     }
 
     fn bytes(&self, absolute: &str, max: u64) -> Result<Option<Vec<u8>>, FactsError> {
@@ -321,7 +321,7 @@ fn read_packages(files: &Files<'_>) -> Result<InstalledPackages, FactsError> {
 /// `system.@system[0].compat_version` from UCI, the value sysupgrade compares; `None` when unset.
 fn read_compat_version(files: &Files<'_>) -> Option<String> {
     let bytes = files
-        .bytes("/etc/config/system", MAX_SMALL_FILE_LEN)
+        .bytes(wire::UCI_SYSTEM_CONFIG_PATH, MAX_SMALL_FILE_LEN)
         .ok()??;
     match uci::Config::parse(&bytes) {
         Ok(config) => config
@@ -356,7 +356,7 @@ mod tests {
     use super::*;
 
     fn write(root: &Path, path: &str, contents: &[u8]) {
-        let path = root.join(path.trim_start_matches('/'));
+        let path = wire::under_root(root, path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
     }
@@ -389,7 +389,7 @@ mod tests {
         );
         write(
             root,
-            "/etc/config/system",
+            wire::UCI_SYSTEM_CONFIG_PATH,
             b"config system\n\toption compat_version '1.1'\n",
         );
         let device = Device::read(root).unwrap();

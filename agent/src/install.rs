@@ -29,7 +29,7 @@ pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 pub const MAX_OUTPUT_TAIL: usize = 4096;
 
 /// Environment variable that tells the pre-install hook which image is about to be flashed.
-pub const HOOK_IMAGE_ENV: &str = "ATTENDANT_IMAGE";
+pub const HOOK_IMAGE_ENV: &str = attendant_proto::wire::HOOK_IMAGE_ENV;
 
 /// How to install.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -50,7 +50,8 @@ impl Output {
     /// Output for `--json` (or not) at a verbosity (`-v` raises, `-q` lowers; 0 is normal).
     pub fn new(json: bool, verbosity: i8) -> Self {
         let terminal = io::stderr().is_terminal();
-        let color = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = terminal
+            && std::env::var_os(attendant_proto::wire::NO_COLOR_ENV).is_none_or(|v| v.is_empty());
         Self {
             json,
             color,
@@ -202,18 +203,12 @@ impl Output {
     }
 }
 
-/// Replaces control characters (other than newline and tab) with `\u{..}` escapes.
+/// Replaces control characters (other than newline and tab) and bidirectional overrides with
+/// escapes (`\r`, `\u{1b}`), so text from the server or the package database cannot rewrite the
+/// terminal.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() && c != '\n' && c != '\t' {
-                format!("\\u{{{:x}}}", u32::from(c)).chars().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    // What reaches the terminal is not shortened here, only made visible.
+    attendant_proto::excerpt::excerpt_lines(text, usize::MAX)
 }
 
 /// The stderr logger behind `log`: `-v` shows info, `-vv` debug, `-vvv` trace.

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Where the state file lives, relative to the root.
-pub const STATE_PATH: &str = "var/run/attendant/state.json";
+/// Where the state file lives.
+pub const STATE_PATH: &str = attendant_proto::wire::STATE_PATH;
 
 /// Largest state file read.
 pub const MAX_STATE_LEN: u64 = 1024 * 1024;
@@ -116,7 +116,7 @@ impl StateFile {
     /// The state file for the router whose files are under `root` (`/` on the router).
     pub fn new(root: &Path) -> Self {
         Self {
-            path: root.join(STATE_PATH),
+            path: attendant_proto::wire::under_root(root, STATE_PATH),
         }
     }
 

@@ -2,7 +2,7 @@
 //! `/etc/apk/world`.
 //!
 //! The installed database is a list of stanzas separated by blank lines; each line is a one-letter
-//! key, a colon and a value (`reference/router-side.md` §5.2):
+//! key, a colon and a value (<https://wiki.alpinelinux.org/wiki/Apk_spec>, "Installed Database"):
 //!
 //! ```text
 //! P:libubox20240329
@@ -36,9 +36,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt, excerpt_bytes};
 use crate::installed::{
     InstalledPackage, InstalledPackages, MAX_PACKAGE_NAME_LEN, MAX_PACKAGE_VERSION_LEN,
-    MAX_PACKAGES, PackageManager, ValueRule, check_value, excerpt, strip_abi_suffix,
+    MAX_PACKAGES, PackageManager, ValueRule, check_value, strip_abi_suffix,
 };
 use crate::stanza::{Event, LineTooLong, Reader};
 use crate::wire::{APK_INSTALLED_PATH, APK_WORLD_PATH};
@@ -306,13 +307,13 @@ impl Stanza {
         let (Some(&key), Some(b':')) = (line.first(), line.get(1)) else {
             return Err(ApkError::MalformedLine {
                 line: line_number,
-                content: excerpt(line),
+                content: excerpt_bytes(line, MAX_VALUE_CHARS),
             });
         };
         if !key.is_ascii_alphabetic() {
             return Err(ApkError::MalformedLine {
                 line: line_number,
-                content: excerpt(line),
+                content: excerpt_bytes(line, MAX_VALUE_CHARS),
             });
         }
         let value = line.get(2..).unwrap_or_default();
@@ -447,7 +448,7 @@ fn check(
         file,
         line,
         field,
-        value: excerpt(value.as_bytes()),
+        value: excerpt(value, MAX_VALUE_CHARS),
         rule,
     })
 }

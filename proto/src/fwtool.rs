@@ -1,8 +1,8 @@
 //! The fwtool trailer at the end of a sysupgrade image, and sysupgrade's compatibility decision.
 //!
 //! OpenWrt's `fwtool` (openwrt/openwrt `package/system/fwtool/src/{fwtool.c,fwimage.h,crc32.h}`,
-//! summarised in `reference/router-side.md` §7.2 and `reference/rust-stack.md` §3.3) appends
-//! blocks to an image. Each block ends with a 16-byte trailer, all fields big-endian:
+//! <https://github.com/openwrt/openwrt/tree/main/package/system/fwtool/src>) appends blocks to an
+//! image. Each block ends with a 16-byte trailer, all fields big-endian:
 //!
 //! ```text
 //! magic u32 = 0x46577830 ("FWx0") | crc32 u32 | type u8 | pad[3] | size u32
@@ -34,11 +34,11 @@
 //! # Compatibility
 //!
 //! [`check_image`] reproduces `fwtool_check_image` from sysupgrade's `/lib/upgrade/fwtool.sh`
-//! (`reference/router-side.md` §7.3) and its refusal texts.
+//! (openwrt/openwrt `package/base-files/files/lib/upgrade/fwtool.sh`) and its refusal texts.
 //!
 //! # Why one file
 //!
-//! About 1000 lines before the tests, most of them doc comments on error variants and metadata
+//! About 1100 lines before the tests, most of them doc comments on error variants and metadata
 //! fields. Trailer parsing, metadata and the compatibility decision share the error type and are
 //! always used together by the agent's verify step; if the file grows further, the natural split
 //! is `fwtool/{trailer,metadata,compat}.rs`.
@@ -48,6 +48,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::json;
 
 /// The trailer magic, `"FWx0"` big-endian (`FWIMAGE_MAGIC`).
@@ -835,7 +836,7 @@ impl CompatVersion {
     /// Parse `major.minor`.
     pub fn parse(text: &str) -> Result<Self, FwtoolError> {
         let bad = || FwtoolError::BadCompatVersion {
-            value: text.chars().take(64).collect(),
+            value: excerpt(text, MAX_VALUE_CHARS),
         };
         let (major, minor) = text.split_once('.').ok_or_else(bad)?;
         let number = |part: &str| {
@@ -1047,7 +1048,7 @@ pub fn check_image(
         .unwrap_or("1.0");
     let Ok(image) = CompatVersion::parse(raw) else {
         return Compatibility::InvalidCompatVersion {
-            value: raw.chars().take(64).collect(),
+            value: excerpt(raw, MAX_VALUE_CHARS),
         };
     };
     let (field, list) = if raw == "1.0" {

@@ -1,5 +1,6 @@
-//! Package indexes of an OpenWrt feed: opkg `Packages` and `index.json` v1/v2
-//! (asu-server.md §5.2).
+//! Package indexes of an OpenWrt feed: opkg `Packages` and `index.json` v1/v2, as published under
+//! <https://downloads.openwrt.org/releases/> (`packages/<arch>/<feed>/`) and read by the ASU server
+//! (<https://github.com/openwrt/asu>) to check a request's packages.
 //!
 //! - [`parse_packages`]: an opkg `Packages` file (RFC 822-like stanzas separated by blank
 //!   lines) → [`PackageIndex`] of ABI-free name → version; the architecture is the first one
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::excerpt::{MAX_LINE_CHARS, excerpt};
 use crate::json;
 use crate::stanza::{Event, Reader};
 
@@ -195,7 +197,7 @@ pub fn parse_packages_detailed(bytes: &[u8]) -> Result<Vec<PackageEntry>, IndexE
                 let Some((key, value)) = text.split_once(':') else {
                     return Err(IndexError::BadLine {
                         line: line.number,
-                        text: truncate(text),
+                        text: excerpt(text, MAX_LINE_CHARS),
                     });
                 };
                 stanza.push((line.number, key.trim(), value.trim().to_owned()));
@@ -210,7 +212,7 @@ pub fn parse_packages_detailed(bytes: &[u8]) -> Result<Vec<PackageEntry>, IndexE
             Event::OrphanContinuation(line) => {
                 return Err(IndexError::BadLine {
                     line: line.number,
-                    text: truncate(utf8_line(line.text)?),
+                    text: excerpt(utf8_line(line.text)?, MAX_LINE_CHARS),
                 });
             }
             Event::End { start, .. } => {
@@ -248,7 +250,7 @@ pub fn parse_index_json(bytes: &[u8]) -> Result<IndexJson, IndexError> {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v >= 1) => n.as_u64().unwrap_or(1),
         Some(other) => {
             return Err(IndexError::BadVersion {
-                found: truncate(&other.to_string()),
+                found: excerpt(&other.to_string(), MAX_LINE_CHARS),
             });
         }
     };
@@ -368,7 +370,7 @@ fn number(line: usize, field: &'static str, value: &str) -> Result<u64, IndexErr
     value.parse().map_err(|_| IndexError::BadNumber {
         line,
         field,
-        value: truncate(value),
+        value: excerpt(value, MAX_LINE_CHARS),
     })
 }
 
@@ -382,10 +384,6 @@ fn utf8_line(line: &[u8]) -> Result<&str, IndexError> {
 /// `Packages`' rule for a blank line: nothing but (Unicode) whitespace.
 fn trims_to_nothing(line: &[u8]) -> bool {
     std::str::from_utf8(line).is_ok_and(|text| text.trim().is_empty())
-}
-
-fn truncate(text: &str) -> String {
-    text.chars().take(120).collect()
 }
 
 #[cfg(test)]
@@ -482,6 +480,18 @@ Architecture: mips_24kc
             error.to_string(),
             "`Packages` line 3: `Size` is not a number: `big`"
         );
+    }
+
+    #[test]
+    fn garbage_line_is_quoted_at_most_120_characters_with_controls_escaped() {
+        let line = format!("\x1b]0;x{}", "y".repeat(200));
+        let error = parse_packages(format!("Package: a\n{line}\n").as_bytes()).unwrap_err();
+        let IndexError::BadLine { text, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(text.starts_with("\\u{1b}]0;xyyy"), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        assert_eq!(text.chars().filter(|&c| c == 'y').count(), 120 - 5);
     }
 
     #[test]

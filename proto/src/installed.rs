@@ -23,6 +23,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
+
 /// Most packages one database may list; a real router has a few hundred to a few thousand.
 pub const MAX_PACKAGES: usize = 20_000;
 
@@ -31,9 +33,6 @@ pub const MAX_PACKAGE_NAME_LEN: usize = 255;
 
 /// Longest package version or ABI version accepted, in bytes (rpcd itself keeps 127).
 pub const MAX_PACKAGE_VERSION_LEN: usize = 255;
-
-/// Longest excerpt of an offending value that an error message carries, in characters.
-pub(crate) const MAX_EXCERPT_CHARS: usize = 64;
 
 /// The package manager a router runs: opkg up to OpenWrt 24.10, apk from 25.12 on.
 #[derive(
@@ -136,14 +135,14 @@ impl InstalledPackages {
             }
             check_value(name, MAX_PACKAGE_NAME_LEN).map_err(|rule| {
                 InstalledError::InvalidName {
-                    name: excerpt(name.as_bytes()),
+                    name: excerpt(name, MAX_VALUE_CHARS),
                     rule,
                 }
             })?;
             check_value(version, MAX_PACKAGE_VERSION_LEN).map_err(|rule| {
                 InstalledError::InvalidVersion {
                     name: name.clone(),
-                    version: excerpt(version.as_bytes()),
+                    version: excerpt(version, MAX_VALUE_CHARS),
                     rule,
                 }
             })?;
@@ -337,20 +336,6 @@ pub(crate) fn check_value(value: &str, max: usize) -> Result<(), ValueRule> {
     }
 }
 
-/// A short, lossy, printable excerpt of untrusted bytes for an error message.
-pub(crate) fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(MAX_EXCERPT_CHARS)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect();
-    if text.chars().nth(MAX_EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,16 +451,6 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "version `1 2` of package `luci` contains the character ' '"
-        );
-    }
-
-    #[test]
-    fn excerpt_truncates_and_hides_control_characters() {
-        assert_eq!(excerpt(b"a\nb"), "a\u{fffd}b");
-        let long = "x".repeat(100);
-        assert_eq!(
-            excerpt(long.as_bytes()).chars().count(),
-            MAX_EXCERPT_CHARS + 1
         );
     }
 

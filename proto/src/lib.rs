@@ -14,7 +14,11 @@
 //! | [`upstream`], [`index`] | downloads.openwrt.org metadata: `.versions.json`, `.targets.json`, `profiles.json`, package indexes |
 //! | [`uci`] | UCI configuration files (`/etc/config/*`), read and written without the `uci` tool |
 //! | [`board`] | device facts: `ubus call system board`, os-release, `/tmp/sysinfo`, `board.json` |
-//! | [`wire`] | wire constants: header names, router paths, UCI names, environment variables |
+//! | [`wire`] | router-side names: file paths, UCI names, environment variables, and [`wire::under_root`] |
+//! | [`excerpt`] | short, printable excerpts of untrusted text for error messages |
+//!
+//! Two private modules serve the parsers: `json` (size-limited JSON decoding with typed errors)
+//! and `stanza` (the line reader under opkg's and apk's databases and the `Packages` index).
 //!
 //! Every parser returns its module's typed error and never panics, whatever the input. Every
 //! input has a documented size limit.
@@ -28,6 +32,7 @@
 pub mod api;
 pub mod apk;
 pub mod board;
+pub mod excerpt;
 pub mod fwtool;
 pub mod index;
 pub mod installed;

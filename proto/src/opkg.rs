@@ -17,7 +17,7 @@
 //! ```
 //!
 //! [`parse`] turns it into [`InstalledPackages`] with the rules of rpcd's `rpc-sys packagelist`
-//! (`reference/router-side.md` §5.1, rpcd `sys.c` since commit `8ef4c25`):
+//! (rpcd `sys.c` since commit `8ef4c25`, <https://github.com/openwrt/rpcd/blob/master/sys.c>):
 //!
 //! - only stanzas whose `Status:` state (third word) is `installed` count;
 //! - a package is top-level unless it says `Auto-Installed: yes` (the `user` status flag is no
@@ -33,9 +33,10 @@
 //! errors where rpcd would silently skip or overwrite. Fields other than the six above are not
 //! decoded at all, so non-UTF-8 bytes in, say, a conffile path do no harm.
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt, excerpt_bytes};
 use crate::installed::{
     InstalledPackage, InstalledPackages, MAX_PACKAGE_NAME_LEN, MAX_PACKAGE_VERSION_LEN,
-    MAX_PACKAGES, PackageManager, ValueRule, check_value, excerpt, strip_abi_suffix,
+    MAX_PACKAGES, PackageManager, ValueRule, check_value, strip_abi_suffix,
 };
 use crate::stanza::{Event, Reader};
 use crate::wire::OPKG_STATUS_PATH;
@@ -195,7 +196,7 @@ impl Stanza {
         let Some(colon) = line.iter().position(|byte| *byte == b':') else {
             return Err(OpkgError::MalformedLine {
                 line: line_number,
-                content: excerpt(line),
+                content: excerpt_bytes(line, MAX_VALUE_CHARS),
             });
         };
         let (key, rest) = line.split_at(colon);
@@ -203,7 +204,7 @@ impl Stanza {
         if key.is_empty() || key.iter().any(|byte| !byte.is_ascii_graphic()) {
             return Err(OpkgError::MalformedLine {
                 line: line_number,
-                content: excerpt(line),
+                content: excerpt_bytes(line, MAX_VALUE_CHARS),
             });
         }
         match key {
@@ -225,7 +226,7 @@ impl Stanza {
                 let [_want, _flag, state] = words.as_slice() else {
                     return Err(OpkgError::InvalidStatus {
                         line: line_number,
-                        value: excerpt(text.trim().as_bytes()),
+                        value: excerpt(text.trim(), MAX_VALUE_CHARS),
                     });
                 };
                 set_once(
@@ -330,7 +331,7 @@ fn token(value: &[u8], field: &'static str, max: usize, line: usize) -> Result<S
     check_value(text, max).map_err(|rule| OpkgError::InvalidValue {
         line,
         field,
-        value: excerpt(text.as_bytes()),
+        value: excerpt(text, MAX_VALUE_CHARS),
         rule,
     })?;
     Ok(text.to_owned())

@@ -33,8 +33,15 @@
 //!
 //! Limits: [`MAX_FILE_LEN`], [`MAX_SECTIONS`], [`MAX_OPTIONS`], [`MAX_LIST_ITEMS`],
 //! [`MAX_VALUE_LEN`].
+//!
+//! This file holds the data model, the rules shared by parsing and editing, and the writer; the
+//! tokenizer and statement interpreter are in the private `parse` submodule (`uci/parse.rs`).
 
 use std::fmt;
+
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
+
+mod parse;
 
 /// Largest configuration file accepted, in bytes.
 pub const MAX_FILE_LEN: usize = 256 * 1024;
@@ -254,7 +261,7 @@ impl Config {
             let line = 1 + count_newlines(text.get(..at).unwrap_or_default().as_bytes());
             return Err(UciError::NulByte { line });
         }
-        Parser::new(text).run()
+        parse::Parser::new(text).run()
     }
 
     /// The name from a `package` statement, if the file has one.
@@ -460,13 +467,10 @@ impl fmt::Display for Config {
 const NAME_RULE: &str = "only ASCII letters, digits and `_` are allowed";
 const TYPE_RULE: &str = "only printable ASCII without spaces is allowed";
 
-/// Longest offending value quoted back in an error.
-const MAX_QUOTED_LEN: usize = 64;
-
 fn unrepresentable(what: &'static str, value: &str, rule: &'static str) -> UciError {
     UciError::Unrepresentable {
         what,
-        value: truncate(value),
+        value: excerpt(value, MAX_VALUE_CHARS),
         rule,
     }
 }
@@ -510,7 +514,7 @@ fn add_list_item(
                 *value = Value::List(items);
                 return Err(UciError::TooManyListItems {
                     line,
-                    option: truncate(option),
+                    option: excerpt(option, MAX_VALUE_CHARS),
                 });
             }
             items.push(item.to_owned());
@@ -567,385 +571,8 @@ fn push_line(out: &mut String, command: &str, name: &str, value: &str) {
     out.push('\n');
 }
 
-fn truncate(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTED_LEN) {
-        Some((at, _)) => format!("{}…", text.get(..at).unwrap_or_default()),
-        None => text.to_owned(),
-    }
-}
-
 fn count_newlines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
-}
-
-/// The statement tokenizer and interpreter.
-struct Parser<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
-    line: usize,
-    config: Config,
-    /// Index of the section that `option`/`list` statements go to.
-    current: Option<usize>,
-}
-
-/// What ended a token.
-enum TokenEnd {
-    /// More tokens may follow in this statement.
-    Space,
-    /// The statement ended (newline, `;`, comment or end of file).
-    Statement,
-}
-
-impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
-        Self {
-            chars: text.chars().peekable(),
-            line: 1,
-            config: Config::new(),
-            current: None,
-        }
-    }
-
-    fn run(mut self) -> Result<Config, UciError> {
-        while self.chars.peek().is_some() {
-            let line = self.line;
-            let args = self.statement()?;
-            self.apply(line, args)?;
-        }
-        Ok(self.config)
-    }
-
-    /// Reads one statement's tokens (possibly none, for a blank or comment line).
-    fn statement(&mut self) -> Result<Vec<String>, UciError> {
-        let mut args = Vec::new();
-        loop {
-            // Skip blanks that do not end the statement.
-            while let Some(&c) = self.chars.peek() {
-                if c == '\n' || (!c.is_ascii_whitespace() && c != '\x0b') {
-                    break;
-                }
-                self.chars.next();
-            }
-            match self.chars.peek() {
-                None => return Ok(args),
-                Some('\n') => {
-                    self.chars.next();
-                    self.line += 1;
-                    return Ok(args);
-                }
-                Some(';') => {
-                    self.chars.next();
-                    return Ok(args);
-                }
-                Some('#') => {
-                    self.skip_comment();
-                    return Ok(args);
-                }
-                Some(_) => {}
-            }
-            let (token, end) = self.token()?;
-            if args.len() > 4 {
-                // No command takes more than three arguments; keep the evidence small.
-                return Err(UciError::TooManyArguments {
-                    line: self.line,
-                    command: command_name(args.first().map(String::as_str).unwrap_or_default()),
-                });
-            }
-            args.push(token);
-            if let TokenEnd::Statement = end {
-                return Ok(args);
-            }
-        }
-    }
-
-    /// Reads one argument: adjacent unquoted and quoted parts.
-    fn token(&mut self) -> Result<(String, TokenEnd), UciError> {
-        let mut out = String::new();
-        loop {
-            let Some(&c) = self.chars.peek() else {
-                return Ok((out, TokenEnd::Statement));
-            };
-            match c {
-                '\'' => {
-                    let start = self.line;
-                    self.chars.next();
-                    loop {
-                        match self.chars.next() {
-                            None => {
-                                return Err(UciError::UnterminatedQuote {
-                                    line: start,
-                                    quote: '\'',
-                                });
-                            }
-                            Some('\'') => break,
-                            Some(c) => self.push(&mut out, c)?,
-                        }
-                    }
-                }
-                '"' => {
-                    let start = self.line;
-                    self.chars.next();
-                    loop {
-                        match self.chars.next() {
-                            None => {
-                                return Err(UciError::UnterminatedQuote {
-                                    line: start,
-                                    quote: '"',
-                                });
-                            }
-                            Some('"') => break,
-                            Some('\\') => {
-                                if let Some(c) = self.backslash() {
-                                    self.push(&mut out, c)?;
-                                }
-                            }
-                            Some(c) => self.push(&mut out, c)?,
-                        }
-                    }
-                }
-                '#' => {
-                    self.skip_comment();
-                    return Ok((out, TokenEnd::Statement));
-                }
-                ';' => {
-                    self.chars.next();
-                    return Ok((out, TokenEnd::Statement));
-                }
-                '\n' => {
-                    self.chars.next();
-                    self.line += 1;
-                    return Ok((out, TokenEnd::Statement));
-                }
-                '\\' => {
-                    self.chars.next();
-                    if let Some(c) = self.backslash() {
-                        self.push(&mut out, c)?;
-                    }
-                }
-                c if c.is_ascii_whitespace() || c == '\x0b' => {
-                    self.chars.next();
-                    return Ok((out, TokenEnd::Space));
-                }
-                c => {
-                    self.chars.next();
-                    self.push(&mut out, c)?;
-                }
-            }
-        }
-    }
-
-    /// After a backslash: the escaped character, or `None` for a line continuation.
-    fn backslash(&mut self) -> Option<char> {
-        match self.chars.peek() {
-            None => None,
-            Some('\n') => {
-                self.chars.next();
-                self.line += 1;
-                None
-            }
-            Some('\r') => {
-                self.chars.next();
-                if self.chars.peek() == Some(&'\n') {
-                    self.chars.next();
-                    self.line += 1;
-                    None
-                } else {
-                    Some('\r')
-                }
-            }
-            Some(&c) => {
-                self.chars.next();
-                Some(c)
-            }
-        }
-    }
-
-    fn push(&mut self, out: &mut String, c: char) -> Result<(), UciError> {
-        if c == '\n' {
-            self.line += 1;
-        }
-        if out.len() >= MAX_VALUE_LEN {
-            return Err(UciError::ValueTooLong {
-                line: self.line,
-                len: out.len() + c.len_utf8(),
-            });
-        }
-        out.push(c);
-        Ok(())
-    }
-
-    fn skip_comment(&mut self) {
-        while let Some(&c) = self.chars.peek() {
-            if c == '\n' {
-                break;
-            }
-            self.chars.next();
-        }
-    }
-
-    fn apply(&mut self, line: usize, args: Vec<String>) -> Result<(), UciError> {
-        let mut args = args.into_iter();
-        let Some(word) = args.next() else {
-            return Ok(());
-        };
-        let rest: Vec<String> = args.collect();
-        match word.as_str() {
-            "" => Ok(()),
-            "p" | "package" => self.package(line, &rest),
-            "c" | "config" => self.section(line, &rest),
-            "o" | "option" => self.option(line, &rest, false),
-            "l" | "list" => self.option(line, &rest, true),
-            _ => Err(UciError::InvalidCommand {
-                line,
-                word: truncate(&word),
-            }),
-        }
-    }
-
-    fn package(&mut self, line: usize, args: &[String]) -> Result<(), UciError> {
-        let command = "package";
-        let name = required(args, 0, line, command, "a name")?;
-        no_more(args, 1, line, command)?;
-        if !is_valid_package(name) {
-            return Err(UciError::InvalidPackageName {
-                line,
-                name: truncate(name),
-            });
-        }
-        if self.config.package.is_some() {
-            return Err(UciError::SecondPackage { line });
-        }
-        self.config.package = Some(name.to_owned());
-        Ok(())
-    }
-
-    fn section(&mut self, line: usize, args: &[String]) -> Result<(), UciError> {
-        let command = "config";
-        let section_type = required(args, 0, line, command, "a section type")?;
-        if !is_valid_type(section_type) {
-            return Err(UciError::InvalidType {
-                line,
-                section_type: truncate(section_type),
-            });
-        }
-        let name = args
-            .get(1)
-            .map(String::as_str)
-            .filter(|name| !name.is_empty());
-        no_more(args, 2, line, command)?;
-        if let Some(name) = name {
-            if !is_valid_name(name) {
-                return Err(UciError::InvalidName {
-                    line,
-                    name: truncate(name),
-                });
-            }
-            let existing = self
-                .config
-                .sections
-                .iter()
-                .position(|s| s.name.as_deref() == Some(name));
-            if let Some(index) = existing {
-                let previous = self
-                    .config
-                    .sections
-                    .get(index)
-                    .map(|s| s.section_type.as_str());
-                if previous != Some(section_type) {
-                    return Err(UciError::TypeConflict {
-                        line,
-                        name: name.to_owned(),
-                        previous: previous.unwrap_or_default().to_owned(),
-                        found: truncate(section_type),
-                    });
-                }
-                self.current = Some(index);
-                return Ok(());
-            }
-        }
-        if self.config.sections.len() >= MAX_SECTIONS {
-            return Err(UciError::TooManySections { line });
-        }
-        self.config.sections.push(Section {
-            section_type: section_type.to_owned(),
-            name: name.map(str::to_owned),
-            options: Vec::new(),
-        });
-        self.current = Some(self.config.sections.len() - 1);
-        Ok(())
-    }
-
-    fn option(&mut self, line: usize, args: &[String], list: bool) -> Result<(), UciError> {
-        let command = if list { "list" } else { "option" };
-        let Some(section) = self
-            .current
-            .and_then(|index| self.config.sections.get_mut(index))
-        else {
-            return Err(UciError::OptionOutsideSection { line, command });
-        };
-        let name = required(args, 0, line, command, "an option name")?;
-        if !is_valid_name(name) {
-            return Err(UciError::InvalidName {
-                line,
-                name: truncate(name),
-            });
-        }
-        let value = args.get(1).map(String::as_str).unwrap_or_default();
-        no_more(args, 2, line, command)?;
-        if list {
-            return add_list_item(&mut section.options, name, value, line);
-        }
-        section.options.retain(|(existing, _)| existing != name);
-        if value.is_empty() {
-            return Ok(());
-        }
-        if section.options.len() >= MAX_OPTIONS {
-            return Err(UciError::TooManyOptions { line });
-        }
-        section
-            .options
-            .push((name.to_owned(), Value::Single(value.to_owned())));
-        Ok(())
-    }
-}
-
-fn command_name(word: &str) -> &'static str {
-    match word {
-        "p" | "package" => "package",
-        "c" | "config" => "config",
-        "o" | "option" => "option",
-        "l" | "list" => "list",
-        _ => "unknown",
-    }
-}
-
-fn required<'s>(
-    args: &'s [String],
-    index: usize,
-    line: usize,
-    command: &'static str,
-    what: &'static str,
-) -> Result<&'s str, UciError> {
-    match args.get(index) {
-        Some(arg) if !arg.is_empty() => Ok(arg),
-        _ => Err(UciError::MissingArgument {
-            line,
-            command,
-            what,
-        }),
-    }
-}
-
-fn no_more(
-    args: &[String],
-    allowed: usize,
-    line: usize,
-    command: &'static str,
-) -> Result<(), UciError> {
-    // libuci's `assert_eol` reads one more argument and ignores it when it is empty.
-    if args.iter().skip(allowed).any(|arg| !arg.is_empty()) {
-        return Err(UciError::TooManyArguments { line, command });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::response::{BadRequest, ImageInfo};
+use crate::excerpt::{MAX_LINE_CHARS, excerpt};
 use crate::json;
 
 /// Largest `.versions.json` accepted, in bytes.
@@ -263,7 +264,7 @@ pub fn parse_feeds_conf(bytes: &[u8]) -> Result<Vec<String>, UpstreamError> {
             None => {
                 return Err(UpstreamError::FeedLine {
                     line: index.saturating_add(1),
-                    text: trimmed.chars().take(120).collect(),
+                    text: excerpt(trimmed, MAX_LINE_CHARS),
                 });
             }
         }

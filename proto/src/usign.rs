@@ -1,9 +1,10 @@
 //! usign (and OpenBSD signify) keys and signatures: parse, write, sign, verify.
 //!
 //! OpenWrt signs package feeds, `sha256sums` files and sysupgrade images with `usign`, a small
-//! reimplementation of OpenBSD `signify`. The file formats are byte-identical (see
-//! `reference/router-side.md` §6 and `reference/rust-stack.md` §3.1, measured against
-//! `signify-openbsd` and usign @ c4c72b1). Every file is two lines:
+//! reimplementation of OpenBSD `signify` (<https://git.openwrt.org/?p=project/usign.git>,
+//! <https://man.openbsd.org/signify>). The file formats are byte-identical: checked against
+//! usign @ c4c72b1 and against Debian's `signify-openbsd`, which `tests/usign_signify.rs` runs on
+//! every test run. Every file is two lines:
 //!
 //! ```text
 //! untrusted comment: <free text, not authenticated>
@@ -70,6 +71,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use sha2::{Digest as _, Sha512};
 
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::wire::OPKG_KEYS_DIR;
 
 /// Largest key or signature file accepted, in bytes: a maximal comment line plus the base64 of
@@ -275,7 +277,7 @@ impl Fingerprint {
     /// Parse 1 to 16 hex digits (either case; zero padding allowed) as usign prints them.
     pub fn from_hex(text: &str) -> Result<Self, UsignError> {
         let bad = || UsignError::BadFingerprint {
-            text: shorten(text),
+            text: excerpt(text, MAX_VALUE_CHARS),
         };
         if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
@@ -643,7 +645,7 @@ impl Keyring {
         // Old usign wrote unpadded names; both spellings name the same key.
         if Fingerprint::from_hex(file_name).ok() != Some(key.fingerprint) {
             return Err(UsignError::FileNameMismatch {
-                file_name: shorten(file_name),
+                file_name: excerpt(file_name, MAX_VALUE_CHARS),
                 fingerprint: key.fingerprint,
             });
         }
@@ -713,7 +715,7 @@ fn decode_file(
         None => {
             return Err(UsignError::BadCommentLine {
                 kind,
-                line: shorten(&String::from_utf8_lossy(bytes)),
+                line: excerpt(&String::from_utf8_lossy(bytes), MAX_VALUE_CHARS),
             });
         }
     };
@@ -721,7 +723,7 @@ fn decode_file(
     let Some(comment) = line.strip_prefix(COMMENT_PREFIX.as_bytes()) else {
         return Err(UsignError::BadCommentLine {
             kind,
-            line: shorten(&String::from_utf8_lossy(line)),
+            line: excerpt(&String::from_utf8_lossy(line), MAX_VALUE_CHARS),
         });
     };
     if comment.len() > MAX_COMMENT_LEN {
@@ -753,7 +755,7 @@ fn encode_file(comment: &str, raw: &[u8]) -> String {
 fn check_comment(comment: &str) -> Result<String, UsignError> {
     if comment.contains(['\n', '\r']) {
         return Err(UsignError::CommentHasLineBreak {
-            comment: shorten(comment),
+            comment: excerpt(comment, MAX_VALUE_CHARS),
         });
     }
     if comment.len() > MAX_COMMENT_LEN {
@@ -828,15 +830,6 @@ fn escape(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
-/// At most 64 characters of `text`, for error messages.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", text.get(..at).unwrap_or_default()),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,6 +869,19 @@ mod tests {
             Fingerprint::from_hex("zz").unwrap_err().to_string(),
             "`zz` is not a key fingerprint: expected 1 to 16 hex digits"
         );
+    }
+
+    #[test]
+    fn bad_fingerprint_text_is_quoted_short_and_visible() {
+        assert_eq!(
+            Fingerprint::from_hex("a\x1b[2Jb").unwrap_err().to_string(),
+            "`a\\u{1b}[2Jb` is not a key fingerprint: expected 1 to 16 hex digits"
+        );
+        let long = "g".repeat(100);
+        let UsignError::BadFingerprint { text } = Fingerprint::from_hex(&long).unwrap_err() else {
+            panic!("not BadFingerprint");
+        };
+        assert_eq!(text, format!("{}…", "g".repeat(64)));
     }
 
     #[test]
@@ -1010,6 +1016,10 @@ mod tests {
         let err =
             SecretKey::generate([1; 32], Fingerprint([1; 8]), [0; 16], Some("a\nb")).unwrap_err();
         assert!(matches!(err, UsignError::CommentHasLineBreak { .. }));
+        let UsignError::CommentHasLineBreak { comment } = err else {
+            unreachable!()
+        };
+        assert_eq!(comment, "a\\nb");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! # Releases
 //!
-//! [`Version`] is an OpenWrt release as ASU and downloads.openwrt.org name it
-//! (`reference/asu-server.md` §5.3): `24.10.5`, `24.10.0-rc1`, `24.10-SNAPSHOT` or `SNAPSHOT`.
+//! [`Version`] is an OpenWrt release as ASU and downloads.openwrt.org name it (the `versions_list`
+//! of <https://downloads.openwrt.org/.versions.json>): `24.10.5`, `24.10.0-rc1`, `24.10-SNAPSHOT`
+//! or `SNAPSHOT`.
 //! It orders numerically, unlike ASU's string sort (which puts `24.10.10` below `24.10.9`):
 //!
 //! - within a branch, `X.Y-SNAPSHOT` < `X.Y.0-rc1` < `X.Y.0-rc2` < `X.Y.0` < `X.Y.1` < ...;
@@ -38,7 +39,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::installed::{MAX_PACKAGE_VERSION_LEN, PackageManager, ValueRule, check_value, excerpt};
+use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
+use crate::installed::{MAX_PACKAGE_VERSION_LEN, PackageManager, ValueRule, check_value};
 
 /// Longest release version accepted, in bytes.
 pub const MAX_VERSION_LEN: usize = 32;
@@ -399,7 +401,7 @@ fn check_length(text: &str) -> Result<(), VersionError> {
     }
     if text.len() > MAX_VERSION_LEN {
         return Err(VersionError::TooLong {
-            value: excerpt(text.as_bytes()),
+            value: excerpt(text, MAX_VALUE_CHARS),
             length: text.len(),
             max: MAX_VERSION_LEN,
         });
@@ -409,7 +411,7 @@ fn check_length(text: &str) -> Result<(), VersionError> {
 
 fn malformed(whole: &str) -> VersionError {
     VersionError::Malformed {
-        value: excerpt(whole.as_bytes()),
+        value: excerpt(whole, MAX_VALUE_CHARS),
     }
 }
 
@@ -426,7 +428,7 @@ fn number(text: &str, whole: &str) -> Result<Number, VersionError> {
     }
     if text.len() > MAX_NUMBER_DIGITS {
         return Err(VersionError::NumberTooLong {
-            value: excerpt(whole.as_bytes()),
+            value: excerpt(whole, MAX_VALUE_CHARS),
             max: MAX_NUMBER_DIGITS,
         });
     }
@@ -471,7 +473,7 @@ impl PackageVersion {
     pub fn parse(manager: PackageManager, text: &str) -> Result<PackageVersion, VersionError> {
         check_value(text, MAX_PACKAGE_VERSION_LEN).map_err(|rule| {
             VersionError::InvalidPackageVersion {
-                value: excerpt(text.as_bytes()),
+                value: excerpt(text, MAX_VALUE_CHARS),
                 rule,
             }
         })?;

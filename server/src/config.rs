@@ -33,6 +33,10 @@ pub const ENV_PREFIX: &str = "ATTENDANT_";
 /// Environment variable naming the configuration file (default: none, defaults only).
 pub const CONFIG_ENV: &str = "ATTENDANT_CONFIG";
 
+/// The environment variable sqlx reads when `database_url` names no `sslrootcert` (libpq's
+/// name; <https://www.postgresql.org/docs/current/libpq-envars.html>).
+pub const PG_ROOT_CERT_ENV: &str = "PGSSLROOTCERT";
+
 /// Largest configuration file read, in bytes.
 pub const MAX_CONFIG_FILE_LEN: u64 = 1024 * 1024;
 

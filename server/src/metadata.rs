@@ -484,7 +484,7 @@ fn check_path(path: &str) -> Result<(), MetadataError> {
     };
     if path.len() > 1024 || !path.split('/').all(plain) {
         return Err(MetadataError::BadPath {
-            path: path.chars().take(200).collect(),
+            path: attendant_proto::excerpt::excerpt(path, 200),
         });
     }
     Ok(())

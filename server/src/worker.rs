@@ -685,10 +685,10 @@ async fn finish_images(
 }
 
 async fn write_defaults(files: &Path, defaults: &str) -> Result<(), Outcome> {
-    let dir = files.join("etc/uci-defaults");
+    let dir = attendant_proto::wire::under_root(files, attendant_proto::wire::UCI_DEFAULTS_DIR);
     let write = async {
         tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(dir.join("99-asu-defaults"), defaults).await
+        tokio::fs::write(dir.join(attendant_proto::wire::ASU_DEFAULTS_NAME), defaults).await
     };
     write
         .await

@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use attendant_proto::wire;
+
 use crate::catalog::{Catalog, PackageManager, Release, Target};
 use crate::imagebuilder::{self as ib, resolve};
 use crate::mirror::build_packages;
@@ -230,40 +232,40 @@ pub fn write_root(
     let installed = installed_packages(catalog, spec)?;
     write(
         dir,
-        "tmp/sysinfo/board_name",
+        wire::SYSINFO_BOARD_NAME_PATH,
         &format!("{}\n", spec.board_name),
     )?;
-    write(dir, "tmp/sysinfo/model", &format!("{}\n", spec.model))?;
-    write(dir, "usr/lib/os-release", &os_release(release, target))?;
+    write(dir, wire::SYSINFO_MODEL_PATH, &format!("{}\n", spec.model))?;
+    write(dir, wire::OS_RELEASE_PATH, &os_release(release, target))?;
     let mounts = format!(
         "/dev/root /rom {} ro,relatime 0 0\noverlayfs:/overlay / overlay rw,noatime 0 0\n",
         spec.rootfs_type
     );
-    write(dir, "proc/mounts", &mounts)?;
+    write(dir, wire::PROC_MOUNTS_PATH, &mounts)?;
     if spec.efi {
-        create_dir(&dir.join("sys/firmware/efi"))?;
+        create_dir(&wire::under_root(dir, wire::EFI_FIRMWARE_PATH))?;
     }
     if let Some(compat) = &spec.compat_version {
         write(
             dir,
-            "etc/config/system",
+            wire::UCI_SYSTEM_CONFIG_PATH,
             &format!(
                 "config system\n\toption hostname 'OpenWrt'\n\toption compat_version '{compat}'\n"
             ),
         )?;
     }
     match release.package_manager {
-        PackageManager::Opkg => write(dir, "usr/lib/opkg/status", &opkg_status(&installed))?,
+        PackageManager::Opkg => write(dir, wire::OPKG_STATUS_PATH, &opkg_status(&installed))?,
         PackageManager::Apk => {
-            write(dir, "lib/apk/db/installed", &apk_installed(&installed))?;
+            write(dir, wire::APK_INSTALLED_PATH, &apk_installed(&installed))?;
             write(
                 dir,
-                "etc/apk/world",
+                wire::APK_WORLD_PATH,
                 &apk_world(&world_names(catalog, spec)?),
             )?;
         }
     }
-    create_dir(&dir.join("tmp"))?;
+    create_dir(&wire::under_root(dir, wire::TMP_DIR))?;
     Ok(installed)
 }
 
@@ -350,8 +352,8 @@ fn os_release(release: &Release, target: &Target) -> String {
     )
 }
 
-fn write(dir: &Path, relative: &str, contents: &str) -> Result<(), RouterError> {
-    let path = dir.join(relative);
+fn write(dir: &Path, absolute: &str, contents: &str) -> Result<(), RouterError> {
+    let path = wire::under_root(dir, absolute);
     if let Some(parent) = path.parent() {
         create_dir(parent)?;
     }

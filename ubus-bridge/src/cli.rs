@@ -30,7 +30,7 @@ use crate::jobs::{INSTALL_COMMAND, JOB_COMMAND};
 use crate::{methods, protocol, worker};
 
 /// Environment variable naming the router root when `--root` is not given.
-pub const ROOT_ENV: &str = "ATTENDANT_ROOT";
+pub const ROOT_ENV: &str = attendant_proto::wire::ROOT_ENV;
 
 /// Longest a `call` may take before it answers `timeout`: below rpcd's and ubus's 30 s.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(25);
@@ -82,7 +82,8 @@ pub struct Context {
 
 /// The running executable; the plugin's path if the kernel cannot say (it always can on Linux).
 fn current_exe() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/libexec/rpcd/attendant"))
+    std::env::current_exe()
+        .unwrap_or_else(|_| PathBuf::from(attendant_proto::wire::RPCD_PLUGIN_PATH))
 }
 
 /// Runs the plugin with `args` (without the program name).

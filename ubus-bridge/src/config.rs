@@ -186,7 +186,10 @@ fn check_url(argument: &'static str, url: &str) -> Result<(), BridgeError> {
     Err(BridgeError::InvalidArgument {
         argument,
         expected: "an `http://` or `https://` URL without spaces",
-        found: format!("`{}`", url.chars().take(64).collect::<String>()),
+        found: format!(
+            "`{}`",
+            attendant_proto::excerpt::excerpt(url, attendant_proto::excerpt::MAX_VALUE_CHARS)
+        ),
     })
 }
 
@@ -195,7 +198,7 @@ fn flag_text(flag: bool) -> &'static str {
 }
 
 fn config_path(root: &Path) -> PathBuf {
-    root.join(wire::UCI_CONFIG_PATH.trim_start_matches('/'))
+    wire::under_root(root, wire::UCI_CONFIG_PATH)
 }
 
 fn read(path: &Path) -> Result<Config, BridgeError> {

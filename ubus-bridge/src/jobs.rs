@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use crate::error::{BridgeError, job_died};
 
-/// The state directory, relative to the root (shared with the agent's `state.json`).
-pub const STATE_DIR: &str = "var/run/attendant";
+/// The state directory (shared with the agent's `state.json`).
+pub const STATE_DIR: &str = attendant_proto::wire::STATE_DIR;
 
 /// The job file in [`STATE_DIR`].
 pub const JOB_FILE: &str = "ubus-job.json";
@@ -289,7 +289,7 @@ impl JobStore {
     /// The store of the router whose files are under `root`.
     pub fn new(root: &Path) -> Self {
         Self {
-            dir: root.join(STATE_DIR),
+            dir: attendant_proto::wire::under_root(root, STATE_DIR),
         }
     }
 

@@ -93,7 +93,10 @@ pub fn call(method: &str, arguments: &Arguments, context: &Context) -> Result<Va
         "install" => upgrade::install(context, arguments),
         "config_set" => config::set(context, arguments),
         other => Err(BridgeError::UnknownMethod {
-            method: other.chars().take(64).collect(),
+            method: attendant_proto::excerpt::excerpt(
+                other,
+                attendant_proto::excerpt::MAX_VALUE_CHARS,
+            ),
         }),
     }
 }

@@ -166,7 +166,10 @@ fn job_argument(arguments: &Arguments, required: bool) -> Result<Option<String>,
         Some(job) => Err(BridgeError::InvalidArgument {
             argument: "job",
             expected: "a job id of 16 hex digits",
-            found: format!("`{}`", job.chars().take(64).collect::<String>()),
+            found: format!(
+                "`{}`",
+                attendant_proto::excerpt::excerpt(&job, attendant_proto::excerpt::MAX_VALUE_CHARS)
+            ),
         }),
         None if required => Err(BridgeError::MissingArgument { argument: "job" }),
         None => Ok(None),

@@ -446,6 +446,15 @@ impl Files {
 mod tests {
     use super::*;
 
+    #[test]
+    fn plugin_path_is_the_path_the_bridge_names() {
+        // The package layout is relative to the package root; the router sees it under `/`.
+        assert_eq!(
+            format!("/{PLUGIN_PATH}"),
+            attendant_proto::wire::RPCD_PLUGIN_PATH
+        );
+    }
+
     fn repo() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }

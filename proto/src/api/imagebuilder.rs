@@ -16,6 +16,7 @@ use std::fmt;
 use std::ops::Bound;
 
 use crate::api::response::BuildFailure;
+use crate::excerpt::{MAX_LINE_CHARS, excerpt};
 use crate::installed::is_abi_versioned_name;
 
 /// Largest `make info` output accepted, in bytes (big targets print a few hundred KiB).
@@ -166,7 +167,7 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, Imagebuild
         let Some((name, version)) = parsed else {
             return Err(ImagebuilderError::BadManifestLine {
                 line: index.saturating_add(1),
-                text: truncate(line, 120),
+                text: excerpt(line, MAX_LINE_CHARS),
             });
         };
         manifest.insert(name.to_owned(), version.to_owned());
@@ -424,14 +425,6 @@ fn unquote(value: &str) -> &str {
 
 fn words(value: &str) -> Vec<String> {
     value.split_whitespace().map(str::to_owned).collect()
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl FromStr for Upstream {
     /// directory.
     fn from_str(text: &str) -> Result<Self, IbError> {
         let invalid = |reason: &str| IbError::InvalidUpstream {
-            value: text.chars().take(200).collect(),
+            value: attendant_proto::excerpt::excerpt(text, 200),
             reason: reason.to_owned(),
         };
         if text.starts_with('/') {

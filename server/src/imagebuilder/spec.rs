@@ -103,7 +103,7 @@ fn check_segment(field: &'static str, value: &str, max: usize) -> Result<(), IbE
 fn invalid_spec(field: &'static str, value: &str, max: usize) -> IbError {
     IbError::InvalidSpec {
         field,
-        value: value.chars().take(100).collect(),
+        value: attendant_proto::excerpt::excerpt(value, 100),
         max,
     }
 }

@@ -422,9 +422,9 @@ impl Extractor<'_> {
     }
 }
 
-/// An entry path for messages: lossy UTF-8, at most 200 characters.
+/// An entry path for messages: lossy UTF-8, at most 200 characters, controls escaped.
 fn show(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).chars().take(200).collect()
+    attendant_proto::excerpt::excerpt_bytes(raw, 200)
 }
 
 /// Marker error: the decompressed stream exceeded its cap.

@@ -33,9 +33,6 @@ const MAX_ROOT_CERT_BYTES: u64 = 1024 * 1024;
 /// The URL parameters sqlx reads as `sslrootcert`.
 const ROOT_CERT_PARAMETERS: [&str; 3] = ["sslrootcert", "ssl-root-cert", "ssl-ca"];
 
-/// The environment variable sqlx reads when the URL names no `sslrootcert` (libpq's name).
-const ROOT_CERT_ENV: &str = "PGSSLROOTCERT";
-
 /// The TLS settings of one `database_url`.
 #[derive(Debug, Clone)]
 pub(super) struct TlsSettings {
@@ -65,7 +62,7 @@ impl TlsSettings {
                 .last()
         });
         let root_cert = from_url
-            .or_else(|| std::env::var(ROOT_CERT_ENV).ok())
+            .or_else(|| std::env::var(crate::config::PG_ROOT_CERT_ENV).ok())
             .filter(|value| !value.trim().is_empty())
             .map(|value| {
                 // sqlx's own test for inline PEM (`CertificateInput::from`).
