@@ -49,6 +49,11 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// A step of [`Engine::fetch`] starts.
+    Step {
+        /// Which one.
+        step: Step,
+    },
     /// Build progress.
     Build(BuildProgress),
     /// Download progress.
@@ -58,6 +63,18 @@ pub enum Event {
         /// Total, when known.
         total: Option<u64>,
     },
+}
+
+/// The steps of [`Engine::fetch`], in order; each is reported once, as it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Requesting the build and polling it until the server has the image.
+    Build,
+    /// Downloading the image (resuming a partial one).
+    Download,
+    /// Checking the image's hash, signature, trailer and manifest.
+    Verify,
 }
 
 /// What `download` saves beside the image for `verify` and `install`.
@@ -632,9 +649,12 @@ impl Engine {
         })
     }
 
-    /// Builds, downloads and verifies the upgrade `check` planned, into `path`.
+    /// The fetch pipeline: builds, downloads and verifies the upgrade `check` planned, into
+    /// `path`, reporting each [`Step`] as it starts and progress within it.
     ///
-    /// Refuses a blocked check; returns `None` when the check found nothing to do.
+    /// This is the one place where the upgrade sequence lives: the CLI prints its events, the
+    /// rpcd bridge turns them into job states. Refuses a blocked check; returns `None` when the
+    /// check found nothing to do.
     pub fn fetch(
         &self,
         check: &Check,
@@ -644,24 +664,43 @@ impl Engine {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Option<Verification>, Error> {
         self.lock()?;
-        let note = |on_event: &mut dyn FnMut(&Event), message: String| {
-            on_event(&Event::Note { message });
+        let Some(planned) = planned_image(check, on_event)? else {
+            return Ok(None);
         };
-        match check.verdict {
-            Verdict::Blocked => return Err(Error::Blocked(check.problems.clone())),
-            Verdict::UpToDate => {
-                note(
-                    on_event,
-                    "There are no changes; the firmware is up to date (`--force` builds anyway)"
-                        .to_owned(),
-                );
-                return Ok(None);
-            }
-            Verdict::UpgradeAvailable => {}
-        }
-        let Some(planned) = &check.image else {
-            return Err(Error::Blocked(vec![Finding::new("no image to install")]));
-        };
+        on_event(&Event::Step { step: Step::Build });
+        let saved = self.build_and_save(check, planned, path, poll_interval, on_event)?;
+        on_event(&Event::Step {
+            step: Step::Download,
+        });
+        self.download(&saved, path, on_event)?;
+        on_event(&Event::Step { step: Step::Verify });
+        note(on_event, "verifying the image".to_owned());
+        let verification = self.verify(&check.device, &saved, path, flash)?;
+        note(
+            on_event,
+            format!(
+                "verified: SHA-256 {}, {}, {}",
+                verification.sha256,
+                verification
+                    .signed_by
+                    .as_deref()
+                    .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by `{k}`")),
+                verification.compatibility
+            ),
+        );
+        Ok(Some(verification))
+    }
+
+    /// The pipeline's build step: builds `check.request` and saves the build record beside
+    /// `path` for `verify` and `install`.
+    fn build_and_save(
+        &self,
+        check: &Check,
+        planned: &ImageInfo,
+        path: &Path,
+        poll_interval: Duration,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<SavedBuild, Error> {
         note(
             on_event,
             format!(
@@ -680,22 +719,7 @@ impl Engine {
         let mut saved = SavedBuild::new(check.request.clone(), planned, response);
         saved.server = check.server.clone();
         self.save_build(path, &saved)?;
-        self.download(&saved, path, on_event)?;
-        note(on_event, "verifying the image".to_owned());
-        let verification = self.verify(&check.device, &saved, path, flash)?;
-        note(
-            on_event,
-            format!(
-                "verified: SHA-256 {}, {}, {}",
-                verification.sha256,
-                verification
-                    .signed_by
-                    .as_deref()
-                    .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by `{k}`")),
-                verification.compatibility
-            ),
-        );
-        Ok(Some(verification))
+        Ok(saved)
     }
 
     /// Runs the hook, `sysupgrade --test` and sysupgrade on `path`.
@@ -763,6 +787,33 @@ fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         .take(max)
         .read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// The pipeline's verdict step: the image to fetch, `None` when the check found nothing to do,
+/// or the check's problems as an error.
+fn planned_image<'a>(
+    check: &'a Check,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Option<&'a ImageInfo>, Error> {
+    match check.verdict {
+        Verdict::Blocked => Err(Error::Blocked(check.problems.clone())),
+        Verdict::UpToDate => {
+            note(
+                on_event,
+                "There are no changes; the firmware is up to date (`--force` builds anyway)"
+                    .to_owned(),
+            );
+            Ok(None)
+        }
+        Verdict::UpgradeAvailable => match &check.image {
+            Some(planned) => Ok(Some(planned)),
+            None => Err(Error::Blocked(vec![Finding::new("no image to install")])),
+        },
+    }
+}
+
+fn note(on_event: &mut dyn FnMut(&Event), message: String) {
+    on_event(&Event::Note { message });
 }
 
 fn problem_lines(problems: &[Finding]) -> String {

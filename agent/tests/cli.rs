@@ -405,6 +405,13 @@ fn upgrade_json_prints_progress_events_then_the_result() {
     assert!(events.contains(&"build"), "{events:?}");
     assert!(events.contains(&"download"), "{events:?}");
     assert_eq!(events.last(), Some(&"result"));
+    // The fetch pipeline's steps, each once and in order.
+    let steps: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "step")
+        .map(|l| l["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["build", "download", "verify"]);
     let result = lines.last().unwrap();
     assert_eq!(result["data"]["rebooting"], false);
     assert_eq!(
