@@ -291,6 +291,15 @@ pub fn split_names<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String>
         .collect()
 }
 
+/// `path`, a path on the router, under `root` (where the router's files are; `/` on a router).
+/// A relative path stays as it is.
+pub fn router_path(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(relative) => root.join(relative),
+        Err(_) => path.to_owned(),
+    }
+}
+
 fn split_list(section: &Section, option: &str) -> Vec<String> {
     split_names(section.list(option))
 }

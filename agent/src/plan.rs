@@ -28,7 +28,7 @@ use attendant_proto::installed::PackageManager;
 use attendant_proto::version;
 use serde::Serialize;
 
-use crate::check::HintCode;
+use crate::hint::HintCode;
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

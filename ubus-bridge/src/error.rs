@@ -319,7 +319,7 @@ fn server_words(error: &ClientError, object: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
-    use attendant::check::{Finding, HintCode};
+    use attendant::hint::{Finding, HintCode};
     use attendant::plan::PlanError;
 
     use super::*;

@@ -13,7 +13,7 @@
 //! and an error object carries the same `hint` beside its `message`. `hint` is left out when
 //! there is no way out to suggest. A warning that `force` let through says only what it found.
 
-use attendant::check::{Finding, Hint, HintCode};
+use attendant::hint::{Finding, Hint, HintCode};
 use serde_json::{Map, Value, json};
 
 /// A warning or problem: `{"message": ..., "hint"?: {...}}`.
