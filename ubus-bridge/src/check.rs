@@ -31,7 +31,7 @@ use attendant::plan::VersionChange;
 use attendant::{Check, Engine};
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::hint;
 use crate::jobs::StartOptions;

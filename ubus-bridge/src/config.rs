@@ -26,7 +26,7 @@ use attendant_proto::uci::{self, Config, Section};
 use attendant_proto::wire;
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 

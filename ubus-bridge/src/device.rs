@@ -9,7 +9,7 @@ use attendant::Engine;
 use attendant::config::Settings;
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 

@@ -25,15 +25,17 @@ use attendant::{Error as AgentError, ExitStatus};
 use serde_json::{Map, Value, json};
 
 use crate::hint;
-use crate::protocol::MAX_INPUT_LEN;
 
 /// Any failure of a call, a job or the command line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BridgeError {
-    /// The request on stdin is larger than [`MAX_INPUT_LEN`].
-    #[error("the request is larger than the limit of {MAX_INPUT_LEN} bytes")]
-    InputTooLarge,
+    /// The request on stdin is larger than the limit.
+    #[error("the request is larger than the limit of {limit} bytes")]
+    InputTooLarge {
+        /// The limit ([`crate::protocol::MAX_INPUT_LEN`]).
+        limit: usize,
+    },
     /// The request on stdin is not one JSON object.
     #[error("the request is not a JSON object: {message}")]
     InvalidJson {
@@ -41,10 +43,12 @@ pub enum BridgeError {
         message: String,
     },
     /// `call` named a method the object does not have.
-    #[error("unknown method `{method}`; the object `attendant` has: {}", crate::methods::names().join(", "))]
+    #[error("unknown method `{method}`; the object `attendant` has: {}", known.join(", "))]
     UnknownMethod {
         /// The method asked for (truncated).
         method: String,
+        /// The methods there are.
+        known: Vec<&'static str>,
     },
     /// An argument has the wrong type or an unusable value.
     #[error("argument `{argument}` must be {expected}, got {found}")]
@@ -205,7 +209,7 @@ impl BridgeError {
     /// The code this error is reported under.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InputTooLarge => ErrorCode::InputTooLarge,
+            Self::InputTooLarge { .. } => ErrorCode::InputTooLarge,
             Self::InvalidJson { .. } => ErrorCode::InvalidJson,
             Self::UnknownMethod { .. } => ErrorCode::UnknownMethod,
             Self::InvalidArgument { .. } | Self::MissingArgument { .. } => {

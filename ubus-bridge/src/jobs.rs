@@ -25,6 +25,7 @@ use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::context::Launcher;
 use crate::error::{BridgeError, job_died};
 
 /// The state directory, relative to the root (shared with the agent's `state.json`).
@@ -377,7 +378,7 @@ impl JobStore {
     /// log. Returns its pid.
     pub fn spawn(
         &self,
-        launcher: &crate::cli::Launcher,
+        launcher: &Launcher,
         root: &Path,
         subcommand: &str,
         id: &str,

@@ -42,6 +42,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod device;
 pub mod error;
 pub mod hint;
@@ -53,5 +54,6 @@ pub mod protocol;
 pub mod upgrade;
 pub mod worker;
 
-pub use cli::{Context, Launcher, run};
+pub use cli::run;
+pub use context::{Context, Launcher};
 pub use error::{BridgeError, ErrorCode};

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 use crate::{check, config, device, upgrade};
@@ -90,6 +90,7 @@ pub fn call(method: &str, arguments: &Arguments, context: &Context) -> Result<Va
         "config_set" => config::set(context, arguments),
         other => Err(BridgeError::UnknownMethod {
             method: other.chars().take(64).collect(),
+            known: names(),
         }),
     }
 }

@@ -28,7 +28,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{self, Launcher};
+use crate::cli;
+use crate::context::Launcher;
 
 /// The name of the directory rpcd runs exec plugins from (`/usr/libexec/rpcd`).
 pub const PLUGIN_DIRECTORY_NAME: &str = "rpcd";

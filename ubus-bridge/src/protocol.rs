@@ -37,7 +37,9 @@ pub fn read_request(input: impl Read) -> Result<Arguments, BridgeError> {
             message: format!("cannot read stdin: {error}"),
         })?;
     if bytes.len() > MAX_INPUT_LEN {
-        return Err(BridgeError::InputTooLarge);
+        return Err(BridgeError::InputTooLarge {
+            limit: MAX_INPUT_LEN,
+        });
     }
     parse_request(&bytes)
 }
@@ -192,7 +194,9 @@ mod tests {
         let big = vec![b' '; MAX_INPUT_LEN + 1];
         assert!(matches!(
             read_request(big.as_slice()).unwrap_err(),
-            BridgeError::InputTooLarge
+            BridgeError::InputTooLarge {
+                limit: MAX_INPUT_LEN
+            }
         ));
         let fits = vec![b' '; MAX_INPUT_LEN];
         assert!(read_request(fits.as_slice()).is_ok());

@@ -22,7 +22,7 @@ use attendant::install::Installed;
 use attendant::{Engine, Event, FlashOptions};
 
 use crate::check::plan_options;
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::hint;
 use crate::jobs::{Job, JobState, JobStore};
