@@ -149,52 +149,24 @@ pub fn download(
             check_space(path, total.saturating_sub(offset))?;
         }
         progress(offset, total);
-        match copy(
+        let copied = copy(
             download.reader,
             &mut file,
             &mut hash,
             &mut offset,
             total,
             progress,
-        ) {
-            Ok(()) => {
-                if let Some(expected) = total
-                    && offset != expected
-                {
-                    return Err(DownloadError::LengthMismatch {
-                        url: url.to_owned(),
-                        received: offset,
-                        expected,
-                    });
-                }
-                break;
-            }
-            Err(Copy::TooLarge) => {
+        );
+        match settle(copied, url, path, offset, total, &mut breaks)? {
+            Next::Done => break,
+            Next::Resume => {}
+            Next::TooLarge => {
                 // Do not leave up to the limit's worth of bytes in /tmp, which is RAM.
                 drop(file);
                 remove(path)?;
                 return Err(DownloadError::TooLarge {
                     url: url.to_owned(),
                 });
-            }
-            Err(Copy::Write(source)) => {
-                return Err(DownloadError::Io {
-                    action: "write",
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-            Err(Copy::Read(source)) => {
-                breaks += 1;
-                if breaks > MAX_RESUMES {
-                    return Err(DownloadError::Interrupted {
-                        url: url.to_owned(),
-                        received: offset,
-                        attempts: breaks,
-                        source,
-                    });
-                }
-                log::warn!("the download broke off at {offset} bytes ({source}); resuming");
             }
         }
     }
@@ -205,6 +177,57 @@ pub fn download(
         sha256: hex(hash.finish().as_ref()),
         resumed_from,
     })
+}
+
+/// What [`download`] does after one transfer.
+enum Next {
+    /// The image is complete.
+    Done,
+    /// The connection broke; ask for the rest.
+    Resume,
+    /// The server sent more than [`MAX_IMAGE_LEN`].
+    TooLarge,
+}
+
+/// Judges one transfer that left `offset` bytes on disk: complete, to be resumed (counting
+/// `breaks`), or failed.
+fn settle(
+    copied: Result<(), Copy>,
+    url: &str,
+    path: &Path,
+    offset: u64,
+    total: Option<u64>,
+    breaks: &mut u32,
+) -> Result<Next, DownloadError> {
+    match copied {
+        Ok(()) => match total {
+            Some(expected) if offset != expected => Err(DownloadError::LengthMismatch {
+                url: url.to_owned(),
+                received: offset,
+                expected,
+            }),
+            _ => Ok(Next::Done),
+        },
+        Err(Copy::TooLarge) => Ok(Next::TooLarge),
+        Err(Copy::Write(source)) => Err(DownloadError::Io {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        }),
+        Err(Copy::Read(source)) => {
+            *breaks += 1;
+            if *breaks > MAX_RESUMES {
+                return Err(DownloadError::Interrupted {
+                    url: url.to_owned(),
+                    received: offset,
+                    attempts: *breaks,
+                    source,
+                });
+            }
+            log::warn!("the download broke off at {offset} bytes ({source}); resuming");
+            Ok(Next::Resume)
+        }
+    }
 }
 
 /// SHA-256 of a whole file, read in chunks, with its length.

@@ -26,7 +26,7 @@ use attendant_proto::api::manifest_entry;
 use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
-use attendant_proto::usign::{Keyring, Signature, UsignError};
+use attendant_proto::usign::{Keyring, Signature, StreamVerifier, UsignError};
 use ring::digest;
 use serde::Serialize;
 
@@ -153,69 +153,15 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
     };
     let layouts = fwtool::parse_tail(&tail, len).map_err(trailer)?;
     let mut crc = CrcCheck::new(layouts, len);
-
-    let signature = match expect.signature {
-        Some(bytes) => Some(
-            Signature::parse(bytes).map_err(|source| VerifyError::Signature {
-                path: path.to_owned(),
-                source,
-            })?,
-        ),
-        None if expect.require_signature => {
-            return Err(VerifyError::Unsigned {
-                path: path.to_owned(),
-            });
-        }
-        None => None,
-    };
+    let signature = parse_signature(path, expect)?;
     let mut verifier = match &signature {
-        Some(signature) => match expect.keyring.stream_verifier(signature) {
-            Ok(verifier) => Some(verifier),
-            // A key this router was never told to trust proves nothing either way; when
-            // signatures are not required that is the unsigned case, not a forgery. A signature
-            // that fails under a trusted key is refused below whatever the setting.
-            Err(UsignError::UnknownKey { fingerprint }) if !expect.require_signature => {
-                log::warn!(
-                    "the image `{}` is signed by key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
-                    path.display()
-                );
-                None
-            }
-            Err(source) => {
-                return Err(VerifyError::Signature {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        },
+        Some(signature) => stream_verifier(path, signature, expect)?,
         None => None,
     };
 
-    let mut hash = digest::Context::new(&digest::SHA256);
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let mut buffer = vec![0; CHUNK_LEN];
-    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
-    // cause, and its message says how to fix it.
-    let mut trailer_error = None;
-    loop {
-        let read = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(io_error(error)),
-        };
-        let chunk = buffer.get(..read).unwrap_or_default();
-        hash.update(chunk);
-        if trailer_error.is_none()
-            && let Err(error) = crc.update(chunk)
-        {
-            trailer_error = Some(error);
-        }
-        if let Some(verifier) = verifier.as_mut() {
-            verifier.update(chunk);
-        }
-    }
-    let sha256 = hex(hash.finish().as_ref());
+    let (sha256, trailer_error) =
+        read_through(&mut file, &mut crc, verifier.as_mut()).map_err(io_error)?;
     if let Some(expected) = expect.sha256
         && !expected.eq_ignore_ascii_case(&sha256)
     {
@@ -225,6 +171,8 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
             found: sha256,
         });
     }
+    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
+    // cause, and its message says how to fix it.
     if let Some(error) = trailer_error {
         return Err(trailer(error));
     }
@@ -258,22 +206,7 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
         Some(block) => Some(Metadata::parse(block.data()).map_err(trailer)?),
         None => None,
     };
-    let options = CheckOptions {
-        keep_settings: expect.keep_settings,
-        ignore_minor_compat: false,
-        require_metadata: false,
-    };
-    let verdict = fwtool::check_image(metadata.as_ref(), expect.device, options);
-    if !verdict.is_compatible() {
-        if expect.force_flash {
-            log::warn!("--force-flash: installing although {verdict}");
-        } else {
-            return Err(VerifyError::Incompatible {
-                path: path.to_owned(),
-                verdict,
-            });
-        }
-    }
+    let verdict = check_compatibility(path, metadata.as_ref(), expect)?;
     Ok(Verification {
         path: path.to_owned(),
         len,
@@ -286,6 +219,108 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
             .and_then(|m| m.version.as_ref())
             .and_then(|v| v.version.clone()),
     })
+}
+
+/// The image's signature, parsed; `None` when there is none and none is required.
+fn parse_signature(
+    path: &Path,
+    expect: &Expectations<'_>,
+) -> Result<Option<Signature>, VerifyError> {
+    match expect.signature {
+        Some(bytes) => Signature::parse(bytes)
+            .map(Some)
+            .map_err(|source| VerifyError::Signature {
+                path: path.to_owned(),
+                source,
+            }),
+        None if expect.require_signature => Err(VerifyError::Unsigned {
+            path: path.to_owned(),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A verifier for `signature` under the trusted keys; `None` when the key is unknown and
+/// signatures are not required.
+fn stream_verifier(
+    path: &Path,
+    signature: &Signature,
+    expect: &Expectations<'_>,
+) -> Result<Option<StreamVerifier>, VerifyError> {
+    match expect.keyring.stream_verifier(signature) {
+        Ok(verifier) => Ok(Some(verifier)),
+        // A key this router was never told to trust proves nothing either way; when
+        // signatures are not required that is the unsigned case, not a forgery. A signature
+        // that fails under a trusted key is refused whatever the setting.
+        Err(UsignError::UnknownKey { fingerprint }) if !expect.require_signature => {
+            log::warn!(
+                "the image `{}` is signed by key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(source) => Err(VerifyError::Signature {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Reads `file` once, feeding the hash, the trailer's CRC check and the signature verifier:
+/// the image's SHA-256 and the first trailer error, if any.
+fn read_through(
+    file: &mut File,
+    crc: &mut CrcCheck,
+    mut verifier: Option<&mut StreamVerifier>,
+) -> io::Result<(String, Option<FwtoolError>)> {
+    let mut hash = digest::Context::new(&digest::SHA256);
+    let mut buffer = vec![0; CHUNK_LEN];
+    let mut trailer_error = None;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        let chunk = buffer.get(..read).unwrap_or_default();
+        hash.update(chunk);
+        if trailer_error.is_none()
+            && let Err(error) = crc.update(chunk)
+        {
+            trailer_error = Some(error);
+        }
+        if let Some(verifier) = verifier.as_deref_mut() {
+            verifier.update(chunk);
+        }
+    }
+    Ok((hex(hash.finish().as_ref()), trailer_error))
+}
+
+/// fwtool's compatibility verdict for the image's metadata; an incompatible image is an error
+/// unless `--force-flash` was given.
+fn check_compatibility(
+    path: &Path,
+    metadata: Option<&Metadata>,
+    expect: &Expectations<'_>,
+) -> Result<Compatibility, VerifyError> {
+    let options = CheckOptions {
+        keep_settings: expect.keep_settings,
+        ignore_minor_compat: false,
+        require_metadata: false,
+    };
+    let verdict = fwtool::check_image(metadata, expect.device, options);
+    if !verdict.is_compatible() {
+        if expect.force_flash {
+            log::warn!("--force-flash: installing although {verdict}");
+        } else {
+            return Err(VerifyError::Incompatible {
+                path: path.to_owned(),
+                verdict,
+            });
+        }
+    }
+    Ok(verdict)
 }
 
 /// Compares the build's `manifest` and `version_code` with the request.
