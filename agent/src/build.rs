@@ -15,6 +15,7 @@ use attendant_proto::api::{self, BodyError, BuildResponse};
 use serde::Serialize;
 
 use crate::client::{Client, ClientError, Reply};
+use crate::hint::{Hint, HintCode};
 
 /// Delay before the first status check after the POST.
 pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(500);
@@ -62,8 +63,22 @@ pub enum BuildError {
     #[error("the build server accepted the request but sent no request hash")]
     NoRequestHash,
     /// The build took longer than [`MAX_BUILD_WAIT`].
-    #[error("the build did not finish within {} minutes\n\nhint: run the same command again later; the build is followed by its request hash", MAX_BUILD_WAIT.as_secs() / 60)]
+    #[error("the build did not finish within {} minutes", MAX_BUILD_WAIT.as_secs() / 60)]
     TimedOut,
+}
+
+impl BuildError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Client(error) => error.hint(),
+            Self::TimedOut => Some(Hint::coded(
+                HintCode::TryLater,
+                "run the same command again later; the build is followed by its request hash",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Posts `body` (or follows `resume_hash`) and waits for the finished build.

@@ -457,7 +457,7 @@ fn choose_image(
         Err(error) => {
             findings
                 .problems
-                .push(Finding::from_text(&error.to_string(), error.hint_code()));
+                .push(Finding::from_error(error.to_string(), error.hint()));
             Ok((filesystem, None))
         }
     }

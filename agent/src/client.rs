@@ -25,6 +25,8 @@ use ureq::http::{Response, StatusCode};
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body, Proxy};
 
+use crate::hint::{Hint, HintCode};
+
 /// Where OpenWrt's `ca-bundle` package puts the trusted CA certificates.
 pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -87,9 +89,7 @@ impl ClientOptions {
 #[non_exhaustive]
 pub enum ClientError {
     /// The CA bundle could not be read.
-    #[error(
-        "cannot read the CA bundle `{path}`: {source}\n\nhint: install `ca-bundle`, or pass `--ca-file FILE`"
-    )]
+    #[error("cannot read the CA bundle `{path}`: {source}")]
     CaFile {
         /// The bundle path.
         path: PathBuf,
@@ -155,9 +155,7 @@ pub enum ClientError {
         stderr: Option<String>,
     },
     /// `529`: the build queue is full (after retries).
-    #[error(
-        "the server's build queue is full: {detail}\n\nhint: try again later, or use another server with `--server URL`"
-    )]
+    #[error("the server's build queue is full: {detail}")]
     Overloaded {
         /// The server's detail.
         detail: String,
@@ -191,6 +189,23 @@ pub enum ClientError {
         /// The limit.
         max: u64,
     },
+}
+
+impl ClientError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::CaFile { .. } => Some(Hint::coded(
+                HintCode::CaFile,
+                "install `ca-bundle`, or pass `--ca-file FILE`",
+            )),
+            Self::Overloaded { .. } => Some(Hint::coded(
+                HintCode::TryLater,
+                "try again later, or use another server with `--server URL`",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A build endpoint's answer with its status and the headers ASU sets on it.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use ring::digest;
 
 use crate::client::{Client, ClientError};
+use crate::hint::{Hint, HintCode};
 
 /// Largest image accepted (x86 `combined` images are the biggest at a few hundred MiB).
 pub const MAX_IMAGE_LEN: u64 = 1024 * 1024 * 1024;
@@ -70,9 +71,7 @@ pub enum DownloadError {
         expected: u64,
     },
     /// The image does not fit in the free space of its directory.
-    #[error(
-        "the image needs {needed} more bytes, but `{dir}` has only {available} bytes free\n\nhint: free space in `{dir}`, or download elsewhere with `--image PATH`"
-    )]
+    #[error("the image needs {needed} more bytes, but `{dir}` has only {available} bytes free")]
     NoSpace {
         /// The directory.
         dir: PathBuf,
@@ -83,7 +82,7 @@ pub enum DownloadError {
     },
     /// The transfer kept breaking.
     #[error(
-        "the download of `{url}` broke off {attempts} times, last at {received} bytes: {source}\n\nhint: run the same command again to resume"
+        "the download of `{url}` broke off {attempts} times, last at {received} bytes: {source}"
     )]
     Interrupted {
         /// The URL.
@@ -95,6 +94,27 @@ pub enum DownloadError {
         /// The last error.
         source: io::Error,
     },
+}
+
+impl DownloadError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Client(error) => error.hint(),
+            Self::NoSpace { dir, .. } => Some(Hint::coded(
+                HintCode::FreeSpace,
+                format!(
+                    "free space in `{}`, or download elsewhere with `--image PATH`",
+                    dir.display()
+                ),
+            )),
+            Self::Interrupted { .. } => Some(Hint::coded(
+                HintCode::Resume,
+                "run the same command again to resume",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Downloads `url` to `path`, continuing a partial file, reporting `(bytes on disk, total)`.

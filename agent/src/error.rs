@@ -1,8 +1,9 @@
 //! Every failure of the agent's library, and the one place where an error becomes an exit code
 //! ([`Error::exit_status`]) or a way out ([`Error::hint`]).
 //!
-//! An error's `Display` is the CLI's text, hint included; front ends without flags take
-//! [`Error::summary`] and [`Error::hint`] instead.
+//! An error's `Display` is its message alone. The way out is data beside it ([`Error::hint`]):
+//! the CLI prints both ([`Error::cli_text`]), the rpcd bridge sends the message and the hint's
+//! code, which LuCI words without flags.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use crate::config::ConfigError;
 use crate::download::DownloadError;
 use crate::exit::ExitStatus;
 use crate::facts::FactsError;
-use crate::hint::{self, Finding, Hint, HintCode};
+use crate::hint::{Finding, HINT_SEPARATOR, Hint};
 use crate::install::InstallError;
 use crate::plan::PlanError;
 use crate::state::StateError;
@@ -46,7 +47,7 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// The checks refused the upgrade.
-    #[error("the checks found problems; not upgrading:{}", problem_lines(.0))]
+    #[error("{}", blocked_text(.0, Finding::without_hint))]
     Blocked(Vec<Finding>),
     /// The build.
     #[error(transparent)]
@@ -65,7 +66,7 @@ pub enum Error {
     State(#[from] StateError),
     /// Another run holds the run lock.
     #[error(
-        "another attendant run is downloading, verifying or installing (it holds `{path}`); wait for it to finish\n\nhint: `attendant status` shows what it is doing"
+        "another attendant run is downloading, verifying or installing (it holds `{path}`); wait for it to finish"
     )]
     Busy {
         /// The lock file.
@@ -115,75 +116,50 @@ impl Error {
         }
     }
 
-    /// The way out that the error's `hint:` paragraph names, with its kind; `None` when the
-    /// text has no hint. A blocked check has one hint per problem instead.
+    /// The way out, if there is one: each error type attaches its own by variant. A blocked
+    /// check has one hint per problem instead.
     pub fn hint(&self) -> Option<Hint> {
-        if let Self::Blocked(_) = self {
-            return None;
-        }
-        let text = self.to_string();
-        let cli = hint::split_hint(&text).1?;
-        Some(Hint {
-            code: self.hint_code()?,
-            cli: cli.to_owned(),
-        })
-    }
-
-    /// The error's text without its `hint:` paragraph (a blocked check: without the problems'
-    /// hints), for front ends that word the way out themselves.
-    pub fn summary(&self) -> String {
         match self {
-            Self::Blocked(problems) => {
-                let messages: Vec<Finding> = problems
-                    .iter()
-                    .map(|p| Finding {
-                        hint: None,
-                        ..p.clone()
-                    })
-                    .collect();
-                Self::Blocked(messages).to_string()
-            }
-            _ => hint::split_hint(&self.to_string()).0.to_owned(),
-        }
-    }
-
-    fn hint_code(&self) -> Option<HintCode> {
-        match self {
-            Self::Plan(error) => error.hint_code(),
-            Self::Client(error)
-            | Self::Build(BuildError::Client(error))
-            | Self::Download(DownloadError::Client(error)) => client_hint_code(error),
-            Self::Build(BuildError::TimedOut) => Some(HintCode::TryLater),
-            Self::Download(DownloadError::NoSpace { .. }) => Some(HintCode::FreeSpace),
-            Self::Download(DownloadError::Interrupted { .. }) => Some(HintCode::Resume),
-            Self::Verify(VerifyError::Sha256Mismatch { .. }) => Some(HintCode::DownloadAgain),
-            Self::Verify(VerifyError::Unsigned { .. }) => Some(HintCode::RequireSignature),
-            Self::Verify(VerifyError::Manifest { .. }) => Some(HintCode::TryLater),
-            Self::Install(InstallError::Hook { .. }) => Some(HintCode::PreInstall),
-            Self::Install(InstallError::Test { .. }) => Some(HintCode::ForceFlash),
-            Self::State(StateError::TooLarge { .. } | StateError::Invalid { .. }) => {
-                Some(HintCode::ClearState)
-            }
+            Self::Plan(error) => error.hint(),
+            Self::Client(error) => error.hint(),
+            Self::Build(error) => error.hint(),
+            Self::Download(error) => error.hint(),
+            Self::Verify(error) => error.hint(),
+            Self::Install(error) => error.hint(),
+            Self::State(error) => error.hint(),
+            Self::Facts(error) => error.hint(),
+            Self::Busy { .. } => Some(Hint::uncoded("`attendant status` shows what it is doing")),
             _ => None,
         }
     }
-}
 
-fn client_hint_code(error: &ClientError) -> Option<HintCode> {
-    match error {
-        ClientError::CaFile { .. } => Some(HintCode::CaFile),
-        ClientError::Overloaded { .. } => Some(HintCode::TryLater),
-        _ => None,
+    /// The text the command line prints: the message, then its way out after a blank line
+    /// (`hint: ...`); a blocked check's problems each with their own.
+    pub fn cli_text(&self) -> String {
+        let mut text = match self {
+            Self::Blocked(problems) => blocked_text(problems, |p| p.to_string()),
+            _ => self.to_string(),
+        };
+        if let Some(hint) = self.hint() {
+            text.push_str(HINT_SEPARATOR);
+            text.push_str(&hint.cli);
+        }
+        text
     }
 }
 
-fn problem_lines(problems: &[Finding]) -> String {
-    problems.iter().map(|p| format!("\n  - {p}")).collect()
+fn blocked_text(problems: &[Finding], line: impl Fn(&Finding) -> String) -> String {
+    let lines: String = problems
+        .iter()
+        .map(|p| format!("\n  - {}", line(p)))
+        .collect();
+    format!("the checks found problems; not upgrading:{lines}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hint::HintCode;
 
     #[test]
     fn errors_map_to_their_exit_codes() {
@@ -216,24 +192,21 @@ mod tests {
             offered: vec!["24.10.6".into()],
         });
         let hint = error.hint().unwrap();
-        assert_eq!(hint.code, HintCode::Versions);
+        assert_eq!(hint.code, Some(HintCode::Versions));
         assert_eq!(
             hint.cli,
             "`attendant versions` lists what the server offers"
         );
         assert_eq!(
-            error.summary(),
+            error.to_string(),
             "version `19.07.1` is not offered by the server; offered: 24.10.6"
         );
-        assert_eq!(
-            error.to_string(),
-            format!("{}\n\nhint: {}", error.summary(), hint.cli)
-        );
+        assert_eq!(error.cli_text(), format!("{error}\n\nhint: {}", hint.cli));
         let busy = Error::Build(BuildError::Client(ClientError::Overloaded {
             detail: "queue full".into(),
         }));
-        assert_eq!(busy.hint().unwrap().code, HintCode::TryLater);
-        assert!(!busy.summary().contains("--server"), "{}", busy.summary());
+        assert_eq!(busy.hint().unwrap().code, Some(HintCode::TryLater));
+        assert!(!busy.to_string().contains("--server"), "{busy}");
     }
 
     #[test]
@@ -242,11 +215,11 @@ mod tests {
             branch: "24.10".into(),
         });
         assert_eq!(error.hint(), None);
-        assert_eq!(error.summary(), error.to_string());
+        assert_eq!(error.cli_text(), error.to_string());
     }
 
     #[test]
-    fn a_blocked_summary_leaves_out_the_problems_hints() {
+    fn a_blocked_message_leaves_out_the_problems_hints_the_cli_text_has_them() {
         let error = Error::Blocked(vec![
             Finding::hinted(
                 "package `x` is not in the 24.10.6 index for `ath79/generic`",
@@ -256,11 +229,11 @@ mod tests {
             Finding::new("no image to install"),
         ]);
         assert_eq!(
-            error.to_string(),
+            error.cli_text(),
             "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n\nhint: remove it with `--remove x`\n  - no image to install"
         );
         assert_eq!(
-            error.summary(),
+            error.to_string(),
             "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n  - no image to install"
         );
         assert_eq!(error.hint(), None);

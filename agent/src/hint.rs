@@ -36,10 +36,7 @@ impl Finding {
     pub fn hinted(message: impl Into<String>, code: HintCode, cli: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            hint: Some(Hint {
-                code,
-                cli: cli.into(),
-            }),
+            hint: Some(Hint::coded(code, cli)),
             forced: false,
         }
     }
@@ -52,22 +49,29 @@ impl Finding {
         }
     }
 
-    /// A finding from an error's text `message\n\nhint: cli`, the hint coded `code`; a text
-    /// without a hint paragraph keeps its whole text as the message.
-    pub fn from_text(text: &str, code: Option<HintCode>) -> Self {
-        match (split_hint(text), code) {
-            ((message, Some(cli)), Some(code)) => Self::hinted(message, code, cli),
-            ((message, _), _) => Self::new(message),
+    /// A finding from an error: its message and its way out.
+    pub fn from_error(message: impl Into<String>, hint: Option<Hint>) -> Self {
+        Self {
+            message: message.into(),
+            hint,
+            forced: false,
+        }
+    }
+
+    /// The finding without its hint, for front ends that word the way out themselves:
+    /// `[--force: ]<message>`.
+    pub fn without_hint(&self) -> String {
+        if self.forced {
+            format!("--force: {}", self.message)
+        } else {
+            self.message.clone()
         }
     }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.forced {
-            f.write_str("--force: ")?;
-        }
-        f.write_str(&self.message)?;
+        f.write_str(&self.without_hint())?;
         if let Some(hint) = &self.hint {
             write!(f, "{HINT_SEPARATOR}{}", hint.cli)?;
         }
@@ -82,14 +86,34 @@ impl Serialize for Finding {
 }
 
 /// The way out of a finding or an error: what kind of action ([`HintCode`]) and how the CLI
-/// says it.
+/// says it. Hints are data beside the message, never part of an error's `Display`: the CLI
+/// prints `hint: <cli>` after a blank line, the rpcd bridge sends the code for LuCI to word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Hint {
-    /// The kind of action, for front ends that word it themselves.
-    pub code: HintCode,
+    /// The kind of action, for front ends that word it themselves; `None` for advice only the
+    /// command line gives (sysupgrade's own words, a damaged file's likely cause).
+    pub code: Option<HintCode>,
     /// The command line's words, naming the exact flag or command (what follows `hint: `).
     pub cli: String,
+}
+
+impl Hint {
+    /// A hint of kind `code`, worded `cli` on the command line.
+    pub fn coded(code: HintCode, cli: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            cli: cli.into(),
+        }
+    }
+
+    /// Advice for the command line only.
+    pub fn uncoded(cli: impl Into<String>) -> Self {
+        Self {
+            code: None,
+            cli: cli.into(),
+        }
+    }
 }
 
 /// The kinds of way out the agent suggests; the wire name is [`HintCode::as_str`].
@@ -182,14 +206,6 @@ impl HintCode {
 /// `hint: `).
 pub const HINT_SEPARATOR: &str = "\n\nhint: ";
 
-/// Splits a CLI text into the message and the hint's words after `hint: `.
-pub fn split_hint(text: &str) -> (&str, Option<&str>) {
-    match text.split_once(HINT_SEPARATOR) {
-        Some((message, hint)) => (message, Some(hint)),
-        None => (text, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +220,10 @@ mod tests {
         let text = "package `luci` would go down from `2` to `1`\n\nhint: `--force` builds anyway";
         assert_eq!(finding.to_string(), text);
         assert_eq!(serde_json::to_value(&finding).unwrap(), text);
-        assert_eq!(Finding::from_text(text, Some(HintCode::Force)), finding);
+        assert_eq!(
+            finding.without_hint(),
+            "package `luci` would go down from `2` to `1`"
+        );
         assert_eq!(
             Finding::forced("25.12.0 is older than the installed 25.12.2").to_string(),
             "--force: 25.12.0 is older than the installed 25.12.2"

@@ -28,14 +28,14 @@ use attendant_proto::installed::PackageManager;
 use attendant_proto::version;
 use serde::Serialize;
 
-use crate::hint::HintCode;
+use crate::hint::{Hint, HintCode};
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// `--version-to` names nothing the server offers.
-    #[error("version `{requested}` is not offered by the server; offered: {}\n\nhint: `attendant versions` lists what the server offers", offered.join(", "))]
+    #[error("version `{requested}` is not offered by the server; offered: {}", offered.join(", "))]
     UnknownVersion {
         /// The version asked for.
         requested: String,
@@ -43,9 +43,7 @@ pub enum PlanError {
         offered: Vec<String>,
     },
     /// The installed version's branch is not on the server.
-    #[error(
-        "the server offers no branch for the installed version `{installed}`\n\nhint: choose a version with `--version-to`; `attendant versions` lists them"
-    )]
+    #[error("the server offers no branch for the installed version `{installed}`")]
     NoBranch {
         /// The installed version.
         installed: String,
@@ -63,7 +61,7 @@ pub enum PlanError {
         branch: String,
     },
     /// No image of a usable type.
-    #[error("the profile `{profile}` has no `{fstype}` image of a type this device can install; available: {}\n\nhint: choose another filesystem with `--fstype`", available.join(", "))]
+    #[error("the profile `{profile}` has no `{fstype}` image of a type this device can install; available: {}", available.join(", "))]
     NoImage {
         /// The profile.
         profile: String,
@@ -75,12 +73,21 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    /// The kind of way out the error's `hint:` paragraph names, if it has one.
-    pub fn hint_code(&self) -> Option<HintCode> {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
         match self {
-            Self::UnknownVersion { .. } => Some(HintCode::Versions),
-            Self::NoBranch { .. } => Some(HintCode::VersionTo),
-            Self::NoImage { .. } => Some(HintCode::Fstype),
+            Self::UnknownVersion { .. } => Some(Hint::coded(
+                HintCode::Versions,
+                "`attendant versions` lists what the server offers",
+            )),
+            Self::NoBranch { .. } => Some(Hint::coded(
+                HintCode::VersionTo,
+                "choose a version with `--version-to`; `attendant versions` lists them",
+            )),
+            Self::NoImage { .. } => Some(Hint::coded(
+                HintCode::Fstype,
+                "choose another filesystem with `--fstype`",
+            )),
             Self::BranchDisabled { .. } | Self::EmptyBranch { .. } => None,
         }
     }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::hint::{Hint, HintCode};
+
 /// Where the state file lives, relative to the root.
 pub const STATE_PATH: &str = "var/run/attendant/state.json";
 
@@ -87,23 +89,32 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// The file is larger than [`MAX_STATE_LEN`].
-    #[error(
-        "the state file `{path}` is larger than {MAX_STATE_LEN} bytes\n\nhint: remove it with `attendant status --clear`"
-    )]
+    #[error("the state file `{path}` is larger than {MAX_STATE_LEN} bytes")]
     TooLarge {
         /// The path.
         path: PathBuf,
     },
     /// The file is not a state file.
-    #[error(
-        "the state file `{path}` is not valid: {message}\n\nhint: remove it with `attendant status --clear`"
-    )]
+    #[error("the state file `{path}` is not valid: {message}")]
     Invalid {
         /// The path.
         path: PathBuf,
         /// The parser's message.
         message: String,
     },
+}
+
+impl StateError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::TooLarge { .. } | Self::Invalid { .. } => Some(Hint::coded(
+                HintCode::ClearState,
+                "remove it with `attendant status --clear`",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The state file under a root directory.

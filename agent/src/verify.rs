@@ -26,11 +26,12 @@ use attendant_proto::api::manifest_entry;
 use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
-use attendant_proto::usign::{Keyring, Signature, StreamVerifier, UsignError};
+use attendant_proto::usign::{KEYS_DIR, Keyring, Signature, StreamVerifier, UsignError};
 use ring::digest;
 use serde::Serialize;
 
 use crate::download::{CHUNK_LEN, hex};
+use crate::hint::{Hint, HintCode};
 
 /// What to check an image against.
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ pub enum VerifyError {
     },
     /// The image's SHA-256 differs from the build response.
     #[error(
-        "the image `{path}` has SHA-256 `{found}`, but the server promised `{expected}`; the download is corrupt or was tampered with\n\nhint: delete it and download again with `attendant download`"
+        "the image `{path}` has SHA-256 `{found}`, but the server promised `{expected}`; the download is corrupt or was tampered with"
     )]
     Sha256Mismatch {
         /// The image.
@@ -96,9 +97,7 @@ pub enum VerifyError {
         found: String,
     },
     /// No signature, and the configuration requires one.
-    #[error(
-        "the image `{path}` is not signed, and the configuration requires a signature\n\nhint: ask the server operator to sign images, or set `option require_signature '0'` in the `attendant` section of /etc/config/attendedsysupgrade"
-    )]
+    #[error("the image `{path}` is not signed, and the configuration requires a signature")]
     Unsigned {
         /// The image.
         path: PathBuf,
@@ -129,13 +128,57 @@ pub enum VerifyError {
     },
     /// The build's manifest is not what was asked for.
     #[error(
-        "the built image is not what was requested:{}\n\nhint: this is often due to the upgrade server lagging behind the build server; wait a while and try again",
+        "the built image is not what was requested:{}",
         problem_lines(problems)
     )]
     Manifest {
         /// One line per problem.
         problems: Vec<String>,
     },
+}
+
+impl VerifyError {
+    /// The way out, if there is one; usign's and fwtool's findings get theirs here, as the
+    /// parsers in `attendant-proto` speak no command line.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Sha256Mismatch { .. } => Some(Hint::coded(
+                HintCode::DownloadAgain,
+                "delete it and download again with `attendant download`",
+            )),
+            Self::Unsigned { .. } => Some(Hint::coded(
+                HintCode::RequireSignature,
+                "ask the server operator to sign images, or set `option require_signature '0'` in the `attendant` section of /etc/config/attendedsysupgrade",
+            )),
+            Self::Manifest { .. } => Some(Hint::coded(
+                HintCode::TryLater,
+                "this is often due to the upgrade server lagging behind the build server; wait a while and try again",
+            )),
+            Self::Signature {
+                source: UsignError::UnknownKey { fingerprint },
+                ..
+            } => Some(Hint::uncoded(format!(
+                "install its public key as `{KEYS_DIR}/{fingerprint}`"
+            ))),
+            Self::Incompatible { verdict, .. } => compatibility_hint(verdict),
+            _ => None,
+        }
+    }
+}
+
+/// sysupgrade's own advice on a refused image.
+fn compatibility_hint(verdict: &Compatibility) -> Option<Hint> {
+    match verdict {
+        Compatibility::NoMetadata { required: true } => Some(Hint::uncoded(
+            "use sysupgrade -F to override this check when downgrading or flashing to vendor firmware",
+        )),
+        Compatibility::MinorChangeNeedsNoKeep { .. } | Compatibility::OemNeedsNoKeep { .. } => {
+            Some(Hint::uncoded(
+                "Please upgrade without keeping config (sysupgrade -n)",
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Runs the hash, signature, trailer and compatibility checks over `path`.
@@ -576,7 +619,7 @@ mod tests {
         .into();
         let error = check_manifest(&requested, Some("r1-a"), "r2-b", &manifest).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::Error::from(error).cli_text(),
             "the built image is not what was requested:\n  - version_code is `r2-b`, requested \
              `r1-a`\n  - package `htop` is at version `3.3`, expected `3.4`\n  - package \
              `tcpdump` is missing from the image\n\nhint: this is often due to the upgrade \
@@ -608,11 +651,55 @@ mod tests {
             [("libgcc1".to_owned(), "13.3.0-r4".to_owned())].into();
         let error = check_manifest(&requested, None, "r2-b", &older).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::Error::from(error).cli_text(),
             "the built image is not what was requested:\n  - package `libgcc` is at version \
              `13.3.0-r4`, expected `14.3.0-r4`\n  - package `libubox` is missing from the \
              image\n\nhint: this is often due to the upgrade server lagging behind the build \
              server; wait a while and try again"
+        );
+    }
+
+    #[test]
+    fn usign_and_fwtool_findings_get_the_command_lines_advice() {
+        let path = PathBuf::from("/tmp/firmware.bin");
+        let unknown = VerifyError::Signature {
+            path: path.clone(),
+            source: UsignError::UnknownKey {
+                fingerprint: Fingerprint([8, 1, 2, 3, 4, 5, 6, 7]),
+            },
+        };
+        assert_eq!(unknown.hint().unwrap().code, None);
+        assert_eq!(
+            crate::Error::from(unknown).cli_text(),
+            "the signature of `/tmp/firmware.bin` does not verify: signature was made by key \
+             `0801020304050607`, which is not trusted\n\nhint: install its public key as \
+             `/etc/opkg/keys/0801020304050607`"
+        );
+
+        let f = fixture();
+        let bytes = image(&["glinet,gl-mt6000"], "1.1");
+        let image_path = f.dir.path().join("img");
+        std::fs::write(&image_path, &bytes).unwrap();
+        let sig = f.key.sign(&bytes).to_file();
+        let minor = verify_image(&image_path, &expect(&f, None, Some(sig.as_bytes()))).unwrap_err();
+        let text = crate::Error::from(minor).cli_text();
+        assert!(
+            text.ends_with(
+                "the config is incompatible to the new image (`1.0`->`1.1`)\n\nhint: Please \
+                 upgrade without keeping config (sysupgrade -n)"
+            ),
+            "{text}"
+        );
+
+        let required = VerifyError::Incompatible {
+            path,
+            verdict: Compatibility::NoMetadata { required: true },
+        };
+        assert_eq!(
+            crate::Error::from(required).cli_text(),
+            "the image `/tmp/firmware.bin` cannot be installed on this device: image metadata not \
+             present, and this target requires it\n\nhint: use sysupgrade -F to override this \
+             check when downgrading or flashing to vendor firmware"
         );
     }
 }

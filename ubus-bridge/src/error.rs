@@ -12,7 +12,7 @@
 //! `{"message", "hint"?}` object of [`crate::hint`]), and `detail`, `details`, `stdout`,
 //! `stderr` (the server's words on a refused or failed build). An agent error that suggests a
 //! way out has `hint` (`{"code", "message"}`): the agent's own text names command-line flags, so
-//! `message` is the agent's text without its `hint:` paragraph ([`attendant::Error::summary`]).
+//! `message` is the agent's message, which never holds the command line's hint.
 //! A failed job carries the same inner object under `status`'s `error` key. The table is in
 //! `contract.json`.
 
@@ -225,20 +225,11 @@ impl BridgeError {
         }
     }
 
-    /// The text for a ubus caller: [`Display`](std::fmt::Display), except that an agent error
-    /// leaves out its command-line hint (the reply's `hint` words it without flags).
-    pub fn message(&self) -> String {
-        match self {
-            Self::Agent(error) => error.summary(),
-            _ => self.to_string(),
-        }
-    }
-
     /// The inner error object: `{"code": ..., "message": ..., <extra keys>}`.
     pub fn to_object(&self) -> Value {
         let mut object = Map::new();
         object.insert("code".to_owned(), self.code().as_str().into());
-        object.insert("message".to_owned(), self.message().into());
+        object.insert("message".to_owned(), self.to_string().into());
         if let Self::Agent(error) = self
             && let Some(hint) = error.hint().as_ref().and_then(hint::hint)
         {
@@ -403,7 +394,15 @@ mod tests {
             fstype: "ubifs".to_owned(),
             available: vec!["combined (ext4)".to_owned()],
         }));
-        assert!(error.to_string().contains("--fstype"), "{error}");
+        let BridgeError::Agent(agent) = &error else {
+            unreachable!()
+        };
+        assert!(
+            agent.cli_text().contains("--fstype"),
+            "{}",
+            agent.cli_text()
+        );
+        assert!(!error.to_string().contains("--fstype"), "{error}");
         let object = error.to_object();
         assert_eq!(
             object["message"],

@@ -31,10 +31,12 @@ pub fn findings(findings: &[Finding]) -> Vec<Value> {
     findings.iter().map(finding).collect()
 }
 
-/// A hint: `{"code": ..., "message": ...}`; `None` for a code the bridge has no words for.
+/// A hint: `{"code": ..., "message": ...}`; `None` for advice the agent gives its command line
+/// only (no code), or a code the bridge has no words for.
 pub fn hint(hint: &Hint) -> Option<Value> {
-    let message = message(hint.code)?;
-    Some(json!({"code": hint.code.as_str(), "message": message}))
+    let code = hint.code?;
+    let message = message(code)?;
+    Some(json!({"code": code.as_str(), "message": message}))
 }
 
 /// The bridge's words for a kind of way out: no flags, only call arguments and settings.

@@ -317,7 +317,7 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
         }
         Err(CommandError::Engine(error)) => {
             let status = error.exit_status();
-            (status, None, Some(error.to_string()))
+            (status, None, Some(error.cli_text()))
         }
     };
     if out.is_json() {
