@@ -21,6 +21,7 @@ use attendant_proto::api::{self, BodyError, BuildRequest, BuildResponse, ImageIn
 use attendant_proto::usign::Keyring;
 use serde::Serialize;
 
+use crate::atomic::write_atomic;
 use crate::build::{self, BuildProgress};
 use crate::check::{self, Check, Verdict};
 use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
@@ -355,7 +356,7 @@ impl Engine {
         let file = signature_path(path);
         let signature = self.signature(image_url)?;
         match &signature {
-            Some(bytes) => std::fs::write(&file, bytes).map_err(|source| Error::Write {
+            Some(bytes) => write_atomic(&file, bytes).map_err(|source| Error::Write {
                 path: file.clone(),
                 source,
             })?,
@@ -483,14 +484,7 @@ impl Engine {
             what: "build record",
             message: error.to_string(),
         })?;
-        let temporary = file.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes)
-            .and_then(|()| std::fs::rename(&temporary, &file))
-            .map_err(|source| {
-                // A full /tmp must not keep the half-written record either.
-                let _ = std::fs::remove_file(&temporary);
-                Error::Write { path: file, source }
-            })
+        write_atomic(&file, &bytes).map_err(|source| Error::Write { path: file, source })
     }
 
     /// Loads the record `download` saved beside the image.

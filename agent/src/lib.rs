@@ -19,6 +19,7 @@
 //! | [`engine`] | the steps above, chained, without printing |
 //! | [`exit`], [`output`], [`cli`] | exit codes, printing, the command line |
 
+pub mod atomic;
 pub mod build;
 pub mod check;
 pub mod cli;
