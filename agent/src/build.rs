@@ -1,7 +1,7 @@
 //! Requesting a build and following it until the image is ready.
 //!
 //! `POST /api/v1/build`, then status checks on `/api/v1/build/{request_hash}` as owut does them
-//! (`reference/router-side.md` §1.9): the first after 500 ms, then every poll interval; `HEAD`
+//! (<https://github.com/efahl/owut>): the first after 500 ms, then every poll interval; `HEAD`
 //! first, reading `X-Queue-Position` and `X-Imagebuilder-Status` from a `202`; a `405` switches to
 //! `GET` for good; a `200` (or any other status) is fetched with `GET` for its body. Each check
 //! reports the queue position or build stage and the elapsed time to a callback. A build that

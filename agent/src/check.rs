@@ -7,7 +7,7 @@
 //! of [`crate::plan`]. A missing index only warns: the server then checks the packages
 //! itself during the build.
 //!
-//! Each check is a function of its own, in the order they run; [`run`] chains them. Warnings
+//! Each check is a function of its own, in the order they run; `run` chains them. Warnings
 //! and problems are [`Finding`]s: a message and, when there is a way out, a
 //! [`Hint`](crate::hint::Hint) with a machine [`HintCode`] beside the command line's words. The CLI prints a finding as
 //! `message`, a blank line and `hint: <cli>` (and `--json` carries that same text), while the
@@ -591,7 +591,7 @@ fn fetch_profiles(client: &Client, url: &str) -> Result<Profiles, Error> {
 /// The package versions of a server index. A target's `index.json` is
 /// `{"architecture", "packages": {name: version}}`, but ASU answers
 /// `/json/v1/<path>/packages/<arch>-index.json` with the flat `{name: version}` map
-/// (`reference/asu-server.md` §2.6); both shapes are read, at most
+/// (`asu/routers/api.py` in <https://github.com/openwrt/asu>); both shapes are read, at most
 /// [`index::MAX_INDEX_ENTRIES`] entries.
 fn parse_package_index(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let value: serde_json::Value =

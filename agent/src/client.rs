@@ -3,14 +3,14 @@
 //! ureq 3 with rustls on the ring provider, trusting the CA bundle read from a file
 //! ([`DEFAULT_CA_FILE`], OpenWrt's `ca-bundle`; overridable with `--ca-file` or
 //! [`CA_FILE_ENV`]) instead of an embedded root list: the smallest TLS build measured
-//! (`reference/rust-stack.md` §1.5). Proxies come from `https_proxy`/`http_proxy`/`all_proxy`
+//! (`docs/benchmarks.md`). Proxies come from `https_proxy`/`http_proxy`/`all_proxy`
 //! (lower case first, as curl reads them) unless the server's host is in `no_proxy`.
 //!
 //! Every request sends `User-Agent: attendant/<version>` (ASU answers 500 to a request without
 //! one), has connect and read timeouts, and is retried with exponential backoff on connection
 //! errors, `502`/`503`/`504` and `529` (queue full); metadata downloads also retry a `500`.
 //! Error statuses become typed [`ClientError`]s carrying the server's `detail` (a string, or the
-//! list FastAPI sends with `422`), `stdout` and `stderr` (`reference/router-side.md` §1.9, §8).
+//! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>).
 //! Response bodies are read with a size limit ([`MAX_JSON_LEN`], [`MAX_ERROR_LEN`]); images are
 //! streamed by [`Client::open_download`] and never held in memory.
 

@@ -1,6 +1,8 @@
 //! Settings from UCI `/etc/config/attendedsysupgrade`, overridden by the command line.
 //!
-//! The file is shared with LuCI and owut (`reference/router-side.md` §1.4, §3.4):
+//! The file is shared with LuCI's attended-sysupgrade app and owut
+//! (<https://github.com/openwrt/packages/tree/master/utils/attendedsysupgrade-common>,
+//! <https://github.com/efahl/owut>):
 //!
 //! ```text
 //! config server 'server'

@@ -6,8 +6,7 @@
 //! ([`Engine::install`]), reporting progress as [`Event`]s to a callback instead of writing to a
 //! terminal. [`Engine::fetch`] is the fetch pipeline — verdict, build and save the build record,
 //! download, verify — for a check's plan, reporting each [`Step`] as it starts; every step keeps
-//! the state file up to date so an interrupted run resumes. Every failure is an
-//! [`Error`](crate::Error).
+//! the state file up to date so an interrupted run resumes. Every failure is an [`Error`].
 //!
 //! The server's `overview.json` is fetched once per engine ([`Engine::overview`]), so a caller
 //! that shows the offer and then runs [`Engine::check`] asks the server once.

@@ -2,7 +2,8 @@
 //!
 //! Every path is read under a root directory (`/` on the router; `--root DIR` in tests or when
 //! preparing an image for another device). The sources are those of `ubus call system board`
-//! and `rpc-sys packagelist` (`reference/router-side.md` §4.5, §5, §10.1):
+//! and `rpc-sys packagelist` (procd's `system.c`, <https://github.com/openwrt/procd>, and rpcd's
+//! `sys.c`, <https://github.com/openwrt/rpcd>):
 //!
 //! | fact | file |
 //! | --- | --- |

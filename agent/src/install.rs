@@ -1,7 +1,7 @@
 //! Running the pre-install hook and sysupgrade.
 //!
 //! Each program runs directly with an argument vector (never a shell, never ubus `file exec`
-//! with its 30-second limit, `reference/router-side.md` §9 item 8), with a timeout, and with its
+//! with its 30-second limit, which a sysupgrade outlives), with a timeout, and with its
 //! stdout and stderr read concurrently so a chatty child cannot block on a full pipe; the tail of
 //! its stderr goes into the error. The order is: the hook (its non-zero exit aborts), then
 //! `sysupgrade --test` with the same flags as the real run, then `sysupgrade [-n] [-F] <image>`,

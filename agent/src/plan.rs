@@ -2,7 +2,7 @@
 //!
 //! Everything here is a pure function of the device, the server's `overview.json`, the target's
 //! `profiles.json` and the package indexes, so each rule is unit-tested without a network. The
-//! rules are owut's (`reference/router-side.md` §1.5–§1.8) with its gaps filled:
+//! rules are owut's (<https://github.com/efahl/owut>, `files/owut`) with its gaps filled:
 //!
 //! - **Version** ([`choose_version`]): snapshots stay on their own branch snapshot; releases move
 //!   to the newest release of their branch; `--version-to` takes a version or a branch name

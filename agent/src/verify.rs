@@ -7,7 +7,8 @@
 //! trailer's metadata goes through sysupgrade's own compatibility decision for this device
 //! (board in `supported_devices`, `compat_version` major and minor, the keep-settings case), and
 //! the build's manifest is compared with what was asked for (`version_code`, every requested
-//! package at the expected version; `reference/router-side.md` §1.8 item 8, §7.3). Requests name
+//! package at the expected version), as owut (<https://github.com/efahl/owut>) and sysupgrade's
+//! `fwtool_check_image` (<https://github.com/openwrt/openwrt/blob/main/package/base-files/files/lib/upgrade/fwtool.sh>) do. Requests name
 //! libraries without their ABI suffix (`libgcc`) while an apk build's manifest keeps it
 //! (`libgcc1`); the names are matched with the server's own rule
 //! ([`manifest_entry`]), so both sides agree on what

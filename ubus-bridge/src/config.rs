@@ -1,7 +1,8 @@
 //! `config_get` and `config_set`: the settings in UCI `/etc/config/attendedsysupgrade`.
 //!
-//! The file is shared with LuCI's attended-sysupgrade app and owut (`reference/router-side.md`
-//! §3.4), so the keys keep their sections:
+//! The file is shared with LuCI's attended-sysupgrade app and owut
+//! (<https://github.com/openwrt/packages/tree/master/utils/attendedsysupgrade-common>), so the
+//! keys keep their sections:
 //!
 //! | key | UCI option | default |
 //! | --- | --- | --- |

@@ -1,7 +1,7 @@
 //! The object's methods: the signatures `list` prints and the dispatch of `call`.
 //!
 //! rpcd turns each example value's JSON type into the blobmsg policy of the argument
-//! (`reference/router-side.md` §4.1): string, boolean, array, and integer → `int32` (the examples
+//! (rpcd's `exec.c`, <https://github.com/openwrt/rpcd/blob/master/exec.c>): string, boolean, array, and integer → `int32` (the examples
 //! avoid `8`, `16` and `64`, which would mean `int8`, `int16` and `int64`). The same signatures
 //! are in `contract.json`; a test compares the two.
 

@@ -2,7 +2,7 @@
 //!
 //! rpcd runs `<plugin> call <method>`, writes the request message as JSON to the plugin's stdin
 //! and closes it; whatever object the plugin prints becomes the ubus reply
-//! (`reference/router-side.md` §4.1). Arguments are not filtered by the signature `list`
+//! (<https://github.com/openwrt/rpcd/blob/master/exec.c>). Arguments are not filtered by the signature `list`
 //! printed, so every argument is type-checked here: [`Arguments`] hands out typed values and
 //! names the argument when it has the wrong type. `ubus_rpc_session` (added by uhttpd) and
 //! unknown keys are ignored. An empty stdin counts as `{}`.
