@@ -13,6 +13,12 @@
 //! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>).
 //! Response bodies are read with a size limit ([`MAX_JSON_LEN`], [`MAX_ERROR_LEN`]); images are
 //! streamed by [`Client::open_download`] and never held in memory.
+//!
+//! The file is long (about 740 lines before its tests) and stays one module on purpose: TLS
+//! set-up, proxy selection, retries and the status → [`ClientError`] table are one concern, the
+//! way one request is made, and each part reads the others' decisions (a retried status is one
+//! the table knows; a proxy changes which TLS configuration applies). Split, every request path
+//! would cross three modules.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
