@@ -572,6 +572,23 @@ impl Engine {
         Ok(saved)
     }
 
+    /// The install pipeline for an image fetched earlier: verifies `path` again against the
+    /// build record beside it (the file may have changed since), then installs it. The CLI's
+    /// `install` and the rpcd bridge's install job both run this.
+    pub fn verify_and_install(
+        &self,
+        path: &Path,
+        flash: &FlashOptions,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<(Verification, Installed), Error> {
+        let device = self.device()?;
+        let saved = self.load_build(path)?;
+        let verification = self.verify(&device, &saved, path, flash)?;
+        note(on_event, "the image passed every check".to_owned());
+        let installed = self.install(path, flash, on_event)?;
+        Ok((verification, installed))
+    }
+
     /// Runs the hook, `sysupgrade --test` and sysupgrade on `path`.
     pub fn install(
         &self,

@@ -4,10 +4,12 @@
 //! `__job` runs the agent's checks and then its fetch pipeline ([`Engine::fetch`]), and turns
 //! the pipeline's events into the job file: each [`Step`] becomes a job state (`queued`,
 //! `downloading`, `verifying`), notes become the job's `message`, build and download progress
-//! its counters. The bridge holds no upgrade sequence of its own. Writes go to the job file
-//! under its lock. A process writes only while the job file
-//! still names it (same id, its pid, a working state): once `cancel` or a new `start` took the
-//! job over, it exits without a word. Download progress is written at most every
+//! its counters. `__install` runs the agent's install pipeline
+//! ([`Engine::verify_and_install`]). The bridge holds no upgrade sequence of its own.
+//!
+//! Writes go to the job file under its lock. A process writes only while the job file still
+//! names it (same id, its pid, a working state): once `cancel` or a new `start` took the job
+//! over, it exits without a word. Download progress is written at most every
 //! [`PROGRESS_INTERVAL`].
 
 use std::path::Path;
@@ -106,10 +108,8 @@ fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     flash.pre_install = engine.settings().pre_install.clone();
 
     log::info!("verifying `{image}` again before flashing");
-    let device = engine.device()?;
-    let saved = engine.load_build(&path)?;
-    engine.verify(&device, &saved, &path, &flash)?;
-    let installed = engine.install(&path, &flash, &mut |event| progress.event(event))?;
+    let (_, installed) =
+        engine.verify_and_install(&path, &flash, &mut |event| progress.event(event))?;
     if let Installed::Rebooting { .. } = installed {
         progress.update(|job| {
             job.message = Some("sysupgrade accepted the image; the router is rebooting".into());
