@@ -25,7 +25,7 @@
 #   --quiet        print only the final table (for other scripts)
 #
 # Prints one line per target: `<path> <bytes>`. Idempotent: a second run rebuilds nothing.
-# aarch64 links with rust-lld and compiles ring's C with Debian's aarch64 cross gcc (§5.1);
+# aarch64 links with rust-lld and compiles ring's C with Debian's aarch64 cross gcc;
 # x86_64 compiles ring's C with musl-gcc.
 set -euo pipefail
 cd "$(dirname "$0")/.."

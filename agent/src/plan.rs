@@ -176,7 +176,7 @@ pub fn latest_of(overview: &Overview, branch: &Branch) -> Option<String> {
         .cloned()
 }
 
-/// Chooses the target version (owut §1.6).
+/// Chooses the target version, as owut does (<https://github.com/efahl/owut>).
 pub fn choose_version(
     overview: &Overview,
     installed: &str,
@@ -307,7 +307,7 @@ pub fn apply_package_changes(
     (out, applied)
 }
 
-/// The profile's default package set (owut §1.5 item 3): `default_packages` minus the
+/// The profile's default package set, as owut computes it: `default_packages` minus the
 /// `-name` entries of `device_packages`, plus its other entries.
 pub fn default_packages(default: &[String], device: &[String]) -> BTreeSet<String> {
     let mut set: BTreeSet<String> = default.iter().cloned().collect();
@@ -397,7 +397,7 @@ pub fn version_table(
         .collect()
 }
 
-/// Picks the image to install from a profile's `images` (owut §1.8 item 7): factory images and
+/// Picks the image to install from a profile's `images`, as owut does: factory images and
 /// initramfs kernels are dropped, the filesystem must match, the guessed type wins, and failing
 /// that the only remaining type (`sdcard`, `nand-sysupgrade`) is used.
 pub fn choose_image<'a>(
