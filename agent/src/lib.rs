@@ -24,7 +24,8 @@
 //! | [`exit`], [`output`], [`cli`] | exit codes, printing, the command line |
 //!
 //! The modules import one way, so none needs another that needs it back: `cli` → `engine` →
-//! `check` → `plan` → `hint`, and `error` sits below everything that fails.
+//! `check` → `plan` → `hint`; `error` gathers the error types of the step modules (`client`,
+//! `build`, `download`, `verify`, ...) and is used by `options`, `check` and `engine` above them.
 
 pub mod atomic;
 pub mod build;
