@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI check of the shipped aarch64 agent: builds the static aarch64-unknown-linux-musl binary with
 # the `openwrt` profile (scripts/build-agent.sh), then runs it under qemu-aarch64-static
-# (binfmt_misc is not assumed; reference/rust-stack.md §5.1):
+# (binfmt_misc is not assumed: qemu-user runs the binary directly):
 #   1. `--help` and `--version`;
 #   2. `check --json` against the real attendant-server, whose upstream is the fixture OpenWrt
 #      mirror of attendant-e2e served over HTTP, with a fake router root (`--root`, written by

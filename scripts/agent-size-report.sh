@@ -112,7 +112,7 @@ cp proto/testdata/opkg/status-24.10-ath79 "$root/usr/lib/opkg/status"
 python3 - "$work" "$IMAGE_MIB" <<'EOF'
 import json, os, struct, sys, zlib
 work, mib = sys.argv[1], int(sys.argv[2])
-MAGIC = 0x46577830  # fwtool trailer (reference/rust-stack.md §3.3; proto/testdata/fwtool)
+MAGIC = 0x46577830  # fwtool trailer (FWTOOL_TRAILER_MAGIC in OpenWrt's package/system/fwtool; proto/testdata/fwtool)
 metadata = json.dumps({"metadata_version": "1.1", "compat_version": "1.0",
                        "supported_devices": ["tplink,archer-c7-v5"]}).encode()
 payload = struct.pack(">II", 0, 0) + metadata

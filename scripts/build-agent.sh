@@ -18,13 +18,14 @@
 #                  in OpenWrt's SDK gets; about 240 KB larger on aarch64). Output goes to
 #                  target/<triple>/openwrt/ instead of target/rebuilt-std/<triple>/openwrt/.
 #   --openwrt-env  also export the CARGO_PROFILE_RELEASE_* variables OpenWrt's rust-package.mk
-#                  sets (panic=unwind, overflow-checks=on; reference/rust-stack.md §2.2), build
+#                  sets (panic=unwind, overflow-checks=on; lang/rust/rust-values.mk in
+#                  https://github.com/openwrt/packages), build
 #                  again and require the result to be byte-identical to the plain build: the
 #                  `openwrt` profile sets every field itself, so the environment cannot reach it.
 #   --quiet        print only the final table (for other scripts)
 #
 # Prints one line per target: `<path> <bytes>`. Idempotent: a second run rebuilds nothing.
-# aarch64 links with rust-lld and compiles ring's C with Debian's aarch64 cross gcc (§5.1);
+# aarch64 links with rust-lld and compiles ring's C with Debian's aarch64 cross gcc;
 # x86_64 compiles ring's C with musl-gcc.
 set -euo pipefail
 cd "$(dirname "$0")/.."

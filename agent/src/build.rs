@@ -1,7 +1,7 @@
 //! Requesting a build and following it until the image is ready.
 //!
 //! `POST /api/v1/build`, then status checks on `/api/v1/build/{request_hash}` as owut does them
-//! (`reference/router-side.md` §1.9): the first after 500 ms, then every poll interval; `HEAD`
+//! (<https://github.com/efahl/owut>): the first after 500 ms, then every poll interval; `HEAD`
 //! first, reading `X-Queue-Position` and `X-Imagebuilder-Status` from a `202`; a `405` switches to
 //! `GET` for good; a `200` (or any other status) is fetched with `GET` for its body. Each check
 //! reports the queue position or build stage and the elapsed time to a callback. A build that
@@ -15,6 +15,7 @@ use attendant_proto::api::{self, BodyError, BuildResponse};
 use serde::Serialize;
 
 use crate::client::{Client, ClientError, Reply};
+use crate::hint::{Hint, HintCode};
 
 /// Delay before the first status check after the POST.
 pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(500);
@@ -62,8 +63,22 @@ pub enum BuildError {
     #[error("the build server accepted the request but sent no request hash")]
     NoRequestHash,
     /// The build took longer than [`MAX_BUILD_WAIT`].
-    #[error("the build did not finish within {} minutes\n\nhint: run the same command again later; the build is followed by its request hash", MAX_BUILD_WAIT.as_secs() / 60)]
+    #[error("the build did not finish within {} minutes", MAX_BUILD_WAIT.as_secs() / 60)]
     TimedOut,
+}
+
+impl BuildError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Client(error) => error.hint(),
+            Self::TimedOut => Some(Hint::coded(
+                HintCode::TryLater,
+                "run the same command again later; the build is followed by its request hash",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Posts `body` (or follows `resume_hash`) and waits for the finished build.

@@ -3,16 +3,22 @@
 //! ureq 3 with rustls on the ring provider, trusting the CA bundle read from a file
 //! ([`DEFAULT_CA_FILE`], OpenWrt's `ca-bundle`; overridable with `--ca-file` or
 //! [`CA_FILE_ENV`]) instead of an embedded root list: the smallest TLS build measured
-//! (`reference/rust-stack.md` §1.5). Proxies come from `https_proxy`/`http_proxy`/`all_proxy`
+//! (`docs/benchmarks.md`). Proxies come from `https_proxy`/`http_proxy`/`all_proxy`
 //! (lower case first, as curl reads them) unless the server's host is in `no_proxy`.
 //!
 //! Every request sends `User-Agent: attendant/<version>` (ASU answers 500 to a request without
 //! one), has connect and read timeouts, and is retried with exponential backoff on connection
 //! errors, `502`/`503`/`504` and `529` (queue full); metadata downloads also retry a `500`.
 //! Error statuses become typed [`ClientError`]s carrying the server's `detail` (a string, or the
-//! list FastAPI sends with `422`), `stdout` and `stderr` (`reference/router-side.md` §1.9, §8).
+//! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>).
 //! Response bodies are read with a size limit ([`MAX_JSON_LEN`], [`MAX_ERROR_LEN`]); images are
 //! streamed by [`Client::open_download`] and never held in memory.
+//!
+//! The file is long (about 740 lines before its tests) and stays one module on purpose: TLS
+//! set-up, proxy selection, retries and the status → [`ClientError`] table are one concern, the
+//! way one request is made, and each part reads the others' decisions (a retried status is one
+//! the table knows; a proxy changes which TLS configuration applies). Split, every request path
+//! would cross three modules.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,8 @@ use serde::de::DeserializeOwned;
 use ureq::http::{Response, StatusCode};
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body, Proxy};
+
+use crate::hint::{Hint, HintCode};
 
 /// Where OpenWrt's `ca-bundle` package puts the trusted CA certificates.
 pub const DEFAULT_CA_FILE: &str = wire::CA_BUNDLE_PATH;
@@ -89,9 +97,7 @@ impl ClientOptions {
 #[non_exhaustive]
 pub enum ClientError {
     /// The CA bundle could not be read.
-    #[error(
-        "cannot read the CA bundle `{path}`: {source}\n\nhint: install `ca-bundle`, or pass `--ca-file FILE`"
-    )]
+    #[error("cannot read the CA bundle `{path}`: {source}")]
     CaFile {
         /// The bundle path.
         path: PathBuf,
@@ -157,9 +163,7 @@ pub enum ClientError {
         stderr: Option<String>,
     },
     /// `529`: the build queue is full (after retries).
-    #[error(
-        "the server's build queue is full: {detail}\n\nhint: try again later, or use another server with `--server URL`"
-    )]
+    #[error("the server's build queue is full: {detail}")]
     Overloaded {
         /// The server's detail.
         detail: String,
@@ -193,6 +197,23 @@ pub enum ClientError {
         /// The limit.
         max: u64,
     },
+}
+
+impl ClientError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::CaFile { .. } => Some(Hint::coded(
+                HintCode::CaFile,
+                "install `ca-bundle`, or pass `--ca-file FILE`",
+            )),
+            Self::Overloaded { .. } => Some(Hint::coded(
+                HintCode::TryLater,
+                "try again later, or use another server with `--server URL`",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A build endpoint's answer with its status and the headers ASU sets on it.

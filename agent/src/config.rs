@@ -1,6 +1,8 @@
 //! Settings from UCI `/etc/config/attendedsysupgrade`, overridden by the command line.
 //!
-//! The file is shared with LuCI and owut (`reference/router-side.md` §1.4, §3.4):
+//! The file is shared with LuCI's attended-sysupgrade app and owut
+//! (<https://github.com/openwrt/packages/tree/master/utils/attendedsysupgrade-common>,
+//! <https://github.com/efahl/owut>):
 //!
 //! ```text
 //! config server 'server'
@@ -289,6 +291,15 @@ pub fn split_names<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String>
         .filter(|name| !name.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// `path`, a path on the router, under `root` (where the router's files are; `/` on a router).
+/// A relative path stays as it is.
+pub fn router_path(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(relative) => root.join(relative),
+        Err(_) => path.to_owned(),
+    }
 }
 
 fn split_list(section: &Section, option: &str) -> Vec<String> {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use ring::digest;
 
 use crate::client::{Client, ClientError};
+use crate::hint::{Hint, HintCode};
 
 /// Largest image accepted (x86 `combined` images are the biggest at a few hundred MiB).
 pub const MAX_IMAGE_LEN: u64 = 1024 * 1024 * 1024;
@@ -70,9 +71,7 @@ pub enum DownloadError {
         expected: u64,
     },
     /// The image does not fit in the free space of its directory.
-    #[error(
-        "the image needs {needed} more bytes, but `{dir}` has only {available} bytes free\n\nhint: free space in `{dir}`, or download elsewhere with `--image PATH`"
-    )]
+    #[error("the image needs {needed} more bytes, but `{dir}` has only {available} bytes free")]
     NoSpace {
         /// The directory.
         dir: PathBuf,
@@ -83,7 +82,7 @@ pub enum DownloadError {
     },
     /// The transfer kept breaking.
     #[error(
-        "the download of `{url}` broke off {attempts} times, last at {received} bytes: {source}\n\nhint: run the same command again to resume"
+        "the download of `{url}` broke off {attempts} times, last at {received} bytes: {source}"
     )]
     Interrupted {
         /// The URL.
@@ -95,6 +94,27 @@ pub enum DownloadError {
         /// The last error.
         source: io::Error,
     },
+}
+
+impl DownloadError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Client(error) => error.hint(),
+            Self::NoSpace { dir, .. } => Some(Hint::coded(
+                HintCode::FreeSpace,
+                format!(
+                    "free space in `{}`, or download elsewhere with `--image PATH`",
+                    dir.display()
+                ),
+            )),
+            Self::Interrupted { .. } => Some(Hint::coded(
+                HintCode::Resume,
+                "run the same command again to resume",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Downloads `url` to `path`, continuing a partial file, reporting `(bytes on disk, total)`.
@@ -149,52 +169,24 @@ pub fn download(
             check_space(path, total.saturating_sub(offset))?;
         }
         progress(offset, total);
-        match copy(
+        let copied = copy(
             download.reader,
             &mut file,
             &mut hash,
             &mut offset,
             total,
             progress,
-        ) {
-            Ok(()) => {
-                if let Some(expected) = total
-                    && offset != expected
-                {
-                    return Err(DownloadError::LengthMismatch {
-                        url: url.to_owned(),
-                        received: offset,
-                        expected,
-                    });
-                }
-                break;
-            }
-            Err(Copy::TooLarge) => {
+        );
+        match settle(copied, url, path, offset, total, &mut breaks)? {
+            Next::Done => break,
+            Next::Resume => {}
+            Next::TooLarge => {
                 // Do not leave up to the limit's worth of bytes in /tmp, which is RAM.
                 drop(file);
                 remove(path)?;
                 return Err(DownloadError::TooLarge {
                     url: url.to_owned(),
                 });
-            }
-            Err(Copy::Write(source)) => {
-                return Err(DownloadError::Io {
-                    action: "write",
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-            Err(Copy::Read(source)) => {
-                breaks += 1;
-                if breaks > MAX_RESUMES {
-                    return Err(DownloadError::Interrupted {
-                        url: url.to_owned(),
-                        received: offset,
-                        attempts: breaks,
-                        source,
-                    });
-                }
-                log::warn!("the download broke off at {offset} bytes ({source}); resuming");
             }
         }
     }
@@ -205,6 +197,57 @@ pub fn download(
         sha256: hex(hash.finish().as_ref()),
         resumed_from,
     })
+}
+
+/// What [`download`] does after one transfer.
+enum Next {
+    /// The image is complete.
+    Done,
+    /// The connection broke; ask for the rest.
+    Resume,
+    /// The server sent more than [`MAX_IMAGE_LEN`].
+    TooLarge,
+}
+
+/// Judges one transfer that left `offset` bytes on disk: complete, to be resumed (counting
+/// `breaks`), or failed.
+fn settle(
+    copied: Result<(), Copy>,
+    url: &str,
+    path: &Path,
+    offset: u64,
+    total: Option<u64>,
+    breaks: &mut u32,
+) -> Result<Next, DownloadError> {
+    match copied {
+        Ok(()) => match total {
+            Some(expected) if offset != expected => Err(DownloadError::LengthMismatch {
+                url: url.to_owned(),
+                received: offset,
+                expected,
+            }),
+            _ => Ok(Next::Done),
+        },
+        Err(Copy::TooLarge) => Ok(Next::TooLarge),
+        Err(Copy::Write(source)) => Err(DownloadError::Io {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        }),
+        Err(Copy::Read(source)) => {
+            *breaks += 1;
+            if *breaks > MAX_RESUMES {
+                return Err(DownloadError::Interrupted {
+                    url: url.to_owned(),
+                    received: offset,
+                    attempts: *breaks,
+                    source,
+                });
+            }
+            log::warn!("the download broke off at {offset} bytes ({source}); resuming");
+            Ok(Next::Resume)
+        }
+    }
 }
 
 /// SHA-256 of a whole file, read in chunks, with its length.

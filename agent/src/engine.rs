@@ -4,11 +4,9 @@
 //! configuration, asks the server, plans ([`Engine::check`]), builds ([`Engine::build`]),
 //! downloads ([`Engine::download`]), verifies ([`Engine::verify`]) and installs
 //! ([`Engine::install`]), reporting progress as [`Event`]s to a callback instead of writing to a
-//! terminal. [`Engine::fetch`] chains build, download and verification for a check's plan, and
-//! every step keeps the state file up to date so an interrupted run resumes. Every failure is an
-//! [`Error`], and [`Error::exit_status`] is the one place where an error becomes an exit code.
-//! An error's `Display` is the CLI's text, hint included; front ends without flags take
-//! [`Error::summary`] and [`Error::hint`] instead.
+//! terminal. [`Engine::fetch`] is the fetch pipeline — verdict, build and save the build record,
+//! download, verify — for a check's plan, reporting each [`Step`] as it starts; every step keeps
+//! the state file up to date so an interrupted run resumes. Every failure is an [`Error`].
 //!
 //! The server's `overview.json` is fetched once per engine ([`Engine::overview`]), so a caller
 //! that shows the offer and then runs [`Engine::check`] asks the server once.
@@ -22,16 +20,18 @@ use attendant_proto::api::{self, BodyError, BuildRequest, BuildResponse, ImageIn
 use attendant_proto::usign::Keyring;
 use serde::Serialize;
 
-use crate::build::{self, BuildError, BuildProgress};
-use crate::check::{self, Check, Finding, Hint, HintCode, Verdict};
-use crate::client::{self, Client, ClientError, ClientOptions, MAX_JSON_LEN};
-use crate::config::{ConfigError, Settings};
-use crate::download::{self, DownloadError, Downloaded};
-use crate::exit::ExitStatus;
-use crate::facts::{Device, FactsError};
-use crate::install::{self, InstallError, InstallOptions, Installed};
-use crate::plan::PlanError;
-use crate::state::{Stage, State, StateError, StateFile};
+use crate::atomic::write_atomic;
+use crate::build::{self, BuildProgress};
+use crate::check::{self, Check, Verdict};
+use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
+use crate::config::{self, Settings};
+use crate::download::{self, Downloaded};
+use crate::error::Error;
+use crate::facts::Device;
+use crate::hint::Finding;
+use crate::install::{self, InstallOptions, Installed};
+use crate::options::PlanOptions;
+use crate::state::{Stage, State, StateFile};
 use crate::verify::{self, Expectations, Verification, VerifyError};
 
 /// Largest usign signature file fetched.
@@ -49,6 +49,11 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// A step of [`Engine::fetch`] starts.
+    Step {
+        /// Which one.
+        step: Step,
+    },
     /// Build progress.
     Build(BuildProgress),
     /// Download progress.
@@ -58,6 +63,18 @@ pub enum Event {
         /// Total, when known.
         total: Option<u64>,
     },
+}
+
+/// The steps of [`Engine::fetch`], in order; each is reported once, as it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Requesting the build and polling it until the server has the image.
+    Build,
+    /// Downloading the image (resuming a partial one).
+    Download,
+    /// Checking the image's hash, signature, trailer and manifest.
+    Verify,
 }
 
 /// What `download` saves beside the image for `verify` and `install`.
@@ -113,165 +130,6 @@ pub struct FlashOptions {
     pub pre_install: Option<PathBuf>,
 }
 
-/// Any failure of the engine.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Bad option values.
-    #[error("{0}")]
-    Usage(String),
-    /// The configuration file.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The device facts.
-    #[error(transparent)]
-    Facts(#[from] FactsError),
-    /// Talking to the server.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// A server document that does not parse.
-    #[error("{what} from the server is not valid: {message}")]
-    Document {
-        /// Which document.
-        what: &'static str,
-        /// The parser's message.
-        message: String,
-    },
-    /// Planning.
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// The checks refused the upgrade.
-    #[error("the checks found problems; not upgrading:{}", problem_lines(.0))]
-    Blocked(Vec<Finding>),
-    /// The build.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// The download.
-    #[error(transparent)]
-    Download(#[from] DownloadError),
-    /// Verification.
-    #[error(transparent)]
-    Verify(#[from] VerifyError),
-    /// Installing.
-    #[error(transparent)]
-    Install(#[from] InstallError),
-    /// The state file.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Another run holds the run lock.
-    #[error(
-        "another attendant run is downloading, verifying or installing (it holds `{path}`); wait for it to finish\n\nhint: `attendant status` shows what it is doing"
-    )]
-    Busy {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// A local file that could not be written.
-    #[error("cannot write `{path}`: {source}")]
-    Write {
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A local file.
-    #[error("cannot read `{path}`: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
-impl Error {
-    /// The one mapping from an error to an exit status.
-    pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            Self::Usage(_) => ExitStatus::Usage,
-            Self::Config(_)
-            | Self::Facts(_)
-            | Self::State(_)
-            | Self::Io { .. }
-            | Self::Write { .. }
-            | Self::Busy { .. } => ExitStatus::Failure,
-            Self::Client(ClientError::CaFile { .. } | ClientError::CaEmpty { .. })
-            | Self::Client(ClientError::Proxy { .. }) => ExitStatus::Failure,
-            Self::Client(_) | Self::Document { .. } | Self::Build(_) => ExitStatus::Server,
-            Self::Download(DownloadError::Io { .. }) => ExitStatus::Failure,
-            Self::Download(DownloadError::NoSpace { .. }) => ExitStatus::Blocked,
-            Self::Download(_) => ExitStatus::Server,
-            Self::Plan(PlanError::UnknownVersion { .. }) => ExitStatus::Usage,
-            Self::Plan(_) | Self::Blocked(_) => ExitStatus::Blocked,
-            Self::Verify(_) => ExitStatus::Verification,
-            Self::Install(InstallError::Interrupted { .. }) => ExitStatus::Interrupted,
-            Self::Install(InstallError::Test { .. }) => ExitStatus::Verification,
-            Self::Install(_) => ExitStatus::Failure,
-        }
-    }
-
-    /// The way out that the error's `hint:` paragraph names, with its kind; `None` when the
-    /// text has no hint. A blocked check has one hint per problem instead.
-    pub fn hint(&self) -> Option<Hint> {
-        if let Self::Blocked(_) = self {
-            return None;
-        }
-        let text = self.to_string();
-        let cli = check::split_hint(&text).1?;
-        Some(Hint {
-            code: self.hint_code()?,
-            cli: cli.to_owned(),
-        })
-    }
-
-    /// The error's text without its `hint:` paragraph (a blocked check: without the problems'
-    /// hints), for front ends that word the way out themselves.
-    pub fn summary(&self) -> String {
-        match self {
-            Self::Blocked(problems) => {
-                let messages: Vec<Finding> = problems
-                    .iter()
-                    .map(|p| Finding {
-                        hint: None,
-                        ..p.clone()
-                    })
-                    .collect();
-                Self::Blocked(messages).to_string()
-            }
-            _ => check::split_hint(&self.to_string()).0.to_owned(),
-        }
-    }
-
-    fn hint_code(&self) -> Option<HintCode> {
-        match self {
-            Self::Plan(error) => error.hint_code(),
-            Self::Client(error)
-            | Self::Build(BuildError::Client(error))
-            | Self::Download(DownloadError::Client(error)) => client_hint_code(error),
-            Self::Build(BuildError::TimedOut) => Some(HintCode::TryLater),
-            Self::Download(DownloadError::NoSpace { .. }) => Some(HintCode::FreeSpace),
-            Self::Download(DownloadError::Interrupted { .. }) => Some(HintCode::Resume),
-            Self::Verify(VerifyError::Sha256Mismatch { .. }) => Some(HintCode::DownloadAgain),
-            Self::Verify(VerifyError::Unsigned { .. }) => Some(HintCode::RequireSignature),
-            Self::Verify(VerifyError::Manifest { .. }) => Some(HintCode::TryLater),
-            Self::Install(InstallError::Hook { .. }) => Some(HintCode::PreInstall),
-            Self::Install(InstallError::Test { .. }) => Some(HintCode::ForceFlash),
-            Self::State(StateError::TooLarge { .. } | StateError::Invalid { .. }) => {
-                Some(HintCode::ClearState)
-            }
-            _ => None,
-        }
-    }
-}
-
-fn client_hint_code(error: &ClientError) -> Option<HintCode> {
-    match error {
-        ClientError::CaFile { .. } => Some(HintCode::CaFile),
-        ClientError::Overloaded { .. } => Some(HintCode::TryLater),
-        _ => None,
-    }
-}
-
 /// The engine for one router.
 #[derive(Debug)]
 pub struct Engine {
@@ -295,6 +153,11 @@ impl Engine {
         }
     }
 
+    /// Where the router's files are (`/` on a router).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -307,10 +170,21 @@ impl Engine {
 
     /// A path on the router, under the root.
     pub fn router_path(&self, absolute: &Path) -> PathBuf {
-        match absolute.strip_prefix("/") {
-            Ok(relative) => self.root.join(relative),
-            Err(_) => absolute.to_owned(),
-        }
+        config::router_path(&self.root, absolute)
+    }
+
+    /// Runs every pre-build check and prepares the build request ([`crate::check`]).
+    pub fn check(&self, options: &PlanOptions) -> Result<Check, Error> {
+        let device = self.device()?;
+        let client = self.client()?;
+        let overview = self.overview(&client)?;
+        check::run(
+            device,
+            &client,
+            &overview,
+            self.settings.keep_settings,
+            options,
+        )
     }
 
     /// Reads the device facts.
@@ -481,7 +355,7 @@ impl Engine {
         let file = signature_path(path);
         let signature = self.signature(image_url)?;
         match &signature {
-            Some(bytes) => std::fs::write(&file, bytes).map_err(|source| Error::Write {
+            Some(bytes) => write_atomic(&file, bytes).map_err(|source| Error::Write {
                 path: file.clone(),
                 source,
             })?,
@@ -609,14 +483,7 @@ impl Engine {
             what: "build record",
             message: error.to_string(),
         })?;
-        let temporary = file.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes)
-            .and_then(|()| std::fs::rename(&temporary, &file))
-            .map_err(|source| {
-                // A full /tmp must not keep the half-written record either.
-                let _ = std::fs::remove_file(&temporary);
-                Error::Write { path: file, source }
-            })
+        write_atomic(&file, &bytes).map_err(|source| Error::Write { path: file, source })
     }
 
     /// Loads the record `download` saved beside the image.
@@ -632,9 +499,12 @@ impl Engine {
         })
     }
 
-    /// Builds, downloads and verifies the upgrade `check` planned, into `path`.
+    /// The fetch pipeline: builds, downloads and verifies the upgrade `check` planned, into
+    /// `path`, reporting each [`Step`] as it starts and progress within it.
     ///
-    /// Refuses a blocked check; returns `None` when the check found nothing to do.
+    /// This is the one place where the upgrade sequence lives: the CLI prints its events, the
+    /// rpcd bridge turns them into job states. Refuses a blocked check; returns `None` when the
+    /// check found nothing to do.
     pub fn fetch(
         &self,
         check: &Check,
@@ -644,24 +514,43 @@ impl Engine {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Option<Verification>, Error> {
         self.lock()?;
-        let note = |on_event: &mut dyn FnMut(&Event), message: String| {
-            on_event(&Event::Note { message });
+        let Some(planned) = planned_image(check, on_event)? else {
+            return Ok(None);
         };
-        match check.verdict {
-            Verdict::Blocked => return Err(Error::Blocked(check.problems.clone())),
-            Verdict::UpToDate => {
-                note(
-                    on_event,
-                    "There are no changes; the firmware is up to date (`--force` builds anyway)"
-                        .to_owned(),
-                );
-                return Ok(None);
-            }
-            Verdict::UpgradeAvailable => {}
-        }
-        let Some(planned) = &check.image else {
-            return Err(Error::Blocked(vec![Finding::new("no image to install")]));
-        };
+        on_event(&Event::Step { step: Step::Build });
+        let saved = self.build_and_save(check, planned, path, poll_interval, on_event)?;
+        on_event(&Event::Step {
+            step: Step::Download,
+        });
+        self.download(&saved, path, on_event)?;
+        on_event(&Event::Step { step: Step::Verify });
+        note(on_event, "verifying the image".to_owned());
+        let verification = self.verify(&check.device, &saved, path, flash)?;
+        note(
+            on_event,
+            format!(
+                "verified: SHA-256 {}, {}, {}",
+                verification.sha256,
+                verification
+                    .signed_by
+                    .as_deref()
+                    .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by `{k}`")),
+                verification.compatibility
+            ),
+        );
+        Ok(Some(verification))
+    }
+
+    /// The pipeline's build step: builds `check.request` and saves the build record beside
+    /// `path` for `verify` and `install`.
+    fn build_and_save(
+        &self,
+        check: &Check,
+        planned: &ImageInfo,
+        path: &Path,
+        poll_interval: Duration,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<SavedBuild, Error> {
         note(
             on_event,
             format!(
@@ -680,22 +569,24 @@ impl Engine {
         let mut saved = SavedBuild::new(check.request.clone(), planned, response);
         saved.server = check.server.clone();
         self.save_build(path, &saved)?;
-        self.download(&saved, path, on_event)?;
-        note(on_event, "verifying the image".to_owned());
-        let verification = self.verify(&check.device, &saved, path, flash)?;
-        note(
-            on_event,
-            format!(
-                "verified: SHA-256 {}, {}, {}",
-                verification.sha256,
-                verification
-                    .signed_by
-                    .as_deref()
-                    .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by `{k}`")),
-                verification.compatibility
-            ),
-        );
-        Ok(Some(verification))
+        Ok(saved)
+    }
+
+    /// The install pipeline for an image fetched earlier: verifies `path` again against the
+    /// build record beside it (the file may have changed since), then installs it. The CLI's
+    /// `install` and the rpcd bridge's install job both run this.
+    pub fn verify_and_install(
+        &self,
+        path: &Path,
+        flash: &FlashOptions,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<(Verification, Installed), Error> {
+        let device = self.device()?;
+        let saved = self.load_build(path)?;
+        let verification = self.verify(&device, &saved, path, flash)?;
+        note(on_event, "the image passed every check".to_owned());
+        let installed = self.install(path, flash, on_event)?;
+        Ok((verification, installed))
     }
 
     /// Runs the hook, `sysupgrade --test` and sysupgrade on `path`.
@@ -765,92 +656,29 @@ fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn problem_lines(problems: &[Finding]) -> String {
-    problems.iter().map(|p| format!("\n  - {p}")).collect()
+/// The pipeline's verdict step: the image to fetch, `None` when the check found nothing to do,
+/// or the check's problems as an error.
+fn planned_image<'a>(
+    check: &'a Check,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Option<&'a ImageInfo>, Error> {
+    match check.verdict {
+        Verdict::Blocked => Err(Error::Blocked(check.problems.clone())),
+        Verdict::UpToDate => {
+            note(
+                on_event,
+                "There are no changes; the firmware is up to date (`--force` builds anyway)"
+                    .to_owned(),
+            );
+            Ok(None)
+        }
+        Verdict::UpgradeAvailable => match &check.image {
+            Some(planned) => Ok(Some(planned)),
+            None => Err(Error::Blocked(vec![Finding::new("no image to install")])),
+        },
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_map_to_their_exit_codes() {
-        assert_eq!(Error::Usage("x".into()).exit_status(), ExitStatus::Usage);
-        assert_eq!(Error::Blocked(vec![]).exit_status(), ExitStatus::Blocked);
-        assert_eq!(
-            Error::Client(ClientError::Overloaded {
-                detail: String::new()
-            })
-            .exit_status(),
-            ExitStatus::Server
-        );
-        assert_eq!(
-            Error::Verify(VerifyError::Manifest { problems: vec![] }).exit_status(),
-            ExitStatus::Verification
-        );
-        assert_eq!(
-            Error::Install(InstallError::Interrupted {
-                program: "sysupgrade".into()
-            })
-            .exit_status(),
-            ExitStatus::Interrupted
-        );
-    }
-
-    #[test]
-    fn hints_are_split_from_the_cli_text_with_their_code() {
-        let error = Error::Plan(PlanError::UnknownVersion {
-            requested: "19.07.1".into(),
-            offered: vec!["24.10.6".into()],
-        });
-        let hint = error.hint().unwrap();
-        assert_eq!(hint.code, HintCode::Versions);
-        assert_eq!(
-            hint.cli,
-            "`attendant versions` lists what the server offers"
-        );
-        assert_eq!(
-            error.summary(),
-            "version `19.07.1` is not offered by the server; offered: 24.10.6"
-        );
-        assert_eq!(
-            error.to_string(),
-            format!("{}\n\nhint: {}", error.summary(), hint.cli)
-        );
-        let busy = Error::Build(BuildError::Client(ClientError::Overloaded {
-            detail: "queue full".into(),
-        }));
-        assert_eq!(busy.hint().unwrap().code, HintCode::TryLater);
-        assert!(!busy.summary().contains("--server"), "{}", busy.summary());
-    }
-
-    #[test]
-    fn an_error_without_a_hint_keeps_its_whole_text() {
-        let error = Error::Plan(PlanError::BranchDisabled {
-            branch: "24.10".into(),
-        });
-        assert_eq!(error.hint(), None);
-        assert_eq!(error.summary(), error.to_string());
-    }
-
-    #[test]
-    fn a_blocked_summary_leaves_out_the_problems_hints() {
-        let error = Error::Blocked(vec![
-            Finding::hinted(
-                "package `x` is not in the 24.10.6 index for `ath79/generic`",
-                HintCode::Remove,
-                "remove it with `--remove x`",
-            ),
-            Finding::new("no image to install"),
-        ]);
-        assert_eq!(
-            error.to_string(),
-            "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n\nhint: remove it with `--remove x`\n  - no image to install"
-        );
-        assert_eq!(
-            error.summary(),
-            "the checks found problems; not upgrading:\n  - package `x` is not in the 24.10.6 index for `ath79/generic`\n  - no image to install"
-        );
-        assert_eq!(error.hint(), None);
-    }
+fn note(on_event: &mut dyn FnMut(&Event), message: String) {
+    on_event(&Event::Note { message });
 }

@@ -2,7 +2,8 @@
 //!
 //! Every path is read under a root directory (`/` on the router; `--root DIR` in tests or when
 //! preparing an image for another device). The sources are those of `ubus call system board`
-//! and `rpc-sys packagelist` (`reference/router-side.md` §4.5, §5, §10.1):
+//! and `rpc-sys packagelist` (procd's `system.c`, <https://github.com/openwrt/procd>, and rpcd's
+//! `sys.c`, <https://github.com/openwrt/rpcd>):
 //!
 //! | fact | file |
 //! | --- | --- |
@@ -26,6 +27,8 @@ use attendant_proto::installed::{InstalledPackages, PackageManager};
 use attendant_proto::uci;
 use attendant_proto::{apk, opkg, wire};
 use serde::Serialize;
+
+use crate::hint::Hint;
 
 /// Largest small text file read (os-release, sysinfo files, mounts).
 pub const MAX_SMALL_FILE_LEN: u64 = 256 * 1024;
@@ -133,6 +136,36 @@ pub enum FactsError {
         /// The parser's error.
         source: apk::ApkError,
     },
+}
+
+impl FactsError {
+    /// The way out, if there is one; the package and release parsers in `attendant-proto` speak
+    /// no command line, so their findings get their advice here.
+    pub fn hint(&self) -> Option<Hint> {
+        const STANZAS: &str =
+            "stanzas are separated by a blank line; the one before this line may be missing";
+        match self {
+            Self::Board {
+                source: board::BoardError::TrailingText { .. },
+                ..
+            } => Some(Hint::uncoded("values with spaces must be quoted")),
+            Self::Opkg {
+                source: opkg::OpkgError::DuplicateField { .. },
+                ..
+            }
+            | Self::Apk {
+                source: apk::ApkError::DuplicateField { .. },
+                ..
+            } => Some(Hint::uncoded(STANZAS)),
+            Self::Apk {
+                source: apk::ApkError::EmptyWorld,
+                ..
+            } => Some(Hint::uncoded(
+                "apk writes the world file on every `apk add`; `apk fix` rewrites a damaged one",
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl Device {
@@ -414,6 +447,53 @@ mod tests {
                 .to_string()
                 .starts_with("cannot find the board name: `"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn damaged_package_and_release_files_get_the_command_lines_advice() {
+        let board = FactsError::Board {
+            path: PathBuf::from("/etc/openwrt_release"),
+            source: board::OpenwrtRelease::parse(b"DISTRIB_DESCRIPTION=OpenWrt 24.10.1\n")
+                .unwrap_err(),
+        };
+        assert_eq!(
+            crate::Error::from(board).cli_text(),
+            "`/etc/openwrt_release`: line 1 of `/etc/openwrt_release` has text after the value: \
+             `24.10.1`\n\nhint: values with spaces must be quoted"
+        );
+        let opkg = FactsError::Opkg {
+            path: PathBuf::from(wire::OPKG_STATUS_PATH),
+            source: opkg::OpkgError::DuplicateField {
+                line: 3,
+                field: "Package",
+            },
+        };
+        assert_eq!(
+            opkg.hint().unwrap().cli,
+            "stanzas are separated by a blank line; the one before this line may be missing"
+        );
+        let apk = FactsError::Apk {
+            path: PathBuf::from(wire::APK_INSTALLED_PATH),
+            source: apk::ApkError::DuplicateField { line: 4, key: 'P' },
+        };
+        assert_eq!(apk.hint(), opkg.hint());
+        let world = FactsError::Apk {
+            path: PathBuf::from(wire::APK_WORLD_PATH),
+            source: apk::ApkError::EmptyWorld,
+        };
+        assert_eq!(
+            crate::Error::from(world).cli_text(),
+            "`/etc/apk/world`: `/etc/apk/world` is empty, so no package is marked as requested\n\n\
+             hint: apk writes the world file on every `apk add`; `apk fix` rewrites a damaged one"
+        );
+        assert_eq!(
+            FactsError::Missing {
+                what: "board name",
+                path: PathBuf::from("/tmp/sysinfo/board_name"),
+            }
+            .hint(),
+            None
         );
     }
 }

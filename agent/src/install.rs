@@ -1,7 +1,7 @@
 //! Running the pre-install hook and sysupgrade.
 //!
 //! Each program runs directly with an argument vector (never a shell, never ubus `file exec`
-//! with its 30-second limit, `reference/router-side.md` §9 item 8), with a timeout, and with its
+//! with its 30-second limit, which a sysupgrade outlives), with a timeout, and with its
 //! stdout and stderr read concurrently so a chatty child cannot block on a full pipe; the tail of
 //! its stderr goes into the error. The order is: the hook (its non-zero exit aborts), then
 //! `sysupgrade --test` with the same flags as the real run, then `sysupgrade [-n] [-F] <image>`,
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::hint::{Hint, HintCode};
 
 /// The sysupgrade program, found on `PATH` (`/sbin/sysupgrade` on OpenWrt).
 pub const SYSUPGRADE: &str = "sysupgrade";
@@ -87,10 +89,7 @@ pub enum InstallError {
         program: String,
     },
     /// The pre-install hook failed.
-    #[error(
-        "the pre-install hook `{path}` failed with {status}{}\n\nhint: fix the hook, or leave out `--pre-install`",
-        tail(stderr)
-    )]
+    #[error("the pre-install hook `{path}` failed with {status}{}", tail(stderr))]
     Hook {
         /// The hook.
         path: PathBuf,
@@ -100,10 +99,7 @@ pub enum InstallError {
         stderr: String,
     },
     /// `sysupgrade --test` refused the image.
-    #[error(
-        "`sysupgrade --test` refused the image with {status}{}\n\nhint: sysupgrade's own checks failed; `--force-flash` passes `-F` if you are sure",
-        tail(stderr)
-    )]
+    #[error("`sysupgrade --test` refused the image with {status}{}", tail(stderr))]
     Test {
         /// How it ended.
         status: String,
@@ -118,6 +114,23 @@ pub enum InstallError {
         /// The end of its stderr.
         stderr: String,
     },
+}
+
+impl InstallError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Hook { .. } => Some(Hint::coded(
+                HintCode::PreInstall,
+                "fix the hook, or leave out `--pre-install`",
+            )),
+            Self::Test { .. } => Some(Hint::coded(
+                HintCode::ForceFlash,
+                "sysupgrade's own checks failed; `--force-flash` passes `-F` if you are sure",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the hook, `sysupgrade --test`, then sysupgrade (unless `dry_run`).

@@ -10,12 +10,15 @@
 //! # `--json`
 //!
 //! Every command prints JSON lines on stdout: zero or more progress events, then exactly one
-//! result, always the last line. Progress events are the engine's [`Event`]s:
+//! result, always the last line. Progress events are the engine's [`Event`]s; `step` marks the
+//! start of each step of the fetch pipeline (`build`, `download`, `verify`):
 //!
 //! ```text
-//! {"event":"note","message":"downloading `http://…/store/…/openwrt-…-sysupgrade.bin` to `/tmp/firmware.bin`"}
+//! {"event":"step","step":"build"}
 //! {"event":"build","state":"queued","position":3,"elapsed_secs":2}
 //! {"event":"build","state":"building","stage":"building_image","elapsed_secs":41}
+//! {"event":"step","step":"download"}
+//! {"event":"note","message":"downloading `http://…/store/…/openwrt-…-sysupgrade.bin` to `/tmp/firmware.bin`"}
 //! {"event":"download","bytes":1048576,"total":7340032}
 //! ```
 //!
@@ -124,6 +127,9 @@ impl Output {
         }
         match event {
             Event::Note { message } => self.note(message),
+            // The note that follows each step says what it does, with the URL or the hash;
+            // the step itself is for programs reading `--json`.
+            Event::Step { .. } => {}
             Event::Build(BuildProgress::Accepted { request_hash }) => {
                 self.note(&format!("build request accepted: `{request_hash}`"));
             }
@@ -284,6 +290,13 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
             r#"{"event":"download","bytes":10,"total":20}"#
+        );
+        let event = Event::Step {
+            step: crate::engine::Step::Verify,
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"event":"step","step":"verify"}"#
         );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Everything here is a pure function of the device, the server's `overview.json`, the target's
 //! `profiles.json` and the package indexes, so each rule is unit-tested without a network. The
-//! rules are owut's (`reference/router-side.md` §1.5–§1.8) with its gaps filled:
+//! rules are owut's (<https://github.com/efahl/owut>, `files/owut`) with its gaps filled:
 //!
 //! - **Version** ([`choose_version`]): snapshots stay on their own branch snapshot; releases move
 //!   to the newest release of their branch; `--version-to` takes a version or a branch name
@@ -28,14 +28,14 @@ use attendant_proto::installed::PackageManager;
 use attendant_proto::version;
 use serde::Serialize;
 
-use crate::check::HintCode;
+use crate::hint::{Hint, HintCode};
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// `--version-to` names nothing the server offers.
-    #[error("version `{requested}` is not offered by the server; offered: {}\n\nhint: `attendant versions` lists what the server offers", offered.join(", "))]
+    #[error("version `{requested}` is not offered by the server; offered: {}", offered.join(", "))]
     UnknownVersion {
         /// The version asked for.
         requested: String,
@@ -43,9 +43,7 @@ pub enum PlanError {
         offered: Vec<String>,
     },
     /// The installed version's branch is not on the server.
-    #[error(
-        "the server offers no branch for the installed version `{installed}`\n\nhint: choose a version with `--version-to`; `attendant versions` lists them"
-    )]
+    #[error("the server offers no branch for the installed version `{installed}`")]
     NoBranch {
         /// The installed version.
         installed: String,
@@ -63,7 +61,7 @@ pub enum PlanError {
         branch: String,
     },
     /// No image of a usable type.
-    #[error("the profile `{profile}` has no `{fstype}` image of a type this device can install; available: {}\n\nhint: choose another filesystem with `--fstype`", available.join(", "))]
+    #[error("the profile `{profile}` has no `{fstype}` image of a type this device can install; available: {}", available.join(", "))]
     NoImage {
         /// The profile.
         profile: String,
@@ -75,12 +73,21 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    /// The kind of way out the error's `hint:` paragraph names, if it has one.
-    pub fn hint_code(&self) -> Option<HintCode> {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
         match self {
-            Self::UnknownVersion { .. } => Some(HintCode::Versions),
-            Self::NoBranch { .. } => Some(HintCode::VersionTo),
-            Self::NoImage { .. } => Some(HintCode::Fstype),
+            Self::UnknownVersion { .. } => Some(Hint::coded(
+                HintCode::Versions,
+                "`attendant versions` lists what the server offers",
+            )),
+            Self::NoBranch { .. } => Some(Hint::coded(
+                HintCode::VersionTo,
+                "choose a version with `--version-to`; `attendant versions` lists them",
+            )),
+            Self::NoImage { .. } => Some(Hint::coded(
+                HintCode::Fstype,
+                "choose another filesystem with `--fstype`",
+            )),
             Self::BranchDisabled { .. } | Self::EmptyBranch { .. } => None,
         }
     }
@@ -169,7 +176,7 @@ pub fn latest_of(overview: &Overview, branch: &Branch) -> Option<String> {
         .cloned()
 }
 
-/// Chooses the target version (owut §1.6).
+/// Chooses the target version, as owut does (<https://github.com/efahl/owut>).
 pub fn choose_version(
     overview: &Overview,
     installed: &str,
@@ -300,7 +307,7 @@ pub fn apply_package_changes(
     (out, applied)
 }
 
-/// The profile's default package set (owut §1.5 item 3): `default_packages` minus the
+/// The profile's default package set, as owut computes it: `default_packages` minus the
 /// `-name` entries of `device_packages`, plus its other entries.
 pub fn default_packages(default: &[String], device: &[String]) -> BTreeSet<String> {
     let mut set: BTreeSet<String> = default.iter().cloned().collect();
@@ -390,7 +397,7 @@ pub fn version_table(
         .collect()
 }
 
-/// Picks the image to install from a profile's `images` (owut §1.8 item 7): factory images and
+/// Picks the image to install from a profile's `images`, as owut does: factory images and
 /// initramfs kernels are dropped, the filesystem must match, the guessed type wins, and failing
 /// that the only remaining type (`sdcard`, `nand-sysupgrade`) is used.
 pub fn choose_image<'a>(

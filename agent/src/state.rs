@@ -10,10 +10,12 @@
 //! different format version is treated as absent.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomic;
+use crate::hint::{Hint, HintCode};
 
 /// Where the state file lives.
 pub const STATE_PATH: &str = attendant_proto::wire::STATE_PATH;
@@ -87,23 +89,32 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// The file is larger than [`MAX_STATE_LEN`].
-    #[error(
-        "the state file `{path}` is larger than {MAX_STATE_LEN} bytes\n\nhint: remove it with `attendant status --clear`"
-    )]
+    #[error("the state file `{path}` is larger than {MAX_STATE_LEN} bytes")]
     TooLarge {
         /// The path.
         path: PathBuf,
     },
     /// The file is not a state file.
-    #[error(
-        "the state file `{path}` is not valid: {message}\n\nhint: remove it with `attendant status --clear`"
-    )]
+    #[error("the state file `{path}` is not valid: {message}")]
     Invalid {
         /// The path.
         path: PathBuf,
         /// The parser's message.
         message: String,
     },
+}
+
+impl StateError {
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::TooLarge { .. } | Self::Invalid { .. } => Some(Hint::coded(
+                HintCode::ClearState,
+                "remove it with `attendant status --clear`",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The state file under a root directory.
@@ -167,23 +178,12 @@ impl StateFile {
             path: self.path.clone(),
             source,
         })?;
-        let temporary = self.path.with_extension("json.tmp");
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|error| StateError::Invalid {
             path: self.path.clone(),
             message: error.to_string(),
         })?;
         bytes.push(b'\n');
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()
-        };
-        write().map_err(|source| StateError::Io {
-            action: "write",
-            path: temporary.clone(),
-            source,
-        })?;
-        fs::rename(&temporary, &self.path).map_err(|source| self.io("replace", source))
+        write_atomic(&self.path, &bytes).map_err(|source| self.io("write", source))
     }
 
     /// Removes the state file; no error when there is none.
@@ -252,7 +252,11 @@ mod tests {
         state.image_path = Some(root.path().join("tmp/firmware.bin"));
         file.save(&state).unwrap();
         assert_eq!(file.load().unwrap(), Some(state.clone()));
-        assert!(!file.path().with_extension("json.tmp").exists());
+        let names: Vec<_> = fs::read_dir(file.path().parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"], "no temporary file is left");
         state.stage = Stage::Verified;
         file.save(&state).unwrap();
         assert_eq!(file.load().unwrap().unwrap().stage, Stage::Verified);

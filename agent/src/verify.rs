@@ -7,7 +7,8 @@
 //! trailer's metadata goes through sysupgrade's own compatibility decision for this device
 //! (board in `supported_devices`, `compat_version` major and minor, the keep-settings case), and
 //! the build's manifest is compared with what was asked for (`version_code`, every requested
-//! package at the expected version; `reference/router-side.md` §1.8 item 8, §7.3). Requests name
+//! package at the expected version), as owut (<https://github.com/efahl/owut>) and sysupgrade's
+//! `fwtool_check_image` (<https://github.com/openwrt/openwrt/blob/main/package/base-files/files/lib/upgrade/fwtool.sh>) do. Requests name
 //! libraries without their ABI suffix (`libgcc`) while an apk build's manifest keeps it
 //! (`libgcc1`); the names are matched with the server's own rule
 //! ([`manifest_entry`]), so both sides agree on what
@@ -26,11 +27,12 @@ use attendant_proto::api::manifest_entry;
 use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
-use attendant_proto::usign::{Keyring, Signature, UsignError};
+use attendant_proto::usign::{KEYS_DIR, Keyring, Signature, StreamVerifier, UsignError};
 use ring::digest;
 use serde::Serialize;
 
 use crate::download::{CHUNK_LEN, hex};
+use crate::hint::{Hint, HintCode};
 
 /// What to check an image against.
 #[derive(Debug, Clone)]
@@ -85,7 +87,7 @@ pub enum VerifyError {
     },
     /// The image's SHA-256 differs from the build response.
     #[error(
-        "the image `{path}` has SHA-256 `{found}`, but the server promised `{expected}`; the download is corrupt or was tampered with\n\nhint: delete it and download again with `attendant download`"
+        "the image `{path}` has SHA-256 `{found}`, but the server promised `{expected}`; the download is corrupt or was tampered with"
     )]
     Sha256Mismatch {
         /// The image.
@@ -96,9 +98,7 @@ pub enum VerifyError {
         found: String,
     },
     /// No signature, and the configuration requires one.
-    #[error(
-        "the image `{path}` is not signed, and the configuration requires a signature\n\nhint: ask the server operator to sign images, or set `option require_signature '0'` in the `attendant` section of /etc/config/attendedsysupgrade"
-    )]
+    #[error("the image `{path}` is not signed, and the configuration requires a signature")]
     Unsigned {
         /// The image.
         path: PathBuf,
@@ -129,13 +129,57 @@ pub enum VerifyError {
     },
     /// The build's manifest is not what was asked for.
     #[error(
-        "the built image is not what was requested:{}\n\nhint: this is often due to the upgrade server lagging behind the build server; wait a while and try again",
+        "the built image is not what was requested:{}",
         problem_lines(problems)
     )]
     Manifest {
         /// One line per problem.
         problems: Vec<String>,
     },
+}
+
+impl VerifyError {
+    /// The way out, if there is one; usign's and fwtool's findings get theirs here, as the
+    /// parsers in `attendant-proto` speak no command line.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Sha256Mismatch { .. } => Some(Hint::coded(
+                HintCode::DownloadAgain,
+                "delete it and download again with `attendant download`",
+            )),
+            Self::Unsigned { .. } => Some(Hint::coded(
+                HintCode::RequireSignature,
+                "ask the server operator to sign images, or set `option require_signature '0'` in the `attendant` section of /etc/config/attendedsysupgrade",
+            )),
+            Self::Manifest { .. } => Some(Hint::coded(
+                HintCode::TryLater,
+                "this is often due to the upgrade server lagging behind the build server; wait a while and try again",
+            )),
+            Self::Signature {
+                source: UsignError::UnknownKey { fingerprint },
+                ..
+            } => Some(Hint::uncoded(format!(
+                "install its public key as `{KEYS_DIR}/{fingerprint}`"
+            ))),
+            Self::Incompatible { verdict, .. } => compatibility_hint(verdict),
+            _ => None,
+        }
+    }
+}
+
+/// sysupgrade's own advice on a refused image.
+fn compatibility_hint(verdict: &Compatibility) -> Option<Hint> {
+    match verdict {
+        Compatibility::NoMetadata { required: true } => Some(Hint::uncoded(
+            "use sysupgrade -F to override this check when downgrading or flashing to vendor firmware",
+        )),
+        Compatibility::MinorChangeNeedsNoKeep { .. } | Compatibility::OemNeedsNoKeep { .. } => {
+            Some(Hint::uncoded(
+                "Please upgrade without keeping config (sysupgrade -n)",
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Runs the hash, signature, trailer and compatibility checks over `path`.
@@ -153,69 +197,15 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
     };
     let layouts = fwtool::parse_tail(&tail, len).map_err(trailer)?;
     let mut crc = CrcCheck::new(layouts, len);
-
-    let signature = match expect.signature {
-        Some(bytes) => Some(
-            Signature::parse(bytes).map_err(|source| VerifyError::Signature {
-                path: path.to_owned(),
-                source,
-            })?,
-        ),
-        None if expect.require_signature => {
-            return Err(VerifyError::Unsigned {
-                path: path.to_owned(),
-            });
-        }
-        None => None,
-    };
+    let signature = parse_signature(path, expect)?;
     let mut verifier = match &signature {
-        Some(signature) => match expect.keyring.stream_verifier(signature) {
-            Ok(verifier) => Some(verifier),
-            // A key this router was never told to trust proves nothing either way; when
-            // signatures are not required that is the unsigned case, not a forgery. A signature
-            // that fails under a trusted key is refused below whatever the setting.
-            Err(UsignError::UnknownKey { fingerprint }) if !expect.require_signature => {
-                log::warn!(
-                    "the image `{}` is signed by key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
-                    path.display()
-                );
-                None
-            }
-            Err(source) => {
-                return Err(VerifyError::Signature {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        },
+        Some(signature) => stream_verifier(path, signature, expect)?,
         None => None,
     };
 
-    let mut hash = digest::Context::new(&digest::SHA256);
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let mut buffer = vec![0; CHUNK_LEN];
-    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
-    // cause, and its message says how to fix it.
-    let mut trailer_error = None;
-    loop {
-        let read = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(io_error(error)),
-        };
-        let chunk = buffer.get(..read).unwrap_or_default();
-        hash.update(chunk);
-        if trailer_error.is_none()
-            && let Err(error) = crc.update(chunk)
-        {
-            trailer_error = Some(error);
-        }
-        if let Some(verifier) = verifier.as_mut() {
-            verifier.update(chunk);
-        }
-    }
-    let sha256 = hex(hash.finish().as_ref());
+    let (sha256, trailer_error) =
+        read_through(&mut file, &mut crc, verifier.as_mut()).map_err(io_error)?;
     if let Some(expected) = expect.sha256
         && !expected.eq_ignore_ascii_case(&sha256)
     {
@@ -225,6 +215,8 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
             found: sha256,
         });
     }
+    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
+    // cause, and its message says how to fix it.
     if let Some(error) = trailer_error {
         return Err(trailer(error));
     }
@@ -258,22 +250,7 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
         Some(block) => Some(Metadata::parse(block.data()).map_err(trailer)?),
         None => None,
     };
-    let options = CheckOptions {
-        keep_settings: expect.keep_settings,
-        ignore_minor_compat: false,
-        require_metadata: false,
-    };
-    let verdict = fwtool::check_image(metadata.as_ref(), expect.device, options);
-    if !verdict.is_compatible() {
-        if expect.force_flash {
-            log::warn!("--force-flash: installing although {verdict}");
-        } else {
-            return Err(VerifyError::Incompatible {
-                path: path.to_owned(),
-                verdict,
-            });
-        }
-    }
+    let verdict = check_compatibility(path, metadata.as_ref(), expect)?;
     Ok(Verification {
         path: path.to_owned(),
         len,
@@ -286,6 +263,108 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
             .and_then(|m| m.version.as_ref())
             .and_then(|v| v.version.clone()),
     })
+}
+
+/// The image's signature, parsed; `None` when there is none and none is required.
+fn parse_signature(
+    path: &Path,
+    expect: &Expectations<'_>,
+) -> Result<Option<Signature>, VerifyError> {
+    match expect.signature {
+        Some(bytes) => Signature::parse(bytes)
+            .map(Some)
+            .map_err(|source| VerifyError::Signature {
+                path: path.to_owned(),
+                source,
+            }),
+        None if expect.require_signature => Err(VerifyError::Unsigned {
+            path: path.to_owned(),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A verifier for `signature` under the trusted keys; `None` when the key is unknown and
+/// signatures are not required.
+fn stream_verifier(
+    path: &Path,
+    signature: &Signature,
+    expect: &Expectations<'_>,
+) -> Result<Option<StreamVerifier>, VerifyError> {
+    match expect.keyring.stream_verifier(signature) {
+        Ok(verifier) => Ok(Some(verifier)),
+        // A key this router was never told to trust proves nothing either way; when
+        // signatures are not required that is the unsigned case, not a forgery. A signature
+        // that fails under a trusted key is refused whatever the setting.
+        Err(UsignError::UnknownKey { fingerprint }) if !expect.require_signature => {
+            log::warn!(
+                "the image `{}` is signed by key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(source) => Err(VerifyError::Signature {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Reads `file` once, feeding the hash, the trailer's CRC check and the signature verifier:
+/// the image's SHA-256 and the first trailer error, if any.
+fn read_through(
+    file: &mut File,
+    crc: &mut CrcCheck,
+    mut verifier: Option<&mut StreamVerifier>,
+) -> io::Result<(String, Option<FwtoolError>)> {
+    let mut hash = digest::Context::new(&digest::SHA256);
+    let mut buffer = vec![0; CHUNK_LEN];
+    let mut trailer_error = None;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        let chunk = buffer.get(..read).unwrap_or_default();
+        hash.update(chunk);
+        if trailer_error.is_none()
+            && let Err(error) = crc.update(chunk)
+        {
+            trailer_error = Some(error);
+        }
+        if let Some(verifier) = verifier.as_deref_mut() {
+            verifier.update(chunk);
+        }
+    }
+    Ok((hex(hash.finish().as_ref()), trailer_error))
+}
+
+/// fwtool's compatibility verdict for the image's metadata; an incompatible image is an error
+/// unless `--force-flash` was given.
+fn check_compatibility(
+    path: &Path,
+    metadata: Option<&Metadata>,
+    expect: &Expectations<'_>,
+) -> Result<Compatibility, VerifyError> {
+    let options = CheckOptions {
+        keep_settings: expect.keep_settings,
+        ignore_minor_compat: false,
+        require_metadata: false,
+    };
+    let verdict = fwtool::check_image(metadata, expect.device, options);
+    if !verdict.is_compatible() {
+        if expect.force_flash {
+            log::warn!("--force-flash: installing although {verdict}");
+        } else {
+            return Err(VerifyError::Incompatible {
+                path: path.to_owned(),
+                verdict,
+            });
+        }
+    }
+    Ok(verdict)
 }
 
 /// Compares the build's `manifest` and `version_code` with the request.
@@ -541,7 +620,7 @@ mod tests {
         .into();
         let error = check_manifest(&requested, Some("r1-a"), "r2-b", &manifest).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::Error::from(error).cli_text(),
             "the built image is not what was requested:\n  - version_code is `r2-b`, requested \
              `r1-a`\n  - package `htop` is at version `3.3`, expected `3.4`\n  - package \
              `tcpdump` is missing from the image\n\nhint: this is often due to the upgrade \
@@ -573,11 +652,55 @@ mod tests {
             [("libgcc1".to_owned(), "13.3.0-r4".to_owned())].into();
         let error = check_manifest(&requested, None, "r2-b", &older).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::Error::from(error).cli_text(),
             "the built image is not what was requested:\n  - package `libgcc` is at version \
              `13.3.0-r4`, expected `14.3.0-r4`\n  - package `libubox` is missing from the \
              image\n\nhint: this is often due to the upgrade server lagging behind the build \
              server; wait a while and try again"
+        );
+    }
+
+    #[test]
+    fn usign_and_fwtool_findings_get_the_command_lines_advice() {
+        let path = PathBuf::from("/tmp/firmware.bin");
+        let unknown = VerifyError::Signature {
+            path: path.clone(),
+            source: UsignError::UnknownKey {
+                fingerprint: Fingerprint([8, 1, 2, 3, 4, 5, 6, 7]),
+            },
+        };
+        assert_eq!(unknown.hint().unwrap().code, None);
+        assert_eq!(
+            crate::Error::from(unknown).cli_text(),
+            "the signature of `/tmp/firmware.bin` does not verify: signature was made by key \
+             `0801020304050607`, which is not trusted\n\nhint: install its public key as \
+             `/etc/opkg/keys/0801020304050607`"
+        );
+
+        let f = fixture();
+        let bytes = image(&["glinet,gl-mt6000"], "1.1");
+        let image_path = f.dir.path().join("img");
+        std::fs::write(&image_path, &bytes).unwrap();
+        let sig = f.key.sign(&bytes).to_file();
+        let minor = verify_image(&image_path, &expect(&f, None, Some(sig.as_bytes()))).unwrap_err();
+        let text = crate::Error::from(minor).cli_text();
+        assert!(
+            text.ends_with(
+                "the config is incompatible to the new image (`1.0`->`1.1`)\n\nhint: Please \
+                 upgrade without keeping config (sysupgrade -n)"
+            ),
+            "{text}"
+        );
+
+        let required = VerifyError::Incompatible {
+            path,
+            verdict: Compatibility::NoMetadata { required: true },
+        };
+        assert_eq!(
+            crate::Error::from(required).cli_text(),
+            "the image `/tmp/firmware.bin` cannot be installed on this device: image metadata not \
+             present, and this target requires it\n\nhint: use sysupgrade -F to override this \
+             check when downgrading or flashing to vendor firmware"
         );
     }
 }

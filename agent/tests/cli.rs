@@ -405,6 +405,13 @@ fn upgrade_json_prints_progress_events_then_the_result() {
     assert!(events.contains(&"build"), "{events:?}");
     assert!(events.contains(&"download"), "{events:?}");
     assert_eq!(events.last(), Some(&"result"));
+    // The fetch pipeline's steps, each once and in order.
+    let steps: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "step")
+        .map(|l| l["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["build", "download", "verify"]);
     let result = lines.last().unwrap();
     assert_eq!(result["data"]["rebooting"], false);
     assert_eq!(
@@ -685,10 +692,10 @@ fn a_build_record_that_cannot_be_written_is_named_and_leaves_no_temporary_file()
     assert_exit(&output, 1);
     assert_stderr_has(&output, "cannot write `");
     assert_stderr_has(&output, "tmp/firmware.bin.build.json`");
-    assert!(
-        !router
-            .path()
-            .join("tmp/firmware.bin.build.json.tmp")
-            .exists()
-    );
+    let leftovers: Vec<String> = std::fs::read_dir(router.path().join("tmp"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -1,4 +1,4 @@
-//! The full `--help` of every command, pinned (STYLE rule 20: the README copies these).
+//! The full `--help` of every command, pinned: the README's option tables are copied from these.
 //!
 //! After changing an option, regenerate the files with `ATTENDANT_BLESS=1 cargo test -p
 //! attendant --test help` and review the diff.

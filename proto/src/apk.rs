@@ -229,9 +229,7 @@ pub enum ApkError {
         content: String,
     },
     /// `P:` or `V:` appears twice in one stanza.
-    #[error(
-        "line {line} of `{APK_INSTALLED_PATH}` repeats `{key}:` within one stanza\n\nhint: stanzas are separated by a blank line; the one before this line may be missing"
-    )]
+    #[error("line {line} of `{APK_INSTALLED_PATH}` repeats `{key}:` within one stanza")]
     DuplicateField {
         /// 1-based line number of the repetition.
         line: usize,
@@ -279,9 +277,7 @@ pub enum ApkError {
         max: usize,
     },
     /// The world file is empty (rpcd answers `UNKNOWN_ERROR`).
-    #[error(
-        "`{APK_WORLD_PATH}` is empty, so no package is marked as requested\n\nhint: apk writes the world file on every `apk add`; `apk fix` rewrites a damaged one"
-    )]
+    #[error("`{APK_WORLD_PATH}` is empty, so no package is marked as requested")]
     EmptyWorld,
     /// The world file does not end in a newline (rpcd answers `UNKNOWN_ERROR`).
     #[error(

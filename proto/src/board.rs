@@ -530,9 +530,7 @@ pub enum BoardError {
         line: usize,
     },
     /// Unquoted text follows a value after whitespace (`KEY=a b`).
-    #[error(
-        "line {line} of `{file}` has text after the value: `{content}`\n\nhint: values with spaces must be quoted"
-    )]
+    #[error("line {line} of `{file}` has text after the value: `{content}`")]
     TrailingText {
         /// The router path of the file.
         file: &'static str,
@@ -943,7 +941,7 @@ mod tests {
         let error = OpenwrtRelease::parse(b"DISTRIB_DESCRIPTION=OpenWrt 24.10.1\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "line 1 of `/etc/openwrt_release` has text after the value: `24.10.1`\n\nhint: values with spaces must be quoted"
+            "line 1 of `/etc/openwrt_release` has text after the value: `24.10.1`"
         );
     }
 

@@ -886,7 +886,8 @@ pub struct CheckOptions {
     pub require_metadata: bool,
 }
 
-/// The outcome of [`check_image`]; `Display` follows sysupgrade's messages.
+/// The outcome of [`check_image`]; `Display` follows sysupgrade's messages, without its advice
+/// (`sysupgrade -n`, `-F`), which the caller words for its own users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compatibility {
@@ -951,7 +952,6 @@ impl Compatibility {
 
 impl fmt::Display for Compatibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let no_keep = "\n\nhint: Please upgrade without keeping config (sysupgrade -n)";
         let compat_message = |f: &mut fmt::Formatter<'_>, message: &Option<String>| match message
             .as_deref()
             .filter(|text| !text.is_empty())
@@ -962,11 +962,9 @@ impl fmt::Display for Compatibility {
         match self {
             Self::Ok => f.write_str("the image supports this device"),
             Self::NoMetadata { required: false } => f.write_str("image metadata not present"),
-            Self::NoMetadata { required: true } => f.write_str(
-                "image metadata not present, and this target requires it\n\nhint: use \
-                 sysupgrade -F to override this check when downgrading or flashing to vendor \
-                 firmware",
-            ),
+            Self::NoMetadata { required: true } => {
+                f.write_str("image metadata not present, and this target requires it")
+            }
             Self::InvalidCompatVersion { value } => write!(
                 f,
                 "image compat_version `{value}` is not of the form `major.minor`"
@@ -1006,8 +1004,7 @@ impl fmt::Display for Compatibility {
                     "the device is supported, but the config is incompatible to the new image \
                      (`{device}`->`{image}`)"
                 )?;
-                compat_message(f, message)?;
-                f.write_str(no_keep)
+                compat_message(f, message)
             }
             Self::OemNeedsNoKeep { oem_name, message } => {
                 write!(
@@ -1015,8 +1012,7 @@ impl fmt::Display for Compatibility {
                     "the image is for the OEM device `{oem_name}`: the config is incompatible \
                      to it (`OpenWrt`->`OEM`)"
                 )?;
-                compat_message(f, message)?;
-                f.write_str(no_keep)
+                compat_message(f, message)
             }
         }
     }
@@ -1443,7 +1439,7 @@ mod tests {
         assert_eq!(
             result.to_string(),
             "the device is supported, but the config is incompatible to the new image \
-             (`1.0`->`1.1`)\n\nhint: Please upgrade without keeping config (sysupgrade -n)"
+             (`1.0`->`1.1`)"
         );
         assert_eq!(check_image(Some(&meta), &old, ignore), Compatibility::Ok);
         assert_eq!(

@@ -26,16 +26,15 @@
 //! when the answer was made and whether it was reused.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
-use attendant::check::{MAX_INIT_SCRIPT_LEN, PlanOptions};
 use attendant::config::{Settings, split_names};
+use attendant::options::{PlanArgs, PlanOptions};
 use attendant::plan::VersionChange;
 use attendant::{Check, Engine};
 use serde_json::{Value, json};
 
 use crate::check_cache::CheckCache;
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::hint;
 use crate::jobs::StartOptions;
@@ -102,28 +101,17 @@ pub fn start_options(arguments: &Arguments, with_keep: bool) -> Result<StartOpti
     })
 }
 
-/// The agent's plan options: the call's options over the configuration's defaults.
+/// The agent's plan options: the call's options over the configuration's defaults, merged as
+/// the CLI merges its flags ([`PlanOptions::merge`]).
 pub fn plan_options(engine: &Engine, options: &StartOptions) -> Result<PlanOptions, BridgeError> {
-    let settings = engine.settings();
-    let or_config = |given: &[String], config: &[String]| {
-        if given.is_empty() {
-            config.to_vec()
-        } else {
-            given.to_vec()
-        }
-    };
-    let mut plan = PlanOptions::default();
-    plan.version_to = options.version.clone();
-    plan.add = or_config(&options.add, &settings.add);
-    plan.remove = or_config(&options.remove, &settings.remove);
-    plan.ignored_defaults = settings.ignored_defaults.clone();
-    plan.ignored_changes = settings.ignored_changes.clone();
-    plan.fstype = options.fstype.clone().or_else(|| settings.fstype.clone());
-    plan.rootfs_size = options.rootfs_size.or(settings.rootfs_size);
-    plan.force = options.force;
-    if let Some(path) = &settings.init_script {
-        plan.init_script = Some(read_init_script(&engine.router_path(path))?);
-    }
+    let mut args = PlanArgs::default();
+    args.version_to = options.version.clone();
+    args.add = options.add.clone();
+    args.remove = options.remove.clone();
+    args.fstype = options.fstype.clone();
+    args.rootfs_size = options.rootfs_size;
+    args.force = options.force;
+    let plan = PlanOptions::merge(engine.settings(), engine.root(), args)?;
     if plan.force {
         log::warn!("force: downgrades and unchanged builds are allowed");
     }
@@ -226,31 +214,6 @@ fn verdict_name(check: &Check) -> &'static str {
     }
 }
 
-/// Reads the configured uci-defaults script, at most the agent's [`MAX_INIT_SCRIPT_LEN`].
-fn read_init_script(path: &std::path::Path) -> Result<String, BridgeError> {
-    let limit = u64::try_from(MAX_INIT_SCRIPT_LEN).unwrap_or(u64::MAX);
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(limit.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|source| BridgeError::Io {
-            action: "read the init script",
-            path: path.to_owned(),
-            source,
-        })?;
-    if bytes.len() > MAX_INIT_SCRIPT_LEN {
-        return Err(BridgeError::Agent(attendant::Error::Usage(format!(
-            "the init script `{}` is larger than {MAX_INIT_SCRIPT_LEN} bytes",
-            path.display()
-        ))));
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        BridgeError::Agent(attendant::Error::Usage(format!(
-            "the init script `{}` is not UTF-8 text",
-            path.display()
-        )))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +235,69 @@ mod tests {
             start_options(&zero, false).unwrap_err().to_string(),
             "argument `rootfs_size` must be a size in MB, at least 1, got `0`"
         );
+    }
+
+    /// The CLI's arguments and a call's arguments meaning the same, over one configuration.
+    fn plan_both_ways(cli: &[&str], call: &[u8]) -> (PlanOptions, PlanOptions) {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/config")).unwrap();
+        std::fs::write(
+            root.path().join("etc/config/attendedsysupgrade"),
+            "config server 'server'\n\toption url 'http://127.0.0.1:1'\n\n\
+             config attendant 'attendant'\n\tlist add 'iperf3 htop'\n\tlist remove 'ppp'\n\
+             \tlist ignored_defaults 'kmod-usb3'\n\tlist ignored_changes 'opkg'\n\
+             \toption fstype 'squashfs'\n\toption rootfs_size '256'\n\
+             \toption init_script '/etc/attendant-defaults.sh'\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/attendant-defaults.sh"), "echo hi\n").unwrap();
+        let mut args = vec!["attendant", "check", "--root"];
+        let root_text = root.path().display().to_string();
+        args.push(&root_text);
+        args.extend_from_slice(cli);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let through_cli = attendant::parse(&args)
+            .unwrap()
+            .plan_options()
+            .unwrap()
+            .unwrap();
+        let settings = Settings::load(root.path()).unwrap();
+        let engine = Engine::new(root.path(), settings);
+        let options = start_options(&parse_request(call).unwrap(), true).unwrap();
+        let through_bridge = plan_options(&engine, &options).unwrap();
+        (through_cli, through_bridge)
+    }
+
+    #[test]
+    fn the_same_settings_plan_alike_through_the_cli_and_the_bridge() {
+        let (cli, bridge) = plan_both_ways(&[], b"{}");
+        assert_eq!(cli, bridge);
+        assert_eq!(bridge.add, ["iperf3", "htop"]);
+        assert_eq!(bridge.ignored_changes, ["opkg"]);
+        assert_eq!(bridge.init_script.as_deref(), Some("echo hi\n"));
+        assert_eq!(bridge.rootfs_size, Some(256));
+
+        let (cli, bridge) = plan_both_ways(
+            &[
+                "--version-to",
+                "24.10",
+                "--add",
+                "tcpdump,luci-app-sqm",
+                "--remove",
+                "luci-app-opkg ppp",
+                "--fstype",
+                "ext4",
+                "--rootfs-size",
+                "512",
+                "--force",
+            ],
+            br#"{"version": "24.10", "add": ["tcpdump, luci-app-sqm"], "remove": ["luci-app-opkg", "ppp"],
+                 "fstype": "ext4", "rootfs_size": 512, "force": true, "keep_settings": true}"#,
+        );
+        assert_eq!(cli, bridge);
+        assert_eq!(bridge.add, ["tcpdump", "luci-app-sqm"]);
+        assert_eq!(bridge.remove, ["luci-app-opkg", "ppp"]);
+        assert_eq!(bridge.fstype.as_deref(), Some("ext4"));
+        assert!(bridge.force);
     }
 }

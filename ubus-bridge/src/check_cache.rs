@@ -21,10 +21,11 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use attendant::atomic::write_atomic;
 use attendant::config::Settings;
 use serde_json::{Value, json};
 
@@ -128,20 +129,12 @@ impl CheckCache {
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
     }
 
-    /// Writes `entry` to a temporary file in the same directory, then renames it into place;
-    /// the temporary file is removed when anything fails.
+    /// Stores `entry` atomically: a reader sees the old result or the new one, never half.
     fn save(&self, entry: &Value) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        fs::create_dir_all(dir)?;
-        // One temporary file per process: two Status pages may store at the same time.
-        let temporary = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
-        let bytes = serde_json::to_vec(entry)?;
-        File::create(&temporary)
-            .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
-            .and_then(|()| fs::rename(&temporary, &self.path))
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&temporary);
-            })
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        write_atomic(&self.path, &serde_json::to_vec(entry)?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `config_get` and `config_set`: the settings in UCI `/etc/config/attendedsysupgrade`.
 //!
-//! The file is shared with LuCI's attended-sysupgrade app and owut (`reference/router-side.md`
-//! §3.4), so the keys keep their sections:
+//! The file is shared with LuCI's attended-sysupgrade app and owut
+//! (<https://github.com/openwrt/packages/tree/master/utils/attendedsysupgrade-common>), so the
+//! keys keep their sections:
 //!
 //! | key | UCI option | default |
 //! | --- | --- | --- |
@@ -18,15 +19,16 @@
 //! staged in a LuCI session for the same file are not merged.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use attendant::atomic::write_atomic;
 use attendant::config::Settings;
 use attendant_proto::uci::{self, Config, Section};
 use attendant_proto::wire;
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 
@@ -120,7 +122,7 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
     }
     // What the agent would make of the new file, before it replaces the old one.
     let reply = view(&config, &path)?;
-    write_atomic(&path, config.to_text().as_bytes())?;
+    write_config(&path, config.to_text().as_bytes())?;
     Ok(reply)
 }
 
@@ -218,15 +220,11 @@ fn read(path: &Path) -> Result<Config, BridgeError> {
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BridgeError> {
+/// Replaces the config file atomically ([`write_atomic`]), creating its directory first.
+fn write_config(path: &Path, bytes: &[u8]) -> Result<(), BridgeError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     fs::create_dir_all(dir).map_err(|source| io("create", dir, source))?;
-    let temporary = dir.join(".attendedsysupgrade.attendant-tmp");
-    let mut file = File::create(&temporary).map_err(|source| io("write", &temporary, source))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io("write", &temporary, source))?;
-    fs::rename(&temporary, path).map_err(|source| io("rename", path, source))
+    write_atomic(path, bytes).map_err(|source| io("write", path, source))
 }
 
 fn io(action: &'static str, path: &Path, source: std::io::Error) -> BridgeError {

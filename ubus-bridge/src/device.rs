@@ -1,6 +1,7 @@
 //! `info` and `packages`: the device as the agent reads it, without the network.
 //!
-//! `packages` answers in `rpc-sys packagelist`'s shape (`reference/router-side.md` §4.3, §5):
+//! `packages` answers in `rpc-sys packagelist`'s shape (rpcd's `sys.c`,
+//! <https://github.com/openwrt/rpcd/blob/master/sys.c>):
 //! `{"packages": {"<name>": "<version>"}}`, top-level packages by default and every installed
 //! package with `{"all": true}`, ABI suffixes stripped — so LuCI code written for `rpc-sys` can
 //! be pointed at `attendant` unchanged.
@@ -9,7 +10,7 @@ use attendant::Engine;
 use attendant::config::Settings;
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 

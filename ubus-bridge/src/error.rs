@@ -12,7 +12,7 @@
 //! `{"message", "hint"?}` object of [`crate::hint`]), and `detail`, `details`, `stdout`,
 //! `stderr` (the server's words on a refused or failed build). An agent error that suggests a
 //! way out has `hint` (`{"code", "message"}`): the agent's own text names command-line flags, so
-//! `message` is the agent's text without its `hint:` paragraph ([`attendant::Error::summary`]).
+//! `message` is the agent's message, which never holds the command line's hint.
 //! A failed job carries the same inner object under `status`'s `error` key. The table is in
 //! `contract.json`.
 
@@ -25,15 +25,17 @@ use attendant::{Error as AgentError, ExitStatus};
 use serde_json::{Map, Value, json};
 
 use crate::hint;
-use crate::protocol::MAX_INPUT_LEN;
 
 /// Any failure of a call, a job or the command line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BridgeError {
-    /// The request on stdin is larger than [`MAX_INPUT_LEN`].
-    #[error("the request is larger than the limit of {MAX_INPUT_LEN} bytes")]
-    InputTooLarge,
+    /// The request on stdin is larger than the limit.
+    #[error("the request is larger than the limit of {limit} bytes")]
+    InputTooLarge {
+        /// The limit ([`crate::protocol::MAX_INPUT_LEN`]).
+        limit: usize,
+    },
     /// The request on stdin is not one JSON object.
     #[error("the request is not a JSON object: {message}")]
     InvalidJson {
@@ -41,10 +43,12 @@ pub enum BridgeError {
         message: String,
     },
     /// `call` named a method the object does not have.
-    #[error("unknown method `{method}`; the object `attendant` has: {}", crate::methods::names().join(", "))]
+    #[error("unknown method `{method}`; the object `attendant` has: {}", known.join(", "))]
     UnknownMethod {
         /// The method asked for (truncated).
         method: String,
+        /// The methods there are.
+        known: Vec<&'static str>,
     },
     /// An argument has the wrong type or an unusable value.
     #[error("argument `{argument}` must be {expected}, got {found}")]
@@ -205,7 +209,7 @@ impl BridgeError {
     /// The code this error is reported under.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InputTooLarge => ErrorCode::InputTooLarge,
+            Self::InputTooLarge { .. } => ErrorCode::InputTooLarge,
             Self::InvalidJson { .. } => ErrorCode::InvalidJson,
             Self::UnknownMethod { .. } => ErrorCode::UnknownMethod,
             Self::InvalidArgument { .. } | Self::MissingArgument { .. } => {
@@ -221,20 +225,11 @@ impl BridgeError {
         }
     }
 
-    /// The text for a ubus caller: [`Display`](std::fmt::Display), except that an agent error
-    /// leaves out its command-line hint (the reply's `hint` words it without flags).
-    pub fn message(&self) -> String {
-        match self {
-            Self::Agent(error) => error.summary(),
-            _ => self.to_string(),
-        }
-    }
-
     /// The inner error object: `{"code": ..., "message": ..., <extra keys>}`.
     pub fn to_object(&self) -> Value {
         let mut object = Map::new();
         object.insert("code".to_owned(), self.code().as_str().into());
-        object.insert("message".to_owned(), self.message().into());
+        object.insert("message".to_owned(), self.to_string().into());
         if let Self::Agent(error) = self
             && let Some(hint) = error.hint().as_ref().and_then(hint::hint)
         {
@@ -319,7 +314,7 @@ fn server_words(error: &ClientError, object: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
-    use attendant::check::{Finding, HintCode};
+    use attendant::hint::{Finding, HintCode};
     use attendant::plan::PlanError;
 
     use super::*;
@@ -399,7 +394,15 @@ mod tests {
             fstype: "ubifs".to_owned(),
             available: vec!["combined (ext4)".to_owned()],
         }));
-        assert!(error.to_string().contains("--fstype"), "{error}");
+        let BridgeError::Agent(agent) = &error else {
+            unreachable!()
+        };
+        assert!(
+            agent.cli_text().contains("--fstype"),
+            "{}",
+            agent.cli_text()
+        );
+        assert!(!error.to_string().contains("--fstype"), "{error}");
         let object = error.to_object();
         assert_eq!(
             object["message"],

@@ -13,7 +13,7 @@
 //! and an error object carries the same `hint` beside its `message`. `hint` is left out when
 //! there is no way out to suggest. A warning that `force` let through says only what it found.
 
-use attendant::check::{Finding, Hint, HintCode};
+use attendant::hint::{Finding, Hint, HintCode};
 use serde_json::{Map, Value, json};
 
 /// A warning or problem: `{"message": ..., "hint"?: {...}}`.
@@ -31,10 +31,12 @@ pub fn findings(findings: &[Finding]) -> Vec<Value> {
     findings.iter().map(finding).collect()
 }
 
-/// A hint: `{"code": ..., "message": ...}`; `None` for a code the bridge has no words for.
+/// A hint: `{"code": ..., "message": ...}`; `None` for advice the agent gives its command line
+/// only (no code), or a code the bridge has no words for.
 pub fn hint(hint: &Hint) -> Option<Value> {
-    let message = message(hint.code)?;
-    Some(json!({"code": hint.code.as_str(), "message": message}))
+    let code = hint.code?;
+    let message = message(code)?;
+    Some(json!({"code": code.as_str(), "message": message}))
 }
 
 /// The bridge's words for a kind of way out: no flags, only call arguments and settings.

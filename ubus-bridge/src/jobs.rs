@@ -14,17 +14,19 @@
 //! `job_died` the next time anyone looks ([`JobStore::refresh`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use attendant::atomic::write_atomic;
 use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::context::Launcher;
 use crate::error::{BridgeError, job_died};
 
 /// The state directory (shared with the agent's `state.json`).
@@ -343,21 +345,15 @@ impl JobStore {
             })
     }
 
-    /// Writes the job: a temporary file in the same directory, renamed over the old one.
+    /// Writes the job atomically ([`write_atomic`]).
     pub fn save(&self, _lock: &JobLock, job: &Job) -> Result<(), BridgeError> {
         self.create_dir()?;
         let path = self.job_path();
-        let temporary = self.dir.join(format!("{JOB_FILE}.tmp"));
         let bytes = serde_json::to_vec(job).map_err(|error| BridgeError::JobFile {
             path: path.clone(),
             message: error.to_string(),
         })?;
-        let mut file =
-            File::create(&temporary).map_err(|source| io("write", &temporary, source))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|source| io("write", &temporary, source))?;
-        fs::rename(&temporary, &path).map_err(|source| io("rename", &path, source))
+        write_atomic(&path, &bytes).map_err(|source| io("write", &path, source))
     }
 
     /// Marks a working job whose process is gone as failed (and saves it); true when it did.
@@ -377,7 +373,7 @@ impl JobStore {
     /// log. Returns its pid.
     pub fn spawn(
         &self,
-        launcher: &crate::cli::Launcher,
+        launcher: &Launcher,
         root: &Path,
         subcommand: &str,
         id: &str,

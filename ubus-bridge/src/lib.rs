@@ -2,8 +2,8 @@
 //!
 //! rpcd runs every executable in `/usr/libexec/rpcd/` as `<plugin> list` to learn its methods,
 //! and `<plugin> call <method>` with the arguments as JSON on stdin for each call; the reply is
-//! the one JSON object the plugin prints (`reference/router-side.md` §4.1). A call is killed
-//! after 30 s, so the long steps run as one detached background job that callers poll:
+//! the one JSON object the plugin prints (<https://openwrt.org/docs/techref/rpcd>). A call is
+//! killed after 30 s, so the long steps run as one detached background job that callers poll:
 //!
 //! | method | does | access |
 //! | --- | --- | --- |
@@ -36,6 +36,26 @@
 //! ```
 //!
 //! It does not talk to ubus itself (rpcd does), and never runs a shell.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`cli`] | the plugin's command line: `list`, `call` with its deadline, the job commands |
+//! | [`context`] | the router root and the way to start a detached job, for every module |
+//! | [`protocol`] | the request on stdin and its typed arguments |
+//! | [`methods`] | the signatures `list` prints and the dispatch of `call` |
+//! | [`device`] | `info` and `packages` |
+//! | [`check`] | `check`, and call arguments into the agent's plan options |
+//! | [`config`] | `config_get` and `config_set` |
+//! | [`upgrade`] | `start`, `status`, `cancel`, `install` as seen from a call |
+//! | [`jobs`] | the job file, its lock, its process |
+//! | [`worker`] | the detached job: the agent's pipeline, its events turned into job states |
+//! | [`error`] | every failure and the one mapping to a ubus reply |
+//! | [`hint`] | the agent's hints worded without flags |
+//! | [`logger`] | the job process's log on stderr |
+//! | [`multicall`] | one binary for the agent and the plugin, chosen by `argv[0]` |
+//!
+//! Imports go one way: `cli` → `methods` → the method modules → `jobs`, `protocol` → `error` →
+//! `hint`, and everything takes [`Context`] from `context`, which imports nothing.
 
 #![warn(clippy::print_stdout)]
 
@@ -43,6 +63,7 @@ pub mod check;
 pub mod check_cache;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod device;
 pub mod error;
 pub mod hint;
@@ -54,5 +75,6 @@ pub mod protocol;
 pub mod upgrade;
 pub mod worker;
 
-pub use cli::{Context, Launcher, run};
+pub use cli::run;
+pub use context::{Context, Launcher};
 pub use error::{BridgeError, ErrorCode};

@@ -1,13 +1,13 @@
 //! The object's methods: the signatures `list` prints and the dispatch of `call`.
 //!
 //! rpcd turns each example value's JSON type into the blobmsg policy of the argument
-//! (`reference/router-side.md` §4.1): string, boolean, array, and integer → `int32` (the examples
+//! (rpcd's `exec.c`, <https://github.com/openwrt/rpcd/blob/master/exec.c>): string, boolean, array, and integer → `int32` (the examples
 //! avoid `8`, `16` and `64`, which would mean `int8`, `int16` and `int64`). The same signatures
 //! are in `contract.json`; a test compares the two.
 
 use serde_json::{Value, json};
 
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
 use crate::{check, config, device, upgrade};
@@ -97,6 +97,7 @@ pub fn call(method: &str, arguments: &Arguments, context: &Context) -> Result<Va
                 other,
                 attendant_proto::excerpt::MAX_VALUE_CHARS,
             ),
+            known: names(),
         }),
     }
 }

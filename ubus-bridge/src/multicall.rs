@@ -8,7 +8,7 @@
 //! Which program runs is decided by [`personality`], from `argv[0]` alone: the plugin when the
 //! directory part of `argv[0]` ends in a directory named `rpcd`, the agent otherwise. rpcd runs
 //! every plugin by its full path, `/usr/libexec/rpcd/<name> list` and
-//! `/usr/libexec/rpcd/<name> call <method>` (`reference/router-side.md` §4.1; rpcd's `plugin.c`
+//! `/usr/libexec/rpcd/<name> call <method>` (rpcd's `plugin.c`, <https://github.com/openwrt/rpcd/blob/master/plugin.c>,
 //! passes the path it built from the directory as `argv[0]`, and finds plugins with `stat`, which
 //! follows the symlink), so the rule sees the plugin directory on every rpcd invocation. Two
 //! other rules were rejected:
@@ -28,7 +28,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{self, Launcher};
+use crate::cli;
+use crate::context::Launcher;
 
 /// The name of the directory rpcd runs exec plugins from (`/usr/libexec/rpcd`).
 pub const PLUGIN_DIRECTORY_NAME: &str = "rpcd";

@@ -2,7 +2,7 @@
 //!
 //! rpcd runs `<plugin> call <method>`, writes the request message as JSON to the plugin's stdin
 //! and closes it; whatever object the plugin prints becomes the ubus reply
-//! (`reference/router-side.md` §4.1). Arguments are not filtered by the signature `list`
+//! (<https://github.com/openwrt/rpcd/blob/master/exec.c>). Arguments are not filtered by the signature `list`
 //! printed, so every argument is type-checked here: [`Arguments`] hands out typed values and
 //! names the argument when it has the wrong type. `ubus_rpc_session` (added by uhttpd) and
 //! unknown keys are ignored. An empty stdin counts as `{}`.
@@ -37,7 +37,9 @@ pub fn read_request(input: impl Read) -> Result<Arguments, BridgeError> {
             message: format!("cannot read stdin: {error}"),
         })?;
     if bytes.len() > MAX_INPUT_LEN {
-        return Err(BridgeError::InputTooLarge);
+        return Err(BridgeError::InputTooLarge {
+            limit: MAX_INPUT_LEN,
+        });
     }
     parse_request(&bytes)
 }
@@ -192,7 +194,9 @@ mod tests {
         let big = vec![b' '; MAX_INPUT_LEN + 1];
         assert!(matches!(
             read_request(big.as_slice()).unwrap_err(),
-            BridgeError::InputTooLarge
+            BridgeError::InputTooLarge {
+                limit: MAX_INPUT_LEN
+            }
         ));
         let fits = vec![b' '; MAX_INPUT_LEN];
         assert!(read_request(fits.as_slice()).is_ok());

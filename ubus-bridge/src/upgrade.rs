@@ -20,7 +20,7 @@ use attendant::install::{InstallOptions, SYSUPGRADE, sysupgrade_flags};
 use serde_json::{Value, json};
 
 use crate::check::start_options;
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::jobs::{
     INSTALL_COMMAND, JOB_COMMAND, Job, JobLock, JobState, JobStore, is_job_id, kill_job, new_job_id,

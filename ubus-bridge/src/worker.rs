@@ -1,11 +1,15 @@
 //! The detached job processes: `__job <id>` builds, downloads and verifies; `__install <id>`
 //! flashes.
 //!
-//! Each drives the agent's [`Engine`] step by step (check, build, save the build record,
-//! download, verify — what [`Engine::fetch`] chains, split so each step is a job state) and
-//! writes progress into the job file under its lock. A process writes only while the job file
-//! still names it (same id, its pid, a working state): once `cancel` or a new `start` took the
-//! job over, it exits without a word. Download progress is written at most every
+//! `__job` runs the agent's checks and then its fetch pipeline ([`Engine::fetch`]), and turns
+//! the pipeline's events into the job file: each [`Step`] becomes a job state (`queued`,
+//! `downloading`, `verifying`), notes become the job's `message`, build and download progress
+//! its counters. `__install` runs the agent's install pipeline
+//! ([`Engine::verify_and_install`]). The bridge holds no upgrade sequence of its own.
+//!
+//! Writes go to the job file under its lock. A process writes only while the job file still
+//! names it (same id, its pid, a working state): once `cancel` or a new `start` took the job
+//! over, it exits without a word. Download progress is written at most every
 //! [`PROGRESS_INTERVAL`].
 
 use std::path::Path;
@@ -14,14 +18,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attendant::build::BuildProgress;
-use attendant::check::Finding;
 use attendant::config::Settings;
-use attendant::engine::SavedBuild;
+use attendant::engine::Step;
 use attendant::install::Installed;
 use attendant::{Engine, Event, FlashOptions};
 
 use crate::check::plan_options;
-use crate::cli::Context;
+use crate::context::Context;
 use crate::error::BridgeError;
 use crate::hint;
 use crate::jobs::{Job, JobState, JobStore};
@@ -71,46 +74,24 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
         job.warnings = hint::findings(&check.warnings);
         job.image = Some(image.display().to_string());
     });
-    match check.verdict {
-        attendant::Verdict::Blocked => {
-            return Err(attendant::Error::Blocked(check.problems.clone()).into());
-        }
-        attendant::Verdict::UpToDate => {
-            progress.update(|job| {
-                job.message = Some("the firmware is up to date".to_owned());
-                job.pid = 0;
-                job.enter(JobState::UpToDate);
-            });
-            return Ok(());
-        }
-        attendant::Verdict::UpgradeAvailable => {}
-    }
-    let Some(planned) = check.image.clone() else {
-        let problem = Finding::new("no image to install");
-        return Err(attendant::Error::Blocked(vec![problem]).into());
-    };
-
-    progress.update(|job| job.enter(JobState::Queued));
-    let response = engine.build(&check, interval, &mut |event| progress.event(event))?;
-    let mut saved = SavedBuild::new(check.request.clone(), &planned, response);
-    saved.server = check.server.clone();
-    engine.save_build(&path, &saved)?;
-
-    progress.update(|job| {
-        job.queue_position = None;
-        job.enter(JobState::Downloading);
-    });
-    engine.download(&saved, &path, &mut |event| progress.event(event))?;
-
-    progress.update(|job| job.enter(JobState::Verifying));
     let mut flash = FlashOptions::default();
     flash.keep_settings = keep_settings;
-    let verification = engine.verify(&check.device, &saved, &path, &flash)?;
+    let fetched = engine.fetch(&check, &path, interval, &flash, &mut |event| {
+        progress.event(event);
+    })?;
     progress.update(|job| {
-        job.verification = serde_json::to_value(&verification).ok().map(without_nulls);
-        job.message = Some("the image passed every check".to_owned());
+        match fetched {
+            Some(verification) => {
+                job.verification = serde_json::to_value(&verification).ok().map(without_nulls);
+                job.message = Some("the image passed every check".to_owned());
+                job.enter(JobState::Ready);
+            }
+            None => {
+                job.message = Some("the firmware is up to date".to_owned());
+                job.enter(JobState::UpToDate);
+            }
+        }
         job.pid = 0;
-        job.enter(JobState::Ready);
     });
     Ok(())
 }
@@ -127,10 +108,8 @@ fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     flash.pre_install = engine.settings().pre_install.clone();
 
     log::info!("verifying `{image}` again before flashing");
-    let device = engine.device()?;
-    let saved = engine.load_build(&path)?;
-    engine.verify(&device, &saved, &path, &flash)?;
-    let installed = engine.install(&path, &flash, &mut |event| progress.event(event))?;
+    let (_, installed) =
+        engine.verify_and_install(&path, &flash, &mut |event| progress.event(event))?;
     if let Installed::Rebooting { .. } = installed {
         progress.update(|job| {
             job.message = Some("sysupgrade accepted the image; the router is rebooting".into());
@@ -197,6 +176,19 @@ impl<'a> Progress<'a> {
                 log::info!("{message}");
                 let message = message.clone();
                 self.update(|job| job.message = Some(message));
+            }
+            Event::Step { step } => {
+                let state = match step {
+                    Step::Build => JobState::Queued,
+                    Step::Download => JobState::Downloading,
+                    Step::Verify => JobState::Verifying,
+                };
+                self.update(|job| {
+                    if state != JobState::Queued {
+                        job.queue_position = None;
+                    }
+                    job.enter(state);
+                });
             }
             Event::Build(BuildProgress::Accepted { request_hash }) => {
                 let hash = request_hash.clone();

@@ -165,12 +165,11 @@ fn config_set_changes_only_the_given_keys_atomically() {
         "{text}"
     );
     assert!(text.contains("\toption poll_interval '500'\n"), "{text}");
-    assert!(
-        !router
-            .path()
-            .join("etc/config/.attendedsysupgrade.attendant-tmp")
-            .exists()
-    );
+    let names: Vec<String> = std::fs::read_dir(router.path().join("etc/config"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["attendedsysupgrade"], "no temporary file is left");
 
     let refused = router.call(
         "config_set",

@@ -4,7 +4,8 @@
 
 use crate::check::Verdict;
 use crate::cli::{Outcome, command, plan_options_of, settings, to_data};
-use crate::engine::{Engine, Error};
+use crate::engine::Engine;
+use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::output::Output;
 

@@ -36,11 +36,7 @@ pub(super) fn run(cmd: InstallCommand, out: &mut Output) -> Outcome {
     );
     let engine = Engine::new(&cmd.root, settings);
     let path = image_path(&engine, cmd.image.as_deref());
-    let device = engine.device()?;
-    let saved = engine.load_build(&path)?;
-    engine.verify(&device, &saved, &path, &flash)?;
-    out.note("the image passed every check");
-    let installed = engine.install(&path, &flash, &mut |event| out.event(event))?;
+    let (_, installed) = engine.verify_and_install(&path, &flash, &mut |event| out.event(event))?;
     Ok((ExitStatus::Success, report(&path, &installed, out)?))
 }
 

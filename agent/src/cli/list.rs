@@ -9,10 +9,11 @@
 
 use serde::Serialize;
 
-use crate::check::PlanOptions;
 use crate::cli::{Outcome, command, settings, to_data};
-use crate::engine::{Engine, Error};
+use crate::engine::Engine;
+use crate::error::Error;
 use crate::exit::ExitStatus;
+use crate::options::PlanOptions;
 use crate::output::{Output, sanitize};
 
 command! {

@@ -17,19 +17,19 @@ mod upgrade;
 mod verify;
 mod versions;
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use argh::FromArgs;
 use serde::Serialize;
 
-use crate::check::{PlanOptions, RevCode};
 use crate::config::{self, Settings};
-use crate::engine::{Engine, Error, FlashOptions};
+use crate::engine::{Engine, FlashOptions};
+use crate::error::Error;
 use crate::exit::ExitStatus;
+use crate::options::{PlanArgs, PlanOptions};
 use crate::output::{Output, StderrLogger};
-use crate::plan;
 
 /// Copies the named option groups into a subcommand struct.
 macro_rules! command {
@@ -317,7 +317,7 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
         }
         Err(CommandError::Engine(error)) => {
             let status = error.exit_status();
-            (status, None, Some(error.to_string()))
+            (status, None, Some(error.cli_text()))
         }
     };
     if out.is_json() {
@@ -391,84 +391,53 @@ pub(crate) fn settings(
 
 /// The plan options from a subcommand with the `plan` group, over the config's defaults.
 macro_rules! plan_options_of {
-    ($cmd:expr, $settings:expr) => {
-        $crate::cli::plan_options(
-            &$settings,
-            $crate::cli::PlanArgs {
-                version_to: $cmd.version_to.clone(),
-                rev_code: $cmd.rev_code.clone(),
-                add: &$cmd.add,
-                remove: &$cmd.remove,
-                clean_slate: $cmd.clean_slate,
-                ignored_defaults: &$cmd.ignored_defaults,
-                ignored_changes: &$cmd.ignored_changes,
-                init_script: $cmd.init_script.clone(),
-                fstype: $cmd.fstype.clone(),
-                rootfs_size: $cmd.rootfs_size,
-                force: $cmd.force,
-            },
-        )
-    };
+    ($cmd:expr, $settings:expr) => {{
+        let mut args = $crate::options::PlanArgs::default();
+        args.version_to = $cmd.version_to.clone();
+        args.rev_code = $cmd.rev_code.clone();
+        args.add = $cmd.add.clone();
+        args.remove = $cmd.remove.clone();
+        args.clean_slate = $cmd.clean_slate;
+        args.ignored_defaults = $cmd.ignored_defaults.clone();
+        args.ignored_changes = $cmd.ignored_changes.clone();
+        args.init_script = $cmd.init_script.clone();
+        args.fstype = $cmd.fstype.clone();
+        args.rootfs_size = $cmd.rootfs_size;
+        args.force = $cmd.force;
+        $crate::cli::plan_options(&$settings, &$cmd.root, args)
+    }};
 }
 
 pub(crate) use plan_options_of;
 
-/// The `plan` group's values, borrowed from a subcommand.
-pub(crate) struct PlanArgs<'a> {
-    pub(crate) version_to: Option<String>,
-    pub(crate) rev_code: Option<String>,
-    pub(crate) add: &'a [String],
-    pub(crate) remove: &'a [String],
-    pub(crate) clean_slate: bool,
-    pub(crate) ignored_defaults: &'a [String],
-    pub(crate) ignored_changes: &'a [String],
-    pub(crate) init_script: Option<PathBuf>,
-    pub(crate) fstype: Option<String>,
-    pub(crate) rootfs_size: Option<u32>,
-    pub(crate) force: bool,
+impl Args {
+    /// The plan options this command line asks for, over the configuration under its `--root`;
+    /// `None` for a command that plans nothing. The rpcd bridge's tests use it to pin that a
+    /// call and a command line with the same settings plan alike.
+    pub fn plan_options(&self) -> Option<Result<PlanOptions, Error>> {
+        macro_rules! merged {
+            ($cmd:expr) => {
+                settings(&$cmd.root, $cmd.server.as_deref(), $cmd.ca_file.as_deref())
+                    .and_then(|settings| plan_options_of!($cmd, settings))
+            };
+        }
+        Some(match self.command.as_ref()? {
+            Command::Check(cmd) => merged!(cmd),
+            Command::Upgrade(cmd) => merged!(cmd),
+            Command::Download(cmd) => merged!(cmd),
+            Command::Blob(cmd) => merged!(cmd),
+            _ => return None,
+        })
+    }
 }
 
-/// Merges the `plan` options with the config and checks their values.
-pub(crate) fn plan_options(settings: &Settings, args: PlanArgs<'_>) -> Result<PlanOptions, Error> {
-    let list = |cli: &[String], config: &[String]| {
-        if cli.is_empty() {
-            config.to_vec()
-        } else {
-            config::split_names(cli.iter().map(String::as_str))
-        }
-    };
-    let rev_code = match args.rev_code.as_deref() {
-        None => RevCode::Latest,
-        Some("none") => RevCode::None,
-        Some(code) if plan::is_version_code(code) => RevCode::Code(code.to_owned()),
-        Some(code) => {
-            return Err(Error::Usage(format!(
-                "revision `{code}` is not of the form `rNNNNN-hash` or `none`"
-            )));
-        }
-    };
-    let init_script = match args.init_script.or_else(|| settings.init_script.clone()) {
-        Some(path) => Some(read_init_script(&path)?),
-        None => None,
-    };
-    let options = PlanOptions {
-        version_to: args.version_to,
-        rev_code,
-        add: list(args.add, &settings.add),
-        remove: list(args.remove, &settings.remove),
-        clean_slate: args.clean_slate,
-        ignored_defaults: list(args.ignored_defaults, &settings.ignored_defaults),
-        ignored_changes: list(args.ignored_changes, &settings.ignored_changes),
-        init_script,
-        fstype: args.fstype.or_else(|| settings.fstype.clone()),
-        rootfs_size: args.rootfs_size.or(settings.rootfs_size),
-        force: args.force,
-    };
-    if options.rootfs_size == Some(0) {
-        return Err(Error::Usage(
-            "`--rootfs-size` must be at least 1 MB".to_owned(),
-        ));
-    }
+/// [`PlanOptions::merge`], saying when `--force` weakens the checks.
+pub(crate) fn plan_options(
+    settings: &Settings,
+    root: &Path,
+    args: PlanArgs,
+) -> Result<PlanOptions, Error> {
+    let options = PlanOptions::merge(settings, root, args)?;
     if options.force {
         log::warn!("--force: downgrades and unchanged builds are allowed");
     }
@@ -530,37 +499,6 @@ pub(crate) fn poll_interval(
         )));
     }
     Ok(std::time::Duration::from_millis(ms))
-}
-
-fn read_init_script(path: &Path) -> Result<String, Error> {
-    let limit = u64::try_from(crate::check::MAX_INIT_SCRIPT_LEN).unwrap_or(u64::MAX);
-    let mut bytes = Vec::new();
-    let result = if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
-    };
-    result.map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if bytes.len() > crate::check::MAX_INIT_SCRIPT_LEN {
-        return Err(Error::Usage(format!(
-            "the init script `{}` is larger than {} bytes",
-            path.display(),
-            crate::check::MAX_INIT_SCRIPT_LEN
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        Error::Usage(format!(
-            "the init script `{}` is not UTF-8 text",
-            path.display()
-        ))
-    })
 }
 
 /// JSON `data` for a value.

@@ -29,10 +29,10 @@ pub(super) fn run(cmd: StatusCommand, out: &mut Output) -> Outcome {
     let file = StateFile::new(&cmd.root);
     // `--clear` is the way out of a damaged state file, so it must not need to read one.
     if cmd.clear {
-        file.clear().map_err(crate::engine::Error::from)?;
+        file.clear().map_err(crate::error::Error::from)?;
         out.note("the unfinished upgrade was forgotten");
     }
-    let state = file.load().map_err(crate::engine::Error::from)?;
+    let state = file.load().map_err(crate::error::Error::from)?;
     if !out.is_json() {
         match &state {
             None => out.data("No upgrade in progress")?,

@@ -1,85 +1,8 @@
-//! Tests of option merging and validation.
+//! Tests of the command line's options and validation.
 
 use std::path::Path;
 
 use super::*;
-
-fn args<'a>(add: &'a [String], rev_code: Option<&str>) -> PlanArgs<'a> {
-    PlanArgs {
-        version_to: None,
-        rev_code: rev_code.map(str::to_owned),
-        add,
-        remove: &[],
-        clean_slate: false,
-        ignored_defaults: &[],
-        ignored_changes: &[],
-        init_script: None,
-        fstype: None,
-        rootfs_size: None,
-        force: false,
-    }
-}
-
-#[test]
-fn rev_code_accepts_none_and_version_codes_only() {
-    let settings = Settings::default();
-    assert_eq!(
-        plan_options(&settings, args(&[], Some("none")))
-            .unwrap()
-            .rev_code,
-        RevCode::None
-    );
-    assert_eq!(
-        plan_options(&settings, args(&[], Some("r28959-29397011cc")))
-            .unwrap()
-            .rev_code,
-        RevCode::Code("r28959-29397011cc".into())
-    );
-    let error = plan_options(&settings, args(&[], Some("latest"))).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "revision `latest` is not of the form `rNNNNN-hash` or `none`"
-    );
-    assert_eq!(error.exit_status(), ExitStatus::Usage);
-}
-
-#[test]
-fn command_line_lists_replace_the_config_lists() {
-    let settings = Settings {
-        add: vec!["htop".into()],
-        ..Settings::default()
-    };
-    assert_eq!(
-        plan_options(&settings, args(&[], None)).unwrap().add,
-        ["htop"]
-    );
-    let cli = ["tcpdump,luci-app-sqm".to_owned(), "iperf3".to_owned()];
-    assert_eq!(
-        plan_options(&settings, args(&cli, None)).unwrap().add,
-        ["tcpdump", "luci-app-sqm", "iperf3"]
-    );
-}
-
-#[test]
-fn init_script_is_read_and_size_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("defaults.sh");
-    std::fs::write(&script, "uci set system.@system[0].hostname=router\n").unwrap();
-    let mut plan = args(&[], None);
-    plan.init_script = Some(script.clone());
-    let options = plan_options(&Settings::default(), plan).unwrap();
-    assert_eq!(
-        options.init_script.as_deref(),
-        Some("uci set system.@system[0].hostname=router\n")
-    );
-    std::fs::write(&script, vec![b'#'; crate::check::MAX_INIT_SCRIPT_LEN + 1]).unwrap();
-    let mut plan = args(&[], None);
-    plan.init_script = Some(script);
-    assert!(matches!(
-        plan_options(&Settings::default(), plan),
-        Err(Error::Usage(_))
-    ));
-}
 
 #[test]
 fn server_must_be_http_or_https() {
@@ -116,4 +39,24 @@ fn poll_interval_has_a_floor() {
 fn a_missing_command_is_a_usage_error() {
     let args = parse(&["attendant".to_owned()]).unwrap();
     assert_eq!(run(args), ExitCode::from(2));
+}
+
+#[test]
+fn a_command_line_gives_its_plan_options_over_the_config() {
+    let root = tempfile::tempdir().unwrap();
+    let args = parse(&[
+        "attendant".to_owned(),
+        "check".to_owned(),
+        "--root".to_owned(),
+        root.path().display().to_string(),
+        "--add".to_owned(),
+        "htop,tcpdump".to_owned(),
+        "--force".to_owned(),
+    ])
+    .unwrap();
+    let options = args.plan_options().unwrap().unwrap();
+    assert_eq!(options.add, ["htop", "tcpdump"]);
+    assert!(options.force);
+    let status = parse(&["attendant".to_owned(), "status".to_owned()]).unwrap();
+    assert!(status.plan_options().is_none());
 }
