@@ -12,7 +12,9 @@ re-exported from the crate root, the module its `pub use` points at. Comments an
 literals are ignored. A module's use of its own submodules is not an edge, however it is
 spelt (`child::Item`, `self::child`, `crate::this::child`): a parent owns what it declares, and
 only a child reaching back up or a module reaching sideways can close a cycle. Paths inside an
-inline `mod tests { … }` count for the file's module.
+inline `mod tests { … }` are left out: a test module is a module of its own that nothing
+imports, so it can close no cycle, and a test may well check its module through the crate's
+top-level error type.
 
 Binary roots (`src/main.rs` beside a `src/lib.rs`, `src/bin/*.rs`) use the library by its crate
 name and are left out; a crate without `lib.rs` is rooted at `main.rs`.
@@ -106,8 +108,11 @@ class ModuleGraph:
             text = strip_comments_and_strings(file.read_text())
             inline = inline_modules(text)
             for offset, line_number, path in paths_in(text):
-                # Inside `mod tests { … }` (or any inline module) `super` is the file's module.
-                scope = module + tuple(name for name, start, end in inline if start <= offset < end)
+                enclosing = tuple(name for name, start, end in inline if start <= offset < end)
+                if "tests" in enclosing:
+                    continue
+                # Inside an inline module `super` is the file's module.
+                scope = module + enclosing
                 target = self.resolve(scope, path)
                 # A module owns its submodules: using them is not an edge, however spelt.
                 if target is not None and target[:len(module)] != module:
@@ -369,6 +374,13 @@ def self_test():
     assert acyclic.cycles() == [], acyclic.cycles()
     assert acyclic.edges[("p", "q")] == {("p",): ["src/p/q.rs:1", "src/p/q.rs:2"]}, acyclic.edges
     assert acyclic.edges[("p",)] == {}, acyclic.edges
+    tested = graph({
+        "lib.rs": "mod a; mod b;",
+        "a.rs": "use crate::b::B;\n#[cfg(test)]\nmod tests { use crate::b::B; }",
+        "b.rs": "pub struct B;\n#[cfg(test)]\nmod tests { fn t() { crate::a::f() } }",
+    })
+    assert tested.cycles() == [], tested.cycles()
+    assert tested.edges[("a",)] == {("b",): ["src/a.rs:1"]}, tested.edges
     print("self-test passed")
     return 0
 

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
+echo "== module import graphs (no cycle inside any crate)"
+python3 scripts/module-cycles.py --self-test
+python3 scripts/module-cycles.py
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
