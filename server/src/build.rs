@@ -25,11 +25,10 @@ use attendant_proto::api::{
     normalized_packages, parse_build_request, request_hash,
 };
 use attendant_proto::version::Version;
-use serde::{Deserialize, Serialize};
 
 use crate::metadata::MetadataError;
 use crate::state::{AppState, now};
-use crate::store::{NewJob, StoreError, Submission};
+use crate::store::{JobSpec, NewJob, StoreError, Submission};
 use crate::view::BuildView;
 
 /// Why a build request was not accepted, or a job not found.
@@ -62,28 +61,11 @@ pub enum BuildError {
     Store(#[from] StoreError),
 }
 
-/// What the worker needs to build a job; stored as the job's `request` JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobSpec {
-    /// The validated request, with `profile` replaced by the resolved profile id; echoed to
-    /// clients as `request`.
-    pub request: BuildRequest,
-    /// Download path of the version, e.g. `releases/24.10.5` or `snapshots`.
-    pub version_path: String,
-    /// Target, e.g. `x86`.
-    pub target: String,
-    /// Subtarget, e.g. `64`.
-    pub subtarget: String,
-    /// The package list of the build command: normalised, in first-requester order, after ASU's
-    /// per-release fixups.
-    pub packages: Vec<String>,
-}
-
 /// Submits a build request body; returns the job's current view.
 pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
     let request = parse_build_request(body, &state.limits)?;
     let spec = validate(state, request).await?;
-    let hash = request_hash(&CanonicalRequest::from_request(&spec.request)).to_string();
+    let hash = request_hash(&CanonicalRequest::from_request(&spec.request));
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
         return Ok(view);
@@ -94,8 +76,7 @@ pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, Bui
     check_packages(state, &spec).await?;
     let new = NewJob {
         request_hash: hash,
-        // Serialising plain data cannot fail.
-        request: serde_json::to_string(&spec).unwrap_or_default(),
+        request: spec,
     };
     match state
         .store
@@ -116,7 +97,6 @@ pub async fn status(state: &AppState, request_hash: &str) -> Result<Arc<BuildVie
     let Ok(hash) = request_hash.parse::<RequestHash>() else {
         return Err(BuildError::NotFound);
     };
-    let hash = hash.to_string();
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
         return Ok(view);

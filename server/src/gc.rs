@@ -15,6 +15,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use attendant_proto::api::RequestHash;
+
 use crate::artifacts::{ArtifactError, Artifacts, remove_tree};
 use crate::store::{Store, StoreError, UnixMillis};
 
@@ -60,8 +62,8 @@ pub async fn collect(
         if !old_enough {
             continue;
         }
-        let orphan = if is_request_hash(&name) {
-            !store.is_referenced(&name).await?
+        let orphan = if let Ok(hash) = name.parse::<RequestHash>() {
+            !store.is_referenced(&hash).await?
         } else {
             name.starts_with(".incoming-") || name.starts_with(".old-")
         };
@@ -71,13 +73,6 @@ pub async fn collect(
         }
     }
     Ok(report)
-}
-
-fn is_request_hash(name: &str) -> bool {
-    name.len() == 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 async fn list(artifacts: &Artifacts) -> Result<Vec<(String, PathBuf, SystemTime)>, ArtifactError> {
@@ -116,7 +111,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{NewJob, SqliteStore, Submission};
+    use crate::store::{NewJob, SqliteStore, Submission, test_spec};
 
     #[tokio::test]
     async fn deletes_expired_and_orphans_but_nothing_referenced() {
@@ -127,10 +122,10 @@ mod tests {
                 .unwrap(),
         );
         let artifacts = Artifacts::open(&dir.path().join("store")).unwrap();
-        let hash = |n: u8| format!("{n:02x}").repeat(32);
+        let hash = |n: u8| RequestHash([n; 32]);
         let submit = |n: u8| NewJob {
             request_hash: hash(n),
-            request: "{}".to_owned(),
+            request: test_spec(n),
         };
         // 1: finished, expired.  2: finished, live.  3: still queued.  4: no row (orphan).
         for n in 1..=3 {

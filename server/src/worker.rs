@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use attendant_proto::api::imagebuilder::{
     check_manifest, is_size_error, parse_make_info, parse_manifest, scan_package_errors,
 };
-use attendant_proto::api::{BuildFailure, diff_packages};
+use attendant_proto::api::{BuildFailure, ImagebuilderStatus, diff_packages};
 use attendant_proto::upstream::parse_profiles;
 use attendant_proto::usign::SecretKey;
 use serde_json::{Map, Value, json};
@@ -47,13 +47,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::artifacts::{Artifacts, nonce};
-use crate::build::JobSpec;
 use crate::config::Config;
 use crate::imagebuilder::{IbError, IbSpec, ImagebuilderCache, Lease};
 use crate::process::{self, Invocation, RunError};
 use crate::signing::{sha256_file, sign_image};
 use crate::state::now;
-use crate::store::{Claim, Failure, Store, StoreError, UnixMillis};
+use crate::store::{Claim, Failure, JobSpec, Store, StoreError, UnixMillis};
 use crate::view::{build_at, iso_time};
 
 /// How often an idle worker looks for work when nobody wakes it.
@@ -293,10 +292,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// asu-server.md §3.2: defaults → `build_defaults_ttl`, `packages_versions` → `build_ttl`,
 /// otherwise `build_ttl_unversioned`.
-fn result_ttl(config: &Config, request: &str) -> Duration {
-    let Ok(spec) = serde_json::from_str::<JobSpec>(request) else {
-        return config.build_ttl_unversioned;
-    };
+fn result_ttl(config: &Config, spec: &JobSpec) -> Duration {
     if spec
         .request
         .defaults
@@ -346,10 +342,7 @@ fn fatal(message: impl std::fmt::Display) -> Outcome {
 }
 
 async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
-    let spec: JobSpec = match serde_json::from_str(&claim.request) {
-        Ok(spec) => spec,
-        Err(error) => return fatal(format_args!("the stored request is unreadable: {error}")),
-    };
+    let spec = &claim.request;
     if !spec.request.repositories.is_empty() {
         return fatal("custom repositories are not supported by this server");
     }
@@ -365,7 +358,7 @@ async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
         Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
     };
     let outcome = match tokio::fs::create_dir_all(&work).await {
-        Ok(()) => build_in(context, claim, &spec, &work).await,
+        Ok(()) => build_in(context, claim, spec, &work).await,
         Err(error) => Outcome::Retry(format!(
             "cannot create work directory `{}`: {error}",
             work.display()
@@ -379,11 +372,15 @@ async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     outcome
 }
 
-async fn stage(context: &WorkerContext, claim: &Claim, stage: &str) -> Result<(), Outcome> {
-    tracing::debug!(stage, "stage");
+async fn stage(
+    context: &WorkerContext,
+    claim: &Claim,
+    stage: ImagebuilderStatus,
+) -> Result<(), Outcome> {
+    tracing::debug!(stage = %stage, "stage");
     match context
         .store
-        .set_stage(&claim.request_hash, claim.attempt, stage)
+        .set_stage(&claim.request_hash, claim.attempt, &stage)
         .await
     {
         Ok(()) => Ok(()),
@@ -409,7 +406,7 @@ async fn build_steps(
     let deadline = Instant::now() + config.job_timeout;
     let request = &spec.request;
 
-    stage(context, claim, "container_setup").await?;
+    stage(context, claim, ImagebuilderStatus::ContainerSetup).await?;
     let ib_spec = IbSpec::new(
         request.version.clone(),
         spec.version_path.clone(),
@@ -431,7 +428,7 @@ async fn build_steps(
         })?;
     let _lock = lock_imagebuilder(&lease).await?;
 
-    stage(context, claim, "validate_revision").await?;
+    stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
     let info_out = make(context, &lease, vec!["info".to_owned()], deadline).await?;
     if info_out.status != Some(0) {
         return Err(Outcome::Failed(Failure {
@@ -467,7 +464,7 @@ async fn build_steps(
     let packages_arg = format!("PACKAGES={}", packages.join(" "));
     let profile_arg = format!("PROFILE={}", request.profile);
 
-    stage(context, claim, "validate_manifest").await?;
+    stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
     let manifest_out = make(
         context,
         &lease,
@@ -494,7 +491,7 @@ async fn build_steps(
     let packages_hash = hex::encode(Sha256::digest(names.join(" ").as_bytes()));
     let extra_name = packages_hash.get(..12).unwrap_or(&packages_hash).to_owned();
 
-    stage(context, claim, "building_image").await?;
+    stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
     let bin_dir = work.join("bin");
     let mut args = vec![
         "image".to_owned(),
@@ -583,7 +580,7 @@ async fn build_steps(
     }
 
     if context.signing_key.is_some() {
-        stage(context, claim, "signing_images").await?;
+        stage(context, claim, ImagebuilderStatus::SigningImages).await?;
     }
     let images = finish_images(context, &bin_dir, result.get("images")).await?;
     result.insert("images".to_owned(), images);
@@ -799,14 +796,13 @@ mod tests {
                     .packages_versions
                     .insert("tmux".to_owned(), "3".to_owned());
             }
-            serde_json::to_string(&JobSpec {
+            JobSpec {
                 request,
                 version_path: "releases/24.10.5".to_owned(),
                 target: "x86".to_owned(),
                 subtarget: "64".to_owned(),
                 packages: Vec::new(),
-            })
-            .unwrap()
+            }
         };
         assert_eq!(
             result_ttl(&config, &spec(Some("x"), true)),

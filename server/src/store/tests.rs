@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use attendant_proto::api::{ImagebuilderStatus, RequestHash};
+
 use super::*;
 
 #[path = "../../tests/e2e/postgres.rs"]
@@ -91,14 +93,14 @@ async fn postgres_fixture() -> Fixture {
 
 const MINUTE: UnixMillis = 60_000;
 
-fn hash(n: u8) -> String {
-    format!("{n:02x}").repeat(32)
+fn hash(n: u8) -> RequestHash {
+    RequestHash([n; 32])
 }
 
 fn new_job(n: u8) -> NewJob {
     NewJob {
         request_hash: hash(n),
-        request: format!("{{\"n\":{n}}}"),
+        request: test_spec(n),
     }
 }
 
@@ -172,7 +174,11 @@ async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: Reo
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(2));
     assert_eq!(claim.attempt, 1);
-    assert_eq!(claim.request, "{\"n\":2}");
+    assert_eq!(
+        claim.request,
+        test_spec(2),
+        "the stored spec comes back decoded"
+    );
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(1));
     assert!(store.claim("w", 2, MINUTE).await.unwrap().is_none());
@@ -198,7 +204,7 @@ async fn concurrent_claims_get_distinct_jobs(store: Arc<dyn Store>, _: Reopen) {
         }
     }
     claimed.sort();
-    let expected: Vec<String> = (1..=8).map(hash).collect();
+    let expected: Vec<RequestHash> = (1..=8).map(hash).collect();
     assert_eq!(claimed, expected, "every job claimed exactly once");
     assert_eq!(store.counts(1).await.unwrap().running, 8);
 }
@@ -247,7 +253,9 @@ async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: Reopen) {
     let h = &old.request_hash;
     for refused in [
         store.heartbeat(h, old.attempt, 9 * MINUTE).await,
-        store.set_stage(h, old.attempt, "building_image").await,
+        store
+            .set_stage(h, old.attempt, &ImagebuilderStatus::BuildingImage)
+            .await,
         store.finish(h, old.attempt, "{}", 0, 9 * MINUTE).await,
         store
             .fail(h, old.attempt, &Failure::default(), 0, 9 * MINUTE)
@@ -262,18 +270,18 @@ async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: Reopen) {
     }
     assert_eq!(
         store
-            .set_stage(h, old.attempt, "done")
+            .set_stage(h, old.attempt, &ImagebuilderStatus::Done)
             .await
             .unwrap_err()
             .to_string(),
         format!("job `{h}` attempt 1 no longer holds the lease")
     );
     store
-        .set_stage(h, new.attempt, "building_image")
+        .set_stage(h, new.attempt, &ImagebuilderStatus::BuildingImage)
         .await
         .unwrap();
     let job = store.job(h, 2 * MINUTE).await.unwrap().unwrap();
-    assert_eq!(job.stage, "building_image");
+    assert_eq!(job.stage.as_str(), "building_image");
     assert_eq!(job.state, JobState::Running);
 }
 
@@ -306,7 +314,7 @@ async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: Reopen) {
         .unwrap();
     let job = store.job(&hash(1), 99).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Succeeded);
-    assert_eq!(job.stage, "done");
+    assert_eq!(job.stage.as_str(), "done");
     assert_eq!(job.result.as_deref(), Some("{\"id\":\"x\"}"));
     assert_eq!(job.finished_at, Some(10));
     assert!(store.job(&hash(1), 100).await.unwrap().is_none());
@@ -350,7 +358,7 @@ async fn resubmitted_expired_job_goes_to_the_back_of_the_queue(store: Arc<dyn St
     );
     let polled = store.job(&hash(1), 200).await.unwrap().unwrap();
     assert_eq!(polled.queue_position, Some(2));
-    let order: Vec<String> = [
+    let order: Vec<RequestHash> = [
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
@@ -508,7 +516,7 @@ async fn postgres_claim_skips_a_job_another_claimer_holds() {
     .fetch_one(&mut *transaction)
     .await
     .unwrap();
-    assert_eq!(held, hash(1));
+    assert_eq!(held, hash(1).to_string());
 
     // A claim that waited for A's lock would not return before the rollback below.
     let patience = Duration::from_secs(10);
