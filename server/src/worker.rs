@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use attendant_proto::api::imagebuilder::{
     check_manifest, is_size_error, parse_make_info, parse_manifest, scan_package_errors,
 };
-use attendant_proto::api::{BuildFailure, ImagebuilderStatus, diff_packages};
-use attendant_proto::upstream::parse_profiles;
+use attendant_proto::api::{
+    BuildFailure, BuildResponse, ImageInfo, ImagebuilderInfo, ImagebuilderStatus, diff_packages,
+};
+use attendant_proto::upstream::{FlatProfile, parse_profiles};
 use attendant_proto::usign::SecretKey;
-use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -402,56 +403,15 @@ async fn build_steps(
     spec: &JobSpec,
     work: &Path,
 ) -> Result<String, Outcome> {
-    let config = &context.config;
-    let deadline = Instant::now() + config.job_timeout;
+    let deadline = Instant::now() + context.config.job_timeout;
     let request = &spec.request;
 
     stage(context, claim, ImagebuilderStatus::ContainerSetup).await?;
-    let ib_spec = IbSpec::new(
-        request.version.clone(),
-        spec.version_path.clone(),
-        spec.target.clone(),
-        spec.subtarget.clone(),
-    );
-    let lease = context
-        .imagebuilders
-        .acquire(&ib_spec)
-        .await
-        .map_err(|error| {
-            if error.is_retryable() {
-                Outcome::Retry(error.to_string())
-            } else if matches!(error, IbError::NotFound { .. }) {
-                fatal(&error)
-            } else {
-                fatal(format_args!("cannot set up the ImageBuilder: {error}"))
-            }
-        })?;
-    let _lock = lock_imagebuilder(&lease).await?;
+    let lease = acquire_imagebuilder(context, spec).await?;
+    let lock = lock_imagebuilder(&lease).await?;
 
     stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
-    let info_out = make(context, &lease, vec!["info".to_owned()], deadline).await?;
-    if info_out.status != Some(0) {
-        return Err(Outcome::Failed(Failure {
-            detail: format!(
-                "Error: {}",
-                BuildFailure::ImagebuilderSetup {
-                    returncode: info_out.status.unwrap_or(-1)
-                }
-            ),
-            stdout: info_out.stdout,
-            stderr: info_out.stderr,
-        }));
-    }
-    let info = parse_make_info(&info_out.stdout)
-        .map_err(|error| fatal(format_args!("cannot read `make info`: {error}")))?;
-    if !request.version_code.is_empty() && request.version_code != info.current_revision {
-        let failure = BuildFailure::IncorrectVersion {
-            actual: info.current_revision.clone(),
-            requested: request.version_code.clone(),
-        };
-        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
-    }
-
+    let info = validate_revision(context, &lease, spec, deadline).await?;
     let packages = if request.diff_packages {
         let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
         if let Some(profile) = info.profile(&request.profile) {
@@ -461,72 +421,19 @@ async fn build_steps(
     } else {
         spec.packages.clone()
     };
-    let packages_arg = format!("PACKAGES={}", packages.join(" "));
-    let profile_arg = format!("PROFILE={}", request.profile);
 
     stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
-    let manifest_out = make(
-        context,
-        &lease,
-        vec![
-            "manifest".to_owned(),
-            profile_arg.clone(),
-            packages_arg.clone(),
-            "STRIP_ABI=1".to_owned(),
-        ],
-        deadline,
-    )
-    .await?;
-    if manifest_out.status != Some(0) {
-        let errors = scan_package_errors(&manifest_out.stderr);
-        let failure = BuildFailure::ImpossiblePackageSelection(errors);
-        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
-    }
-    let manifest = parse_manifest(&manifest_out.stdout)
-        .map_err(|error| fatal(format_args!("cannot read the manifest: {error}")))?;
-    if let Err(failure) = check_manifest(&manifest, &pinned_and_built(spec)) {
-        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
-    }
-    let names: Vec<&str> = manifest.keys().map(String::as_str).collect();
-    let packages_hash = hex::encode(Sha256::digest(names.join(" ").as_bytes()));
-    let extra_name = packages_hash.get(..12).unwrap_or(&packages_hash).to_owned();
+    let manifest = validate_manifest(context, &lease, spec, &packages, deadline).await?;
 
     stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
-    let bin_dir = work.join("bin");
-    let mut args = vec![
-        "image".to_owned(),
-        profile_arg,
-        packages_arg,
-        format!("EXTRA_IMAGE_NAME={extra_name}"),
-        format!("BIN_DIR={}", bin_dir.display()),
-    ];
-    // What the response shows: ASU's container paths, not this host's private directories.
-    let mut shown = vec![
-        "make".to_owned(),
-        "image".to_owned(),
-        format!("PROFILE={}", request.profile),
-        format!("PACKAGES={}", packages.join(" ")),
-        format!("EXTRA_IMAGE_NAME={extra_name}"),
-        format!("BIN_DIR=/builder/{}", claim.request_hash),
-    ];
+    let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
     if let Some(defaults) = request.defaults.as_deref().filter(|d| !d.is_empty()) {
-        let files = work.join("files");
-        write_defaults(&files, defaults).await?;
-        args.push(format!("FILES={}", files.display()));
-        shown.push("FILES=/builder/asu-files".to_owned());
-    }
-    if let Some(size) = request.rootfs_size_mb {
-        args.push(format!("ROOTFS_PARTSIZE={size}"));
-        shown.push(format!("ROOTFS_PARTSIZE={size}"));
-    }
-    if let Some(filesystem) = request.filesystem {
-        args.push(format!("ROOTFS_FILESYSTEM={filesystem}"));
-        shown.push(format!("ROOTFS_FILESYSTEM={filesystem}"));
+        write_defaults(&command.files, defaults).await?;
     }
     context
         .builds_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image_out = make(context, &lease, args, deadline).await?;
+    let image_out = make(context, &lease, command.args.clone(), deadline).await?;
     if is_size_error(&image_out.stderr) {
         return Err(failed(
             &BuildFailure::ExceedsStorage,
@@ -541,79 +448,206 @@ async fn build_steps(
             &image_out.stderr,
         ));
     }
-    drop(_lock);
+    drop(lock);
 
-    let profiles_bytes = tokio::fs::read(bin_dir.join("profiles.json"))
+    let profile = built_profile(&command.bin_dir, &request.profile, &image_out).await?;
+    if context.signing_key.is_some() {
+        stage(context, claim, ImagebuilderStatus::SigningImages).await?;
+    }
+    let images = finish_images(context, &command.bin_dir, profile.images.clone()).await?;
+    let response = BuildResponse {
+        enqueued_at: Some(iso_time(claim.enqueued_at)),
+        request: Some(request.clone()),
+        build_cmd: command.shown,
+        build_cmd_packages: packages,
+        stdout: Some(image_out.stdout),
+        stderr: Some(image_out.stderr),
+        manifest,
+        images,
+        signing_key: context
+            .signing_key
+            .as_ref()
+            .map(|key| key.fingerprint().to_string()),
+        ..BuildResponse::from_profile(claim.request_hash, profile)
+    };
+    let body = serde_json::to_string(&response)
+        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
+    context
+        .artifacts
+        .publish(&command.bin_dir, &claim.request_hash)
         .await
-        .map_err(|_| {
-            failed(
-                &BuildFailure::NoJsonFile,
-                &image_out.stdout,
-                &image_out.stderr,
-            )
-        })?;
-    let profiles = parse_profiles(&profiles_bytes).map_err(|_| {
+        .map_err(|error| Outcome::Retry(error.to_string()))?;
+    Ok(body)
+}
+
+/// `container_setup`: the ImageBuilder of the job's version and target, from the cache.
+async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result<Lease, Outcome> {
+    let ib_spec = IbSpec::new(
+        spec.request.version.clone(),
+        spec.version_path.clone(),
+        spec.target.clone(),
+        spec.subtarget.clone(),
+    );
+    context
+        .imagebuilders
+        .acquire(&ib_spec)
+        .await
+        .map_err(|error| {
+            if error.is_retryable() {
+                Outcome::Retry(error.to_string())
+            } else if matches!(error, IbError::NotFound { .. }) {
+                fatal(&error)
+            } else {
+                fatal(format_args!("cannot set up the ImageBuilder: {error}"))
+            }
+        })
+}
+
+/// `validate_revision`: `make info`, and the request's `version_code` against the
+/// ImageBuilder's revision.
+async fn validate_revision(
+    context: &WorkerContext,
+    lease: &Lease,
+    spec: &JobSpec,
+    deadline: Instant,
+) -> Result<ImagebuilderInfo, Outcome> {
+    let request = &spec.request;
+    let info_out = make(context, lease, vec!["info".to_owned()], deadline).await?;
+    if info_out.status != Some(0) {
+        let failure = BuildFailure::ImagebuilderSetup {
+            returncode: info_out.status.unwrap_or(-1),
+        };
+        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
+    }
+    let info = parse_make_info(&info_out.stdout)
+        .map_err(|error| fatal(format_args!("cannot read `make info`: {error}")))?;
+    if !request.version_code.is_empty() && request.version_code != info.current_revision {
+        let failure = BuildFailure::IncorrectVersion {
+            actual: info.current_revision.clone(),
+            requested: request.version_code.clone(),
+        };
+        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
+    }
+    Ok(info)
+}
+
+/// `validate_manifest`: `make manifest` resolves the package list; the manifest is checked
+/// against the pinned versions.
+async fn validate_manifest(
+    context: &WorkerContext,
+    lease: &Lease,
+    spec: &JobSpec,
+    packages: &[String],
+    deadline: Instant,
+) -> Result<BTreeMap<String, String>, Outcome> {
+    let args = vec![
+        "manifest".to_owned(),
+        format!("PROFILE={}", spec.request.profile),
+        format!("PACKAGES={}", packages.join(" ")),
+        "STRIP_ABI=1".to_owned(),
+    ];
+    let manifest_out = make(context, lease, args, deadline).await?;
+    if manifest_out.status != Some(0) {
+        let errors = scan_package_errors(&manifest_out.stderr);
+        let failure = BuildFailure::ImpossiblePackageSelection(errors);
+        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
+    }
+    let manifest = parse_manifest(&manifest_out.stdout)
+        .map_err(|error| fatal(format_args!("cannot read the manifest: {error}")))?;
+    if let Err(failure) = check_manifest(&manifest, &pinned_and_built(spec)) {
+        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
+    }
+    Ok(manifest)
+}
+
+/// The `make image` command: what runs, and what the response shows.
+struct ImageCommand {
+    /// The arguments of `make`.
+    args: Vec<String>,
+    /// `build_cmd` as ASU shows it: its container paths, not this host's private directories.
+    shown: Vec<String>,
+    /// Where the images go (`BIN_DIR`).
+    bin_dir: PathBuf,
+    /// The `FILES` directory (used when the request carries `defaults`).
+    files: PathBuf,
+}
+
+impl ImageCommand {
+    fn new(
+        claim: &Claim,
+        spec: &JobSpec,
+        packages: &[String],
+        manifest: &BTreeMap<String, String>,
+        work: &Path,
+    ) -> Self {
+        let request = &spec.request;
+        // ASU names the images after the installed packages, so two selections never share
+        // a file name in one store directory.
+        let names: Vec<&str> = manifest.keys().map(String::as_str).collect();
+        let packages_hash = hex::encode(Sha256::digest(names.join(" ").as_bytes()));
+        let extra_name = packages_hash.get(..12).unwrap_or(&packages_hash).to_owned();
+        let bin_dir = work.join("bin");
+        let files = work.join("files");
+        let common = [
+            format!("PROFILE={}", request.profile),
+            format!("PACKAGES={}", packages.join(" ")),
+            format!("EXTRA_IMAGE_NAME={extra_name}"),
+        ];
+        let mut args = vec!["image".to_owned()];
+        args.extend(common.iter().cloned());
+        args.push(format!("BIN_DIR={}", bin_dir.display()));
+        let mut shown = vec!["make".to_owned(), "image".to_owned()];
+        shown.extend(common);
+        shown.push(format!("BIN_DIR=/builder/{}", claim.request_hash));
+        if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) {
+            args.push(format!("FILES={}", files.display()));
+            shown.push("FILES=/builder/asu-files".to_owned());
+        }
+        let mut both = |arg: String| {
+            args.push(arg.clone());
+            shown.push(arg);
+        };
+        if let Some(size) = request.rootfs_size_mb {
+            both(format!("ROOTFS_PARTSIZE={size}"));
+        }
+        if let Some(filesystem) = request.filesystem {
+            both(format!("ROOTFS_FILESYSTEM={filesystem}"));
+        }
+        Self {
+            args,
+            shown,
+            bin_dir,
+            files,
+        }
+    }
+}
+
+/// The built profile from the `profiles.json` that `make image` wrote, flattened.
+async fn built_profile(
+    bin_dir: &Path,
+    profile: &str,
+    image_out: &process::Output,
+) -> Result<FlatProfile, Outcome> {
+    let no_json = || {
         failed(
             &BuildFailure::NoJsonFile,
             &image_out.stdout,
             &image_out.stderr,
         )
-    })?;
-    if !profiles.profiles.contains_key(&request.profile) {
+    };
+    let bytes = tokio::fs::read(bin_dir.join("profiles.json"))
+        .await
+        .map_err(|_| no_json())?;
+    let profiles = parse_profiles(&bytes).map_err(|_| no_json())?;
+    let Some(mut flat) = profiles.flatten(profile) else {
         return Err(failed(
             &BuildFailure::ProfileNotFound,
             &image_out.stdout,
             &image_out.stderr,
         ));
-    }
-    let mut result = match serde_json::to_value(&profiles) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
     };
-    result.remove("profiles");
-    if let Some(Ok(Value::Object(profile))) = profiles
-        .profiles
-        .get(&request.profile)
-        .map(serde_json::to_value)
-    {
-        result.extend(profile);
-    }
-
-    if context.signing_key.is_some() {
-        stage(context, claim, ImagebuilderStatus::SigningImages).await?;
-    }
-    let images = finish_images(context, &bin_dir, result.get("images")).await?;
-    result.insert("images".to_owned(), images);
-    if let Some(key) = &context.signing_key {
-        result.insert(
-            "signing_key".to_owned(),
-            json!(key.fingerprint().to_string()),
-        );
-    }
-    if let Some(seconds) = profiles.source_date_epoch.seconds() {
-        result.insert("build_at".to_owned(), json!(build_at(seconds)));
-    }
-    result.insert("id".to_owned(), json!(request.profile));
-    result.insert("bin_dir".to_owned(), json!(claim.request_hash));
-    result.insert("manifest".to_owned(), json!(manifest));
-    result.insert("build_cmd".to_owned(), json!(shown));
-    result.insert("build_cmd_packages".to_owned(), json!(packages));
-    result.insert("stdout".to_owned(), json!(image_out.stdout));
-    result.insert("stderr".to_owned(), json!(image_out.stderr));
-    result.insert("request".to_owned(), json!(request));
-    result.insert("request_hash".to_owned(), json!(claim.request_hash));
-    result.insert("enqueued_at".to_owned(), json!(iso_time(claim.enqueued_at)));
-    result.insert("imagebuilder_status".to_owned(), json!("done"));
-    result.insert("detail".to_owned(), json!("done"));
-    result.insert("status".to_owned(), json!(200));
-
-    context
-        .artifacts
-        .publish(&bin_dir, &claim.request_hash)
-        .await
-        .map_err(|error| Outcome::Retry(error.to_string()))?;
-    serde_json::to_string(&result)
-        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))
+    flat.build_at = profiles.source_date_epoch.seconds().map(build_at);
+    Ok(flat)
 }
 
 /// The `packages_versions` entries the build still asks for: the fixups (asu-server.md §4.4 b)
@@ -635,43 +669,31 @@ fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
 async fn finish_images(
     context: &WorkerContext,
     bin_dir: &Path,
-    images: Option<&Value>,
-) -> Result<Value, Outcome> {
-    let mut list = images
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    mut images: Vec<ImageInfo>,
+) -> Result<Vec<ImageInfo>, Outcome> {
     let key = context.signing_key.clone();
     let dir = bin_dir.to_owned();
     let finished = tokio::task::spawn_blocking(move || {
-        for image in &mut list {
-            let Some(object) = image.as_object_mut() else {
-                continue;
-            };
-            let Some(name) = object
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
-                continue;
-            };
-            if name.contains('/') || name.starts_with('.') {
+        for image in &mut images {
+            let name = &image.name;
+            // The name comes from the ImageBuilder's profiles.json: it must stay in `bin_dir`.
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
                 return Err(format!("image name `{name}` is not a plain file name"));
             }
-            let path = dir.join(&name);
+            let path = dir.join(name);
             let sha256 = match &key {
                 Some(key) => {
                     let (sha256, signature) =
                         sign_image(key, &path).map_err(|error| error.to_string())?;
-                    object.insert("signature".to_owned(), json!(signature));
+                    image.signature = Some(signature);
                     sha256
                 }
                 None => sha256_file(&path).map_err(|error| error.to_string())?,
             };
-            object.insert("sha256".to_owned(), json!(sha256));
-            object.insert("sha256_unsigned".to_owned(), json!(sha256));
+            image.sha256_unsigned.clone_from(&sha256);
+            image.sha256 = sha256;
         }
-        Ok(Value::Array(list))
+        Ok(images)
     })
     .await;
     match finished {

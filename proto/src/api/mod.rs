@@ -40,6 +40,7 @@ pub mod parse;
 pub mod request;
 pub mod response;
 pub mod validation;
+pub(crate) mod wire_enum;
 
 pub use body::BodyError;
 pub use fixups::{Fixed, Fixup, apply_fixups};
@@ -47,7 +48,7 @@ pub use hash::{
     CanonicalRequest, RequestHash, RequestHashError, diff_packages, normalized_packages,
     request_hash, sanitize_profile,
 };
-pub use imagebuilder::{ImagebuilderInfo, PackageErrors, manifest_entry};
+pub use imagebuilder::{BuildFailure, ImagebuilderInfo, PackageErrors, manifest_entry};
 pub use overview::{
     Branch, Latest, Overview, PackageChange, Revision, ServerInfo, parse_branches, parse_latest,
     parse_overview,
@@ -55,8 +56,10 @@ pub use overview::{
 pub use parse::parse_build_request;
 pub use request::{BuildRequest, Filesystem, RepositoriesMode, RequestLimits};
 pub use response::{
-    BadRequest, BuildFailure, BuildResponse, BuildStatusBody, ErrorBody,
-    HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION, ImageInfo, ImageType, ImagebuilderStatus,
-    parse_build_response, parse_error_body, parse_status_body,
+    BadRequest, BuildResponse, BuildStatusBody, ErrorBody, HEADER_IMAGEBUILDER_STATUS,
+    HEADER_QUEUE_POSITION, ImagebuilderStatus, parse_build_response, parse_error_body,
+    parse_status_body,
 };
 pub use validation::{LocItem, ValidationError, ValidationErrors};
+
+pub use crate::upstream::{ImageInfo, ImageType};
