@@ -121,8 +121,8 @@ pub struct ImageInfo {
     /// Image type.
     #[serde(rename = "type")]
     pub image_type: ImageType,
-    /// The image's usign signature (base64 `.sig` file text), when the server signs images; not
-    /// part of upstream `profiles.json` or ASU's responses.
+    /// File name under `bin_dir` of the image's usign signature (`<name>.sig`), when the server
+    /// signs images; not part of upstream `profiles.json` or ASU's responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
 }

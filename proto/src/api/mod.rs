@@ -60,6 +60,6 @@ pub use response::{
     HEADER_QUEUE_POSITION, ImagebuilderStatus, parse_build_response, parse_error_body,
     parse_status_body,
 };
-pub use validation::{LocItem, ValidationError, ValidationErrors};
+pub use validation::{LocItem, ValidationError, ValidationErrors, parse_validation_errors};
 
 pub use crate::upstream::{ImageInfo, ImageType};

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::api::body::{BodyError, decode};
+
 /// The 422 response body: `{"detail": [...]}`, one entry per broken rule, in the order pydantic
 /// reports them (model field order, then list index / dictionary key order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,14 @@ impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Largest `422` list body accepted, in bytes (each entry echoes its offending input).
+pub const MAX_VALIDATION_BODY_BYTES: usize = 1024 * 1024;
+
+/// Parses a list-shaped `422` body (at most [`MAX_VALIDATION_BODY_BYTES`]).
+pub fn parse_validation_errors(bytes: &[u8]) -> Result<ValidationErrors, BodyError> {
+    decode("validation errors", bytes, MAX_VALIDATION_BODY_BYTES)
 }
 
 impl ValidationErrors {
