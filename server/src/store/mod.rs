@@ -363,6 +363,10 @@ pub trait Store: Send + Sync + 'static {
         failure_expires_at: UnixMillis,
     ) -> BoxFuture<'a, Result<Reaped, StoreError>>;
 
+    /// The hashes of finished jobs that expired at `now`: what [`Store::delete_expired`] would
+    /// delete (`gc --dry-run`).
+    fn expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>>;
+
     /// Deletes finished jobs that expired at `now` and returns their hashes (their store
     /// directories are to be deleted next).
     fn delete_expired(

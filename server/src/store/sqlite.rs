@@ -333,6 +333,20 @@ impl Store for SqliteStore {
         })
     }
 
+    fn expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT request_hash FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                   AND state IN ('succeeded', 'failed')
+                 ORDER BY id",
+            )
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            hashes(&rows)
+        })
+    }
+
     fn delete_expired(
         &self,
         now: UnixMillis,

@@ -471,7 +471,13 @@ async fn delete_expired_keeps_live_jobs(store: Arc<dyn Store>, _: Reopen) {
         .finish(&second.request_hash, second.attempt, "{}", 1, 10_000)
         .await
         .unwrap();
+    assert_eq!(store.expired(100).await.unwrap(), vec![hash(1)]);
+    assert!(
+        store.is_referenced(&hash(1)).await.unwrap(),
+        "listing deletes nothing"
+    );
     assert_eq!(store.delete_expired(100).await.unwrap(), vec![hash(1)]);
+    assert!(store.expired(100).await.unwrap().is_empty());
     assert!(!store.is_referenced(&hash(1)).await.unwrap());
     assert!(store.is_referenced(&hash(2)).await.unwrap());
     assert!(
