@@ -3,6 +3,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod artifacts;
+mod atomic;
 pub mod build;
 pub mod cli;
 pub mod config;
