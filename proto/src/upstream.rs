@@ -1,5 +1,5 @@
 //! OpenWrt downloads metadata: `.versions.json`, `.targets.json`, per-target `profiles.json`
-//! and `feeds.conf` (asu-server.md §5.1–§5.3).
+//! and `feeds.conf`, as <https://downloads.openwrt.org> publishes them and ASU reads them.
 //!
 //! - [`parse_versions`] → [`Versions`]: stable/oldstable/upcoming and the version list.
 //! - [`parse_targets`] → `target/subtarget` → package architecture.
@@ -423,7 +423,7 @@ impl Profiles {
         })
     }
 
-    /// Resolves a requested profile like ASU (asu-server.md §5.3): after `,` → `_`, a profile
+    /// Resolves a requested profile like ASU's `validate_request`: after `,` → `_`, a profile
     /// id matches first, then any profile whose `supported_devices` entry (with `,` → `_`) is
     /// equal (ids in sorted order, so the answer is deterministic where ASU's depends on file
     /// order); failing both, a target whose only profile is `generic` builds `generic`.

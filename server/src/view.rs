@@ -1,5 +1,8 @@
 //! What a client sees of a job: status code, the two ASU headers and the JSON body
-//! (asu-server.md §2.3 "State → payload"), plus the in-memory cache of finished ones.
+//! (as ASU's `api_v1_build_get` renders a job: [`asu/routers/api.py`]), plus the in-memory
+//! cache of finished ones.
+//!
+//! [`asu/routers/api.py`]: https://github.com/openwrt/asu/blob/main/asu/routers/api.py
 //!
 //! A finished job never changes until it expires, so its rendered response ([`BuildView`], body
 //! already serialised) is kept in a [`ResultCache`] in front of the store: a cache-hit `POST`

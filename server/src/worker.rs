@@ -1,7 +1,8 @@
 //! Build workers: claim a job, build it with the ImageBuilder, publish the images.
 //!
 //! One worker runs one job at a time (ASU's model); `serve` starts `workers` of them in-process
-//! and `attendant-server worker` runs them alone. Per job (asu-server.md §4.3, STYLE rule 16):
+//! and `attendant-server worker` runs them alone. Per job (the steps of ASU's `build()`,
+//! <https://github.com/openwrt/asu/blob/main/asu/build.py>):
 //!
 //! 1. [`Store::claim`] leases the job; a heartbeat task renews the
 //!    lease and cancels the build if the lease was lost (another worker owns the job now);
@@ -291,7 +292,8 @@ fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// asu-server.md §3.2: defaults → `build_defaults_ttl`, `packages_versions` → `build_ttl`,
+/// How long a result is cached, as ASU decides it: defaults → `build_defaults_ttl`,
+/// `packages_versions` → `build_ttl`,
 /// otherwise `build_ttl_unversioned`.
 fn result_ttl(config: &Config, spec: &JobSpec) -> Duration {
     if spec
@@ -650,7 +652,7 @@ async fn built_profile(
     Ok(flat)
 }
 
-/// The `packages_versions` entries the build still asks for: the fixups (asu-server.md §4.4 b)
+/// The `packages_versions` entries the build still asks for: the fixups ([`attendant_proto::api::apply_fixups`])
 /// may have removed a pinned package or replaced it with its successor, whose version nobody
 /// pinned. ASU checks them anyway and fails the build; we check what we built.
 fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {

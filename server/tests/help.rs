@@ -1,5 +1,5 @@
-//! The full `--help` of `attendant-server` and of every subcommand, pinned (STYLE rule 20: the
-//! README copies these).
+//! The full `--help` of `attendant-server` and of every subcommand, pinned (the README copies
+//! these, so a change shows up here first).
 //!
 //! After changing an option or a help text, regenerate the files with `ATTENDANT_BLESS=1 cargo
 //! test -p attendant-server --test help` and review the diff.

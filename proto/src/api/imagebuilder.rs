@@ -1,5 +1,5 @@
-//! Parsers for what an OpenWrt ImageBuilder prints, as ASU's worker reads it (asu-server.md
-//! §4.3 steps 6, 9–12, §5.2).
+//! Parsers for what an OpenWrt ImageBuilder prints, as ASU's worker reads it
+//! (<https://github.com/openwrt/asu/blob/main/asu/build.py>).
 //!
 //! - [`parse_make_info`]: `make info` → revision, default packages, profiles.
 //! - [`parse_manifest`]: `make manifest` output (`name - version` for opkg, `name version` for

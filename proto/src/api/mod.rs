@@ -1,6 +1,7 @@
 //! The Attended SysUpgrade (ASU) HTTP API v1 on the wire, shared by the server and the agent.
 //!
-//! Everything here follows openwrt/asu as written down in `reference/asu-server.md` §2–§4, so
+//! Everything here follows openwrt/asu (<https://github.com/openwrt/asu>, the API served at
+//! <https://sysupgrade.openwrt.org/docs>), so
 //! that owut, auc, LuCI and the firmware selector work against our server and our agent works
 //! against sysupgrade.openwrt.org:
 //!

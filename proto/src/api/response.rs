@@ -1,4 +1,4 @@
-//! Build responses and error bodies of ASU's API v1 (asu-server.md §2.3, §2.4).
+//! Build responses and error bodies of ASU's API v1 (<https://github.com/openwrt/asu/blob/main/asu/routers/api.py>).
 //!
 //! - `200`: [`BuildResponse`], the finished build: the ImageBuilder's `profiles.json` flattened
 //!   for the built profile ([`BuildResponse::from_profile`]), plus `manifest`, `bin_dir`,

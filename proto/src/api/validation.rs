@@ -4,7 +4,7 @@
 //! breaks the model, FastAPI answers `422` with `{"detail": [error, ...]}`, where every error is
 //! `{"type", "loc", "msg", "input", "ctx"?}` and `loc` starts with `"body"`. Clients (LuCI,
 //! owut, the firmware selector) show `msg`, so the `type` and `msg` texts here are pydantic v2's
-//! own, word for word (asu-server.md §2.3). One constructor per pydantic error type keeps those
+//! own, word for word (<https://docs.pydantic.dev/latest/errors/validation_errors/>). One constructor per pydantic error type keeps those
 //! texts in one place.
 
 use std::fmt;
@@ -50,7 +50,7 @@ pub enum LocItem {
     Key(String),
 }
 
-/// The input patterns of ASU's `BuildRequest` (asu-server.md §2.2), matched without a regex
+/// The input patterns of ASU's `BuildRequest` (<https://github.com/openwrt/asu/blob/main/asu/build_request.py>), matched without a regex
 /// engine.
 ///
 /// `\w` is Unicode-aware in pydantic's Rust regex engine; here it is `_` or any

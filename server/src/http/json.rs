@@ -1,5 +1,6 @@
 //! Metadata endpoints: `/json/v1/...`, `/api/v1/revision/...` and the legacy redirects
-//! (asu-server.md §2.1, §2.6). Data comes from the cached upstream metadata.
+//! (ASU's `asu/main.py` and `asu/routers/api.py`, <https://github.com/openwrt/asu>). Data comes from the cached
+//! upstream metadata.
 
 use std::collections::BTreeMap;
 

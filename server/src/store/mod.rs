@@ -2,7 +2,8 @@
 //!
 //! One table holds one row per request hash (`jobs`, see `migrations/`). The unique key on the
 //! hash is the de-duplication: identical requests share one row, whether it is still queued,
-//! running, or finished and cached. The queue protocol follows rust-stack.md §4 and STYLE rule 16:
+//! running, or finished and cached. The queue protocol (claim, lease, fence, reap) is the one of
+//! underway (<https://github.com/maxcountryman/underway>):
 //!
 //! * [`Store::claim`] takes the oldest runnable queued job in one statement (SQLite: inside
 //!   `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`), sets the lease and increments the
@@ -182,7 +183,7 @@ pub struct JobSpec {
     pub packages: Vec<String>,
 }
 
-/// A build failure as ASU reports it (asu-server.md §2.3, 500 row).
+/// A build failure as ASU reports it in a `500` body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Failure {
     /// The `detail` text, `Error: ...`.

@@ -1,7 +1,7 @@
 //! [`Store`] on a PostgreSQL database, shared by API nodes and workers on several hosts.
 //!
 //! Same table, same semantics as [`super::SqliteStore`] (one test suite runs against both), in
-//! PostgreSQL's dialect (rust-stack.md §4.2):
+//! PostgreSQL's dialect (<https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE>):
 //!
 //! * [`Store::claim`] is one `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)`:
 //!   two claimers never wait for each other and never get the same job;

@@ -3,7 +3,8 @@
 //! SQLite has one writer at a time, so the claim runs inside `BEGIN IMMEDIATE` (it takes the
 //! write lock up front rather than upgrading a read lock, which could fail with `SQLITE_BUSY`
 //! half-way) and is a single `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING` statement
-//! (rust-stack.md §4.2). Readers never block the writer in WAL mode; `busy_timeout` makes
+//! (<https://www.sqlite.org/lang_returning.html>). Readers never block the writer in WAL mode;
+//! `busy_timeout` makes
 //! writers queue for each other instead of failing. Works for any number of processes on one
 //! host; several hosts need the PostgreSQL store.
 

@@ -1,5 +1,5 @@
 //! The store test suite, written once against `dyn Store` and instantiated per backend
-//! (STYLE rule 24): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
+//! (never a mock): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
 //! of a private throwaway cluster (or of `ATTENDANT_TEST_DATABASE_URL`'s server; see
 //! `tests/e2e/postgres.rs`). PostgreSQL-only guarantees (`SKIP LOCKED`, connection errors)
 //! follow the suite; TLS (`sslmode`, `sslrootcert`) is in `tests/tls.rs`.
