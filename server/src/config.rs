@@ -18,6 +18,10 @@
 //! `max_custom_rootfs_size_mb`, `max_defaults_length`, `max_pending_jobs`, `build_ttl`,
 //! `build_ttl_unversioned`, `build_defaults_ttl`, `build_failure_ttl`, `job_timeout`,
 //! `repository_allow_list`, `upstream_url` and `branches` (with ASU's `package_changes` table).
+//!
+//! The file passes 800 lines with its tests: every setting sits next to its default, its
+//! documentation and ASU's default tables, so that the defaults, the docs and `--help` cannot
+//! drift apart; the loader itself is short.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

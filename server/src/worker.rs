@@ -29,6 +29,11 @@
 //! ImageBuilders are not made for parallel builds in one tree, so builds in the same unpacked
 //! ImageBuilder take an exclusive file lock (`.attendant-build.lock`) for the `make` steps;
 //! builds of different ImageBuilders run in parallel.
+//!
+//! The file is longer than most (about 780 lines of code): the steps above are written top to
+//! bottom in the order a job runs, and all of them classify failures into the same `Outcome`
+//! with the same `WorkerContext`. A child module for the steps would have to import those from
+//! its parent, a module cycle; the steps are small functions instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
