@@ -62,7 +62,9 @@ impl BuildView {
             JobState::Failed => {
                 let failure = job.failure.clone().unwrap_or_default();
                 // A job that failed before its first stage has no reason of its own.
-                let detail = if failure.detail.is_empty() || failure.detail == "init" {
+                let detail = if failure.detail.is_empty()
+                    || failure.detail == ImagebuilderStatus::Init.as_str()
+                {
                     FAILED_DETAIL
                 } else {
                     failure.detail.as_str()

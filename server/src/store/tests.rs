@@ -182,6 +182,9 @@ async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: Reo
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(1));
     assert!(store.claim("w", 2, MINUTE).await.unwrap().is_none());
+    // The stages the SQL writes itself are the wire stages, not `Unknown` spellings.
+    let job = store.job(&hash(1), 2).await.unwrap().unwrap();
+    assert_eq!(job.stage, ImagebuilderStatus::Init);
 }
 
 async fn concurrent_claims_get_distinct_jobs(store: Arc<dyn Store>, _: Reopen) {
@@ -315,6 +318,7 @@ async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: Reopen) {
     let job = store.job(&hash(1), 99).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(job.stage.as_str(), "done");
+    assert_eq!(job.stage, ImagebuilderStatus::Done);
     assert_eq!(job.result.as_deref(), Some("{\"id\":\"x\"}"));
     assert_eq!(job.finished_at, Some(10));
     assert!(store.job(&hash(1), 100).await.unwrap().is_none());
@@ -387,6 +391,7 @@ async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: Reopen) {
         .unwrap();
     let job = store.job(&hash(1), 6).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.stage, ImagebuilderStatus::Failed);
     assert_eq!(job.failure, Some(failure));
     let again = store.submit(new_job(1), 10, 7).await.unwrap();
     assert!(
