@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
 
-use crate::installed::is_abi_versioned_name;
+use crate::installed::{excerpt, is_abi_versioned_name};
 
 /// Largest `make info` output accepted, in bytes (big targets print a few hundred KiB).
 pub const MAX_MAKE_INFO_BYTES: usize = 8 * 1024 * 1024;
@@ -169,7 +169,7 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, Imagebuild
         let Some((name, version)) = parsed else {
             return Err(ImagebuilderError::BadManifestLine {
                 line: index.saturating_add(1),
-                text: truncate(line, 120),
+                text: excerpt(line.as_bytes()),
             });
         };
         manifest.insert(name.to_owned(), version.to_owned());
@@ -427,14 +427,6 @@ fn unquote(value: &str) -> &str {
 
 fn words(value: &str) -> Vec<String> {
     value.split_whitespace().map(str::to_owned).collect()
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Why a build failed; `Display` is the message, [`BuildFailure::detail`] the `500` `detail`
@@ -832,6 +824,18 @@ tplink_archer-c7-v5:
             let text: String = entries.iter().map(|(n, v)| format!("{n} - {v}\n")).collect();
             prop_assert_eq!(parse_manifest(&text).unwrap(), entries);
         }
+    }
+
+    #[test]
+    fn bad_manifest_line_is_shown_as_a_safe_excerpt() {
+        let long = format!("bad\u{1b}[31m{}", "x".repeat(200));
+        let error = parse_manifest(&format!("ok - 1\n{long}\n")).unwrap_err();
+        let ImagebuilderError::BadManifestLine { line, text } = error else {
+            panic!("expected a bad line, got {error:?}");
+        };
+        assert_eq!(line, 2);
+        assert!(text.starts_with("bad\u{fffd}[31m"), "{text}");
+        assert!(text.ends_with('…') && text.chars().count() < 100, "{text}");
     }
 
     #[test]
