@@ -13,6 +13,11 @@
 //!   ([`StoreError::LeaseLost`]) once another claim has taken the job over;
 //! * [`Store::requeue_expired`] returns jobs whose lease ran out (their worker died) to the queue.
 //!
+//! Rows come out typed: the request hash as a [`RequestHash`], the stage as an
+//! [`ImagebuilderStatus`], the stored request as a [`JobSpec`]. The JSON of a [`JobSpec`] is
+//! written and read only in this module (`row.rs`, shared by both backends), so a worker or a
+//! response never parses it again.
+//!
 //! Times are Unix milliseconds passed in by the caller, so tests control the clock (and hosts
 //! sharing a PostgreSQL database need synchronised clocks).
 //!
