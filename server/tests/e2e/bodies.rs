@@ -192,7 +192,11 @@ fn assert_finished(server: &Server, done: &BuildResponse, hash: RequestHash) {
 
 #[tokio::test]
 async fn every_error_body_and_the_overview_round_trip_through_the_agent_parsers() {
-    let server = Server::start(|config| config.workers = 0).await;
+    let server = Server::start(|config| {
+        config.workers = 0;
+        config.max_pending_jobs = 0;
+    })
+    .await;
 
     // 400 with ASU's text.
     let unsupported = json!({"version": "24.10.99", "target": "x86/64", "profile": "generic"});
@@ -255,5 +259,20 @@ async fn every_error_body_and_the_overview_round_trip_through_the_agent_parsers(
         branch.versions.iter().any(|version| version == "24.10.5"),
         "{:?}",
         branch.versions
+    );
+
+    // 529 once the queue is over its limit (here: one job waiting, none allowed).
+    let (status, _, _) = post(&server, &tmux_request()).await;
+    assert_eq!(status, 202);
+    let htop = json!({"version": "24.10.5", "target": "x86/64", "profile": "generic",
+                      "packages": ["htop"]});
+    let (status, _, raw) = post(&server, &htop).await;
+    assert_eq!(status, 529);
+    let error = parse_error_body(&raw).unwrap();
+    assert_lossless(&error, &raw);
+    assert_eq!(error.title.as_deref(), Some("Server overloaded"));
+    assert_eq!(
+        error.detail,
+        "server overload, queue contains too many build requests: 1"
     );
 }
