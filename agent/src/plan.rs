@@ -621,6 +621,7 @@ mod tests {
             sha256: "0".repeat(64),
             sha256_unsigned: String::new(),
             image_type: ImageType::from_wire(image_type),
+            signature: None,
         }
     }
 

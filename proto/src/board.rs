@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::excerpt::{MAX_VALUE_CHARS, excerpt};
 use crate::json;
+use crate::upstream::ImageType;
 use crate::wire::{
     BOARD_JSON_PATH, OPENWRT_RELEASE_PATH, OS_RELEASE_PATH, PROC_MOUNTS_PATH,
     SYSINFO_BOARD_NAME_PATH, SYSINFO_MODEL_PATH,
@@ -436,37 +437,6 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
 pub fn profile_from_board_name(board_name: &str) -> String {
     // The server applies the same rule to the profile a request names, so both ends agree.
     crate::api::hash::sanitize_profile(board_name)
-}
-
-/// The type of sysupgrade image a device takes (the `type` of an ASU `images[]` entry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ImageType {
-    /// `sysupgrade`: most targets.
-    #[serde(rename = "sysupgrade")]
-    Sysupgrade,
-    /// `combined`: a whole-disk image (x86, armsr, loongarch booted by BIOS).
-    #[serde(rename = "combined")]
-    Combined,
-    /// `combined-efi`: a whole-disk image for EFI boot.
-    #[serde(rename = "combined-efi")]
-    CombinedEfi,
-}
-
-impl ImageType {
-    /// The ASU spelling (`sysupgrade`, `combined`, `combined-efi`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageType::Sysupgrade => "sysupgrade",
-            ImageType::Combined => "combined",
-            ImageType::CombinedEfi => "combined-efi",
-        }
-    }
-}
-
-impl std::fmt::Display for ImageType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The target families whose images are whole-disk `combined` images (owut's list). A target

@@ -1,5 +1,5 @@
 //! OpenWrt downloads metadata: `.versions.json`, `.targets.json`, per-target `profiles.json`
-//! and `feeds.conf` (asu-server.md §5.1–§5.3).
+//! and `feeds.conf`, as <https://downloads.openwrt.org> publishes them and ASU reads them.
 //!
 //! - [`parse_versions`] → [`Versions`]: stable/oldstable/upcoming and the version list.
 //! - [`parse_targets`] → `target/subtarget` → package architecture.
@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::response::{BadRequest, ImageInfo};
+use crate::api::wire_enum::wire_enum;
 use crate::excerpt::{MAX_LINE_CHARS, excerpt};
 use crate::json;
 
@@ -107,6 +107,124 @@ pub struct Profile {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// One built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Root filesystem: `squashfs`, `ext4`, `initramfs`, ...
+    pub filesystem: String,
+    /// File name under `bin_dir`.
+    pub name: String,
+    /// SHA-256 of the file as served (what a router verifies).
+    pub sha256: String,
+    /// SHA-256 before the signature trailer was attached (what rebuilders compare).
+    #[serde(default)]
+    pub sha256_unsigned: String,
+    /// Image type.
+    #[serde(rename = "type")]
+    pub image_type: ImageType,
+    /// File name under `bin_dir` of the image's usign signature (`<name>.sig`), when the server
+    /// signs images; not part of upstream `profiles.json` or ASU's responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+wire_enum! {
+    /// `images[].type`: what an image is for. A device's sysupgrade image is
+    /// [`ImageType::Sysupgrade`] on most targets, [`ImageType::Combined`] (whole disk) on x86,
+    /// armsr and loongarch, [`ImageType::CombinedEfi`] there when booted through EFI
+    /// ([`crate::board::sysupgrade_image_type`]).
+    pub enum ImageType {
+        /// `sysupgrade`: most targets.
+        Sysupgrade = "sysupgrade",
+        /// `factory`: the first install from the vendor firmware.
+        Factory = "factory",
+        /// `combined`: a whole-disk image (x86, armsr, loongarch booted by BIOS).
+        Combined = "combined",
+        /// `combined-efi`: a whole-disk image for EFI boot.
+        CombinedEfi = "combined-efi",
+        /// `sdcard`
+        Sdcard = "sdcard",
+        /// `kernel`
+        Kernel = "kernel",
+        /// `rootfs`
+        Rootfs = "rootfs",
+        /// `nand-sysupgrade`
+        NandSysupgrade = "nand-sysupgrade",
+        /// `nand-factory`
+        NandFactory = "nand-factory",
+    }
+}
+
+/// One profile of `profiles.json` flattened with its target's metadata, as ASU serves it at
+/// `/json/v1/<path>/targets/<target>/<subtarget>/<profile>.json` and as a finished build's
+/// response starts ([`crate::api::BuildResponse::from_profile`]). Made by [`Profiles::flatten`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlatProfile {
+    /// The profile id.
+    pub id: String,
+    /// Package architecture, e.g. `mips_24kc`.
+    pub arch_packages: String,
+    /// Default packages of the target.
+    #[serde(default)]
+    pub default_packages: Vec<String>,
+    /// Packages the profile adds (or removes, `-pkg`).
+    #[serde(default)]
+    pub device_packages: Vec<String>,
+    /// Common prefix of the image file names.
+    #[serde(default)]
+    pub image_prefix: String,
+    /// The images.
+    #[serde(default)]
+    pub images: Vec<ImageInfo>,
+    /// Format version (1).
+    #[serde(default)]
+    pub metadata_version: u32,
+    /// Reproducible-build timestamp.
+    pub source_date_epoch: SourceDateEpoch,
+    /// `source_date_epoch` formatted as ASU writes it (`2024-04-30T21:45:35.000000Z`); filled
+    /// in by the server, which owns the clock formatting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_at: Option<String>,
+    /// DT compatibles / board names the profile is for.
+    #[serde(default)]
+    pub supported_devices: Vec<String>,
+    /// `target/subtarget`.
+    pub target: String,
+    /// Device names.
+    #[serde(default)]
+    pub titles: Vec<Title>,
+    /// Revision, e.g. `r28959-29397011cc`.
+    pub version_code: String,
+    /// Version, e.g. `24.10.6`.
+    pub version_number: String,
+    /// Kernel triple (newer releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_kernel: Option<LinuxKernel>,
+    /// Unknown keys of the target and of the profile (the profile's win), kept verbatim.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// The keys [`FlatProfile`] types; an unknown key of the same name is dropped when flattening,
+/// so the flattened document never carries a key twice.
+const FLAT_PROFILE_KEYS: [&str; 15] = [
+    "id",
+    "arch_packages",
+    "default_packages",
+    "device_packages",
+    "image_prefix",
+    "images",
+    "metadata_version",
+    "source_date_epoch",
+    "build_at",
+    "supported_devices",
+    "target",
+    "titles",
+    "version_code",
+    "version_number",
+    "linux_kernel",
+];
+
 /// A device title: `{vendor, model, variant?}` or a plain `{title}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -176,14 +294,6 @@ pub struct ResolvedProfile {
 pub struct UnsupportedProfile {
     /// The requested profile, sanitised (`,` → `_`).
     pub profile: String,
-}
-
-impl From<UnsupportedProfile> for BadRequest {
-    fn from(error: UnsupportedProfile) -> Self {
-        BadRequest::UnsupportedProfile {
-            profile: error.profile,
-        }
-    }
 }
 
 /// Why upstream metadata could not be read.
@@ -287,7 +397,34 @@ impl Versions {
 }
 
 impl Profiles {
-    /// Resolves a requested profile like ASU (asu-server.md §5.3): after `,` → `_`, a profile
+    /// The profile `id` flattened with the target's metadata, or `None` if there is no such
+    /// profile. This is the one place where a profile and its target are merged.
+    pub fn flatten(&self, id: &str) -> Option<FlatProfile> {
+        let profile = self.profiles.get(id)?;
+        let mut extra = self.extra.clone();
+        extra.extend(profile.extra.clone());
+        extra.retain(|key, _| !FLAT_PROFILE_KEYS.contains(&key.as_str()));
+        Some(FlatProfile {
+            id: id.to_owned(),
+            arch_packages: self.arch_packages.clone(),
+            default_packages: self.default_packages.clone(),
+            device_packages: profile.device_packages.clone(),
+            image_prefix: profile.image_prefix.clone(),
+            images: profile.images.clone(),
+            metadata_version: self.metadata_version,
+            source_date_epoch: self.source_date_epoch.clone(),
+            build_at: None,
+            supported_devices: profile.supported_devices.clone(),
+            target: self.target.clone(),
+            titles: profile.titles.clone(),
+            version_code: self.version_code.clone(),
+            version_number: self.version_number.clone(),
+            linux_kernel: self.linux_kernel.clone(),
+            extra,
+        })
+    }
+
+    /// Resolves a requested profile like ASU's `validate_request`: after `,` → `_`, a profile
     /// id matches first, then any profile whose `supported_devices` entry (with `,` → `_`) is
     /// equal (ids in sorted order, so the answer is deterministic where ASU's depends on file
     /// order); failing both, a target whose only profile is `generic` builds `generic`.
@@ -394,6 +531,33 @@ mod tests {
             "source_date_epoch": "1714513535", "target": "ath79/generic",
             "version_code": "r1-a", "version_number": "24.10.6"
         }))
+    }
+
+    #[test]
+    fn flattens_a_profile_with_its_target() {
+        let mut p = two_profiles();
+        p.extra.insert("target_only".into(), json!(1));
+        p.extra.insert("shared".into(), json!("target"));
+        let profile = p.profiles.get_mut("8dev_carambola2").unwrap();
+        profile.extra.insert("shared".into(), json!("profile"));
+        // A profile key that names a typed field must not appear twice in the document.
+        profile.extra.insert("id".into(), json!("spoofed"));
+        let flat = p.flatten("8dev_carambola2").unwrap();
+        assert_eq!(flat.id, "8dev_carambola2");
+        assert_eq!(flat.image_prefix, "q");
+        assert_eq!(flat.arch_packages, "mips_24kc");
+        assert_eq!(flat.target, "ath79/generic");
+        assert_eq!(flat.extra.get("shared"), Some(&json!("profile")));
+        assert_eq!(flat.extra.get("target_only"), Some(&json!(1)));
+        assert!(!flat.extra.contains_key("id"));
+        let document = serde_json::to_value(&flat).unwrap();
+        assert_eq!(document["id"], "8dev_carambola2");
+        assert!(document.get("profiles").is_none());
+        assert_eq!(
+            serde_json::from_value::<FlatProfile>(document).unwrap(),
+            flat
+        );
+        assert_eq!(p.flatten("nope"), None);
     }
 
     #[test]

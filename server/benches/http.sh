@@ -1,8 +1,8 @@
 #!/bin/sh
 # HTTP benchmark of attendant-server with wrk (Debian package `wrk`) on loopback.
 #
-# Starts `attendant-server demo` (fixture mirror, no network needed) from the release build in
-# a scratch directory, builds one image so there is a cache hit to ask for, then measures:
+# Starts `attendant-e2e demo` (attendant-server on the fixture mirror, no network needed) from the
+# release build in a scratch directory, builds one image so there is a cache hit to ask for, then measures:
 # cache-hit POST /api/v1/build, GET /api/v1/build/<hash>, a 404 (unknown hash) and a 400
 # (unsupported distro), each at 16 and 64 connections with wrk; HEAD with ApacheBench, because
 # wrk waits for the body that a HEAD response's Content-Length announces and never completes a
@@ -15,7 +15,7 @@ set -eu
 duration=${1:-10s}
 threads=${2:-2}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin="$root/target/release/attendant-server"
+bin="$root/target/release/attendant-e2e"
 port=18123
 base="http://127.0.0.1:$port"
 scratch=$(mktemp -d)

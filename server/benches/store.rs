@@ -20,7 +20,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attendant_server::store::{NewJob, PostgresStore, SqliteStore, Store, Submission};
+use attendant_proto::api::BuildRequest;
+use attendant_server::store::{JobSpec, NewJob, PostgresStore, SqliteStore, Store, Submission};
 
 #[path = "../tests/e2e/postgres.rs"]
 mod postgres;
@@ -112,10 +113,17 @@ async fn measure(backend: &str, store: Arc<dyn Store>, jobs: usize) {
     );
 }
 
+/// A job with a realistic stored request: a device build of a few packages.
 fn job(round: u8, n: usize) -> NewJob {
     NewJob {
-        request_hash: format!("{round:02x}{n:062x}"),
-        request: format!("{{\"n\":{n}}}"),
+        request_hash: format!("{round:02x}{n:062x}").parse().unwrap(),
+        request: JobSpec {
+            request: BuildRequest::new("24.10.5", "x86/64", format!("profile-{n}")),
+            version_path: "releases/24.10.5".to_owned(),
+            target: "x86".to_owned(),
+            subtarget: "64".to_owned(),
+            packages: vec!["luci".to_owned(), "tmux".to_owned(), format!("package-{n}")],
+        },
     }
 }
 

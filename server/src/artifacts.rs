@@ -9,6 +9,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use attendant_proto::api::RequestHash;
+
 /// Why an artifact operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,8 +59,8 @@ impl Artifacts {
     }
 
     /// The directory of a job (`bin_dir`).
-    pub fn job_dir(&self, request_hash: &str) -> PathBuf {
-        self.root.join(request_hash)
+    pub fn job_dir(&self, request_hash: &RequestHash) -> PathBuf {
+        self.root.join(request_hash.to_string())
     }
 
     /// The file behind `/store/<relative>`, if `relative` is a path of plain names that does
@@ -86,22 +88,22 @@ impl Artifacts {
     pub async fn publish(
         &self,
         output: &Path,
-        request_hash: &str,
+        request_hash: &RequestHash,
     ) -> Result<PathBuf, ArtifactError> {
         let root = self.root.clone();
         let output = output.to_owned();
-        let hash = request_hash.to_owned();
+        let hash = request_hash.to_string();
         tokio::task::spawn_blocking(move || publish_blocking(&root, &output, &hash))
             .await
             .map_err(|join| ArtifactError::Io {
                 action: "publish",
-                path: PathBuf::from(request_hash),
+                path: PathBuf::from(request_hash.to_string()),
                 source: io::Error::other(join),
             })?
     }
 
     /// Deletes a job's directory; a missing directory is fine.
-    pub async fn remove(&self, request_hash: &str) -> Result<bool, ArtifactError> {
+    pub async fn remove(&self, request_hash: &RequestHash) -> Result<bool, ArtifactError> {
         remove_tree(self.job_dir(request_hash)).await
     }
 }
@@ -216,7 +218,7 @@ mod tests {
     async fn publish_replaces_an_older_directory_whole() {
         let dir = tempfile::tempdir().unwrap();
         let artifacts = Artifacts::open(&dir.path().join("store")).unwrap();
-        let hash = "ab".repeat(32);
+        let hash: RequestHash = "ab".repeat(32).parse().unwrap();
         std::fs::create_dir_all(artifacts.job_dir(&hash)).unwrap();
         std::fs::write(artifacts.job_dir(&hash).join("stale.bin"), "old").unwrap();
         let output = dir.path().join("work/out");
@@ -237,7 +239,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            std::slice::from_ref(&hash),
+            [hash.to_string()],
             "no staging directory is left behind"
         );
         assert!(artifacts.remove(&hash).await.unwrap());

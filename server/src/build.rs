@@ -1,14 +1,15 @@
 //! The build API's domain: [`submit`] a request, read a job's [`status`].
 //!
-//! [`submit`] follows ASU (asu-server.md §2.2–§3.2) with the fixes the issue asks for:
+//! [`submit`] follows ASU's `api_v1_build_post` and `validate_request`
+//! (<https://github.com/openwrt/asu/blob/main/asu/routers/api.py>) with these fixes:
 //!
 //! 1. parse the body (422 with pydantic's list-shaped `detail`);
 //! 2. the 400 checks, in ASU's order: defaults allowed, repository allow-list, distro, branch,
 //!    version (one forced reload of `.versions.json` on a miss), target, profile;
 //! 3. resolve the profile (id, `supported_devices` alias, `generic` fallback);
 //! 4. hash the canonical request *after* resolution, so every alias shares one build and
-//!    `bin_dir` equals `request_hash`; ASU's per-release package fixups ([`apply_fixups`],
-//!    §4.4 b) change the build list, not the request, so they never change the hash;
+//!    `bin_dir` equals `request_hash`; ASU's per-release package fixups ([`apply_fixups`])
+//!    change the build list, not the request, so they never change the hash;
 //! 5. an existing job (queued, running, finished or failed) is returned as it is;
 //! 6. otherwise every package of the fixed-up build list is checked against the target, kmods
 //!    and architecture indexes (422 `Unsupported package(s): a, b`) before anything is queued, so
@@ -25,11 +26,10 @@ use attendant_proto::api::{
     normalized_packages, parse_build_request, request_hash,
 };
 use attendant_proto::version::Version;
-use serde::{Deserialize, Serialize};
 
 use crate::metadata::MetadataError;
 use crate::state::{AppState, now};
-use crate::store::{NewJob, StoreError, Submission};
+use crate::store::{JobSpec, NewJob, StoreError, Submission};
 use crate::view::BuildView;
 
 /// Why a build request was not accepted, or a job not found.
@@ -62,28 +62,11 @@ pub enum BuildError {
     Store(#[from] StoreError),
 }
 
-/// What the worker needs to build a job; stored as the job's `request` JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobSpec {
-    /// The validated request, with `profile` replaced by the resolved profile id; echoed to
-    /// clients as `request`.
-    pub request: BuildRequest,
-    /// Download path of the version, e.g. `releases/24.10.5` or `snapshots`.
-    pub version_path: String,
-    /// Target, e.g. `x86`.
-    pub target: String,
-    /// Subtarget, e.g. `64`.
-    pub subtarget: String,
-    /// The package list of the build command: normalised, in first-requester order, after ASU's
-    /// per-release fixups.
-    pub packages: Vec<String>,
-}
-
 /// Submits a build request body; returns the job's current view.
 pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
     let request = parse_build_request(body, &state.limits)?;
     let spec = validate(state, request).await?;
-    let hash = request_hash(&CanonicalRequest::from_request(&spec.request)).to_string();
+    let hash = request_hash(&CanonicalRequest::from_request(&spec.request));
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
         return Ok(view);
@@ -94,8 +77,7 @@ pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, Bui
     check_packages(state, &spec).await?;
     let new = NewJob {
         request_hash: hash,
-        // Serialising plain data cannot fail.
-        request: serde_json::to_string(&spec).unwrap_or_default(),
+        request: spec,
     };
     match state
         .store
@@ -116,7 +98,6 @@ pub async fn status(state: &AppState, request_hash: &str) -> Result<Arc<BuildVie
     let Ok(hash) = request_hash.parse::<RequestHash>() else {
         return Err(BuildError::NotFound);
     };
-    let hash = hash.to_string();
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
         return Ok(view);
@@ -211,7 +192,7 @@ async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec
     })
 }
 
-/// Whether `version` is on offer: ASU's list (asu-server.md §5.3) of upcoming + published
+/// Whether `version` is on offer: ASU's list of upcoming + published
 /// versions + `SNAPSHOT` + `<branch>-SNAPSHOT`, restricted to enabled branches.
 async fn offered(state: &AppState, version: &str, reload: bool) -> Result<bool, MetadataError> {
     let versions = if reload {
@@ -224,7 +205,7 @@ async fn offered(state: &AppState, version: &str, reload: bool) -> Result<bool, 
         .any(|offered| offered == version))
 }
 
-/// Every version on offer (asu-server.md §5.3), newest first: upcoming + published +
+/// Every version on offer (as ASU's `overview.json` lists them), newest first: upcoming + published +
 /// `SNAPSHOT` + `<branch>-SNAPSHOT` of every release branch, restricted to enabled branches.
 pub(crate) fn offered_versions(
     versions: &attendant_proto::upstream::Versions,
@@ -268,7 +249,7 @@ pub(crate) fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// The branch a version belongs to (asu-server.md §5.3): the version itself if it names a
+/// The branch a version belongs to (ASU's `get_branch`): the version itself if it names a
 /// configured branch, else proto's [`Version::branch`] (`24.10.5` and `24.10-SNAPSHOT` →
 /// `24.10`). A string that is not an OpenWrt version keeps ASU's rule (cut at the last `.`), so
 /// the 400 names the branch ASU would name.
@@ -288,7 +269,7 @@ pub(crate) fn branch_of(
     }
 }
 
-/// ASU's allow-list match (asu-server.md §8): same scheme, exact host and port, no user
+/// ASU's `repository_allow_list` match, made strict: same scheme, exact host and port, no user
 /// info, and the path under an allowed prefix (compared with a trailing `/`).
 pub fn repository_allowed(url: &str, allow_list: &[String]) -> bool {
     let Ok(url) = reqwest::Url::parse(url) else {

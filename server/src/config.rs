@@ -1,7 +1,7 @@
 //! Server configuration: a TOML file, `ATTENDANT_*` environment overrides, and defaults.
 //!
 //! Precedence, highest first: environment variables, the TOML file, the defaults below (the same
-//! order as ASU's pydantic settings, asu-server.md §7.1). Every top-level key `foo_bar` of the
+//! order as ASU's pydantic settings, <https://github.com/openwrt/asu/blob/main/asu/config.py>). Every top-level key `foo_bar` of the
 //! file can be overridden by `ATTENDANT_FOO_BAR`; the value is read as a TOML value when it parses
 //! as one (`4`, `true`, `["a", "b"]`) and as a plain string otherwise (`0.0.0.0:8000`, `7d`).
 //! Durations are written the humantime way (`30m`, `24h`, `7d`).
@@ -17,8 +17,11 @@
 //! The ASU settings that apply keep ASU's names and defaults: `allow_defaults`,
 //! `max_custom_rootfs_size_mb`, `max_defaults_length`, `max_pending_jobs`, `build_ttl`,
 //! `build_ttl_unversioned`, `build_defaults_ttl`, `build_failure_ttl`, `job_timeout`,
-//! `repository_allow_list`, `upstream_url` and `branches` (§5.4, with the `package_changes`
-//! table of §4.4).
+//! `repository_allow_list`, `upstream_url` and `branches` (with ASU's `package_changes` table).
+//!
+//! The file passes 800 lines with its tests: every setting sits next to its default, its
+//! documentation and ASU's default tables, so that the defaults, the docs and `--help` cannot
+//! drift apart; the loader itself is short.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -202,7 +205,7 @@ pub enum UpstreamLocation {
     Directory(PathBuf),
 }
 
-/// One release branch (asu-server.md §5.4).
+/// One release branch (an entry of ASU's `branches` setting).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -218,7 +221,8 @@ pub struct BranchConfig {
     /// Revision where the branch left master (release branches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch_off_rev: Option<u64>,
-    /// Package renames and removals published for upgrade clients (asu-server.md §4.4 a).
+    /// Package renames and removals published for upgrade clients (`package_changes` of
+    /// `overview.json`).
     #[serde(default)]
     pub package_changes: Vec<PackageChange>,
 }
@@ -346,7 +350,7 @@ pub struct Config {
     pub signing_key: Option<PathBuf>,
     /// URL prefixes extra package repositories must match (empty: none allowed).
     pub repository_allow_list: Vec<String>,
-    /// Release branches offered (asu-server.md §5.4).
+    /// Release branches offered.
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
@@ -576,7 +580,7 @@ fn default_true() -> bool {
     true
 }
 
-/// ASU's package change table (asu-server.md §4.4 a), in revision order.
+/// ASU's package change table (<https://github.com/openwrt/asu/blob/main/asu/package_changes.py>), in revision order.
 fn package_changes() -> Vec<PackageChange> {
     let change = |source: Option<&str>, target: Option<&str>, revision, mandatory| PackageChange {
         source: source.map(str::to_owned),
@@ -612,7 +616,7 @@ fn package_changes() -> Vec<PackageChange> {
     ]
 }
 
-/// ASU's default branches (asu-server.md §5.4): each release branch gets the package changes
+/// ASU's default branches (<https://github.com/openwrt/asu/blob/main/asu/config.py>): each release branch gets the package changes
 /// up to its branch-off revision, SNAPSHOT gets all of them.
 fn default_branches() -> BTreeMap<String, BranchConfig> {
     let all = package_changes();

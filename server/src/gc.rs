@@ -10,10 +10,16 @@
 //!    that is being moved into place while its row exists but the walk saw the directory
 //!    first, and a worker on another host whose row was just written.
 //!
-//! ASU never deletes store directories (asu-server.md §3.2 "File expiry"); this is the fix.
+//! [`plan`] finds the same things without deleting anything (`gc --dry-run`), and
+//! [`Collection::render`] lists them with their files.
+//!
+//! ASU (<https://github.com/openwrt/asu>) expires the database entry of a result but never
+//! deletes its store directory, so its store only grows; this is the fix.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use attendant_proto::api::RequestHash;
 
 use crate::artifacts::{ArtifactError, Artifacts, remove_tree};
 use crate::store::{Store, StoreError, UnixMillis};
@@ -41,6 +47,56 @@ pub enum GcError {
     Artifact(#[from] ArtifactError),
 }
 
+/// What one pass would delete ([`plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Collection {
+    /// Finished jobs whose cached outcome expired, with their store directories.
+    pub expired: Vec<ExpiredResult>,
+    /// Store entries that no job references (and staging leftovers), past the grace period.
+    pub orphans: Vec<PathBuf>,
+}
+
+/// An expired result and what it leaves on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredResult {
+    /// The job.
+    pub request_hash: RequestHash,
+    /// Its store directory, if it has one (failed builds have none).
+    pub dir: Option<PathBuf>,
+    /// The files in that directory, sorted.
+    pub files: Vec<PathBuf>,
+}
+
+impl Collection {
+    /// One line per expired result and per unreferenced entry, the files of each result
+    /// indented below it, then a summary line; `verb` says what happens ("would delete").
+    pub fn render(&self, verb: &str) -> String {
+        let mut out = String::new();
+        for result in &self.expired {
+            let place = match &result.dir {
+                Some(dir) => format!("`{}` ({} files)", dir.display(), result.files.len()),
+                None => "no store directory".to_owned(),
+            };
+            out.push_str(&format!(
+                "{verb} expired result {}: {place}\n",
+                result.request_hash
+            ));
+            for file in &result.files {
+                out.push_str(&format!("  {}\n", file.display()));
+            }
+        }
+        for orphan in &self.orphans {
+            out.push_str(&format!("{verb} unreferenced `{}`\n", orphan.display()));
+        }
+        out.push_str(&format!(
+            "{} expired results, {} unreferenced store entries\n",
+            self.expired.len(),
+            self.orphans.len()
+        ));
+        out
+    }
+}
+
 /// Runs one collection pass at `now`, deleting orphans older than `orphan_grace`.
 pub async fn collect(
     store: &dyn Store,
@@ -55,17 +111,8 @@ pub async fn collect(
             report.expired_dirs = report.expired_dirs.saturating_add(1);
         }
     }
-    for (name, path, modified) in list(artifacts).await? {
-        let old_enough = modified.elapsed().is_ok_and(|age| age >= orphan_grace);
-        if !old_enough {
-            continue;
-        }
-        let orphan = if is_request_hash(&name) {
-            !store.is_referenced(&name).await?
-        } else {
-            name.starts_with(".incoming-") || name.starts_with(".old-")
-        };
-        if orphan && remove_tree(path).await? {
+    for (name, path) in orphans(store, artifacts, orphan_grace).await? {
+        if remove_tree(path).await? {
             tracing::info!(entry = %name, "deleted unreferenced store entry");
             report.orphans = report.orphans.saturating_add(1);
         }
@@ -73,11 +120,96 @@ pub async fn collect(
     Ok(report)
 }
 
-fn is_request_hash(name: &str) -> bool {
-    name.len() == 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// What [`collect`] would delete at `now`; deletes nothing.
+pub async fn plan(
+    store: &dyn Store,
+    artifacts: &Artifacts,
+    now: UnixMillis,
+    orphan_grace: Duration,
+) -> Result<Collection, GcError> {
+    let mut collection = Collection::default();
+    for request_hash in store.expired(now).await? {
+        let dir = artifacts.job_dir(&request_hash);
+        let files = files_under(&dir).await?;
+        let exists = tokio::fs::symlink_metadata(&dir).await.is_ok();
+        collection.expired.push(ExpiredResult {
+            request_hash,
+            dir: exists.then_some(dir),
+            files,
+        });
+    }
+    // Expired rows still exist here, so their directories count as referenced and are listed
+    // once, above, not again as orphans.
+    collection.orphans = orphans(store, artifacts, orphan_grace)
+        .await?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect();
+    Ok(collection)
+}
+
+/// Store entries older than `grace` that no row references: `<hash>` directories without a
+/// row, and staging leftovers. Anything else in the store is not ours and is left alone.
+async fn orphans(
+    store: &dyn Store,
+    artifacts: &Artifacts,
+    grace: Duration,
+) -> Result<Vec<(String, PathBuf)>, GcError> {
+    let mut found = Vec::new();
+    for (name, path, modified) in list(artifacts).await? {
+        let old_enough = modified.elapsed().is_ok_and(|age| age >= grace);
+        if !old_enough {
+            continue;
+        }
+        let orphan = if let Ok(hash) = name.parse::<RequestHash>() {
+            !store.is_referenced(&hash).await?
+        } else {
+            name.starts_with(".incoming-") || name.starts_with(".old-")
+        };
+        if orphan {
+            found.push((name, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Every file below `dir`, sorted; none if `dir` does not exist.
+async fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let mut entries = match tokio::fs::read_dir(&current).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ArtifactError::Io {
+                    action: "list",
+                    path: current,
+                    source,
+                });
+            }
+        };
+        loop {
+            let entry = entries
+                .next_entry()
+                .await
+                .map_err(|source| ArtifactError::Io {
+                    action: "list",
+                    path: current.clone(),
+                    source,
+                })?;
+            let Some(entry) = entry else { break };
+            let path = entry.path();
+            // `file_type` does not follow symbolic links, so a link is listed, never walked.
+            match entry.file_type().await {
+                Ok(kind) if kind.is_dir() => pending.push(path),
+                _ => files.push(path),
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 async fn list(artifacts: &Artifacts) -> Result<Vec<(String, PathBuf, SystemTime)>, ArtifactError> {
@@ -116,26 +248,25 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{NewJob, SqliteStore, Submission};
+    use crate::store::{NewJob, SqliteStore, Submission, test_spec};
 
-    #[tokio::test]
-    async fn deletes_expired_and_orphans_but_nothing_referenced() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("db.sqlite"))
-                .await
-                .unwrap(),
-        );
-        let artifacts = Artifacts::open(&dir.path().join("store")).unwrap();
-        let hash = |n: u8| format!("{n:02x}").repeat(32);
-        let submit = |n: u8| NewJob {
-            request_hash: hash(n),
-            request: "{}".to_owned(),
-        };
-        // 1: finished, expired.  2: finished, live.  3: still queued.  4: no row (orphan).
+    fn hash(n: u8) -> RequestHash {
+        RequestHash([n; 32])
+    }
+
+    /// 1: finished, expired.  2: finished, live.  3: still queued.  4: no row (orphan). Plus a
+    /// staging leftover and an entry that is not ours.
+    async fn fixture(dir: &Path) -> (Arc<dyn Store>, Artifacts) {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.join("db.sqlite")).await.unwrap());
+        let artifacts = Artifacts::open(&dir.join("store")).unwrap();
         for n in 1..=3 {
+            let job = NewJob {
+                request_hash: hash(n),
+                request: test_spec(n),
+            };
             assert!(matches!(
-                store.submit(submit(n), 100, 0).await.unwrap(),
+                store.submit(job, 100, 0).await.unwrap(),
                 Submission::Created(_)
             ));
         }
@@ -148,11 +279,19 @@ mod tests {
         }
         for n in 1..=4 {
             let job_dir = artifacts.job_dir(&hash(n));
-            std::fs::create_dir_all(&job_dir).unwrap();
+            std::fs::create_dir_all(job_dir.join("sub")).unwrap();
             std::fs::write(job_dir.join("image.bin"), "x").unwrap();
+            std::fs::write(job_dir.join("sub/profiles.json"), "{}").unwrap();
         }
         std::fs::create_dir_all(artifacts.root().join(".incoming-x")).unwrap();
         std::fs::create_dir_all(artifacts.root().join("not-a-hash")).unwrap();
+        (store, artifacts)
+    }
+
+    #[tokio::test]
+    async fn deletes_expired_and_orphans_but_nothing_referenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, artifacts) = fixture(dir.path()).await;
 
         // Within the grace period only the expired job goes, with its files.
         let report = collect(&*store, &artifacts, 200, Duration::from_secs(3600))
@@ -184,6 +323,75 @@ mod tests {
         assert!(
             artifacts.root().join("not-a-hash").exists(),
             "foreign entries are left alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn dry_run_lists_what_a_pass_deletes_and_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, artifacts) = fixture(dir.path()).await;
+        let expired_dir = artifacts.job_dir(&hash(1));
+
+        let young = plan(&*store, &artifacts, 200, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            young,
+            Collection {
+                expired: vec![ExpiredResult {
+                    request_hash: hash(1),
+                    dir: Some(expired_dir.clone()),
+                    files: vec![
+                        expired_dir.join("image.bin"),
+                        expired_dir.join("sub/profiles.json")
+                    ],
+                }],
+                orphans: Vec::new(),
+            }
+        );
+        let old = plan(&*store, &artifacts, 200, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            old.expired, young.expired,
+            "listed once, not as an orphan too"
+        );
+        assert_eq!(
+            old.orphans,
+            [
+                artifacts.root().join(".incoming-x"),
+                artifacts.job_dir(&hash(4))
+            ]
+        );
+        let root = artifacts.root().display().to_string();
+        let h1 = hash(1).to_string();
+        let h4 = hash(4).to_string();
+        assert_eq!(
+            old.render("would delete"),
+            format!(
+                "would delete expired result {h1}: `{root}/{h1}` (2 files)\n\
+                 \x20 {root}/{h1}/image.bin\n\
+                 \x20 {root}/{h1}/sub/profiles.json\n\
+                 would delete unreferenced `{root}/.incoming-x`\n\
+                 would delete unreferenced `{root}/{h4}`\n\
+                 1 expired results, 2 unreferenced store entries\n"
+            )
+        );
+
+        // Nothing was touched: the same pass for real still finds all of it.
+        assert!(store.is_referenced(&hash(1)).await.unwrap());
+        assert!(expired_dir.join("sub/profiles.json").is_file());
+        assert!(artifacts.job_dir(&hash(4)).join("image.bin").is_file());
+        let report = collect(&*store, &artifacts, 200, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            GcReport {
+                expired_jobs: 1,
+                expired_dirs: 1,
+                orphans: 2
+            }
         );
     }
 }

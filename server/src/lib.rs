@@ -1,8 +1,39 @@
-//! The Attendant image-on-demand server, wire-compatible with OpenWrt's Attended SysUpgrade API.
+//! The Attendant image-on-demand server, wire-compatible with OpenWrt's Attended SysUpgrade API
+//! (ASU, <https://github.com/openwrt/asu>): owut, auc, luci-app-attendedsysupgrade and the
+//! firmware selector work against it unchanged.
+//!
+//! A request travels `http` → [`build`] (validate, hash, de-duplicate, enqueue) → [`store`]
+//! (the `jobs` table: queue and result cache) → [`worker`] (claim, ImageBuilder, sign, publish)
+//! → [`artifacts`] (served at `/store/`); [`view`] renders a job as the client sees it.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`cli`] | the `attendant-server` command line, one file per subcommand |
+//! | [`config`] | the settings (TOML file, `ATTENDANT_*` variables, ASU's names and defaults) |
+//! | [`service`] | start-up glue: store, metadata, ImageBuilder cache and keys, then serve |
+//! | [`state`] | [`state::AppState`], what every handler gets |
+//! | [`http`] | the routes, one module per endpoint group, and the one error → response table |
+//! | [`build`] | `POST /api/v1/build` and the status poll, without HTTP: checks, request hash, submit |
+//! | [`view`] | a job as a `200`/`202`/`500` response, and the cache of finished responses |
+//! | [`store`] | the job queue and result cache behind [`store::Store`]: SQLite and PostgreSQL |
+//! | [`worker`] | build workers: claim, lease heartbeat, the ImageBuilder steps, retry or fail |
+//! | [`imagebuilder`] | ImageBuilders downloaded, verified, unpacked and cached (LRU eviction) |
+//! | [`process`] | child processes (`make`) without a shell, with timeout and bounded output |
+//! | [`signing`] | usign keys and image signatures |
+//! | [`artifacts`] | the store of built images, one directory per request hash |
+//! | [`gc`] | garbage collection of expired results and unreferenced store entries |
+//! | [`metadata`] | upstream metadata (`.versions.json`, `profiles.json`, indexes), cached |
+//! | `atomic` | the one writer of files that must survive a crash whole |
+//!
+//! The wire types (requests, responses, the request hash, build stages) are
+//! `attendant_proto::api`'s; this crate owns HTTP, the database and child processes. The
+//! offline demo lives in the fixture crate (`attendant-e2e demo`), so this binary carries no
+//! fixture code. `server/README.md` says where each behaviour lives.
 
 #![warn(clippy::print_stdout)]
 
 pub mod artifacts;
+mod atomic;
 pub mod build;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,7 @@
 //! Upstream metadata (downloads.openwrt.org or a mirror or a local directory), cached in memory.
 //!
-//! What is read and why is asu-server.md §5.1; the formats are parsed by
+//! What is read is what ASU reads (`.versions.json`, `.targets.json`, `profiles.json`, package
+//! indexes; <https://github.com/openwrt/asu/blob/main/asu/util.py>); the formats are parsed by
 //! `attendant_proto::upstream` and `attendant_proto::index`. Unlike ASU, request handling never
 //! waits for upstream once a file is cached: `.versions.json` is refreshed after `metadata_ttl`
 //! (or on a miss, at most once per [`MIN_FORCED_RELOAD`]), release metadata is kept for
@@ -461,7 +462,8 @@ impl Metadata {
 }
 
 /// The kmods directory from a `kernel` package version: `6.6.116~<vermagic>-r1` →
-/// `6.6.116-1-<vermagic>` (ASU's kernel triple parsing, asu-server.md §5.2).
+/// `6.6.116-1-<vermagic>`, the triple `profiles.json` calls `linux_kernel` (ASU parses it the
+/// same way).
 fn kmods_dir_of(kernel_version: &str) -> Option<String> {
     let (version, rest) = kernel_version.split_once('~')?;
     let (vermagic, release) = rest.rsplit_once("-r")?;

@@ -1,7 +1,8 @@
 //! Running the ImageBuilder's `make` (and other tools) as a child process, safely.
 //!
 //! [`run`] never involves a shell: the program gets an argument vector, so request strings can
-//! never become shell syntax (`reference/asu-server.md` §8, CVE-2024-54143). It also:
+//! never become shell syntax (ASU's command injection through package names,
+//! <https://nvd.nist.gov/vuln/detail/CVE-2024-54143>). It also:
 //!
 //! - clears the environment and sets only `PATH` ([`CHILD_PATH`]), `HOME` and `TMPDIR` (both the
 //!   working directory), `LC_ALL=C` (the error texts we parse are English), then the caller's

@@ -1,6 +1,6 @@
 //! Start-up glue: from a [`Config`] to a running server (HTTP API, workers, collector).
 //!
-//! [`Service::open`] builds the pieces in the order of STYLE rule 15 — store ([`open_store`]:
+//! [`Service::open`] builds the pieces in dependency order — store ([`open_store`]:
 //! SQLite, or PostgreSQL when `database_url` is set), artifacts, metadata client, ImageBuilder
 //! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled, then stops
 //! accepting connections, lets requests and builds finish within `shutdown_timeout`, and

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use attendant_proto::usign::{Fingerprint, PublicKey, SecretKey, UsignError};
 use sha2::{Digest, Sha256};
 
+use crate::atomic::{Existing, write_atomic};
+
 /// Largest image signed, in bytes (Ed25519 signs the whole message in memory).
 pub const MAX_SIGNED_IMAGE_BYTES: u64 = 1 << 30;
 
@@ -86,7 +88,13 @@ pub fn generate_key_pair(
     write_private(secret_path, key.to_file().as_bytes())?;
     let public = key.public_key();
     let public_path = public_path_of(secret_path);
-    std::fs::write(&public_path, public.to_file()).map_err(|source| SigningError::Io {
+    write_atomic(
+        &public_path,
+        public.to_file().as_bytes(),
+        Existing::Replace,
+        false,
+    )
+    .map_err(|source| SigningError::Io {
         action: "write the public key",
         path: public_path,
         source,
@@ -109,7 +117,13 @@ pub fn sign_image(key: &SecretKey, image: &Path) -> Result<(String, String), Sig
     let mut sig_path = image.as_os_str().to_owned();
     sig_path.push(".sig");
     let sig_path = PathBuf::from(sig_path);
-    std::fs::write(&sig_path, signature.to_file()).map_err(|source| SigningError::Io {
+    write_atomic(
+        &sig_path,
+        signature.to_file().as_bytes(),
+        Existing::Replace,
+        false,
+    )
+    .map_err(|source| SigningError::Io {
         action: "write the signature",
         path: sig_path.clone(),
         source,
@@ -161,27 +175,8 @@ fn read_image(path: &Path) -> Result<Vec<u8>, SigningError> {
     std::fs::read(path).map_err(io)
 }
 
-#[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SigningError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| SigningError::Io {
-        action: "write the secret key",
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SigningError> {
-    std::fs::write(path, bytes).map_err(|source| SigningError::Io {
+    write_atomic(path, bytes, Existing::Keep, true).map_err(|source| SigningError::Io {
         action: "write the secret key",
         path: path.to_owned(),
         source,

@@ -1,17 +1,20 @@
 //! What a client sees of a job: status code, the two ASU headers and the JSON body
-//! (asu-server.md §2.3 "State → payload"), plus the in-memory cache of finished ones.
+//! (as ASU's `api_v1_build_get` renders a job: [`asu/routers/api.py`]), plus the in-memory
+//! cache of finished ones.
+//!
+//! [`asu/routers/api.py`]: https://github.com/openwrt/asu/blob/main/asu/routers/api.py
 //!
 //! A finished job never changes until it expires, so its rendered response ([`BuildView`], body
 //! already serialised) is kept in a [`ResultCache`] in front of the store: a cache-hit `POST`
 //! or `GET` costs a map lookup, not a database query. Entries die with the job's
 //! `expires_at`; the cache holds at most [`MAX_CACHED_RESULTS`] entries and is emptied when full.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use attendant_proto::api::response::FAILED_DETAIL;
+use attendant_proto::api::{BuildStatusBody, ImagebuilderStatus, RequestHash};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
 
 use crate::store::{Job, JobState, UnixMillis};
 
@@ -24,7 +27,7 @@ pub struct BuildView {
     /// HTTP status, equal to the body's `status`: 200, 202 or 500.
     pub status: u16,
     /// `X-Imagebuilder-Status`.
-    pub imagebuilder_status: String,
+    pub imagebuilder_status: ImagebuilderStatus,
     /// `X-Queue-Position`.
     pub queue_position: u64,
     /// The JSON body.
@@ -34,66 +37,74 @@ pub struct BuildView {
 impl BuildView {
     /// Renders a job. A succeeded job's stored result is already the complete body.
     pub fn of(job: &Job) -> Self {
-        let request = job.request_echo().unwrap_or(Value::Null);
-        let common = |status: u16, detail: &str| {
-            let mut body = Map::new();
-            body.insert("status".to_owned(), json!(status));
-            body.insert("detail".to_owned(), json!(detail));
-            body.insert("request_hash".to_owned(), json!(job.request_hash));
-            body.insert("enqueued_at".to_owned(), json!(iso_time(job.enqueued_at)));
-            body.insert("request".to_owned(), request.clone());
-            body
-        };
         match job.state {
             JobState::Queued => {
                 let position = job.queue_position.unwrap_or(0);
-                let mut body = common(202, "queued");
-                body.insert("queue_position".to_owned(), json!(position));
-                Self::json(202, "queued", position, &body)
+                let body = BuildStatusBody {
+                    queue_position: Some(position),
+                    ..status_body(job, 202, "queued")
+                };
+                Self::json(ImagebuilderStatus::Queued, position, &body)
             }
             JobState::Running => {
-                let mut body = common(202, "started");
-                body.insert("imagebuilder_status".to_owned(), json!(job.stage));
-                Self::json(202, &job.stage, 0, &body)
+                let body = BuildStatusBody {
+                    imagebuilder_status: Some(job.stage.clone()),
+                    ..status_body(job, 202, "started")
+                };
+                Self::json(job.stage.clone(), 0, &body)
             }
             JobState::Succeeded => Self {
                 status: 200,
-                imagebuilder_status: "done".to_owned(),
+                imagebuilder_status: ImagebuilderStatus::Done,
                 queue_position: 0,
                 body: Bytes::from(job.result.clone().unwrap_or_default()),
             },
             JobState::Failed => {
                 let failure = job.failure.clone().unwrap_or_default();
-                let detail = if failure.detail.is_empty() || failure.detail == "init" {
+                // A job that failed before its first stage has no reason of its own.
+                let detail = if failure.detail.is_empty()
+                    || failure.detail == ImagebuilderStatus::Init.as_str()
+                {
                     FAILED_DETAIL
                 } else {
                     failure.detail.as_str()
                 };
-                let mut body = common(500, detail);
-                body.insert("imagebuilder_status".to_owned(), json!("failed"));
-                body.insert("stdout".to_owned(), json!(failure.stdout));
-                body.insert("stderr".to_owned(), json!(failure.stderr));
-                Self::json(500, "failed", 0, &body)
+                let body = BuildStatusBody {
+                    imagebuilder_status: Some(ImagebuilderStatus::Failed),
+                    stdout: Some(failure.stdout.clone()),
+                    stderr: Some(failure.stderr.clone()),
+                    ..status_body(job, 500, detail)
+                };
+                Self::json(ImagebuilderStatus::Failed, 0, &body)
             }
         }
     }
 
-    fn json(status: u16, stage: &str, queue_position: u64, body: &Map<String, Value>) -> Self {
+    fn json(stage: ImagebuilderStatus, queue_position: u64, body: &BuildStatusBody) -> Self {
         Self {
-            status,
-            imagebuilder_status: stage.to_owned(),
+            status: body.status,
+            imagebuilder_status: stage,
             queue_position,
-            // Serialising a map of JSON values cannot fail.
+            // Strings, numbers and maps of strings: serialising them cannot fail.
             body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
         }
     }
 }
 
-impl Job {
-    /// The validated request as echoed in responses (`request`).
-    pub fn request_echo(&self) -> Option<Value> {
-        let spec: Value = serde_json::from_str(&self.request).ok()?;
-        spec.get("request").cloned()
+/// The fields every 202 and 500 body carries.
+fn status_body(job: &Job, status: u16, detail: &str) -> BuildStatusBody {
+    BuildStatusBody {
+        status,
+        detail: detail.to_owned(),
+        request_hash: Some(job.request_hash),
+        queue_position: None,
+        imagebuilder_status: None,
+        enqueued_at: Some(iso_time(job.enqueued_at)),
+        request: Some(job.request.request.clone()),
+        build_cmd: None,
+        stdout: None,
+        stderr: None,
+        extra: BTreeMap::new(),
     }
 }
 
@@ -124,12 +135,12 @@ pub fn build_at(seconds: i64) -> String {
 /// Finished results in memory (see the module docs).
 #[derive(Debug, Default)]
 pub struct ResultCache {
-    entries: RwLock<HashMap<String, (UnixMillis, Arc<BuildView>)>>,
+    entries: RwLock<HashMap<RequestHash, (UnixMillis, Arc<BuildView>)>>,
 }
 
 impl ResultCache {
     /// The cached view of `request_hash` if it has not expired at `now`.
-    pub fn get(&self, request_hash: &str, now: UnixMillis) -> Option<Arc<BuildView>> {
+    pub fn get(&self, request_hash: &RequestHash, now: UnixMillis) -> Option<Arc<BuildView>> {
         let entries = self.entries.read().ok()?;
         let (expires_at, view) = entries.get(request_hash)?;
         (*expires_at > now).then(|| view.clone())
@@ -145,7 +156,7 @@ impl ResultCache {
             if entries.len() >= MAX_CACHED_RESULTS {
                 entries.clear();
             }
-            entries.insert(job.request_hash.clone(), (expires_at, view.clone()));
+            entries.insert(job.request_hash, (expires_at, view.clone()));
         }
     }
 
@@ -159,20 +170,22 @@ impl ResultCache {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
-    use crate::store::Failure;
+    use crate::store::{Failure, test_spec};
 
     fn job(state: JobState) -> Job {
         Job {
-            request_hash: "ab".repeat(32),
+            request_hash: RequestHash([0xab; 32]),
             state,
-            stage: "building_image".to_owned(),
+            stage: ImagebuilderStatus::BuildingImage,
             attempt: 1,
             queue_position: Some(3),
             enqueued_at: 1_777_629_600_123,
             finished_at: None,
             expires_at: Some(10),
-            request: r#"{"request": {"version": "24.10.5"}}"#.to_owned(),
+            request: test_spec(1),
             result: Some(r#"{"status": 200}"#.to_owned()),
             failure: None,
             last_error: None,
@@ -200,7 +213,7 @@ mod tests {
     fn queued_job_has_position_in_body_and_header() {
         let view = BuildView::of(&job(JobState::Queued));
         assert_eq!((view.status, view.queue_position), (202, 3));
-        assert_eq!(view.imagebuilder_status, "queued");
+        assert_eq!(view.imagebuilder_status.as_str(), "queued");
         let body = body(&view);
         assert_eq!(body["detail"], "queued");
         assert_eq!(body["status"], 202);
@@ -213,7 +226,7 @@ mod tests {
     fn running_job_reports_its_stage() {
         let view = BuildView::of(&job(JobState::Running));
         assert_eq!((view.status, view.queue_position), (202, 0));
-        assert_eq!(view.imagebuilder_status, "building_image");
+        assert_eq!(view.imagebuilder_status.as_str(), "building_image");
         let body = body(&view);
         assert_eq!(body["detail"], "started");
         assert!(

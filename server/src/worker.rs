@@ -1,9 +1,10 @@
 //! Build workers: claim a job, build it with the ImageBuilder, publish the images.
 //!
 //! One worker runs one job at a time (ASU's model); `serve` starts `workers` of them in-process
-//! and `attendant-server worker` runs them alone. Per job (asu-server.md §4.3, STYLE rule 16):
+//! and `attendant-server worker` runs them alone. Per job (the steps of ASU's `build()`,
+//! <https://github.com/openwrt/asu/blob/main/asu/build.py>):
 //!
-//! 1. [`Store::claim`] leases the job; a heartbeat task renews the
+//! 1. [`Store::claim`](crate::store::Store::claim) leases the job; a heartbeat task renews the
 //!    lease and cancels the build if the lease was lost (another worker owns the job now);
 //! 2. `container_setup`: the ImageBuilder is acquired from the cache (downloaded, verified,
 //!    unpacked once);
@@ -12,7 +13,7 @@
 //! 4. `validate_manifest`: the package list (with `diff_packages`, the removals first), then
 //!    `make manifest ... STRIP_ABI=1`; failures name the missing and conflicting packages;
 //!    `packages_versions` is checked against the manifest, by bare name (an apk manifest calls
-//!    `libgcc` `libgcc1`: [`check_manifest`] maps the names) and only for the packages the
+//!    `libgcc` `libgcc1`: `check_manifest` maps the names) and only for the packages the
 //!    fixups left in the build (a pinned `auc` built as `owut` on 24.10 is not a failure);
 //! 5. `building_image`: `make image ... EXTRA_IMAGE_NAME=<12 hex> BIN_DIR=<private dir>`,
 //!    with `FILES`, `ROOTFS_PARTSIZE`, `ROOTFS_FILESYSTEM` when asked;
@@ -28,33 +29,23 @@
 //! ImageBuilders are not made for parallel builds in one tree, so builds in the same unpacked
 //! ImageBuilder take an exclusive file lock (`.attendant-build.lock`) for the `make` steps;
 //! builds of different ImageBuilders run in parallel.
+//!
+//! This module runs the workers, the heartbeat, the reaper and records outcomes; steps 2–7 are
+//! in `worker/steps.rs`, and [`WorkerContext`] in `worker/context.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod context;
+mod steps;
+
 use std::time::{Duration, Instant};
 
-use attendant_proto::api::imagebuilder::{
-    check_manifest, is_size_error, parse_make_info, parse_manifest, scan_package_errors,
-};
-use attendant_proto::api::{BuildFailure, diff_packages};
-use attendant_proto::upstream::parse_profiles;
-use attendant_proto::usign::SecretKey;
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::artifacts::{Artifacts, nonce};
-use crate::build::JobSpec;
+pub use self::context::WorkerContext;
+use self::steps::{Outcome, build};
 use crate::config::Config;
-use crate::imagebuilder::{IbError, IbSpec, ImagebuilderCache, Lease};
-use crate::process::{self, Invocation, RunError};
-use crate::signing::{sha256_file, sign_image};
 use crate::state::now;
-use crate::store::{Claim, Failure, Store, StoreError, UnixMillis};
-use crate::view::{build_at, iso_time};
+use crate::store::{Claim, Failure, JobSpec, StoreError, UnixMillis};
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -65,33 +56,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long an infrastructure failure that exhausted its attempts stays cached (short: the
 /// next request should try again, not replay an outage).
 pub const GAVE_UP_TTL: Duration = Duration::from_secs(60);
-/// Name of the build lock file inside an unpacked ImageBuilder.
-const BUILD_LOCK: &str = ".attendant-build.lock";
-
-/// Everything a worker needs.
-#[derive(Clone)]
-pub struct WorkerContext {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The job store.
-    pub store: Arc<dyn Store>,
-    /// The ImageBuilder cache.
-    pub imagebuilders: Arc<ImagebuilderCache>,
-    /// Where finished images go.
-    pub artifacts: Arc<Artifacts>,
-    /// The image signing key, if any.
-    pub signing_key: Option<Arc<SecretKey>>,
-    /// Woken when a job is enqueued in this process.
-    pub wakeup: Arc<Notify>,
-    /// Counts `make image` runs (tests and statistics).
-    pub builds_started: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl std::fmt::Debug for WorkerContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerContext").finish_non_exhaustive()
-    }
-}
 
 /// Runs `count` workers and the lease reaper until `shutdown` is cancelled; in-flight builds
 /// get `config.shutdown_timeout` to finish, then are abandoned (their lease expires and the
@@ -215,17 +179,6 @@ pub async fn run_claim(context: &WorkerContext, claim: Claim, hard_stop: &Cancel
     .await;
 }
 
-/// How a build ended.
-#[derive(Debug)]
-enum Outcome {
-    /// Built; the result JSON.
-    Done(String),
-    /// Failed for good; cached.
-    Failed(Failure),
-    /// Infrastructure trouble; try again later.
-    Retry(String),
-}
-
 async fn record(
     context: &WorkerContext,
     claim: &Claim,
@@ -291,12 +244,10 @@ fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// asu-server.md §3.2: defaults → `build_defaults_ttl`, `packages_versions` → `build_ttl`,
+/// How long a result is cached, as ASU decides it: defaults → `build_defaults_ttl`,
+/// `packages_versions` → `build_ttl`,
 /// otherwise `build_ttl_unversioned`.
-fn result_ttl(config: &Config, request: &str) -> Duration {
-    let Ok(spec) = serde_json::from_str::<JobSpec>(request) else {
-        return config.build_ttl_unversioned;
-    };
+fn result_ttl(config: &Config, spec: &JobSpec) -> Duration {
     if spec
         .request
         .defaults
@@ -329,421 +280,6 @@ async fn heartbeat(context: &WorkerContext, claim: &Claim) {
     }
 }
 
-/// A failure with the output of the command that failed.
-fn failed(failure: &BuildFailure, stdout: &str, stderr: &str) -> Outcome {
-    Outcome::Failed(Failure {
-        detail: failure.detail(),
-        stdout: stdout.to_owned(),
-        stderr: stderr.to_owned(),
-    })
-}
-
-fn fatal(message: impl std::fmt::Display) -> Outcome {
-    Outcome::Failed(Failure {
-        detail: format!("Error: {message}"),
-        ..Failure::default()
-    })
-}
-
-async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
-    let spec: JobSpec = match serde_json::from_str(&claim.request) {
-        Ok(spec) => spec,
-        Err(error) => return fatal(format_args!("the stored request is unreadable: {error}")),
-    };
-    if !spec.request.repositories.is_empty() {
-        return fatal("custom repositories are not supported by this server");
-    }
-    // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
-    // working directory (the default data dir is `./data`).
-    let work = match std::path::absolute(context.config.work_path()) {
-        Ok(root) => root.join(format!(
-            "{}-{}-{}",
-            claim.request_hash,
-            claim.attempt,
-            nonce()
-        )),
-        Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
-    };
-    let outcome = match tokio::fs::create_dir_all(&work).await {
-        Ok(()) => build_in(context, claim, &spec, &work).await,
-        Err(error) => Outcome::Retry(format!(
-            "cannot create work directory `{}`: {error}",
-            work.display()
-        )),
-    };
-    if let Err(error) = tokio::fs::remove_dir_all(&work).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %work.display(), error = %error, "cannot delete work directory");
-    }
-    outcome
-}
-
-async fn stage(context: &WorkerContext, claim: &Claim, stage: &str) -> Result<(), Outcome> {
-    tracing::debug!(stage, "stage");
-    match context
-        .store
-        .set_stage(&claim.request_hash, claim.attempt, stage)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::LeaseLost { .. }) => Err(Outcome::Retry("lease lost".to_owned())),
-        Err(error) => Err(Outcome::Retry(format!("cannot record the stage: {error}"))),
-    }
-}
-
-async fn build_in(context: &WorkerContext, claim: &Claim, spec: &JobSpec, work: &Path) -> Outcome {
-    match build_steps(context, claim, spec, work).await {
-        Ok(result) => Outcome::Done(result),
-        Err(outcome) => outcome,
-    }
-}
-
-async fn build_steps(
-    context: &WorkerContext,
-    claim: &Claim,
-    spec: &JobSpec,
-    work: &Path,
-) -> Result<String, Outcome> {
-    let config = &context.config;
-    let deadline = Instant::now() + config.job_timeout;
-    let request = &spec.request;
-
-    stage(context, claim, "container_setup").await?;
-    let ib_spec = IbSpec::new(
-        request.version.clone(),
-        spec.version_path.clone(),
-        spec.target.clone(),
-        spec.subtarget.clone(),
-    );
-    let lease = context
-        .imagebuilders
-        .acquire(&ib_spec)
-        .await
-        .map_err(|error| {
-            if error.is_retryable() {
-                Outcome::Retry(error.to_string())
-            } else if matches!(error, IbError::NotFound { .. }) {
-                fatal(&error)
-            } else {
-                fatal(format_args!("cannot set up the ImageBuilder: {error}"))
-            }
-        })?;
-    let _lock = lock_imagebuilder(&lease).await?;
-
-    stage(context, claim, "validate_revision").await?;
-    let info_out = make(context, &lease, vec!["info".to_owned()], deadline).await?;
-    if info_out.status != Some(0) {
-        return Err(Outcome::Failed(Failure {
-            detail: format!(
-                "Error: {}",
-                BuildFailure::ImagebuilderSetup {
-                    returncode: info_out.status.unwrap_or(-1)
-                }
-            ),
-            stdout: info_out.stdout,
-            stderr: info_out.stderr,
-        }));
-    }
-    let info = parse_make_info(&info_out.stdout)
-        .map_err(|error| fatal(format_args!("cannot read `make info`: {error}")))?;
-    if !request.version_code.is_empty() && request.version_code != info.current_revision {
-        let failure = BuildFailure::IncorrectVersion {
-            actual: info.current_revision.clone(),
-            requested: request.version_code.clone(),
-        };
-        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
-    }
-
-    let packages = if request.diff_packages {
-        let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
-        if let Some(profile) = info.profile(&request.profile) {
-            defaults.extend(profile.packages.iter().cloned());
-        }
-        diff_packages(&spec.packages, &defaults)
-    } else {
-        spec.packages.clone()
-    };
-    let packages_arg = format!("PACKAGES={}", packages.join(" "));
-    let profile_arg = format!("PROFILE={}", request.profile);
-
-    stage(context, claim, "validate_manifest").await?;
-    let manifest_out = make(
-        context,
-        &lease,
-        vec![
-            "manifest".to_owned(),
-            profile_arg.clone(),
-            packages_arg.clone(),
-            "STRIP_ABI=1".to_owned(),
-        ],
-        deadline,
-    )
-    .await?;
-    if manifest_out.status != Some(0) {
-        let errors = scan_package_errors(&manifest_out.stderr);
-        let failure = BuildFailure::ImpossiblePackageSelection(errors);
-        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
-    }
-    let manifest = parse_manifest(&manifest_out.stdout)
-        .map_err(|error| fatal(format_args!("cannot read the manifest: {error}")))?;
-    if let Err(failure) = check_manifest(&manifest, &pinned_and_built(spec)) {
-        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
-    }
-    let names: Vec<&str> = manifest.keys().map(String::as_str).collect();
-    let packages_hash = hex::encode(Sha256::digest(names.join(" ").as_bytes()));
-    let extra_name = packages_hash.get(..12).unwrap_or(&packages_hash).to_owned();
-
-    stage(context, claim, "building_image").await?;
-    let bin_dir = work.join("bin");
-    let mut args = vec![
-        "image".to_owned(),
-        profile_arg,
-        packages_arg,
-        format!("EXTRA_IMAGE_NAME={extra_name}"),
-        format!("BIN_DIR={}", bin_dir.display()),
-    ];
-    // What the response shows: ASU's container paths, not this host's private directories.
-    let mut shown = vec![
-        "make".to_owned(),
-        "image".to_owned(),
-        format!("PROFILE={}", request.profile),
-        format!("PACKAGES={}", packages.join(" ")),
-        format!("EXTRA_IMAGE_NAME={extra_name}"),
-        format!("BIN_DIR=/builder/{}", claim.request_hash),
-    ];
-    if let Some(defaults) = request.defaults.as_deref().filter(|d| !d.is_empty()) {
-        let files = work.join("files");
-        write_defaults(&files, defaults).await?;
-        args.push(format!("FILES={}", files.display()));
-        shown.push("FILES=/builder/asu-files".to_owned());
-    }
-    if let Some(size) = request.rootfs_size_mb {
-        args.push(format!("ROOTFS_PARTSIZE={size}"));
-        shown.push(format!("ROOTFS_PARTSIZE={size}"));
-    }
-    if let Some(filesystem) = request.filesystem {
-        args.push(format!("ROOTFS_FILESYSTEM={filesystem}"));
-        shown.push(format!("ROOTFS_FILESYSTEM={filesystem}"));
-    }
-    context
-        .builds_started
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image_out = make(context, &lease, args, deadline).await?;
-    if is_size_error(&image_out.stderr) {
-        return Err(failed(
-            &BuildFailure::ExceedsStorage,
-            &image_out.stdout,
-            &image_out.stderr,
-        ));
-    }
-    if image_out.status != Some(0) {
-        return Err(failed(
-            &BuildFailure::BuildFailed,
-            &image_out.stdout,
-            &image_out.stderr,
-        ));
-    }
-    drop(_lock);
-
-    let profiles_bytes = tokio::fs::read(bin_dir.join("profiles.json"))
-        .await
-        .map_err(|_| {
-            failed(
-                &BuildFailure::NoJsonFile,
-                &image_out.stdout,
-                &image_out.stderr,
-            )
-        })?;
-    let profiles = parse_profiles(&profiles_bytes).map_err(|_| {
-        failed(
-            &BuildFailure::NoJsonFile,
-            &image_out.stdout,
-            &image_out.stderr,
-        )
-    })?;
-    if !profiles.profiles.contains_key(&request.profile) {
-        return Err(failed(
-            &BuildFailure::ProfileNotFound,
-            &image_out.stdout,
-            &image_out.stderr,
-        ));
-    }
-    let mut result = match serde_json::to_value(&profiles) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    result.remove("profiles");
-    if let Some(Ok(Value::Object(profile))) = profiles
-        .profiles
-        .get(&request.profile)
-        .map(serde_json::to_value)
-    {
-        result.extend(profile);
-    }
-
-    if context.signing_key.is_some() {
-        stage(context, claim, "signing_images").await?;
-    }
-    let images = finish_images(context, &bin_dir, result.get("images")).await?;
-    result.insert("images".to_owned(), images);
-    if let Some(key) = &context.signing_key {
-        result.insert(
-            "signing_key".to_owned(),
-            json!(key.fingerprint().to_string()),
-        );
-    }
-    if let Some(seconds) = profiles.source_date_epoch.seconds() {
-        result.insert("build_at".to_owned(), json!(build_at(seconds)));
-    }
-    result.insert("id".to_owned(), json!(request.profile));
-    result.insert("bin_dir".to_owned(), json!(claim.request_hash));
-    result.insert("manifest".to_owned(), json!(manifest));
-    result.insert("build_cmd".to_owned(), json!(shown));
-    result.insert("build_cmd_packages".to_owned(), json!(packages));
-    result.insert("stdout".to_owned(), json!(image_out.stdout));
-    result.insert("stderr".to_owned(), json!(image_out.stderr));
-    result.insert("request".to_owned(), json!(request));
-    result.insert("request_hash".to_owned(), json!(claim.request_hash));
-    result.insert("enqueued_at".to_owned(), json!(iso_time(claim.enqueued_at)));
-    result.insert("imagebuilder_status".to_owned(), json!("done"));
-    result.insert("detail".to_owned(), json!("done"));
-    result.insert("status".to_owned(), json!(200));
-
-    context
-        .artifacts
-        .publish(&bin_dir, &claim.request_hash)
-        .await
-        .map_err(|error| Outcome::Retry(error.to_string()))?;
-    serde_json::to_string(&result)
-        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))
-}
-
-/// The `packages_versions` entries the build still asks for: the fixups (asu-server.md §4.4 b)
-/// may have removed a pinned package or replaced it with its successor, whose version nobody
-/// pinned. ASU checks them anyway and fails the build; we check what we built.
-fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
-    spec.request
-        .packages_versions
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.strip_prefix('+').unwrap_or(name);
-            spec.packages.iter().any(|package| package == name)
-        })
-        .map(|(name, version)| (name.clone(), version.clone()))
-        .collect()
-}
-
-/// Recomputes every image's SHA-256 from the file and, with a key, signs it.
-async fn finish_images(
-    context: &WorkerContext,
-    bin_dir: &Path,
-    images: Option<&Value>,
-) -> Result<Value, Outcome> {
-    let mut list = images
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let key = context.signing_key.clone();
-    let dir = bin_dir.to_owned();
-    let finished = tokio::task::spawn_blocking(move || {
-        for image in &mut list {
-            let Some(object) = image.as_object_mut() else {
-                continue;
-            };
-            let Some(name) = object
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
-                continue;
-            };
-            if name.contains('/') || name.starts_with('.') {
-                return Err(format!("image name `{name}` is not a plain file name"));
-            }
-            let path = dir.join(&name);
-            let sha256 = match &key {
-                Some(key) => {
-                    let (sha256, signature) =
-                        sign_image(key, &path).map_err(|error| error.to_string())?;
-                    object.insert("signature".to_owned(), json!(signature));
-                    sha256
-                }
-                None => sha256_file(&path).map_err(|error| error.to_string())?,
-            };
-            object.insert("sha256".to_owned(), json!(sha256));
-            object.insert("sha256_unsigned".to_owned(), json!(sha256));
-        }
-        Ok(Value::Array(list))
-    })
-    .await;
-    match finished {
-        Ok(Ok(images)) => Ok(images),
-        Ok(Err(message)) => Err(fatal(message)),
-        Err(join) => Err(Outcome::Retry(format!("signing task failed: {join}"))),
-    }
-}
-
-async fn write_defaults(files: &Path, defaults: &str) -> Result<(), Outcome> {
-    let dir = attendant_proto::wire::under_root(files, attendant_proto::wire::UCI_DEFAULTS_DIR);
-    let write = async {
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(dir.join(attendant_proto::wire::ASU_DEFAULTS_NAME), defaults).await
-    };
-    write
-        .await
-        .map_err(|error| Outcome::Retry(format!("cannot write the defaults script: {error}")))
-}
-
-/// Runs `make <args>` in the ImageBuilder; a timeout is a build failure, a missing `make` an
-/// infrastructure one.
-async fn make(
-    context: &WorkerContext,
-    lease: &Lease,
-    args: Vec<String>,
-    deadline: Instant,
-) -> Result<process::Output, Outcome> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Err(fatal(format_args!(
-            "the build took longer than {}",
-            humantime::format_duration(context.config.job_timeout)
-        )));
-    }
-    let mut invocation = Invocation::new("make", args, lease.dir.clone());
-    invocation.timeout = remaining;
-    invocation.output_cap = context.config.output_cap_bytes;
-    match process::run(invocation).await {
-        Ok(output) => Ok(output),
-        Err(error @ RunError::Timeout { .. }) => Err(fatal(&error)),
-        Err(error) => Err(Outcome::Retry(error.to_string())),
-    }
-}
-
-/// An exclusive lock on the ImageBuilder tree for the duration of the `make` steps.
-async fn lock_imagebuilder(lease: &Lease) -> Result<std::fs::File, Outcome> {
-    let path: PathBuf = lease.dir.join(BUILD_LOCK);
-    let locked = tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        file.lock()?;
-        Ok::<_, std::io::Error>(file)
-    })
-    .await;
-    match locked {
-        Ok(Ok(file)) => Ok(file),
-        Ok(Err(error)) => Err(Outcome::Retry(format!(
-            "cannot lock the ImageBuilder: {error}"
-        ))),
-        Err(join) => Err(Outcome::Retry(format!(
-            "cannot lock the ImageBuilder: {join}"
-        ))),
-    }
-}
-
 fn worker_id_prefix() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -768,26 +304,6 @@ mod tests {
     }
 
     #[test]
-    fn pins_of_packages_the_fixups_replaced_are_not_checked() {
-        let mut request = attendant_proto::api::BuildRequest::new("24.10.5", "x86/64", "generic");
-        request
-            .packages_versions
-            .insert("auc".to_owned(), "0.3.2-r2".to_owned());
-        request
-            .packages_versions
-            .insert("+tmux".to_owned(), "3.5a-r1".to_owned());
-        let spec = JobSpec {
-            request,
-            version_path: "releases/24.10.5".to_owned(),
-            target: "x86".to_owned(),
-            subtarget: "64".to_owned(),
-            packages: vec!["tmux".to_owned(), "owut".to_owned()],
-        };
-        let pinned = pinned_and_built(&spec);
-        assert_eq!(pinned.keys().collect::<Vec<_>>(), ["+tmux"]);
-    }
-
-    #[test]
     fn result_ttl_follows_asu() {
         let config = Config::default();
         let spec = |defaults: Option<&str>, versioned: bool| {
@@ -799,14 +315,13 @@ mod tests {
                     .packages_versions
                     .insert("tmux".to_owned(), "3".to_owned());
             }
-            serde_json::to_string(&JobSpec {
+            JobSpec {
                 request,
                 version_path: "releases/24.10.5".to_owned(),
                 target: "x86".to_owned(),
                 subtarget: "64".to_owned(),
                 packages: Vec::new(),
-            })
-            .unwrap()
+            }
         };
         assert_eq!(
             result_ttl(&config, &spec(Some("x"), true)),

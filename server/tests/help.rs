@@ -1,17 +1,15 @@
-//! The full `--help` of `attendant-server` and of every subcommand, pinned (STYLE rule 20: the
-//! README copies these).
+//! The full `--help` of `attendant-server` and of every subcommand, pinned (the README copies
+//! these, so a change shows up here first).
 //!
 //! After changing an option or a help text, regenerate the files with `ATTENDANT_BLESS=1 cargo
-//! test -p attendant-server --test help` and review the diff. The pinned help is that of the
-//! default build (with `demo`).
+//! test -p attendant-server --test help` and review the diff.
 
-#![cfg(feature = "demo")]
 #![expect(clippy::unwrap_used, reason = "test helpers may unwrap")]
 
 use std::process::{Command, Output, Stdio};
 
 /// The subcommands, as `attendant-server --help` lists them ("" is the top level).
-const COMMANDS: [&str; 6] = ["", "serve", "worker", "keygen", "gc", "demo"];
+const COMMANDS: [&str; 5] = ["", "serve", "worker", "keygen", "gc"];
 
 /// Runs `attendant-server` with `args`, as a user would, without the environment variables that
 /// change help (`ATTENDANT_CONFIG` is shown in it; `CLICOLOR_FORCE` would colour it).
@@ -110,4 +108,37 @@ fn help_and_version_into_a_closed_pipe_exit_quietly() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// The production binary carries no fixture code: no `demo` subcommand (that is `attendant-e2e
+/// demo`), and no normal dependency on the fixture crate, whatever features are enabled.
+#[test]
+fn production_build_carries_no_fixture_code() {
+    let output = run(&["demo"], Stdio::piped());
+    assert_eq!(output.status.code(), Some(2), "`demo` must be unknown");
+    assert!(!help("").contains("demo"), "{}", help(""));
+
+    let tree = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--edges",
+            "normal,build",
+            "--all-features",
+            "--prefix",
+            "none",
+            "--package",
+            "attendant-server",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        tree.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    assert!(stdout.contains("attendant-proto"), "{stdout}");
+    assert!(!stdout.contains("attendant-e2e"), "{stdout}");
 }

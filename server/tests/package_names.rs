@@ -1,6 +1,6 @@
 //! Package names between a request and a build, end to end over HTTP against the fixture mirror
 //! and ImageBuilders: ABI-versioned libraries on apk releases, and ASU's per-release package
-//! fixups (asu-server.md §4.3 steps 7–10, §4.4 b, §3.1).
+//! fixups (ASU's `apply_package_changes`, <https://github.com/openwrt/asu/blob/main/asu/package_changes.py>).
 //!
 //! A separate test binary on the end-to-end harness (`e2e/support.rs`), so these tests do not
 //! touch the shared `e2e` module list.
@@ -103,7 +103,7 @@ async fn auc_in_a_24_10_request_is_built_as_owut_under_the_request_hash_as_sent(
     // The request is echoed as sent.
     assert_eq!(done["request"]["packages"], json!(["auc", "tmux"]));
 
-    // The hash covers the request as sent (asu-server.md §3.1): asking for `owut` directly is
+    // The hash covers the request as sent, not the fixed-up build: asking for `owut` directly is
     // another request, although it builds the same packages.
     let with_owut = json!({"version": "24.10.5", "target": "x86/64", "profile": "generic",
                            "packages": ["tmux", "owut"]});

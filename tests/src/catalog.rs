@@ -3,7 +3,7 @@
 //! The structure is fixed (the same releases, targets, profiles and package names for every
 //! seed); the seed varies the git hashes in revisions and package versions, the kernel
 //! vermagic and everything derived from them. Facts follow downloads.openwrt.org and the
-//! ImageBuilder as described in `reference/asu-server.md` §2.3, §5 and `router-side.md` §8:
+//! ImageBuilder (<https://downloads.openwrt.org>, <https://openwrt.org/docs/guide-user/additional-software/imagebuilder>):
 //!
 //! - releases `24.10.4`, `24.10.5` and `24.10-SNAPSHOT` use opkg, `25.12.1` and `SNAPSHOT` apk;
 //! - targets `x86/64`, `ath79/generic` and `mediatek/filogic`, each with realistic profiles;

@@ -7,6 +7,7 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | [`catalog`] | the deterministic package universe: releases, targets, profiles, packages |
+//! | [`demo`] | `attendant-e2e demo`: the fixture mirror and a real `attendant-server`, one command |
 //! | [`mirror`] | writes the downloads tree for a seed; [`mirror::shared_fixture`] caches it |
 //! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
 //! | [`mirror_server`] | serves a tree over HTTP on a loopback port, with fault injection |
@@ -31,6 +32,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod demo;
 pub mod gzip;
 pub mod harness;
 pub mod http_request;

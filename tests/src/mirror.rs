@@ -1,7 +1,7 @@
 //! The generator of the fixture downloads mirror.
 //!
 //! [`generate`] writes, below `<dir>/www/`, the tree downloads.openwrt.org has for every
-//! release of the [`Catalog`] (asu-server.md §5.1, §5.2):
+//! release of the [`Catalog`] (the layout of <https://downloads.openwrt.org/releases/>):
 //!
 //! ```text
 //! .versions.json

@@ -1,7 +1,8 @@
 //! A fake router root built from the fixture catalogue, for driving the agent with `--root`.
 //!
-//! [`write_root`] lays out the files the agent reads on a router (`agent/src/facts.rs`,
-//! `reference/router-side.md` §4.5, §5): `/tmp/sysinfo/board_name` and `model`,
+//! [`write_root`] lays out the files the agent reads on a router (`agent/src/facts.rs`; on a
+//! real router rpcd's `system board` reads the same, <https://openwrt.org/docs/techref/ubus>):
+//! `/tmp/sysinfo/board_name` and `model`,
 //! `/usr/lib/os-release`, `/proc/mounts`, `/sys/firmware/efi` on EFI machines,
 //! `/etc/config/system` with a `compat_version`, and the package database — opkg's
 //! `/usr/lib/opkg/status` for 24.10 releases, apk's `/lib/apk/db/installed` and

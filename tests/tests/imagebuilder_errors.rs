@@ -1,5 +1,6 @@
 //! Every failure of the fixture ImageBuilder prints what the real one prints, and
-//! `attendant-proto` reads it the way the server will (asu-server.md §4.3 steps 9 and 12).
+//! `attendant-proto` reads it the way the server will (as ASU's `build()` does,
+//! <https://github.com/openwrt/asu/blob/main/asu/build.py>).
 
 #![expect(
     clippy::unwrap_used,

@@ -7,10 +7,11 @@
 //!   `attendant-multicall`) at `/usr/bin/attendant`, and the plugin as the symlink
 //!   `/usr/libexec/rpcd/attendant -> ../../bin/attendant` (rpcd runs every executable there, found
 //!   with `stat`, which follows the link; the file name is the ubus object,
-//!   `reference/router-side.md` §4.1), everything under `ubus-bridge/root/` (the ACL in
-//!   `/usr/share/rpcd/acl.d/`, §4.2) and the feed's uci-defaults script as
+//!   <https://openwrt.org/docs/techref/rpcd>), everything under `ubus-bridge/root/` (the ACL in
+//!   `/usr/share/rpcd/acl.d/`) and the feed's uci-defaults script as
 //!   `/etc/uci-defaults/60-attendant`.
-//! - `luci-app-attendant`: what luci.mk installs (§3.1): `luci/htdocs/` under `/www`, `luci/root/`
+//! - `luci-app-attendant`: what luci.mk installs (<https://github.com/openwrt/luci/blob/master/luci.mk>):
+//!   `luci/htdocs/` under `/www`, `luci/root/`
 //!   under `/`.
 //!
 //! No package lists `/etc/config/attendedsysupgrade` as a conffile: attendedsysupgrade-common owns

@@ -1,6 +1,6 @@
 //! ASU's server-side package fixups: the edits the worker makes to a request's package list for
-//! a release, target or profile before it builds (asu-server.md §4.4 b, `asu/package_changes.py`
-//! `apply_package_changes`).
+//! a release, target or profile before it builds (`apply_package_changes` in
+//! <https://github.com/openwrt/asu/blob/main/asu/package_changes.py>).
 //!
 //! They make an old router's package list build on a newer release without the client knowing:
 //! `auc` is gone from 24.10 and becomes `owut`; a 24.10 MediaTek build needs `fitblk`; 25.12
@@ -29,7 +29,7 @@
 //! ASU keeps only the last word of a language code (`zh-cn` becomes `cn`); the whole code is kept
 //! here, since `luci-i18n-package-manager-cn` does not exist.
 //!
-//! The request hash is computed from the request as sent, before any fixup (§3.1), so the
+//! The request hash is computed from the request as sent, before any fixup, so the
 //! fixups change what is built, never which build a request is.
 
 use std::collections::BTreeSet;
@@ -354,7 +354,7 @@ const fn rule(
     }
 }
 
-/// Every fixup, in the order ASU applies them (asu-server.md §4.4 b).
+/// Every fixup, in the order ASU applies them.
 pub const RULES: &[Rule] = &[
     // 23.05
     rule(

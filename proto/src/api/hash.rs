@@ -1,7 +1,8 @@
 //! The request hash and the package-list rules around it.
 //!
 //! ASU identifies a build by `sha256_hex` over the separator-less concatenation of Python
-//! `str()`/`repr()` renderings of the request (asu-server.md §3.1), computed *before* the profile
+//! `str()`/`repr()` renderings of the request (`get_request_hash` in <https://github.com/openwrt/asu/blob/main/asu/util.py>), computed
+//! *before* the profile
 //! alias is resolved. Clients only echo the hash the server returned, so we keep its shape
 //! ([`RequestHash`]: 64 lowercase hex characters, full SHA-256) and replace the encoding with an
 //! unambiguous one ([`request_hash`]), computed by the server *after* alias resolution so every
@@ -9,7 +10,7 @@
 //!
 //! The package rules are ASU's: [`sanitize_profile`] (`,` → `_`), [`normalized_packages`]
 //! (`packages_versions` keys replace `packages`, one leading `+` stripped, duplicates dropped,
-//! first-requester order kept for the build command) and [`diff_packages`] (§4.3 step 8).
+//! first-requester order kept for the build command) and [`diff_packages`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -198,7 +199,7 @@ pub fn normalized_packages(request: &BuildRequest) -> Vec<String> {
     out
 }
 
-/// ASU's `diff_packages` list (asu-server.md §4.3 step 8): a sorted `-<pkg>` for every default or
+/// ASU's `diff_packages` list (`build()` in <https://github.com/openwrt/asu/blob/main/asu/build.py>): a sorted `-<pkg>` for every default or
 /// profile package that was not requested, followed by the requested packages unchanged, in
 /// request order.
 ///

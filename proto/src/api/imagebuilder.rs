@@ -1,5 +1,5 @@
-//! Parsers for what an OpenWrt ImageBuilder prints, as ASU's worker reads it (asu-server.md
-//! §4.3 steps 6, 9–12, §5.2).
+//! Parsers for what an OpenWrt ImageBuilder prints, as ASU's worker reads it
+//! (<https://github.com/openwrt/asu/blob/main/asu/build.py>).
 //!
 //! - [`parse_make_info`]: `make info` → revision, default packages, profiles.
 //! - [`parse_manifest`]: `make manifest` output (`name - version` for opkg, `name version` for
@@ -8,14 +8,17 @@
 //! - [`scan_package_errors`]: opkg/apk error output of a failed `make manifest` → the missing
 //!   and conflicting packages ASU names in `Impossible package selection: ...`.
 //! - [`is_size_error`]: whether `make image` failed because the image is too big.
+//! - [`BuildFailure`]: why a build failed, with the `500` `detail` texts of ASU's worker.
 //!
 //! All of them are pure and bounded: they read text the worker captured.
+//!
+//! The file passes 800 lines because of its tests (about 500 lines are code): every parser is
+//! pinned against the texts opkg, apk and make really print, next to the parser.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
 
-use crate::api::response::BuildFailure;
 use crate::excerpt::{MAX_LINE_CHARS, excerpt};
 use crate::installed::is_abi_versioned_name;
 
@@ -427,6 +430,75 @@ fn words(value: &str) -> Vec<String> {
     value.split_whitespace().map(str::to_owned).collect()
 }
 
+/// Why a build failed; `Display` is the message, [`BuildFailure::detail`] the `500` `detail`
+/// (`Error: ` + message), both exactly as ASU's worker writes them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildFailure {
+    /// The ImageBuilder for the version/target does not exist (yet).
+    #[error(
+        "Image not found: {image}. If this version was just released, please try again in a few hours as it may take some time to become fully available."
+    )]
+    ImageNotFound {
+        /// The ImageBuilder that was looked for.
+        image: String,
+    },
+    /// Preparing a snapshot ImageBuilder failed.
+    #[error("Could not set up ImageBuilder (returncode={returncode})")]
+    ImagebuilderSetup {
+        /// Exit status of the setup.
+        returncode: i32,
+    },
+    /// The ImageBuilder's revision differs from `version_code`.
+    #[error("Received incorrect version {actual} (requested {requested})")]
+    IncorrectVersion {
+        /// Revision the ImageBuilder reports.
+        actual: String,
+        /// Revision the request asked for.
+        requested: String,
+    },
+    /// `make manifest` failed; the packages named in its errors.
+    #[error("{0}")]
+    ImpossiblePackageSelection(PackageErrors),
+    /// A `packages_versions` package is not in the manifest.
+    #[error("Impossible package selection: {package} not in manifest")]
+    NotInManifest {
+        /// The package.
+        package: String,
+    },
+    /// A `packages_versions` package has another version in the manifest.
+    #[error(
+        "Impossible package selection: {package} version not as requested: {requested} vs. {actual}"
+    )]
+    VersionMismatch {
+        /// The package.
+        package: String,
+        /// Version asked for.
+        requested: String,
+        /// Version in the manifest.
+        actual: String,
+    },
+    /// The image does not fit the device (`is too big` / `out of space?`).
+    #[error("Selected packages exceed device storage")]
+    ExceedsStorage,
+    /// `make image` failed otherwise.
+    #[error("Error while building firmware. See stdout/stderr")]
+    BuildFailed,
+    /// No `profiles.json` in the output.
+    #[error("No JSON file found")]
+    NoJsonFile,
+    /// The profile is missing from the output `profiles.json`.
+    #[error("Profile not found in JSON file")]
+    ProfileNotFound,
+}
+
+impl BuildFailure {
+    /// The `500` `detail`: `Error: <message>`.
+    pub fn detail(&self) -> String {
+        format!("Error: {self}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -752,6 +824,82 @@ tplink_archer-c7-v5:
         fn manifest_round_trips(entries in proptest::collection::btree_map("[a-z0-9_+.-]{1,20}", "[a-z0-9_.~+-]{1,20}", 0..20)) {
             let text: String = entries.iter().map(|(n, v)| format!("{n} - {v}\n")).collect();
             prop_assert_eq!(parse_manifest(&text).unwrap(), entries);
+        }
+    }
+
+    #[test]
+    fn bad_manifest_line_is_shown_as_a_safe_excerpt() {
+        let long = format!("bad\u{1b}[31m{}", "x".repeat(200));
+        let error = parse_manifest(&format!("ok - 1\n{long}\n")).unwrap_err();
+        let ImagebuilderError::BadManifestLine { line, text } = error else {
+            panic!("expected a bad line, got {error:?}");
+        };
+        assert_eq!(line, 2);
+        assert!(text.starts_with("bad\u{fffd}[31m"), "{text}");
+        assert!(text.ends_with('…') && text.chars().count() < 100, "{text}");
+    }
+
+    #[test]
+    fn build_failure_details_are_asu_exact() {
+        let cases = [
+            (
+                BuildFailure::ImageNotFound {
+                    image: "ghcr.io/openwrt/imagebuilder:lantiq-xrx200-v24.10.1".into(),
+                },
+                "Error: Image not found: ghcr.io/openwrt/imagebuilder:lantiq-xrx200-v24.10.1. If this version was just released, please try again in a few hours as it may take some time to become fully available.",
+            ),
+            (
+                BuildFailure::ImagebuilderSetup { returncode: 2 },
+                "Error: Could not set up ImageBuilder (returncode=2)",
+            ),
+            (
+                BuildFailure::IncorrectVersion {
+                    actual: "r12647-cb44ab4f5d".into(),
+                    requested: "some-bad-version-code".into(),
+                },
+                "Error: Received incorrect version r12647-cb44ab4f5d (requested some-bad-version-code)",
+            ),
+            (
+                BuildFailure::ImpossiblePackageSelection(PackageErrors {
+                    missing: ["a".to_owned(), "b".to_owned()].into(),
+                    conflicts: ["c".to_owned(), "d".to_owned()].into(),
+                }),
+                "Error: Impossible package selection: missing (a, b) conflicts (c, d)",
+            ),
+            (
+                BuildFailure::ImpossiblePackageSelection(PackageErrors::default()),
+                "Error: Impossible package selection",
+            ),
+            (
+                BuildFailure::NotInManifest {
+                    package: "test3".into(),
+                },
+                "Error: Impossible package selection: test3 not in manifest",
+            ),
+            (
+                BuildFailure::VersionMismatch {
+                    package: "test1".into(),
+                    requested: "0.0".into(),
+                    actual: "1.0".into(),
+                },
+                "Error: Impossible package selection: test1 version not as requested: 0.0 vs. 1.0",
+            ),
+            (
+                BuildFailure::ExceedsStorage,
+                "Error: Selected packages exceed device storage",
+            ),
+            (
+                BuildFailure::BuildFailed,
+                "Error: Error while building firmware. See stdout/stderr",
+            ),
+            (BuildFailure::NoJsonFile, "Error: No JSON file found"),
+            (
+                BuildFailure::ProfileNotFound,
+                "Error: Profile not found in JSON file",
+            ),
+        ];
+        for (failure, detail) in cases {
+            assert_eq!(failure.detail(), detail);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Attended SysUpgrade (ASU) HTTP API v1 on the wire, shared by the server and the agent.
 //!
-//! Everything here follows openwrt/asu as written down in `reference/asu-server.md` §2–§4, so
+//! Everything here follows openwrt/asu (<https://github.com/openwrt/asu>, the API served at
+//! <https://sysupgrade.openwrt.org/docs>), so
 //! that owut, auc, LuCI and the firmware selector work against our server and our agent works
 //! against sysupgrade.openwrt.org:
 //!
@@ -40,6 +41,7 @@ pub mod parse;
 pub mod request;
 pub mod response;
 pub mod validation;
+pub(crate) mod wire_enum;
 
 pub use body::BodyError;
 pub use fixups::{Fixed, Fixup, apply_fixups};
@@ -47,7 +49,7 @@ pub use hash::{
     CanonicalRequest, RequestHash, RequestHashError, diff_packages, normalized_packages,
     request_hash, sanitize_profile,
 };
-pub use imagebuilder::{ImagebuilderInfo, PackageErrors, manifest_entry};
+pub use imagebuilder::{BuildFailure, ImagebuilderInfo, PackageErrors, manifest_entry};
 pub use overview::{
     Branch, Latest, Overview, PackageChange, Revision, ServerInfo, parse_branches, parse_latest,
     parse_overview,
@@ -55,8 +57,10 @@ pub use overview::{
 pub use parse::parse_build_request;
 pub use request::{BuildRequest, Filesystem, RepositoriesMode, RequestLimits};
 pub use response::{
-    BadRequest, BuildFailure, BuildResponse, BuildStatusBody, ErrorBody,
-    HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION, ImageInfo, ImageType, ImagebuilderStatus,
-    parse_build_response, parse_error_body, parse_status_body,
+    BadRequest, BuildResponse, BuildStatusBody, ErrorBody, HEADER_IMAGEBUILDER_STATUS,
+    HEADER_QUEUE_POSITION, ImagebuilderStatus, parse_build_response, parse_error_body,
+    parse_status_body,
 };
-pub use validation::{LocItem, ValidationError, ValidationErrors};
+pub use validation::{LocItem, ValidationError, ValidationErrors, parse_validation_errors};
+
+pub use crate::upstream::{ImageInfo, ImageType};

@@ -1,5 +1,5 @@
 //! What a server offers: `overview.json`, `latest.json`, `branches.json` and the revision
-//! endpoint (asu-server.md §2.6, §4.4, §5.4).
+//! endpoint (as ASU writes them, <https://github.com/openwrt/asu/blob/main/asu/util.py>).
 //!
 //! owut reads `upstream_url`, `server.max_custom_rootfs_size_mb`, `server.max_defaults_length`,
 //! `branches[*].versions` and `branches[*].package_changes` from [`Overview`]; LuCI reads

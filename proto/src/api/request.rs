@@ -1,6 +1,6 @@
 //! The build request (`POST /api/v1/build`) and its validation.
 //!
-//! [`BuildRequest`] holds every field of ASU's pydantic model (asu-server.md §2.2) with the same
+//! [`BuildRequest`] holds every field of ASU's pydantic model (<https://github.com/openwrt/asu/blob/main/asu/build_request.py>) with the same
 //! defaults; unknown keys are ignored, as LuCI sends several. Its serde implementation is
 //! lenient (for requests echoed back in responses); bodies from clients go through
 //! [`crate::api::parse_build_request`], which applies ASU's patterns and our [`RequestLimits`].

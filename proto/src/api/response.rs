@@ -1,26 +1,29 @@
-//! Build responses and error bodies of ASU's API v1 (asu-server.md §2.3, §2.4).
+//! Build responses and error bodies of ASU's API v1 (<https://github.com/openwrt/asu/blob/main/asu/routers/api.py>).
 //!
 //! - `200`: [`BuildResponse`], the finished build: the ImageBuilder's `profiles.json` flattened
-//!   for the built profile, plus `manifest`, `bin_dir`, `build_cmd`, ... Unknown fields are kept
-//!   in `extra` so a client tolerates additions (our `signature` fields, newer ImageBuilders).
+//!   for the built profile ([`BuildResponse::from_profile`]), plus `manifest`, `bin_dir`,
+//!   `build_cmd`, ... Unknown fields are kept in `extra` so a client tolerates additions (newer
+//!   ImageBuilders, newer servers); our `signing_key` and `images[].signature` are typed.
 //! - `202` and `500`: [`BuildStatusBody`]: `detail`, `queue_position`, `imagebuilder_status`,
 //!   `stdout`/`stderr` on failure.
 //! - `400`, `404`, `529`: [`ErrorBody`], built from [`BadRequest`] or the constructors.
-//! - The `500` `detail` texts of the worker: [`BuildFailure`].
+//! - The `500` `detail` texts of the worker are [`crate::api::BuildFailure`]'s.
 //!
 //! Headers [`HEADER_IMAGEBUILDER_STATUS`] and [`HEADER_QUEUE_POSITION`] go on every build
 //! response; `HEAD` requests get only them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::body::{BodyError, decode};
 use crate::api::hash::RequestHash;
 use crate::api::request::BuildRequest;
-use crate::upstream::{LinuxKernel, SourceDateEpoch, Title};
+use crate::api::wire_enum::wire_enum;
+use crate::upstream::{
+    FlatProfile, ImageInfo, LinuxKernel, SourceDateEpoch, Title, UnsupportedProfile,
+};
 
 /// Response header with the build stage ([`ImagebuilderStatus`] wire string), on every build
 /// response (`GET`, `HEAD`, `POST`).
@@ -114,102 +117,70 @@ pub struct BuildResponse {
     /// Kernel triple (newer ImageBuilders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_kernel: Option<LinuxKernel>,
+    /// Fingerprint of the usign key that signed the images (our servers, when they sign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
     /// Any other field, kept verbatim.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
-/// One built image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    /// Root filesystem: `squashfs`, `ext4`, `initramfs`, ...
-    pub filesystem: String,
-    /// File name under `bin_dir`.
-    pub name: String,
-    /// SHA-256 of the file as served (what a router verifies).
-    pub sha256: String,
-    /// SHA-256 before the signature trailer was attached (what rebuilders compare).
-    #[serde(default)]
-    pub sha256_unsigned: String,
-    /// Image type.
-    #[serde(rename = "type")]
-    pub image_type: ImageType,
-}
+/// The keys [`BuildResponse`] types beyond a [`FlatProfile`]'s; an unknown profile key of the
+/// same name is dropped, so a response never carries a key twice.
+const BUILD_RESPONSE_KEYS: [&str; 13] = [
+    "status",
+    "detail",
+    "request_hash",
+    "enqueued_at",
+    "imagebuilder_status",
+    "request",
+    "build_cmd",
+    "build_cmd_packages",
+    "stdout",
+    "stderr",
+    "bin_dir",
+    "manifest",
+    "signing_key",
+];
 
-/// Generates a string enum whose unknown wire values are kept, not rejected.
-macro_rules! wire_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )* }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )*
-            /// A value this version does not know, kept as sent.
-            Unknown(String),
+impl BuildResponse {
+    /// A finished build of `profile`: `status` 200, `detail` and `imagebuilder_status` `done`,
+    /// `bin_dir` the request hash, and the profile's fields; the build's own fields (`manifest`,
+    /// `build_cmd`, `request`, output, ...) start empty for the builder to fill in.
+    pub fn from_profile(request_hash: RequestHash, profile: FlatProfile) -> Self {
+        let mut extra = profile.extra;
+        extra.retain(|key, _| !BUILD_RESPONSE_KEYS.contains(&key.as_str()));
+        Self {
+            status: 200,
+            detail: "done".to_owned(),
+            request_hash,
+            enqueued_at: None,
+            imagebuilder_status: Some(ImagebuilderStatus::Done),
+            request: None,
+            build_cmd: Vec::new(),
+            build_cmd_packages: Vec::new(),
+            stdout: None,
+            stderr: None,
+            bin_dir: request_hash.to_string(),
+            manifest: BTreeMap::new(),
+            id: profile.id,
+            build_at: profile.build_at,
+            arch_packages: profile.arch_packages,
+            default_packages: profile.default_packages,
+            device_packages: profile.device_packages,
+            image_prefix: profile.image_prefix,
+            images: profile.images,
+            metadata_version: Some(profile.metadata_version),
+            source_date_epoch: Some(profile.source_date_epoch),
+            supported_devices: profile.supported_devices,
+            target: profile.target,
+            titles: profile.titles,
+            version_code: profile.version_code,
+            version_number: profile.version_number,
+            linux_kernel: profile.linux_kernel,
+            signing_key: None,
+            extra,
         }
-
-        impl $name {
-            /// The wire string.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( Self::$variant => $wire, )*
-                    Self::Unknown(other) => other,
-                }
-            }
-
-            /// The value for a wire string; never fails.
-            pub fn from_wire(value: &str) -> Self {
-                match value {
-                    $( $wire => Self::$variant, )*
-                    other => Self::Unknown(other.to_owned()),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Ok(Self::from_wire(&text))
-            }
-        }
-    };
-}
-
-wire_enum! {
-    /// `images[].type` (router-side.md §8).
-    pub enum ImageType {
-        /// `sysupgrade`
-        Sysupgrade = "sysupgrade",
-        /// `factory`
-        Factory = "factory",
-        /// `combined`
-        Combined = "combined",
-        /// `combined-efi`
-        CombinedEfi = "combined-efi",
-        /// `sdcard`
-        Sdcard = "sdcard",
-        /// `kernel`
-        Kernel = "kernel",
-        /// `rootfs`
-        Rootfs = "rootfs",
-        /// `nand-sysupgrade`
-        NandSysupgrade = "nand-sysupgrade",
-        /// `nand-factory`
-        NandFactory = "nand-factory",
     }
 }
 
@@ -377,66 +348,12 @@ pub enum BadRequest {
     },
 }
 
-/// Why a build failed; `Display` is the message, [`BuildFailure::detail`] the `500` `detail`
-/// (`Error: ` + message), both exactly as ASU's worker writes them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildFailure {
-    /// The ImageBuilder for the version/target does not exist (yet).
-    #[error(
-        "Image not found: {image}. If this version was just released, please try again in a few hours as it may take some time to become fully available."
-    )]
-    ImageNotFound {
-        /// The ImageBuilder that was looked for.
-        image: String,
-    },
-    /// Preparing a snapshot ImageBuilder failed.
-    #[error("Could not set up ImageBuilder (returncode={returncode})")]
-    ImagebuilderSetup {
-        /// Exit status of the setup.
-        returncode: i32,
-    },
-    /// The ImageBuilder's revision differs from `version_code`.
-    #[error("Received incorrect version {actual} (requested {requested})")]
-    IncorrectVersion {
-        /// Revision the ImageBuilder reports.
-        actual: String,
-        /// Revision the request asked for.
-        requested: String,
-    },
-    /// `make manifest` failed; the packages named in its errors.
-    #[error("{0}")]
-    ImpossiblePackageSelection(crate::api::imagebuilder::PackageErrors),
-    /// A `packages_versions` package is not in the manifest.
-    #[error("Impossible package selection: {package} not in manifest")]
-    NotInManifest {
-        /// The package.
-        package: String,
-    },
-    /// A `packages_versions` package has another version in the manifest.
-    #[error(
-        "Impossible package selection: {package} version not as requested: {requested} vs. {actual}"
-    )]
-    VersionMismatch {
-        /// The package.
-        package: String,
-        /// Version asked for.
-        requested: String,
-        /// Version in the manifest.
-        actual: String,
-    },
-    /// The image does not fit the device (`is too big` / `out of space?`).
-    #[error("Selected packages exceed device storage")]
-    ExceedsStorage,
-    /// `make image` failed otherwise.
-    #[error("Error while building firmware. See stdout/stderr")]
-    BuildFailed,
-    /// No `profiles.json` in the output.
-    #[error("No JSON file found")]
-    NoJsonFile,
-    /// The profile is missing from the output `profiles.json`.
-    #[error("Profile not found in JSON file")]
-    ProfileNotFound,
+impl From<UnsupportedProfile> for BadRequest {
+    fn from(error: UnsupportedProfile) -> Self {
+        BadRequest::UnsupportedProfile {
+            profile: error.profile,
+        }
+    }
 }
 
 /// Parses a `200` build body (at most [`MAX_BUILD_RESPONSE_BYTES`]).
@@ -454,19 +371,12 @@ pub fn parse_error_body(bytes: &[u8]) -> Result<ErrorBody, BodyError> {
     decode("error body", bytes, MAX_ERROR_BODY_BYTES)
 }
 
-impl BuildFailure {
-    /// The `500` `detail`: `Error: <message>`.
-    pub fn detail(&self) -> String {
-        format!("Error: {self}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::imagebuilder::PackageErrors;
+    use crate::upstream::ImageType;
 
     #[test]
     fn bad_request_texts_are_asu_exact() {
@@ -534,70 +444,6 @@ mod tests {
     }
 
     #[test]
-    fn build_failure_details_are_asu_exact() {
-        let cases = [
-            (
-                BuildFailure::ImageNotFound {
-                    image: "ghcr.io/openwrt/imagebuilder:lantiq-xrx200-v24.10.1".into(),
-                },
-                "Error: Image not found: ghcr.io/openwrt/imagebuilder:lantiq-xrx200-v24.10.1. If this version was just released, please try again in a few hours as it may take some time to become fully available.",
-            ),
-            (
-                BuildFailure::ImagebuilderSetup { returncode: 2 },
-                "Error: Could not set up ImageBuilder (returncode=2)",
-            ),
-            (
-                BuildFailure::IncorrectVersion {
-                    actual: "r12647-cb44ab4f5d".into(),
-                    requested: "some-bad-version-code".into(),
-                },
-                "Error: Received incorrect version r12647-cb44ab4f5d (requested some-bad-version-code)",
-            ),
-            (
-                BuildFailure::ImpossiblePackageSelection(PackageErrors {
-                    missing: ["a".to_owned(), "b".to_owned()].into(),
-                    conflicts: ["c".to_owned(), "d".to_owned()].into(),
-                }),
-                "Error: Impossible package selection: missing (a, b) conflicts (c, d)",
-            ),
-            (
-                BuildFailure::ImpossiblePackageSelection(PackageErrors::default()),
-                "Error: Impossible package selection",
-            ),
-            (
-                BuildFailure::NotInManifest {
-                    package: "test3".into(),
-                },
-                "Error: Impossible package selection: test3 not in manifest",
-            ),
-            (
-                BuildFailure::VersionMismatch {
-                    package: "test1".into(),
-                    requested: "0.0".into(),
-                    actual: "1.0".into(),
-                },
-                "Error: Impossible package selection: test1 version not as requested: 0.0 vs. 1.0",
-            ),
-            (
-                BuildFailure::ExceedsStorage,
-                "Error: Selected packages exceed device storage",
-            ),
-            (
-                BuildFailure::BuildFailed,
-                "Error: Error while building firmware. See stdout/stderr",
-            ),
-            (BuildFailure::NoJsonFile, "Error: No JSON file found"),
-            (
-                BuildFailure::ProfileNotFound,
-                "Error: Profile not found in JSON file",
-            ),
-        ];
-        for (failure, detail) in cases {
-            assert_eq!(failure.detail(), detail);
-        }
-    }
-
-    #[test]
     fn status_and_image_type_keep_unknown_values() {
         for wire in [
             "queued",
@@ -624,6 +470,43 @@ mod tests {
         assert_eq!(kind, ImageType::CombinedEfi);
         let kind: ImageType = serde_json::from_value(json!("tftp")).unwrap();
         assert_eq!(kind, ImageType::Unknown("tftp".into()));
+    }
+
+    #[test]
+    fn finished_build_from_a_profile_round_trips() {
+        let profile = FlatProfile {
+            id: "generic".into(),
+            arch_packages: "x86_64".into(),
+            default_packages: vec!["base-files".into()],
+            device_packages: Vec::new(),
+            image_prefix: "openwrt-x86-64-generic".into(),
+            images: Vec::new(),
+            metadata_version: 1,
+            source_date_epoch: SourceDateEpoch::Seconds(1_714_513_535),
+            build_at: Some("2024-04-30T21:45:35.000000Z".into()),
+            supported_devices: Vec::new(),
+            target: "x86/64".into(),
+            titles: Vec::new(),
+            version_code: "r1-a".into(),
+            version_number: "24.10.5".into(),
+            linux_kernel: None,
+            extra: [
+                ("artifacts".to_owned(), json!({})),
+                ("manifest".to_owned(), json!("not ours")),
+            ]
+            .into(),
+        };
+        let hash = RequestHash([7; 32]);
+        let response = BuildResponse::from_profile(hash, profile);
+        assert_eq!(response.bin_dir, hash.to_string());
+        assert_eq!(response.imagebuilder_status, Some(ImagebuilderStatus::Done));
+        assert!(response.extra.contains_key("artifacts"));
+        assert!(
+            !response.extra.contains_key("manifest"),
+            "a typed key twice"
+        );
+        let bytes = serde_json::to_vec(&response).unwrap();
+        assert_eq!(parse_build_response(&bytes).unwrap(), response);
     }
 
     #[test]

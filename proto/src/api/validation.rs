@@ -4,13 +4,15 @@
 //! breaks the model, FastAPI answers `422` with `{"detail": [error, ...]}`, where every error is
 //! `{"type", "loc", "msg", "input", "ctx"?}` and `loc` starts with `"body"`. Clients (LuCI,
 //! owut, the firmware selector) show `msg`, so the `type` and `msg` texts here are pydantic v2's
-//! own, word for word (asu-server.md §2.3). One constructor per pydantic error type keeps those
+//! own, word for word (<https://docs.pydantic.dev/latest/errors/validation_errors/>). One constructor per pydantic error type keeps those
 //! texts in one place.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::api::body::{BodyError, decode};
 
 /// The 422 response body: `{"detail": [...]}`, one entry per broken rule, in the order pydantic
 /// reports them (model field order, then list index / dictionary key order).
@@ -48,7 +50,7 @@ pub enum LocItem {
     Key(String),
 }
 
-/// The input patterns of ASU's `BuildRequest` (asu-server.md §2.2), matched without a regex
+/// The input patterns of ASU's `BuildRequest` (<https://github.com/openwrt/asu/blob/main/asu/build_request.py>), matched without a regex
 /// engine.
 ///
 /// `\w` is Unicode-aware in pydantic's Rust regex engine; here it is `_` or any
@@ -117,6 +119,14 @@ impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Largest `422` list body accepted, in bytes (each entry echoes its offending input).
+pub const MAX_VALIDATION_BODY_BYTES: usize = 1024 * 1024;
+
+/// Parses a list-shaped `422` body (at most [`MAX_VALIDATION_BODY_BYTES`]).
+pub fn parse_validation_errors(bytes: &[u8]) -> Result<ValidationErrors, BodyError> {
+    decode("validation errors", bytes, MAX_VALIDATION_BODY_BYTES)
 }
 
 impl ValidationErrors {

@@ -6,10 +6,10 @@
 //! | `worker` | workers only (another process sharing the database and store; another host with PostgreSQL) |
 //! | `keygen` | write a usign key pair for image signing |
 //! | `gc` | one store collection pass |
-//! | `demo` | generate the fixture mirror and serve from it (feature `demo`) |
+//!
+//! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
+//! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
-#[cfg(feature = "demo")]
-mod demo;
 mod gc;
 mod keygen;
 mod serve;
@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use self::serve::serve;
 use crate::config::{CONFIG_ENV, Config};
 
 /// Image-on-demand server for OpenWrt, compatible with Attended SysUpgrade (ASU) clients.
@@ -51,7 +52,6 @@ pub enum LogFormat {
 /// The top-level help's examples and notes.
 const EXAMPLES: &str = "\
 Examples:
-  attendant-server demo
   attendant-server serve --config /etc/attendant/attendant.toml
   ATTENDANT_WORKERS=0 attendant-server serve --listen 0.0.0.0:8000
   attendant-server keygen -s /etc/attendant/key-build
@@ -77,10 +77,6 @@ pub enum Command {
     /// Delete expired results with their files and unreferenced store directories, once.
     #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
-    /// Generate a fixture OpenWrt mirror into `<data_dir>/demo-upstream` and serve from it.
-    #[cfg(feature = "demo")]
-    #[command(after_help = demo::EXAMPLES)]
-    Demo(demo::Args),
 }
 
 /// Runs the command line.
@@ -96,8 +92,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Worker(args) => worker::run(load_config(cli.config.as_deref())?, args).await,
             Command::Keygen(args) => keygen::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
-            #[cfg(feature = "demo")]
-            Command::Demo(args) => demo::run(load_config(cli.config.as_deref())?, args).await,
         }
     })
 }
@@ -106,7 +100,8 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(Config::load(path, std::env::vars())?)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr in `format`, at the level of `RUST_LOG` (default: `info`).
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -39,8 +39,9 @@ pub(crate) async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves until SIGINT/SIGTERM.
-pub(crate) async fn serve(config: Config, workers: usize) -> anyhow::Result<()> {
+/// Serves `config` with `workers` in-process build workers until SIGINT/SIGTERM, then drains
+/// (what `attendant-server serve` runs).
+pub async fn serve(config: Config, workers: usize) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;

@@ -44,7 +44,7 @@ async fn method_not_allowed() -> ApiError {
 /// drops the body and keeps the headers.
 fn respond(view: &Arc<BuildView>) -> Response {
     let status = StatusCode::from_u16(view.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let stage = HeaderValue::from_str(&view.imagebuilder_status)
+    let stage = HeaderValue::from_str(view.imagebuilder_status.as_str())
         .unwrap_or_else(|_| HeaderValue::from_static("init"));
     let position = HeaderValue::from(view.queue_position);
     (

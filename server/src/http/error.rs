@@ -1,6 +1,6 @@
-//! One place where errors become HTTP responses (STYLE rule 7).
+//! One place where errors become HTTP responses: handlers never pick a status code.
 //!
-//! 4xx bodies are ASU's (asu-server.md §2.3): `{"detail": ..., "status": ...}`, with a list
+//! 4xx bodies are ASU's (<https://github.com/openwrt/asu/blob/main/asu/routers/api.py>): `{"detail": ..., "status": ...}`, with a list
 //! `detail` for 422 schema errors and `title` on 404/529. A 5xx carries a generic message; the
 //! cause travels in a response extension to the request middleware, which logs it once and
 //! adds the request id to the body.

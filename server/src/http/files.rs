@@ -1,7 +1,7 @@
 //! `/store/{path}` (built images, with byte ranges) and `/keys/{fingerprint}` (the image
 //! signing key).
 //!
-//! Store responses follow ASU's local backend (asu-server.md §2.6): `application/octet-stream`,
+//! Store responses follow ASU's `/store` static files (<https://github.com/openwrt/asu/blob/main/asu/main.py>): `application/octet-stream`,
 //! `Content-Disposition` with the file name, `X-Content-Type-Options: nosniff`, `404
 //! {"detail": "Not found"}` for anything missing or outside the store. On top, one byte range
 //! (`bytes=a-b`, `a-`, `-n`) is answered with `206`/`416` so interrupted downloads resume;

@@ -1,5 +1,6 @@
 //! Metadata endpoints: `/json/v1/...`, `/api/v1/revision/...` and the legacy redirects
-//! (asu-server.md §2.1, §2.6). Data comes from the cached upstream metadata.
+//! (ASU's `asu/main.py` and `asu/routers/api.py`, <https://github.com/openwrt/asu>). Data comes from the cached
+//! upstream metadata.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value};
 
 use crate::build::{branch_of, offered_versions};
 use crate::http::error::ApiError;
@@ -213,20 +213,9 @@ async fn json_path(
         .profiles(version_path, &target)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let device = profiles.profiles.get(profile).ok_or(ApiError::NotFound)?;
-    let mut merged = match serde_json::to_value(&*profiles) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    merged.remove("profiles");
-    if let Ok(Value::Object(device)) = serde_json::to_value(device) {
-        merged.extend(device);
-    }
-    merged.insert("id".to_owned(), Value::from(profile));
-    if let Some(seconds) = profiles.source_date_epoch.seconds() {
-        merged.insert("build_at".to_owned(), Value::from(build_at(seconds)));
-    }
-    Ok(Json(merged).into_response())
+    let mut flat = profiles.flatten(profile).ok_or(ApiError::NotFound)?;
+    flat.build_at = profiles.source_date_epoch.seconds().map(build_at);
+    Ok(Json(flat).into_response())
 }
 
 /// `releases/24.10.5/targets/x86/64` → (`releases/24.10.5`, `x86/64`).

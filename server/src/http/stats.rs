@@ -1,4 +1,5 @@
-//! `/api/v1/stats` and `/api/v1/stats/summary` (asu-server.md §2.1).
+//! `/api/v1/stats` and `/api/v1/stats/summary` (ASU's `asu/routers/stats.py`,
+//! <https://github.com/openwrt/asu/blob/main/asu/routers/stats.py>).
 
 use axum::extract::State;
 use axum::routing::get;

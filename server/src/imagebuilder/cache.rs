@@ -18,9 +18,9 @@
 //! **Freshness.** A release ImageBuilder never changes upstream, so once cached it is reused
 //! without contacting the upstream at all. For snapshots (`SNAPSHOT`, `24.10-SNAPSHOT`) the signed
 //! `sha256sums` is fetched on every acquire: when the snapshot moved, the archive SHA-256 differs
-//! and a new entry is downloaded (`reference/asu-server.md` §9 item 8); the superseded entry stays
-//! until eviction removes it. ASU instead re-downloads a snapshot ImageBuilder for every build
-//! (§4.1, §11).
+//! and a new entry is downloaded, so a build never uses a snapshot ImageBuilder older than the
+//! one upstream publishes; the superseded entry stays until eviction removes it. ASU instead
+//! re-downloads a snapshot ImageBuilder for every build (its container's `setup.sh`).
 //!
 //! **Single flight.** Acquires of one version/target/subtarget are serialised by a per-key lock,
 //! so ten concurrent builds trigger one download; other keys proceed in parallel.

@@ -9,6 +9,7 @@ use std::{
 };
 
 use super::IbError;
+use crate::atomic::{Existing, write_atomic};
 
 /// Name of the completion marker inside an entry directory.
 pub(super) const MARKER: &str = ".attendant-complete";
@@ -119,10 +120,7 @@ pub(super) fn rename(from: &Path, to: &Path) -> Result<(), IbError> {
 }
 
 pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), IbError> {
-    use std::io::Write;
-    let mut file = fs::File::create(path).map_err(|error| IbError::io("create", path, error))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+    write_atomic(path, bytes, Existing::Replace, false)
         .map_err(|error| IbError::io("write", path, error))
 }
 

@@ -1,7 +1,8 @@
 //! The ImageBuilder cache: get the OpenWrt ImageBuilder for a version, target and subtarget from
 //! the upstream, verify it, unpack it safely and share it between builds.
 //!
-//! How ASU does it (`reference/asu-server.md` §4.1): a container's `setup.sh` downloads
+//! How ASU does it (<https://github.com/openwrt/asu>, <https://github.com/openwrt/docker>): a container's `setup.sh`
+//! downloads
 //! `sha256sums` and its signature from `<upstream>/<version_path>/targets/<target>/<subtarget>/`,
 //! checks the archive's SHA-256 and unpacks it with `tar`, once per build for snapshots. Here:
 //!

@@ -8,8 +8,8 @@
 //! The ImageBuilder archive is named `openwrt-imagebuilder-<version>-<target>-<subtarget>.
 //! Linux-x86_64.tar.<xz|zst>` for releases and release-branch snapshots, with the version
 //! lowercased as in every OpenWrt image name (`24.10-snapshot`), and without the version for the
-//! main `SNAPSHOT` (`reference/asu-server.md` §4.1: ASU's
-//! `setup.sh` greps `imagebuilder-.*x86_64.tar.[xz|zst]`). 24.10 and older ship `.tar.xz`,
+//! main `SNAPSHOT` (the ImageBuilder container's `setup.sh` greps
+//! `imagebuilder-.*x86_64.tar.[xz|zst]`, <https://github.com/openwrt/docker>). 24.10 and older ship `.tar.xz`,
 //! 25.12 and snapshots `.tar.zst`.
 
 use super::IbError;

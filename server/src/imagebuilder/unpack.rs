@@ -2,7 +2,8 @@
 //!
 //! The archive's SHA-256 has already been checked against the signed `sha256sums`, so these rules
 //! are defence in depth against a compromised or buggy upstream (the CVE-2007-4559 class that
-//! Python's tar `filter="data"` closes, `reference/asu-server.md` §8). Every entry is checked
+//! Python's tar `filter="data"` closes,
+//! <https://docs.python.org/3/library/tarfile.html#extraction-filters>). Every entry is checked
 //! before anything is written:
 //!
 //! - the path must be relative and free of `..`, and lie inside the single top-level directory,

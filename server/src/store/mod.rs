@@ -2,7 +2,8 @@
 //!
 //! One table holds one row per request hash (`jobs`, see `migrations/`). The unique key on the
 //! hash is the de-duplication: identical requests share one row, whether it is still queued,
-//! running, or finished and cached. The queue protocol follows rust-stack.md §4 and STYLE rule 16:
+//! running, or finished and cached. The queue protocol (claim, lease, fence, reap) is the one of
+//! underway (<https://github.com/maxcountryman/underway>):
 //!
 //! * [`Store::claim`] takes the oldest runnable queued job in one statement (SQLite: inside
 //!   `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`), sets the lease and increments the
@@ -11,6 +12,11 @@
 //! * every later update names the attempt it belongs to and is refused
 //!   ([`StoreError::LeaseLost`]) once another claim has taken the job over;
 //! * [`Store::requeue_expired`] returns jobs whose lease ran out (their worker died) to the queue.
+//!
+//! Rows come out typed: the request hash as a [`RequestHash`], the stage as an
+//! [`ImagebuilderStatus`], the stored request as a [`JobSpec`]. The JSON of a [`JobSpec`] is
+//! written and read only in this module (`row.rs`, shared by both backends), so a worker or a
+//! response never parses it again.
 //!
 //! Times are Unix milliseconds passed in by the caller, so tests control the clock (and hosts
 //! sharing a PostgreSQL database need synchronised clocks).
@@ -21,11 +27,14 @@
 //! test on a fresh real database.
 
 pub mod postgres;
+mod row;
 pub mod sqlite;
 
 use std::time::Duration;
 
+use attendant_proto::api::{BuildRequest, ImagebuilderStatus, RequestHash};
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -47,7 +56,7 @@ pub enum StoreError {
     #[error("job `{request_hash}` attempt {attempt} no longer holds the lease")]
     LeaseLost {
         /// The job.
-        request_hash: String,
+        request_hash: RequestHash,
         /// The attempt that tried to update it.
         attempt: u32,
     },
@@ -110,10 +119,19 @@ pub enum StoreError {
     /// A stored value is not what this version of the server writes.
     #[error("job `{request_hash}` has an unreadable `{column}` column")]
     Corrupt {
-        /// The job.
+        /// The job, as stored (it may itself be what is unreadable).
         request_hash: String,
         /// The column.
         column: &'static str,
+    },
+    /// A job's request could not be encoded for storage.
+    #[error("cannot encode the request of job `{request_hash}`")]
+    Encode {
+        /// The job.
+        request_hash: RequestHash,
+        /// serde's complaint.
+        #[source]
+        source: serde_json::Error,
     },
 }
 
@@ -152,7 +170,25 @@ impl JobState {
     }
 }
 
-/// A build failure as ASU reports it (asu-server.md §2.3, 500 row).
+/// What the worker needs to build a job: stored as the job's `request` column (JSON), encoded
+/// and decoded only here, in the store layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The validated request, with `profile` replaced by the resolved profile id; echoed to
+    /// clients as `request`.
+    pub request: BuildRequest,
+    /// Download path of the version, e.g. `releases/24.10.5` or `snapshots`.
+    pub version_path: String,
+    /// Target, e.g. `x86`.
+    pub target: String,
+    /// Subtarget, e.g. `64`.
+    pub subtarget: String,
+    /// The package list of the build command: normalised, in first-requester order, after ASU's
+    /// per-release fixups.
+    pub packages: Vec<String>,
+}
+
+/// A build failure as ASU reports it in a `500` body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Failure {
     /// The `detail` text, `Error: ...`.
@@ -166,12 +202,12 @@ pub struct Failure {
 /// A job as read from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
-    /// Full request hash (64 lowercase hex).
-    pub request_hash: String,
+    /// The request hash.
+    pub request_hash: RequestHash,
     /// Life-cycle state.
     pub state: JobState,
     /// Build stage (`imagebuilder_status`) while running.
-    pub stage: String,
+    pub stage: ImagebuilderStatus,
     /// Number of claims so far.
     pub attempt: u32,
     /// 0-based position among queued jobs (queued jobs only).
@@ -182,8 +218,8 @@ pub struct Job {
     pub finished_at: Option<UnixMillis>,
     /// When the cached outcome expires.
     pub expires_at: Option<UnixMillis>,
-    /// The canonical request JSON.
-    pub request: String,
+    /// What to build.
+    pub request: JobSpec,
     /// The result JSON (succeeded jobs).
     pub result: Option<String>,
     /// The failure (failed jobs).
@@ -195,10 +231,10 @@ pub struct Job {
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    /// Full request hash.
-    pub request_hash: String,
-    /// Canonical request JSON.
-    pub request: String,
+    /// The request hash.
+    pub request_hash: RequestHash,
+    /// What to build.
+    pub request: JobSpec,
 }
 
 /// What [`Store::submit`] did.
@@ -218,12 +254,12 @@ pub enum Submission {
 /// A job handed to a worker by [`Store::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// Full request hash.
-    pub request_hash: String,
+    /// The request hash.
+    pub request_hash: RequestHash,
     /// This claim's attempt number; pass it to every later update.
     pub attempt: u32,
-    /// Canonical request JSON.
-    pub request: String,
+    /// What to build.
+    pub request: JobSpec,
     /// When the job was enqueued.
     pub enqueued_at: UnixMillis,
 }
@@ -263,7 +299,7 @@ pub trait Store: Send + Sync + 'static {
     /// The live (not expired) job with this hash.
     fn job<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         now: UnixMillis,
     ) -> BoxFuture<'a, Result<Option<Job>, StoreError>>;
 
@@ -281,7 +317,7 @@ pub trait Store: Send + Sync + 'static {
     /// Extends the lease of a running attempt.
     fn heartbeat<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         lease_until: UnixMillis,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -289,15 +325,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records the build stage of a running attempt.
     fn set_stage<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
-        stage: &'a str,
+        stage: &'a ImagebuilderStatus,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Marks a running attempt succeeded with `result` (JSON), cached until `expires_at`.
     fn finish<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         result: &'a str,
         now: UnixMillis,
@@ -307,7 +343,7 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a running attempt failed for good, cached until `expires_at`.
     fn fail<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         failure: &'a Failure,
         now: UnixMillis,
@@ -317,7 +353,7 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a running attempt back in the queue, not to be claimed before `run_after`.
     fn retry<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         reason: &'a str,
         run_after: UnixMillis,
@@ -333,26 +369,45 @@ pub trait Store: Send + Sync + 'static {
         failure_expires_at: UnixMillis,
     ) -> BoxFuture<'a, Result<Reaped, StoreError>>;
 
+    /// The hashes of finished jobs that expired at `now`: what [`Store::delete_expired`] would
+    /// delete (`gc --dry-run`).
+    fn expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>>;
+
     /// Deletes finished jobs that expired at `now` and returns their hashes (their store
     /// directories are to be deleted next).
-    fn delete_expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    fn delete_expired(
+        &self,
+        now: UnixMillis,
+    ) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>>;
 
     /// Whether a row (expired or not) exists for this hash; files of such a row are referenced.
     fn is_referenced<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 /// The result of a fenced update that touched `rows` rows: exactly one, or the lease is lost.
-fn fenced(rows: u64, request_hash: &str, attempt: u32) -> Result<(), StoreError> {
+fn fenced(rows: u64, request_hash: &RequestHash, attempt: u32) -> Result<(), StoreError> {
     if rows == 1 {
         Ok(())
     } else {
         Err(StoreError::LeaseLost {
-            request_hash: request_hash.to_owned(),
+            request_hash: *request_hash,
             attempt,
         })
+    }
+}
+
+/// A distinct job spec per `n` (the profile differs), for tests.
+#[cfg(test)]
+pub(crate) fn test_spec(n: u8) -> JobSpec {
+    JobSpec {
+        request: BuildRequest::new("24.10.5", "x86/64", format!("profile-{n}")),
+        version_path: "releases/24.10.5".to_owned(),
+        target: "x86".to_owned(),
+        subtarget: "64".to_owned(),
+        packages: vec![format!("package-{n}")],
     }
 }
 

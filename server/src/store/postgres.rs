@@ -1,7 +1,7 @@
 //! [`Store`] on a PostgreSQL database, shared by API nodes and workers on several hosts.
 //!
 //! Same table, same semantics as [`super::SqliteStore`] (one test suite runs against both), in
-//! PostgreSQL's dialect (rust-stack.md §4.2):
+//! PostgreSQL's dialect (<https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE>):
 //!
 //! * [`Store::claim`] is one `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)`:
 //!   two claimers never wait for each other and never get the same job;
@@ -26,10 +26,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use self::tls::TlsSettings;
+use attendant_proto::api::{ImagebuilderStatus, RequestHash};
+
+use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
     UnixMillis, fenced,
@@ -44,9 +47,6 @@ const MAX_CONNECTIONS: u32 = 8;
 
 /// `application_name` shown in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "attendant-server";
-
-const JOB_COLUMNS: &str = "request_hash, state, stage, attempt, enqueued_at, finished_at, \
-     expires_at, request, result, failure_detail, stdout, stderr, last_error, id";
 
 /// The PostgreSQL job store.
 #[derive(Debug, Clone)]
@@ -114,6 +114,7 @@ impl Store for PostgresStore {
         now: UnixMillis,
     ) -> BoxFuture<'_, Result<Submission, StoreError>> {
         Box::pin(async move {
+            let request = encode_spec(&job.request_hash, &job.request)?;
             let mut conn = self.pool.acquire().await?;
             if let Some(existing) = select_job(&mut conn, &job.request_hash).await?
                 && existing.expires_at.is_none_or(|expires| expires > now)
@@ -141,15 +142,15 @@ impl Store for PostgresStore {
                  WHERE jobs.expires_at IS NOT NULL AND jobs.expires_at <= $2
                  RETURNING id",
             )
-            .bind(&job.request_hash)
+            .bind(job.request_hash.to_string())
             .bind(now)
-            .bind(text(&job.request))
+            .bind(text(&request))
             .fetch_optional(&mut *conn)
             .await?;
             let current = select_job(&mut conn, &job.request_hash).await?;
             let Some(current) = current else {
                 return Err(StoreError::Corrupt {
-                    request_hash: job.request_hash,
+                    request_hash: job.request_hash.to_string(),
                     column: "request_hash",
                 });
             };
@@ -162,7 +163,7 @@ impl Store for PostgresStore {
 
     fn job<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         now: UnixMillis,
     ) -> BoxFuture<'a, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
@@ -198,36 +199,27 @@ impl Store for PostgresStore {
         lease_until: UnixMillis,
     ) -> BoxFuture<'a, Result<Option<Claim>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
+            let query = sqlx::AssertSqlSafe(format!(
                 "UPDATE jobs SET state = 'running', stage = 'init', attempt = attempt + 1,
                    worker = $1, lease_until = $2, started_at = $3
                  WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $3
                              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                    AND state = 'queued'
-                 RETURNING request_hash, attempt, request, enqueued_at",
-            )
-            .bind(text(worker))
-            .bind(lease_until)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let request_hash: String = row.try_get(0)?;
-            let attempt = attempt_of(&row, 1, &request_hash)?;
-            Ok(Some(Claim {
-                attempt,
-                request: row.try_get(2)?,
-                enqueued_at: row.try_get(3)?,
-                request_hash,
-            }))
+                 RETURNING {CLAIM_COLUMNS}",
+            ));
+            let row = sqlx::query_as::<_, ClaimRow>(query)
+                .bind(text(worker))
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(Claim::try_from).transpose()
         })
     }
 
     fn heartbeat<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         lease_until: UnixMillis,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -236,7 +228,7 @@ impl Store for PostgresStore {
                 "UPDATE jobs SET lease_until = $3
                  WHERE request_hash = $1 AND attempt = $2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(i64::from(attempt))
             .bind(lease_until)
             .execute(&self.pool)
@@ -247,18 +239,18 @@ impl Store for PostgresStore {
 
     fn set_stage<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
-        stage: &'a str,
+        stage: &'a ImagebuilderStatus,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
                 "UPDATE jobs SET stage = $3
                  WHERE request_hash = $1 AND attempt = $2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(i64::from(attempt))
-            .bind(text(stage))
+            .bind(text(stage.as_str()))
             .execute(&self.pool)
             .await?;
             fenced(done.rows_affected(), request_hash, attempt)
@@ -267,7 +259,7 @@ impl Store for PostgresStore {
 
     fn finish<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         result: &'a str,
         now: UnixMillis,
@@ -279,7 +271,7 @@ impl Store for PostgresStore {
                    finished_at = $4, expires_at = $5, lease_until = NULL
                  WHERE request_hash = $1 AND attempt = $2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(i64::from(attempt))
             .bind(text(result))
             .bind(now)
@@ -292,7 +284,7 @@ impl Store for PostgresStore {
 
     fn fail<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         failure: &'a Failure,
         now: UnixMillis,
@@ -304,7 +296,7 @@ impl Store for PostgresStore {
                    stdout = $4, stderr = $5, finished_at = $6, expires_at = $7, lease_until = NULL
                  WHERE request_hash = $1 AND attempt = $2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(i64::from(attempt))
             .bind(text(&failure.detail))
             .bind(text(&failure.stdout))
@@ -319,7 +311,7 @@ impl Store for PostgresStore {
 
     fn retry<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         reason: &'a str,
         run_after: UnixMillis,
@@ -330,7 +322,7 @@ impl Store for PostgresStore {
                    lease_until = NULL, run_after = $3, last_error = $4
                  WHERE request_hash = $1 AND attempt = $2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(i64::from(attempt))
             .bind(run_after)
             .bind(text(reason))
@@ -384,7 +376,24 @@ impl Store for PostgresStore {
         })
     }
 
-    fn delete_expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+    fn expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT request_hash FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= $1
+                   AND state IN ('succeeded', 'failed')
+                 ORDER BY id",
+            )
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            hashes(&rows)
+        })
+    }
+
+    fn delete_expired(
+        &self,
+        now: UnixMillis,
+    ) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= $1
@@ -394,19 +403,17 @@ impl Store for PostgresStore {
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
-                .collect()
+            hashes(&rows)
         })
     }
 
     fn is_referenced<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT 1 FROM jobs WHERE request_hash = $1")
-                .bind(request_hash)
+                .bind(request_hash.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
             Ok(row.is_some())
@@ -451,21 +458,21 @@ fn text(value: &str) -> Cow<'_, str> {
 
 async fn select_job(
     conn: &mut PgConnection,
-    request_hash: &str,
+    request_hash: &RequestHash,
 ) -> Result<Option<Job>, StoreError> {
     let query = sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE request_hash = $1"
     ));
-    let Some(row) = sqlx::query(query)
-        .bind(request_hash)
+    let Some(row) = sqlx::query_as::<_, JobRow>(query)
+        .bind(request_hash.to_string())
         .fetch_optional(&mut *conn)
         .await?
     else {
         return Ok(None);
     };
-    let mut job = job_from_row(&row)?;
+    let id = row.id;
+    let mut job = Job::try_from(row)?;
     if job.state == JobState::Queued {
-        let id: i64 = row.try_get(13)?;
         let ahead = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND id < $1")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -480,50 +487,4 @@ async fn count_queued(conn: &mut PgConnection) -> Result<u64, StoreError> {
         .fetch_one(&mut *conn)
         .await?;
     count(&row, 0)
-}
-
-fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
-    let request_hash: String = row.try_get(0)?;
-    let state: String = row.try_get(1)?;
-    let Some(state) = JobState::parse(&state) else {
-        return Err(StoreError::Corrupt {
-            request_hash,
-            column: "state",
-        });
-    };
-    let failure = match row.try_get::<Option<String>, _>(9)? {
-        Some(detail) => Some(Failure {
-            detail,
-            stdout: row.try_get::<Option<String>, _>(10)?.unwrap_or_default(),
-            stderr: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
-        }),
-        None => None,
-    };
-    Ok(Job {
-        state,
-        stage: row.try_get(2)?,
-        attempt: attempt_of(row, 3, &request_hash)?,
-        queue_position: None,
-        enqueued_at: row.try_get(4)?,
-        finished_at: row.try_get(5)?,
-        expires_at: row.try_get(6)?,
-        request: row.try_get(7)?,
-        result: row.try_get(8)?,
-        failure,
-        last_error: row.try_get(12)?,
-        request_hash,
-    })
-}
-
-fn attempt_of(row: &PgRow, index: usize, request_hash: &str) -> Result<u32, StoreError> {
-    let attempt: i64 = row.try_get(index)?;
-    u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
-        request_hash: request_hash.to_owned(),
-        column: "attempt",
-    })
-}
-
-fn count(row: &PgRow, index: usize) -> Result<u64, StoreError> {
-    let value: i64 = row.try_get(index)?;
-    Ok(u64::try_from(value).unwrap_or(0))
 }

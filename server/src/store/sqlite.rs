@@ -3,7 +3,8 @@
 //! SQLite has one writer at a time, so the claim runs inside `BEGIN IMMEDIATE` (it takes the
 //! write lock up front rather than upgrading a read lock, which could fail with `SQLITE_BUSY`
 //! half-way) and is a single `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING` statement
-//! (rust-stack.md §4.2). Readers never block the writer in WAL mode; `busy_timeout` makes
+//! (<https://www.sqlite.org/lang_returning.html>). Readers never block the writer in WAL mode;
+//! `busy_timeout` makes
 //! writers queue for each other instead of failing. Works for any number of processes on one
 //! host; several hosts need the PostgreSQL store.
 
@@ -12,12 +13,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
 
+use attendant_proto::api::{ImagebuilderStatus, RequestHash};
+
+use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
     UnixMillis, fenced,
@@ -28,9 +31,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections in the pool (readers run in parallel under WAL).
 const MAX_CONNECTIONS: u32 = 16;
-
-const JOB_COLUMNS: &str = "request_hash, state, stage, attempt, enqueued_at, finished_at, \
-     expires_at, request, result, failure_detail, stdout, stderr, last_error, id";
 
 /// The SQLite job store.
 #[derive(Debug, Clone)]
@@ -79,6 +79,7 @@ impl Store for SqliteStore {
         now: UnixMillis,
     ) -> BoxFuture<'_, Result<Submission, StoreError>> {
         Box::pin(async move {
+            let request = encode_spec(&job.request_hash, &job.request)?;
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             if let Some(existing) = select_job(&mut tx, &job.request_hash).await?
                 && existing.expires_at.is_none_or(|expires| expires > now)
@@ -99,7 +100,7 @@ impl Store for SqliteStore {
                 "DELETE FROM jobs WHERE request_hash = ?1
                    AND expires_at IS NOT NULL AND expires_at <= ?2",
             )
-            .bind(&job.request_hash)
+            .bind(job.request_hash.to_string())
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -107,9 +108,9 @@ impl Store for SqliteStore {
                 "INSERT INTO jobs (request_hash, state, stage, attempt, run_after, enqueued_at, request)
                  VALUES (?1, 'queued', 'init', 0, ?2, ?2, ?3)",
             )
-            .bind(&job.request_hash)
+            .bind(job.request_hash.to_string())
             .bind(now)
-            .bind(&job.request)
+            .bind(&request)
             .execute(&mut *tx)
             .await?;
             let created = select_job(&mut tx, &job.request_hash).await?;
@@ -117,7 +118,7 @@ impl Store for SqliteStore {
             created
                 .map(Submission::Created)
                 .ok_or_else(|| StoreError::Corrupt {
-                    request_hash: job.request_hash,
+                    request_hash: job.request_hash.to_string(),
                     column: "request_hash",
                 })
         })
@@ -125,7 +126,7 @@ impl Store for SqliteStore {
 
     fn job<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         now: UnixMillis,
     ) -> BoxFuture<'a, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
@@ -162,36 +163,27 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<Claim>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let row = sqlx::query(
+            let query = sqlx::AssertSqlSafe(format!(
                 "UPDATE jobs SET state = 'running', stage = 'init', attempt = attempt + 1,
                    worker = ?1, lease_until = ?2, started_at = ?3
                  WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?3
                              ORDER BY id LIMIT 1)
-                 RETURNING request_hash, attempt, request, enqueued_at",
-            )
-            .bind(worker)
-            .bind(lease_until)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+                 RETURNING {CLAIM_COLUMNS}",
+            ));
+            let row = sqlx::query_as::<_, ClaimRow>(query)
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
             tx.commit().await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let request_hash: String = row.try_get(0)?;
-            let attempt = attempt_of(&row, 1, &request_hash)?;
-            Ok(Some(Claim {
-                attempt,
-                request: row.try_get(2)?,
-                enqueued_at: row.try_get(3)?,
-                request_hash,
-            }))
+            row.map(Claim::try_from).transpose()
         })
     }
 
     fn heartbeat<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         lease_until: UnixMillis,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -200,7 +192,7 @@ impl Store for SqliteStore {
                 "UPDATE jobs SET lease_until = ?3
                  WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(attempt)
             .bind(lease_until)
             .execute(&self.pool)
@@ -211,18 +203,18 @@ impl Store for SqliteStore {
 
     fn set_stage<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
-        stage: &'a str,
+        stage: &'a ImagebuilderStatus,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
                 "UPDATE jobs SET stage = ?3
                  WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(attempt)
-            .bind(stage)
+            .bind(stage.as_str())
             .execute(&self.pool)
             .await?;
             fenced(done.rows_affected(), request_hash, attempt)
@@ -231,7 +223,7 @@ impl Store for SqliteStore {
 
     fn finish<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         result: &'a str,
         now: UnixMillis,
@@ -243,7 +235,7 @@ impl Store for SqliteStore {
                    finished_at = ?4, expires_at = ?5, lease_until = NULL
                  WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(attempt)
             .bind(result)
             .bind(now)
@@ -256,7 +248,7 @@ impl Store for SqliteStore {
 
     fn fail<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         failure: &'a Failure,
         now: UnixMillis,
@@ -268,7 +260,7 @@ impl Store for SqliteStore {
                    stdout = ?4, stderr = ?5, finished_at = ?6, expires_at = ?7, lease_until = NULL
                  WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(attempt)
             .bind(&failure.detail)
             .bind(&failure.stdout)
@@ -283,7 +275,7 @@ impl Store for SqliteStore {
 
     fn retry<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
         attempt: u32,
         reason: &'a str,
         run_after: UnixMillis,
@@ -294,7 +286,7 @@ impl Store for SqliteStore {
                    lease_until = NULL, run_after = ?3, last_error = ?4
                  WHERE request_hash = ?1 AND attempt = ?2 AND state = 'running'",
             )
-            .bind(request_hash)
+            .bind(request_hash.to_string())
             .bind(attempt)
             .bind(run_after)
             .bind(reason)
@@ -342,7 +334,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+    fn expired(&self, now: UnixMillis) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT request_hash FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                   AND state IN ('succeeded', 'failed')
+                 ORDER BY id",
+            )
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            hashes(&rows)
+        })
+    }
+
+    fn delete_expired(
+        &self,
+        now: UnixMillis,
+    ) -> BoxFuture<'_, Result<Vec<RequestHash>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?1
@@ -352,19 +361,17 @@ impl Store for SqliteStore {
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
-                .collect()
+            hashes(&rows)
         })
     }
 
     fn is_referenced<'a>(
         &'a self,
-        request_hash: &'a str,
+        request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT 1 FROM jobs WHERE request_hash = ?1")
-                .bind(request_hash)
+                .bind(request_hash.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
             Ok(row.is_some())
@@ -374,21 +381,21 @@ impl Store for SqliteStore {
 
 async fn select_job(
     conn: &mut SqliteConnection,
-    request_hash: &str,
+    request_hash: &RequestHash,
 ) -> Result<Option<Job>, StoreError> {
     let query = sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE request_hash = ?1"
     ));
-    let Some(row) = sqlx::query(query)
-        .bind(request_hash)
+    let Some(row) = sqlx::query_as::<_, JobRow>(query)
+        .bind(request_hash.to_string())
         .fetch_optional(&mut *conn)
         .await?
     else {
         return Ok(None);
     };
-    let mut job = job_from_row(&row)?;
+    let id = row.id;
+    let mut job = Job::try_from(row)?;
     if job.state == JobState::Queued {
-        let id: i64 = row.try_get(13)?;
         let ahead = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND id < ?1")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -403,50 +410,4 @@ async fn count_queued(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
         .fetch_one(&mut *conn)
         .await?;
     count(&row, 0)
-}
-
-fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
-    let request_hash: String = row.try_get(0)?;
-    let state: String = row.try_get(1)?;
-    let Some(state) = JobState::parse(&state) else {
-        return Err(StoreError::Corrupt {
-            request_hash,
-            column: "state",
-        });
-    };
-    let failure = match row.try_get::<Option<String>, _>(9)? {
-        Some(detail) => Some(Failure {
-            detail,
-            stdout: row.try_get::<Option<String>, _>(10)?.unwrap_or_default(),
-            stderr: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
-        }),
-        None => None,
-    };
-    Ok(Job {
-        state,
-        stage: row.try_get(2)?,
-        attempt: attempt_of(row, 3, &request_hash)?,
-        queue_position: None,
-        enqueued_at: row.try_get(4)?,
-        finished_at: row.try_get(5)?,
-        expires_at: row.try_get(6)?,
-        request: row.try_get(7)?,
-        result: row.try_get(8)?,
-        failure,
-        last_error: row.try_get(12)?,
-        request_hash,
-    })
-}
-
-fn attempt_of(row: &SqliteRow, index: usize, request_hash: &str) -> Result<u32, StoreError> {
-    let attempt: i64 = row.try_get(index)?;
-    u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
-        request_hash: request_hash.to_owned(),
-        column: "attempt",
-    })
-}
-
-fn count(row: &SqliteRow, index: usize) -> Result<u64, StoreError> {
-    let value: i64 = row.try_get(index)?;
-    Ok(u64::try_from(value).unwrap_or(0))
 }

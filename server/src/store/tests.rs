@@ -1,5 +1,5 @@
 //! The store test suite, written once against `dyn Store` and instantiated per backend
-//! (STYLE rule 24): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
+//! (never a mock): SQLite on a file in a temporary directory, PostgreSQL on a fresh database
 //! of a private throwaway cluster (or of `ATTENDANT_TEST_DATABASE_URL`'s server; see
 //! `tests/e2e/postgres.rs`). PostgreSQL-only guarantees (`SKIP LOCKED`, connection errors)
 //! follow the suite; TLS (`sslmode`, `sslrootcert`) is in `tests/tls.rs`.
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+
+use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 
 use super::*;
 
@@ -91,14 +93,14 @@ async fn postgres_fixture() -> Fixture {
 
 const MINUTE: UnixMillis = 60_000;
 
-fn hash(n: u8) -> String {
-    format!("{n:02x}").repeat(32)
+fn hash(n: u8) -> RequestHash {
+    RequestHash([n; 32])
 }
 
 fn new_job(n: u8) -> NewJob {
     NewJob {
         request_hash: hash(n),
-        request: format!("{{\"n\":{n}}}"),
+        request: test_spec(n),
     }
 }
 
@@ -172,10 +174,17 @@ async fn claim_takes_oldest_and_increments_attempt(store: Arc<dyn Store>, _: Reo
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(2));
     assert_eq!(claim.attempt, 1);
-    assert_eq!(claim.request, "{\"n\":2}");
+    assert_eq!(
+        claim.request,
+        test_spec(2),
+        "the stored spec comes back decoded"
+    );
     let claim = store.claim("w", 2, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(1));
     assert!(store.claim("w", 2, MINUTE).await.unwrap().is_none());
+    // The stages the SQL writes itself are the wire stages, not `Unknown` spellings.
+    let job = store.job(&hash(1), 2).await.unwrap().unwrap();
+    assert_eq!(job.stage, ImagebuilderStatus::Init);
 }
 
 async fn concurrent_claims_get_distinct_jobs(store: Arc<dyn Store>, _: Reopen) {
@@ -198,7 +207,7 @@ async fn concurrent_claims_get_distinct_jobs(store: Arc<dyn Store>, _: Reopen) {
         }
     }
     claimed.sort();
-    let expected: Vec<String> = (1..=8).map(hash).collect();
+    let expected: Vec<RequestHash> = (1..=8).map(hash).collect();
     assert_eq!(claimed, expected, "every job claimed exactly once");
     assert_eq!(store.counts(1).await.unwrap().running, 8);
 }
@@ -247,7 +256,9 @@ async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: Reopen) {
     let h = &old.request_hash;
     for refused in [
         store.heartbeat(h, old.attempt, 9 * MINUTE).await,
-        store.set_stage(h, old.attempt, "building_image").await,
+        store
+            .set_stage(h, old.attempt, &ImagebuilderStatus::BuildingImage)
+            .await,
         store.finish(h, old.attempt, "{}", 0, 9 * MINUTE).await,
         store
             .fail(h, old.attempt, &Failure::default(), 0, 9 * MINUTE)
@@ -262,18 +273,18 @@ async fn update_after_reclaim_is_refused(store: Arc<dyn Store>, _: Reopen) {
     }
     assert_eq!(
         store
-            .set_stage(h, old.attempt, "done")
+            .set_stage(h, old.attempt, &ImagebuilderStatus::Done)
             .await
             .unwrap_err()
             .to_string(),
         format!("job `{h}` attempt 1 no longer holds the lease")
     );
     store
-        .set_stage(h, new.attempt, "building_image")
+        .set_stage(h, new.attempt, &ImagebuilderStatus::BuildingImage)
         .await
         .unwrap();
     let job = store.job(h, 2 * MINUTE).await.unwrap().unwrap();
-    assert_eq!(job.stage, "building_image");
+    assert_eq!(job.stage.as_str(), "building_image");
     assert_eq!(job.state, JobState::Running);
 }
 
@@ -306,7 +317,8 @@ async fn finished_job_is_cached_until_expiry(store: Arc<dyn Store>, _: Reopen) {
         .unwrap();
     let job = store.job(&hash(1), 99).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Succeeded);
-    assert_eq!(job.stage, "done");
+    assert_eq!(job.stage.as_str(), "done");
+    assert_eq!(job.stage, ImagebuilderStatus::Done);
     assert_eq!(job.result.as_deref(), Some("{\"id\":\"x\"}"));
     assert_eq!(job.finished_at, Some(10));
     assert!(store.job(&hash(1), 100).await.unwrap().is_none());
@@ -350,7 +362,7 @@ async fn resubmitted_expired_job_goes_to_the_back_of_the_queue(store: Arc<dyn St
     );
     let polled = store.job(&hash(1), 200).await.unwrap().unwrap();
     assert_eq!(polled.queue_position, Some(2));
-    let order: Vec<String> = [
+    let order: Vec<RequestHash> = [
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
         store.claim("a", 200, MINUTE).await.unwrap().unwrap(),
@@ -379,6 +391,7 @@ async fn failure_is_cached_with_its_output(store: Arc<dyn Store>, _: Reopen) {
         .unwrap();
     let job = store.job(&hash(1), 6).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.stage, ImagebuilderStatus::Failed);
     assert_eq!(job.failure, Some(failure));
     let again = store.submit(new_job(1), 10, 7).await.unwrap();
     assert!(
@@ -463,7 +476,13 @@ async fn delete_expired_keeps_live_jobs(store: Arc<dyn Store>, _: Reopen) {
         .finish(&second.request_hash, second.attempt, "{}", 1, 10_000)
         .await
         .unwrap();
+    assert_eq!(store.expired(100).await.unwrap(), vec![hash(1)]);
+    assert!(
+        store.is_referenced(&hash(1)).await.unwrap(),
+        "listing deletes nothing"
+    );
     assert_eq!(store.delete_expired(100).await.unwrap(), vec![hash(1)]);
+    assert!(store.expired(100).await.unwrap().is_empty());
     assert!(!store.is_referenced(&hash(1)).await.unwrap());
     assert!(store.is_referenced(&hash(2)).await.unwrap());
     assert!(
@@ -508,7 +527,7 @@ async fn postgres_claim_skips_a_job_another_claimer_holds() {
     .fetch_one(&mut *transaction)
     .await
     .unwrap();
-    assert_eq!(held, hash(1));
+    assert_eq!(held, hash(1).to_string());
 
     // A claim that waited for A's lock would not return before the rollback below.
     let patience = Duration::from_secs(10);

@@ -337,7 +337,12 @@ async fn worker_killed_mid_build_is_rebuilt() {
     first.abort();
     let _ = first.await;
     upstream.clear_faults();
-    let job = workers.store.job(&hash, now()).await.unwrap().unwrap();
+    let job = workers
+        .store
+        .job(&hash.parse().unwrap(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (job.state, job.attempt),
         (JobState::Running, 1),
@@ -348,7 +353,12 @@ async fn worker_killed_mid_build_is_rebuilt() {
     let second = tokio::spawn(run_workers(workers.clone(), 1, shutdown.clone()));
     let (status, done) = server.wait(&hash).await;
     assert_eq!(status, 200, "{done}");
-    let job = workers.store.job(&hash, now()).await.unwrap().unwrap();
+    let job = workers
+        .store
+        .job(&hash.parse().unwrap(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.attempt, 2);
     shutdown.cancel();
     second.await.unwrap();
@@ -469,7 +479,11 @@ async fn upstream_outage_is_retried_not_cached() {
     // Wait until the first attempt has failed and the job is back in the queue.
     let store = server.running.service.workers.store.clone();
     loop {
-        let job = store.job(&hash, now()).await.unwrap().unwrap();
+        let job = store
+            .job(&hash.parse().unwrap(), now())
+            .await
+            .unwrap()
+            .unwrap();
         if let Some(last_error) = &job.last_error {
             assert_eq!(
                 job.state,

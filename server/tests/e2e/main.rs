@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod api;
 #[cfg(test)]
+mod bodies;
+#[cfg(test)]
 mod builds;
 #[cfg(test)]
 mod postgres;

@@ -91,7 +91,11 @@ async fn worker_process_builds_and_a_killed_one_is_replaced(configure: impl FnOn
     first.kill().await.unwrap();
     upstream.clear_faults();
     let store = open_store(&config).await.unwrap();
-    let job = store.job(&hash, now()).await.unwrap().unwrap();
+    let job = store
+        .job(&hash.parse().unwrap(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (job.state, job.attempt),
         (JobState::Running, 1),
@@ -113,7 +117,11 @@ async fn worker_process_builds_and_a_killed_one_is_replaced(configure: impl FnOn
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(done["status"], 200, "{done:#}\n{}", processes.logs());
-    let job = store.job(&hash, now()).await.unwrap().unwrap();
+    let job = store
+        .job(&hash.parse().unwrap(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Succeeded, 2));
     assert_eq!(
         job.last_error.as_deref(),

@@ -1,5 +1,5 @@
-//! `attendant-e2e`: write the fixture OpenWrt mirror, serve a directory over HTTP, or write a
-//! fake router's files.
+//! `attendant-e2e`: run the offline demo server, write the fixture OpenWrt mirror, serve a
+//! directory over HTTP, or write a fake router's files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +20,33 @@ struct Args {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
+    Demo(DemoArgs),
     Mirror(MirrorArgs),
     Serve(ServeArgs),
     Router(RouterArgs),
+}
+
+/// Run attendant-server against the fixture mirror: generated once into
+/// <data_dir>/demo-upstream (default ./data/demo-upstream) and served on a loopback port; images
+/// are signed with <data_dir>/demo-key-build. The commands to try are printed at start.
+#[derive(FromArgs)]
+#[argh(
+    subcommand,
+    name = "demo",
+    example = "attendant-e2e demo",
+    example = "attendant-e2e demo --listen 127.0.0.1:9000 --workers 1",
+    note = "The server's configuration comes from --config or ATTENDANT_CONFIG and ATTENDANT_<KEY> variables, as for `attendant-server serve`; upstream_url, trusted_keys and signing_key are the demo's."
+)]
+struct DemoArgs {
+    /// address to listen on (default: `listen` of the configuration, 127.0.0.1:8000)
+    #[argh(option)]
+    listen: Option<std::net::SocketAddr>,
+    /// build workers; the configuration's `workers` is not used (default: 2)
+    #[argh(option, default = "2")]
+    workers: usize,
+    /// server configuration file (TOML; default: none, built-in defaults)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
 }
 
 /// Write the mirror: the served tree to DIR/www, its usign keys to DIR/keys, a summary to
@@ -108,6 +132,18 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
+        Command::Demo(demo) => {
+            attendant_server::cli::init_logging(attendant_server::cli::LogFormat::Text);
+            let path = demo.config.or_else(|| {
+                std::env::var_os(attendant_server::config::CONFIG_ENV).map(PathBuf::from)
+            });
+            let config = attendant_server::config::Config::load(path.as_deref(), std::env::vars())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(attendant_e2e::demo::run(config, demo.listen, demo.workers))
+        }
         Command::Mirror(mirror) => {
             let helper = attendant_e2e::mirror::helper_path()?;
             let info = attendant_e2e::mirror::generate(&mirror.dir, mirror.seed, &helper)

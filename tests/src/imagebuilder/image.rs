@@ -4,9 +4,11 @@
 //!   <profile>-<filesystem>-<suffix>` (`include/image.mk` `IMG_PREFIX`; snapshots omit the
 //!   version, branch snapshots put `<branch>-snapshot-<revision>`), each a small deterministic
 //!   description of its contents (packages, `FILES`, options), gzip streams for `.img.gz`, with
-//!   an fwtool metadata trailer (router-side.md §7.2) on every installable image;
+//!   an fwtool metadata trailer (<https://github.com/openwrt/firmware-utils/blob/master/src/fwtool.c>)
+//!   on every installable image;
 //! - `<image_prefix>.manifest` (`name - version` for opkg, `name version` for apk);
-//! - `profiles.json` (asu-server.md §5.2) for the built profile;
+//! - `profiles.json` (the format of downloads.openwrt.org's, see `attendant_proto::upstream`) for
+//!   the built profile;
 //! - `sha256sums` (`<sha256> *<file>` lines, sorted).
 //!
 //! The flash check follows `Build/check-size`: the estimated size (kernel plus the compressed

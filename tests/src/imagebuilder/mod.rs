@@ -6,7 +6,8 @@
 //! `EXTRA_IMAGE_NAME`, `ROOTFS_PARTSIZE`, `ROOTFS_FILESYSTEM`, `STRIP_ABI`,
 //! `SOURCE_DATE_EPOCH`) and the same recursion, so `make info` is printed by make itself from
 //! `.profiles.mk` and failures end in make's own `make[N]: *** [...] Error N` lines
-//! (asu-server.md §4.3). Where the real one runs opkg/apk and the image recipes, this one runs
+//! (what ASU's worker reads, <https://github.com/openwrt/asu/blob/main/asu/build.py>). Where the real one runs opkg/apk and the image
+//! recipes, this one runs
 //! `staging_dir/host/bin/attendant-ib-helper` (the `attendant-ib-helper` binary of this crate),
 //! which reads the data files written here:
 //!

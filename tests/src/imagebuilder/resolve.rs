@@ -4,7 +4,7 @@
 //! `apk add $(BUILD_PACKAGES)` does inside the real `make package_install`): a name is found
 //! as a package or through `Provides`, its `Depends` are installed first, declared
 //! `Conflicts` and clashing files (dnsmasq vs dnsmasq-full) fail. The texts are the ones ASU
-//! parses (asu-server.md §4.3 step 9):
+//! parses after a failed `make manifest` (<https://github.com/openwrt/asu/blob/main/asu/build.py>):
 //!
 //! - opkg (24.10): stdout `Unknown package 'X'.`; stderr `Collected errors:` followed by
 //!   ` * opkg_install_cmd: Cannot install package X.`, ` * check_conflicts_for: The following

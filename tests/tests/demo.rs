@@ -1,4 +1,4 @@
-//! The README's first command, driven the way a newcomer runs it: `attendant-server demo` as a
+//! The README's first command, driven the way a newcomer runs it: `attendant-e2e demo` as a
 //! real process in an empty directory (so the default `./data` is relative), then the `curl`
 //! steps it prints — POST, poll, download — and the image's signature checked with
 //! `signify-openbsd` against the key the demo serves.
@@ -17,7 +17,7 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_attendant-e2e"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         .current_dir(dir.path())
         .env(HELPER_ENV, &helper)

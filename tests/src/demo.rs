@@ -1,44 +1,31 @@
-//! `attendant-server demo`: a working server in one command, nothing to install.
+//! `attendant-e2e demo`: a working `attendant-server` in one command, nothing to install.
 //!
-//! Generates the fixture OpenWrt mirror of `attendant-e2e` (releases, targets, package feeds,
+//! Generates the fixture OpenWrt mirror ([`crate::mirror`]: releases, targets, package feeds,
 //! signed `sha256sums`, ImageBuilders whose `make` is a small helper program) into
 //! `<data_dir>/demo-upstream` unless it is there already, serves it over HTTP on a loopback port
-//! (as downloads.openwrt.org would be), trusts its signing key, creates an
-//! image signing key, prints the commands to paste, and serves.
+//! (as downloads.openwrt.org would be), trusts its signing key, creates an image signing key,
+//! prints the commands to paste, and runs the server's `serve` with that configuration.
+//!
+//! It lives here, in the fixture crate, and not in `attendant-server`, so that the production
+//! server binary carries no fixture code: `attendant-server` does not depend on this crate.
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
-use attendant_e2e::MirrorServer;
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, generate, helper_path};
+use attendant_server::config::Config;
+use attendant_server::signing::{generate_key_pair, load_secret_key};
 
-use crate::config::Config;
-use crate::signing::{generate_key_pair, load_secret_key};
+use crate::mirror::{DEFAULT_SEED, MirrorInfo, generate, helper_path};
+use crate::mirror_server::MirrorServer;
 
-/// `demo --help`'s examples.
-pub(super) const EXAMPLES: &str = "\
-Examples:
-  attendant-server demo
-  attendant-server demo --listen 127.0.0.1:9000 --workers 1
-
-The mirror (`<data_dir>/demo-upstream`, default ./data/demo-upstream) is generated once and
-served on a loopback port; images are signed with `<data_dir>/demo-key-build`. The commands to
-try are printed at start.";
-
-/// Options of `demo`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Address to listen on (default: `listen` of the configuration, 127.0.0.1:8000).
-    #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Build workers; the configuration's `workers` is not used.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
-}
-
-pub(crate) async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(listen) = args.listen {
+/// Serves the demo until SIGINT/SIGTERM: `listen` replaces the configuration's address when
+/// given, and `workers` build workers run in-process.
+pub async fn run(
+    mut config: Config,
+    listen: Option<std::net::SocketAddr>,
+    workers: usize,
+) -> anyhow::Result<()> {
+    if let Some(listen) = listen {
         config.listen = listen;
     }
     let dir = config.data_dir.join("demo-upstream");
@@ -56,9 +43,9 @@ pub(crate) async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCo
     let fingerprint = load_secret_key(&key_path)?.fingerprint().to_string();
     config.signing_key = Some(key_path);
     print_instructions(&config, &fingerprint);
-    super::serve::serve(config, args.workers).await?;
+    attendant_server::cli::serve(config, workers).await?;
     drop(upstream);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn mirror(dir: &Path) -> anyhow::Result<MirrorInfo> {

@@ -1,0 +1,500 @@
+//! The ImageBuilder steps of one job, in the order they run (see the list in [`super`]), and
+//! the [`Outcome`] every failure is classified into where it happens.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use attendant_proto::api::imagebuilder::{
+    check_manifest, is_size_error, parse_make_info, parse_manifest, scan_package_errors,
+};
+use attendant_proto::api::{
+    BuildFailure, BuildResponse, ImageInfo, ImagebuilderInfo, ImagebuilderStatus, diff_packages,
+};
+use attendant_proto::upstream::{FlatProfile, parse_profiles};
+use sha2::{Digest, Sha256};
+
+use super::context::WorkerContext;
+use crate::artifacts::nonce;
+use crate::imagebuilder::{IbError, IbSpec, Lease};
+use crate::process::{self, Invocation, RunError};
+use crate::signing::{sha256_file, sign_image};
+use crate::store::{Claim, Failure, JobSpec, StoreError};
+use crate::view::{build_at, iso_time};
+
+/// Name of the build lock file inside an unpacked ImageBuilder.
+const BUILD_LOCK: &str = ".attendant-build.lock";
+
+/// How a build ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Built; the result JSON.
+    Done(String),
+    /// Failed for good; cached.
+    Failed(Failure),
+    /// Infrastructure trouble; try again later.
+    Retry(String),
+}
+
+/// A failure with the output of the command that failed.
+fn failed(failure: &BuildFailure, stdout: &str, stderr: &str) -> Outcome {
+    Outcome::Failed(Failure {
+        detail: failure.detail(),
+        stdout: stdout.to_owned(),
+        stderr: stderr.to_owned(),
+    })
+}
+
+fn fatal(message: impl std::fmt::Display) -> Outcome {
+    Outcome::Failed(Failure {
+        detail: format!("Error: {message}"),
+        ..Failure::default()
+    })
+}
+
+/// Builds one claimed job in a private work directory, deleted afterwards.
+pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
+    let spec = &claim.request;
+    if !spec.request.repositories.is_empty() {
+        return fatal("custom repositories are not supported by this server");
+    }
+    // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
+    // working directory (the default data dir is `./data`).
+    let work = match std::path::absolute(context.config.work_path()) {
+        Ok(root) => root.join(format!(
+            "{}-{}-{}",
+            claim.request_hash,
+            claim.attempt,
+            nonce()
+        )),
+        Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
+    };
+    let outcome = match tokio::fs::create_dir_all(&work).await {
+        Ok(()) => build_in(context, claim, spec, &work).await,
+        Err(error) => Outcome::Retry(format!(
+            "cannot create work directory `{}`: {error}",
+            work.display()
+        )),
+    };
+    if let Err(error) = tokio::fs::remove_dir_all(&work).await
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %work.display(), error = %error, "cannot delete work directory");
+    }
+    outcome
+}
+
+async fn stage(
+    context: &WorkerContext,
+    claim: &Claim,
+    stage: ImagebuilderStatus,
+) -> Result<(), Outcome> {
+    tracing::debug!(stage = %stage, "stage");
+    match context
+        .store
+        .set_stage(&claim.request_hash, claim.attempt, &stage)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::LeaseLost { .. }) => Err(Outcome::Retry("lease lost".to_owned())),
+        Err(error) => Err(Outcome::Retry(format!("cannot record the stage: {error}"))),
+    }
+}
+
+async fn build_in(context: &WorkerContext, claim: &Claim, spec: &JobSpec, work: &Path) -> Outcome {
+    match build_steps(context, claim, spec, work).await {
+        Ok(result) => Outcome::Done(result),
+        Err(outcome) => outcome,
+    }
+}
+
+async fn build_steps(
+    context: &WorkerContext,
+    claim: &Claim,
+    spec: &JobSpec,
+    work: &Path,
+) -> Result<String, Outcome> {
+    let deadline = Instant::now() + context.config.job_timeout;
+    let request = &spec.request;
+
+    stage(context, claim, ImagebuilderStatus::ContainerSetup).await?;
+    let lease = acquire_imagebuilder(context, spec).await?;
+    let lock = lock_imagebuilder(&lease).await?;
+
+    stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
+    let info = validate_revision(context, &lease, spec, deadline).await?;
+    let packages = if request.diff_packages {
+        let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
+        if let Some(profile) = info.profile(&request.profile) {
+            defaults.extend(profile.packages.iter().cloned());
+        }
+        diff_packages(&spec.packages, &defaults)
+    } else {
+        spec.packages.clone()
+    };
+
+    stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
+    let manifest = validate_manifest(context, &lease, spec, &packages, deadline).await?;
+
+    stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
+    let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
+    if let Some(defaults) = request.defaults.as_deref().filter(|d| !d.is_empty()) {
+        write_defaults(&command.files, defaults).await?;
+    }
+    context
+        .builds_started
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let image_out = make(context, &lease, command.args.clone(), deadline).await?;
+    if is_size_error(&image_out.stderr) {
+        return Err(failed(
+            &BuildFailure::ExceedsStorage,
+            &image_out.stdout,
+            &image_out.stderr,
+        ));
+    }
+    if image_out.status != Some(0) {
+        return Err(failed(
+            &BuildFailure::BuildFailed,
+            &image_out.stdout,
+            &image_out.stderr,
+        ));
+    }
+    drop(lock);
+
+    let profile = built_profile(&command.bin_dir, &request.profile, &image_out).await?;
+    if context.signing_key.is_some() {
+        stage(context, claim, ImagebuilderStatus::SigningImages).await?;
+    }
+    let images = finish_images(context, &command.bin_dir, profile.images.clone()).await?;
+    let response = BuildResponse {
+        enqueued_at: Some(iso_time(claim.enqueued_at)),
+        request: Some(request.clone()),
+        build_cmd: command.shown,
+        build_cmd_packages: packages,
+        stdout: Some(image_out.stdout),
+        stderr: Some(image_out.stderr),
+        manifest,
+        images,
+        signing_key: context
+            .signing_key
+            .as_ref()
+            .map(|key| key.fingerprint().to_string()),
+        ..BuildResponse::from_profile(claim.request_hash, profile)
+    };
+    let body = serde_json::to_string(&response)
+        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
+    context
+        .artifacts
+        .publish(&command.bin_dir, &claim.request_hash)
+        .await
+        .map_err(|error| Outcome::Retry(error.to_string()))?;
+    Ok(body)
+}
+
+/// `container_setup`: the ImageBuilder of the job's version and target, from the cache.
+async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result<Lease, Outcome> {
+    let ib_spec = IbSpec::new(
+        spec.request.version.clone(),
+        spec.version_path.clone(),
+        spec.target.clone(),
+        spec.subtarget.clone(),
+    );
+    context
+        .imagebuilders
+        .acquire(&ib_spec)
+        .await
+        .map_err(|error| {
+            if error.is_retryable() {
+                Outcome::Retry(error.to_string())
+            } else if matches!(error, IbError::NotFound { .. }) {
+                fatal(&error)
+            } else {
+                fatal(format_args!("cannot set up the ImageBuilder: {error}"))
+            }
+        })
+}
+
+/// `validate_revision`: `make info`, and the request's `version_code` against the
+/// ImageBuilder's revision.
+async fn validate_revision(
+    context: &WorkerContext,
+    lease: &Lease,
+    spec: &JobSpec,
+    deadline: Instant,
+) -> Result<ImagebuilderInfo, Outcome> {
+    let request = &spec.request;
+    let info_out = make(context, lease, vec!["info".to_owned()], deadline).await?;
+    if info_out.status != Some(0) {
+        let failure = BuildFailure::ImagebuilderSetup {
+            returncode: info_out.status.unwrap_or(-1),
+        };
+        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
+    }
+    let info = parse_make_info(&info_out.stdout)
+        .map_err(|error| fatal(format_args!("cannot read `make info`: {error}")))?;
+    if !request.version_code.is_empty() && request.version_code != info.current_revision {
+        let failure = BuildFailure::IncorrectVersion {
+            actual: info.current_revision.clone(),
+            requested: request.version_code.clone(),
+        };
+        return Err(failed(&failure, &info_out.stdout, &info_out.stderr));
+    }
+    Ok(info)
+}
+
+/// `validate_manifest`: `make manifest` resolves the package list; the manifest is checked
+/// against the pinned versions.
+async fn validate_manifest(
+    context: &WorkerContext,
+    lease: &Lease,
+    spec: &JobSpec,
+    packages: &[String],
+    deadline: Instant,
+) -> Result<BTreeMap<String, String>, Outcome> {
+    let args = vec![
+        "manifest".to_owned(),
+        format!("PROFILE={}", spec.request.profile),
+        format!("PACKAGES={}", packages.join(" ")),
+        "STRIP_ABI=1".to_owned(),
+    ];
+    let manifest_out = make(context, lease, args, deadline).await?;
+    if manifest_out.status != Some(0) {
+        let errors = scan_package_errors(&manifest_out.stderr);
+        let failure = BuildFailure::ImpossiblePackageSelection(errors);
+        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
+    }
+    let manifest = parse_manifest(&manifest_out.stdout)
+        .map_err(|error| fatal(format_args!("cannot read the manifest: {error}")))?;
+    if let Err(failure) = check_manifest(&manifest, &pinned_and_built(spec)) {
+        return Err(failed(&failure, &manifest_out.stdout, &manifest_out.stderr));
+    }
+    Ok(manifest)
+}
+
+/// The `make image` command: what runs, and what the response shows.
+struct ImageCommand {
+    /// The arguments of `make`.
+    args: Vec<String>,
+    /// `build_cmd` as ASU shows it: its container paths, not this host's private directories.
+    shown: Vec<String>,
+    /// Where the images go (`BIN_DIR`).
+    bin_dir: PathBuf,
+    /// The `FILES` directory (used when the request carries `defaults`).
+    files: PathBuf,
+}
+
+impl ImageCommand {
+    fn new(
+        claim: &Claim,
+        spec: &JobSpec,
+        packages: &[String],
+        manifest: &BTreeMap<String, String>,
+        work: &Path,
+    ) -> Self {
+        let request = &spec.request;
+        // ASU names the images after the installed packages, so two selections never share
+        // a file name in one store directory.
+        let names: Vec<&str> = manifest.keys().map(String::as_str).collect();
+        let packages_hash = hex::encode(Sha256::digest(names.join(" ").as_bytes()));
+        let extra_name = packages_hash.get(..12).unwrap_or(&packages_hash).to_owned();
+        let bin_dir = work.join("bin");
+        let files = work.join("files");
+        let common = [
+            format!("PROFILE={}", request.profile),
+            format!("PACKAGES={}", packages.join(" ")),
+            format!("EXTRA_IMAGE_NAME={extra_name}"),
+        ];
+        let mut args = vec!["image".to_owned()];
+        args.extend(common.iter().cloned());
+        args.push(format!("BIN_DIR={}", bin_dir.display()));
+        let mut shown = vec!["make".to_owned(), "image".to_owned()];
+        shown.extend(common);
+        shown.push(format!("BIN_DIR=/builder/{}", claim.request_hash));
+        if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) {
+            args.push(format!("FILES={}", files.display()));
+            shown.push("FILES=/builder/asu-files".to_owned());
+        }
+        let mut both = |arg: String| {
+            args.push(arg.clone());
+            shown.push(arg);
+        };
+        if let Some(size) = request.rootfs_size_mb {
+            both(format!("ROOTFS_PARTSIZE={size}"));
+        }
+        if let Some(filesystem) = request.filesystem {
+            both(format!("ROOTFS_FILESYSTEM={filesystem}"));
+        }
+        Self {
+            args,
+            shown,
+            bin_dir,
+            files,
+        }
+    }
+}
+
+/// The built profile from the `profiles.json` that `make image` wrote, flattened.
+async fn built_profile(
+    bin_dir: &Path,
+    profile: &str,
+    image_out: &process::Output,
+) -> Result<FlatProfile, Outcome> {
+    let no_json = || {
+        failed(
+            &BuildFailure::NoJsonFile,
+            &image_out.stdout,
+            &image_out.stderr,
+        )
+    };
+    let bytes = tokio::fs::read(bin_dir.join("profiles.json"))
+        .await
+        .map_err(|_| no_json())?;
+    let profiles = parse_profiles(&bytes).map_err(|_| no_json())?;
+    let Some(mut flat) = profiles.flatten(profile) else {
+        return Err(failed(
+            &BuildFailure::ProfileNotFound,
+            &image_out.stdout,
+            &image_out.stderr,
+        ));
+    };
+    flat.build_at = profiles.source_date_epoch.seconds().map(build_at);
+    Ok(flat)
+}
+
+/// The `packages_versions` entries the build still asks for: the fixups ([`attendant_proto::api::apply_fixups`])
+/// may have removed a pinned package or replaced it with its successor, whose version nobody
+/// pinned. ASU checks them anyway and fails the build; we check what we built.
+fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
+    spec.request
+        .packages_versions
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.strip_prefix('+').unwrap_or(name);
+            spec.packages.iter().any(|package| package == name)
+        })
+        .map(|(name, version)| (name.clone(), version.clone()))
+        .collect()
+}
+
+/// Recomputes every image's SHA-256 from the file and, with a key, signs it.
+async fn finish_images(
+    context: &WorkerContext,
+    bin_dir: &Path,
+    mut images: Vec<ImageInfo>,
+) -> Result<Vec<ImageInfo>, Outcome> {
+    let key = context.signing_key.clone();
+    let dir = bin_dir.to_owned();
+    let finished = tokio::task::spawn_blocking(move || {
+        for image in &mut images {
+            let name = &image.name;
+            // The name comes from the ImageBuilder's profiles.json: it must stay in `bin_dir`.
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(format!("image name `{name}` is not a plain file name"));
+            }
+            let path = dir.join(name);
+            let sha256 = match &key {
+                Some(key) => {
+                    let (sha256, signature) =
+                        sign_image(key, &path).map_err(|error| error.to_string())?;
+                    image.signature = Some(signature);
+                    sha256
+                }
+                None => sha256_file(&path).map_err(|error| error.to_string())?,
+            };
+            image.sha256_unsigned.clone_from(&sha256);
+            image.sha256 = sha256;
+        }
+        Ok(images)
+    })
+    .await;
+    match finished {
+        Ok(Ok(images)) => Ok(images),
+        Ok(Err(message)) => Err(fatal(message)),
+        Err(join) => Err(Outcome::Retry(format!("signing task failed: {join}"))),
+    }
+}
+
+async fn write_defaults(files: &Path, defaults: &str) -> Result<(), Outcome> {
+    let dir = attendant_proto::wire::under_root(files, attendant_proto::wire::UCI_DEFAULTS_DIR);
+    let write = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join(attendant_proto::wire::ASU_DEFAULTS_NAME), defaults).await
+    };
+    write
+        .await
+        .map_err(|error| Outcome::Retry(format!("cannot write the defaults script: {error}")))
+}
+
+/// Runs `make <args>` in the ImageBuilder; a timeout is a build failure, a missing `make` an
+/// infrastructure one.
+async fn make(
+    context: &WorkerContext,
+    lease: &Lease,
+    args: Vec<String>,
+    deadline: Instant,
+) -> Result<process::Output, Outcome> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(fatal(format_args!(
+            "the build took longer than {}",
+            humantime::format_duration(context.config.job_timeout)
+        )));
+    }
+    let mut invocation = Invocation::new("make", args, lease.dir.clone());
+    invocation.timeout = remaining;
+    invocation.output_cap = context.config.output_cap_bytes;
+    match process::run(invocation).await {
+        Ok(output) => Ok(output),
+        Err(error @ RunError::Timeout { .. }) => Err(fatal(&error)),
+        Err(error) => Err(Outcome::Retry(error.to_string())),
+    }
+}
+
+/// An exclusive lock on the ImageBuilder tree for the duration of the `make` steps.
+async fn lock_imagebuilder(lease: &Lease) -> Result<std::fs::File, Outcome> {
+    let path: PathBuf = lease.dir.join(BUILD_LOCK);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await;
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(error)) => Err(Outcome::Retry(format!(
+            "cannot lock the ImageBuilder: {error}"
+        ))),
+        Err(join) => Err(Outcome::Retry(format!(
+            "cannot lock the ImageBuilder: {join}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_of_packages_the_fixups_replaced_are_not_checked() {
+        let mut request = attendant_proto::api::BuildRequest::new("24.10.5", "x86/64", "generic");
+        request
+            .packages_versions
+            .insert("auc".to_owned(), "0.3.2-r2".to_owned());
+        request
+            .packages_versions
+            .insert("+tmux".to_owned(), "3.5a-r1".to_owned());
+        let spec = JobSpec {
+            request,
+            version_path: "releases/24.10.5".to_owned(),
+            target: "x86".to_owned(),
+            subtarget: "64".to_owned(),
+            packages: vec!["tmux".to_owned(), "owut".to_owned()],
+        };
+        let pinned = pinned_and_built(&spec);
+        assert_eq!(pinned.keys().collect::<Vec<_>>(), ["+tmux"]);
+    }
+}
