@@ -192,8 +192,7 @@ pub enum UsignError {
     /// The secret key is encrypted with a passphrase (kdfrounds is not 0).
     #[error(
         "secret key is password-protected ({rounds} bcrypt_pbkdf rounds); usign and Attendant \
-         only use keys without a passphrase\n\nhint: generate a key without a passphrase with \
-         `signify-openbsd -G -n -p key.pub -s key.sec` or `usign -G -p key.pub -s key.sec`"
+         only use keys without a passphrase"
     )]
     PasswordProtected {
         /// The kdfrounds field.
@@ -945,8 +944,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "secret key is password-protected (42 bcrypt_pbkdf rounds); usign and Attendant only \
-             use keys without a passphrase\n\nhint: generate a key without a passphrase with \
-             `signify-openbsd -G -n -p key.pub -s key.sec` or `usign -G -p key.pub -s key.sec`"
+             use keys without a passphrase"
         );
     }
 

@@ -126,8 +126,7 @@ fn signify_secret_key_signs_byte_identically() {
 fn refuses_real_passphrase_protected_key() {
     let err = SecretKey::parse(PROTECTED_SEC).unwrap_err();
     assert_eq!(err, UsignError::PasswordProtected { rounds: 42 });
-    assert!(err.to_string().contains("signify-openbsd -G -n"));
-    assert!(err.to_string().contains("usign -G"));
+    assert!(err.to_string().contains("without a passphrase"), "{err}");
     // Its public half is an ordinary public key.
     PublicKey::parse(PROTECTED_PUB).unwrap();
 }

@@ -32,6 +32,20 @@ pub enum SigningError {
         #[source]
         source: std::io::Error,
     },
+    /// A key file is a usign secret key encrypted with a passphrase, which a server that signs
+    /// unattended cannot use.
+    #[error(
+        "`{path}` is encrypted with a passphrase ({rounds} bcrypt_pbkdf rounds); the server signs \
+         without asking for one\n\nhint: make a key without a passphrase with \
+         `attendant-server keygen -s {path}`, `signify-openbsd -G -n -p key.pub -s key.sec` or \
+         `usign -G -p key.pub -s key.sec`"
+    )]
+    PasswordProtected {
+        /// The file.
+        path: PathBuf,
+        /// The key's kdfrounds field.
+        rounds: u32,
+    },
     /// A key file is not a usign key.
     #[error("`{path}` is not a usign secret key")]
     Key {
@@ -59,9 +73,15 @@ pub fn load_secret_key(path: &Path) -> Result<SecretKey, SigningError> {
         path: path.to_owned(),
         source,
     })?;
-    SecretKey::parse(&bytes).map_err(|source| SigningError::Key {
-        path: path.to_owned(),
-        source,
+    SecretKey::parse(&bytes).map_err(|source| match source {
+        UsignError::PasswordProtected { rounds } => SigningError::PasswordProtected {
+            path: path.to_owned(),
+            rounds,
+        },
+        source => SigningError::Key {
+            path: path.to_owned(),
+            source,
+        },
     })
 }
 
@@ -186,6 +206,26 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SigningError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_passphrase_protected_key_is_refused_with_the_commands_that_make_a_usable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("protected.sec");
+        std::fs::write(
+            &path,
+            include_bytes!("../../proto/testdata/usign/protected.sec"),
+        )
+        .unwrap();
+        let error = load_secret_key(&path).unwrap_err();
+        assert!(
+            matches!(error, SigningError::PasswordProtected { rounds: 42, .. }),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        assert!(text.contains("attendant-server keygen -s"), "{text}");
+        assert!(text.contains("signify-openbsd -G -n"), "{text}");
+        assert!(text.contains("usign -G"), "{text}");
+    }
 
     #[test]
     fn fingerprint_keeps_leading_zeros() {
