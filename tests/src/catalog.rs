@@ -670,7 +670,12 @@ fn device(vendor: &str, model: &str, variant: Option<&str>) -> Title {
     }
 }
 
+/// Every target of the fixture, in the order the mirror lists them.
 fn targets() -> Vec<Target> {
+    vec![ath79_generic(), mediatek_filogic(), x86_64()]
+}
+
+fn ath79_generic() -> Target {
     let ath79_images = || {
         vec![
             image("sysupgrade", "sysupgrade.bin", None, true, true),
@@ -678,153 +683,157 @@ fn targets() -> Vec<Target> {
             image("kernel", "kernel.bin", Some("initramfs"), false, false),
         ]
     };
-    vec![
-        Target {
-            board: "ath79".to_owned(),
-            subtarget: "generic".to_owned(),
-            arch_packages: "mips_24kc".to_owned(),
-            arch: "mips".to_owned(),
-            filesystems: vec!["squashfs".to_owned()],
-            kernel_kib: 2304,
-            rootfs_partsize_mb: None,
-            extra_default_packages: split(
-                "kmod-gpio-button-hotplug swconfig kmod-ath9k wpad-basic-mbedtls uboot-envtools",
-            ),
-            profiles: vec![
-                profile(
-                    "tplink_archer-c7-v2",
-                    device("TP-Link", "Archer C7", Some("v2")),
-                    "kmod-ath10k-ct ath10k-firmware-qca988x-ct",
-                    "tplink,archer-c7-v2 archer-c7-v2",
-                    Some(15872),
-                    None,
-                    ath79_images(),
-                    "",
-                ),
-                profile(
-                    "tplink_archer-c7-v5",
-                    device("TP-Link", "Archer C7", Some("v5")),
-                    "kmod-ath10k-ct ath10k-firmware-qca988x-ct",
-                    "tplink,archer-c7-v5",
-                    Some(15104),
-                    None,
-                    ath79_images(),
-                    "",
-                ),
-                profile(
-                    "tplink_tl-wr902ac-v1",
-                    device("TP-Link", "TL-WR902AC", Some("v1")),
-                    "kmod-ath10k-ct ath10k-firmware-qca9887-ct -swconfig -uboot-envtools",
-                    "tplink,tl-wr902ac-v1",
-                    Some(7360),
-                    None,
-                    ath79_images(),
-                    "small flash",
-                ),
-                profile(
-                    "ubnt_unifiac-lite",
-                    device("Ubiquiti", "UniFi AC Lite", None),
-                    "kmod-ath10k-ct ath10k-firmware-qca988x-ct -swconfig",
-                    "ubnt,unifiac-lite",
-                    Some(15744),
-                    Some((
-                        "2.0",
-                        "Partition layout has changed; sysupgrade from an older release cannot keep the configuration.",
-                    )),
-                    vec![
-                        image("sysupgrade", "sysupgrade.bin", None, true, true),
-                        image("kernel", "kernel.bin", Some("initramfs"), false, false),
-                    ],
-                    "compat_version 2.0",
-                ),
-            ],
-        },
-        Target {
-            board: "mediatek".to_owned(),
-            subtarget: "filogic".to_owned(),
-            arch_packages: "aarch64_cortex-a53".to_owned(),
-            arch: "aarch64".to_owned(),
-            filesystems: vec!["squashfs".to_owned()],
-            kernel_kib: 5120,
-            rootfs_partsize_mb: None,
-            extra_default_packages: split(
-                "kmod-gpio-button-hotplug kmod-leds-gpio wpad-basic-mbedtls uboot-envtools fitblk",
-            ),
-            profiles: vec![
-                profile(
-                    "bananapi_bpi-r4",
-                    device("Bananapi", "BPI-R4", None),
-                    "kmod-mt7996-firmware kmod-usb3 e2fsprogs f2fsck mkf2fs",
-                    "bananapi,bpi-r4",
-                    None,
-                    None,
-                    vec![
-                        image("sysupgrade", "sysupgrade.itb", None, true, false),
-                        image("sdcard", "sdcard.img.gz", None, true, false),
-                    ],
-                    "",
-                ),
-                profile(
-                    "glinet_gl-mt6000",
-                    device("GL.iNet", "GL-MT6000", None),
-                    "e2fsprogs f2fsck mkf2fs kmod-usb3 kmod-mt7915e kmod-mt7986-firmware mt7986-wo-firmware",
-                    "glinet,gl-mt6000",
-                    None,
-                    None,
-                    vec![
-                        image("sysupgrade", "sysupgrade.bin", None, true, false),
-                        image("kernel", "kernel.bin", Some("initramfs"), false, false),
-                    ],
-                    "",
-                ),
-                profile(
-                    "openwrt_one",
-                    device("OpenWrt", "One", None),
-                    "kmod-mt7915e kmod-mt7981-firmware mt7981-wo-firmware kmod-rtc-pcf8563 kmod-usb3 kmod-nvme",
-                    "openwrt,one",
-                    None,
-                    None,
-                    vec![
-                        image("sysupgrade", "sysupgrade.itb", None, true, false),
-                        image("factory", "factory.ubi", None, false, false),
-                    ],
-                    "",
-                ),
-            ],
-        },
-        Target {
-            board: "x86".to_owned(),
-            subtarget: "64".to_owned(),
-            arch_packages: "x86_64".to_owned(),
-            arch: "x86_64".to_owned(),
-            filesystems: vec!["ext4".to_owned(), "squashfs".to_owned()],
-            kernel_kib: 6144,
-            rootfs_partsize_mb: Some(104),
-            extra_default_packages: split(
-                "kmod-button-hotplug kmod-e1000e kmod-igc kmod-r8169 partx-utils mkf2fs e2fsprogs grub2-bios-setup",
-            ),
-            profiles: vec![profile(
-                "generic",
-                Title::Free {
-                    title: "Generic x86/64".to_owned(),
-                },
-                "kmod-e1000 kmod-igb kmod-ixgbe kmod-fs-vfat",
+    Target {
+        board: "ath79".to_owned(),
+        subtarget: "generic".to_owned(),
+        arch_packages: "mips_24kc".to_owned(),
+        arch: "mips".to_owned(),
+        filesystems: vec!["squashfs".to_owned()],
+        kernel_kib: 2304,
+        rootfs_partsize_mb: None,
+        extra_default_packages: split(
+            "kmod-gpio-button-hotplug swconfig kmod-ath9k wpad-basic-mbedtls uboot-envtools",
+        ),
+        profiles: vec![
+            profile(
+                "tplink_archer-c7-v2",
+                device("TP-Link", "Archer C7", Some("v2")),
+                "kmod-ath10k-ct ath10k-firmware-qca988x-ct",
+                "tplink,archer-c7-v2 archer-c7-v2",
+                Some(15872),
+                None,
+                ath79_images(),
                 "",
+            ),
+            profile(
+                "tplink_archer-c7-v5",
+                device("TP-Link", "Archer C7", Some("v5")),
+                "kmod-ath10k-ct ath10k-firmware-qca988x-ct",
+                "tplink,archer-c7-v5",
+                Some(15104),
                 None,
+                ath79_images(),
+                "",
+            ),
+            profile(
+                "tplink_tl-wr902ac-v1",
+                device("TP-Link", "TL-WR902AC", Some("v1")),
+                "kmod-ath10k-ct ath10k-firmware-qca9887-ct -swconfig -uboot-envtools",
+                "tplink,tl-wr902ac-v1",
+                Some(7360),
                 None,
-                // x86 profiles list no supported devices (the board name comes from DMI), so a
-                // metadata trailer could only say "no device is supported" and sysupgrade's
-                // fwtool_check_image would refuse every x86 router; the images go without one
-                // and sysupgrade falls back to platform_check_image.
+                ath79_images(),
+                "small flash",
+            ),
+            profile(
+                "ubnt_unifiac-lite",
+                device("Ubiquiti", "UniFi AC Lite", None),
+                "kmod-ath10k-ct ath10k-firmware-qca988x-ct -swconfig",
+                "ubnt,unifiac-lite",
+                Some(15744),
+                Some((
+                    "2.0",
+                    "Partition layout has changed; sysupgrade from an older release cannot keep the configuration.",
+                )),
                 vec![
-                    image("combined", "combined.img.gz", None, false, false),
-                    image("combined-efi", "combined-efi.img.gz", None, false, false),
-                    image("rootfs", "rootfs.img.gz", None, false, false),
+                    image("sysupgrade", "sysupgrade.bin", None, true, true),
+                    image("kernel", "kernel.bin", Some("initramfs"), false, false),
+                ],
+                "compat_version 2.0",
+            ),
+        ],
+    }
+}
+
+fn mediatek_filogic() -> Target {
+    Target {
+        board: "mediatek".to_owned(),
+        subtarget: "filogic".to_owned(),
+        arch_packages: "aarch64_cortex-a53".to_owned(),
+        arch: "aarch64".to_owned(),
+        filesystems: vec!["squashfs".to_owned()],
+        kernel_kib: 5120,
+        rootfs_partsize_mb: None,
+        extra_default_packages: split(
+            "kmod-gpio-button-hotplug kmod-leds-gpio wpad-basic-mbedtls uboot-envtools fitblk",
+        ),
+        profiles: vec![
+            profile(
+                "bananapi_bpi-r4",
+                device("Bananapi", "BPI-R4", None),
+                "kmod-mt7996-firmware kmod-usb3 e2fsprogs f2fsck mkf2fs",
+                "bananapi,bpi-r4",
+                None,
+                None,
+                vec![
+                    image("sysupgrade", "sysupgrade.itb", None, true, false),
+                    image("sdcard", "sdcard.img.gz", None, true, false),
                 ],
                 "",
-            )],
-        },
-    ]
+            ),
+            profile(
+                "glinet_gl-mt6000",
+                device("GL.iNet", "GL-MT6000", None),
+                "e2fsprogs f2fsck mkf2fs kmod-usb3 kmod-mt7915e kmod-mt7986-firmware mt7986-wo-firmware",
+                "glinet,gl-mt6000",
+                None,
+                None,
+                vec![
+                    image("sysupgrade", "sysupgrade.bin", None, true, false),
+                    image("kernel", "kernel.bin", Some("initramfs"), false, false),
+                ],
+                "",
+            ),
+            profile(
+                "openwrt_one",
+                device("OpenWrt", "One", None),
+                "kmod-mt7915e kmod-mt7981-firmware mt7981-wo-firmware kmod-rtc-pcf8563 kmod-usb3 kmod-nvme",
+                "openwrt,one",
+                None,
+                None,
+                vec![
+                    image("sysupgrade", "sysupgrade.itb", None, true, false),
+                    image("factory", "factory.ubi", None, false, false),
+                ],
+                "",
+            ),
+        ],
+    }
+}
+
+fn x86_64() -> Target {
+    Target {
+        board: "x86".to_owned(),
+        subtarget: "64".to_owned(),
+        arch_packages: "x86_64".to_owned(),
+        arch: "x86_64".to_owned(),
+        filesystems: vec!["ext4".to_owned(), "squashfs".to_owned()],
+        kernel_kib: 6144,
+        rootfs_partsize_mb: Some(104),
+        extra_default_packages: split(
+            "kmod-button-hotplug kmod-e1000e kmod-igc kmod-r8169 partx-utils mkf2fs e2fsprogs grub2-bios-setup",
+        ),
+        profiles: vec![profile(
+            "generic",
+            Title::Free {
+                title: "Generic x86/64".to_owned(),
+            },
+            "kmod-e1000 kmod-igb kmod-ixgbe kmod-fs-vfat",
+            "",
+            None,
+            None,
+            // x86 profiles list no supported devices (the board name comes from DMI), so a
+            // metadata trailer could only say "no device is supported" and sysupgrade's
+            // fwtool_check_image would refuse every x86 router; the images go without one
+            // and sysupgrade falls back to platform_check_image.
+            vec![
+                image("combined", "combined.img.gz", None, false, false),
+                image("combined-efi", "combined-efi.img.gz", None, false, false),
+                image("rootfs", "rootfs.img.gz", None, false, false),
+            ],
+            "",
+        )],
+    }
 }
 
 /// One row of the package table.

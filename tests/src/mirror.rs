@@ -388,11 +388,26 @@ fn write_target(
         manager,
         key,
     )?;
+    write_arch_feeds(catalog, release, target, release_dir, &packages, key)?;
+    write_default_images(release, target, &target_dir, &meta, &packages)?;
+    write_imagebuilder_archive(release, &target_dir, &meta, &packages, helper)?;
+    write_signed_sums(&target_dir, key)
+}
+
+/// The architecture's package feeds and `feeds.conf`, the build's own feed list with the OpenWrt
+/// tree itself first as `base` (`src-git-full`, as in the release SDK's `feeds.conf.default`);
+/// ASU merges every feed it names into `/json/v1/<path>/<arch>-index.json`.
+fn write_arch_feeds(
+    catalog: &Catalog,
+    release: &Release,
+    target: &Target,
+    release_dir: &Path,
+    packages: &[Package],
+    key: &SecretKey,
+) -> Result<(), MirrorError> {
+    let manager = release.package_manager;
     let arch_dir = release_dir.join("packages").join(&target.arch_packages);
     let mut feeds_conf = String::new();
-    // feeds.conf is the build's own feed list, the OpenWrt tree itself first as `base`
-    // (`src-git-full`, as in the release SDK's `feeds.conf.default`); ASU merges every feed it
-    // names into `/json/v1/<path>/<arch>-index.json`.
     for feed in [
         Feed::Base,
         Feed::Packages,
@@ -401,7 +416,7 @@ fn write_target(
         Feed::Telephony,
     ] {
         let Some(dir) = feed.arch_dir() else { continue };
-        write_feed(&arch_dir.join(dir), &packages, feed, target, manager, key)?;
+        write_feed(&arch_dir.join(dir), packages, feed, target, manager, key)?;
         if feed == Feed::Base {
             feeds_conf.push_str(&format!(
                 "src-git-full base https://git.openwrt.org/openwrt/openwrt.git^{}\n",
@@ -423,7 +438,18 @@ fn write_target(
     }
     write(&arch_dir.join("feeds.conf"), feeds_conf.as_bytes())?;
 
-    // Default images of every profile, and profiles.json.
+    Ok(())
+}
+
+/// The default image of every profile, its manifest, and `profiles.json`.
+fn write_default_images(
+    release: &Release,
+    target: &Target,
+    target_dir: &Path,
+    meta: &ImagebuilderMeta,
+    packages: &[Package],
+) -> Result<(), MirrorError> {
+    let manager = release.package_manager;
     let list = ib::packages_list(packages.iter(), manager);
     let entries =
         attendant_proto::index::parse_packages_detailed(list.as_bytes()).map_err(|e| {
@@ -453,7 +479,7 @@ fn write_target(
             profile: profile.id.clone(),
             ..ImageRequest::default()
         };
-        let built = image::assemble(&meta, &report.installed, &request)
+        let built = image::assemble(meta, &report.installed, &request)
             .map_err(|e| failed(e.to_string()))?;
         for built_image in &built.images {
             write(&target_dir.join(&built_image.name), &built_image.bytes)?;
@@ -464,11 +490,22 @@ fn write_target(
         )?;
         profiles.insert(profile.id.clone(), built.profile_json);
     }
-    let document = image::profiles_json(&meta, profiles, release.source_date_epoch);
+    let document = image::profiles_json(meta, profiles, release.source_date_epoch);
     write_json(&target_dir.join("profiles.json"), &document)?;
 
-    // The ImageBuilder archive.
-    let mut tree = ib::tree(&meta, &packages).map_err(|source| MirrorError::Json {
+    Ok(())
+}
+
+/// The ImageBuilder archive, with the helper program as its `make`.
+fn write_imagebuilder_archive(
+    release: &Release,
+    target_dir: &Path,
+    meta: &ImagebuilderMeta,
+    packages: &[Package],
+    helper: &[u8],
+) -> Result<(), MirrorError> {
+    let manager = release.package_manager;
+    let mut tree = ib::tree(meta, packages).map_err(|source| MirrorError::Json {
         what: ib::META_FILE.to_owned(),
         source,
     })?;
@@ -492,12 +529,16 @@ fn write_target(
         &archive,
     )?;
 
-    // sha256sums over the target directory's files, signed.
+    Ok(())
+}
+
+/// `sha256sums` over the target directory's files, and its usign signature.
+fn write_signed_sums(target_dir: &Path, key: &SecretKey) -> Result<(), MirrorError> {
     let mut files = Vec::new();
     let entries =
-        fs::read_dir(&target_dir).map_err(|source| io_error("read", &target_dir, source))?;
+        fs::read_dir(target_dir).map_err(|source| io_error("read", target_dir, source))?;
     for entry in entries {
-        let entry = entry.map_err(|source| io_error("read", &target_dir, source))?;
+        let entry = entry.map_err(|source| io_error("read", target_dir, source))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().is_ok_and(|t| t.is_file()) && !name.starts_with("sha256sums") {
             files.push((name, read(&entry.path(), u64::MAX)?));
