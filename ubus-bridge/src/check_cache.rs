@@ -54,7 +54,7 @@ impl CheckCache {
 
     fn at(root: &Path, key: Value, now: u64) -> Self {
         Self {
-            path: root.join(STATE_DIR).join(CACHE_FILE),
+            path: attendant_proto::wire::under_root(root, STATE_DIR).join(CACHE_FILE),
             key,
             now,
         }
@@ -192,7 +192,11 @@ mod tests {
         assert_eq!(hit["verdict"], "upgrade_available");
         assert_eq!(hit["checked_at"], 1000);
         assert_eq!(hit["cached"], true);
-        assert!(root.path().join(STATE_DIR).join(CACHE_FILE).is_file());
+        assert!(
+            attendant_proto::wire::under_root(root.path(), STATE_DIR)
+                .join(CACHE_FILE)
+                .is_file()
+        );
     }
 
     #[test]
@@ -234,7 +238,7 @@ mod tests {
     #[test]
     fn a_damaged_or_oversized_file_is_a_miss_and_is_replaced() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join(STATE_DIR);
+        let dir = attendant_proto::wire::under_root(root.path(), STATE_DIR);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(CACHE_FILE), b"{\"key\": ").unwrap();
         assert!(cache(root.path(), "a", 1000).fresh(Some(600)).is_none());
@@ -256,7 +260,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         // A file where the directory should be: the write fails, the reply does not.
         fs::create_dir_all(root.path().join("var/run")).unwrap();
-        fs::write(root.path().join(STATE_DIR), b"").unwrap();
+        fs::write(
+            attendant_proto::wire::under_root(root.path(), STATE_DIR),
+            b"",
+        )
+        .unwrap();
         let stored = cache(root.path(), "a", 1000).store(reply());
         assert_eq!(stored["cached"], false);
         assert!(cache(root.path(), "a", 1000).fresh(Some(600)).is_none());
