@@ -142,20 +142,16 @@ pub(crate) fn check_runtime(installs: &Installs) {
     // The agent and the rpcd plugin; the plugin path the bridge falls back to is the one installed.
     check_multicall(installs);
     executable(installs, "/usr/bin/attendant");
+    // The bridge names its path once, through proto's wire constant.
     let mut bridge = Vec::new();
     sources(&repo.join("ubus-bridge/src"), &mut bridge);
-    let plugin_paths: BTreeSet<String> = bridge
-        .iter()
-        .flat_map(|path| quoted_after(&read(path), "PathBuf::from("))
-        .filter(|path| path.starts_with("/usr/libexec/rpcd/"))
-        .collect();
     assert!(
-        !plugin_paths.is_empty(),
-        "no plugin path found in ubus-bridge/src"
+        bridge
+            .iter()
+            .any(|path| read(path).contains("wire::RPCD_PLUGIN_PATH")),
+        "ubus-bridge/src does not fall back to `attendant_proto::wire::RPCD_PLUGIN_PATH`"
     );
-    for path in &plugin_paths {
-        executable(installs, path);
-    }
+    executable(installs, attendant_proto::wire::RPCD_PLUGIN_PATH);
 
     // Every ubus object the LuCI views call is an installed plugin, and every method is granted
     // by an installed ACL.
