@@ -3,10 +3,12 @@
 // (target/debug/attendant-ubus) on a fake router root, which talks to the REAL server
 // (`attendant-e2e demo`: attendant-server on the fixture mirror and ImageBuilder) — check, build, progress,
 // verified result, reload, install request (a recording `sysupgrade`), configuration, a
-// blocked check, the Status page notice answered from the bridge's check cache. In every state
-// the page must read as text (no "null", "undefined", "[object …]") and every button the state
-// promises must be there and clickable. A screenshot of each state goes to
-// target/luci-screenshots/; with `--docs` they also replace the README's pictures in docs/.
+// blocked check, the Status page notice answered from the bridge's check cache, a build the
+// ImageBuilder fails (its output shown as text, markup too), a job cancelled while queued, an
+// up-to-date router. In every state the page must read as text (no "null", "undefined",
+// "[object …]") and every button the state promises must be there and clickable. A screenshot
+// of each state goes to target/luci-screenshots/; with `--docs` they also replace the README's
+// pictures in docs/.
 // Prints "N passed, N failed". Needs Debian's /usr/bin/chromium and the binaries of
 // `cargo build -p attendant-ubus -p attendant-server -p attendant-e2e` (tests/run.sh builds them).
 
@@ -34,7 +36,8 @@ const DOCS = join(LUCI, 'docs');
 const DOC_SHOTS = {
 	'01-overview': 'overview-idle', '02-offer': 'overview-offer', '03-progress': 'overview-progress',
 	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
-	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice'
+	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice',
+	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '12-up-to-date': 'overview-up-to-date'
 };
 /** What a value, not a text, prints when it reaches LuCI's E(): never on a page. */
 const NOT_TEXT = /\b(null|undefined|NaN)\b|\[object [A-Za-z]+\]|function\s*\(/;
@@ -89,7 +92,8 @@ async function startDemo(dir) {
 		symlinkSync(cached, join(dir, 'data/demo-upstream'));
 	const port = await freePort();
 	const env = { ...process.env, ATTENDANT_IB_HELPER: join(BIN, 'attendant-ib-helper'), RUST_LOG: 'warn' };
-	const child = spawn(server, ['demo', '--listen', `127.0.0.1:${port}`], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+	// One build worker: the cancel step queues the router's job behind other builds.
+	const child = spawn(server, ['demo', '--listen', `127.0.0.1:${port}`, '--workers', '1'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
 	let log = '';
 	child.stdout.on('data', (d) => { log += d; });
 	child.stderr.on('data', (d) => { log += d; });
@@ -331,6 +335,116 @@ async function main() {
 				await page.textContent('#attendant-status-notice'));
 			await buttons('status page', ['#attendant-status-notice a']);
 			await shot('09-status');
+		});
+
+		/* Checks with `add` in the advanced fields and, when the offer allows it, starts the build. */
+		const checkAndBuild = async (add) => {
+			await page.goto(`${web.url}/?view=attendant/overview`);
+			await page.waitForSelector('#attendant-add');
+			await page.fill('#attendant-add', add);
+			await page.click('#attendant-check');
+			await page.waitForSelector('#attendant-verdict, #attendant-offer .attendant-error', { timeout: 30000 });
+			assert(await page.$('#attendant-build'), `no build offered for ${add}: ${await page.textContent('#attendant-offer')}`);
+			await page.click('#attendant-build');
+		};
+
+		await step('failed: a package whose files clash with an installed one fails in the ImageBuilder; its output shows as text', async () => {
+			// The checks know packages, not their files: dnsmasq-full passes them, and opkg in the
+			// ImageBuilder refuses it next to the default image's dnsmasq.
+			await checkAndBuild('dnsmasq-full');
+			await page.waitForSelector('#attendant-job .attendant-error, #attendant-result', { timeout: BUILD_LIMIT_MS });
+			const panel = await page.$('#attendant-job .attendant-error');
+			assert(panel, `the build did not fail: ${await page.textContent('#attendant-job')}`);
+			const status = web.calls.filter((c) => c.method === 'status').pop().reply;
+			assert(status.state === 'failed' && status.error, `last status ${JSON.stringify(status)}`);
+			const output = `${status.error.stdout || ''}\n${status.error.stderr || ''}`;
+			assert(/check_data_file_clashes: Package \S+ wants to install file/.test(output), `not opkg's file clash: ${output}`);
+			// The build's own words, character for character: parsed as HTML, `<` or `&` in them
+			// would be lost, and a test page differs from the reply the moment any markup is read.
+			for (const part of ['stdout', 'stderr'])
+				if (status.error[part])
+					assert(await page.textContent(`#attendant-job .attendant-error-${part} pre`) === status.error[part],
+						`the ${part} panel is not the build's ${part}`);
+			assert(/The upgrade failed/.test(await panel.textContent()), await panel.textContent());
+			await buttons('failed', ['#attendant-check', '#attendant-job .attendant-copy']);
+			await shot('10-failed');
+
+			// Markup in a build's output (make and shells print `<stdin>`) must stay text in a real
+			// browser's HTML parser too: the bridge's real reply, with such lines added on the way.
+			const markup = 'sh: <stdin>: line 1: <b>make</b>: not found & more';
+			const isUbus = (url) => new URL(url).pathname.startsWith('/ubus');
+			await page.route(isUbus, async (route) => {
+				const response = await route.fetch();
+				const body = await response.json();
+				for (const one of Array.isArray(body) ? body : [body]) {
+					const reply = one.result && one.result[1];
+					if (reply && reply.state === 'failed' && reply.error)
+						for (const part of ['stdout', 'stderr'])
+							reply.error[part] = reply.error[part] ? `${reply.error[part]}\n${markup}` : markup;
+				}
+				await route.fulfill({ response, json: body });
+			});
+			try {
+				await page.reload();
+				await page.waitForSelector('#attendant-job .attendant-error-stderr pre', { timeout: 15000 });
+				for (const part of ['stdout', 'stderr']) {
+					const shown = await page.textContent(`#attendant-job .attendant-error-${part} pre`);
+					assert(shown.endsWith(markup), `the ${part} panel lost the markup: ${JSON.stringify(shown.slice(-200))}`);
+				}
+				assert(!(await page.$('#attendant-job .attendant-error pre b, #attendant-job .attendant-error pre stdin')),
+					'the build output was parsed as HTML');
+			} finally {
+				await page.unroute(isUbus);
+			}
+		});
+
+		await step('cancelled: Cancel while the job waits in the server\'s queue', async () => {
+			// The demo server runs one build at a time; builds of other images asked for directly
+			// keep it busy, so the router's job is still queued when Cancel is clicked.
+			for (const packages of [['tmux'], ['htop'], ['nano'], ['curl'], ['tcpdump'], ['tmux', 'nano'], ['htop', 'curl'], ['nano', 'tcpdump']]) {
+				const reply = await fetch(`${demo.url}/api/v1/build`, {
+					method: 'POST', headers: { 'Content-Type': 'application/json' },
+					body: JSON.stringify({ version: '24.10.5', target: 'x86/64', profile: 'generic', packages })
+				});
+				assert(reply.status === 202 || reply.status === 200, `build of ${packages}: ${reply.status} ${await reply.text()}`);
+			}
+			// A package set not built before, so the server has no image for it yet.
+			await checkAndBuild('tcpdump');
+			await page.waitForSelector('#attendant-cancel', { timeout: 30000 });
+			await buttons('progress', ['#attendant-cancel']);
+			await page.click('#attendant-cancel');
+			await page.waitForSelector('#attendant-state[data-state="cancelled"]', { timeout: 30000 }).catch(async () => {
+				const cancel = web.calls.filter((c) => c.method === 'cancel').pop();
+				const status = web.calls.filter((c) => c.method === 'status').pop();
+				throw new Error(`not cancelled: cancel ${JSON.stringify(cancel)}, last status ${JSON.stringify(status && status.reply)}\n` +
+					`${await page.textContent('#maincontent')}\n--- job log\n${bridgeLog()}`);
+			});
+			const cancel = web.calls.filter((c) => c.method === 'cancel').pop();
+			assert(cancel.reply.cancelled === true, `cancel call ${JSON.stringify(cancel)}`);
+			assert(!(await page.$('#attendant-cancel')), 'a cancelled job still offers Cancel');
+			await buttons('cancelled', ['#attendant-check']);
+			await shot('11-cancelled');
+		});
+
+		await step('up to date: a router already on the newest release of its branch is told so and offered no build', async () => {
+			writeRouterRoot({
+				root,
+				www: join(work, 'server/data/demo-upstream/www'),
+				server: demo.url,
+				publicKey: readFileSync(join(work, 'server/data/demo-key-build.pub'), 'utf8'),
+				version: '24.10.5'
+			});
+			await page.goto(`${web.url}/?view=attendant/overview`);
+			await page.waitForSelector('#attendant-check');
+			await page.click('#attendant-check');
+			await page.waitForSelector('#attendant-verdict', { timeout: 30000 });
+			const verdict = await page.getAttribute('#attendant-verdict', 'data-verdict');
+			const text = await page.textContent('#attendant-offer');
+			assert(verdict === 'up_to_date', `verdict ${verdict}: ${text}`);
+			assert(/The firmware is up to date \(24\.10\.5\)/.test(text), text);
+			assert(!(await page.$('#attendant-build')), 'an up-to-date router is offered a build');
+			await buttons('up to date', ['#attendant-check']);
+			await shot('12-up-to-date');
 		});
 
 		await step('no script errors in the page', async () => {
