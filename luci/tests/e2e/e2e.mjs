@@ -400,8 +400,12 @@ async function main() {
 
 		await step('cancelled: Cancel while the job waits in the server\'s queue', async () => {
 			// The demo server runs one build at a time; builds of other images asked for directly
-			// keep it busy, so the router's job is still queued when Cancel is clicked.
-			for (const packages of [['tmux'], ['htop'], ['nano'], ['curl'], ['tcpdump'], ['tmux', 'nano'], ['htop', 'curl'], ['nano', 'tcpdump']]) {
+			// keep it busy, so the router's job is still queued when Cancel is clicked. Fifteen
+			// builds (each package alone and every pair) take several seconds even on a fast
+			// machine, while the Cancel click follows the build click within one poll.
+			const extras = ['tmux', 'htop', 'nano', 'curl', 'tcpdump'];
+			const sets = extras.flatMap((a, i) => [[a], ...extras.slice(i + 1).map((b) => [a, b])]);
+			for (const packages of sets) {
 				const reply = await fetch(`${demo.url}/api/v1/build`, {
 					method: 'POST', headers: { 'Content-Type': 'application/json' },
 					body: JSON.stringify({ version: '24.10.5', target: 'x86/64', profile: 'generic', packages })
