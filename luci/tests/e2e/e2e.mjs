@@ -5,7 +5,7 @@
 // verified result, reload, install request (a recording `sysupgrade`), configuration, a
 // blocked check, the Status page notice answered from the bridge's check cache, a build the
 // ImageBuilder fails (its output shown as text, markup too), a job cancelled while queued, an
-// up-to-date router. In every state the page must read as text (no "null", "undefined",
+// up-to-date router (the Status page's notice goes away). In every state the page must read as text (no "null", "undefined",
 // "[object …]") and every button the state promises must be there and clickable. A screenshot
 // of each state goes to target/luci-screenshots/; with `--docs` they also replace the README's
 // pictures in docs/.
@@ -37,7 +37,7 @@ const DOC_SHOTS = {
 	'01-overview': 'overview-idle', '02-offer': 'overview-offer', '03-progress': 'overview-progress',
 	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
 	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice',
-	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '12-up-to-date': 'overview-up-to-date'
+	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '13-up-to-date': 'overview-up-to-date'
 };
 /** What a value, not a text, prints when it reaches LuCI's E(): never on a page. */
 const NOT_TEXT = /\b(null|undefined|NaN)\b|\[object [A-Za-z]+\]|function\s*\(/;
@@ -430,7 +430,13 @@ async function main() {
 			await shot('11-cancelled');
 		});
 
-		await step('up to date: a router already on the newest release of its branch is told so and offered no build', async () => {
+		await step('up to date: the Status page notice goes away, and the overview says so and offers no build', async () => {
+			await page.goto(`${web.url}/?include=status/include/11_attendant`);
+			await page.waitForSelector('#attendant-status-notice', { timeout: 30000 });
+			// The router now runs the newest release of its branch and keeps its settings; the
+			// reboot into it emptied /var/run (tmpfs), and with it the bridge's last check.
+			const uci = join(root, 'etc/config/attendedsysupgrade');
+			const settings = readFileSync(uci, 'utf8');
 			writeRouterRoot({
 				root,
 				www: join(work, 'server/data/demo-upstream/www'),
@@ -438,6 +444,15 @@ async function main() {
 				publicKey: readFileSync(join(work, 'server/data/demo-key-build.pub'), 'utf8'),
 				version: '24.10.5'
 			});
+			writeFileSync(uci, settings);
+			rmSync(join(root, 'var/run/attendant/check-cache.json'), { force: true });
+			await page.waitForSelector('#attendant-status-notice', { state: 'detached', timeout: 30000 });
+			const section = await page.textContent('#status-include');
+			assert(!NOT_TEXT.test(section) && !/available/.test(section), `the Status section after the upgrade: ${section}`);
+			const last = web.calls.filter((c) => c.method === 'check').pop();
+			assert(last.reply.verdict === 'up_to_date', `the include's last check: ${JSON.stringify(last.reply)}`);
+			await shot('12-status-up-to-date');
+
 			await page.goto(`${web.url}/?view=attendant/overview`);
 			await page.waitForSelector('#attendant-check');
 			await page.click('#attendant-check');
@@ -448,7 +463,7 @@ async function main() {
 			assert(/The firmware is up to date \(24\.10\.5\)/.test(text), text);
 			assert(!(await page.$('#attendant-build')), 'an up-to-date router is offered a build');
 			await buttons('up to date', ['#attendant-check']);
-			await shot('12-up-to-date');
+			await shot('13-up-to-date');
 		});
 
 		await step('no script errors in the page', async () => {
