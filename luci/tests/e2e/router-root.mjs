@@ -36,8 +36,8 @@ export function parsePackages(text) {
 	}).filter((f) => f.Package);
 }
 
-function packageFiles(www, arch) {
-	const release = join(www, 'releases', VERSION);
+function packageFiles(www, arch, version) {
+	const release = join(www, 'releases', version);
 	const files = [];
 	const feeds = join(release, 'packages', arch);
 	for (const feed of readdirSync(feeds))
@@ -53,17 +53,19 @@ function packageFiles(www, arch) {
 
 /**
  * Writes the root into `root`. `www` is the mirror's served tree, `server` the demo server's
- * URL, `publicKey` the text of its usign public key file. Returns the installed package names.
+ * URL, `publicKey` the text of its usign public key file, `version` the release the router runs
+ * (VERSION unless given; the newest release of its branch makes an up-to-date router). Returns
+ * the installed package names.
  */
-export function writeRouterRoot({ root, www, server, publicKey }) {
-	const targetDir = join(www, 'releases', VERSION, 'targets', TARGET);
+export function writeRouterRoot({ root, www, server, publicKey, version = VERSION }) {
+	const targetDir = join(www, 'releases', version, 'targets', TARGET);
 	const profiles = JSON.parse(readFileSync(join(targetDir, 'profiles.json'), 'utf8'));
 	const profile = profiles.profiles[PROFILE];
 	const arch = profiles.arch_packages;
 
 	const byName = new Map();
 	const provides = new Map();
-	for (const file of packageFiles(www, arch))
+	for (const file of packageFiles(www, arch, version))
 		for (const p of parsePackages(readFileSync(file, 'utf8'))) {
 			byName.set(p.Package, p);
 			for (const name of (p.Provides || '').split(/,\s*/).filter(Boolean))
@@ -114,10 +116,10 @@ export function writeRouterRoot({ root, www, server, publicKey }) {
 	write(root, 'tmp/sysinfo/board_name', `${BOARD}\n`);
 	write(root, 'tmp/sysinfo/model', `${MODEL}\n`);
 	write(root, 'usr/lib/os-release',
-		`NAME="OpenWrt"\nVERSION="${VERSION}"\nID="openwrt"\nID_LIKE="lede openwrt"\n` +
-		`PRETTY_NAME="OpenWrt ${VERSION}"\nVERSION_ID="${VERSION}"\nBUILD_ID="${revision}"\n` +
+		`NAME="OpenWrt"\nVERSION="${version}"\nID="openwrt"\nID_LIKE="lede openwrt"\n` +
+		`PRETTY_NAME="OpenWrt ${version}"\nVERSION_ID="${version}"\nBUILD_ID="${revision}"\n` +
 		`OPENWRT_BOARD="${TARGET}"\nOPENWRT_ARCH="${arch}"\nOPENWRT_TAINTS=""\n` +
-		`OPENWRT_DEVICE_MANUFACTURER="OpenWrt"\nOPENWRT_RELEASE="OpenWrt ${VERSION} ${revision}"\n`);
+		`OPENWRT_DEVICE_MANUFACTURER="OpenWrt"\nOPENWRT_RELEASE="OpenWrt ${version} ${revision}"\n`);
 	write(root, 'proc/mounts', '/dev/root /rom squashfs ro,relatime 0 0\noverlayfs:/overlay / overlay rw,noatime 0 0\n');
 	write(root, 'usr/lib/opkg/status', status);
 	write(root, 'etc/config/attendedsysupgrade',

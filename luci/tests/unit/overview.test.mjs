@@ -220,6 +220,23 @@ test('failed: server detail, stdout and stderr, and the error data copied to the
 	assert.equal(calls(p, 'status').length, 1, 'a failed job is not polled');
 });
 
+test('failed, no clipboard API: the fallback copies the error data as text, markup and all', async (t) => {
+	const failed = example('status', 'failed');
+	failed.error.stderr = 'sh: <stdin>: line 1: <b>make</b>: not found & more';
+	const { p } = await open(t, replies({ status: failed, config_get: withConfig({ auto_search: false }) }), { clipboard: false });
+	const copied = [];
+	// jsdom has no execCommand; the stand-in records what the selected textarea holds.
+	p.document.execCommand = (command) => {
+		copied.push([command, p.document.querySelector('textarea').value]);
+		return true;
+	};
+	await click(p, p.document.querySelector('#attendant-job .attendant-copy'));
+	assert.equal(copied.length, 1);
+	assert.equal(copied[0][0], 'copy');
+	assert.equal(JSON.parse(copied[0][1]).error.stderr, failed.error.stderr);
+	assert.equal(p.document.querySelector('textarea'), null, 'the textarea is removed again');
+});
+
 test('advanced mode: version, added and removed packages and force go into check and start', async (t) => {
 	const { p } = await open(t, replies({
 		config_get: withConfig({ advanced_mode: true }),

@@ -151,6 +151,29 @@ test('status page: every tick asks check with max_age, so the bridge answers fro
 	assertReadable(p, 'the status page');
 });
 
+test('status page: the notice goes away when the upgrade is no longer offered', async (t) => {
+	// The Status page keeps a section's old content when render returns null, so the include
+	// must hand it something else once the offer is gone.
+	let verdict = 'upgrade_available';
+	const p = page({
+		config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true },
+		check: () => (verdict === 'upgrade_available' ? example('check', 'upgrade_available') : example('check', verdict))
+	}, { pollScale: 0.02 });
+	t.after(() => p.window.close());
+	const state = await statusPage(p, 'view.status.include.11_attendant');
+	await until(() => p.document.getElementById('attendant-status-notice'), 'the notice');
+	verdict = 'up_to_date';
+	const loads = state.loads;
+	await until(() => state.loads >= loads + 2, 'two more ticks');
+	await settle(30);
+	assert.equal(p.document.getElementById('attendant-status-notice'), null, 'the notice is still shown');
+	assert.equal(state.section.textContent.trim(), '');
+	assert.equal(state.failed, false);
+	verdict = 'upgrade_available';
+	await until(() => p.document.getElementById('attendant-status-notice'), 'the notice again');
+	assertReadable(p, 'the status page');
+});
+
 test('status page: a missing plugin, a denied ACL or a dead answer never makes load() reject', async (t) => {
 	const cases = [
 		page({}, { plugin: false, pollScale: 0.02 }),

@@ -554,7 +554,7 @@ return view.extend({
 	},
 
 	copyFallback: function(report, done) {
-		var area = E('textarea', { style: 'position:fixed;opacity:0' }, [ report ]);
+		var area = E('textarea', { style: 'position:fixed;opacity:0' }, [ text.node(report) ]);
 		document.body.appendChild(area);
 		area.select();
 		try {

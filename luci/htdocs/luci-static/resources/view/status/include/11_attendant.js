@@ -40,8 +40,16 @@ return baseclass.extend({
 	},
 
 	render: function(check) {
-		if (logic.errorOf(check) || check.verdict !== 'upgrade_available')
-			return null;
+		if (logic.errorOf(check) || check.verdict !== 'upgrade_available') {
+			/* The Status page replaces a section's content only when render returns something
+			 * other than null; after a null it keeps showing the previous content. So once a
+			 * notice was shown, an empty element takes its place when the offer is gone (the
+			 * router was upgraded, the option was turned off, the server withdrew the release);
+			 * before that, null keeps the section hidden. See status/index.js of luci-mod-status:
+			 * https://github.com/openwrt/luci/blob/openwrt-24.10/modules/luci-mod-status/htdocs/luci-static/resources/view/status/index.js */
+			return this.noticeShown ? E('div', { id: 'attendant-status-no-notice' }) : null;
+		}
+		this.noticeShown = true;
 		var target = logic.versionOf(check.target);
 		var current = logic.versionOf(check.current);
 		return E('div', { 'class': 'alert-message notice', id: 'attendant-status-notice' }, [
