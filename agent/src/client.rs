@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use attendant_proto::api;
+use attendant_proto::api::{self, ImagebuilderStatus};
 use attendant_proto::excerpt::excerpt_lines;
 use attendant_proto::wire;
 use serde::de::DeserializeOwned;
@@ -225,8 +225,8 @@ pub struct Reply {
     pub status: u16,
     /// `X-Queue-Position`.
     pub queue_position: Option<u64>,
-    /// `X-Imagebuilder-Status`.
-    pub imagebuilder_status: Option<String>,
+    /// `X-Imagebuilder-Status`; `None` when missing or empty.
+    pub imagebuilder_status: Option<ImagebuilderStatus>,
     /// The body (empty for `HEAD`).
     pub body: Vec<u8>,
 }
@@ -334,7 +334,7 @@ impl Client {
         let reply = Reply {
             status: response.status().as_u16(),
             queue_position: header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok()),
-            imagebuilder_status: header(&response, HEADER_IMAGEBUILDER_STATUS),
+            imagebuilder_status: stage_header(&response),
             body: Vec::new(),
         };
         if reply.status == 404 {
@@ -571,6 +571,13 @@ fn no_proxy_matches(list: &str, host: &str) -> bool {
         })
 }
 
+/// The build stage header; an empty one says nothing.
+fn stage_header(response: &Response<Body>) -> Option<ImagebuilderStatus> {
+    header(response, HEADER_IMAGEBUILDER_STATUS)
+        .filter(|stage| !stage.is_empty())
+        .map(|stage| ImagebuilderStatus::from_wire(&stage))
+}
+
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response
         .headers()
@@ -614,7 +621,7 @@ fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>
 fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, ClientError> {
     let status = response.status().as_u16();
     let queue_position = header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
-    let imagebuilder_status = header(&response, HEADER_IMAGEBUILDER_STATUS);
+    let imagebuilder_status = stage_header(&response);
     let ok = status == 200 || (build && status == 202);
     let body = read_limited(response, url, if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN })?;
     if ok {
