@@ -11,7 +11,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use attendant_proto::api::{self, BodyError, BuildResponse};
+use attendant_proto::api::{self, BodyError, BuildResponse, ImagebuilderStatus};
 use serde::Serialize;
 
 use crate::client::{Client, ClientError, Reply};
@@ -42,8 +42,8 @@ pub enum BuildProgress {
     },
     /// Building.
     Building {
-        /// The ImageBuilder stage.
-        stage: String,
+        /// The ImageBuilder stage (a stage this version does not know is kept as sent).
+        stage: ImagebuilderStatus,
         /// Seconds since the request.
         elapsed_secs: u64,
     },
@@ -156,16 +156,60 @@ fn report(
     progress: &mut dyn FnMut(&BuildProgress),
 ) {
     let elapsed_secs = started.elapsed().as_secs();
-    let stage = reply.imagebuilder_status.clone().filter(|s| !s.is_empty());
     let position = reply.queue_position.or(body_position);
-    match stage.as_deref() {
-        None | Some("queued") => progress(&BuildProgress::Queued {
+    match &reply.imagebuilder_status {
+        None | Some(ImagebuilderStatus::Queued) => progress(&BuildProgress::Queued {
             position,
             elapsed_secs,
         }),
         Some(stage) => progress(&BuildProgress::Building {
-            stage: stage.to_owned(),
+            stage: stage.clone(),
             elapsed_secs,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(stage: Option<ImagebuilderStatus>) -> BuildProgress {
+        let reply = Reply {
+            status: 202,
+            queue_position: None,
+            imagebuilder_status: stage,
+            body: Vec::new(),
+        };
+        let mut seen = Vec::new();
+        report(&reply, Some(2), Instant::now(), &mut |p| {
+            seen.push(p.clone())
+        });
+        seen.pop().unwrap()
+    }
+
+    #[test]
+    fn a_queued_or_missing_stage_is_queued_and_any_other_is_building() {
+        for queued in [None, Some(ImagebuilderStatus::Queued)] {
+            assert!(matches!(
+                reported(queued),
+                BuildProgress::Queued {
+                    position: Some(2),
+                    ..
+                }
+            ));
+        }
+        let building = reported(Some(ImagebuilderStatus::BuildingImage));
+        assert!(matches!(
+            &building,
+            BuildProgress::Building {
+                stage: ImagebuilderStatus::BuildingImage,
+                ..
+            }
+        ));
+        // A stage from a newer server is shown as sent, and written as sent in `--json`.
+        let newer = reported(Some(ImagebuilderStatus::from_wire("compressing")));
+        let json = serde_json::to_value(&newer).unwrap();
+        assert_eq!(json["state"], "building");
+        assert_eq!(json["stage"], "compressing");
     }
 }

@@ -482,7 +482,11 @@ fn check_request_limits(
     }
     if options.init_script.is_none() && context.device.rom_has_asu_defaults {
         findings.warnings.push(Finding::hinted(
-            "the running image carries an init script from an earlier build (`/rom/etc/uci-defaults/99-asu-defaults`); the new image will not",
+            format!(
+                "the running image carries an init script from an earlier build (`/rom{}/{}`); the new image will not",
+                wire::UCI_DEFAULTS_DIR,
+                wire::ASU_DEFAULTS_NAME
+            ),
             HintCode::InitScript,
             "pass it again with `--init-script FILE`",
         ));

@@ -10,7 +10,8 @@
 //! one), has connect and read timeouts, and is retried with exponential backoff on connection
 //! errors, `502`/`503`/`504` and `529` (queue full); metadata downloads also retry a `500`.
 //! Error statuses become typed [`ClientError`]s carrying the server's `detail` (a string, or the
-//! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>).
+//! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>), read with proto's parsers of those
+//! bodies ([`attendant_proto::api::parse_error_body`] and its siblings).
 //! Response bodies are read with a size limit ([`MAX_JSON_LEN`], [`MAX_ERROR_LEN`]); images are
 //! streamed by [`Client::open_download`] and never held in memory.
 //!
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use attendant_proto::api::{self, ImagebuilderStatus};
 use attendant_proto::excerpt::excerpt_lines;
 use attendant_proto::wire;
 use serde::de::DeserializeOwned;
@@ -223,8 +225,8 @@ pub struct Reply {
     pub status: u16,
     /// `X-Queue-Position`.
     pub queue_position: Option<u64>,
-    /// `X-Imagebuilder-Status`.
-    pub imagebuilder_status: Option<String>,
+    /// `X-Imagebuilder-Status`; `None` when missing or empty.
+    pub imagebuilder_status: Option<ImagebuilderStatus>,
     /// The body (empty for `HEAD`).
     pub body: Vec<u8>,
 }
@@ -332,7 +334,7 @@ impl Client {
         let reply = Reply {
             status: response.status().as_u16(),
             queue_position: header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok()),
-            imagebuilder_status: header(&response, HEADER_IMAGEBUILDER_STATUS),
+            imagebuilder_status: stage_header(&response),
             body: Vec::new(),
         };
         if reply.status == 404 {
@@ -569,6 +571,13 @@ fn no_proxy_matches(list: &str, host: &str) -> bool {
         })
 }
 
+/// The build stage header; an empty one says nothing.
+fn stage_header(response: &Response<Body>) -> Option<ImagebuilderStatus> {
+    header(response, HEADER_IMAGEBUILDER_STATUS)
+        .filter(|stage| !stage.is_empty())
+        .map(|stage| ImagebuilderStatus::from_wire(&stage))
+}
+
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response
         .headers()
@@ -612,7 +621,7 @@ fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>
 fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, ClientError> {
     let status = response.status().as_u16();
     let queue_position = header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
-    let imagebuilder_status = header(&response, HEADER_IMAGEBUILDER_STATUS);
+    let imagebuilder_status = stage_header(&response);
     let ok = status == 200 || (build && status == 202);
     let body = read_limited(response, url, if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN })?;
     if ok {
@@ -629,32 +638,21 @@ fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, Clie
 
 /// The one table from an HTTP error status and body to a [`ClientError`].
 pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v.get(name))
-            .and_then(|v| v.as_str())
-            .map(|text| excerpt_lines(text, MAX_DETAIL_LEN))
-    };
-    let details = match parsed.as_ref().and_then(|v| v.get("detail")) {
-        Some(serde_json::Value::String(text)) => vec![excerpt_lines(text, MAX_DETAIL_LEN)],
-        Some(serde_json::Value::Array(items)) => items.iter().map(validation_item).collect(),
-        Some(other) => vec![excerpt_lines(&other.to_string(), MAX_DETAIL_LEN)],
-        None if body.is_empty() => Vec::new(),
-        None => vec![body_excerpt(body)],
-    };
-    let detail = details.join("; ");
+    let words = ServerWords::read(status, body);
+    let detail = words.details.join("; ");
     let url = url.to_owned();
     match status {
         400 => ClientError::BadRequest { url, detail },
         404 => ClientError::NotFound { url, detail },
-        422 => ClientError::Validation { url, details },
+        422 => ClientError::Validation {
+            url,
+            details: words.details,
+        },
         500 => ClientError::Failed {
             url,
             detail,
-            stdout: field("stdout").filter(|s| !s.is_empty()),
-            stderr: field("stderr").filter(|s| !s.is_empty()),
+            stdout: words.stdout,
+            stderr: words.stderr,
         },
         529 => ClientError::Overloaded { detail },
         _ => ClientError::Status {
@@ -665,27 +663,78 @@ pub(crate) fn error_for(url: &str, status: u16, body: &[u8]) -> ClientError {
     }
 }
 
-/// One entry of FastAPI's validation list: `body.packages: field required`.
-fn validation_item(item: &serde_json::Value) -> String {
-    let message = item.get("msg").and_then(|m| m.as_str()).unwrap_or_default();
-    let location: Vec<String> = item
-        .get("loc")
-        .and_then(|l| l.as_array())
-        .map(|parts| {
-            parts
-                .iter()
-                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if message.is_empty() {
-        return excerpt_lines(&item.to_string(), MAX_DETAIL_LEN);
+/// What an error answer says, read with proto's parsers of ASU's bodies and cut to
+/// [`MAX_DETAIL_LEN`] for messages.
+struct ServerWords {
+    /// One line per `detail` (FastAPI's `422` list has several).
+    details: Vec<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+impl ServerWords {
+    fn read(status: u16, body: &[u8]) -> Self {
+        let text = |text: &str| excerpt_lines(text, MAX_DETAIL_LEN);
+        let output = |output: Option<String>| output.filter(|s| !s.is_empty()).map(|s| text(&s));
+        if status == 422
+            && let Ok(errors) = api::parse_validation_errors(body)
+        {
+            return Self {
+                details: errors.detail.iter().map(validation_item).collect(),
+                stdout: None,
+                stderr: None,
+            };
+        }
+        // A failed build's `500` is ASU's build status body, which may carry the whole build
+        // output (more than an error body's limit); other answers are read as an error body.
+        if status == 500
+            && let Ok(failed) = api::parse_status_body(body)
+        {
+            return Self {
+                details: vec![text(&failed.detail)],
+                stdout: output(failed.stdout),
+                stderr: output(failed.stderr),
+            };
+        }
+        match api::parse_error_body(body) {
+            Ok(error) => Self {
+                details: vec![text(&error.detail)],
+                stdout: output(error.stdout),
+                stderr: output(error.stderr),
+            },
+            // Not ASU's JSON: a proxy's or web server's page, or nothing at all.
+            Err(_) => Self {
+                details: if body.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![body_excerpt(body)]
+                },
+                stdout: None,
+                stderr: None,
+            },
+        }
     }
+}
+
+/// One entry of FastAPI's validation list: `body.packages: field required`.
+fn validation_item(item: &api::ValidationError) -> String {
+    if item.msg.is_empty() {
+        let raw = serde_json::to_string(item).unwrap_or_default();
+        return excerpt_lines(&raw, MAX_DETAIL_LEN);
+    }
+    let location: Vec<String> = item
+        .loc
+        .iter()
+        .map(|part| match part {
+            api::LocItem::Index(index) => index.to_string(),
+            api::LocItem::Key(key) => key.clone(),
+        })
+        .collect();
     if location.is_empty() {
-        excerpt_lines(message, MAX_DETAIL_LEN)
+        excerpt_lines(&item.msg, MAX_DETAIL_LEN)
     } else {
         excerpt_lines(
-            &format!("{}: {message}", location.join(".")),
+            &format!("{}: {}", location.join("."), item.msg),
             MAX_DETAIL_LEN,
         )
     }
@@ -773,6 +822,33 @@ mod tests {
                 assert_eq!(detail, "Error: Impossible package selection");
                 assert_eq!(stdout.as_deref(), Some("out"));
                 assert_eq!(stderr, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn maps_asu_failed_build_and_string_422_bodies() {
+        // ASU's own 500: the build status body, with `status` and the request hash.
+        let body = br#"{"status": 500, "detail": "Error: Impossible package selection",
+            "request_hash": "fd6e90748a0d8cd0cc1988dc98bb10bf0b164c0ead988a9fe98173367516b63d",
+            "stdout": "", "stderr": "Collected errors"}"#;
+        match error_for("u", 500, body) {
+            ClientError::Failed {
+                detail,
+                stdout,
+                stderr,
+                ..
+            } => {
+                assert_eq!(detail, "Error: Impossible package selection");
+                assert_eq!(stdout, None);
+                assert_eq!(stderr.as_deref(), Some("Collected errors"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match error_for("u", 422, br#"{"detail": "Unsupported target"}"#) {
+            ClientError::Validation { details, .. } => {
+                assert_eq!(details, ["Unsupported target"]);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -363,7 +363,10 @@ fn read_compat_version(files: &Files<'_>) -> Option<String> {
             .and_then(|s| s.option(wire::UCI_OPTION_COMPAT_VERSION))
             .map(str::to_owned),
         Err(error) => {
-            log::warn!("cannot read compat_version from /etc/config/system: {error}");
+            log::warn!(
+                "cannot read compat_version from {}: {error}",
+                wire::UCI_SYSTEM_CONFIG_PATH
+            );
             None
         }
     }

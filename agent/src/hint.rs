@@ -202,8 +202,8 @@ impl HintCode {
     }
 }
 
-/// What separates a message from its hint in the CLI's texts (house style: a blank line, then
-/// `hint: `).
+/// What separates a message from its hint in the CLI's texts: a blank line, then `hint: `, so
+/// the way out stands apart from the error it answers.
 pub const HINT_SEPARATOR: &str = "\n\nhint: ";
 
 #[cfg(test)]

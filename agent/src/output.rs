@@ -147,7 +147,7 @@ impl Output {
                 stage,
                 elapsed_secs,
             }) => {
-                let stage = sanitize(stage);
+                let stage = sanitize(stage.as_str());
                 self.progress(&format!("Status:   {stage}  ({elapsed_secs}s)"), &stage);
             }
             Event::Download { bytes, total } => {

@@ -28,6 +28,7 @@ use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
 use attendant_proto::usign::{KEYS_DIR, Keyring, Signature, StreamVerifier, UsignError};
+use attendant_proto::wire;
 use ring::digest;
 use serde::Serialize;
 
@@ -149,7 +150,11 @@ impl VerifyError {
             )),
             Self::Unsigned { .. } => Some(Hint::coded(
                 HintCode::RequireSignature,
-                "ask the server operator to sign images, or set `option require_signature '0'` in the `attendant` section of /etc/config/attendedsysupgrade",
+                format!(
+                    "ask the server operator to sign images, or set `option require_signature '0'` in the `{}` section of {}",
+                    wire::UCI_SECTION_ATTENDANT,
+                    wire::UCI_CONFIG_PATH
+                ),
             )),
             Self::Manifest { .. } => Some(Hint::coded(
                 HintCode::TryLater,

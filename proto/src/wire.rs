@@ -56,9 +56,6 @@ pub const APK_KEYS_DIR: &str = "/etc/apk/keys";
 /// The os-release file procd reads for `ubus call system board` `release` (since 2024-06).
 pub const OS_RELEASE_PATH: &str = "/usr/lib/os-release";
 
-/// The symlink to [`OS_RELEASE_PATH`] that most tools read.
-pub const ETC_OS_RELEASE_PATH: &str = "/etc/os-release";
-
 /// The shell-syntax `DISTRIB_*` release file (procd's source before 2024-06).
 pub const OPENWRT_RELEASE_PATH: &str = "/etc/openwrt_release";
 
@@ -217,7 +214,6 @@ mod tests {
             APK_PACKAGES_DIR,
             APK_KEYS_DIR,
             OS_RELEASE_PATH,
-            ETC_OS_RELEASE_PATH,
             OPENWRT_RELEASE_PATH,
             SYSINFO_BOARD_NAME_PATH,
             SYSINFO_MODEL_PATH,

@@ -23,7 +23,8 @@
 //! Warnings and problems are worded by [`crate::hint`], without the agent's flags. The offer
 //! and the checks come from one fetch of `overview.json` (the engine keeps it). With `max_age`
 //! a recent stored answer is reused ([`crate::check_cache`]); `checked_at` and `cached` say
-//! when the answer was made and whether it was reused.
+//! when the answer was made and whether it was reused. A failed check is stored and reused the
+//! same way; its error object carries `checked_at` and `cached`.
 
 use std::collections::BTreeMap;
 
@@ -35,23 +36,43 @@ use serde_json::{Value, json};
 
 use crate::check_cache::CheckCache;
 use crate::context::Context;
-use crate::error::BridgeError;
+use crate::error::{self, BridgeError};
 use crate::hint;
 use crate::jobs::StartOptions;
 use crate::protocol::Arguments;
 
 /// `check {version?, add?, remove?, fstype?, rootfs_size?, force?, max_age?}`; `max_age`
-/// accepts a stored result that young ([`CheckCache`]).
+/// accepts a stored result that young ([`CheckCache`]), an error reply included.
+///
+/// Errors found before the server is asked (arguments, configuration, the init script) are
+/// returned as such; everything from the engine, failures included, goes through the cache.
+/// A failure is stored like an answer because LuCI's Status page asks every 5 s with
+/// `max_age`: while the server is down or answers errors, that must not turn into a question
+/// to the server every 5 s.
 pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
     let max_age = arguments.u32("max_age")?;
     let options = start_options(arguments, false)?;
     let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
-    let cache = CheckCache::new(&context.root, &options, &settings);
+    let engine = Engine::new(&context.root, settings);
+    let plan = plan_options(&engine, &options)?;
+    let cache = CheckCache::new(
+        &context.root,
+        &options,
+        engine.settings(),
+        plan.init_script.as_deref(),
+    );
     if let Some(reply) = cache.fresh(max_age) {
         return Ok(reply);
     }
-    let engine = Engine::new(&context.root, settings);
-    let plan = plan_options(&engine, &options)?;
+    let reply = match ask(&engine, &plan) {
+        Ok(reply) => reply,
+        Err(failure) => error::reply(&failure),
+    };
+    Ok(cache.store(reply))
+}
+
+/// The engine's check and the versions the server offers, as the `check` answer.
+fn ask(engine: &Engine, plan: &PlanOptions) -> Result<Value, BridgeError> {
     let client = engine.client()?;
     let overview = engine.overview(&client)?;
     let offered: Vec<String> = overview
@@ -60,8 +81,8 @@ pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeEr
         .filter(|branch| branch.enabled)
         .flat_map(|branch| branch.versions.iter().cloned())
         .collect();
-    let check = engine.check(&plan)?;
-    Ok(cache.store(check_reply(&check, &offered)))
+    let check = engine.check(plan)?;
+    Ok(check_reply(&check, &offered))
 }
 
 /// The arguments `check` and `start` share; `start` also takes `keep_settings`.

@@ -9,8 +9,12 @@
 //! without asking the server. Without `max_age` (the Overview's "Check for upgrade") the server
 //! is always asked, and the fresh answer replaces the stored one.
 //!
+//! A failed check (server down, an error answer, a refused version) is stored the same way: the
+//! page polls just as often while the server fails, and each poll must not become a request.
+//!
 //! Every `check` reply carries `checked_at` (unix seconds of the check that produced it) and
-//! `cached` (whether it came from here). The file is
+//! `cached` (whether it came from here); an error reply carries them in its `error` object,
+//! beside `code` and `message`. The file is
 //! `/var/run/attendant/check-cache.json`, next to the job's state: on tmpfs, so a reboot (and
 //! with it every firmware upgrade) forgets it. It is written to a temporary file that is then
 //! renamed, so a reader sees the old result or the new one, never half of one. A missing,
@@ -27,7 +31,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use attendant::atomic::write_atomic;
 use attendant::config::Settings;
-use serde_json::{Value, json};
+use attendant::download::hex;
+use ring::digest;
+use serde_json::{Map, Value, json};
 
 use crate::jobs::{STATE_DIR, StartOptions};
 
@@ -47,9 +53,15 @@ pub struct CheckCache {
 }
 
 impl CheckCache {
-    /// The cache of the router under `root`, for a check with `options` under `settings`.
-    pub fn new(root: &Path, options: &StartOptions, settings: &Settings) -> Self {
-        Self::at(root, key(options, settings), unix_now())
+    /// The cache of the router under `root`, for a check with `options` under `settings`;
+    /// `init_script` is the content of the uci-defaults script the build would carry.
+    pub fn new(
+        root: &Path,
+        options: &StartOptions,
+        settings: &Settings,
+        init_script: Option<&str>,
+    ) -> Self {
+        Self::at(root, key(options, settings, init_script), unix_now())
     }
 
     fn at(root: &Path, key: Value, now: u64) -> Self {
@@ -85,7 +97,7 @@ impl CheckCache {
             return None;
         }
         let mut reply = stored.get_mut("reply").map(Value::take)?;
-        let object = reply.as_object_mut()?;
+        let object = stamped_object(&mut reply)?;
         object.insert("checked_at".to_owned(), checked_at.into());
         object.insert("cached".to_owned(), true.into());
         Some(reply)
@@ -93,8 +105,9 @@ impl CheckCache {
 
     /// Marks a fresh `reply` with its time and stores it for later callers. A failed write
     /// only costs the next caller a question to the server, so it is logged, not returned.
+    /// An error reply (`{"error": {...}}`) is stored too and marked inside its `error` object.
     pub fn store(&self, mut reply: Value) -> Value {
-        if let Some(object) = reply.as_object_mut() {
+        if let Some(object) = stamped_object(&mut reply) {
             object.insert("checked_at".to_owned(), self.now.into());
             object.insert("cached".to_owned(), false.into());
         }
@@ -138,10 +151,22 @@ impl CheckCache {
     }
 }
 
+/// The object that carries `checked_at` and `cached`: an error reply's `error` object (an error
+/// reply holds only `error`), else the reply itself.
+fn stamped_object(reply: &mut Value) -> Option<&mut Map<String, Value>> {
+    let object = reply.as_object_mut()?;
+    if object.contains_key("error") {
+        return object.get_mut("error")?.as_object_mut();
+    }
+    Some(object)
+}
+
 /// What makes two checks the same question: the call's arguments after parsing (so `["a, b"]`
 /// and `["a", "b"]` match) and every setting the check reads. A changed server or package
-/// list in the configuration is a new question.
-fn key(options: &StartOptions, settings: &Settings) -> Value {
+/// list in the configuration is a new question. `keep_settings` is in it because it changes a
+/// check warning; the init script by its SHA-256, because editing the script at the same path
+/// changes the build the check describes.
+fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -> Value {
     json!({
         "arguments": {
             "version": options.version,
@@ -160,7 +185,11 @@ fn key(options: &StartOptions, settings: &Settings) -> Value {
             "fstype": settings.fstype,
             "rootfs_size": settings.rootfs_size,
             "init_script": settings.init_script,
+            "keep_settings": settings.keep_settings,
         },
+        "init_script_sha256": init_script.map(|script| {
+            hex(digest::digest(&digest::SHA256, script.as_bytes()).as_ref())
+        }),
     })
 }
 
@@ -214,18 +243,58 @@ mod tests {
         cache(root.path(), "a", 1000).store(reply());
         assert!(cache(root.path(), "b", 1000).fresh(Some(600)).is_none());
         let settings = Settings::default();
-        let plain = key(&StartOptions::default(), &settings);
+        let plain = key(&StartOptions::default(), &settings, None);
         let forced = key(
             &StartOptions {
                 force: true,
                 ..StartOptions::default()
             },
             &settings,
+            None,
         );
         assert_ne!(plain, forced);
         let mut other_server = Settings::default();
         other_server.server = "https://asu.example.org".to_owned();
-        assert_ne!(plain, key(&StartOptions::default(), &other_server));
+        assert_ne!(plain, key(&StartOptions::default(), &other_server, None));
+    }
+
+    #[test]
+    fn keep_settings_and_the_init_script_content_are_part_of_the_question() {
+        let mut settings = Settings::default();
+        settings.init_script = Some("/etc/attendant-defaults.sh".into());
+        let options = StartOptions::default();
+        let plain = key(&options, &settings, Some("echo one\n"));
+        assert_eq!(plain, key(&options, &settings, Some("echo one\n")));
+        // The same path with another content is another build.
+        assert_ne!(plain, key(&options, &settings, Some("echo two\n")));
+        assert_ne!(plain, key(&options, &settings, None));
+        let mut discarding = settings.clone();
+        discarding.keep_settings = !settings.keep_settings;
+        assert_ne!(plain, key(&options, &discarding, Some("echo one\n")));
+    }
+
+    #[test]
+    fn a_failed_check_is_stored_and_reused_within_max_age() {
+        let root = tempfile::tempdir().unwrap();
+        let failed = json!({"error": {"code": "server", "message": "cannot reach the server"}});
+        let stored = cache(root.path(), "a", 1000).store(failed);
+        assert_eq!(
+            stored,
+            json!({"error": {"code": "server", "message": "cannot reach the server",
+                             "checked_at": 1000, "cached": false}})
+        );
+        let hit = cache(root.path(), "a", 1600).fresh(Some(600)).unwrap();
+        assert_eq!(
+            hit,
+            json!({"error": {"code": "server", "message": "cannot reach the server",
+                             "checked_at": 1000, "cached": true}})
+        );
+        assert!(cache(root.path(), "a", 1601).fresh(Some(600)).is_none());
+        assert!(cache(root.path(), "a", 1600).fresh(None).is_none());
+        // A later answer replaces the failure.
+        cache(root.path(), "a", 1700).store(reply());
+        let answer = cache(root.path(), "a", 1700).fresh(Some(600)).unwrap();
+        assert_eq!(answer["verdict"], "upgrade_available");
     }
 
     #[test]

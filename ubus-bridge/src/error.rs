@@ -123,7 +123,7 @@ pub enum BridgeError {
     #[error("the call did not finish within {} s", .0.as_secs())]
     Timeout(Duration),
     /// The command line of the plugin itself is wrong.
-    #[error("{0}\n\nusage: /usr/libexec/rpcd/attendant [--root DIR] list | call METHOD")]
+    #[error("{0}\n\nusage: {plugin} [--root DIR] list | call METHOD", plugin = attendant_proto::wire::RPCD_PLUGIN_PATH)]
     Usage(String),
 }
 

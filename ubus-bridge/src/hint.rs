@@ -14,6 +14,7 @@
 //! there is no way out to suggest. A warning that `force` let through says only what it found.
 
 use attendant::hint::{Finding, Hint, HintCode};
+use attendant_proto::wire;
 use serde_json::{Map, Value, json};
 
 /// A warning or problem: `{"message": ..., "hint"?: {...}}`.
@@ -40,15 +41,20 @@ pub fn hint(hint: &Hint) -> Option<Value> {
 }
 
 /// The bridge's words for a kind of way out: no flags, only call arguments and settings.
-pub fn message(code: HintCode) -> Option<&'static str> {
+pub fn message(code: HintCode) -> Option<String> {
+    let config = wire::UCI_CONFIG_PATH;
     Some(match code {
         HintCode::Force => "start with `force` to build anyway",
         HintCode::Remove => "leave the package out of the build with `remove`",
         HintCode::IgnoredDefaults => {
-            "add the package with `add`, or, if it was removed on purpose, list it in `ignored_defaults` in /etc/config/attendedsysupgrade"
+            return Some(format!(
+                "add the package with `add`, or, if it was removed on purpose, list it in `ignored_defaults` in {config}"
+            ));
         }
         HintCode::InitScript => {
-            "set `init_script` in /etc/config/attendedsysupgrade to build the script into the new image"
+            return Some(format!(
+                "set `init_script` in {config} to build the script into the new image"
+            ));
         }
         HintCode::Fstype => "choose another filesystem with `fstype`",
         HintCode::VersionTo => "choose a version the server offers with `version`",
@@ -57,7 +63,9 @@ pub fn message(code: HintCode) -> Option<&'static str> {
         HintCode::TryLater => "try again later",
         HintCode::CaFile => "install the `ca-bundle` package",
         HintCode::FreeSpace => {
-            "free space on the router, or set `image` in /etc/config/attendedsysupgrade to a place with room"
+            return Some(format!(
+                "free space on the router, or set `image` in {config} to a place with room"
+            ));
         }
         HintCode::Resume => "start again; the download resumes",
         HintCode::DownloadAgain => "start again to download the image afresh",
@@ -65,14 +73,17 @@ pub fn message(code: HintCode) -> Option<&'static str> {
             "ask the server operator to sign images, or turn off `require_signature` in the configuration"
         }
         HintCode::PreInstall => {
-            "fix the pre-install hook, or remove `pre_install` from /etc/config/attendedsysupgrade"
+            return Some(format!(
+                "fix the pre-install hook, or remove `pre_install` from {config}"
+            ));
         }
         HintCode::ForceFlash => {
             "sysupgrade's own checks failed; install with `force` only if the image is known to fit this router"
         }
         HintCode::ClearState => "delete the state file named above",
         _ => return None,
-    })
+    }
+    .to_owned())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | `info` | board, installed version, configured server, agent version | read |
 //! | `packages` | `{"packages": {...}}` like `rpc-sys packagelist` | read |
-//! | `check` | the pre-build checks: versions, package table, warnings, problems; `max_age` reuses a recent result ([`check_cache`]) | read |
+//! | `check` | the pre-build checks: versions, package table, warnings, problems; `max_age` reuses a recent result, a failure too ([`check_cache`]) | read |
 //! | `status` | the job: state, queue, build stage, download, verification, error | read |
 //! | `config_get` | the settings in `/etc/config/attendedsysupgrade` | read |
 //! | `start` | a job that builds, downloads and verifies; one at a time | write |

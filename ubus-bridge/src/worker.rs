@@ -209,7 +209,7 @@ impl<'a> Progress<'a> {
                 stage,
                 elapsed_secs,
             }) => {
-                let (stage, elapsed) = (stage.clone(), *elapsed_secs);
+                let (stage, elapsed) = (stage.to_string(), *elapsed_secs);
                 self.update(|job| {
                     job.queue_position = None;
                     job.build_stage = Some(stage);

@@ -319,6 +319,82 @@ fn check_with_max_age_reuses_a_recent_result_of_the_same_check_only() {
     assert_eq!(wrong["error"]["argument"], "max_age");
 }
 
+/// Issue 13: the Status page asks `check` with `max_age` every 5 s; a failing server must not
+/// be asked that often either.
+#[test]
+fn a_failed_check_is_cached_within_max_age() {
+    let server = FailingServer::start();
+    let router = Router::new(&server.url);
+    let contract = contract();
+
+    let failed = router.call("check", json!({"max_age": 3600}));
+    assert_error_shape(&contract, &failed, "server");
+    assert_eq!(failed["error"]["cached"], false, "{failed:#}");
+    let checked_at = failed["error"]["checked_at"].as_u64().unwrap();
+    let asked = server.requests();
+    assert!(asked >= 1, "the first check asks the server");
+
+    let reused = router.call("check", json!({"max_age": 3600}));
+    assert_error_shape(&contract, &reused, "server");
+    assert_eq!(reused["error"]["cached"], true, "{reused:#}");
+    assert_eq!(reused["error"]["checked_at"], checked_at);
+    assert_eq!(reused["error"]["message"], failed["error"]["message"]);
+    assert_eq!(
+        server.requests(),
+        asked,
+        "a cached failure does not ask the server"
+    );
+
+    // Without max_age the server is asked again.
+    let again = router.call("check", json!({}));
+    assert_error_shape(&contract, &again, "server");
+    assert_eq!(again["error"]["cached"], false);
+    assert!(server.requests() > asked);
+}
+
+#[test]
+fn a_changed_init_script_or_keep_settings_is_a_new_check() {
+    let server = UpgradeServer::start(image());
+    let router = Router::new(&server.url);
+    let overviews = || server.gets("/json/v1/overview.json");
+    let uci = router.read("etc/config/attendedsysupgrade");
+    router.write("etc/attendant-defaults.sh", b"echo one\n");
+    router.write(
+        "etc/config/attendedsysupgrade",
+        uci.replace(
+            "option poll_interval '500'",
+            "option poll_interval '500'\n\toption init_script '/etc/attendant-defaults.sh'",
+        )
+        .as_bytes(),
+    );
+    let first = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(first["cached"], false, "{first:#}");
+    assert_eq!(
+        router.call("check", json!({"max_age": 3600}))["cached"],
+        true
+    );
+    assert_eq!(overviews(), 1);
+
+    // The same path, another script: another build.
+    router.write("etc/attendant-defaults.sh", b"echo two\n");
+    let edited = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(edited["cached"], false, "{edited:#}");
+    assert_eq!(overviews(), 2);
+
+    let uci = router.read("etc/config/attendedsysupgrade");
+    router.write(
+        "etc/config/attendedsysupgrade",
+        uci.replace(
+            "option poll_interval '500'",
+            "option poll_interval '500'\n\toption keep_settings '0'",
+        )
+        .as_bytes(),
+    );
+    let discarding = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(discarding["cached"], false, "{discarding:#}");
+    assert_eq!(overviews(), 3);
+}
+
 #[test]
 fn an_unknown_version_is_a_usage_error_with_a_hint_but_no_flag() {
     let server = UpgradeServer::start(image());

@@ -251,16 +251,28 @@ pub struct BuildStatusBody {
     pub extra: BTreeMap<String, Value>,
 }
 
-/// The `400`/`404`/`529` body: `{"status", "title"?, "detail"}`.
+/// The `400`/`404`/`529` body: `{"status", "title"?, "detail"}`; read by a client, also the
+/// text fields of a `500` (`stdout`, `stderr`).
+///
+/// A client reads every error answer with a string `detail` through this type: FastAPI's own
+/// errors (an unknown route, a proxy in front of ASU speaking FastAPI) carry only `detail`, so
+/// `status` may be missing, and a failed build's `500` adds the build output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// The HTTP status.
+    /// The HTTP status; `0` when the body does not say (FastAPI's `{"detail": ...}`).
+    #[serde(default)]
     pub status: u16,
     /// Short title (`404`, `529` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// What went wrong.
     pub detail: String,
+    /// Output of the command that failed (`500` of a failed build only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// Error output of the command that failed (`500` of a failed build only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
 
 /// The `detail` of a `404` for an unknown or expired request hash.
@@ -275,6 +287,8 @@ impl ErrorBody {
             status: 400,
             title: None,
             detail: reason.to_string(),
+            stdout: None,
+            stderr: None,
         }
     }
 
@@ -284,6 +298,8 @@ impl ErrorBody {
             status: 404,
             title: Some("Not Found".to_owned()),
             detail: NOT_FOUND_DETAIL.to_owned(),
+            stdout: None,
+            stderr: None,
         }
     }
 
@@ -295,6 +311,8 @@ impl ErrorBody {
             detail: format!(
                 "server overload, queue contains too many build requests: {queue_length}"
             ),
+            stdout: None,
+            stderr: None,
         }
     }
 }
@@ -366,7 +384,9 @@ pub fn parse_status_body(bytes: &[u8]) -> Result<BuildStatusBody, BodyError> {
     decode("build status", bytes, MAX_BUILD_RESPONSE_BYTES)
 }
 
-/// Parses a `400`/`404`/`529` body (at most [`MAX_ERROR_BODY_BYTES`]).
+/// Parses a `400`/`404`/`529` body, or the `detail`, `stdout` and `stderr` of any other error
+/// answer whose `detail` is a string (at most [`MAX_ERROR_BODY_BYTES`]). A `422` whose
+/// `detail` is a list is [`crate::api::parse_validation_errors`]'s.
 pub fn parse_error_body(bytes: &[u8]) -> Result<ErrorBody, BodyError> {
     decode("error body", bytes, MAX_ERROR_BODY_BYTES)
 }
@@ -521,5 +541,27 @@ mod tests {
         assert_eq!(parsed.queue_position, Some(3));
         assert_eq!(parsed.imagebuilder_status, Some(ImagebuilderStatus::Queued));
         assert_eq!(serde_json::to_value(&parsed).unwrap(), body);
+    }
+
+    #[test]
+    fn error_body_reads_fastapi_plain_details_and_build_output() {
+        // FastAPI's own errors (an unknown route) carry only `detail`.
+        let plain = parse_error_body(br#"{"detail": "Not Found"}"#).unwrap();
+        assert_eq!((plain.status, plain.detail.as_str()), (0, "Not Found"));
+        let failed = parse_error_body(
+            br#"{"status": 500, "detail": "Error: Impossible package selection", "stdout": "out"}"#,
+        )
+        .unwrap();
+        assert_eq!(failed.stdout.as_deref(), Some("out"));
+        assert_eq!(failed.stderr, None);
+        // What the server sends is unchanged: no output keys on a 400/404/529.
+        assert_eq!(
+            serde_json::to_value(ErrorBody::not_found()).unwrap(),
+            json!({"status": 404, "title": "Not Found", "detail": NOT_FOUND_DETAIL})
+        );
+        assert!(matches!(
+            parse_error_body(br#"{"detail": ["a list"]}"#),
+            Err(BodyError::Json { .. })
+        ));
     }
 }

@@ -534,6 +534,41 @@ fn serve(stream: TcpStream, state: &Shared) {
     }
 }
 
+/// An upgrade server that is up but fails: every request gets `500` with an ASU-shaped body.
+pub(crate) struct FailingServer {
+    pub(crate) url: String,
+    requests: Arc<Mutex<usize>>,
+}
+
+impl FailingServer {
+    pub(crate) fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(0));
+        let counted = requests.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                if let Ok(Some(Request { method, .. })) = http_request::read(&mut reader) {
+                    *counted.lock().unwrap() += 1;
+                    let body = serde_json::to_vec(
+                        &json!({"detail": "Internal Server Error", "status": 500}),
+                    )
+                    .unwrap();
+                    respond(&mut stream, 500, &[], &body, method == "HEAD", None);
+                }
+            }
+        });
+        Self { url, requests }
+    }
+
+    /// How many requests the server answered.
+    pub(crate) fn requests(&self) -> usize {
+        *self.requests.lock().unwrap()
+    }
+}
+
 /// Writes a response; with `gate`, sends that many body bytes, waits for the verifying phase,
 /// then sends the rest.
 fn respond(
