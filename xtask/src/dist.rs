@@ -53,9 +53,7 @@ pub struct DistOptions {
 #[non_exhaustive]
 pub enum DistError {
     /// `--binaries-from` was given without exactly one target.
-    #[error(
-        "`--binaries-from` holds binaries for one target, but {count} targets were selected\n\nhint: add `--target x86_64` or `--target aarch64`"
-    )]
+    #[error("`--binaries-from` holds binaries for one target, but {count} targets were selected")]
     BinariesNeedOneTarget {
         /// How many targets were selected.
         count: usize,
@@ -93,6 +91,23 @@ pub enum DistError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl DistError {
+    /// The way out, printed after the error as `hint: ...`; `None` when the message says it
+    /// all. Kept out of `Display` so the message reads the same wherever it is chained.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::BinariesNeedOneTarget { .. } => {
+                Some("add `--target x86_64` or `--target aarch64`")
+            }
+            Self::Build { .. }
+            | Self::Binary { .. }
+            | Self::Layout(_)
+            | Self::Archive(_)
+            | Self::Write { .. } => None,
+        }
+    }
 }
 
 /// Builds or collects the binaries and writes every package; returns the files written.
@@ -365,8 +380,11 @@ mod tests {
         let error = dist(&options).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "`--binaries-from` holds binaries for one target, but 2 targets were selected\n\n\
-             hint: add `--target x86_64` or `--target aarch64`"
+            "`--binaries-from` holds binaries for one target, but 2 targets were selected"
+        );
+        assert_eq!(
+            error.hint(),
+            Some("add `--target x86_64` or `--target aarch64`")
         );
     }
 
