@@ -40,8 +40,8 @@ where
     }
 }
 
-/// Checks that an error's `Display` text follows the house style as far as a machine can tell:
-/// non-empty and without a final period.
+/// Checks the rules for error texts that a machine can tell: a message is not empty and does not
+/// end with a period (the others, naming the value and the way out, need a reader).
 pub fn assert_error_text(error: &impl Display) {
     let text = error.to_string();
     assert!(!text.is_empty(), "empty error text for {text:?}");

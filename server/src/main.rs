@@ -10,6 +10,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if let Some(hint) = attendant_server::cli::hint(&error) {
+                eprintln!("\nhint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

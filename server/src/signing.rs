@@ -36,9 +36,7 @@ pub enum SigningError {
     /// unattended cannot use.
     #[error(
         "`{path}` is encrypted with a passphrase ({rounds} bcrypt_pbkdf rounds); the server signs \
-         without asking for one\n\nhint: make a key without a passphrase with \
-         `attendant-server keygen -s {path}`, `signify-openbsd -G -n -p key.pub -s key.sec` or \
-         `usign -G -p key.pub -s key.sec`"
+         without asking for one"
     )]
     PasswordProtected {
         /// The file.
@@ -64,6 +62,22 @@ pub enum SigningError {
     /// The OS random source failed.
     #[error("cannot read random bytes for a new key")]
     Random,
+}
+
+impl SigningError {
+    /// The operator's way out, printed after the error as `hint: ...` where it reaches them
+    /// (the CLI). `None` when the message says it all. Kept out of `Display` so the message
+    /// reads the same wherever it is chained or logged.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::PasswordProtected { path, .. } => Some(format!(
+                "make a key without a passphrase with `attendant-server keygen -s {}`, \
+                 `signify-openbsd -G -n -p key.pub -s key.sec` or `usign -G -p key.pub -s key.sec`",
+                path.display()
+            )),
+            Self::Io { .. } | Self::Key { .. } | Self::TooLarge { .. } | Self::Random => None,
+        }
+    }
 }
 
 /// Loads a usign secret key file.
@@ -221,10 +235,21 @@ mod tests {
             matches!(error, SigningError::PasswordProtected { rounds: 42, .. }),
             "{error:?}"
         );
-        let text = error.to_string();
-        assert!(text.contains("attendant-server keygen -s"), "{text}");
-        assert!(text.contains("signify-openbsd -G -n"), "{text}");
-        assert!(text.contains("usign -G"), "{text}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`{}` is encrypted with a passphrase (42 bcrypt_pbkdf rounds); the server signs \
+                 without asking for one",
+                path.display()
+            )
+        );
+        let hint = error.hint().unwrap();
+        assert!(
+            hint.contains(&format!("attendant-server keygen -s {}", path.display())),
+            "{hint}"
+        );
+        assert!(hint.contains("signify-openbsd -G -n"), "{hint}");
+        assert!(hint.contains("usign -G"), "{hint}");
     }
 
     #[test]

@@ -85,9 +85,7 @@ impl MirrorInfo {
 #[non_exhaustive]
 pub enum MirrorError {
     /// The helper binary was not found.
-    #[error(
-        "the ImageBuilder helper `attendant-ib-helper` was not found (looked at {searched})\n\nhint: build it with `cargo build -p attendant-e2e --bin attendant-ib-helper`, or set `{HELPER_ENV}` to its path"
-    )]
+    #[error("the ImageBuilder helper `attendant-ib-helper` was not found (looked at {searched})")]
     HelperNotFound {
         /// The paths tried.
         searched: String,
@@ -133,6 +131,26 @@ pub enum MirrorError {
     /// The usign key could not be made.
     #[error("cannot create the mirror key: {0}")]
     Key(#[from] attendant_proto::usign::UsignError),
+}
+
+impl MirrorError {
+    /// The way out, printed after the error as `hint: ...` by `attendant-e2e`; `None` when the
+    /// message says it all. Kept out of `Display` so the message reads the same wherever it is
+    /// chained.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::HelperNotFound { .. } => Some(format!(
+                "build it with `cargo build -p attendant-e2e --bin attendant-ib-helper`, or set \
+                 `{HELPER_ENV}` to its path"
+            )),
+            Self::Io { .. }
+            | Self::Json { .. }
+            | Self::Archive(_)
+            | Self::DefaultImage { .. }
+            | Self::WorkerPanicked
+            | Self::Key(_) => None,
+        }
+    }
 }
 
 /// Finds the helper binary: `$ATTENDANT_IB_HELPER`, else `attendant-ib-helper` next to the
@@ -630,6 +648,25 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Mirror
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_helper_says_where_it_looked_and_the_hint_how_to_build_it() {
+        let error = MirrorError::HelperNotFound {
+            searched: "`/x/attendant-ib-helper`".to_owned(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the ImageBuilder helper `attendant-ib-helper` was not found (looked at \
+             `/x/attendant-ib-helper`)"
+        );
+        assert_eq!(
+            error.hint().as_deref(),
+            Some(
+                "build it with `cargo build -p attendant-e2e --bin attendant-ib-helper`, or set \
+                 `ATTENDANT_IB_HELPER` to its path"
+            )
+        );
+    }
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()

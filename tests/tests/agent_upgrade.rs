@@ -13,6 +13,12 @@
 //! Fixture-only facts (revisions, the fixture's package versions, the server key made here) are
 //! used throughout: these tests need the fixture mirror and ignore `ATTENDANT_TEST_UPSTREAM`,
 //! because a real upstream needs a real ImageBuilder (tests/README.md).
+//!
+//! One file of about 1,000 lines on purpose: the first half is the tests, the second the
+//! harness only they use (the shared servers, the `Router` wrapper around a root and the agent
+//! binary, the recording proxy). Each file under `tests/` is its own test binary, and the
+//! servers, the fixture mirror and the builds in the result cache are shared per binary, so
+//! splitting the tests across files would start every server and redo every build once per file.
 
 #![expect(
     clippy::unwrap_used,

@@ -14,6 +14,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::thread;
@@ -52,9 +53,7 @@ pub struct DistOptions {
 #[non_exhaustive]
 pub enum DistError {
     /// `--binaries-from` was given without exactly one target.
-    #[error(
-        "`--binaries-from` holds binaries for one target, but {count} targets were selected\n\nhint: add `--target x86_64` or `--target aarch64`"
-    )]
+    #[error("`--binaries-from` holds binaries for one target, but {count} targets were selected")]
     BinariesNeedOneTarget {
         /// How many targets were selected.
         count: usize,
@@ -92,6 +91,23 @@ pub enum DistError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl DistError {
+    /// The way out, printed after the error as `hint: ...`; `None` when the message says it
+    /// all. Kept out of `Display` so the message reads the same wherever it is chained.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::BinariesNeedOneTarget { .. } => {
+                Some("add `--target x86_64` or `--target aarch64`")
+            }
+            Self::Build { .. }
+            | Self::Binary { .. }
+            | Self::Layout(_)
+            | Self::Archive(_)
+            | Self::Write { .. } => None,
+        }
+    }
 }
 
 /// Builds or collects the binaries and writes every package; returns the files written.
@@ -203,17 +219,31 @@ fn instructions(target: Target) -> String {
     )
 }
 
-/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+/// Writes `bytes` to `dir/name` whole or not at all: a package that a crash or a full disk cut
+/// short would still install its first files on a router before failing.
+///
+/// The bytes go to a temporary file in the same directory (so the rename stays on one file
+/// system), are flushed to disk (`fsync`), and only then take the final name; on any failure
+/// the temporary file is removed. The server has a writer like this, but it is private to the
+/// server crate, and this release tool must not depend on the server (its HTTP and database
+/// stack), so the few lines are repeated here.
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, DistError> {
     let path = dir.join(name);
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let error = |source| DistError::Write {
-        path: path.clone(),
-        source,
-    };
-    fs::write(&temporary, bytes).map_err(error)?;
-    fs::rename(&temporary, &path).map_err(error)?;
+    // The process id keeps two `dist` runs into one directory from sharing a temporary file.
+    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = write_synced(&temporary, bytes).and_then(|()| fs::rename(&temporary, &path));
+    if let Err(source) = written {
+        // Best effort: the write error is what matters; a leftover temporary file is hidden.
+        let _ = fs::remove_file(&temporary);
+        return Err(DistError::Write { path, source });
+    }
     Ok(path)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Builds the multi-call binary with cargo for `targets`.
@@ -350,9 +380,44 @@ mod tests {
         let error = dist(&options).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "`--binaries-from` holds binaries for one target, but 2 targets were selected\n\n\
-             hint: add `--target x86_64` or `--target aarch64`"
+            "`--binaries-from` holds binaries for one target, but 2 targets were selected"
         );
+        assert_eq!(
+            error.hint(),
+            Some("add `--target x86_64` or `--target aarch64`")
+        );
+    }
+
+    #[test]
+    fn write_replaces_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.ipk", b"first").unwrap();
+        let path = write(dir.path(), "a.ipk", b"second").unwrap();
+        assert_eq!(path, dir.path().join("a.ipk"));
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(names(dir.path()), ["a.ipk"]);
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: the rename onto it fails after the data was written.
+        fs::create_dir(dir.path().join("a.ipk")).unwrap();
+        let error = write(dir.path(), "a.ipk", b"bytes").unwrap_err();
+        assert!(
+            matches!(&error, DistError::Write { path, .. } if *path == dir.path().join("a.ipk")),
+            "{error:?}"
+        );
+        assert_eq!(names(dir.path()), ["a.ipk"]);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]

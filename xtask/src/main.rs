@@ -47,6 +47,9 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
             }
+            if let Some(hint) = error.hint() {
+                eprintln!("\nhint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -23,6 +23,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use self::serve::serve;
 use crate::config::{CONFIG_ENV, Config};
+use crate::imagebuilder::IbError;
+use crate::signing::SigningError;
 
 /// Image-on-demand server for OpenWrt, compatible with Attended SysUpgrade (ASU) clients.
 #[derive(Debug, Parser)]
@@ -96,6 +98,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The operator's way out of `error`: the hint of the first error in its chain that has one
+/// (the errors with hints are those of the signing key and the ImageBuilder upstream).
+/// `main` prints it after the error chain as `hint: ...`.
+pub fn hint(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        if let Some(signing) = cause.downcast_ref::<SigningError>() {
+            signing.hint()
+        } else {
+            cause.downcast_ref::<IbError>().and_then(IbError::hint)
+        }
+    })
+}
+
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(Config::load(path, std::env::vars())?)
 }
@@ -136,5 +151,26 @@ pub(crate) async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn hint_is_found_under_context() {
+        let error = "https://[::1"
+            .parse::<crate::imagebuilder::Upstream>()
+            .context("cannot open the ImageBuilder cache")
+            .unwrap_err();
+        let hint = hint(&error).unwrap();
+        assert!(hint.starts_with("use an `https://` URL"), "{hint}");
+        assert!(!format!("{error:#}").contains("hint"), "{error:#}");
+
+        let plain = anyhow::anyhow!("no hint here");
+        assert_eq!(super::hint(&plain), None);
     }
 }

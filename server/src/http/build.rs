@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use attendant_proto::api::{HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION};
+use attendant_proto::api::{HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION, ImagebuilderStatus};
 use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -44,8 +44,7 @@ async fn method_not_allowed() -> ApiError {
 /// drops the body and keeps the headers.
 fn respond(view: &Arc<BuildView>) -> Response {
     let status = StatusCode::from_u16(view.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let stage = HeaderValue::from_str(view.imagebuilder_status.as_str())
-        .unwrap_or_else(|_| HeaderValue::from_static("init"));
+    let stage = stage_header(&view.imagebuilder_status);
     let position = HeaderValue::from(view.queue_position);
     (
         status,
@@ -68,6 +67,16 @@ static IMAGEBUILDER_STATUS: LazyLock<HeaderName> =
     LazyLock::new(|| header_name(HEADER_IMAGEBUILDER_STATUS));
 /// `X-Queue-Position`, parsed once.
 static QUEUE_POSITION: LazyLock<HeaderName> = LazyLock::new(|| header_name(HEADER_QUEUE_POSITION));
+
+/// The `X-Imagebuilder-Status` value of a stage. A stage read back from the store as
+/// `Unknown(raw)` may hold bytes a header cannot carry; it is then sent as `init`, the first
+/// stage, which every client's progress table knows.
+fn stage_header(stage: &ImagebuilderStatus) -> HeaderValue {
+    // A `'static` reference, so its wire string is `'static` too, as `from_static` needs.
+    const INIT: &ImagebuilderStatus = &ImagebuilderStatus::Init;
+    HeaderValue::from_str(stage.as_str())
+        .unwrap_or_else(|_| HeaderValue::from_static(INIT.as_str()))
+}
 
 fn header_name(name: &str) -> HeaderName {
     // The constants are valid header names; the fallback only keeps this panic-free.
@@ -104,5 +113,20 @@ impl FromRequest<AppState> for LimitedBody {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_header_falls_back_to_init() {
+        assert_eq!(
+            stage_header(&ImagebuilderStatus::BuildingImage),
+            "building_image"
+        );
+        let unsendable = ImagebuilderStatus::Unknown("half\nway".to_owned());
+        assert_eq!(stage_header(&unsendable), "init");
     }
 }

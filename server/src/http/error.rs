@@ -11,7 +11,7 @@ use attendant_proto::api::{ErrorBody, ValidationErrors};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::build::BuildError;
 use crate::metadata::MetadataError;
@@ -136,18 +136,35 @@ fn error_body(body: &ErrorBody) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `{"detail": text, "status": code}`, ASU's shape for string details.
-fn detail(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        Json(json!({"detail": text, "status": status.as_u16()})),
-    )
-        .into_response()
+/// `{"detail": text, "status": code}`: ASU's shape for a string `detail` (its
+/// `validation_failure`), also used for our 413, 422 package and 5xx bodies.
+///
+/// Not [`ErrorBody`]: that type writes `status` first, the order of ASU's 404 and 529 bodies,
+/// while these bodies have always gone out `detail` first; the field order here is the wire's.
+#[derive(Debug, Serialize)]
+pub(crate) struct DetailBody<'a> {
+    /// What went wrong.
+    pub(crate) detail: &'a str,
+    /// The HTTP status.
+    pub(crate) status: u16,
 }
 
-/// `{"detail": text}`, FastAPI's shape for routing errors.
+/// `{"detail": text}`: FastAPI's body for routing errors (unknown path, wrong method).
+#[derive(Debug, Serialize)]
+struct PlainDetailBody<'a> {
+    detail: &'a str,
+}
+
+fn detail(status: StatusCode, text: &str) -> Response {
+    let body = DetailBody {
+        detail: text,
+        status: status.as_u16(),
+    };
+    (status, Json(body)).into_response()
+}
+
 fn plain_detail(status: StatusCode, text: &str) -> Response {
-    (status, Json(json!({"detail": text}))).into_response()
+    (status, Json(PlainDetailBody { detail: text })).into_response()
 }
 
 fn internal(status: StatusCode, public: &'static str, cause: &dyn std::error::Error) -> Response {
@@ -164,4 +181,48 @@ fn internal(status: StatusCode, public: &'static str, cause: &dyn std::error::Er
         cause: Arc::new(chain),
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_text(response: Response) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// The wire bytes, field order included.
+    #[tokio::test]
+    async fn detail_bodies_keep_their_wire_order() {
+        let response = ApiError::BodyTooLarge { limit: 1000 }.into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            body_text(response).await,
+            r#"{"detail":"request body is larger than the limit of 1000 bytes","status":413}"#
+        );
+
+        let response = ApiError::MethodNotAllowed.into_response();
+        assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+        assert_eq!(
+            body_text(response).await,
+            r#"{"detail":"Method Not Allowed"}"#
+        );
+    }
+
+    /// A 5xx says only the generic text; the cause rides along for the logging middleware.
+    #[tokio::test]
+    async fn internal_keeps_the_cause_out_of_the_body() {
+        let mut response = ApiError::Internal("disk on fire".to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response.extensions_mut().remove::<InternalCause>().unwrap();
+        assert_eq!(cause.public, "internal server error");
+        assert_eq!(cause.cause.as_str(), "disk on fire");
+        assert_eq!(
+            body_text(response).await,
+            r#"{"detail":"internal server error","status":500}"#
+        );
+    }
 }

@@ -19,15 +19,16 @@ mod stats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use tracing::Instrument;
 
 pub use error::{ApiError, InternalCause};
 
+use crate::http::error::DetailBody;
 use crate::state::AppState;
 
 /// Request id header, read and written.
@@ -41,7 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(stats::routes())
         .fallback(fallback)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
 }
 
@@ -62,7 +63,7 @@ async fn fallback(uri: Uri) -> Response {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Span per request, request id, one log line per 5xx with its cause.
-async fn observe(State(_state): State<AppState>, request: Request, next: Next) -> Response {
+async fn observe(request: Request, next: Next) -> Response {
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
     let id = request
         .headers()
@@ -92,13 +93,17 @@ async fn observe(State(_state): State<AppState>, request: Request, next: Next) -
     let status = response.status();
     if let Some(cause) = response.extensions_mut().remove::<InternalCause>() {
         span.in_scope(|| tracing::error!(%status, cause = %cause.cause, "request failed"));
-        let body = serde_json::json!({
-            "detail": format!("{} (request id `{id}`)", cause.public),
-            "status": status.as_u16(),
-        });
+        let text = format!("{} (request id `{id}`)", cause.public);
+        let body = DetailBody {
+            detail: &text,
+            status: status.as_u16(),
+        };
+        // The new body comes from `Json` so it is serialised the way every other body is; the
+        // status and headers stay those of the original response.
+        let (_, body) = Json(body).into_response().into_parts();
         let (mut parts, _) = response.into_parts();
         parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-        response = Response::from_parts(parts, axum::body::Body::from(body.to_string()));
+        response = Response::from_parts(parts, body);
     } else {
         span.in_scope(|| {
             tracing::debug!(%status, elapsed_us = started.elapsed().as_micros(), "request done");
@@ -108,4 +113,40 @@ async fn observe(State(_state): State<AppState>, request: Request, next: Next) -
         response.headers_mut().insert(header, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The middleware answers a 5xx with the generic text and the request id, in the same
+    /// field order as every other string-detail body.
+    #[tokio::test]
+    async fn internal_error_body_names_the_request_id() {
+        let router = Router::new()
+            .route(
+                "/boom",
+                get(|| async { ApiError::Internal("disk on fire".to_owned()) }),
+            )
+            .layer(middleware::from_fn(observe));
+        let request = Request::builder()
+            .uri("/boom")
+            .header(REQUEST_ID_HEADER, "req-42")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "req-42");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"detail":"internal server error (request id `req-42`)","status":500}"#
+        );
+    }
 }

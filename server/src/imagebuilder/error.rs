@@ -57,10 +57,7 @@ pub enum IbError {
         url: String,
     },
     /// `sha256sums.sig` was made by a key that is not configured as trusted.
-    #[error(
-        "`{url}` was signed by key `{fingerprint}`, which is not a trusted key\n\nhint: add the \
-         upstream's public key (file name `{fingerprint}`) to the server's trusted keys"
-    )]
+    #[error("`{url}` was signed by key `{fingerprint}`, which is not a trusted key")]
     UnknownKey {
         /// The URL of the signature.
         url: String,
@@ -140,10 +137,7 @@ pub enum IbError {
     },
     /// The configured upstream is neither an `http(s)://` URL, a `file://` URL nor an absolute
     /// directory path.
-    #[error(
-        "upstream `{value}` is not usable: {reason}\n\nhint: use an `https://` URL such as \
-         `https://downloads.openwrt.org`, a `file://` URL or an absolute directory path"
-    )]
+    #[error("upstream `{value}` is not usable: {reason}")]
     InvalidUpstream {
         /// The configured value (truncated).
         value: String,
@@ -171,6 +165,25 @@ impl IbError {
             Self::Network { .. } | Self::Stalled { .. } => true,
             Self::Http { status, .. } => *status == 429 || (500..=599).contains(status),
             _ => false,
+        }
+    }
+
+    /// The operator's way out, printed after the error as `hint: ...` where it reaches them
+    /// (the CLI, the worker's log). `None` when the message says it all. Kept out of `Display`
+    /// because the message also becomes a failed build's `detail`, which routers show to their
+    /// users, and the advice is for whoever runs the server.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::UnknownKey { fingerprint, .. } => Some(format!(
+                "add the upstream's public key (file name `{fingerprint}`) to the server's \
+                 trusted keys"
+            )),
+            Self::InvalidUpstream { .. } => Some(
+                "use an `https://` URL such as `https://downloads.openwrt.org`, a `file://` URL \
+                 or an absolute directory path"
+                    .to_owned(),
+            ),
+            _ => None,
         }
     }
 

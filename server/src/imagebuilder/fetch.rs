@@ -374,8 +374,14 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "upstream `ftp://mirror` is not usable: scheme `ftp` is not supported, only `http`, \
-             `https` and `file`\n\nhint: use an `https://` URL such as \
-             `https://downloads.openwrt.org`, a `file://` URL or an absolute directory path"
+             `https` and `file`"
+        );
+        assert_eq!(
+            error.hint().as_deref(),
+            Some(
+                "use an `https://` URL such as `https://downloads.openwrt.org`, a `file://` URL \
+                 or an absolute directory path"
+            )
         );
         assert!(matches!(
             "mirror".parse::<Upstream>(),

@@ -204,6 +204,11 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
         .acquire(&ib_spec)
         .await
         .map_err(|error| {
+            // The build's `detail` goes to the router's user; the way out (a key to trust, an
+            // upstream to fix) is for the operator, so it goes to the log.
+            if let Some(hint) = error.hint() {
+                tracing::error!(error = %error, hint = %hint, "cannot set up the ImageBuilder");
+            }
             if error.is_retryable() {
                 Outcome::Retry(error.to_string())
             } else if matches!(error, IbError::NotFound { .. }) {

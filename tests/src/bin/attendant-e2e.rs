@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use argh::FromArgs;
 use attendant_e2e::catalog::Catalog;
+use attendant_e2e::mirror::MirrorError;
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
 
@@ -125,9 +126,25 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if let Some(hint) = hint(&error) {
+                eprintln!("\nhint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The way out of `error`: the mirror's own (a missing helper), else the server's (the demo
+/// runs `attendant-server`).
+fn hint(error: &anyhow::Error) -> Option<String> {
+    error
+        .chain()
+        .find_map(|cause| {
+            cause
+                .downcast_ref::<MirrorError>()
+                .and_then(MirrorError::hint)
+        })
+        .or_else(|| attendant_server::cli::hint(error))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -139,19 +139,26 @@ fn json(installs: &Installs, path: &str) -> serde_json::Value {
 pub(crate) fn check_runtime(installs: &Installs) {
     let repo = repo();
 
-    // The agent and the rpcd plugin; the plugin path the bridge falls back to is the one installed.
+    // The agent and the rpcd plugin. The multi-call binary acts as the plugin when started from
+    // a directory named `PLUGIN_DIRECTORY_NAME` (`ubus-bridge/src/multicall.rs`), so the
+    // installed plugin path (`wire::RPCD_PLUGIN_PATH`) must sit in a directory of that name.
     check_multicall(installs);
     executable(installs, "/usr/bin/attendant");
-    // The bridge names its path once, through proto's wire constant.
-    let mut bridge = Vec::new();
-    sources(&repo.join("ubus-bridge/src"), &mut bridge);
-    assert!(
-        bridge
-            .iter()
-            .any(|path| read(path).contains("wire::RPCD_PLUGIN_PATH")),
-        "ubus-bridge/src does not fall back to `attendant_proto::wire::RPCD_PLUGIN_PATH`"
+    executable(installs, wire::RPCD_PLUGIN_PATH);
+    let multicall = read(&repo.join("ubus-bridge/src/multicall.rs"));
+    let plugin_directory = quoted_after(&multicall, "PLUGIN_DIRECTORY_NAME: &str =");
+    let installed_directory = Path::new(wire::RPCD_PLUGIN_PATH)
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .map(str::to_owned);
+    assert_eq!(
+        plugin_directory.first(),
+        installed_directory.as_ref(),
+        "the bridge recognises its plugin personality by a directory other than the one \
+         `{}` is installed in",
+        wire::RPCD_PLUGIN_PATH
     );
-    executable(installs, attendant_proto::wire::RPCD_PLUGIN_PATH);
 
     // Every ubus object the LuCI views call is an installed plugin, and every method is granted
     // by an installed ACL.
