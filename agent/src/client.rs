@@ -56,12 +56,6 @@ pub const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
 /// Longest `detail`, `stdout` or `stderr` kept from an error body, in characters.
 pub const MAX_DETAIL_LEN: usize = 16 * 1024;
 
-/// Header that carries the ImageBuilder stage on build status responses.
-const HEADER_IMAGEBUILDER_STATUS: &str = "x-imagebuilder-status";
-
-/// Header that carries the queue position on build status responses.
-const HEADER_QUEUE_POSITION: &str = "x-queue-position";
-
 /// How the client connects; built from the configuration and the command line.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -333,7 +327,8 @@ impl Client {
         let response = self.retrying(&url, Retry::Api, || self.agent.head(&url).call())?;
         let reply = Reply {
             status: response.status().as_u16(),
-            queue_position: header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok()),
+            queue_position: header(&response, api::HEADER_QUEUE_POSITION)
+                .and_then(|v| v.parse().ok()),
             imagebuilder_status: stage_header(&response),
             body: Vec::new(),
         };
@@ -573,11 +568,13 @@ fn no_proxy_matches(list: &str, host: &str) -> bool {
 
 /// The build stage header; an empty one says nothing.
 fn stage_header(response: &Response<Body>) -> Option<ImagebuilderStatus> {
-    header(response, HEADER_IMAGEBUILDER_STATUS)
+    header(response, api::HEADER_IMAGEBUILDER_STATUS)
         .filter(|stage| !stage.is_empty())
         .map(|stage| ImagebuilderStatus::from_wire(&stage))
 }
 
+/// A response header as text; `name` in any case (header names are case-insensitive, and the
+/// `http` crate's lookup folds the case), so proto's wire spelling serves as it is.
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response
         .headers()
@@ -620,7 +617,7 @@ fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>
 
 fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, ClientError> {
     let status = response.status().as_u16();
-    let queue_position = header(&response, HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
+    let queue_position = header(&response, api::HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
     let imagebuilder_status = stage_header(&response);
     let ok = status == 200 || (build && status == 202);
     let body = read_limited(response, url, if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN })?;
