@@ -35,6 +35,7 @@
 pub mod artifacts;
 mod atomic;
 pub mod build;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod gc;

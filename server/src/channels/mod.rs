@@ -1,0 +1,7 @@
+//! Release channels: named, numbered, signed firmware streams for fleets of routers.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`model`] | the tree as data: channels, devices, builds, images |
+
+pub mod model;
