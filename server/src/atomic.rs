@@ -1,5 +1,6 @@
 //! Files written whole or not at all: the one writer of the server for files that must survive
-//! a crash intact (ImageBuilder cache markers, signing keys, image signatures).
+//! a crash intact (ImageBuilder cache markers, signing keys, image signatures, published channel
+//! metadata).
 //!
 //! [`write_atomic`] writes to a temporary file in the target's directory, flushes it to disk
 //! (`fsync`), and only then gives it the final name, so a reader (or the server after a power
@@ -43,6 +44,30 @@ pub(crate) fn write_atomic(
         let _ = fs::remove_file(&temporary);
     }
     written
+}
+
+/// Points the symbolic link `link` at `target` (a path relative to the link's directory), replacing
+/// any link already there in one `rename`: a reader follows either the old target or the new one.
+/// The directory is synced afterwards, so the switch survives a power cut.
+#[cfg(unix)]
+pub(crate) fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let temporary = temporary_path(link)?;
+    std::os::unix::fs::symlink(target, &temporary)?;
+    if let Err(error) = fs::rename(&temporary, link) {
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
+    }
+    sync_directory(link.parent().unwrap_or(Path::new(".")))
+}
+
+/// Flushes a directory's entries (new names, renames) to disk.
+pub(crate) fn sync_directory(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    fs::File::open(dir)?.sync_all()
 }
 
 /// `<dir>/.<name>.tmp-<nonce>`: in the target's directory, so the final rename stays on one file
@@ -113,6 +138,20 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replace_symlink_switches_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("a")).unwrap();
+        fs::create_dir(dir.path().join("b")).unwrap();
+        let link = dir.path().join("current");
+        replace_symlink(&link, Path::new("a")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("a"));
+        replace_symlink(&link, Path::new("b")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("b"));
+        assert_eq!(names(dir.path()), ["a", "b", "current"]);
     }
 
     #[test]

@@ -3,5 +3,8 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
+//! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 
 pub mod model;
+pub mod publish;
+mod wire;
