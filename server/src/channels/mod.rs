@@ -5,3 +5,4 @@
 //! | [`model`] | the tree as data: channels, devices, builds, images |
 
 pub mod model;
+pub mod store;
