@@ -4,7 +4,9 @@
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
+//! | [`store`] | persistence of the tree (both job stores), serial, locks, audit |
 
 pub mod model;
 pub mod publish;
+pub mod store;
 mod wire;

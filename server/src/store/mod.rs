@@ -36,6 +36,8 @@ use attendant_proto::api::{BuildRequest, ImagebuilderStatus, RequestHash};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::channels::store::ChannelStore;
+
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -123,6 +125,30 @@ pub enum StoreError {
         request_hash: String,
         /// The column.
         column: &'static str,
+    },
+    /// Another writer changed the channel since it was read; nothing was written. Reload and
+    /// run the operation again.
+    #[error("channel `{channel}` was changed by someone else meanwhile")]
+    ChannelConflict {
+        /// The channel.
+        channel: String,
+    },
+    /// A stored channel or device is not what this version of the server writes.
+    #[error("channel `{channel}`{} has an unreadable stored document", device.as_ref().map(|d| format!(" device `{d}`")).unwrap_or_default())]
+    ChannelCorrupt {
+        /// The channel.
+        channel: String,
+        /// The device, when its row is the unreadable one.
+        device: Option<String>,
+    },
+    /// A channel could not be encoded for storage.
+    #[error("cannot encode channel `{channel}`")]
+    ChannelEncode {
+        /// The channel.
+        channel: String,
+        /// serde's complaint.
+        #[source]
+        source: serde_json::Error,
     },
     /// A job's request could not be encoded for storage.
     #[error("cannot encode the request of job `{request_hash}`")]
@@ -385,6 +411,9 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The channel tree in the same database.
+    fn channels(&self) -> &dyn ChannelStore;
 }
 
 /// The result of a fenced update that touched `rows` rows: exactly one, or the lease is lost.
