@@ -127,6 +127,7 @@ fn build(out: &Path, key: &SecretKey, device: &str, number: u64, phased: u8) -> 
         phased_percentage: phased,
         images: vec![image],
         created_at: 0,
+        embeds_stamp: false,
     }
 }
 
@@ -150,8 +151,9 @@ const X86: &str = "x86/64/generic";
 
 fn device(builds: Vec<Build>) -> Device {
     Device {
-        redirect: None,
+        last_build: builds.last().map_or(0, |build| build.number),
         builds,
+        ..Device::default()
     }
 }
 
@@ -402,7 +404,7 @@ fn aliases_redirects_and_per_device_redirects() {
             X86.to_owned(),
             Device {
                 redirect: Some("stable".to_owned()),
-                builds: Vec::new(),
+                ..Device::default()
             },
         )]),
     );

@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
-use crate::channels::model::{BuildState, Channel, Device, ImageFile};
+use crate::channels::model::{BuildState, Channel, Device, DeviceId, ImageFile};
 use crate::channels::wire::{
     self, ChannelEntry, ChannelsDoc, DeviceEntry, Freshness, IndexDoc, IndexFile, IndexGlobal,
     IndexImage, IndexRecipe,
@@ -465,12 +465,7 @@ fn render_images(
             kind: "full".to_owned(),
             version: build.number,
             description: build.description.clone(),
-            version_detail: build
-                .version_detail
-                .iter()
-                .map(|(key, value)| format!("{key}={value}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            version_detail: build.version_detail_text(),
             minversion: build.minversion,
             phased_percentage: (Some(build.number) == latest && build.phased_percentage < 100)
                 .then_some(build.phased_percentage),
@@ -557,24 +552,18 @@ fn check_names(tree: &[Channel]) -> Result<(), PublishError> {
             return Err(reject("its first part names a file of the published tree"));
         }
         for device in channel.devices.keys() {
-            check_path(device).map_err(|rule| PublishError::Name {
+            device.parse::<DeviceId>().map_err(|_| PublishError::Name {
                 what: "device",
                 name: device.clone(),
-                rule,
+                rule: "is not `target/subtarget/profile` of plain names",
             })?;
-            if device.split('/').count() != 3 {
-                return Err(PublishError::Name {
-                    what: "device",
-                    name: device.clone(),
-                    rule: "is not `target/subtarget/profile`",
-                });
-            }
         }
     }
     Ok(())
 }
 
-/// A `/`-separated relative path of plain names: `[a-z0-9._,-]` parts, none empty or a dot name.
+/// A channel name as a `/`-separated relative path: `[a-z0-9._,-]` parts, none empty or a dot
+/// name.
 fn check_path(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 255 {
         return Err("must be 1 to 255 characters long");
