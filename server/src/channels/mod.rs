@@ -3,6 +3,9 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
+//! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
+//! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 
 pub mod model;
+pub mod ops;
 pub mod store;
