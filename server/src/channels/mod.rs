@@ -3,10 +3,12 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
+//! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
+//! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
-//! | [`store`] | persistence of the tree (both job stores), serial, locks, audit |
 
 pub mod model;
+pub mod ops;
 pub mod publish;
 pub mod store;
 mod wire;
