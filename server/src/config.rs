@@ -354,6 +354,8 @@ pub struct Config {
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
+    /// Release channels: publication, importer, mirror push (`[channels]`).
+    pub channels: ChannelsConfig,
 }
 
 impl Default for Config {
@@ -392,6 +394,7 @@ impl Default for Config {
             repository_allow_list: Vec::new(),
             branches: default_branches(),
             limits: Limits::default(),
+            channels: ChannelsConfig::default(),
         }
     }
 }
@@ -463,6 +466,14 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("work"))
     }
 
+    /// The published channel tree (`/channels/` on the wire).
+    pub fn channels_path(&self) -> PathBuf {
+        self.channels
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("channels"))
+    }
+
     /// Where the upstream lives: `http(s)://` URLs are mirrors, anything else a directory
     /// (`file://` prefix optional).
     pub fn upstream(&self) -> UpstreamLocation {
@@ -500,6 +511,7 @@ impl Config {
                 rule: "must name a mirror URL or a directory".to_owned(),
             });
         }
+        self.channels.check()?;
         for (name, branch) in &self.branches {
             if branch.path != "snapshots" && !branch.path.contains("{version}") {
                 return Err(ConfigError::Rule {
@@ -513,6 +525,220 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Release channels (`[channels]`): where the signed tree is published, how long it stays valid,
+/// what `serve` does on its own, and the automatic channels' inputs. `docs/channels.md` is the
+/// operator's guide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ChannelsConfig {
+    /// The published tree, served at `/channels/` (default `<data_dir>/channels`).
+    pub dir: Option<PathBuf>,
+    /// How long published metadata stays valid (`expires` of every file).
+    #[serde(with = "humantime_serde")]
+    pub expires: Duration,
+    /// Metadata expiring within this is signed afresh (`serve` re-publishes in time).
+    #[serde(with = "humantime_serde")]
+    pub refresh_margin: Duration,
+    /// How often `serve` settles finished channel builds and publishes changes (0: never).
+    #[serde(with = "humantime_serde")]
+    pub publish_interval: Duration,
+    /// Age after which metadata no published tree references is removed.
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
+    /// `serve` warns when the signing key's delegation ends within this.
+    #[serde(with = "humantime_serde")]
+    pub delegation_warning: Duration,
+    /// How often `serve` runs the importer for the automatic channels (0: never; `channel
+    /// import` runs it by hand).
+    #[serde(with = "humantime_serde")]
+    pub import_interval: Duration,
+    /// Time limit of one importer input's network requests.
+    #[serde(with = "humantime_serde")]
+    pub import_timeout: Duration,
+    /// Largest prebuilt image an importer input downloads, in bytes.
+    pub import_max_bytes: u64,
+    /// Commands run after each publication, e.g. to push the tree to mirrors.
+    pub mirror_push: Vec<MirrorPush>,
+    /// The automatic channels and their inputs, in order (`[[channels.auto]]`).
+    pub auto: Vec<AutoChannel>,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            expires: Duration::from_secs(7 * 86_400),
+            refresh_margin: Duration::from_secs(2 * 86_400),
+            publish_interval: Duration::from_secs(30),
+            orphan_grace: Duration::from_secs(86_400),
+            delegation_warning: Duration::from_secs(30 * 86_400),
+            import_interval: Duration::ZERO,
+            import_timeout: Duration::from_secs(60),
+            import_max_bytes: 1 << 30,
+            mirror_push: Vec::new(),
+            auto: Vec::new(),
+        }
+    }
+}
+
+impl ChannelsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.refresh_margin >= self.expires {
+            return Err(ConfigError::Rule {
+                key: "channels.refresh_margin",
+                rule: "must be shorter than `channels.expires`, or every publication would re-sign everything".to_owned(),
+            });
+        }
+        for push in &self.mirror_push {
+            if push.argv.first().is_none_or(String::is_empty) {
+                return Err(ConfigError::Rule {
+                    key: "channels.mirror_push",
+                    rule: "has an entry whose `argv` names no program".to_owned(),
+                });
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for auto in &self.auto {
+            if !seen.insert(auto.channel.as_str()) {
+                return Err(ConfigError::Rule {
+                    key: "channels.auto",
+                    rule: format!("lists channel `{}` twice", auto.channel),
+                });
+            }
+            let version = auto
+                .inputs
+                .iter()
+                .any(|input| matches!(input.generator, Generator::Version));
+            if !version {
+                return Err(ConfigError::Rule {
+                    key: "channels.auto",
+                    rule: format!(
+                        "channel `{}` has no `version` input; every channel image carries /etc/attendant/channel.json",
+                        auto.channel
+                    ),
+                });
+            }
+            let mut names = std::collections::BTreeSet::new();
+            for input in &auto.inputs {
+                if input.name.is_empty() || !names.insert(input.name.as_str()) {
+                    return Err(ConfigError::Rule {
+                        key: "channels.auto",
+                        rule: format!(
+                            "channel `{}` has an input without a name or two inputs named `{}`",
+                            auto.channel, input.name
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A command run after each publication (`[[channels.mirror_push]]`): a program and its
+/// arguments, started directly, never through a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MirrorPush {
+    /// The program and its arguments, e.g. `["rsync", "-a", "--delay-updates", "/srv/channels/", "mirror:/srv/channels/"]`.
+    pub argv: Vec<String>,
+    /// Killed after this long.
+    #[serde(default = "default_push_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_push_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// An automatic channel (`[[channels.auto]]`): the importer builds a new build for each of its
+/// devices whenever one of its inputs changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AutoChannel {
+    /// The channel (it must exist and be of kind `auto`).
+    pub channel: String,
+    /// The inputs in order (`[[channels.auto.inputs]]`).
+    pub inputs: Vec<ImportInput>,
+}
+
+/// One input of an automatic channel. (No `deny_unknown_fields` here: serde cannot combine it
+/// with `flatten`; the generator's own fields deny unknown ones.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ImportInput {
+    /// The input's name; `name,DEVICE` applies it to that device only and takes the place of an
+    /// input `name` for it.
+    pub name: String,
+    /// The generator and its arguments.
+    #[serde(flatten)]
+    pub generator: Generator,
+}
+
+/// The generators of the importer (`generator = "..."`); `docs/channels.md` describes each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "generator", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Generator {
+    /// The newest release of an OpenWrt branch on the upstream mirror.
+    Upstream {
+        /// `stable`, `oldstable`, `SNAPSHOT`, or a branch such as `24.10`.
+        track: String,
+    },
+    /// What the channel adds to the stock image.
+    Recipe {
+        /// Packages added.
+        #[serde(default)]
+        add: Vec<String>,
+        /// Packages removed.
+        #[serde(default)]
+        remove: Vec<String>,
+        /// A uci-defaults script file embedded in the image.
+        #[serde(default)]
+        defaults: Option<PathBuf>,
+        /// Root filesystem size in MB.
+        #[serde(default)]
+        rootfs_size_mb: Option<u32>,
+    },
+    /// A prebuilt image downloaded from a URL.
+    Http {
+        /// The image.
+        url: String,
+        /// A URL whose one-line body names the image's current version (checked before
+        /// downloading anything).
+        #[serde(default)]
+        monitor: Option<String>,
+        /// The image's expected SHA-256.
+        #[serde(default)]
+        sha256: Option<String>,
+        /// `sysupgrade`, `factory`, ... (default `sysupgrade`).
+        #[serde(default)]
+        image_type: Option<String>,
+        /// `squashfs`, `ext4`, ... (default `squashfs`).
+        #[serde(default)]
+        filesystem: Option<String>,
+    },
+    /// The latest build of another channel of this server (promotion).
+    Channel {
+        /// The source channel.
+        channel: String,
+    },
+    /// The latest build of a channel of another Attendant server, its signatures checked.
+    RemoteChannel {
+        /// The other server's base URL, e.g. `https://upgrade.example.org`.
+        url: String,
+        /// The channel there.
+        channel: String,
+        /// The usign public key files of the roots trusted for that server's channel metadata.
+        trusted_keys: Vec<PathBuf>,
+    },
+    /// The embedded `/etc/attendant/channel.json`; required.
+    Version,
 }
 
 /// Top-level keys that `ATTENDANT_*` variables may set (tables like `branches` only via the file).
@@ -846,6 +1072,75 @@ mod tests {
             let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
             assert!(chain.contains(rule), "{value}: {chain}");
         }
+    }
+
+    #[test]
+    fn channel_settings_have_defaults_and_auto_channels_parse() {
+        let config = Config::from_sources("", Path::new(""), []).unwrap();
+        assert_eq!(config.channels_path(), PathBuf::from("./data/channels"));
+        assert_eq!(config.channels.expires, Duration::from_secs(7 * 86_400));
+        let file = r#"
+[channels]
+dir = "/srv/channels"
+import_interval = "1h"
+
+[[channels.mirror_push]]
+argv = ["rsync", "-a", "/srv/channels/", "mirror:/srv/channels/"]
+timeout = "2m"
+
+[[channels.auto]]
+channel = "stable"
+
+[[channels.auto.inputs]]
+name = "openwrt"
+generator = "upstream"
+track = "stable"
+
+[[channels.auto.inputs]]
+name = "image,x86/64/generic"
+generator = "http"
+url = "https://example.org/x86.img.gz"
+monitor = "https://example.org/x86.version"
+
+[[channels.auto.inputs]]
+name = "version"
+generator = "version"
+"#;
+        let config = Config::from_sources(file, Path::new(""), []).unwrap();
+        assert_eq!(config.channels_path(), PathBuf::from("/srv/channels"));
+        assert_eq!(
+            config.channels.mirror_push[0].timeout,
+            Duration::from_secs(120)
+        );
+        let auto = &config.channels.auto[0];
+        assert_eq!(auto.channel, "stable");
+        assert_eq!(
+            auto.inputs[0].generator,
+            Generator::Upstream {
+                track: "stable".to_owned()
+            }
+        );
+        assert!(matches!(auto.inputs[1].generator, Generator::Http { .. }));
+    }
+
+    #[test]
+    fn rejects_an_auto_channel_without_version_input() {
+        let file = "[[channels.auto]]\nchannel = \"stable\"\n[[channels.auto.inputs]]\nname = \"openwrt\"\ngenerator = \"upstream\"\ntrack = \"stable\"\n";
+        let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `channels.auto` channel `stable` has no `version` input; every channel image carries /etc/attendant/channel.json"
+        );
+        let file = "[[channels.auto]]\nchannel = \"stable\"\n[[channels.auto.inputs]]\nname = \"openwrt\"\ngenerator = \"upstream\"\ntrack = \"stable\"\nbranch = \"x\"\n";
+        let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(chain.contains("unknown field `branch`"), "{chain}");
+        let file = "[channels]\nexpires = \"1d\"\nrefresh_margin = \"2d\"\n";
+        let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
+        assert!(
+            error.to_string().contains("must be shorter than"),
+            "{error}"
+        );
     }
 
     #[test]

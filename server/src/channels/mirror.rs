@@ -86,11 +86,8 @@ mod tests {
     use super::*;
 
     fn command(argv: &[&str], timeout: Duration) -> MirrorPush {
-        let mut push: MirrorPush = toml::from_str(&format!(
-            "argv = {}",
-            serde_json::to_string(argv).unwrap()
-        ))
-        .unwrap();
+        let mut push: MirrorPush =
+            toml::from_str(&format!("argv = {}", serde_json::to_string(argv).unwrap())).unwrap();
         push.timeout = timeout;
         push
     }
@@ -118,7 +115,11 @@ mod tests {
             42,
         )
         .await;
-        assert!(dir.path().join("$ATTENDANT_CHANNELS_SERIAL; touch x").exists());
+        assert!(
+            dir.path()
+                .join("$ATTENDANT_CHANNELS_SERIAL; touch x")
+                .exists()
+        );
         assert!(!dir.path().join("x").exists());
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "42\n");
         assert_eq!(outcomes[0].failure, None);

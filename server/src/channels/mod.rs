@@ -6,7 +6,9 @@
 //! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
+//! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
 
+pub mod mirror;
 pub mod model;
 pub mod ops;
 pub mod publish;

@@ -37,7 +37,42 @@ async fn store_file(
         .artifacts
         .resolve(&path)
         .ok_or(ApiError::FileNotFound)?;
-    let mut file = tokio::fs::File::open(&full)
+    send_file(&full, &headers, &FileHeaders::download()).await
+}
+
+/// The headers of a served file besides the range and length ones.
+#[derive(Debug, Clone)]
+pub(crate) struct FileHeaders {
+    /// `Content-Type`.
+    pub(crate) content_type: &'static str,
+    /// `Content-Disposition: attachment` with the file name.
+    pub(crate) attachment: bool,
+    /// `Cache-Control`, if any.
+    pub(crate) cache_control: Option<&'static str>,
+    /// `ETag` and `Last-Modified` from the file's metadata, and `304` for a matching
+    /// `If-None-Match`.
+    pub(crate) validators: bool,
+}
+
+impl FileHeaders {
+    /// `/store/`'s: ASU's download headers.
+    fn download() -> Self {
+        Self {
+            content_type: "application/octet-stream",
+            attachment: true,
+            cache_control: None,
+            validators: false,
+        }
+    }
+}
+
+/// Answers with the regular file `full` (404 for anything else), honouring one byte range.
+pub(crate) async fn send_file(
+    full: &std::path::Path,
+    headers: &HeaderMap,
+    options: &FileHeaders,
+) -> Result<Response, ApiError> {
+    let mut file = tokio::fs::File::open(full)
         .await
         .map_err(|_| ApiError::FileNotFound)?;
     let metadata = file.metadata().await.map_err(|_| ApiError::FileNotFound)?;
@@ -45,22 +80,53 @@ async fn store_file(
         return Err(ApiError::FileNotFound);
     }
     let length = metadata.len();
-    let name = full
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("download");
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(options.content_type),
     );
     response_headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        response_headers.insert(header::CONTENT_DISPOSITION, disposition);
+    if options.attachment {
+        let name = full
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("download");
+        if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        {
+            response_headers.insert(header::CONTENT_DISPOSITION, disposition);
+        }
+    }
+    if let Some(cache_control) = options.cache_control {
+        response_headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+    }
+    if options.validators
+        && let Ok(modified) = metadata.modified()
+    {
+        let etag = entity_tag(length, modified);
+        let matches = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .split(',')
+                    .any(|tag| tag.trim() == etag || tag.trim() == "*")
+            });
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            response_headers.insert(header::ETAG, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&http_date(modified)) {
+            response_headers.insert(header::LAST_MODIFIED, value);
+        }
+        if matches {
+            return Ok((StatusCode::NOT_MODIFIED, response_headers, Body::empty()).into_response());
+        }
     }
     let range = headers
         .get(header::RANGE)
@@ -100,6 +166,25 @@ async fn store_file(
     }
     let body = Body::from_stream(ReaderStream::new(file.take(count)));
     Ok((status, response_headers, body).into_response())
+}
+
+/// A strong validator from the file's size and modification time: every published file is
+/// written whole under a new name or replaced by a rename, so both change with the content.
+fn entity_tag(length: u64, modified: std::time::SystemTime) -> String {
+    let nanos = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("\"{length:x}-{nanos:x}\"")
+}
+
+/// An HTTP date (RFC 9110 `IMF-fixdate`): `Sun, 06 Dec 2026 11:45:00 GMT`.
+fn http_date(at: std::time::SystemTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::from(at)
+        .format(FORMAT)
+        .unwrap_or_default()
 }
 
 async fn public_key(
@@ -177,6 +262,12 @@ fn parse_range(value: &str, length: u64) -> RangeRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_557_500);
+        assert_eq!(http_date(at), "Sun, 06 Dec 2026 11:45:00 GMT");
+    }
 
     #[test]
     fn parses_single_byte_ranges() {

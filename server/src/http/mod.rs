@@ -5,12 +5,14 @@
 //! | `build` | `POST /api/v1/build`, `GET/HEAD /api/v1/build/{request_hash}` |
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
+//! | `channels` | `/channels/{path}`: the published channel tree |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
 mod build;
+mod channels;
 mod error;
 mod files;
 mod json;
@@ -40,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(build::routes())
         .merge(json::routes())
         .merge(files::routes())
+        .merge(channels::routes())
         .merge(stats::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(observe))
