@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::Artifacts;
+use crate::channels::schedule::Publisher;
 use crate::config::{Config, UpstreamLocation};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
@@ -105,6 +106,13 @@ impl Service {
         let worker_task =
             tokio::spawn(run_workers(self.workers.clone(), workers, shutdown.clone()));
         let gc_task = tokio::spawn(collector_loop(self.state.clone(), shutdown.clone()));
+        // Channel metadata is signed with the image signing key; without one nothing is
+        // published (the tree would be useless to routers that check signatures).
+        let channels_task = self.workers.signing_key.clone().map(|key| {
+            let publisher =
+                Publisher::new(self.state.store.clone(), self.state.config.clone(), key);
+            tokio::spawn(publisher.run(shutdown.clone()))
+        });
         let graceful = shutdown.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             graceful.cancelled().await;
@@ -118,6 +126,9 @@ impl Service {
             }
         };
         gc_task.abort();
+        if let Some(task) = channels_task {
+            task.abort();
+        }
         // The workers drain within the same deadline on their own.
         let _ = worker_task.await;
         served

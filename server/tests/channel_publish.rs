@@ -675,3 +675,226 @@ fn a_publisher_killed_at_any_moment_leaves_a_consistent_tree() {
         "the publisher got some work done ({published} publications)"
     );
 }
+
+/// Applies an operation to the stored tree and commits it, as the CLI does.
+async fn apply(
+    store: &dyn attendant_server::store::Store,
+    operation: impl FnOnce(
+        &attendant_server::channels::ops::Tree,
+    ) -> Result<
+        attendant_server::channels::ops::Change,
+        attendant_server::channels::ops::OpError,
+    >,
+) {
+    use attendant_server::channels::store::{AuditEntry, TreeChange};
+    let snapshot = store.channels().snapshot().await.unwrap();
+    let change = operation(&snapshot.channels).unwrap();
+    let audit = AuditEntry {
+        at_ms: 0,
+        actor: "test".to_owned(),
+        operation: change.operation.to_owned(),
+        target: change.target.clone(),
+        before: String::new(),
+        after: String::new(),
+    };
+    store
+        .channels()
+        .commit(
+            &TreeChange::from_snapshot(&snapshot, &change.touched),
+            &audit,
+        )
+        .await
+        .unwrap();
+}
+
+async fn wait_for_serial(client: &reqwest::Client, base: &str, above: u64) -> (Value, Vec<u8>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = client
+            .get(format!("{base}/channels/channels.json"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            let bytes = response.bytes().await.unwrap().to_vec();
+            let doc: Value = serde_json::from_slice(&bytes).unwrap();
+            if doc["global"]["serial"].as_u64().unwrap() > above {
+                return (doc, bytes);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not publish past serial {above}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_publishes_changes_and_serves_the_tree() {
+    use attendant_server::channels::model::DeviceId;
+    use attendant_server::channels::ops::{self, CreateOptions, NewBuild};
+
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = attendant_server::config::Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().join("data");
+    config.upstream_url = dir.path().join("no-upstream").display().to_string();
+    config.workers = 0;
+    config.signing_key = Some(fixture.public.with_extension(""));
+    config.channels.publish_interval = Duration::from_millis(100);
+    let tree_dir = config.channels_path();
+    std::fs::create_dir_all(&tree_dir).unwrap();
+    let running = attendant_server::service::spawn(config).await.unwrap();
+    let store = running.service.state.store.clone();
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+
+    let first = build(&tree_dir, &fixture.key, C7, 1, 100);
+    apply(&*store, |tree| {
+        ops::create(tree, "stable", &CreateOptions::default())
+    })
+    .await;
+    apply(&*store, |tree| {
+        ops::device_add(tree, "stable", &C7.parse::<DeviceId>().unwrap())
+    })
+    .await;
+    apply(&*store, |tree| {
+        ops::add_build(
+            tree,
+            "stable",
+            C7,
+            NewBuild {
+                source: first.source.clone(),
+                state: BuildState::Ready,
+                openwrt_version: first.openwrt_version.clone(),
+                version_code: first.version_code.clone(),
+                recipe: first.recipe.clone(),
+                description: first.description.clone(),
+                version_detail: first.version_detail.clone(),
+                minversion: None,
+                images: first.images.clone(),
+                embeds_stamp: false,
+            },
+            NOW,
+        )
+    })
+    .await;
+
+    // The entry point over HTTP, its signature checked with signify on the bytes served.
+    let (channels, bytes) = loop {
+        let (doc, bytes) = wait_for_serial(&client, &base, 0).await;
+        if doc["channels"]["stable"]["devices"][C7].is_object() {
+            break (doc, bytes);
+        }
+    };
+    let signature = client
+        .get(format!("{base}/channels/channels.json.sig"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signature.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let downloaded = dir.path().join("downloaded.json");
+    std::fs::write(&downloaded, &bytes).unwrap();
+    std::fs::write(
+        dir.path().join("downloaded.json.sig"),
+        signature.bytes().await.unwrap(),
+    )
+    .unwrap();
+    signify_verify(&fixture.public, &downloaded);
+
+    // Validators and caching.
+    let response = client
+        .get(format!("{base}/channels/channels.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("last-modified"));
+    let etag = response.headers()["etag"].clone();
+    let not_modified = client
+        .get(format!("{base}/channels/channels.json"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+
+    // The index and a pool file: immutable, HEAD and Range as on /store/.
+    let index_url = channels["channels"]["stable"]["devices"][C7]["index"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let index: Value = serde_json::from_slice(
+        &client
+            .get(format!("{base}{index_url}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let file_url = index["images"][0]["files"][0]["path"].as_str().unwrap();
+    let head = client
+        .head(format!("{base}{file_url}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        index["images"][0]["files"][0]["size"].to_string()
+    );
+    let range = client
+        .get(format!("{base}{file_url}"))
+        .header("range", "bytes=0-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.bytes().await.unwrap().as_ref(), b"image");
+    for bad in [
+        "/channels/../data/attendant.sqlite",
+        "/channels/meta",
+        "/channels/pool/%2e%2e/x",
+    ] {
+        let response = client.get(format!("{base}{bad}")).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{bad}");
+    }
+
+    // A change in the store is published within a round or two, with a higher serial.
+    let serial = channels["global"]["serial"].as_u64().unwrap();
+    apply(&*store, |tree| ops::phase(tree, "stable", C7, 1, 0)).await;
+    let (_, _) = wait_for_serial(&client, &base, serial).await;
+    let channels: Value =
+        serde_json::from_slice(&std::fs::read(tree_dir.join("channels.json")).unwrap()).unwrap();
+    let url = channels["channels"]["stable"]["devices"][C7]["index"]
+        .as_str()
+        .unwrap();
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(tree_dir.join(url.strip_prefix("/channels/").unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["images"][0]["phased-percentage"], 0);
+
+    // Nothing changed: no new publication.
+    let serial = channels["global"]["serial"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now: Value =
+        serde_json::from_slice(&std::fs::read(tree_dir.join("channels.json")).unwrap()).unwrap();
+    assert_eq!(now["global"]["serial"], serial);
+
+    running.shutdown.cancel();
+    running.task.await.unwrap().unwrap();
+}

@@ -7,10 +7,12 @@
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
+//! | [`schedule`] | what `serve` does on its own: publish changes, re-sign before expiry, reap |
 
 pub mod mirror;
 pub mod model;
 pub mod ops;
 pub mod publish;
+pub mod schedule;
 pub mod store;
 mod wire;

@@ -1,0 +1,232 @@
+//! What `serve` does for channels on its own, every `channels.publish_interval`: publish what
+//! changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
+//! no reader needs any more.
+//!
+//! One publisher at a time across processes and hosts: each round takes the database lock
+//! [`PUBLISH_LOCK`] (a lease, so a publisher that dies loses it) and does nothing when another
+//! holds it. A round publishes when a channel or device changed since this process last
+//! published (the store's revisions say which), when nothing is published yet, or when the
+//! published tree expires within `channels.refresh_margin`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use attendant_proto::usign::SecretKey;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::mirror;
+use crate::channels::publish::{
+    Changed, PublishError, PublishOptions, PublishReport, publish, published_expiry, reap,
+};
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// The database lock held while publishing.
+pub const PUBLISH_LOCK: &str = "channels-publish";
+
+/// How long the publish lock lasts without renewal; longer than any publication takes.
+const LOCK_TTL: Duration = Duration::from_secs(600);
+
+/// Why a round failed; the published tree is unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The channel store failed.
+    #[error("the channel store failed")]
+    Store(#[from] StoreError),
+    /// Publication failed.
+    #[error("publication failed")]
+    Publish(#[from] PublishError),
+    /// The publishing thread panicked.
+    #[error("the publishing thread stopped unexpectedly")]
+    Thread,
+}
+
+/// The channel side of `serve`.
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    signer: Arc<SecretKey>,
+    holder: String,
+    published: Option<Revisions>,
+    last_reap: Option<Instant>,
+}
+
+/// The store's revisions of the tree that was last published from this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Revisions {
+    channels: BTreeMap<String, u64>,
+    devices: BTreeMap<(String, String), u64>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A publisher signing with `signer` (the lock holder name is unique per process).
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, signer: Arc<SecretKey>) -> Self {
+        Self {
+            store,
+            config,
+            signer,
+            holder: format!(
+                "publish-{}-{}",
+                std::process::id(),
+                crate::artifacts::nonce()
+            ),
+            published: None,
+            last_reap: None,
+        }
+    }
+
+    /// Runs rounds every `channels.publish_interval` until `shutdown`; errors are logged.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let interval = self.config.channels.publish_interval;
+        if interval.is_zero() {
+            return;
+        }
+        loop {
+            match self.round(SystemTime::now()).await {
+                Ok(Some(report)) => tracing::info!(
+                    serial = report.serial,
+                    written = report.written.len(),
+                    kept = report.kept,
+                    "channels published"
+                ),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "channel publication failed")
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// One round: publishes if needed (see the module docs); `None` when there was nothing to
+    /// do or another process holds the lock.
+    pub async fn round(&mut self, now: SystemTime) -> Result<Option<PublishReport>, ScheduleError> {
+        let now_ms = unix_millis(now);
+        let store = self.store.clone();
+        let ttl = i64::try_from(LOCK_TTL.as_millis()).unwrap_or(i64::MAX);
+        if !store
+            .channels()
+            .try_lock(PUBLISH_LOCK, &self.holder, ttl, now_ms)
+            .await?
+        {
+            return Ok(None);
+        }
+        let result = self.round_locked(now).await;
+        if let Err(error) = store.channels().unlock(PUBLISH_LOCK, &self.holder).await {
+            tracing::warn!(%error, "cannot release the publish lock; it expires on its own");
+        }
+        result
+    }
+
+    async fn round_locked(
+        &mut self,
+        now: SystemTime,
+    ) -> Result<Option<PublishReport>, ScheduleError> {
+        let settings = &self.config.channels;
+        let out = self.config.channels_path();
+        let snapshot = self.store.channels().snapshot().await?;
+        let revisions = Revisions {
+            channels: snapshot.revisions.clone(),
+            devices: snapshot.device_revisions.clone(),
+        };
+        let now_seconds = unix_millis(now) / 1000;
+        let expiry = {
+            let out = out.clone();
+            tokio::task::spawn_blocking(move || published_expiry(&out))
+                .await
+                .map_err(|_| ScheduleError::Thread)??
+        };
+        let margin = i64::try_from(settings.refresh_margin.as_secs()).unwrap_or(i64::MAX);
+        let expiring = expiry.is_none_or(|(_, expires)| expires - now_seconds <= margin);
+        let changed = match &self.published {
+            _ if expiring => Changed::Unknown,
+            None => Changed::Unknown,
+            Some(published) if *published == revisions => {
+                self.reap_if_due(now).await;
+                return Ok(None);
+            }
+            Some(published) => Changed::Devices(
+                revisions
+                    .devices
+                    .iter()
+                    .filter(|(key, revision)| published.devices.get(*key) != Some(revision))
+                    .map(|(key, _)| key.clone())
+                    .collect::<BTreeSet<_>>(),
+            ),
+        };
+        let serial = self.store.channels().next_serial().await?;
+        let options = PublishOptions::new(
+            serial,
+            now_seconds,
+            settings.expires,
+            settings.refresh_margin,
+        );
+        let tree: Vec<_> = snapshot.channels.into_values().collect();
+        let signer = self.signer.clone();
+        let target = out.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            publish(&tree, &changed, &target, &*signer, &options)
+        })
+        .await
+        .map_err(|_| ScheduleError::Thread)??;
+        self.published = Some(revisions);
+        mirror::push(&settings.mirror_push, &out, report.serial).await;
+        for warning in &report.warnings {
+            tracing::warn!(%warning, "channel entry left out of the publication");
+        }
+        self.reap_if_due(now).await;
+        Ok(Some(report))
+    }
+
+    /// Reaps at most every quarter of the grace period (at least a minute apart).
+    async fn reap_if_due(&mut self, now: SystemTime) {
+        let grace = self.config.channels.orphan_grace;
+        let every = (grace / 4).max(Duration::from_secs(60));
+        if self.last_reap.is_some_and(|last| last.elapsed() < every) {
+            return;
+        }
+        self.last_reap = Some(Instant::now());
+        let out = self.config.channels_path();
+        match tokio::task::spawn_blocking(move || reap(&out, grace, now)).await {
+            Ok(Ok(report)) if !report.removed.is_empty() => {
+                tracing::info!(removed = report.removed.len(), "channel metadata reaped");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error_chain(&error), "channel reaping failed")
+            }
+            Err(_) => tracing::warn!("channel reaping stopped unexpectedly"),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn unix_millis(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
