@@ -4,8 +4,10 @@
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
 //! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
+//! | [`pool`] | the content-addressed image pool: copy in, hash, sign; reap unreferenced files |
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 
 pub mod model;
 pub mod ops;
+pub mod pool;
 pub mod store;
