@@ -51,6 +51,12 @@
 //! A file is at most [`MAX_FILE_LEN`] bytes, as `ucert` reads it (a 4 KiB buffer less one), which
 //! also bounds the number of elements; a signature file inside is limited by
 //! [`usign::MAX_FILE_LEN`](crate::usign::MAX_FILE_LEN).
+//!
+//! # Why one file
+//!
+//! About 1,000 lines before the tests (in `ucert/tests.rs`), a third of them the documented error
+//! variants. The blob reader and writer serve only this format, and parsing, issuing and
+//! verifying share the element types and the error, so they stay together.
 
 use std::collections::BTreeSet;
 use std::fmt;
