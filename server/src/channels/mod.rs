@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
 //! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
+//! | [`pool`] | the content-addressed image pool: copy in, hash, sign; reap unreferenced files |
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
@@ -12,7 +13,7 @@
 pub mod mirror;
 pub mod model;
 pub mod ops;
+pub mod pool;
 pub mod publish;
 pub mod schedule;
 pub mod store;
-mod wire;

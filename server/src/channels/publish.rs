@@ -40,12 +40,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
-use crate::channels::model::{BuildState, Channel, Device, DeviceId, ImageFile};
-use crate::channels::wire::{
-    self, ChannelEntry, ChannelsDoc, DeviceEntry, Freshness, IndexDoc, IndexFile, IndexGlobal,
-    IndexImage, IndexRecipe,
+use attendant_proto::channel::{
+    self as wire, ChannelEntry, ChannelFormatError, ChannelsDoc, DeviceEntry, Freshness, ImageType,
+    IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, VersionDetail, field,
 };
+
+use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
+use crate::channels::model::{BuildState, Channel, Device, ImageFile};
+use crate::channels::pool::Pool;
 
 /// The URL path the tree is served under.
 pub const URL_ROOT: &str = "/channels";
@@ -68,6 +70,12 @@ const RESERVED: &[&str] = &[
     POOL,
     "keys",
 ];
+/// Largest metadata file read back (the larger of the two formats' limits).
+const MAX_METADATA_LEN: usize = if wire::MAX_CHANNELS_LEN > wire::MAX_INDEX_LEN {
+    wire::MAX_CHANNELS_LEN
+} else {
+    wire::MAX_INDEX_LEN
+};
 /// In `meta/<serial>/`: the serial that was current before this one (for [`reap`]).
 const PREVIOUS: &str = ".previous";
 
@@ -190,7 +198,7 @@ pub enum PublishError {
         path: PathBuf,
         /// The parser's complaint.
         #[source]
-        source: serde_json::Error,
+        source: ChannelFormatError,
     },
     /// A newer publication is already current.
     #[error("publication {serial} is not newer than the current one ({current})")]
@@ -241,6 +249,8 @@ pub fn publish<S: MetadataSign>(
         expires: fresh_until,
         ..PublishReport::default()
     };
+    // Anything expiring before this is written afresh.
+    let refresh_after = add_seconds(options.now, options.refresh_margin);
     let mut writer = Writer {
         out,
         signer,
@@ -268,7 +278,8 @@ pub fn publish<S: MetadataSign>(
                 });
             let index = match (changed, existing, &current) {
                 (Changed::Devices(set), Some(existing), Some(current))
-                    if !set.contains(&(channel.name.clone(), device_name.clone())) =>
+                    if !set.contains(&(channel.name.clone(), device_name.clone()))
+                        && current.global.expires > refresh_after =>
                 {
                     report.expires = report.expires.min(current.global.expires);
                     report.kept += 1;
@@ -281,8 +292,7 @@ pub fn publish<S: MetadataSign>(
                         (_, Some(existing)) => {
                             let old = read_index(out, &existing.index)?;
                             let keep = old.images == images
-                                && old.global.freshness.expires
-                                    > add_seconds(options.now, options.refresh_margin);
+                                && old.global.freshness.expires > refresh_after;
                             keep.then_some((existing.index.clone(), old.global.freshness.expires))
                         }
                     };
@@ -296,7 +306,7 @@ pub fn publish<S: MetadataSign>(
                             check_pool_files(out, &images)?;
                             let doc = IndexDoc {
                                 global: IndexGlobal {
-                                    freshness: freshness.clone(),
+                                    freshness,
                                     channel: channel.name.clone(),
                                     device: device_name.clone(),
                                 },
@@ -400,8 +410,7 @@ pub(crate) fn url_to_path(out: &Path, url: &str) -> PathBuf {
 
 /// The pool file of an image, relative to the tree: `pool/<aa>/<sha256>-<name>`.
 pub fn pool_relative(image: &ImageFile) -> String {
-    let prefix = image.sha256.get(..2).unwrap_or("00");
-    format!("{POOL}/{prefix}/{}-{}", image.sha256, image.name)
+    format!("{POOL}/{}", Pool::relative_path(&image.sha256, &image.name))
 }
 
 pub(crate) fn read_index(out: &Path, url: &str) -> Result<IndexDoc, PublishError> {
@@ -462,10 +471,18 @@ fn render_images(
             rootfs_size_mb: recipe.rootfs_size_mb,
         });
         images.push(IndexImage {
-            kind: "full".to_owned(),
+            kind: ImageType::Full,
             version: build.number,
             description: build.description.clone(),
-            version_detail: build.version_detail_text(),
+            version_detail: VersionDetail::parse(&build.version_detail_text()).map_err(
+                |error| PublishError::Image {
+                    channel: channel.name.clone(),
+                    device: device_name.to_owned(),
+                    build: build.number,
+                    name: String::new(),
+                    rule: format!("its version_detail is not publishable: {error}"),
+                },
+            )?,
             minversion: build.minversion,
             phased_percentage: (Some(build.number) == latest && build.phased_percentage < 100)
                 .then_some(build.phased_percentage),
@@ -539,6 +556,7 @@ fn add_redirects(
     }
 }
 
+/// The rules a router's parser applies, so that nothing is published that routers refuse.
 fn check_names(tree: &[Channel]) -> Result<(), PublishError> {
     for channel in tree {
         let reject = |rule| PublishError::Name {
@@ -546,63 +564,25 @@ fn check_names(tree: &[Channel]) -> Result<(), PublishError> {
             name: channel.name.clone(),
             rule,
         };
-        check_path(&channel.name).map_err(reject)?;
+        field::channel_name(&channel.name).map_err(reject)?;
         let first = channel.name.split('/').next().unwrap_or_default();
         if RESERVED.contains(&first) {
             return Err(reject("its first part names a file of the published tree"));
         }
         for device in channel.devices.keys() {
-            device.parse::<DeviceId>().map_err(|_| PublishError::Name {
+            field::device_name(device).map_err(|rule| PublishError::Name {
                 what: "device",
                 name: device.clone(),
-                rule: "is not `target/subtarget/profile` of plain names",
+                rule,
             })?;
         }
     }
     Ok(())
 }
 
-/// A channel name as a `/`-separated relative path: `[a-z0-9._,-]` parts, none empty or a dot
-/// name.
-fn check_path(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1 to 255 characters long");
-    }
-    for part in name.split('/') {
-        if part.is_empty() || part.starts_with('.') {
-            return Err("has an empty part or one starting with `.`");
-        }
-        if !part.bytes().all(|byte| {
-            byte.is_ascii_lowercase()
-                || byte.is_ascii_digit()
-                || matches!(byte, b'.' | b'_' | b'-' | b',')
-        }) {
-            return Err("may only hold `a-z`, `0-9`, `.`, `_`, `-`, `,` and `/`");
-        }
-    }
-    Ok(())
-}
-
 fn check_image(image: &ImageFile) -> Result<(), String> {
-    if image.sha256.len() != 64
-        || !image
-            .sha256
-            .bytes()
-            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
-    {
-        return Err(format!(
-            "`{}` is not a lowercase SHA-256",
-            attendant_proto::excerpt::excerpt(&image.sha256, 80)
-        ));
-    }
-    if image.name.is_empty()
-        || image.name.len() > 255
-        || image.name.starts_with('.')
-        || image.name.contains('/')
-    {
-        return Err("the name is not a plain file name".to_owned());
-    }
-    Ok(())
+    field::sha256(&image.sha256).map_err(str::to_owned)?;
+    field::file_name(&image.name).map_err(str::to_owned)
 }
 
 /// Every file the new indexes name must already be in the pool (it is written first).
@@ -717,7 +697,7 @@ fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(wire::MAX_METADATA_BYTES as u64 + 1)
+    file.take(MAX_METADATA_LEN as u64 + 1)
         .read_to_end(&mut bytes)?;
     Ok(bytes)
 }

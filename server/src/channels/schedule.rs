@@ -8,7 +8,7 @@
 //! published (the store's revisions say which), when nothing is published yet, or when the
 //! published tree expires within `channels.refresh_margin`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,8 +16,9 @@ use attendant_proto::usign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::channels::mirror;
+use crate::channels::pool::{Pool, PoolError};
 use crate::channels::publish::{
-    Changed, PublishError, PublishOptions, PublishReport, publish, published_expiry, reap,
+    Changed, POOL, PublishError, PublishOptions, PublishReport, publish, published_expiry, reap,
 };
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -38,6 +39,9 @@ pub enum ScheduleError {
     /// Publication failed.
     #[error("publication failed")]
     Publish(#[from] PublishError),
+    /// The image pool failed.
+    #[error("the image pool failed")]
+    Pool(#[from] PoolError),
     /// The publishing thread panicked.
     #[error("the publishing thread stopped unexpectedly")]
     Thread,
@@ -200,13 +204,25 @@ impl Publisher {
         }
         self.last_reap = Some(Instant::now());
         let out = self.config.channels_path();
-        match tokio::task::spawn_blocking(move || reap(&out, grace, now)).await {
-            Ok(Ok(report)) if !report.removed.is_empty() => {
-                tracing::info!(removed = report.removed.len(), "channel metadata reaped");
+        let reaped = tokio::task::spawn_blocking(move || {
+            let report = reap(&out, grace, now)?;
+            // The pool keeps what any kept publication references (paths under `pool/`).
+            let referenced: HashSet<String> = report
+                .referenced_pool
+                .iter()
+                .filter_map(|path| path.strip_prefix("pool/").map(str::to_owned))
+                .collect();
+            let pool = Pool::new(out.join(POOL)).reap(&referenced, grace, now)?;
+            Ok::<_, ScheduleError>((report.removed.len(), pool.deleted.len()))
+        })
+        .await;
+        match reaped {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((metadata, pool))) => {
+                tracing::info!(metadata, pool, "unreferenced channel files reaped");
             }
-            Ok(Ok(_)) => {}
             Ok(Err(error)) => {
-                tracing::warn!(error = %error_chain(&error), "channel reaping failed")
+                tracing::warn!(error = %error_chain(&error), "channel reaping failed");
             }
             Err(_) => tracing::warn!("channel reaping stopped unexpectedly"),
         }

@@ -212,6 +212,43 @@ pub struct JobSpec {
     /// The package list of the build command: normalised, in first-requester order, after ASU's
     /// per-release fixups.
     pub packages: Vec<String>,
+    /// Files the worker writes into the ImageBuilder's `FILES` directory, so they are in the
+    /// image (a channel build's `/etc/attendant/channel.json`). Part of the request hash only
+    /// when present, so the hash of every ordinary request stays what it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<EmbeddedFile>,
+}
+
+/// Longest embedded file, in bytes.
+pub const MAX_EMBEDDED_FILE_BYTES: usize = 64 * 1024;
+
+/// Most embedded files of one job.
+pub const MAX_EMBEDDED_FILES: usize = 16;
+
+/// A file put into the image at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddedFile {
+    /// Absolute path inside the image, e.g. `/etc/attendant/channel.json`: `/`-separated plain
+    /// names (no `.`, `..` or empty segment).
+    pub path: String,
+    /// The contents.
+    pub contents: String,
+}
+
+impl EmbeddedFile {
+    /// The path relative to the image root, if it is an absolute path of plain names of at
+    /// most 256 bytes; `None` otherwise (it could escape the `FILES` directory).
+    pub fn relative_path(&self) -> Option<&str> {
+        let relative = self.path.strip_prefix('/')?;
+        let plain = self.path.len() <= 256
+            && relative.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && !segment.contains(['\\', '\0'])
+            });
+        plain.then_some(relative)
+    }
 }
 
 /// A build failure as ASU reports it in a `500` body.
@@ -437,6 +474,7 @@ pub(crate) fn test_spec(n: u8) -> JobSpec {
         target: "x86".to_owned(),
         subtarget: "64".to_owned(),
         packages: vec![format!("package-{n}")],
+        files: Vec::new(),
     }
 }
 
