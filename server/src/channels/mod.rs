@@ -4,12 +4,16 @@
 //! | --- | --- |
 //! | [`model`] | the tree as data: channels, devices, builds, images |
 //! | [`ops`] | operations: pure functions from a tree to a change, or the rule that refused them |
+//! | [`apply`] | the one path of every mutation: snapshot, operation, jobs, commit + audit, publish hook |
+//! | [`builds`] | channel builds through the build queue, imports, `settle` into the pool |
 //! | [`pool`] | the content-addressed image pool: copy in, hash, sign; reap unreferenced files |
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
 //! | [`schedule`] | what `serve` does on its own: publish changes, re-sign before expiry, reap |
 
+pub mod apply;
+pub mod builds;
 pub mod mirror;
 pub mod model;
 pub mod ops;

@@ -182,7 +182,7 @@ pub struct ImageFile {
 }
 
 /// The longest device id accepted, in bytes.
-pub const MAX_DEVICE_ID_LEN: usize = 256;
+pub const MAX_DEVICE_ID_LEN: usize = 192;
 
 /// Why a string is not a device id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
