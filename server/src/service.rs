@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::Artifacts;
-use crate::channels::schedule::Publisher;
+use crate::channels::schedule::{Publisher, SharedPublisher};
 use crate::config::{Config, UpstreamLocation};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
@@ -33,6 +33,8 @@ pub struct Service {
     pub state: AppState,
     /// Worker state.
     pub workers: WorkerContext,
+    /// The channel publisher (settle, publish, re-sign, reap), when a signing key is set.
+    pub channels: Option<Arc<SharedPublisher>>,
 }
 
 /// A server running on a background task.
@@ -82,7 +84,16 @@ impl Service {
             None => None,
         };
         let public_key = signing_key.as_ref().map(|key| key.public_key());
-        let state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        // Channel metadata is signed with the image signing key; without one nothing is
+        // published (the tree would be useless to routers that check signatures).
+        let channels = signing_key.clone().map(|key| {
+            let publisher = Publisher::new(store.clone(), state.config.clone(), key);
+            Arc::new(SharedPublisher::new(publisher))
+        });
+        if let Some(channels) = &channels {
+            state.publisher = channels.clone();
+        }
         let workers = WorkerContext {
             config: state.config.clone(),
             store,
@@ -92,7 +103,11 @@ impl Service {
             wakeup: state.wakeup.clone(),
             builds_started: Arc::new(AtomicU64::new(0)),
         };
-        Ok(Self { state, workers })
+        Ok(Self {
+            state,
+            workers,
+            channels,
+        })
     }
 
     /// Serves HTTP on `listener` with `workers` in-process workers until `shutdown`.
@@ -106,13 +121,10 @@ impl Service {
         let worker_task =
             tokio::spawn(run_workers(self.workers.clone(), workers, shutdown.clone()));
         let gc_task = tokio::spawn(collector_loop(self.state.clone(), shutdown.clone()));
-        // Channel metadata is signed with the image signing key; without one nothing is
-        // published (the tree would be useless to routers that check signatures).
-        let channels_task = self.workers.signing_key.clone().map(|key| {
-            let publisher =
-                Publisher::new(self.state.store.clone(), self.state.config.clone(), key);
-            tokio::spawn(publisher.run(shutdown.clone()))
-        });
+        let channels_task = self
+            .channels
+            .clone()
+            .map(|publisher| tokio::spawn(publisher.run(self.state.clone(), shutdown.clone())));
         let graceful = shutdown.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             graceful.cancelled().await;

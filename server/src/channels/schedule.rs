@@ -1,6 +1,9 @@
-//! What `serve` does for channels on its own, every `channels.publish_interval`: publish what
-//! changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
+//! What `serve` does for channels on its own, every `channels.publish_interval`: settle finished
+//! channel builds, publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
 //! no reader needs any more.
+//!
+//! The same publisher runs after every change committed in this process (it is the
+//! [`AppState`]'s publisher), so a CLI command's change is published when the command returns.
 //!
 //! One publisher at a time across processes and hosts: each round takes the database lock
 //! [`PUBLISH_LOCK`] (a lease, so a publisher that dies loses it) and does nothing when another
@@ -13,14 +16,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use attendant_proto::usign::SecretKey;
+use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::channels::apply::Publisher as ApplyPublisher;
+use crate::channels::builds::settle;
 use crate::channels::mirror;
+use crate::channels::ops::Change;
 use crate::channels::pool::{Pool, PoolError};
 use crate::channels::publish::{
     Changed, POOL, PublishError, PublishOptions, PublishReport, publish, published_expiry, reap,
 };
 use crate::config::Config;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// The database lock held while publishing.
@@ -86,32 +94,6 @@ impl Publisher {
             ),
             published: None,
             last_reap: None,
-        }
-    }
-
-    /// Runs rounds every `channels.publish_interval` until `shutdown`; errors are logged.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let interval = self.config.channels.publish_interval;
-        if interval.is_zero() {
-            return;
-        }
-        loop {
-            match self.round(SystemTime::now()).await {
-                Ok(Some(report)) => tracing::info!(
-                    serial = report.serial,
-                    written = report.written.len(),
-                    kept = report.kept,
-                    "channels published"
-                ),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(error = %error_chain(&error), "channel publication failed")
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
         }
     }
 
@@ -228,6 +210,84 @@ impl Publisher {
         }
     }
 }
+
+/// A [`Publisher`] shared by `serve`'s schedule and the operations run in this process
+/// ([`crate::channels::apply::Publisher`]: every committed change is published at once).
+#[derive(Debug)]
+pub struct SharedPublisher {
+    publisher: tokio::sync::Mutex<Publisher>,
+    signer: Arc<SecretKey>,
+}
+
+impl SharedPublisher {
+    /// Shares `publisher`, whose key also signs settled builds' images.
+    pub fn new(publisher: Publisher) -> Self {
+        Self {
+            signer: publisher.signer.clone(),
+            publisher: tokio::sync::Mutex::new(publisher),
+        }
+    }
+
+    /// One round now.
+    pub async fn round(&self) -> Result<Option<PublishReport>, ScheduleError> {
+        self.publisher.lock().await.round(SystemTime::now()).await
+    }
+
+    /// Every `channels.publish_interval` until `shutdown`: settles finished channel builds
+    /// (their images into the pool), then publishes if needed; errors are logged.
+    pub async fn run(self: Arc<Self>, state: AppState, shutdown: CancellationToken) {
+        let interval = state.config.channels.publish_interval;
+        if interval.is_zero() {
+            return;
+        }
+        loop {
+            match settle(&state, Some(&self.signer), SETTLE_ACTOR).await {
+                Ok(report) => {
+                    for (build, reason) in &report.failed {
+                        tracing::warn!(channel = %build.channel, device = %build.device, number = build.number, %reason, "channel build failed");
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "settling channel builds failed");
+                }
+            }
+            match self.round().await {
+                Ok(Some(report)) => tracing::info!(
+                    serial = report.serial,
+                    written = report.written.len(),
+                    kept = report.kept,
+                    "channels published"
+                ),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "channel publication failed");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+impl ApplyPublisher for SharedPublisher {
+    fn publish<'a>(
+        &'a self,
+        _state: &'a AppState,
+        _change: &'a Change,
+    ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
+        Box::pin(async move {
+            self.round()
+                .await
+                .map(|_| ())
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+}
+
+/// Who settles builds in the audit log.
+const SETTLE_ACTOR: &str = "serve";
 
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
