@@ -804,15 +804,6 @@ pub enum Generator {
         /// The source channel.
         channel: String,
     },
-    /// The latest build of a channel of another Attendant server, its signatures checked.
-    RemoteChannel {
-        /// The other server's base URL, e.g. `https://upgrade.example.org`.
-        url: String,
-        /// The channel there.
-        channel: String,
-        /// The usign public key files of the roots trusted for that server's channel metadata.
-        trusted_keys: Vec<PathBuf>,
-    },
     /// The embedded `/etc/attendant/channel.json`; required.
     Version,
 }

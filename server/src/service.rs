@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::Artifacts;
-use crate::channels::schedule::{Publisher, SharedPublisher};
+use crate::channels::schedule::{Publisher, SharedPublisher, run_importer};
 use crate::config::{Config, UpstreamLocation};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
@@ -125,6 +125,11 @@ impl Service {
             .channels
             .clone()
             .map(|publisher| tokio::spawn(publisher.run(self.state.clone(), shutdown.clone())));
+        let import_task = self
+            .workers
+            .signing_key
+            .clone()
+            .map(|key| tokio::spawn(run_importer(self.state.clone(), key, shutdown.clone())));
         let graceful = shutdown.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             graceful.cancelled().await;
@@ -138,7 +143,7 @@ impl Service {
             }
         };
         gc_task.abort();
-        if let Some(task) = channels_task {
+        for task in [channels_task, import_task].into_iter().flatten() {
             task.abort();
         }
         // The workers drain within the same deadline on their own.

@@ -10,10 +10,14 @@
 //! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
+//! | [`import`] | the importer of automatic channels: inputs → a new build when one changed |
+//! | [`generators`] | the importer's inputs: `upstream`, `recipe`, `http`, `channel`, `version` |
 //! | [`schedule`] | what `serve` does on its own: publish changes, re-sign before expiry, reap |
 
 pub mod apply;
 pub mod builds;
+pub mod generators;
+pub mod import;
 pub mod mirror;
 pub mod model;
 pub mod ops;

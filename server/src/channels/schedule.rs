@@ -1,5 +1,6 @@
-//! What `serve` does for channels on its own, every `channels.publish_interval`: settle finished
-//! channel builds, publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
+//! What `serve` does for channels on its own: run the importer every
+//! `channels.import_interval`, and every `channels.publish_interval` settle finished channel
+//! builds, publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
 //! no reader needs any more.
 //!
 //! The same publisher runs after every change committed in this process (it is the
@@ -286,10 +287,33 @@ impl ApplyPublisher for SharedPublisher {
     }
 }
 
+/// Runs the importer every `channels.import_interval` (never when 0) until `shutdown`.
+pub async fn run_importer(state: AppState, key: Arc<SecretKey>, shutdown: CancellationToken) {
+    let interval = state.config.channels.import_interval;
+    if interval.is_zero() || state.config.channels.auto.is_empty() {
+        return;
+    }
+    loop {
+        match crate::channels::import::import(&state, Some(&key), &[]).await {
+            Ok(report) => {
+                for outcome in &report.outcomes {
+                    tracing::info!(channel = %outcome.channel, device = %outcome.device, result = ?outcome.result, "import");
+                }
+            }
+            Err(error) => tracing::error!(error = %error_chain(&error), "import failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// Who settles builds in the audit log.
 const SETTLE_ACTOR: &str = "serve";
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, for logs and reports.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

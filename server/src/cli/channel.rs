@@ -202,6 +202,15 @@ pub enum ChannelCommand {
         #[command(flatten)]
         mutation: Mutation,
     },
+    /// Run the importer for the automatic channels of the configuration (`[[channels.auto]]`;
+    /// default: all of them): a new build for each device whose inputs changed.
+    Import {
+        /// The automatic channels to import (default: every one configured).
+        names: Vec<String>,
+        /// Print the report as one JSON object (default: a line per device).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove one build.
     RemoveBuild {
         /// The channel.
@@ -337,6 +346,7 @@ async fn dispatch(
     let now = crate::state::now;
     let (applied, mutation) = match command {
         ChannelCommand::List { json } => return list(service, json).await,
+        ChannelCommand::Import { names, json } => return import(service, &names, json).await,
         ChannelCommand::Images { name, device, json } => {
             return images(service, &name, &device, json).await;
         }
@@ -646,6 +656,44 @@ fn describe(reference: &BuildRef) -> String {
         "`{}` `{}` build {}",
         reference.channel, reference.device, reference.number
     )
+}
+
+/// `channel import`: exit code 1 when an input failed for some device (the others still got
+/// their builds), 0 otherwise; another importer running means nothing to do (0).
+async fn import(service: &Service, names: &[String], json: bool) -> Result<ExitCode, Failure> {
+    use crate::channels::import::{ImportResult, import};
+    let key = service.workers.signing_key.as_deref();
+    let report = import(&service.state, key, names)
+        .await
+        .map_err(|error| Failure::Other(error.into()))?;
+    let failed = report
+        .outcomes
+        .iter()
+        .any(|outcome| matches!(outcome.result, ImportResult::Failed { .. }));
+    if json {
+        print_json(&serde_json::to_value(&report).map_err(anyhow::Error::from)?)?;
+    } else if report.locked {
+        print("another importer is running; nothing done\n");
+    } else {
+        let mut text = String::new();
+        for outcome in &report.outcomes {
+            let what = match &outcome.result {
+                ImportResult::Added {
+                    number,
+                    version_detail,
+                } => format!("added build {number} ({version_detail})"),
+                ImportResult::UpToDate => "up to date".to_owned(),
+                ImportResult::Failed { reason } => format!("failed: {reason}"),
+            };
+            let _ = writeln!(text, "{} {}: {what}", outcome.channel, outcome.device);
+        }
+        print(&text);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn list(service: &Service, json: bool) -> Result<ExitCode, Failure> {
