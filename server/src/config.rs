@@ -270,6 +270,45 @@ impl Default for Limits {
     }
 }
 
+/// Keys of the channel publisher (`[channels]`); see `docs/channels-trust.md` for the chain of
+/// trust and `attendant-server keys --help` for the commands that make the files.
+///
+/// ```toml
+/// [channels]
+/// signing_key = "/etc/attendant/channel-signing.sec"
+/// delegation = "/etc/attendant/channel-signing.ucert"
+/// revocations = "/etc/attendant/revoked.ucert"
+/// metadata_expiry = "7d"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ChannelsConfig {
+    /// usign secret key that signs channel metadata (default: none, channels are not published).
+    pub signing_key: Option<PathBuf>,
+    /// ucert file in which the offline root key certifies `signing_key` (`keys delegate`);
+    /// required with `signing_key`, published as `/channels/keys/<fingerprint>.ucert`.
+    pub delegation: Option<PathBuf>,
+    /// ucert revocation list by the root key (`keys revoke`), published as
+    /// `/channels/keys/revoked.ucert` (default: none).
+    pub revocations: Option<PathBuf>,
+    /// How long published metadata stays valid; `serve` re-signs before it runs out, and never
+    /// past the delegation's end.
+    #[serde(with = "humantime_serde")]
+    pub metadata_expiry: Duration,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            delegation: None,
+            revocations: None,
+            metadata_expiry: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 /// The whole configuration. Every field has a default; see the module docs for the sources.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -354,6 +393,9 @@ pub struct Config {
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
+    /// Release channel publication: the metadata signing key and its delegation (table
+    /// `[channels]`, file only).
+    pub channels: ChannelsConfig,
 }
 
 impl Default for Config {
@@ -392,6 +434,7 @@ impl Default for Config {
             repository_allow_list: Vec::new(),
             branches: default_branches(),
             limits: Limits::default(),
+            channels: ChannelsConfig::default(),
         }
     }
 }
@@ -492,6 +535,22 @@ impl Config {
             return Err(ConfigError::Rule {
                 key: "database",
                 rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
+            });
+        }
+        if self.channels.signing_key.is_some() != self.channels.delegation.is_some() {
+            return Err(ConfigError::Rule {
+                key: "channels",
+                rule: "sets one of `signing_key` and `delegation`; the publisher needs both, the \
+                       key and the root's certificate for it (`attendant-server keys delegate`)"
+                    .to_owned(),
+            });
+        }
+        if self.channels.metadata_expiry < Duration::from_secs(3600) {
+            return Err(ConfigError::Rule {
+                key: "channels.metadata_expiry",
+                rule: "must be at least `1h`, so that routers with a drifting clock still accept \
+                       fresh metadata"
+                    .to_owned(),
             });
         }
         if self.upstream_url.is_empty() {
@@ -855,6 +914,41 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid configuration: `database` names the SQLite file, but `database_url` selects PostgreSQL; set only one of them"
+        );
+    }
+
+    #[test]
+    fn channels_table_reads_keys_and_needs_both_files() {
+        let file = "[channels]\nsigning_key = \"s.sec\"\ndelegation = \"s.ucert\"\nmetadata_expiry = \"2d\"\n";
+        let config = Config::from_sources(file, Path::new(""), []).unwrap();
+        assert_eq!(config.channels.signing_key, Some(PathBuf::from("s.sec")));
+        assert_eq!(config.channels.delegation, Some(PathBuf::from("s.ucert")));
+        assert_eq!(config.channels.revocations, None);
+        assert_eq!(
+            config.channels.metadata_expiry,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(
+            Config::default().channels.metadata_expiry,
+            Duration::from_secs(7 * 86_400)
+        );
+        let error =
+            Config::from_sources("[channels]\nsigning_key = \"s.sec\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels` sets one of `signing_key` and `delegation`"),
+            "{error}"
+        );
+        let error =
+            Config::from_sources("[channels]\nmetadata_expiry = \"10m\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels.metadata_expiry` must be at least `1h`"),
+            "{error}"
         );
     }
 }
