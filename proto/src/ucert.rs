@@ -29,6 +29,10 @@
 //! the key certified by the previous element after that. An element without payload is the
 //! final signature, over the message (`ucert -A`).
 //!
+//! The layout is checked against ucert itself: the test
+//! `ucerts_own_certificate_verifies_over_our_encoding` rebuilds the certificate of ucert's own
+//! test suite from its dump, and ucert's signature verifies over our bytes.
+//!
 //! # Verification
 //!
 //! [`Chain::verify`] follows `ucert -V`: each certificate's signature is checked with the chain
