@@ -21,6 +21,7 @@ use attendant_proto::ucert::{self, CertBody, Chain, TimeText, UcertError};
 use attendant_proto::usign::{Fingerprint, PublicKey, SecretKey};
 
 use crate::atomic::{Existing, write_atomic};
+use crate::config::ChannelsConfig;
 use crate::signing::{SigningError, generate_key_pair, load_secret_key};
 
 /// File name of the revocation list under the published `keys/` directory.
@@ -120,10 +121,28 @@ impl ChannelKeyError {
 pub struct MetadataSigner {
     key: SecretKey,
     delegation: Vec<u8>,
+    revocations: Option<Vec<u8>>,
     expires_at: i64,
 }
 
 impl MetadataSigner {
+    /// The signer of the `[channels]` configuration: `None` when no `signing_key` is set
+    /// (channels are then not published); with it, also the `revocations` list when set, checked
+    /// to hold only revoke certificates.
+    pub fn from_config(config: &ChannelsConfig) -> Result<Option<Self>, ChannelKeyError> {
+        let (Some(signing_key), Some(delegation)) = (&config.signing_key, &config.delegation)
+        else {
+            return Ok(None);
+        };
+        let mut signer = Self::load(signing_key, delegation)?;
+        if let Some(path) = &config.revocations {
+            let bytes = read_ucert(path)?;
+            revoke_certificates(path, &parse_chain(path, &bytes)?)?;
+            signer.revocations = Some(bytes);
+        }
+        Ok(Some(signer))
+    }
+
     /// Loads the signing secret key and its delegation, checking that the delegation's last
     /// certificate certifies exactly this key. The root's signature is not checked here (the
     /// server need not hold the root public key); routers check it.
@@ -162,8 +181,14 @@ impl MetadataSigner {
         Ok(Self {
             key,
             delegation: bytes,
+            revocations: None,
             expires_at,
         })
+    }
+
+    /// The revocation list's bytes, to publish as [`REVOCATIONS_FILE`] (none configured: `None`).
+    pub fn revocations(&self) -> Option<&[u8]> {
+        self.revocations.as_deref()
     }
 
     /// Signs `message`: the text of its detached `.sig` (usign's format, as `signify -S`).
@@ -304,19 +329,8 @@ pub fn revoke(
     } else {
         Chain::default()
     };
-    for (index, element) in chain.elements().iter().enumerate() {
-        match element.cert().map(ucert::Cert::body) {
-            Some(CertBody::Revoke { fingerprint: known }) if *known == fingerprint => {
-                return Ok(false);
-            }
-            Some(CertBody::Revoke { .. }) => {}
-            _ => {
-                return Err(ChannelKeyError::NotRevocationList {
-                    path: out.to_owned(),
-                    element: index + 1,
-                });
-            }
-        }
+    if revoke_certificates(out, &chain)?.contains(&fingerprint) {
+        return Ok(false);
     }
     chain.push(ucert::issue_revoke(&root_key, fingerprint, valid_from));
     let bytes = chain.to_bytes();
@@ -337,6 +351,24 @@ pub fn revoke(
 pub fn load_chain(path: &Path) -> Result<Chain, ChannelKeyError> {
     let bytes = read_ucert(path)?;
     parse_chain(path, &bytes)
+}
+
+/// The keys a revocation list revokes; anything but revoke certificates is refused.
+fn revoke_certificates(path: &Path, chain: &Chain) -> Result<Vec<Fingerprint>, ChannelKeyError> {
+    chain
+        .elements()
+        .iter()
+        .enumerate()
+        .map(
+            |(index, element)| match element.cert().map(ucert::Cert::body) {
+                Some(CertBody::Revoke { fingerprint }) => Ok(*fingerprint),
+                _ => Err(ChannelKeyError::NotRevocationList {
+                    path: path.to_owned(),
+                    element: index + 1,
+                }),
+            },
+        )
+        .collect()
 }
 
 /// [`load_secret_key`], saying which key could not be read.
@@ -492,6 +524,31 @@ mod tests {
             "{err}"
         );
         assert!(err.hint().unwrap().contains("keys delegate"));
+    }
+
+    #[test]
+    fn config_loads_signer_and_revocations() {
+        let keys = keys(10);
+        let mut config = ChannelsConfig::default();
+        assert!(MetadataSigner::from_config(&config).unwrap().is_none());
+        config.signing_key = Some(keys.signing.clone());
+        config.delegation = Some(keys.delegation.clone());
+        let signer = MetadataSigner::from_config(&config).unwrap().unwrap();
+        assert_eq!(signer.revocations(), None);
+        let list = keys.root.with_file_name(REVOCATIONS_FILE);
+        revoke(&keys.root, Fingerprint([1; 8]), NOW, &list).unwrap();
+        config.revocations = Some(list.clone());
+        let signer = MetadataSigner::from_config(&config).unwrap().unwrap();
+        assert_eq!(
+            signer.revocations(),
+            Some(&std::fs::read(&list).unwrap()[..])
+        );
+        // A delegation given as the revocation list is refused.
+        config.revocations = Some(keys.delegation.clone());
+        assert!(matches!(
+            MetadataSigner::from_config(&config),
+            Err(ChannelKeyError::NotRevocationList { .. })
+        ));
     }
 
     #[test]
