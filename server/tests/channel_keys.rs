@@ -415,3 +415,31 @@ fn help_shows_examples() {
         assert!(help.contains("Examples:"), "{command}: {help}");
     }
 }
+
+#[test]
+fn show_prints_final_signatures() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::write(
+        dir.join("signed.ucert"),
+        include_bytes!("../../proto/testdata/ucert/delegation-and-message.txt.ucert"),
+    )
+    .unwrap();
+    let text = success(keys(dir, &["show", "signed.ucert"]), "show");
+    assert_eq!(
+        text,
+        "element 1: delegation by key 3d851eb6ad1db4f5\n  key:        0707070707070707\n  \
+         valid from: Sun Dec 06 11:45:00 UTC 2026\n  expires at: Sat Mar 06 11:45:00 UTC 2027\n\
+         element 2: signature by key 0707070707070707\n"
+    );
+    let json: serde_json::Value = serde_json::from_str(&success(
+        keys(dir, &["show", "--json", "signed.ucert"]),
+        "show",
+    ))
+    .unwrap();
+    assert_eq!(
+        json["elements"][1],
+        serde_json::json!({"kind": "signature", "signed_by": "0707070707070707"})
+    );
+    assert_eq!(json["elements"][0]["expires_at"], 1_804_333_500_i64);
+}
