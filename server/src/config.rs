@@ -270,11 +270,13 @@ impl Default for Limits {
     }
 }
 
-/// Keys of the channel publisher (`[channels]`); see `docs/channels-trust.md` for the chain of
-/// trust and `attendant-server keys --help` for the commands that make the files.
+/// Release channels (`[channels]`): where the published tree lives, how images name this
+/// server, and the keys of the publisher. See `docs/channels-trust.md` for the chain of trust and
+/// `attendant-server keys --help` for the commands that make the key files.
 ///
 /// ```toml
 /// [channels]
+/// public_url = "https://upgrade.example.org"
 /// signing_key = "/etc/attendant/channel-signing.sec"
 /// delegation = "/etc/attendant/channel-signing.ucert"
 /// revocations = "/etc/attendant/revoked.ucert"
@@ -284,6 +286,13 @@ impl Default for Limits {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ChannelsConfig {
+    /// The published tree: `channels.json`, the per-device indexes and the image `pool/`
+    /// (default `<data_dir>/channels`), served at `/channels/`.
+    pub dir: Option<PathBuf>,
+    /// The public base URL of this server, written as `server` into the
+    /// `/etc/attendant/channel.json` of every channel image, e.g. `https://upgrade.example.org`
+    /// (default: empty, `http://<listen>`).
+    pub public_url: String,
     /// usign secret key that signs channel metadata (default: none, channels are not published).
     pub signing_key: Option<PathBuf>,
     /// ucert file in which the offline root key certifies `signing_key` (`keys delegate`);
@@ -301,11 +310,44 @@ pub struct ChannelsConfig {
 impl Default for ChannelsConfig {
     fn default() -> Self {
         Self {
+            dir: None,
+            public_url: String::new(),
             signing_key: None,
             delegation: None,
             revocations: None,
             metadata_expiry: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+}
+
+/// A bearer token of the admin API (`[[admin_tokens]]`): its name (recorded in the audit log as
+/// who did what) and the SHA-256 of the token, so the configuration holds no secret. Make one
+/// with `head -c 32 /dev/urandom | base64` and `printf %s TOKEN | sha256sum`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AdminToken {
+    /// Who holds the token, e.g. `release-bot`.
+    pub name: String,
+    /// SHA-256 of the token, 64 lowercase hex characters.
+    pub sha256: String,
+}
+
+impl AdminToken {
+    /// A token entry (for tests and programs that build a configuration).
+    pub fn new(name: impl Into<String>, sha256: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            sha256: sha256.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -393,9 +435,12 @@ pub struct Config {
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
-    /// Release channel publication: the metadata signing key and its delegation (table
+    /// Release channels: the published tree, the public URL, the publisher's keys (table
     /// `[channels]`, file only).
     pub channels: ChannelsConfig,
+    /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
+    /// to everyone).
+    pub admin_tokens: Vec<AdminToken>,
 }
 
 impl Default for Config {
@@ -435,6 +480,7 @@ impl Default for Config {
             branches: default_branches(),
             limits: Limits::default(),
             channels: ChannelsConfig::default(),
+            admin_tokens: Vec::new(),
         }
     }
 }
@@ -506,6 +552,23 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("work"))
     }
 
+    /// The published channel tree.
+    pub fn channels_path(&self) -> PathBuf {
+        self.channels
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("channels"))
+    }
+
+    /// The `server` written into channel images: `channels.public_url`, or `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        if self.channels.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.channels.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
     /// Where the upstream lives: `http(s)://` URLs are mirrors, anything else a directory
     /// (`file://` prefix optional).
     pub fn upstream(&self) -> UpstreamLocation {
@@ -558,6 +621,32 @@ impl Config {
                 key: "upstream_url",
                 rule: "must name a mirror URL or a directory".to_owned(),
             });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for token in &self.admin_tokens {
+            if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {
+                return Err(ConfigError::Rule {
+                    key: "admin_tokens",
+                    rule: format!(
+                        "has the name `{}` empty, longer than 64 bytes or twice; every token needs its own name",
+                        token.name
+                    ),
+                });
+            }
+            let hex = token.sha256.len() == 64
+                && token
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(ConfigError::Rule {
+                    key: "admin_tokens",
+                    rule: format!(
+                        "token `{}` has a `sha256` that is not 64 lowercase hex characters; expected the output of `printf %s TOKEN | sha256sum`",
+                        token.name
+                    ),
+                });
+            }
         }
         for (name, branch) in &self.branches {
             if branch.path != "snapshots" && !branch.path.contains("{version}") {
@@ -834,6 +923,28 @@ mod tests {
         let error = Config::from_sources("job_timeout = \"soon\"", Path::new(""), []).unwrap_err();
         let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
         assert!(chain.contains("`soon` is not a duration"), "{chain}");
+    }
+
+    #[test]
+    fn reads_channels_and_admin_tokens() {
+        let hash = "ab".repeat(32);
+        let text = format!(
+            "[channels]\ndir = \"/srv/channels\"\npublic_url = \"https://up.example.org/\"\n\n[[admin_tokens]]\nname = \"ops\"\nsha256 = \"{hash}\"\n"
+        );
+        let config = Config::from_sources(&text, Path::new("t.toml"), env(&[])).unwrap();
+        assert_eq!(config.channels_path(), PathBuf::from("/srv/channels"));
+        assert_eq!(config.public_url(), "https://up.example.org");
+        assert_eq!(config.admin_tokens, vec![AdminToken::new("ops", hash)]);
+        assert!(
+            !format!("{config:?}").contains("abab"),
+            "token hashes stay out of logs"
+        );
+        let bad = "[[admin_tokens]]\nname = \"ops\"\nsha256 = \"ABC\"\n";
+        let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
+        assert!(error.to_string().contains("`admin_tokens`"), "{error}");
+        let default = Config::default();
+        assert_eq!(default.channels_path(), PathBuf::from("./data/channels"));
+        assert_eq!(default.public_url(), "http://127.0.0.1:8000");
     }
 
     #[test]

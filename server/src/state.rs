@@ -6,6 +6,7 @@ use attendant_proto::api::RequestLimits;
 use attendant_proto::usign::PublicKey;
 
 use crate::artifacts::Artifacts;
+use crate::channels::apply::{Publisher, no_publisher};
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::store::{Store, UnixMillis};
@@ -30,6 +31,9 @@ pub struct AppState {
     pub signing_public_key: Option<Arc<PublicKey>>,
     /// Wakes in-process workers when a job is enqueued.
     pub wakeup: Arc<tokio::sync::Notify>,
+    /// Renders the channel tree after each committed channel change (a no-op until the
+    /// publisher is plugged in).
+    pub publisher: Arc<dyn Publisher>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +70,7 @@ impl AppState {
             results: Arc::new(ResultCache::default()),
             signing_public_key: signing_public_key.map(Arc::new),
             wakeup: Arc::new(tokio::sync::Notify::new()),
+            publisher: no_publisher(),
         }
     }
 }

@@ -80,6 +80,9 @@ impl IntoResponse for ApiError {
                 error_body(&ErrorBody::overloaded(queue_length))
             }
             Self::Build(BuildError::NotFound) => error_body(&ErrorBody::not_found()),
+            Self::Build(error @ BuildError::EmbeddedFile { .. }) => {
+                detail(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
+            }
             Self::Build(BuildError::Upstream(error)) | Self::Metadata(error) => {
                 let status = if error.is_retryable() {
                     StatusCode::SERVICE_UNAVAILABLE
