@@ -97,7 +97,7 @@ fn verifies_chain_and_message() {
     stream.finalize().unwrap();
     assert!(matches!(
         verified.verify_message(b"massage"),
-        Err(UcertError::BadSignature { element: 0, .. })
+        Err(UcertError::BadSignature { element: 2, .. })
     ));
 }
 
@@ -193,7 +193,7 @@ fn revocation_list_rules() {
     let stray = Chain::new(vec![Element::final_signature(&key(1).sign(b"x"))]);
     assert!(matches!(
         revoked.add_chain(&stray, &ring, NOW),
-        Err(UcertError::WrongType { found: 0, .. })
+        Err(UcertError::NotACertificate { element: 1 })
     ));
 }
 

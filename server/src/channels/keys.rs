@@ -7,7 +7,8 @@
 //! `/channels/keys/<signing-fp>.ucert`); and a list of ucert revoke certificates by the root
 //! (`/channels/keys/revoked.ucert`). Every metadata file is signed by the signing key as a
 //! detached usign `.sig`. The certificates are made by `attendant-server keys` with the functions
-//! here; `serve` loads a [`MetadataSigner`] from the `channels` configuration.
+//! here; the publisher gets its [`MetadataSigner`] from the `[channels]` configuration with
+//! [`MetadataSigner::from_config`].
 //!
 //! A delegation ends: [`MetadataSigner::expiry_warning`] says so in advance (system-image's
 //! signing keys simply expired and left devices unable to update), and the publisher never
