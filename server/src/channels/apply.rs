@@ -94,20 +94,93 @@ impl ChannelError {
     }
 }
 
+/// A change and the touched channels as they were before it: what `--dry-run` and `--json`
+/// print, and what the admin API answers.
+///
+/// JSON shape (one object):
+///
+/// ```json
+/// {"operation": "phase", "target": "stable ath79/generic/tplink_archer-c7-v5 7",
+///  "committed": true, "summary": ["phased percentage of ... 100 -> 25"],
+///  "rebuilds": [{"channel": "daily", "device": "...", "number": 8}],
+///  "changes": {"stable": {"before": {...channel...}, "after": {...channel... or null}}}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// The operation's name.
+    pub operation: &'static str,
+    /// What it was applied to.
+    pub target: String,
+    /// Whether it was committed (`false` for a dry run or a change that changes nothing).
+    pub committed: bool,
+    /// One line per effect.
+    pub summary: Vec<String>,
+    /// Builds whose images are being built for this change.
+    pub rebuilds: Vec<super::ops::BuildRef>,
+    /// Per touched channel, before and after (`null`: absent).
+    pub changes: BTreeMap<String, BeforeAfter>,
+}
+
+/// One channel before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BeforeAfter {
+    /// Before (`None`: it did not exist).
+    pub before: Option<Channel>,
+    /// After (`None`: removed).
+    pub after: Option<Channel>,
+}
+
+impl Applied {
+    fn of(snapshot: &Snapshot, change: Change, committed: bool) -> Self {
+        let changes = change
+            .touched
+            .into_iter()
+            .map(|(name, after)| {
+                let before = snapshot.channels.get(&name).cloned();
+                (name, BeforeAfter { before, after })
+            })
+            .collect();
+        Self {
+            operation: change.operation,
+            target: change.target,
+            committed,
+            summary: change.summary,
+            rebuilds: change.rebuilds,
+            changes,
+        }
+    }
+
+    /// The change's build of `channel` `device` with the highest number, if it made one.
+    pub fn new_build(&self, channel: &str, device: &str) -> Option<u64> {
+        let after = self.changes.get(channel)?.after.as_ref()?;
+        let before = self
+            .changes
+            .get(channel)
+            .and_then(|c| c.before.as_ref())
+            .and_then(|c| c.devices.get(device))
+            .map_or(0, |d| d.last_build);
+        after
+            .devices
+            .get(device)
+            .filter(|d| d.last_build > before)
+            .map(|d| d.last_build)
+    }
+}
+
 /// Runs `operation` against the current tree and, unless `dry_run`, commits its change as
-/// `actor` and publishes. Returns the change (empty `touched`: nothing to do).
+/// `actor` and publishes.
 pub async fn apply(
     state: &AppState,
     actor: &str,
     dry_run: bool,
     operation: impl Fn(&Tree) -> Result<Change, OpError>,
-) -> Result<Change, ChannelError> {
+) -> Result<Applied, ChannelError> {
     let channels = state.store.channels();
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = channels.snapshot().await?;
         let mut change = operation(&snapshot.channels)?;
         if dry_run || change.touched.is_empty() {
-            return Ok(change);
+            return Ok(Applied::of(&snapshot, change, false));
         }
         submit_rebuilds(state, &mut change).await?;
         let audit = audit_entry(actor, &snapshot, &change, now());
@@ -120,7 +193,7 @@ pub async fn apply(
                     // change.
                     tracing::error!(error = %error, operation = change.operation, "publication after a channel change failed");
                 }
-                return Ok(change);
+                return Ok(Applied::of(&snapshot, change, true));
             }
             Err(StoreError::ChannelConflict { channel }) => {
                 tracing::debug!(%channel, "channel changed meanwhile; retrying");

@@ -24,7 +24,7 @@ use attendant_proto::fwtool::{self, BlockKind, FwtoolError, Metadata, TAIL_LEN};
 use attendant_proto::usign::SecretKey;
 use sha2::{Digest, Sha256};
 
-use super::apply::{ChannelError, apply};
+use super::apply::{Applied, ChannelError, apply};
 use super::model::{BuildSource, BuildState, DeviceId, ImageFile, Recipe};
 use super::ops::{self, BuildRef, Change, NewBuild, Settled};
 use super::pool::{Pool, PoolError};
@@ -103,6 +103,17 @@ pub enum BuildsError {
         /// What is wrong.
         reason: String,
     },
+    /// The device is not one upstream builds.
+    #[error("device `{device}` is unknown: {reason}")]
+    UnknownDevice {
+        /// The device as given.
+        device: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// Upstream metadata could not be read.
+    #[error("upstream metadata is unavailable")]
+    Upstream(#[from] crate::metadata::MetadataError),
     /// The store failed.
     #[error("the job store failed")]
     Store(#[from] StoreError),
@@ -120,8 +131,9 @@ impl BuildsError {
             | Self::Read { .. }
             | Self::Fwtool { .. }
             | Self::WrongDevice { .. }
-            | Self::VersionDetail { .. } => true,
-            Self::Pool(_) | Self::Result { .. } | Self::Store(_) => false,
+            | Self::VersionDetail { .. }
+            | Self::UnknownDevice { .. } => true,
+            Self::Pool(_) | Self::Result { .. } | Self::Upstream(_) | Self::Store(_) => false,
         }
     }
 
@@ -158,7 +170,7 @@ pub async fn build(
     device: &str,
     order: &BuildOrder,
     dry_run: bool,
-) -> Result<Change, ChannelError> {
+) -> Result<Applied, ChannelError> {
     let detail = version_detail(&order.version, &order.recipe)?;
     apply(state, actor, dry_run, |tree| {
         let new = NewBuild {
@@ -205,7 +217,7 @@ pub async fn import(
     device: &str,
     order: &ImportOrder,
     dry_run: bool,
-) -> Result<Change, ChannelError> {
+) -> Result<Applied, ChannelError> {
     let id: DeviceId = device.parse().map_err(|_| ops::OpError::NoDevice {
         channel: channel.to_owned(),
         device: device.to_owned(),
@@ -267,6 +279,49 @@ pub async fn import(
     image.size = added.size;
     image.sha256 = added.sha256;
     apply(state, actor, false, operation(&image)).await
+}
+
+/// Checks a device id against upstream's profiles of the current stable release and returns
+/// it with the profile resolved as the build API resolves it (a board name such as
+/// `tplink,archer-c7-v5` becomes the profile id `tplink_archer-c7-v5`).
+pub async fn resolve_device(state: &AppState, text: &str) -> Result<DeviceId, BuildsError> {
+    let unknown = |reason: String| BuildsError::UnknownDevice {
+        device: text.chars().take(200).collect(),
+        reason,
+    };
+    let mut device: DeviceId = text
+        .parse()
+        .map_err(|error: super::model::DeviceIdError| unknown(error.to_string()))?;
+    let versions = state.metadata.versions().await?;
+    let version = if versions.stable_version.is_empty() {
+        versions.versions_list.first().cloned().unwrap_or_default()
+    } else {
+        versions.stable_version.clone()
+    };
+    let branches = &state.config.branches;
+    let Some(branch) = branches.get(&crate::build::branch_of(&version, branches)) else {
+        return Err(unknown(format!("no configured branch offers `{version}`")));
+    };
+    let version_path = branch.path.replace("{version}", &version);
+    let Some(profiles) = state
+        .metadata
+        .profiles(&version_path, &device.target_path())
+        .await?
+    else {
+        return Err(unknown(format!(
+            "OpenWrt {version} has no target `{}`",
+            device.target_path()
+        )));
+    };
+    let resolved = profiles.resolve_profile(&device.profile).map_err(|_| {
+        unknown(format!(
+            "OpenWrt {version} `{}` has no profile `{}`",
+            device.target_path(),
+            device.profile
+        ))
+    })?;
+    device.profile = resolved.id;
+    Ok(device)
 }
 
 /// Submits the image jobs of the builds `change` created pending (new builds, and copies, tags
@@ -419,7 +474,19 @@ pub async fn settle(
                 },
                 JobState::Succeeded => {
                     let key = key.ok_or(BuildsError::NoSigningKey)?;
-                    take_images(state, key, &hash, job.result.as_deref().unwrap_or("")).await?
+                    match take_images(state, key, &hash, job.result.as_deref().unwrap_or("")).await
+                    {
+                        Ok(settled) => settled,
+                        Err(error @ BuildsError::Result { .. }) => Settled::Failed {
+                            reason: error.to_string(),
+                        },
+                        // A disk problem: the build stays pending and the next pass tries
+                        // again; the other builds are settled meanwhile.
+                        Err(error) => {
+                            tracing::error!(build = %describe(&reference), error = %error, "cannot take a build's images into the pool");
+                            continue;
+                        }
+                    }
                 }
             },
         };
@@ -430,6 +497,13 @@ pub async fn settle(
         finish(state, actor, &reference, settled).await?;
     }
     Ok(report)
+}
+
+fn describe(reference: &BuildRef) -> String {
+    format!(
+        "{} {} {}",
+        reference.channel, reference.device, reference.number
+    )
 }
 
 async fn finish(

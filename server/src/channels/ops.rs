@@ -1052,13 +1052,16 @@ fn expire(device: &mut Device, fullcount: u32) -> Vec<u64> {
         .collect();
     let mut excess = live.len().saturating_sub(fullcount);
     let mut removed = BTreeSet::new();
-    for number in live {
-        if excess == 0 {
+    // Oldest first; after each removal start over, because a build kept as a stepping stone
+    // may be free once the newer build that needed it is gone.
+    while excess > 0 {
+        let Some(number) = live.iter().copied().find(|number| {
+            !removed.contains(number)
+                && Some(*number) != latest
+                && stepping_stone_need(device, *number, &removed).is_none()
+        }) else {
             break;
-        }
-        if Some(number) == latest || stepping_stone_need(device, number, &removed).is_some() {
-            continue;
-        }
+        };
         removed.insert(number);
         excess -= 1;
     }

@@ -7,10 +7,12 @@
 //! | `keygen` | write a usign key pair for image signing |
 //! | `keys` | channel metadata keys: offline root, delegated signing key, revocations |
 //! | `gc` | one store collection pass |
+//! | `channel` | release channels: create, build, phase, alias, redirect, copy, ... |
 //!
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
+mod channel;
 mod gc;
 mod keygen;
 mod keys;
@@ -86,6 +88,9 @@ pub enum Command {
     /// Delete expired results with their files and unreferenced store directories, once.
     #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
+    /// Manage release channels: channels, devices, numbered builds, phasing, aliases, redirects.
+    #[command(after_help = channel::EXAMPLES)]
+    Channel(channel::Args),
 }
 
 /// Runs the command line.
@@ -102,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keygen(args) => keygen::run(&args),
             Command::Keys(args) => keys::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
+            Command::Channel(args) => channel::run(load_config(cli.config.as_deref())?, args).await,
         }
     })
 }

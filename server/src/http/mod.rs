@@ -6,10 +6,12 @@
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
+mod admin;
 mod build;
 mod error;
 mod files;
@@ -41,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(json::routes())
         .merge(files::routes())
         .merge(stats::routes())
+        .merge(admin::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(observe))
         .with_state(state)

@@ -732,6 +732,19 @@ fn fullcount_expires_the_oldest_but_keeps_the_stepping_stone() {
 }
 
 #[test]
+fn fullcount_frees_a_stepping_stone_once_its_newer_build_expired() {
+    let mut tree = tree_with(2);
+    let stable = tree.get_mut("stable").unwrap();
+    stable.settings.fullcount = 1;
+    stable.devices.get_mut(DEVICE).unwrap().builds[1].minversion = Some(1);
+    let tree = apply(
+        &tree,
+        &add_build(&tree, "stable", DEVICE, new_imported(), 0).unwrap(),
+    );
+    assert_eq!(numbers(&tree, "stable", DEVICE), [3]);
+}
+
+#[test]
 fn fullcount_never_expires_the_latest() {
     let mut tree = tree_with(1);
     tree.get_mut("stable").unwrap().settings.fullcount = 1;
