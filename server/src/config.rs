@@ -294,6 +294,8 @@ pub struct ChannelsConfig {
     /// (default: empty, `http://<listen>`).
     pub public_url: String,
     /// usign secret key that signs channel metadata (default: none, channels are not published).
+    /// Not the top-level `signing_key`, which signs images; the two may be the same file, but a
+    /// metadata key that rotates with its delegation is best kept apart.
     pub signing_key: Option<PathBuf>,
     /// ucert file in which the offline root key certifies `signing_key` (`keys delegate`);
     /// required with `signing_key`, published as `/channels/keys/<fingerprint>.ucert`.
