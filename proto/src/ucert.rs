@@ -29,6 +29,10 @@
 //! the key certified by the previous element after that. An element without payload is the
 //! final signature, over the message (`ucert -A`).
 //!
+//! The layout is checked against ucert itself: the test
+//! `ucerts_own_certificate_verifies_over_our_encoding` rebuilds the certificate of ucert's own
+//! test suite from its dump, and ucert's signature verifies over our bytes.
+//!
 //! # Verification
 //!
 //! [`Chain::verify`] follows `ucert -V`: each certificate's signature is checked with the chain
@@ -279,6 +283,12 @@ pub enum UcertError {
         /// The revoked key.
         fingerprint: Fingerprint,
     },
+    /// A revocation list holds a bare signature where a revoke certificate belongs.
+    #[error("chain element {element} is a signature, not a revoke certificate")]
+    NotACertificate {
+        /// The element.
+        element: usize,
+    },
     /// A message was to be checked but the chain has no final signature.
     #[error("the chain has no final signature over the message")]
     MissingFinalSignature,
@@ -496,7 +506,7 @@ impl Chain {
                     return Err(UcertError::SignatureNotLast { element });
                 }
                 chain_key = Some(signer);
-                final_signature = Some(&item.signature);
+                final_signature = Some((element, &item.signature));
                 break;
             };
             signer
@@ -537,7 +547,8 @@ impl Chain {
 pub struct Verified<'a> {
     key: PublicKey,
     expires_at: Option<i64>,
-    final_signature: Option<&'a Signature>,
+    /// The final signature and its element number.
+    final_signature: Option<(usize, &'a Signature)>,
 }
 
 impl Verified<'_> {
@@ -554,22 +565,22 @@ impl Verified<'_> {
 
     /// Check the final signature over `message`.
     pub fn verify_message(&self, message: &[u8]) -> Result<(), UcertError> {
-        let signature = self
+        let (element, signature) = self
             .final_signature
             .ok_or(UcertError::MissingFinalSignature)?;
         self.key
             .verify(message, signature)
-            .map_err(|source| UcertError::BadSignature { element: 0, source })
+            .map_err(|source| UcertError::BadSignature { element, source })
     }
 
     /// Start checking the final signature over a message that arrives in chunks (an image).
     pub fn stream_verifier(&self) -> Result<StreamVerifier, UcertError> {
-        let signature = self
+        let (element, signature) = self
             .final_signature
             .ok_or(UcertError::MissingFinalSignature)?;
         self.key
             .stream_verifier(signature)
-            .map_err(|source| UcertError::BadSignature { element: 0, source })
+            .map_err(|source| UcertError::BadSignature { element, source })
     }
 }
 
@@ -605,11 +616,7 @@ impl Revocations {
         for (index, item) in chain.elements.iter().enumerate() {
             let element = index + 1;
             let Some(cert) = &item.cert else {
-                return Err(UcertError::WrongType {
-                    element,
-                    found: 0,
-                    expected: CERTTYPE_REVOKE,
-                });
+                return Err(UcertError::NotACertificate { element });
             };
             let signer = trusted_key(trusted, &Self::new(), element, &item.signature)?;
             signer

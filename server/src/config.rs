@@ -385,7 +385,8 @@ pub struct Config {
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
-    /// Release channels: publication, importer, mirror push (`[channels]`).
+    /// Release channels: the published tree, the publisher's keys, publication, importer,
+    /// mirror push (table `[channels]`, file only).
     pub channels: ChannelsConfig,
     /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
     /// to everyone).
@@ -549,6 +550,22 @@ impl Config {
                 rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
             });
         }
+        if self.channels.signing_key.is_some() != self.channels.delegation.is_some() {
+            return Err(ConfigError::Rule {
+                key: "channels",
+                rule: "sets one of `signing_key` and `delegation`; the publisher needs both, the \
+                       key and the root's certificate for it (`attendant-server keys delegate`)"
+                    .to_owned(),
+            });
+        }
+        if self.channels.metadata_expiry < Duration::from_secs(3600) {
+            return Err(ConfigError::Rule {
+                key: "channels.metadata_expiry",
+                rule: "must be at least `1h`, so that routers with a drifting clock still accept \
+                       fresh metadata"
+                    .to_owned(),
+            });
+        }
         if self.upstream_url.is_empty() {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
@@ -597,9 +614,19 @@ impl Config {
     }
 }
 
-/// Release channels (`[channels]`): where the signed tree is published, how long it stays valid,
-/// what `serve` does on its own, and the automatic channels' inputs. `docs/channels.md` is the
-/// operator's guide.
+/// Release channels (`[channels]`): where the signed tree is published, the publisher's keys,
+/// how long metadata stays valid, what `serve` does on its own, and the automatic channels'
+/// inputs. `docs/channels.md` is the operator's guide; `docs/channels-trust.md` has the chain of
+/// trust and `attendant-server keys --help` the commands that make the key files.
+///
+/// ```toml
+/// [channels]
+/// public_url = "https://upgrade.example.org"
+/// signing_key = "/etc/attendant/channel-signing.sec"
+/// delegation = "/etc/attendant/channel-signing.ucert"
+/// revocations = "/etc/attendant/revoked.ucert"
+/// metadata_expiry = "7d"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -611,12 +638,24 @@ pub struct ChannelsConfig {
     /// `/etc/attendant/channel.json` of every channel image, e.g. `https://upgrade.example.org`
     /// (default: empty, `http://<listen>`).
     pub public_url: String,
-    /// How long published metadata stays valid (`expires` of every file).
+    /// usign secret key that signs channel metadata (default: none, channels are not published).
+    /// Not the top-level `signing_key`, which signs images; the two may be the same file, but a
+    /// metadata key that rotates with its delegation is best kept apart.
+    pub signing_key: Option<PathBuf>,
+    /// ucert file in which the offline root key certifies `signing_key` (`keys delegate`);
+    /// required with `signing_key`, published as `/channels/keys/<fingerprint>.ucert`.
+    pub delegation: Option<PathBuf>,
+    /// ucert revocation list by the root key (`keys revoke`), published as
+    /// `/channels/keys/revoked.ucert` (default: none).
+    pub revocations: Option<PathBuf>,
+    /// How long published metadata stays valid; `serve` re-signs before it runs out, and never
+    /// past the delegation's end.
     #[serde(with = "humantime_serde")]
-    pub expires: Duration,
-    /// Metadata expiring within this is signed afresh (`serve` re-publishes in time).
-    #[serde(with = "humantime_serde")]
-    pub refresh_margin: Duration,
+    pub metadata_expiry: Duration,
+    /// Metadata expiring within this is signed afresh (`serve` re-publishes in time; default:
+    /// two sevenths of `metadata_expiry`, 2 days of 7).
+    #[serde(default, with = "humantime_serde::option")]
+    pub refresh_margin: Option<Duration>,
     /// How often `serve` settles finished channel builds and publishes changes (0: never).
     #[serde(with = "humantime_serde")]
     pub publish_interval: Duration,
@@ -646,8 +685,11 @@ impl Default for ChannelsConfig {
         Self {
             dir: None,
             public_url: String::new(),
-            expires: Duration::from_secs(7 * 86_400),
-            refresh_margin: Duration::from_secs(2 * 86_400),
+            signing_key: None,
+            delegation: None,
+            revocations: None,
+            metadata_expiry: Duration::from_secs(7 * 24 * 3600),
+            refresh_margin: None,
             publish_interval: Duration::from_secs(30),
             orphan_grace: Duration::from_secs(86_400),
             delegation_warning: Duration::from_secs(30 * 86_400),
@@ -661,11 +703,16 @@ impl Default for ChannelsConfig {
 }
 
 impl ChannelsConfig {
+    /// `refresh_margin`, or its default.
+    pub fn refresh_margin(&self) -> Duration {
+        self.refresh_margin.unwrap_or(self.metadata_expiry * 2 / 7)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
-        if self.refresh_margin >= self.expires {
+        if self.refresh_margin() >= self.metadata_expiry {
             return Err(ConfigError::Rule {
                 key: "channels.refresh_margin",
-                rule: "must be shorter than `channels.expires`, or every publication would re-sign everything".to_owned(),
+                rule: "must be shorter than `channels.metadata_expiry`, or every publication would re-sign everything".to_owned(),
             });
         }
         for push in &self.mirror_push {
@@ -949,6 +996,29 @@ fn default_branches() -> BTreeMap<String, BranchConfig> {
 
 /// `serde(with)` helpers for humantime durations (`30m`, `7d`).
 mod humantime_serde {
+    /// The same for an optional duration.
+    pub(super) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub(in crate::config) fn serialize<S: Serializer>(
+            value: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(deserializer).map(Some)
+        }
+    }
+
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -1167,7 +1237,10 @@ mod tests {
     fn channel_settings_have_defaults_and_auto_channels_parse() {
         let config = Config::from_sources("", Path::new(""), []).unwrap();
         assert_eq!(config.channels_path(), PathBuf::from("./data/channels"));
-        assert_eq!(config.channels.expires, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            config.channels.metadata_expiry,
+            Duration::from_secs(7 * 86_400)
+        );
         let file = r#"
 [channels]
 dir = "/srv/channels"
@@ -1224,7 +1297,7 @@ generator = "version"
         let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
         let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
         assert!(chain.contains("unknown field `branch`"), "{chain}");
-        let file = "[channels]\nexpires = \"1d\"\nrefresh_margin = \"2d\"\n";
+        let file = "[channels]\nmetadata_expiry = \"1d\"\nrefresh_margin = \"2d\"\n";
         let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
         assert!(
             error.to_string().contains("must be shorter than"),
@@ -1239,6 +1312,41 @@ generator = "version"
         assert_eq!(
             error.to_string(),
             "invalid configuration: `database` names the SQLite file, but `database_url` selects PostgreSQL; set only one of them"
+        );
+    }
+
+    #[test]
+    fn channels_table_reads_keys_and_needs_both_files() {
+        let file = "[channels]\nsigning_key = \"s.sec\"\ndelegation = \"s.ucert\"\nmetadata_expiry = \"2d\"\n";
+        let config = Config::from_sources(file, Path::new(""), []).unwrap();
+        assert_eq!(config.channels.signing_key, Some(PathBuf::from("s.sec")));
+        assert_eq!(config.channels.delegation, Some(PathBuf::from("s.ucert")));
+        assert_eq!(config.channels.revocations, None);
+        assert_eq!(
+            config.channels.metadata_expiry,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(
+            Config::default().channels.metadata_expiry,
+            Duration::from_secs(7 * 86_400)
+        );
+        let error =
+            Config::from_sources("[channels]\nsigning_key = \"s.sec\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels` sets one of `signing_key` and `delegation`"),
+            "{error}"
+        );
+        let error =
+            Config::from_sources("[channels]\nmetadata_expiry = \"10m\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels.metadata_expiry` must be at least `1h`"),
+            "{error}"
         );
     }
 }

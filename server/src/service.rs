@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::Artifacts;
+use crate::channels::keys::MetadataSigner;
 use crate::channels::schedule::{Publisher, SharedPublisher, run_importer};
 use crate::config::{Config, UpstreamLocation};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
@@ -85,11 +86,12 @@ impl Service {
         };
         let public_key = signing_key.as_ref().map(|key| key.public_key());
         let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
-        // Channel metadata is signed with the image signing key; without one nothing is
-        // published (the tree would be useless to routers that check signatures).
-        let channels = signing_key.clone().map(|key| {
-            let publisher = Publisher::new(store.clone(), state.config.clone(), key);
-            Arc::new(SharedPublisher::new(publisher))
+        state.signing_key.clone_from(&signing_key);
+        // Channel metadata is signed by the delegated metadata key of `[channels]`; without one
+        // nothing is published (the tree would be useless to routers that check signatures).
+        let channels = MetadataSigner::from_config(&state.config.channels)?.map(|signer| {
+            let publisher = Publisher::new(store.clone(), state.config.clone(), Arc::new(signer));
+            Arc::new(SharedPublisher::new(publisher, signing_key.clone()))
         });
         if let Some(channels) = &channels {
             state.publisher = channels.clone();

@@ -482,6 +482,27 @@ fn build_waits_and_the_image_carries_its_stamp() {
     );
     assert!(text.contains(&stamp), "{text}");
 
+    // The alias's copy embeds its own stamp: it is rebuilt, and the CLI waits for it.
+    let output = env.run(&["alias", "daily", "stable"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`daily` `{DEVICE}` build 1 is ready")),
+        "{stderr}"
+    );
+    let device = env.json(&["images", "daily", DEVICE, "--json"]);
+    let image = &device["builds"][0]["images"][0];
+    let sha256 = image["sha256"].as_str().unwrap();
+    let stored = env
+        .pool()
+        .join(&sha256[..2])
+        .join(format!("{sha256}-{}", image["name"].as_str().unwrap()));
+    let text = String::from_utf8_lossy(&std::fs::read(&stored).unwrap()).into_owned();
+    assert!(
+        text.contains(r#"{"channel":"daily","channel_target":"stable","device":"#),
+        "{text}"
+    );
+
     // `--no-wait` returns at once with the build pending.
     env.ok(&[
         "build",

@@ -57,6 +57,17 @@ async fn setup() -> Setup {
     let images = MirrorServer::start(&www).unwrap();
     let secret = dir.path().join("key.sec");
     attendant_server::signing::generate_key_pair(&secret, None).unwrap();
+    let root = dir.path().join("root.sec");
+    attendant_server::channels::keys::root_init(&root).unwrap();
+    let delegation = dir.path().join("signing.ucert");
+    attendant_server::channels::keys::delegate(
+        &root,
+        &secret,
+        0,
+        Duration::from_secs(100 * 365 * 86_400),
+        &delegation,
+    )
+    .unwrap();
     let file = format!(
         r#"
 upstream_url = "{upstream}"
@@ -65,6 +76,8 @@ signing_key = "{secret}"
 workers = 0
 
 [channels]
+signing_key = "{secret}"
+delegation = "{delegation}"
 publish_interval = "0s"
 import_timeout = "5s"
 
@@ -91,6 +104,7 @@ generator = "version"
         upstream = mirror.root.display(),
         data = dir.path().join("data").display(),
         secret = secret.display(),
+        delegation = delegation.display(),
         base = images.url(),
     );
     let mut config = Config::from_sources(&file, Path::new("test.toml"), []).unwrap();

@@ -757,7 +757,26 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     config.data_dir = dir.path().join("data");
     config.upstream_url = dir.path().join("no-upstream").display().to_string();
     config.workers = 0;
-    config.signing_key = Some(fixture.public.with_extension(""));
+    // The chain of trust a router checks: an offline root delegates the metadata signing key.
+    let root = dir.path().join("root.sec");
+    let root_public = attendant_server::channels::keys::root_init(&root).unwrap();
+    let metadata_key = fixture.public.with_extension("");
+    let delegation = dir.path().join("signing.ucert");
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    attendant_server::channels::keys::delegate(
+        &root,
+        &metadata_key,
+        unix_now - 60,
+        Duration::from_secs(30 * 86_400),
+        &delegation,
+    )
+    .unwrap();
+    config.signing_key = Some(metadata_key.clone());
+    config.channels.signing_key = Some(metadata_key);
+    config.channels.delegation = Some(delegation);
     config.channels.publish_interval = Duration::from_millis(100);
     let tree_dir = config.channels_path();
     std::fs::create_dir_all(&tree_dir).unwrap();
@@ -821,6 +840,28 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     )
     .unwrap();
     signify_verify(&fixture.public, &downloaded);
+    // And as a router checks it: the delegation from /channels/keys/, the pinned root, freshness.
+    let signature_bytes = std::fs::read(dir.path().join("downloaded.json.sig")).unwrap();
+    let fingerprint = attendant_proto::channel::trust::signing_key_of(&signature_bytes).unwrap();
+    let delegation_bytes = client
+        .get(format!("{base}/channels/keys/{fingerprint}.ucert"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    attendant_proto::channel::trust::verify_metadata(
+        &bytes,
+        &signature_bytes,
+        &delegation_bytes,
+        None,
+        std::slice::from_ref(&root_public),
+        unix_now,
+    )
+    .unwrap();
+    let parsed = attendant_proto::channel::parse_channels(&bytes).unwrap();
+    attendant_proto::channel::trust::check_freshness(&parsed.global, unix_now, 0).unwrap();
 
     // Validators and caching.
     let response = client

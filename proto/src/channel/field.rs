@@ -146,12 +146,30 @@ pub fn file_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Free text (a description): at most [`MAX_DESCRIPTION_LEN`] bytes, no control characters.
+/// Free text (a description): at most [`MAX_DESCRIPTION_LEN`] bytes, no control characters but
+/// line breaks and tabs (a reader escapes the rest before showing it, but an escape sequence in
+/// signed metadata is a mistake worth refusing early).
 pub fn text(value: &str) -> Result<(), &'static str> {
-    if value.len() <= MAX_DESCRIPTION_LEN && !value.chars().any(char::is_control) {
+    if value.len() <= MAX_DESCRIPTION_LEN
+        && !value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         Ok(())
     } else {
-        Err("expected text without control characters, at most 4096 bytes")
+        Err(
+            "expected text without control characters other than line breaks and tabs, at most \
+             4096 bytes",
+        )
+    }
+}
+
+/// An image's root filesystem: empty (an image without one, such as a kernel) or a [`token`].
+pub fn filesystem(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() || token(value).is_ok() {
+        Ok(())
+    } else {
+        Err("expected nothing or 1 to 128 letters, digits and `._+~_-`")
     }
 }
 
@@ -255,7 +273,12 @@ mod tests {
         assert!(target("ath79").is_err());
         assert!(target("ath79/generic/x").is_err());
         assert_eq!(text("Q4 release, with luci"), Ok(()));
-        assert!(text("line\nbreak").is_err());
+        assert_eq!(text("two\nlines\tand a tab"), Ok(()));
+        assert!(text("escape\u{1b}[2J").is_err());
+        assert!(text("carriage\rreturn").is_err());
+        assert_eq!(filesystem(""), Ok(()));
+        assert_eq!(filesystem("squashfs"), Ok(()));
+        assert!(filesystem("a b").is_err());
         assert_eq!(server_url("https://upgrade.example.org"), Ok(()));
         assert!(server_url("ftp://x").is_err());
         assert!(server_url("https://").is_err());

@@ -126,7 +126,7 @@ pub struct IndexFile {
     pub name: String,
     /// ImageBuilder image type (`sysupgrade`, `factory`).
     pub image_type: String,
-    /// Root filesystem (`squashfs`, `ext4`).
+    /// Root filesystem (`squashfs`, `ext4`), empty for an image without one.
     pub filesystem: String,
 }
 
@@ -326,7 +326,7 @@ fn check_files(
             file,
             || here("filesystem"),
             &entry.filesystem,
-            field::token(&entry.filesystem),
+            field::filesystem(&entry.filesystem),
         )?;
     }
     Ok(())

@@ -97,7 +97,7 @@ fn verifies_chain_and_message() {
     stream.finalize().unwrap();
     assert!(matches!(
         verified.verify_message(b"massage"),
-        Err(UcertError::BadSignature { element: 0, .. })
+        Err(UcertError::BadSignature { element: 2, .. })
     ));
 }
 
@@ -193,7 +193,7 @@ fn revocation_list_rules() {
     let stray = Chain::new(vec![Element::final_signature(&key(1).sign(b"x"))]);
     assert!(matches!(
         revoked.add_chain(&stray, &ring, NOW),
-        Err(UcertError::WrongType { found: 0, .. })
+        Err(UcertError::NotACertificate { element: 1 })
     ));
 }
 
@@ -551,5 +551,62 @@ fn refuses_to_issue_empty_window() {
     assert!(matches!(
         issue_auth(&key(1), &long, 0, 1),
         Err(UcertError::PublicKeyTooLong { .. })
+    ));
+}
+
+/// ucert's own test certificate, rebuilt from its dump: `ucert -D -c inputs/key-build.ucert` in
+/// <https://github.com/openwrt/ucert/blob/00b921d80ac0dc47339305d803f865ff43c56d63/tests/cram/test_ucert.t>
+/// prints the signature file and the payload fields of a self-signed auth certificate made by
+/// `ucert -I`. Encoding those fields our way must give the very bytes ucert signed, so the
+/// signature from the dump verifies; a single byte of layout difference would make it fail.
+#[test]
+fn ucerts_own_certificate_verifies_over_our_encoding() {
+    let pubkey = "untrusted comment: Local build key\n\
+                  RWSEv8iKFxZld6vicE1icWhYNfEV9PM7C9MKUKl+YNEKB+PdAWGDF5Z9\n";
+    let signature_file = "untrusted comment: signed by key 84bfc88a17166577\n\
+                          RWSEv8iKFxZld+bQ+NTqCdDlHOuVYNw5Qw7Q8shjfMgFJcTqrzaqO0bysjIQhTadmcwvWiWvHlyMcwAXSix2BYdfghz/zhDjvgU=\n";
+    let mut fields = Vec::new();
+    put_blobmsg(&mut fields, BLOBMSG_INT32, "certtype", &1_u32.to_be_bytes());
+    put_blobmsg(
+        &mut fields,
+        BLOBMSG_INT64,
+        "validfrom",
+        &1_546_188_410_i64.to_be_bytes(),
+    );
+    put_blobmsg(
+        &mut fields,
+        BLOBMSG_INT64,
+        "expiresat",
+        &1_577_724_410_i64.to_be_bytes(),
+    );
+    put_blobmsg(
+        &mut fields,
+        BLOBMSG_STRING,
+        "pubkey",
+        &nul_terminated(pubkey),
+    );
+    let mut payload = Vec::new();
+    put_blobmsg(&mut payload, BLOBMSG_TABLE, PAYLOAD_NAME, &fields);
+    let key = PublicKey::parse(pubkey.as_bytes()).unwrap();
+    let signature = Signature::parse(signature_file.as_bytes()).unwrap();
+    key.verify(&payload, &signature).unwrap();
+
+    // The whole file as `ucert -I` writes it parses and verifies against that key, inside its
+    // window, and not after it.
+    let mut inner = Vec::new();
+    put_attr(&mut inner, ATTR_SIGNATURE, false, signature_file.as_bytes());
+    put_attr(&mut inner, ATTR_PAYLOAD, false, &payload);
+    let mut file = Vec::new();
+    put_attr(&mut file, 0, false, &inner);
+    let chain = Chain::parse(&file).unwrap();
+    let mut trusted = Keyring::new();
+    trusted.add(key.clone());
+    let verified = chain
+        .verify(&trusted, &Revocations::new(), 1_560_000_000)
+        .unwrap();
+    assert_eq!(verified.key(), &key);
+    assert!(matches!(
+        chain.verify(&trusted, &Revocations::new(), 1_577_724_410),
+        Err(UcertError::Expired { .. })
     ));
 }

@@ -474,7 +474,19 @@ pub async fn settle(
                 },
                 JobState::Succeeded => {
                     let key = key.ok_or(BuildsError::NoSigningKey)?;
-                    take_images(state, key, &hash, job.result.as_deref().unwrap_or("")).await?
+                    match take_images(state, key, &hash, job.result.as_deref().unwrap_or("")).await
+                    {
+                        Ok(settled) => settled,
+                        Err(error @ BuildsError::Result { .. }) => Settled::Failed {
+                            reason: error.to_string(),
+                        },
+                        // A disk problem: the build stays pending and the next pass tries
+                        // again; the other builds are settled meanwhile.
+                        Err(error) => {
+                            tracing::error!(build = %describe(&reference), error = %error, "cannot take a build's images into the pool");
+                            continue;
+                        }
+                    }
                 }
             },
         };
@@ -485,6 +497,13 @@ pub async fn settle(
         finish(state, actor, &reference, settled).await?;
     }
     Ok(report)
+}
+
+fn describe(reference: &BuildRef) -> String {
+    format!(
+        "{} {} {}",
+        reference.channel, reference.device, reference.number
+    )
 }
 
 async fn finish(

@@ -13,11 +13,13 @@
 //! | [`import`] | the importer of automatic channels: inputs → a new build when one changed |
 //! | [`generators`] | the importer's inputs: `upstream`, `recipe`, `http`, `channel`, `version` |
 //! | [`schedule`] | what `serve` does on its own: publish changes, re-sign before expiry, reap |
+//! | [`keys`] | the metadata signing key, its delegation by the offline root key, revocations |
 
 pub mod apply;
 pub mod builds;
 pub mod generators;
 pub mod import;
+pub mod keys;
 pub mod mirror;
 pub mod model;
 pub mod ops;

@@ -8,6 +8,7 @@
 //! <out>/meta/<serial>/channels.json(.sig)                     (one per publication)
 //! <out>/<channel>/<target>/<subtarget>/<profile>/index.<serial>.json(.sig)
 //! <out>/pool/<aa>/<sha256>-<name>(.sig)                       (image files, content-addressed)
+//! <out>/keys/<signing-fingerprint>.ucert, keys/revoked.ucert   (delegation, revocations)
 //! ```
 //!
 //! # Why a reader never sees a mix
@@ -46,6 +47,7 @@ use attendant_proto::channel::{
 };
 
 use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
+use crate::channels::keys::MetadataSigner;
 use crate::channels::model::{BuildState, Channel, Device, ImageFile};
 use crate::channels::pool::Pool;
 
@@ -68,8 +70,10 @@ const RESERVED: &[&str] = &[
     CURRENT,
     META,
     POOL,
-    "keys",
+    KEYS,
 ];
+/// The delegation and revocations of the metadata signing key.
+pub const KEYS: &str = "keys";
 /// Largest metadata file read back (the larger of the two formats' limits).
 const MAX_METADATA_LEN: usize = if wire::MAX_CHANNELS_LEN > wire::MAX_INDEX_LEN {
     wire::MAX_CHANNELS_LEN
@@ -85,6 +89,14 @@ pub trait MetadataSign {
     type Error: std::error::Error + Send + Sync + 'static;
     /// The signature file's text (`untrusted comment: …\n<base64>\n`).
     fn sign(&self, message: &[u8]) -> Result<String, Self::Error>;
+}
+
+impl MetadataSign for MetadataSigner {
+    type Error = std::convert::Infallible;
+
+    fn sign(&self, message: &[u8]) -> Result<String, Self::Error> {
+        Ok(MetadataSigner::sign(self, message))
+    }
 }
 
 impl MetadataSign for attendant_proto::usign::SecretKey {
@@ -121,6 +133,9 @@ pub struct PublishOptions {
     pub refresh_margin: Duration,
     /// Nothing is signed to expire after this (the end of the signing key's delegation).
     pub not_after: Option<i64>,
+    /// Files published under `keys/` (the delegation `<fingerprint>.ucert`, `revoked.ucert`),
+    /// written before the metadata they vouch for, and only when their bytes changed.
+    pub keys: Vec<(String, Vec<u8>)>,
 }
 
 impl PublishOptions {
@@ -132,6 +147,7 @@ impl PublishOptions {
             expires_in,
             refresh_margin,
             not_after: None,
+            keys: Vec::new(),
         }
     }
 }
@@ -353,6 +369,17 @@ pub fn publish<S: MetadataSign>(
         },
         channels: published,
     };
+    // The keys that vouch for the new signatures are in place before anything names them.
+    for (name, bytes) in &options.keys {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            continue;
+        }
+        let path = out.join(KEYS).join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            create_dir(&out.join(KEYS))?;
+            write(&path, bytes)?;
+        }
+    }
     let meta = out.join(META).join(options.serial.to_string());
     create_dir(&meta)?;
     if let Some(current) = &current {

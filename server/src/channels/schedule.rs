@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::apply::Publisher as ApplyPublisher;
 use crate::channels::builds::settle;
+use crate::channels::keys::{MetadataSigner, REVOCATIONS_FILE};
 use crate::channels::mirror;
 use crate::channels::ops::Change;
 use crate::channels::pool::{Pool, PoolError};
@@ -60,11 +61,15 @@ pub enum ScheduleError {
 pub struct Publisher {
     store: Arc<dyn Store>,
     config: Arc<Config>,
-    signer: Arc<SecretKey>,
+    signer: Arc<MetadataSigner>,
     holder: String,
     published: Option<Revisions>,
     last_reap: Option<Instant>,
+    last_warning: Option<Instant>,
 }
+
+/// How often the delegation's approaching end is logged.
+const WARNING_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 /// The store's revisions of the tree that was last published from this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +88,7 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// A publisher signing with `signer` (the lock holder name is unique per process).
-    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, signer: Arc<SecretKey>) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, signer: Arc<MetadataSigner>) -> Self {
         Self {
             store,
             config,
@@ -95,6 +100,7 @@ impl Publisher {
             ),
             published: None,
             last_reap: None,
+            last_warning: None,
         }
     }
 
@@ -130,13 +136,23 @@ impl Publisher {
             devices: snapshot.device_revisions.clone(),
         };
         let now_seconds = unix_millis(now) / 1000;
+        if let Some(warning) = self
+            .signer
+            .expiry_warning(now_seconds, settings.delegation_warning)
+            && self
+                .last_warning
+                .is_none_or(|last| last.elapsed() >= WARNING_EVERY)
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(%warning, "channel signing delegation ends soon");
+        }
         let expiry = {
             let out = out.clone();
             tokio::task::spawn_blocking(move || published_expiry(&out))
                 .await
                 .map_err(|_| ScheduleError::Thread)??
         };
-        let margin = i64::try_from(settings.refresh_margin.as_secs()).unwrap_or(i64::MAX);
+        let margin = i64::try_from(settings.refresh_margin().as_secs()).unwrap_or(i64::MAX);
         let expiring = expiry.is_none_or(|(_, expires)| expires - now_seconds <= margin);
         let changed = match &self.published {
             _ if expiring => Changed::Unknown,
@@ -155,12 +171,22 @@ impl Publisher {
             ),
         };
         let serial = self.store.channels().next_serial().await?;
-        let options = PublishOptions::new(
+        let mut options = PublishOptions::new(
             serial,
             now_seconds,
-            settings.expires,
-            settings.refresh_margin,
+            settings.metadata_expiry,
+            settings.refresh_margin(),
         );
+        options.not_after = Some(self.signer.expires_at());
+        options.keys = vec![(
+            self.signer.delegation_file_name(),
+            self.signer.delegation().to_vec(),
+        )];
+        if let Some(revocations) = self.signer.revocations() {
+            options
+                .keys
+                .push((REVOCATIONS_FILE.to_owned(), revocations.to_vec()));
+        }
         let tree: Vec<_> = snapshot.channels.into_values().collect();
         let signer = self.signer.clone();
         let target = out.clone();
@@ -217,15 +243,16 @@ impl Publisher {
 #[derive(Debug)]
 pub struct SharedPublisher {
     publisher: tokio::sync::Mutex<Publisher>,
-    signer: Arc<SecretKey>,
+    image_key: Option<Arc<SecretKey>>,
 }
 
 impl SharedPublisher {
-    /// Shares `publisher`, whose key also signs settled builds' images.
-    pub fn new(publisher: Publisher) -> Self {
+    /// Shares `publisher`; `image_key` (the top-level `signing_key`) signs settled builds'
+    /// images in the pool.
+    pub fn new(publisher: Publisher, image_key: Option<Arc<SecretKey>>) -> Self {
         Self {
-            signer: publisher.signer.clone(),
             publisher: tokio::sync::Mutex::new(publisher),
+            image_key,
         }
     }
 
@@ -242,7 +269,7 @@ impl SharedPublisher {
             return;
         }
         loop {
-            match settle(&state, Some(&self.signer), SETTLE_ACTOR).await {
+            match settle(&state, self.image_key.as_deref(), SETTLE_ACTOR).await {
                 Ok(report) => {
                     for (build, reason) in &report.failed {
                         tracing::warn!(channel = %build.channel, device = %build.device, number = build.number, %reason, "channel build failed");

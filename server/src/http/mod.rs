@@ -7,10 +7,12 @@
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `channels` | `/channels/{path}`: the published channel tree |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
+mod admin;
 mod build;
 mod channels;
 mod error;
@@ -44,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(channels::routes())
         .merge(stats::routes())
+        .merge(admin::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(observe))
         .with_state(state)
