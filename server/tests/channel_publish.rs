@@ -954,3 +954,58 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     running.shutdown.cancel();
     running.task.await.unwrap().unwrap();
 }
+
+#[test]
+fn fullcount_expiry_keeps_a_stepping_stone_in_the_published_index() {
+    use attendant_server::channels::model::DeviceId;
+    use attendant_server::channels::ops::{self, CreateOptions, NewBuild, Tree};
+
+    let fixture = Fixture::new();
+    let mut tree = Tree::new();
+    let run = |tree: &mut Tree, change: ops::Change| {
+        for (name, after) in change.touched {
+            match after {
+                Some(channel) => tree.insert(name, channel),
+                None => tree.remove(&name),
+            };
+        }
+    };
+    let options = CreateOptions {
+        fullcount: Some(2),
+        ..CreateOptions::default()
+    };
+    let change = ops::create(&tree, "stable", &options).unwrap();
+    run(&mut tree, change);
+    let change = ops::device_add(&tree, "stable", &C7.parse::<DeviceId>().unwrap()).unwrap();
+    run(&mut tree, change);
+    for (number, minversion) in [(1, None), (2, None), (3, Some(2)), (4, Some(3))] {
+        let made = build(&fixture.out, &fixture.key, C7, number, 100);
+        let new = NewBuild {
+            source: made.source,
+            state: BuildState::Ready,
+            openwrt_version: made.openwrt_version,
+            version_code: made.version_code,
+            recipe: made.recipe,
+            description: made.description,
+            version_detail: made.version_detail,
+            minversion,
+            images: made.images,
+            embeds_stamp: false,
+        };
+        let change = ops::add_build(&tree, "stable", C7, new, NOW).unwrap();
+        run(&mut tree, change);
+    }
+    let channels: Vec<Channel> = tree.into_values().collect();
+    fixture.publish(&channels, &Changed::Unknown, 1, NOW);
+    let index = fixture.index_of("stable", C7);
+    let versions: Vec<_> = index["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["version"].as_u64().unwrap())
+        .collect();
+    // Build 1 expired; 2 stays beyond the count of 2 because 3 (minversion 2) needs it, and 3
+    // because 4 (minversion 3) does.
+    assert_eq!(versions, [2, 3, 4]);
+    assert_eq!(index["images"][2]["minversion"], 3);
+}
