@@ -18,11 +18,12 @@
 //! and never rewritten: pool files are content-addressed (and in place before publication
 //! starts), an index is named after the serial of the publication that wrote it, and each
 //! publication's `channels.json` lives in its own `meta/<serial>/` directory. Each is written to a
-//! temporary name, synced and renamed ([`crate::atomic`]). The switch to the new tree is the
-//! single rename of the `current` link, and `channels.json` and its `.sig` both resolve through
-//! it, so a file and its signature always belong together — unlike system-image, which renames
-//! the signature and the file one after the other. Killed at any moment, the publisher leaves the
-//! old tree (plus unreferenced new files, reaped later) or the new one.
+//! temporary name, synced and renamed (by the one atomic writer, `src/atomic.rs`). The switch to
+//! the new tree is the single rename of the `current` link, and `channels.json` and its `.sig`
+//! both resolve through it, so a file and its signature always belong together — unlike
+//! system-image, which renames the signature and the file one after the other. Killed at any
+//! moment, the publisher leaves the old tree (plus unreferenced new files, reaped later) or the
+//! new one.
 //!
 //! A reader that fetched the old `channels.json` still finds the indexes and images it names:
 //! [`reap`] removes a file only when no `channels.json` current within the grace period
