@@ -332,6 +332,16 @@ async fn import_device(
     if latest.is_some_and(|latest| same_inputs(latest, &candidate.detail)) {
         return Ok(ImportResult::UpToDate);
     }
+    // Checked here, where it names the input, rather than at publication, where one bad pair
+    // would stop the whole tree.
+    let pairs: Vec<String> = candidate
+        .detail
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    attendant_proto::channel::VersionDetail::parse(&pairs.join(",")).map_err(|error| {
+        format!("the inputs' version_detail cannot be published (input names are `[a-z0-9._-]`): {error}")
+    })?;
     if candidate.openwrt_version.is_empty() {
         return Err(
             "no input names the OpenWrt release (add an `upstream` or a `channel` input)"
