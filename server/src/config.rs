@@ -350,6 +350,10 @@ pub struct Config {
     pub signing_key: Option<PathBuf>,
     /// URL prefixes extra package repositories must match (empty: none allowed).
     pub repository_allow_list: Vec<String>,
+    /// Web origins whose pages may call the API from the browser (the firmware selector,
+    /// luci-app-attendedsysupgrade in a router's web page): `["*"]` (the default) allows any,
+    /// `[]` sends no CORS headers, else `scheme://host[:port]` entries.
+    pub cors_allowed_origins: Vec<String>,
     /// Release branches offered.
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
@@ -390,6 +394,7 @@ impl Default for Config {
             trusted_keys: Vec::new(),
             signing_key: None,
             repository_allow_list: Vec::new(),
+            cors_allowed_origins: vec!["*".to_owned()],
             branches: default_branches(),
             limits: Limits::default(),
         }
@@ -500,6 +505,12 @@ impl Config {
                 rule: "must name a mirror URL or a directory".to_owned(),
             });
         }
+        for origin in &self.cors_allowed_origins {
+            crate::http::cors::check_origin(origin).map_err(|error| ConfigError::Rule {
+                key: "cors_allowed_origins",
+                rule: error.to_string(),
+            })?;
+        }
         for (name, branch) in &self.branches {
             if branch.path != "snapshots" && !branch.path.contains("{version}") {
                 return Err(ConfigError::Rule {
@@ -548,6 +559,7 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "trusted_keys",
     "signing_key",
     "repository_allow_list",
+    "cors_allowed_origins",
 ];
 
 fn env_value(raw: &str) -> toml::Value {
@@ -712,6 +724,31 @@ mod tests {
         assert_eq!(config.max_pending_jobs, 200);
         assert!(!config.allow_defaults);
         assert_eq!(config.branches.len(), 6);
+        assert_eq!(config.cors_allowed_origins, ["*"]);
+    }
+
+    #[test]
+    fn cors_origins_are_checked_when_loaded() {
+        let config = Config::from_sources(
+            r#"cors_allowed_origins = ["https://firmware-selector.openwrt.org", "http://[fd00::1]:8080"]"#,
+            Path::new("x.toml"),
+            [],
+        )
+        .unwrap();
+        assert_eq!(config.cors_allowed_origins.len(), 2);
+        for bad in [
+            "https://example.org/",
+            "example.org",
+            "https://a b",
+            "https://",
+        ] {
+            let text = format!("cors_allowed_origins = [{bad:?}]");
+            let error = Config::from_sources(&text, Path::new("x.toml"), []).unwrap_err();
+            assert!(
+                error.to_string().contains("cors_allowed_origins"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
 mod build;
+pub mod cors;
 mod error;
 mod files;
 mod json;
@@ -43,6 +45,11 @@ pub fn app(state: AppState) -> Router {
         .merge(stats::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(observe))
+        // Outermost, so that every answer (a 5xx rewritten by `observe` too) carries it. The
+        // origins were checked when the configuration was loaded.
+        .layer(tower::util::option_layer(
+            cors::layer(&state.config.cors_allowed_origins).unwrap_or(None),
+        ))
         .with_state(state)
 }
 

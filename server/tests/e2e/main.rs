@@ -8,6 +8,8 @@ mod bodies;
 #[cfg(test)]
 mod builds;
 #[cfg(test)]
+mod cors;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
