@@ -15,6 +15,7 @@ command -v xz >/dev/null || need_apt+=(xz-utils)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v python3 >/dev/null || need_apt+=(python3)                   # scripts/module-cycles.py (3.11+: tomllib)
 command -v file >/dev/null || need_apt+=(file)                         # scripts/build-agent.sh checks static linking
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)               # server/tests/dist.rs checks the systemd units
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)                       # LuCI end-to-end tests (never a downloaded browser)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
