@@ -91,7 +91,12 @@ pub(crate) fn run(
     keep_settings: bool,
     options: &PlanOptions,
 ) -> Result<Check, Error> {
-    let target = plan::choose_version(overview, &device.version, options.version_to.as_deref())?;
+    let target = plan::choose_version(
+        overview,
+        &device.version,
+        options.version_to.as_deref(),
+        &device.target,
+    )?;
     let upstream = if overview.upstream_url.is_empty() {
         wire::DEFAULT_UPSTREAM_URL.to_owned()
     } else {

@@ -135,6 +135,39 @@ fn versions_lists_the_offer() {
 }
 
 #[test]
+fn branches_without_this_target_are_hidden_and_refused_early() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["versions"]);
+    assert_exit(&output, 0);
+    assert!(!stdout(&output).contains("21.02"), "{}", stdout(&output));
+    let verbose = router.run(&["versions", "-v"]);
+    assert_stderr_has(
+        &verbose,
+        "hidden: 21.02 (builds no firmware for target `ath79/generic`)",
+    );
+    let json = router.run(&["versions", "--json"]);
+    assert!(
+        stdout(&json).contains(r#""hidden":[{"name":"21.02","reason":"builds no firmware for target `ath79/generic`"}]"#),
+        "{}",
+        stdout(&json)
+    );
+    let refused = router.run(&["check", "--version-to", "21.02"]);
+    assert_exit(&refused, 4);
+    assert_stderr_has(
+        &refused,
+        "branch `21.02` builds no firmware for target `ath79/generic`; branches that do: 24.10, 25.12, SNAPSHOT",
+    );
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|seen| seen.path.contains("21.02")),
+        "nothing was asked of the server for the hidden branch"
+    );
+}
+
+#[test]
 fn upgrade_keeps_settings_and_flashes_after_the_test() {
     let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
     let router = Router::new(&server.url);

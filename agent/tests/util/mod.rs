@@ -386,6 +386,12 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 ))
                 .unwrap();
                 overview["upstream_url"] = url.clone().into();
+                // As on sysupgrade.openwrt.org: an old branch snapshot that builds no target.
+                overview["branches"]["21.02"] = serde_json::json!({
+                    "path": "releases/{version}", "enabled": true, "snapshot": true,
+                    "path_packages": "DEPRECATED", "versions": ["21.02-SNAPSHOT"],
+                    "name": "21.02", "targets": {}
+                });
                 Reply::json(200, &overview)
             }
             ("GET", "/releases/24.10.6/targets/ath79/generic/profiles.json") => Reply::bytes(
