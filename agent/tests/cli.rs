@@ -168,6 +168,37 @@ fn branches_without_this_target_are_hidden_and_refused_early() {
 }
 
 #[test]
+fn an_init_script_is_refused_before_building_when_the_server_says_it_takes_none() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let script = router.path().join("defaults.sh");
+    std::fs::write(&script, "uci set system.@system[0].hostname=lab\n").unwrap();
+    // The fixture overview says `"allow_defaults": false`, as sysupgrade.openwrt.org does.
+    let refused = router.run(&["check", "--init-script", script.to_str().unwrap()]);
+    assert_exit(&refused, 4);
+    assert_stderr_has(
+        &refused,
+        "the server does not accept init scripts (`allow_defaults` is off in its overview.json)",
+    );
+    assert!(
+        !server.requests().iter().any(|seen| seen.method == "POST"),
+        "nothing was built"
+    );
+}
+
+#[test]
+fn a_malformed_index_entry_is_skipped_with_a_warning() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["check"]);
+    assert_exit(&output, 3);
+    assert_stderr_has(
+        &output,
+        "packages/mips_24kc-index.json` has entries without a version string, skipped: null",
+    );
+}
+
+#[test]
 fn upgrade_keeps_settings_and_flashes_after_the_test() {
     let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
     let router = Router::new(&server.url);

@@ -401,10 +401,13 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 )
                 .to_vec(),
             ),
-            ("GET", "/json/v1/releases/24.10.6/packages/mips_24kc-index.json") => Reply::json(
-                200,
-                &serde_json::json!({"architecture": "mips_24kc", "packages": offer.index}),
-            ),
+            // ASU answers the architecture index as a flat `{name: version}` map, with
+            // `"null": null` when one of the feeds has an empty `Packages` file.
+            ("GET", "/json/v1/releases/24.10.6/packages/mips_24kc-index.json") => {
+                let mut index = serde_json::json!(offer.index);
+                index["null"] = serde_json::Value::Null;
+                Reply::json(200, &index)
+            }
             ("POST", "/api/v1/build") => {
                 *request.lock().unwrap() = serde_json::from_slice(&seen.body).unwrap();
                 let mut reply = Reply::json(
