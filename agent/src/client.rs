@@ -762,9 +762,12 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
 }
 
 /// The last lines of a build's output, for an error message.
+/// The last lines of a failed build's output, which hold the ImageBuilder's own error; a Python
+/// traceback that ASU appends after it (its worker's exception) is left out, or the 20 lines
+/// would show only the traceback.
 fn output_tail(output: Option<&str>) -> String {
     const LINES: usize = 20;
-    match output {
+    match output.map(without_traceback) {
         Some(text) if !text.trim().is_empty() => {
             let lines: Vec<&str> = text.trim_end().lines().collect();
             let start = lines.len().saturating_sub(LINES);
@@ -775,6 +778,25 @@ fn output_tail(output: Option<&str>) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// `text` up to the first `Traceback (most recent call last):` line; all of it when that is at
+/// the start (nothing else to show).
+fn without_traceback(text: &str) -> &str {
+    const MARKER: &str = "Traceback (most recent call last):";
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == MARKER {
+            let before = text.get(..offset).unwrap_or(text);
+            return if before.trim().is_empty() {
+                text
+            } else {
+                before
+            };
+        }
+        offset += line.len();
+    }
+    text
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -792,6 +814,27 @@ fn list_lines(details: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_python_traceback_after_the_imagebuilder_error_is_left_out() {
+        let mut stderr = String::from(
+            "Collected errors:\n * opkg_install_cmd: Cannot install package nosuch.\n",
+        );
+        stderr.push_str("Traceback (most recent call last):\n");
+        for n in 0..30 {
+            stderr.push_str(&format!(
+                "  File \"/app/asu/build.py\", line {n}, in build\n    run()\n"
+            ));
+        }
+        stderr.push_str("RuntimeError: Error while building firmware\n");
+        let shown = output_tail(Some(&stderr));
+        assert!(shown.contains("Cannot install package nosuch."), "{shown}");
+        assert!(!shown.contains("Traceback"), "{shown}");
+        // Only a traceback: shown as it is, there is nothing else.
+        let only = "Traceback (most recent call last):\n  File \"x\", line 1\nValueError: x\n";
+        assert!(output_tail(Some(only)).contains("ValueError: x"));
+        assert_eq!(without_traceback("no traceback\n"), "no traceback\n");
+    }
 
     #[test]
     fn maps_a_422_list_detail_to_one_line_each() {
