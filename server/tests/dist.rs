@@ -1,6 +1,8 @@
 //! The operating files in `server/dist/`: the systemd units load in systemd's own checker, keep
 //! their hardening, and start commands the binary really has.
 
+#![expect(clippy::unwrap_used, reason = "test helpers may unwrap")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
