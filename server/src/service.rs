@@ -60,12 +60,7 @@ impl Service {
         let metadata = Arc::new(Metadata::new(&location, http.clone(), config.metadata_ttl));
         let mut keyring = Keyring::new();
         for path in &config.trusted_keys {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read trusted key `{}`", path.display()))?;
-            let key = PublicKey::parse(&bytes).with_context(|| {
-                format!("trusted key `{}` is not a usign public key", path.display())
-            })?;
-            keyring.add(key);
+            keyring.add(read_trusted_key(path)?);
         }
         let upstream = match &location {
             UpstreamLocation::Http(url) => url.parse::<Upstream>()?,
@@ -199,4 +194,12 @@ fn absolute_upstream(location: UpstreamLocation) -> anyhow::Result<UpstreamLocat
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve `{}`", path.display()))
+}
+
+/// Reads one of `trusted_keys`: a usign public key file.
+pub fn read_trusted_key(path: &std::path::Path) -> anyhow::Result<PublicKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read trusted key `{}`", path.display()))?;
+    PublicKey::parse(&bytes)
+        .with_context(|| format!("trusted key `{}` is not a usign public key", path.display()))
 }

@@ -6,10 +6,12 @@
 //! | `worker` | workers only (another process sharing the database and store; another host with PostgreSQL) |
 //! | `keygen` | write a usign key pair for image signing |
 //! | `gc` | one store collection pass |
+//! | `check-config` | validate a configuration and the files it names, start nothing |
 //!
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
+mod check_config;
 mod gc;
 mod keygen;
 mod serve;
@@ -79,6 +81,10 @@ pub enum Command {
     /// Delete expired results with their files and unreferenced store directories, once.
     #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
+    /// Check a configuration and the files it names (keys, upstream directory), print what the
+    /// server would run with, and start nothing.
+    #[command(after_help = check_config::EXAMPLES)]
+    CheckConfig(check_config::Args),
 }
 
 /// Runs the command line.
@@ -94,6 +100,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Worker(args) => worker::run(load_config(cli.config.as_deref())?, args).await,
             Command::Keygen(args) => keygen::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
+            Command::CheckConfig(args) => Ok(check_config::run(
+                &load_config(cli.config.as_deref())?,
+                &args,
+            )),
         }
     })
 }
