@@ -14,6 +14,9 @@
 //! | [`upstream`], [`index`] | downloads.openwrt.org metadata: `.versions.json`, `.targets.json`, `profiles.json`, package indexes |
 //! | [`uci`] | UCI configuration files (`/etc/config/*`), read and written without the `uci` tool |
 //! | [`board`] | device facts: `ubus call system board`, os-release, `/tmp/sysinfo`, `board.json` |
+//! | [`channel`] | release channels: `channels.json`, per-device `index.json`, the embedded `channel.json`, and the router's trust checks |
+//! | [`ucert`] | OpenWrt ucert chains (libubox blobs): key delegation, revocation, the signature trailer of ASU images |
+//! | [`timestamp`] | Unix seconds and the UTC date text of channel metadata (`Sun Dec 06 11:45:00 UTC 2026`) |
 //! | [`wire`] | router-side names: file paths, UCI names, environment variables, and [`wire::under_root`] |
 //! | [`excerpt`] | short, printable excerpts of untrusted text for error messages |
 //!
@@ -32,11 +35,14 @@
 pub mod api;
 pub mod apk;
 pub mod board;
+pub mod channel;
 pub mod excerpt;
 pub mod fwtool;
 pub mod index;
 pub mod installed;
 pub mod opkg;
+pub mod timestamp;
+pub mod ucert;
 pub mod uci;
 pub mod upstream;
 pub mod usign;

@@ -123,6 +123,7 @@ fn job(round: u8, n: usize) -> NewJob {
             target: "x86".to_owned(),
             subtarget: "64".to_owned(),
             packages: vec!["luci".to_owned(), "tmux".to_owned(), format!("package-{n}")],
+            files: Vec::new(),
         },
     }
 }

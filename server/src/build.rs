@@ -26,10 +26,14 @@ use attendant_proto::api::{
     normalized_packages, parse_build_request, request_hash,
 };
 use attendant_proto::version::Version;
+use sha2::{Digest, Sha256};
 
 use crate::metadata::MetadataError;
 use crate::state::{AppState, now};
-use crate::store::{JobSpec, NewJob, StoreError, Submission};
+use crate::store::{
+    EmbeddedFile, JobSpec, MAX_EMBEDDED_FILE_BYTES, MAX_EMBEDDED_FILES, NewJob, StoreError,
+    Submission,
+};
 use crate::view::BuildView;
 
 /// Why a build request was not accepted, or a job not found.
@@ -60,19 +64,42 @@ pub enum BuildError {
     /// The job store failed.
     #[error("the job store failed")]
     Store(#[from] StoreError),
+    /// A file to embed in the image is not acceptable (server-side callers only).
+    #[error("embedded file `{path}` is refused: {rule}")]
+    EmbeddedFile {
+        /// Its path, truncated.
+        path: String,
+        /// The rule broken.
+        rule: &'static str,
+    },
 }
 
 /// Submits a build request body; returns the job's current view.
 pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
+    submit_job(state, body, Vec::new())
+        .await
+        .map(|(_, view)| view)
+}
+
+/// Submits a build request body whose image also carries `files` (a channel build's stamp);
+/// returns the request hash and the job's current view. The same checks, de-duplication,
+/// queue limit and workers as every build.
+pub async fn submit_job(
+    state: &AppState,
+    body: &[u8],
+    files: Vec<EmbeddedFile>,
+) -> Result<(RequestHash, Arc<BuildView>), BuildError> {
     let request = parse_build_request(body, &state.limits)?;
-    let spec = validate(state, request).await?;
-    let hash = request_hash(&CanonicalRequest::from_request(&spec.request));
+    let mut spec = validate(state, request).await?;
+    check_files(&files)?;
+    spec.files = files;
+    let hash = job_hash(&spec);
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
-        return Ok(view);
+        return Ok((hash, view));
     }
     if let Some(job) = state.store.job(&hash, now).await? {
-        return Ok(remember(state, &job));
+        return Ok((hash, remember(state, &job)));
     }
     check_packages(state, &spec).await?;
     let new = NewJob {
@@ -86,11 +113,65 @@ pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, Bui
     {
         Submission::Created(job) => {
             state.wakeup.notify_one();
-            Ok(remember(state, &job))
+            Ok((hash, remember(state, &job)))
         }
-        Submission::Existing(job) => Ok(remember(state, &job)),
+        Submission::Existing(job) => Ok((hash, remember(state, &job))),
         Submission::Overloaded { queue_length } => Err(BuildError::Overloaded { queue_length }),
     }
+}
+
+/// Domain separation tag of the embedded files appended to the request encoding.
+const EMBEDDED_FILES_DOMAIN: &str = "attendant-embedded-files-v1";
+
+/// The request hash of a job: [`request_hash`] of the canonical request, or, when the job
+/// embeds files, SHA-256 of the canonical encoding followed by [`EMBEDDED_FILES_DOMAIN`], the
+/// file count and each path and contents (lengths as big-endian `u64`, as the request encoding
+/// does). Requests without files keep the hash ASU clients already hold.
+pub fn job_hash(spec: &JobSpec) -> RequestHash {
+    let canonical = CanonicalRequest::from_request(&spec.request);
+    if spec.files.is_empty() {
+        return request_hash(&canonical);
+    }
+    let mut out = canonical.encode();
+    put_bytes(&mut out, EMBEDDED_FILES_DOMAIN.as_bytes());
+    let mut files: Vec<&EmbeddedFile> = spec.files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    out.extend_from_slice(&(files.len() as u64).to_be_bytes());
+    for file in files {
+        put_bytes(&mut out, file.path.as_bytes());
+        put_bytes(&mut out, file.contents.as_bytes());
+    }
+    RequestHash(Sha256::digest(&out).into())
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn check_files(files: &[EmbeddedFile]) -> Result<(), BuildError> {
+    if files.len() > MAX_EMBEDDED_FILES {
+        return Err(BuildError::EmbeddedFile {
+            path: String::new(),
+            rule: "too many files",
+        });
+    }
+    for file in files {
+        let path = file.path.chars().take(256).collect();
+        if file.relative_path().is_none() {
+            return Err(BuildError::EmbeddedFile {
+                path,
+                rule: "not an absolute path of plain names",
+            });
+        }
+        if file.contents.len() > MAX_EMBEDDED_FILE_BYTES {
+            return Err(BuildError::EmbeddedFile {
+                path,
+                rule: "larger than 64 KiB",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The current view of a job by its hash (the path segment as sent).
@@ -189,6 +270,7 @@ async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec
         target,
         subtarget,
         packages,
+        files: Vec::new(),
     })
 }
 
@@ -355,6 +437,43 @@ async fn check_packages(state: &AppState, spec: &JobSpec) -> Result<(), BuildErr
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn embedded_files_change_the_hash_only_when_present() {
+        let spec = crate::store::test_spec(1);
+        let plain = request_hash(&CanonicalRequest::from_request(&spec.request));
+        assert_eq!(job_hash(&spec), plain, "ordinary requests keep their hash");
+        let stamp = |contents: &str| EmbeddedFile {
+            path: "/etc/attendant/channel.json".to_owned(),
+            contents: contents.to_owned(),
+        };
+        let mut first = spec.clone();
+        first.files = vec![stamp(r#"{"build":1}"#)];
+        let mut second = spec;
+        second.files = vec![stamp(r#"{"build":2}"#)];
+        assert_ne!(job_hash(&first), plain);
+        assert_ne!(job_hash(&first), job_hash(&second));
+        assert_eq!(job_hash(&first), job_hash(&first.clone()));
+    }
+
+    #[test]
+    fn refuses_embedded_files_that_could_escape() {
+        for path in ["etc/x", "/etc/../x", "/etc//x", "/", "/etc/./x"] {
+            let file = EmbeddedFile {
+                path: path.to_owned(),
+                contents: String::new(),
+            };
+            assert!(
+                matches!(check_files(&[file]), Err(BuildError::EmbeddedFile { .. })),
+                "{path}"
+            );
+        }
+        let big = EmbeddedFile {
+            path: "/etc/x".to_owned(),
+            contents: "x".repeat(MAX_EMBEDDED_FILE_BYTES + 1),
+        };
+        assert!(check_files(&[big]).is_err());
+    }
 
     #[test]
     fn derives_branches_like_asu() {

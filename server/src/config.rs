@@ -270,6 +270,89 @@ impl Default for Limits {
     }
 }
 
+/// Release channels (`[channels]`): where the published tree lives, how images name this
+/// server, and the keys of the publisher. See `docs/channels-trust.md` for the chain of trust and
+/// `attendant-server keys --help` for the commands that make the key files.
+///
+/// ```toml
+/// [channels]
+/// public_url = "https://upgrade.example.org"
+/// signing_key = "/etc/attendant/channel-signing.sec"
+/// delegation = "/etc/attendant/channel-signing.ucert"
+/// revocations = "/etc/attendant/revoked.ucert"
+/// metadata_expiry = "7d"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ChannelsConfig {
+    /// The published tree: `channels.json`, the per-device indexes and the image `pool/`
+    /// (default `<data_dir>/channels`), served at `/channels/`.
+    pub dir: Option<PathBuf>,
+    /// The public base URL of this server, written as `server` into the
+    /// `/etc/attendant/channel.json` of every channel image, e.g. `https://upgrade.example.org`
+    /// (default: empty, `http://<listen>`).
+    pub public_url: String,
+    /// usign secret key that signs channel metadata (default: none, channels are not published).
+    /// Not the top-level `signing_key`, which signs images; the two may be the same file, but a
+    /// metadata key that rotates with its delegation is best kept apart.
+    pub signing_key: Option<PathBuf>,
+    /// ucert file in which the offline root key certifies `signing_key` (`keys delegate`);
+    /// required with `signing_key`, published as `/channels/keys/<fingerprint>.ucert`.
+    pub delegation: Option<PathBuf>,
+    /// ucert revocation list by the root key (`keys revoke`), published as
+    /// `/channels/keys/revoked.ucert` (default: none).
+    pub revocations: Option<PathBuf>,
+    /// How long published metadata stays valid; `serve` re-signs before it runs out, and never
+    /// past the delegation's end.
+    #[serde(with = "humantime_serde")]
+    pub metadata_expiry: Duration,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            public_url: String::new(),
+            signing_key: None,
+            delegation: None,
+            revocations: None,
+            metadata_expiry: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A bearer token of the admin API (`[[admin_tokens]]`): its name (recorded in the audit log as
+/// who did what) and the SHA-256 of the token, so the configuration holds no secret. Make one
+/// with `head -c 32 /dev/urandom | base64` and `printf %s TOKEN | sha256sum`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AdminToken {
+    /// Who holds the token, e.g. `release-bot`.
+    pub name: String,
+    /// SHA-256 of the token, 64 lowercase hex characters.
+    pub sha256: String,
+}
+
+impl AdminToken {
+    /// A token entry (for tests and programs that build a configuration).
+    pub fn new(name: impl Into<String>, sha256: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            sha256: sha256.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The whole configuration. Every field has a default; see the module docs for the sources.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -358,6 +441,12 @@ pub struct Config {
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
     pub limits: Limits,
+    /// Release channels: the published tree, the public URL, the publisher's keys (table
+    /// `[channels]`, file only).
+    pub channels: ChannelsConfig,
+    /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
+    /// to everyone).
+    pub admin_tokens: Vec<AdminToken>,
 }
 
 impl Default for Config {
@@ -397,6 +486,8 @@ impl Default for Config {
             cors_allowed_origins: vec!["*".to_owned()],
             branches: default_branches(),
             limits: Limits::default(),
+            channels: ChannelsConfig::default(),
+            admin_tokens: Vec::new(),
         }
     }
 }
@@ -468,6 +559,23 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("work"))
     }
 
+    /// The published channel tree.
+    pub fn channels_path(&self) -> PathBuf {
+        self.channels
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("channels"))
+    }
+
+    /// The `server` written into channel images: `channels.public_url`, or `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        if self.channels.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.channels.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
     /// Where the upstream lives: `http(s)://` URLs are mirrors, anything else a directory
     /// (`file://` prefix optional).
     pub fn upstream(&self) -> UpstreamLocation {
@@ -499,6 +607,22 @@ impl Config {
                 rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
             });
         }
+        if self.channels.signing_key.is_some() != self.channels.delegation.is_some() {
+            return Err(ConfigError::Rule {
+                key: "channels",
+                rule: "sets one of `signing_key` and `delegation`; the publisher needs both, the \
+                       key and the root's certificate for it (`attendant-server keys delegate`)"
+                    .to_owned(),
+            });
+        }
+        if self.channels.metadata_expiry < Duration::from_secs(3600) {
+            return Err(ConfigError::Rule {
+                key: "channels.metadata_expiry",
+                rule: "must be at least `1h`, so that routers with a drifting clock still accept \
+                       fresh metadata"
+                    .to_owned(),
+            });
+        }
         if self.upstream_url.is_empty() {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
@@ -510,6 +634,32 @@ impl Config {
                 key: "cors_allowed_origins",
                 rule: error.to_string(),
             })?;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for token in &self.admin_tokens {
+            if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {
+                return Err(ConfigError::Rule {
+                    key: "admin_tokens",
+                    rule: format!(
+                        "has the name `{}` empty, longer than 64 bytes or twice; every token needs its own name",
+                        token.name
+                    ),
+                });
+            }
+            let hex = token.sha256.len() == 64
+                && token
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(ConfigError::Rule {
+                    key: "admin_tokens",
+                    rule: format!(
+                        "token `{}` has a `sha256` that is not 64 lowercase hex characters; expected the output of `printf %s TOKEN | sha256sum`",
+                        token.name
+                    ),
+                });
+            }
         }
         for (name, branch) in &self.branches {
             if branch.path != "snapshots" && !branch.path.contains("{version}") {
@@ -815,6 +965,28 @@ mod tests {
     }
 
     #[test]
+    fn reads_channels_and_admin_tokens() {
+        let hash = "ab".repeat(32);
+        let text = format!(
+            "[channels]\ndir = \"/srv/channels\"\npublic_url = \"https://up.example.org/\"\n\n[[admin_tokens]]\nname = \"ops\"\nsha256 = \"{hash}\"\n"
+        );
+        let config = Config::from_sources(&text, Path::new("t.toml"), env(&[])).unwrap();
+        assert_eq!(config.channels_path(), PathBuf::from("/srv/channels"));
+        assert_eq!(config.public_url(), "https://up.example.org");
+        assert_eq!(config.admin_tokens, vec![AdminToken::new("ops", hash)]);
+        assert!(
+            !format!("{config:?}").contains("abab"),
+            "token hashes stay out of logs"
+        );
+        let bad = "[[admin_tokens]]\nname = \"ops\"\nsha256 = \"ABC\"\n";
+        let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
+        assert!(error.to_string().contains("`admin_tokens`"), "{error}");
+        let default = Config::default();
+        assert_eq!(default.channels_path(), PathBuf::from("./data/channels"));
+        assert_eq!(default.public_url(), "http://127.0.0.1:8000");
+    }
+
+    #[test]
     fn rejects_branch_path_without_version() {
         let file = "[branches.\"99.01\"]\npath = \"releases/99.01\"\n";
         let error = Config::from_sources(file, Path::new(""), []).unwrap_err();
@@ -892,6 +1064,41 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid configuration: `database` names the SQLite file, but `database_url` selects PostgreSQL; set only one of them"
+        );
+    }
+
+    #[test]
+    fn channels_table_reads_keys_and_needs_both_files() {
+        let file = "[channels]\nsigning_key = \"s.sec\"\ndelegation = \"s.ucert\"\nmetadata_expiry = \"2d\"\n";
+        let config = Config::from_sources(file, Path::new(""), []).unwrap();
+        assert_eq!(config.channels.signing_key, Some(PathBuf::from("s.sec")));
+        assert_eq!(config.channels.delegation, Some(PathBuf::from("s.ucert")));
+        assert_eq!(config.channels.revocations, None);
+        assert_eq!(
+            config.channels.metadata_expiry,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(
+            Config::default().channels.metadata_expiry,
+            Duration::from_secs(7 * 86_400)
+        );
+        let error =
+            Config::from_sources("[channels]\nsigning_key = \"s.sec\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels` sets one of `signing_key` and `delegation`"),
+            "{error}"
+        );
+        let error =
+            Config::from_sources("[channels]\nmetadata_expiry = \"10m\"\n", Path::new(""), [])
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`channels.metadata_expiry` must be at least `1h`"),
+            "{error}"
         );
     }
 }

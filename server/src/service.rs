@@ -76,7 +76,8 @@ impl Service {
             None => None,
         };
         let public_key = signing_key.as_ref().map(|key| key.public_key());
-        let state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        state.signing_key.clone_from(&signing_key);
         let workers = WorkerContext {
             config: state.config.clone(),
             store,

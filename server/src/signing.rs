@@ -170,6 +170,12 @@ pub fn sign_image(key: &SecretKey, image: &Path) -> Result<(String, String), Sig
     Ok((hex::encode(Sha256::digest(&data)), name))
 }
 
+/// The usign signature file (the bytes of `<image>.sig`) of `image`, without writing it.
+pub fn signature_file(key: &SecretKey, image: &Path) -> Result<String, SigningError> {
+    let data = read_image(image)?;
+    Ok(key.sign(&data).to_file())
+}
+
 /// SHA-256 (hex) of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, SigningError> {
     let mut file = std::fs::File::open(path).map_err(|source| SigningError::Io {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use attendant_proto::api::RequestLimits;
-use attendant_proto::usign::PublicKey;
+use attendant_proto::usign::{PublicKey, SecretKey};
 
 use crate::artifacts::Artifacts;
+use crate::channels::apply::{Publisher, no_publisher};
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::store::{Store, UnixMillis};
@@ -28,8 +29,14 @@ pub struct AppState {
     pub results: Arc<ResultCache>,
     /// The public half of the image signing key, served at `/keys/<fingerprint>`.
     pub signing_public_key: Option<Arc<PublicKey>>,
+    /// The image signing key itself, for channel images taken into the pool (set by
+    /// [`crate::service::Service::open`]).
+    pub signing_key: Option<Arc<SecretKey>>,
     /// Wakes in-process workers when a job is enqueued.
     pub wakeup: Arc<tokio::sync::Notify>,
+    /// Renders the channel tree after each committed channel change (a no-op until the
+    /// publisher is plugged in).
+    pub publisher: Arc<dyn Publisher>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,7 +72,9 @@ impl AppState {
             artifacts: Arc::new(artifacts),
             results: Arc::new(ResultCache::default()),
             signing_public_key: signing_public_key.map(Arc::new),
+            signing_key: None,
             wakeup: Arc::new(tokio::sync::Notify::new()),
+            publisher: no_publisher(),
         }
     }
 }

@@ -321,6 +321,7 @@ mod tests {
                 target: "x86".to_owned(),
                 subtarget: "64".to_owned(),
                 packages: Vec::new(),
+                files: Vec::new(),
             }
         };
         assert_eq!(

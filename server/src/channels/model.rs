@@ -71,6 +71,10 @@ pub struct Device {
     pub redirect: Option<String>,
     /// Builds in ascending number order.
     pub builds: Vec<Build>,
+    /// The highest build number ever given to this device in this channel (0: none yet), so a
+    /// removed or expired build's number is never given again.
+    #[serde(default)]
+    pub last_build: u64,
 }
 
 /// One numbered build of a channel and device.
@@ -100,6 +104,11 @@ pub struct Build {
     pub images: Vec<ImageFile>,
     /// Creation time, Unix milliseconds.
     pub created_at: i64,
+    /// Whether the images embed this build's own `/etc/attendant/channel.json` (built by the
+    /// ImageBuilder): a copy under another number or channel is then rebuilt with its own
+    /// stamp. `false` for imported images, which are reused as they are.
+    #[serde(default)]
+    pub embeds_stamp: bool,
 }
 
 /// Where a build stands.
@@ -170,4 +179,194 @@ pub struct ImageFile {
     pub size: u64,
     /// SHA-256, lowercase hex: the file's pool address.
     pub sha256: String,
+}
+
+/// The longest device id accepted, in bytes.
+pub const MAX_DEVICE_ID_LEN: usize = 192;
+
+/// Why a string is not a device id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceIdError {
+    /// Not three non-empty `/`-separated parts.
+    #[error(
+        "device `{found}` is not `target/subtarget/profile` (e.g. `ath79/generic/tplink_archer-c7-v5`)"
+    )]
+    Shape {
+        /// The text, truncated.
+        found: String,
+    },
+    /// A part holds a character OpenWrt does not use in target, subtarget or profile names.
+    #[error("device `{found}` has a character other than `a-z A-Z 0-9 _ - . ,` in a part")]
+    Character {
+        /// The text, truncated.
+        found: String,
+    },
+    /// Longer than [`MAX_DEVICE_ID_LEN`].
+    #[error("device id is longer than {MAX_DEVICE_ID_LEN} bytes")]
+    TooLong,
+}
+
+impl DeviceId {
+    /// `target/subtarget`, as the build API and ImageBuilder name it.
+    pub fn target_path(&self) -> String {
+        format!("{}/{}", self.target, self.subtarget)
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.target, self.subtarget, self.profile)
+    }
+}
+
+impl std::str::FromStr for DeviceId {
+    type Err = DeviceIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() > MAX_DEVICE_ID_LEN {
+            return Err(DeviceIdError::TooLong);
+        }
+        let shape = || DeviceIdError::Shape {
+            found: text.to_owned(),
+        };
+        let mut parts = text.split('/');
+        let (Some(target), Some(subtarget), Some(profile), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(shape());
+        };
+        if [target, subtarget, profile]
+            .iter()
+            .any(|part| part.is_empty())
+        {
+            return Err(shape());
+        }
+        let allowed = |part: &str| {
+            !part.starts_with('.')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.,".contains(c))
+        };
+        if ![target, subtarget, profile]
+            .iter()
+            .all(|part| allowed(part))
+        {
+            return Err(DeviceIdError::Character {
+                found: text.to_owned(),
+            });
+        }
+        Ok(Self {
+            target: target.to_owned(),
+            subtarget: subtarget.to_owned(),
+            profile: profile.to_owned(),
+        })
+    }
+}
+
+impl Device {
+    /// The latest build that was not a failure: the one a router is offered and the only one
+    /// that may carry a phased percentage or be tagged.
+    pub fn latest(&self) -> Option<&Build> {
+        self.builds
+            .iter()
+            .rev()
+            .find(|build| !matches!(build.state, BuildState::Failed { .. }))
+    }
+
+    /// The build with this number.
+    pub fn build(&self, number: u64) -> Option<&Build> {
+        self.builds.iter().find(|build| build.number == number)
+    }
+}
+
+impl Build {
+    /// `version_detail` as published: `key=value` pairs joined with `,`.
+    pub fn version_detail_text(&self) -> String {
+        self.version_detail
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A manual channel without devices, for tests.
+#[cfg(test)]
+pub(crate) fn test_channel(name: &str) -> Channel {
+    Channel {
+        name: name.to_owned(),
+        settings: ChannelSettings {
+            kind: ChannelKind::Manual,
+            versionbase: 1,
+            fullcount: 0,
+        },
+        hidden: false,
+        alias: None,
+        redirect: None,
+        devices: BTreeMap::new(),
+    }
+}
+
+/// A ready imported build with one image, for tests.
+#[cfg(test)]
+pub(crate) fn test_build(number: u64) -> Build {
+    Build {
+        number,
+        state: BuildState::Ready,
+        source: BuildSource::Imported {
+            origin: format!("test-{number}.bin"),
+        },
+        openwrt_version: "24.10.5".to_owned(),
+        version_code: "r28959-29397011cc".to_owned(),
+        recipe: Recipe::default(),
+        description: String::new(),
+        version_detail: vec![("openwrt".to_owned(), "24.10.5".to_owned())],
+        minversion: None,
+        phased_percentage: 100,
+        images: vec![ImageFile {
+            name: format!("openwrt-{number}-squashfs-sysupgrade.bin"),
+            image_type: "sysupgrade".to_owned(),
+            filesystem: "squashfs".to_owned(),
+            size: 4,
+            sha256: format!("{number:064x}"),
+        }],
+        created_at: 0,
+        embeds_stamp: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_id_round_trips() {
+        let id: DeviceId = "ath79/generic/tplink_archer-c7-v5".parse().unwrap();
+        assert_eq!(id.target_path(), "ath79/generic");
+        assert_eq!(id.to_string(), "ath79/generic/tplink_archer-c7-v5");
+    }
+
+    #[test]
+    fn rejects_malformed_device_ids() {
+        for bad in [
+            "ath79/generic",
+            "a/b/c/d",
+            "a//c",
+            "/a/b",
+            "a/b/../",
+            "a/b/c d",
+            "a/b/.x",
+        ] {
+            assert!(bad.parse::<DeviceId>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "x".repeat(300).parse::<DeviceId>(),
+            Err(DeviceIdError::TooLong)
+        );
+        assert_eq!(
+            "a/b".parse::<DeviceId>().unwrap_err().to_string(),
+            "device `a/b` is not `target/subtarget/profile` (e.g. `ath79/generic/tplink_archer-c7-v5`)"
+        );
+    }
 }

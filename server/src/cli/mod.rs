@@ -5,15 +5,19 @@
 //! | `serve` | HTTP API + in-process workers + store collector |
 //! | `worker` | workers only (another process sharing the database and store; another host with PostgreSQL) |
 //! | `keygen` | write a usign key pair for image signing |
+//! | `keys` | channel metadata keys: offline root, delegated signing key, revocations |
 //! | `gc` | one store collection pass |
 //! | `check-config` | validate a configuration and the files it names, start nothing |
+//! | `channel` | release channels: create, build, phase, alias, redirect, copy, ... |
 //!
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
 mod check_config;
+mod channel;
 mod gc;
 mod keygen;
+mod keys;
 mod serve;
 mod worker;
 
@@ -24,6 +28,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use self::serve::serve;
+use crate::channels::keys::ChannelKeyError;
 use crate::config::{CONFIG_ENV, Config};
 use crate::imagebuilder::IbError;
 use crate::signing::SigningError;
@@ -78,6 +83,10 @@ pub enum Command {
     /// Write a usign key pair for signing images (secret key mode 0600) and print its fingerprint.
     #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::Args),
+    /// Manage the keys that sign channel metadata: the offline root key, delegations of signing
+    /// keys, revocations.
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::Args),
     /// Delete expired results with their files and unreferenced store directories, once.
     #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
@@ -85,6 +94,9 @@ pub enum Command {
     /// server would run with, and start nothing.
     #[command(after_help = check_config::EXAMPLES)]
     CheckConfig(check_config::Args),
+    /// Manage release channels: channels, devices, numbered builds, phasing, aliases, redirects.
+    #[command(after_help = channel::EXAMPLES)]
+    Channel(channel::Args),
 }
 
 /// Runs the command line.
@@ -99,22 +111,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Serve(args) => serve::run(load_config(cli.config.as_deref())?, args).await,
             Command::Worker(args) => worker::run(load_config(cli.config.as_deref())?, args).await,
             Command::Keygen(args) => keygen::run(&args),
+            Command::Keys(args) => keys::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
             Command::CheckConfig(args) => Ok(check_config::run(
                 &load_config(cli.config.as_deref())?,
                 &args,
             )),
+            Command::Channel(args) => channel::run(load_config(cli.config.as_deref())?, args).await,
         }
     })
 }
 
 /// The operator's way out of `error`: the hint of the first error in its chain that has one
-/// (the errors with hints are those of the signing key and the ImageBuilder upstream).
+/// (the errors with hints are those of the signing keys and the ImageBuilder upstream).
 /// `main` prints it after the error chain as `hint: ...`.
 pub fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(signing) = cause.downcast_ref::<SigningError>() {
             signing.hint()
+        } else if let Some(keys) = cause.downcast_ref::<ChannelKeyError>() {
+            keys.hint()
         } else {
             cause.downcast_ref::<IbError>().and_then(IbError::hint)
         }

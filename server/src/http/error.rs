@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::build::BuildError;
+use crate::channels::apply::ChannelError;
+use crate::channels::ops::OpError;
 use crate::metadata::MetadataError;
 
 /// An error answered by the HTTP API.
@@ -52,6 +54,18 @@ pub enum ApiError {
         /// The `detail` text.
         detail: String,
     },
+    /// No usable `Authorization: Bearer` header on an admin route (401).
+    #[error("this route needs `Authorization: Bearer <token>` with an admin token")]
+    Unauthorized,
+    /// A bearer token that no `admin_tokens` entry names (403).
+    #[error("the bearer token is not an admin token of this server")]
+    Forbidden,
+    /// An admin request body that is not the expected JSON object (422).
+    #[error("the request body is not the expected JSON object: {0}")]
+    AdminBody(String),
+    /// A channel operation refused or failed.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// Anything else: a 500 whose cause is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +94,9 @@ impl IntoResponse for ApiError {
                 error_body(&ErrorBody::overloaded(queue_length))
             }
             Self::Build(BuildError::NotFound) => error_body(&ErrorBody::not_found()),
+            Self::Build(error @ BuildError::EmbeddedFile { .. }) => {
+                detail(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
+            }
             Self::Build(BuildError::Upstream(error)) | Self::Metadata(error) => {
                 let status = if error.is_retryable() {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -118,6 +135,18 @@ impl IntoResponse for ApiError {
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 &text,
             ),
+            error @ Self::Unauthorized => {
+                let mut response = detail(StatusCode::UNAUTHORIZED, &error.to_string());
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            error @ Self::Forbidden => detail(StatusCode::FORBIDDEN, &error.to_string()),
+            error @ Self::AdminBody(_) => {
+                detail(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
+            }
+            Self::Channel(error) => channel(&error),
             Self::Internal(cause) => internal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal server error",
@@ -125,6 +154,46 @@ impl IntoResponse for ApiError {
             ),
         }
     }
+}
+
+/// A channel refusal: 404 for a missing channel, device or build, 409 for a broken rule, with
+/// the rule in `detail` and the way out in `hint`; server failures are 5xx as everywhere.
+fn channel(error: &ChannelError) -> Response {
+    if !error.is_refusal() {
+        let status = match error {
+            ChannelError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        return internal(status, "internal server error", error);
+    }
+    let status = match error {
+        ChannelError::Refused(
+            OpError::NoChannel { .. } | OpError::NoDevice { .. } | OpError::NoBuild { .. },
+        ) => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    };
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let body = AdminErrorBody {
+        detail: &text,
+        hint: error.hint(),
+        status: status.as_u16(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `{"detail": text, "hint": way out, "status": code}` of a refused admin request.
+#[derive(Debug, Serialize)]
+struct AdminErrorBody<'a> {
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    status: u16,
 }
 
 fn validation(errors: &ValidationErrors) -> Response {

@@ -7,10 +7,12 @@
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
+//! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
+mod admin;
 mod build;
 pub mod cors;
 mod error;
@@ -43,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(json::routes())
         .merge(files::routes())
         .merge(stats::routes())
+        .merge(admin::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(observe))
         // Outermost, so that every answer (a 5xx rewritten by `observe` too) carries it. The

@@ -36,6 +36,8 @@ use attendant_proto::api::{BuildRequest, ImagebuilderStatus, RequestHash};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::channels::store::ChannelStore;
+
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -124,6 +126,30 @@ pub enum StoreError {
         /// The column.
         column: &'static str,
     },
+    /// Another writer changed the channel since it was read; nothing was written. Reload and
+    /// run the operation again.
+    #[error("channel `{channel}` was changed by someone else meanwhile")]
+    ChannelConflict {
+        /// The channel.
+        channel: String,
+    },
+    /// A stored channel or device is not what this version of the server writes.
+    #[error("channel `{channel}`{} has an unreadable stored document", device.as_ref().map(|d| format!(" device `{d}`")).unwrap_or_default())]
+    ChannelCorrupt {
+        /// The channel.
+        channel: String,
+        /// The device, when its row is the unreadable one.
+        device: Option<String>,
+    },
+    /// A channel could not be encoded for storage.
+    #[error("cannot encode channel `{channel}`")]
+    ChannelEncode {
+        /// The channel.
+        channel: String,
+        /// serde's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A job's request could not be encoded for storage.
     #[error("cannot encode the request of job `{request_hash}`")]
     Encode {
@@ -186,6 +212,43 @@ pub struct JobSpec {
     /// The package list of the build command: normalised, in first-requester order, after ASU's
     /// per-release fixups.
     pub packages: Vec<String>,
+    /// Files the worker writes into the ImageBuilder's `FILES` directory, so they are in the
+    /// image (a channel build's `/etc/attendant/channel.json`). Part of the request hash only
+    /// when present, so the hash of every ordinary request stays what it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<EmbeddedFile>,
+}
+
+/// Longest embedded file, in bytes.
+pub const MAX_EMBEDDED_FILE_BYTES: usize = 64 * 1024;
+
+/// Most embedded files of one job.
+pub const MAX_EMBEDDED_FILES: usize = 16;
+
+/// A file put into the image at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddedFile {
+    /// Absolute path inside the image, e.g. `/etc/attendant/channel.json`: `/`-separated plain
+    /// names (no `.`, `..` or empty segment).
+    pub path: String,
+    /// The contents.
+    pub contents: String,
+}
+
+impl EmbeddedFile {
+    /// The path relative to the image root, if it is an absolute path of plain names of at
+    /// most 256 bytes; `None` otherwise (it could escape the `FILES` directory).
+    pub fn relative_path(&self) -> Option<&str> {
+        let relative = self.path.strip_prefix('/')?;
+        let plain = self.path.len() <= 256
+            && relative.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && !segment.contains(['\\', '\0'])
+            });
+        plain.then_some(relative)
+    }
 }
 
 /// A build failure as ASU reports it in a `500` body.
@@ -385,6 +448,9 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The channel tree in the same database.
+    fn channels(&self) -> &dyn ChannelStore;
 }
 
 /// The result of a fenced update that touched `rows` rows: exactly one, or the lease is lost.
@@ -408,6 +474,7 @@ pub(crate) fn test_spec(n: u8) -> JobSpec {
         target: "x86".to_owned(),
         subtarget: "64".to_owned(),
         packages: vec![format!("package-{n}")],
+        files: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! Connections use TLS as `sslmode` and `sslrootcert` in the URL say (libpq's parameters and
 //! defaults: `prefer` unless told otherwise); `postgres/tls.rs` says what is checked and reported.
 
+mod channels;
 mod tls;
 
 use std::borrow::Cow;
@@ -31,6 +32,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use self::tls::TlsSettings;
 use attendant_proto::api::{ImagebuilderStatus, RequestHash};
+
+use crate::channels::store::ChannelStore;
 
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
@@ -418,6 +421,10 @@ impl Store for PostgresStore {
                 .await?;
             Ok(row.is_some())
         })
+    }
+
+    fn channels(&self) -> &dyn ChannelStore {
+        self
     }
 }
 

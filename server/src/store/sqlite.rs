@@ -8,6 +8,8 @@
 //! writers queue for each other instead of failing. Works for any number of processes on one
 //! host; several hosts need the PostgreSQL store.
 
+mod channels;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use sqlx::sqlite::{
 };
 
 use attendant_proto::api::{ImagebuilderStatus, RequestHash};
+
+use crate::channels::store::ChannelStore;
 
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
@@ -376,6 +380,10 @@ impl Store for SqliteStore {
                 .await?;
             Ok(row.is_some())
         })
+    }
+
+    fn channels(&self) -> &dyn ChannelStore {
+        self
     }
 }
 

@@ -20,6 +20,7 @@ mod test_database;
 
 use test_database::TestDatabase;
 
+mod channels;
 mod tls;
 
 /// Opens the same database again, as a restarted server would.

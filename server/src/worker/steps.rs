@@ -19,7 +19,7 @@ use crate::artifacts::nonce;
 use crate::imagebuilder::{IbError, IbSpec, Lease};
 use crate::process::{self, Invocation, RunError};
 use crate::signing::{sha256_file, sign_image};
-use crate::store::{Claim, Failure, JobSpec, StoreError};
+use crate::store::{Claim, EmbeddedFile, Failure, JobSpec, StoreError};
 use crate::view::{build_at, iso_time};
 
 /// Name of the build lock file inside an unpacked ImageBuilder.
@@ -141,6 +141,7 @@ async fn build_steps(
     if let Some(defaults) = request.defaults.as_deref().filter(|d| !d.is_empty()) {
         write_defaults(&command.files, defaults).await?;
     }
+    write_embedded(&command.files, &spec.files).await?;
     context
         .builds_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -284,7 +285,7 @@ struct ImageCommand {
     shown: Vec<String>,
     /// Where the images go (`BIN_DIR`).
     bin_dir: PathBuf,
-    /// The `FILES` directory (used when the request carries `defaults`).
+    /// The `FILES` directory (used when the request carries `defaults` or the job embeds files).
     files: PathBuf,
 }
 
@@ -315,7 +316,7 @@ impl ImageCommand {
         let mut shown = vec!["make".to_owned(), "image".to_owned()];
         shown.extend(common);
         shown.push(format!("BIN_DIR=/builder/{}", claim.request_hash));
-        if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) {
+        if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) || !spec.files.is_empty() {
             args.push(format!("FILES={}", files.display()));
             shown.push("FILES=/builder/asu-files".to_owned());
         }
@@ -430,6 +431,34 @@ async fn write_defaults(files: &Path, defaults: &str) -> Result<(), Outcome> {
         .map_err(|error| Outcome::Retry(format!("cannot write the defaults script: {error}")))
 }
 
+/// Writes the job's embedded files (a channel build's stamp) under `FILES`. A path that could
+/// leave the directory fails the build for good: the submit path refuses those, so one here
+/// was not written by this server.
+async fn write_embedded(files: &Path, embedded: &[EmbeddedFile]) -> Result<(), Outcome> {
+    for file in embedded {
+        let Some(relative) = file.relative_path() else {
+            return Err(fatal(format_args!(
+                "embedded file `{}` is not an absolute path of plain names",
+                file.path
+            )));
+        };
+        let path = files.join(relative);
+        let write = async {
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::write(&path, &file.contents).await
+        };
+        write.await.map_err(|error| {
+            Outcome::Retry(format!(
+                "cannot write the embedded file `{}`: {error}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Runs `make <args>` in the ImageBuilder; a timeout is a build failure, a missing `make` an
 /// infrastructure one.
 async fn make(
@@ -498,6 +527,7 @@ mod tests {
             target: "x86".to_owned(),
             subtarget: "64".to_owned(),
             packages: vec!["tmux".to_owned(), "owut".to_owned()],
+            files: Vec::new(),
         };
         let pinned = pinned_and_built(&spec);
         assert_eq!(pinned.keys().collect::<Vec<_>>(), ["+tmux"]);

@@ -1,0 +1,224 @@
+//! The one path every channel mutation takes, from the CLI and the admin API alike: read a
+//! snapshot, run the operation ([`super::ops`]), submit the image jobs its new builds need
+//! ([`super::builds`]), commit with the audit entry, tell the [`Publisher`].
+//!
+//! A commit refused because another writer changed a touched channel meanwhile is retried
+//! from a fresh snapshot (up to [`MAX_ATTEMPTS`] times), so two operators never overwrite each
+//! other and an operation never acts on a stale tree. With `dry_run` the change is computed and
+//! returned, and nothing is submitted, committed or published.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::builds::{BuildsError, submit_rebuilds};
+use super::model::Channel;
+use super::ops::{Change, OpError, Tree};
+use super::store::{AuditEntry, Snapshot, TreeChange};
+use crate::state::{AppState, now};
+use crate::store::StoreError;
+
+/// Commits tried before giving up on a tree that keeps changing underneath.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Renders the tree after a committed change. `ch-publish`'s publisher plugs in here; until
+/// then [`NoPublisher`] does nothing.
+pub trait Publisher: Send + Sync {
+    /// Called once after each committed change, with the change.
+    fn publish<'a>(
+        &'a self,
+        state: &'a AppState,
+        change: &'a Change,
+    ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>>;
+}
+
+/// The publisher that publishes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPublisher;
+
+impl Publisher for NoPublisher {
+    fn publish<'a>(
+        &'a self,
+        _state: &'a AppState,
+        _change: &'a Change,
+    ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The publisher of a new [`AppState`].
+pub fn no_publisher() -> Arc<dyn Publisher> {
+    Arc::new(NoPublisher)
+}
+
+/// Why a channel mutation did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The operation broke a rule; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] OpError),
+    /// A build could not be made or imported.
+    #[error(transparent)]
+    Builds(#[from] BuildsError),
+    /// The store failed.
+    #[error("the channel store failed")]
+    Store(#[from] StoreError),
+    /// Other writers kept changing the same channels.
+    #[error("the channels kept changing during {attempts} attempts; try again")]
+    Busy {
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl ChannelError {
+    /// Whether the operator's request was refused (exit code 1, HTTP 4xx), as opposed to the
+    /// server failing.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Refused(_) => true,
+            Self::Builds(error) => error.is_refusal(),
+            Self::Store(_) | Self::Busy { .. } => false,
+        }
+    }
+
+    /// The way out, if there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Refused(error) => error.hint(),
+            Self::Builds(error) => error.hint(),
+            Self::Store(_) | Self::Busy { .. } => None,
+        }
+    }
+}
+
+/// A change and the touched channels as they were before it: what `--dry-run` and `--json`
+/// print, and what the admin API answers.
+///
+/// JSON shape (one object):
+///
+/// ```json
+/// {"operation": "phase", "target": "stable ath79/generic/tplink_archer-c7-v5 7",
+///  "committed": true, "summary": ["phased percentage of ... 100 -> 25"],
+///  "rebuilds": [{"channel": "daily", "device": "...", "number": 8}],
+///  "changes": {"stable": {"before": {...channel...}, "after": {...channel... or null}}}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// The operation's name.
+    pub operation: &'static str,
+    /// What it was applied to.
+    pub target: String,
+    /// Whether it was committed (`false` for a dry run or a change that changes nothing).
+    pub committed: bool,
+    /// One line per effect.
+    pub summary: Vec<String>,
+    /// Builds whose images are being built for this change.
+    pub rebuilds: Vec<super::ops::BuildRef>,
+    /// Per touched channel, before and after (`null`: absent).
+    pub changes: BTreeMap<String, BeforeAfter>,
+}
+
+/// One channel before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BeforeAfter {
+    /// Before (`None`: it did not exist).
+    pub before: Option<Channel>,
+    /// After (`None`: removed).
+    pub after: Option<Channel>,
+}
+
+impl Applied {
+    fn of(snapshot: &Snapshot, change: Change, committed: bool) -> Self {
+        let changes = change
+            .touched
+            .into_iter()
+            .map(|(name, after)| {
+                let before = snapshot.channels.get(&name).cloned();
+                (name, BeforeAfter { before, after })
+            })
+            .collect();
+        Self {
+            operation: change.operation,
+            target: change.target,
+            committed,
+            summary: change.summary,
+            rebuilds: change.rebuilds,
+            changes,
+        }
+    }
+
+    /// The change's build of `channel` `device` with the highest number, if it made one.
+    pub fn new_build(&self, channel: &str, device: &str) -> Option<u64> {
+        let after = self.changes.get(channel)?.after.as_ref()?;
+        let before = self
+            .changes
+            .get(channel)
+            .and_then(|c| c.before.as_ref())
+            .and_then(|c| c.devices.get(device))
+            .map_or(0, |d| d.last_build);
+        after
+            .devices
+            .get(device)
+            .filter(|d| d.last_build > before)
+            .map(|d| d.last_build)
+    }
+}
+
+/// Runs `operation` against the current tree and, unless `dry_run`, commits its change as
+/// `actor` and publishes.
+pub async fn apply(
+    state: &AppState,
+    actor: &str,
+    dry_run: bool,
+    operation: impl Fn(&Tree) -> Result<Change, OpError>,
+) -> Result<Applied, ChannelError> {
+    let channels = state.store.channels();
+    for _ in 0..MAX_ATTEMPTS {
+        let snapshot = channels.snapshot().await?;
+        let mut change = operation(&snapshot.channels)?;
+        if dry_run || change.touched.is_empty() {
+            return Ok(Applied::of(&snapshot, change, false));
+        }
+        submit_rebuilds(state, &mut change).await?;
+        let audit = audit_entry(actor, &snapshot, &change, now());
+        let write = TreeChange::from_snapshot(&snapshot, &change.touched);
+        match channels.commit(&write, &audit).await {
+            Ok(()) => {
+                if let Err(error) = state.publisher.publish(state, &change).await {
+                    // The change is committed; the next publication (or `serve`'s schedule)
+                    // renders it. Failing the command here would invite a second, different
+                    // change.
+                    tracing::error!(error = %error, operation = change.operation, "publication after a channel change failed");
+                }
+                return Ok(Applied::of(&snapshot, change, true));
+            }
+            Err(StoreError::ChannelConflict { channel }) => {
+                tracing::debug!(%channel, "channel changed meanwhile; retrying");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ChannelError::Busy {
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// The audit entry of `change`: the touched channels before (from `snapshot`) and after.
+fn audit_entry(actor: &str, snapshot: &Snapshot, change: &Change, at_ms: i64) -> AuditEntry {
+    let before: BTreeMap<&String, Option<&Channel>> = change
+        .touched
+        .keys()
+        .map(|name| (name, snapshot.channels.get(name)))
+        .collect();
+    AuditEntry {
+        at_ms,
+        actor: actor.to_owned(),
+        operation: change.operation.to_owned(),
+        target: change.target.clone(),
+        before: serde_json::to_string(&before).unwrap_or_default(),
+        after: serde_json::to_string(&change.touched).unwrap_or_default(),
+    }
+}
