@@ -338,6 +338,10 @@ fn phase_tag_copy_and_remove_build() {
     assert_eq!(env.ok(&["phase", "stable", DEVICE, "2"]), "100\n");
     env.ok(&["phase", "stable", DEVICE, "2", "25"]);
     assert_eq!(env.ok(&["phase", "stable", DEVICE, "2"]), "25\n");
+    assert_eq!(
+        env.json(&["phase", "stable", DEVICE, "2", "--json"])["phased_percentage"],
+        25
+    );
     let refused = env.refused(&["phase", "stable", DEVICE, "1", "50"]);
     assert!(
         refused.contains("is not the latest (the latest is 2)"),
