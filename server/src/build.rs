@@ -121,7 +121,7 @@ pub async fn submit_job(
 }
 
 /// Domain separation tag of the embedded files appended to the request encoding.
-const EMBEDDED_FILES_DOMAIN: &str = "attendant-embedded-files-v1";
+pub const EMBEDDED_FILES_DOMAIN: &str = "attendant-embedded-files-v1";
 
 /// The request hash of a job: [`request_hash`] of the canonical request, or, when the job
 /// embeds files, SHA-256 of the canonical encoding followed by [`EMBEDDED_FILES_DOMAIN`], the

@@ -635,6 +635,22 @@ impl Config {
                 rule: error.to_string(),
             })?;
         }
+        if !self.channels.public_url.is_empty()
+            && let Err(rule) =
+                attendant_proto::channel::field::server_url(&self.channels.public_url)
+        {
+            return Err(ConfigError::Rule {
+                key: "channels.public_url",
+                rule: format!(
+                    "is `{}`; {rule}",
+                    self.channels
+                        .public_url
+                        .chars()
+                        .take(100)
+                        .collect::<String>()
+                ),
+            });
+        }
         let mut names = std::collections::BTreeSet::new();
         for token in &self.admin_tokens {
             if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {
@@ -981,6 +997,12 @@ mod tests {
         let bad = "[[admin_tokens]]\nname = \"ops\"\nsha256 = \"ABC\"\n";
         let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
         assert!(error.to_string().contains("`admin_tokens`"), "{error}");
+        let bad = "[channels]\npublic_url = \"upgrade.example.org\"\n";
+        let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
+        assert!(
+            error.to_string().contains("`channels.public_url`"),
+            "{error}"
+        );
         let default = Config::default();
         assert_eq!(default.channels_path(), PathBuf::from("./data/channels"));
         assert_eq!(default.public_url(), "http://127.0.0.1:8000");

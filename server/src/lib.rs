@@ -22,6 +22,7 @@
 //! | [`signing`] | usign keys and image signatures |
 //! | [`artifacts`] | the store of built images, one directory per request hash |
 //! | [`gc`] | garbage collection of expired results and unreferenced store entries |
+//! | [`channels`] | release channels: the tree, its operations, store, builds, image pool |
 //! | [`metadata`] | upstream metadata (`.versions.json`, `profiles.json`, indexes), cached |
 //! | `atomic` | the one writer of files that must survive a crash whole |
 //!

@@ -9,7 +9,7 @@
 //! device, build number, `version_detail`, server URL), written into the ImageBuilder's `FILES`
 //! directory by the worker, so a flashed router knows where it stands. Because the stamp names
 //! the build number, a copy, tag or alias of a built build is rebuilt with its own stamp
-//! ([`submit_rebuilds`]); imported images are reused as they are.
+//! (`submit_rebuilds`); imported images are reused as they are.
 //!
 //! [`settle`] runs in the CLI (which waits for its builds) and on `serve`'s schedule: for each
 //! pending build whose job finished, the images are copied from the job store into the pool
