@@ -205,6 +205,10 @@ pub struct ImportOrder {
     pub minversion: Option<u64>,
     /// Free text.
     pub description: String,
+    /// The image's file name in the pool (default: the name of `file`).
+    pub name: Option<String>,
+    /// Where it came from, for people (default: the path of `file`).
+    pub origin: Option<String>,
 }
 
 /// Imports a prebuilt image as a new ready build: checked against the device (its fwtool
@@ -224,12 +228,18 @@ pub async fn import(
     })?;
     let metadata = check_image(&order.file, &id)?;
     let detail = version_detail(&order.version, &Recipe::default())?;
-    let name = order
-        .file
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("image.bin")
-        .to_owned();
+    let name = order.name.clone().unwrap_or_else(|| {
+        order
+            .file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("image.bin")
+            .to_owned()
+    });
+    let origin = order
+        .origin
+        .clone()
+        .unwrap_or_else(|| order.file.display().to_string());
     let version_code = metadata
         .and_then(|m| m.version.and_then(|v| v.revision))
         .unwrap_or_default();
@@ -244,7 +254,7 @@ pub async fn import(
     let operation = |image: &ImageFile| {
         let new = NewBuild {
             source: BuildSource::Imported {
-                origin: order.file.display().to_string(),
+                origin: origin.clone(),
             },
             state: BuildState::Ready,
             openwrt_version: order.version.clone(),

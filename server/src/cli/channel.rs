@@ -526,6 +526,8 @@ async fn build(service: &Service, actor: &str, args: BuildArgs) -> Result<Applie
             version: args.version,
             minversion: args.minversion,
             description: args.description,
+            name: None,
+            origin: None,
         };
         let key = service.workers.signing_key.as_deref();
         return Ok(
