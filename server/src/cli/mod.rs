@@ -13,8 +13,8 @@
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
-mod check_config;
 mod channel;
+mod check_config;
 mod gc;
 mod keygen;
 mod keys;
