@@ -29,7 +29,8 @@ use attendant_proto::version::Version;
 
 use crate::metadata::MetadataError;
 use crate::state::{AppState, now};
-use crate::store::{JobSpec, NewJob, StoreError, Submission};
+use crate::stats;
+use crate::store::{EventOutcome, JobSpec, NewJob, StoreError, Submission};
 use crate::view::BuildView;
 
 /// Why a build request was not accepted, or a job not found.
@@ -62,17 +63,32 @@ pub enum BuildError {
     Store(#[from] StoreError),
 }
 
-/// Submits a build request body; returns the job's current view.
-pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
+/// Submits a build request body; returns the job's current view. `user_agent` names the client
+/// in the statistics when the request does not.
+pub async fn submit(
+    state: &AppState,
+    body: &[u8],
+    user_agent: Option<&str>,
+) -> Result<Arc<BuildView>, BuildError> {
     let request = parse_build_request(body, &state.limits)?;
     let spec = validate(state, request).await?;
     let hash = request_hash(&CanonicalRequest::from_request(&spec.request));
     let now = now();
-    if let Some(view) = state.results.get(&hash, now) {
+    let event = |outcome| stats::event(&spec.request, user_agent, outcome, now);
+    stats::record(&state.store, event(EventOutcome::Request));
+    let cached = match state.results.get(&hash, now) {
+        Some(view) => Some(view),
+        None => state
+            .store
+            .job(&hash, now)
+            .await?
+            .map(|job| remember(state, &job)),
+    };
+    if let Some(view) = cached {
+        if view.status == 200 {
+            stats::record(&state.store, event(EventOutcome::CacheHit));
+        }
         return Ok(view);
-    }
-    if let Some(job) = state.store.job(&hash, now).await? {
-        return Ok(remember(state, &job));
     }
     check_packages(state, &spec).await?;
     let new = NewJob {

@@ -8,7 +8,8 @@
 //! 2. walk the store: a `<hash>` directory without a row, or a staging entry (`.incoming-*`,
 //!    `.old-*`), older than the grace period is deleted. The grace period covers a build
 //!    that is being moved into place while its row exists but the walk saw the directory
-//!    first, and a worker on another host whose row was just written.
+//!    first, and a worker on another host whose row was just written;
+//! 3. delete statistics rows older than [`crate::stats::RETENTION`].
 //!
 //! [`plan`] finds the same things without deleting anything (`gc --dry-run`), and
 //! [`Collection::render`] lists them with their files.
@@ -33,6 +34,8 @@ pub struct GcReport {
     pub expired_dirs: u64,
     /// Unreferenced directories and staging leftovers deleted.
     pub orphans: u64,
+    /// Statistics rows older than the retention period deleted.
+    pub stats_rows: u64,
 }
 
 /// Why a collection pass stopped.
@@ -117,6 +120,8 @@ pub async fn collect(
             report.orphans = report.orphans.saturating_add(1);
         }
     }
+    let retention = i64::try_from(crate::stats::RETENTION.as_millis()).unwrap_or(i64::MAX);
+    report.stats_rows = store.prune_stats(now.saturating_sub(retention)).await?;
     Ok(report)
 }
 
@@ -302,7 +307,8 @@ mod tests {
             GcReport {
                 expired_jobs: 1,
                 expired_dirs: 1,
-                orphans: 0
+                orphans: 0,
+                stats_rows: 0
             }
         );
         assert!(!artifacts.job_dir(&hash(1)).exists());
@@ -390,7 +396,8 @@ mod tests {
             GcReport {
                 expired_jobs: 1,
                 expired_dirs: 1,
-                orphans: 2
+                orphans: 2,
+                stats_rows: 0
             }
         );
     }

@@ -8,6 +8,8 @@ use attendant_proto::usign::PublicKey;
 use crate::artifacts::Artifacts;
 use crate::config::Config;
 use crate::metadata::Metadata;
+use crate::metrics::Metrics;
+use crate::stats::DownloadCounter;
 use crate::store::{Store, UnixMillis};
 use crate::view::ResultCache;
 
@@ -30,6 +32,10 @@ pub struct AppState {
     pub signing_public_key: Option<Arc<PublicKey>>,
     /// Wakes in-process workers when a job is enqueued.
     pub wakeup: Arc<tokio::sync::Notify>,
+    /// This process's counters, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Image downloads not yet written to the store.
+    pub downloads: Arc<DownloadCounter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +72,8 @@ impl AppState {
             results: Arc::new(ResultCache::default()),
             signing_public_key: signing_public_key.map(Arc::new),
             wakeup: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::new(Metrics::default()),
+            downloads: Arc::new(DownloadCounter::default()),
         }
     }
 }

@@ -44,8 +44,10 @@ use tracing::Instrument;
 pub use self::context::WorkerContext;
 use self::steps::{Outcome, build};
 use crate::config::Config;
+use crate::metrics::BuildOutcome;
 use crate::state::now;
-use crate::store::{Claim, Failure, JobSpec, StoreError, UnixMillis};
+use crate::stats;
+use crate::store::{Claim, EventOutcome, Failure, JobSpec, StoreError, UnixMillis};
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -131,6 +133,7 @@ async fn worker_loop(
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
 ) {
+    let _alive = context.metrics.worker_alive();
     while !shutdown.is_cancelled() {
         let lease_until = now().saturating_add(millis(context.config.job_lease));
         match context.store.claim(&name, now(), lease_until).await {
@@ -202,9 +205,18 @@ async fn record(
                 )
                 .await?;
             tracing::info!(elapsed_ms = elapsed.as_millis(), "build done");
+            let mut event = stats::event(&claim.request.request, None, EventOutcome::Success, now);
+            event.packages = attendant_proto::api::normalized_packages(&claim.request.request);
+            event.duration_ms = i64::try_from(elapsed.as_millis()).ok();
+            stats::record(store, event);
+            context.metrics.observe_build(BuildOutcome::Success);
         }
         Outcome::Failed(failure) => {
             tracing::info!(detail = %failure.detail, "build failed");
+            let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
+            event.detail = Some(stats::anonymise(&failure.detail));
+            stats::record(store, event);
+            context.metrics.observe_build(BuildOutcome::Failure);
             let expires = now.saturating_add(millis(config.build_failure_ttl));
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
@@ -217,12 +229,14 @@ async fn record(
                 ..Failure::default()
             };
             let expires = now.saturating_add(millis(GAVE_UP_TTL));
+            context.metrics.observe_build(BuildOutcome::Failure);
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
         }
         Outcome::Retry(reason) => {
             let backoff = backoff(claim.attempt);
+            context.metrics.observe_build(BuildOutcome::Retry);
             tracing::warn!(reason = %reason, retry_in_s = backoff.as_secs(), "build will be retried");
             store
                 .retry(

@@ -5,7 +5,8 @@
 //! | `build` | `POST /api/v1/build`, `GET/HEAD /api/v1/build/{request_hash}` |
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
-//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary`, ASU's chart and top-list endpoints |
+//! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
@@ -16,6 +17,7 @@ pub mod cors;
 mod error;
 mod files;
 mod json;
+mod metrics;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +45,12 @@ pub fn app(state: AppState) -> Router {
         .merge(json::routes())
         .merge(files::routes())
         .merge(stats::routes())
+        .merge(metrics::routes())
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::from_fn(observe))
         // Outermost, so that every answer (a 5xx rewritten by `observe` too) carries it. The
         // origins were checked when the configuration was loaded.

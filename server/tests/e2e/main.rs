@@ -14,4 +14,6 @@ mod postgres;
 #[cfg(test)]
 mod shared_queue;
 #[cfg(test)]
+mod stats;
+#[cfg(test)]
 mod support;
