@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use self::context::WorkerContext;
+pub(crate) use self::steps::IMAGEBUILDER_KEY;
 use self::steps::{Outcome, build};
 use crate::config::Config;
 use crate::metrics::BuildOutcome;

@@ -6,6 +6,7 @@
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary`, ASU's chart and top-list endpoints |
+//! | `pages` | HTML: `/` (status), `/stats`, `/store/{request_hash}/` for browsers (`html` renders) |
 //! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //!
@@ -16,8 +17,10 @@ mod build;
 pub mod cors;
 mod error;
 mod files;
+mod html;
 mod json;
 mod metrics;
+mod pages;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(stats::routes())
         .merge(metrics::routes())
+        .merge(pages::routes())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),

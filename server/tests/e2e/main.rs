@@ -10,6 +10,8 @@ mod builds;
 #[cfg(test)]
 mod cors;
 #[cfg(test)]
+mod pages;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
