@@ -7,6 +7,7 @@
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary`, ASU's chart and top-list endpoints |
 //! | `pages` | HTML: `/` (status), `/stats`, `/store/{request_hash}/` for browsers (`html` renders) |
+//! | `openapi` | `/openapi.json`, from the one table of every public route |
 //! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //!
@@ -20,6 +21,7 @@ mod files;
 mod html;
 mod json;
 mod metrics;
+mod openapi;
 mod pages;
 mod stats;
 
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stats::routes())
         .merge(metrics::routes())
         .merge(pages::routes())
+        .merge(openapi::routes())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),

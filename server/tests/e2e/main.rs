@@ -10,6 +10,8 @@ mod builds;
 #[cfg(test)]
 mod cors;
 #[cfg(test)]
+mod openapi;
+#[cfg(test)]
 mod pages;
 #[cfg(test)]
 mod postgres;
