@@ -66,13 +66,7 @@ fn registered_routes(dir: &Path) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn document_matches_the_router() {
-    let server = Server::start(|config| {
-        let key = config.data_dir.join("key-build");
-        std::fs::create_dir_all(&config.data_dir).unwrap();
-        attendant_server::signing::generate_key_pair(&key, None).unwrap();
-        config.signing_key = Some(key);
-    })
-    .await;
+    let server = Server::start_signed().await;
     let fingerprint = server
         .running
         .service

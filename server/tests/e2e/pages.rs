@@ -106,13 +106,7 @@ async fn html(server: &Server, path: &str) -> (u16, String) {
 /// A server with one signed build (requested by a client with a hostile name), downloaded once,
 /// and one failure.
 async fn server_with_history() -> (Server, String, Value) {
-    let server = Server::start(|config| {
-        let key = config.data_dir.join("key-build");
-        std::fs::create_dir_all(&config.data_dir).unwrap();
-        attendant_server::signing::generate_key_pair(&key, None).unwrap();
-        config.signing_key = Some(key);
-    })
-    .await;
+    let server = Server::start_signed().await;
     let (status, done) = server
         .build(
             &json!({"version": "24.10.5", "target": "x86/64", "profile": "generic",
