@@ -253,7 +253,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{NewJob, SqliteStore, Submission, test_spec};
+    use crate::store::{
+        EventKey, EventOutcome, EventQuery, NewJob, SqliteStore, Submission, test_spec,
+    };
 
     fn hash(n: u8) -> RequestHash {
         RequestHash([n; 32])
@@ -400,5 +402,33 @@ mod tests {
                 stats_rows: 0
             }
         );
+    }
+
+    #[tokio::test]
+    async fn statistics_past_the_retention_period_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, artifacts) = fixture(dir.path()).await;
+        let retention = i64::try_from(crate::stats::RETENTION.as_millis()).unwrap();
+        let now = retention + 1000;
+        let request = test_spec(1).request;
+        for at in [999, 1000, 1001] {
+            let event = crate::stats::event(&request, None, EventOutcome::Request, at);
+            store.record_event(&event).await.unwrap();
+        }
+        let report = collect(&*store, &artifacts, now, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(report.stats_rows, 1, "only the event older than 90 days");
+        let left = store
+            .event_counts(EventQuery {
+                since: 0,
+                bucket_ms: i64::MAX,
+                key: EventKey::Outcome,
+                outcome: None,
+                version_prefix: String::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.iter().map(|c| c.count).sum::<u64>(), 2);
     }
 }
