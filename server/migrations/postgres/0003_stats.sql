@@ -16,6 +16,7 @@ CREATE TABLE build_events (
 );
 
 CREATE INDEX build_events_at ON build_events (at);
+CREATE INDEX build_events_outcome ON build_events (outcome, at);
 
 -- Whole-file downloads per image, added up in memory and flushed in batches.
 CREATE TABLE image_downloads (

@@ -207,12 +207,24 @@ macro_rules! impl_stats_store {
                 query: EventQuery,
             ) -> BoxFuture<'_, Result<Vec<EventCount>, StoreError>> {
                 Box::pin(async move {
-                    // The column comes from a closed enum, never from input.
+                    // The column and the conditions are fixed text chosen here, never input.
+                    // An unused filter stays as `$n = ''` (true, and the parameter is still
+                    // there to bind) rather than `$n = '' OR ...`, which would keep the
+                    // planner from the `(outcome, at)` index.
                     let column = query.key.column();
+                    let outcome = if query.outcome.is_some() {
+                        "outcome = $3"
+                    } else {
+                        "$3 = ''"
+                    };
+                    let version = if query.version_prefix.is_empty() {
+                        "$4 = ''"
+                    } else {
+                        "substr(version, 1, length($4)) = $4"
+                    };
                     let sql = sqlx::AssertSqlSafe(format!(
                         "SELECT (at - $1) / $2, {column}, COUNT(*) FROM build_events
-                          WHERE at >= $1 AND ($3 = '' OR outcome = $3)
-                            AND substr(version, 1, length($4)) = $4
+                          WHERE at >= $1 AND {outcome} AND {version}
                           GROUP BY 1, 2 ORDER BY 1, 2"
                     ));
                     let rows = sqlx::query(sql)
