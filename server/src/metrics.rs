@@ -123,6 +123,11 @@ impl Metrics {
         WorkerAlive(self)
     }
 
+    /// Build workers running in this process now.
+    pub fn workers_alive(&self) -> u64 {
+        self.workers_alive.load(Ordering::Relaxed)
+    }
+
     /// Reports this ImageBuilder cache's counters too.
     pub fn watch_imagebuilders(&self, cache: ImagebuilderCache) {
         // Set once at start-up; a second cache in one process is not reported.
@@ -226,7 +231,7 @@ impl Metrics {
             (
                 "attendant_workers_alive",
                 "Build workers running in this process.",
-                self.workers_alive.load(Ordering::Relaxed),
+                self.workers_alive(),
             ),
             (
                 "attendant_store_bytes",

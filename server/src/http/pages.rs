@@ -58,7 +58,14 @@ async fn status_page(State(state): State<AppState>) -> Result<Response, ApiError
         ("Jobs waiting", counts.queue_length.to_string()),
         ("Jobs building", counts.running.to_string()),
         ("Builds in the last 24 hours", counts.builds_24h.to_string()),
-        ("Build workers in this process", config.workers.to_string()),
+        (
+            "Build workers in this process",
+            format!(
+                "{} running ({} configured)",
+                state.metrics.workers_alive(),
+                config.workers
+            ),
+        ),
     ]));
     body.push_str("<h2>Configuration</h2>\n");
     let branches: Vec<&str> = config

@@ -150,6 +150,10 @@ async fn pages_show_status_statistics_and_builds_escaped() {
     let text = parse_html(&page);
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     assert!(text.contains("Jobs waiting0"), "{text}");
+    assert!(
+        text.contains("Build workers in this process1 running (1 configured)"),
+        "{text}"
+    );
     assert!(text.contains("Images signedyes"), "{text}");
     assert!(text.contains("24.10.5:x86/64:generic"), "{text}");
     assert!(
