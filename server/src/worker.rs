@@ -214,14 +214,11 @@ async fn record(
         }
         Outcome::Failed(failure) => {
             tracing::info!(detail = %failure.detail, "build failed");
-            let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
-            event.detail = Some(stats::anonymise(&failure.detail));
-            stats::record(store, event);
-            context.metrics.observe_build(BuildOutcome::Failure);
             let expires = now.saturating_add(millis(config.build_failure_ttl));
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) if claim.attempt >= config.max_attempts => {
             tracing::warn!(reason = %reason, "giving up after the last attempt");
@@ -230,10 +227,10 @@ async fn record(
                 ..Failure::default()
             };
             let expires = now.saturating_add(millis(GAVE_UP_TTL));
-            context.metrics.observe_build(BuildOutcome::Failure);
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) => {
             let backoff = backoff(claim.attempt);
@@ -250,6 +247,14 @@ async fn record(
         }
     }
     Ok(())
+}
+
+/// A failure that was stored: in the statistics (anonymised) and this process's metrics.
+fn record_failure(context: &WorkerContext, claim: &Claim, failure: &Failure, now: UnixMillis) {
+    let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
+    event.detail = Some(stats::anonymise(&failure.detail));
+    stats::record(&context.store, event);
+    context.metrics.observe_build(BuildOutcome::Failure);
 }
 
 fn backoff(attempt: u32) -> Duration {
