@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use stats::{
-    BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, StatsStore,
+    BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, MAX_PACKAGE_ROWS,
+    StatsStore,
 };
 
 /// Unix time in milliseconds.

@@ -12,7 +12,7 @@ use sqlx::Row;
 use super::{StoreError, UnixMillis};
 
 /// Most success rows whose package lists one `top-packages` query reads (newest first).
-pub(super) const MAX_PACKAGE_ROWS: i64 = 200_000;
+pub const MAX_PACKAGE_ROWS: i64 = 200_000;
 
 /// What happened to a build request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
