@@ -190,16 +190,19 @@ async fn stats_page(
     }
     body.push_str("<h2>Most downloaded images</h2>\n");
     let downloads = image_downloads(&state, None, params.n).await?;
-    body.push_str(&table(
-        &["Image", "Build", "Downloads"],
-        downloads.into_iter().map(|row| {
-            vec![
-                row.image,
-                row.request_hash.chars().take(12).collect(),
-                row.count.to_string(),
-            ]
-        }),
-    ));
+    body.push_str("<table>\n<tr><th>Image</th><th>Build</th><th>Downloads</th></tr>\n");
+    for row in downloads {
+        let short: String = row.request_hash.chars().take(12).collect();
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td class=\"num\">{}</td></tr>",
+            escape(&row.image),
+            escape(&format!("/store/{}/", row.request_hash)),
+            escape(&short),
+            row.count
+        );
+    }
+    body.push_str("</table>\n");
     body.push_str(
         "<p>The same data as JSON: <a href=\"/api/v1/builds-per-day\">builds-per-day</a>, \
          <a href=\"/api/v1/builds-by-version\">builds-by-version</a>, \

@@ -175,6 +175,7 @@ async fn pages_show_status_statistics_and_builds_escaped() {
     assert!(text.contains("x86/64"));
     let image = done["images"][0]["name"].as_str().unwrap();
     assert!(text.contains(&format!("{image}{}1", &hash[..12])), "{text}");
+    assert!(page.contains(&format!("href=\"/store/{hash}/\"")), "{page}");
     let (status, page) = html(&server, "/stats?branch=24.10").await;
     assert_eq!(status, 200);
     assert!(parse_html(&page).contains("per version of 24.10"));
