@@ -34,8 +34,9 @@ pub const MAX_DETAIL_CHARS: usize = 200;
 pub const MAX_CLIENT_CHARS: usize = 64;
 /// How often counted downloads are written to the database.
 pub const DOWNLOAD_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
-/// Distinct images a [`DownloadCounter`] holds between flushes; downloads of further images are
-/// written at once.
+/// Distinct images a [`DownloadCounter`] holds between flushes. A full counter asks for a flush;
+/// downloads of images it does not hold yet are not counted until one succeeds (the memory stays
+/// bounded while the database is down).
 pub const MAX_PENDING_DOWNLOADS: usize = 10_000;
 /// Days in [`builds_per_day`] and [`top_packages`].
 pub const DAYS: i64 = 30;
@@ -151,13 +152,15 @@ impl DownloadCounter {
     /// Counts one download of `image` of build `request_hash`; `true` when the batch is full
     /// and should be flushed now.
     pub fn count(&self, request_hash: &str, image: &str) -> bool {
-        let Ok(mut pending) = self.pending.lock() else {
-            return false;
-        };
-        *pending
-            .entry((request_hash.to_owned(), image.to_owned()))
-            .or_default() += 1;
-        pending.len() >= MAX_PENDING_DOWNLOADS
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (request_hash.to_owned(), image.to_owned());
+        let full = pending.len() >= MAX_PENDING_DOWNLOADS;
+        if let Some(count) = pending.get_mut(&key) {
+            *count += 1;
+        } else if !full {
+            pending.insert(key, 1);
+        }
+        full || pending.len() >= MAX_PENDING_DOWNLOADS
     }
 
     /// Writes the counted downloads; on failure they are counted again for the next flush.
@@ -478,6 +481,20 @@ mod tests {
         assert_eq!(labels.last().unwrap(), "2026-12-06Z");
         assert_eq!(labels.first().unwrap(), "2026-11-07Z");
         assert_eq!(timestamp(now), "2026-12-06 12:00:00");
+    }
+
+    #[test]
+    fn a_full_download_counter_stays_bounded() {
+        let counter = DownloadCounter::default();
+        for n in 0..MAX_PENDING_DOWNLOADS - 1 {
+            assert!(!counter.count("h", &n.to_string()));
+        }
+        assert!(counter.count("h", "last"), "full: flush now");
+        assert!(counter.count("h", "one more"), "still full");
+        assert!(counter.count("h", "last"), "a held image still counts");
+        let pending = counter.pending.lock().unwrap();
+        assert_eq!(pending.len(), MAX_PENDING_DOWNLOADS);
+        assert_eq!(pending[&("h".to_owned(), "last".to_owned())], 2);
     }
 
     #[test]
