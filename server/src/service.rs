@@ -86,7 +86,11 @@ impl Service {
             signing_key,
             wakeup: state.wakeup.clone(),
             builds_started: Arc::new(AtomicU64::new(0)),
+            metrics: state.metrics.clone(),
         };
+        state
+            .metrics
+            .watch_imagebuilders((*workers.imagebuilders).clone());
         Ok(Self { state, workers })
     }
 

@@ -42,10 +42,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use self::context::WorkerContext;
+pub(crate) use self::steps::IMAGEBUILDER_KEY;
 use self::steps::{Outcome, build};
 use crate::config::Config;
+use crate::metrics::BuildOutcome;
 use crate::state::now;
-use crate::store::{Claim, Failure, JobSpec, StoreError, UnixMillis};
+use crate::stats;
+use crate::store::{Claim, EventOutcome, Failure, JobSpec, StoreError, UnixMillis};
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -131,6 +134,7 @@ async fn worker_loop(
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
 ) {
+    let _alive = context.metrics.worker_alive();
     while !shutdown.is_cancelled() {
         let lease_until = now().saturating_add(millis(context.config.job_lease));
         match context.store.claim(&name, now(), lease_until).await {
@@ -202,6 +206,11 @@ async fn record(
                 )
                 .await?;
             tracing::info!(elapsed_ms = elapsed.as_millis(), "build done");
+            let mut event = stats::event(&claim.request.request, None, EventOutcome::Success, now);
+            event.packages = attendant_proto::api::normalized_packages(&claim.request.request);
+            event.duration_ms = i64::try_from(elapsed.as_millis()).ok();
+            stats::record(store, event);
+            context.metrics.observe_build(BuildOutcome::Success);
         }
         Outcome::Failed(failure) => {
             tracing::info!(detail = %failure.detail, "build failed");
@@ -209,6 +218,7 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) if claim.attempt >= config.max_attempts => {
             tracing::warn!(reason = %reason, "giving up after the last attempt");
@@ -220,9 +230,11 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) => {
             let backoff = backoff(claim.attempt);
+            context.metrics.observe_build(BuildOutcome::Retry);
             tracing::warn!(reason = %reason, retry_in_s = backoff.as_secs(), "build will be retried");
             store
                 .retry(
@@ -235,6 +247,14 @@ async fn record(
         }
     }
     Ok(())
+}
+
+/// A failure that was stored: in the statistics (anonymised) and this process's metrics.
+fn record_failure(context: &WorkerContext, claim: &Claim, failure: &Failure, now: UnixMillis) {
+    let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
+    event.detail = Some(stats::anonymise(&failure.detail));
+    stats::record(&context.store, event);
+    context.metrics.observe_build(BuildOutcome::Failure);
 }
 
 fn backoff(attempt: u32) -> Duration {

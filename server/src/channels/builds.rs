@@ -394,7 +394,9 @@ pub(crate) async fn submit_rebuilds(
             path: STAMP_PATH.to_owned(),
             contents,
         }];
-        let (hash, _) = submit_job(state, &body, files).await.map_err(refused)?;
+        let (hash, _) = submit_job(state, &body, None, files)
+            .await
+            .map_err(refused)?;
         let hash = hash.to_string();
         if let Some(Some(entry)) = change.touched.get_mut(&channel)
             && let Some(target) = entry

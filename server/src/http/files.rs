@@ -19,6 +19,7 @@ use tokio_util::io::ReaderStream;
 use attendant_proto::usign::Fingerprint;
 
 use crate::http::error::ApiError;
+use crate::http::pages;
 use crate::state::AppState;
 
 /// The file routes.
@@ -33,6 +34,9 @@ async fn store_file(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(page) = pages::build_page(&state, &path, &headers).await {
+        return page;
+    }
     let full = state
         .artifacts
         .resolve(&path)

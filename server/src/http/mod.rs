@@ -5,7 +5,10 @@
 //! | `build` | `POST /api/v1/build`, `GET/HEAD /api/v1/build/{request_hash}` |
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
-//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary`, ASU's chart and top-list endpoints |
+//! | `pages` | HTML: `/` (status), `/stats`, `/store/{request_hash}/` for browsers (`html` renders) |
+//! | `openapi` | `/openapi.json`, from the one table of every public route |
+//! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
@@ -17,7 +20,11 @@ mod build;
 pub mod cors;
 mod error;
 mod files;
+mod html;
 mod json;
+mod metrics;
+mod openapi;
+mod pages;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +53,14 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(stats::routes())
         .merge(admin::routes())
+        .merge(metrics::routes())
+        .merge(pages::routes())
+        .merge(openapi::routes())
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::from_fn(observe))
         // Outermost, so that every answer (a 5xx rewritten by `observe` too) carries it. The
         // origins were checked when the configuration was loaded.

@@ -28,7 +28,8 @@ mod sums;
 mod unpack;
 
 pub use cache::{
-    CacheConfig, DEFAULT_DISK_BUDGET_BYTES, DEFAULT_DOWNLOAD_LIMIT_BYTES, ImagebuilderCache, Lease,
+    CacheConfig, CacheCounts, DEFAULT_DISK_BUDGET_BYTES, DEFAULT_DOWNLOAD_LIMIT_BYTES,
+    ImagebuilderCache, Lease,
 };
 pub use error::IbError;
 pub use fetch::Upstream;

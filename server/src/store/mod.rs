@@ -29,6 +29,7 @@
 pub mod postgres;
 mod row;
 pub mod sqlite;
+mod stats;
 
 use std::time::Duration;
 
@@ -40,6 +41,10 @@ use crate::channels::store::ChannelStore;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use stats::{
+    BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, MAX_PACKAGE_ROWS,
+    StatsStore,
+};
 
 /// Unix time in milliseconds.
 pub type UnixMillis = i64;
@@ -347,8 +352,9 @@ pub struct Counts {
     pub builds_24h: u64,
 }
 
-/// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`].
-pub trait Store: Send + Sync + 'static {
+/// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`]. Each also keeps the
+/// statistics ([`StatsStore`]) in the same database.
+pub trait Store: StatsStore + Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
     /// jobs are queued. An expired row is replaced by the new job, which queues behind every job
     /// already queued, as any new job does.

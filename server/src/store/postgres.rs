@@ -54,7 +54,7 @@ const APPLICATION_NAME: &str = "attendant-server";
 /// The PostgreSQL job store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {

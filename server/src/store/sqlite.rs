@@ -39,7 +39,7 @@ const MAX_CONNECTIONS: u32 = 16;
 /// The SQLite job store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {

@@ -21,7 +21,10 @@ mod test_database;
 use test_database::TestDatabase;
 
 mod channels;
+mod stats;
 mod tls;
+
+use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
 
 /// Opens the same database again, as a restarted server would.
 type Reopen = Box<dyn FnOnce() -> BoxFuture<'static, Arc<dyn Store>> + Send>;
@@ -51,7 +54,9 @@ macro_rules! store_suite {
                 retried_job_waits_for_its_back_off,
                 job_out_of_attempts_fails_when_its_lease_expires,
                 delete_expired_keeps_live_jobs,
-                data_survives_reopen
+                data_survives_reopen,
+                build_events_are_counted_per_bucket_and_pruned,
+                download_counts_add_up
             );
         }
     };

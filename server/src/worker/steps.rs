@@ -108,6 +108,9 @@ async fn build_in(context: &WorkerContext, claim: &Claim, spec: &JobSpec, work: 
     }
 }
 
+/// The result key naming the ImageBuilder archive and its SHA-256.
+pub(crate) const IMAGEBUILDER_KEY: &str = "imagebuilder";
+
 async fn build_steps(
     context: &WorkerContext,
     claim: &Claim,
@@ -167,7 +170,7 @@ async fn build_steps(
         stage(context, claim, ImagebuilderStatus::SigningImages).await?;
     }
     let images = finish_images(context, &command.bin_dir, profile.images.clone()).await?;
-    let response = BuildResponse {
+    let mut response = BuildResponse {
         enqueued_at: Some(iso_time(claim.enqueued_at)),
         request: Some(request.clone()),
         build_cmd: command.shown,
@@ -182,6 +185,12 @@ async fn build_steps(
             .map(|key| key.fingerprint().to_string()),
         ..BuildResponse::from_profile(claim.request_hash, profile)
     };
+    // Not in ASU's body (clients ignore unknown keys): which ImageBuilder archive built this, so
+    // the build's page can say how to reproduce it.
+    response.extra.insert(
+        IMAGEBUILDER_KEY.to_owned(),
+        serde_json::json!({"archive": lease.archive_name, "sha256": lease.archive_sha256}),
+    );
     let body = serde_json::to_string(&response)
         .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
     context

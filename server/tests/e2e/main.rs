@@ -10,8 +10,14 @@ mod builds;
 #[cfg(test)]
 mod cors;
 #[cfg(test)]
+mod openapi;
+#[cfg(test)]
+mod pages;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
+#[cfg(test)]
+mod stats;
 #[cfg(test)]
 mod support;

@@ -61,6 +61,17 @@ impl Server {
         Self::start_with(dir, mirror, config).await
     }
 
+    /// Starts a server that signs its images with a fresh key.
+    pub(crate) async fn start_signed() -> Self {
+        Self::start(|config| {
+            let key = config.data_dir.join("key-build");
+            std::fs::create_dir_all(&config.data_dir).unwrap();
+            attendant_server::signing::generate_key_pair(&key, None).unwrap();
+            config.signing_key = Some(key);
+        })
+        .await
+    }
+
     /// Starts a server on an existing directory and configuration (restarts).
     pub(crate) async fn start_with(
         dir: tempfile::TempDir,
