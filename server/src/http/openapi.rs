@@ -109,6 +109,34 @@ const fn get_op(
     }
 }
 
+/// The answers of the admin API (`Authorization: Bearer <token>` from `admin_tokens`).
+const ADMIN_RESPONSES: &[(u16, &str, &str)] = &[
+    (
+        200,
+        JSON,
+        "Done; with `\"dry_run\": true`, what would change",
+    ),
+    (401, JSON, "No bearer token"),
+    (403, JSON, "The token is not one of `admin_tokens`"),
+    (404, JSON, "No such channel, device or build"),
+    (
+        409,
+        JSON,
+        "The operation breaks a channel rule (named in `detail`)",
+    ),
+    (422, JSON, "The body is malformed"),
+];
+
+const fn admin_post(summary: &'static str) -> Operation {
+    Operation {
+        method: "post",
+        summary,
+        parameters: &[],
+        build_request_body: false,
+        responses: ADMIN_RESPONSES,
+    }
+}
+
 /// Every public route.
 pub(crate) const ROUTES: &[Route] = &[
     Route {
@@ -388,6 +416,104 @@ pub(crate) const ROUTES: &[Route] = &[
     Route {
         path: "/openapi.json",
         operations: &[get_op("This document", &[], &[(200, JSON, "OpenAPI 3.1")])],
+    },
+    Route {
+        path: "/api/v1/admin/channels/create",
+        operations: &[admin_post("Create a channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/remove",
+        operations: &[admin_post("Remove a channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/hide",
+        operations: &[admin_post("Hide a channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/show",
+        operations: &[admin_post("Show a hidden channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/rename",
+        operations: &[admin_post("Rename a channel (the old name redirects)")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/alias",
+        operations: &[admin_post("Create or re-target an alias channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/redirect",
+        operations: &[admin_post("Redirect a channel, or one of its devices")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/device/add",
+        operations: &[admin_post("Add a device to a channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/device/remove",
+        operations: &[admin_post("Remove a device from a channel")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/build",
+        operations: &[admin_post(
+            "Build the next channel build through the build queue",
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels/import",
+        operations: &[admin_post(
+            "Import a prebuilt image (the request body) as the next build",
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels/phase",
+        operations: &[admin_post(
+            "Read or set the latest build's phased percentage",
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels/tag",
+        operations: &[admin_post("Tag the latest build (a new build number)")],
+    },
+    Route {
+        path: "/api/v1/admin/channels/copy",
+        operations: &[admin_post(
+            "Copy a build to a channel: revert or promote (a new build number)",
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels/remove-build",
+        operations: &[admin_post("Remove a build")],
+    },
+    Route {
+        path: "/api/v1/admin/settle",
+        operations: &[admin_post(
+            "Move finished channel builds' images into the pool",
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels",
+        operations: &[get_op(
+            "The channel tree (admin token)",
+            &[],
+            ADMIN_RESPONSES,
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/channels/images",
+        operations: &[get_op(
+            "A device's builds and image files (admin token)",
+            &[],
+            ADMIN_RESPONSES,
+        )],
+    },
+    Route {
+        path: "/api/v1/admin/audit",
+        operations: &[get_op(
+            "The audit log of channel changes (admin token)",
+            &[],
+            ADMIN_RESPONSES,
+        )],
     },
 ];
 
