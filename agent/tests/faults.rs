@@ -4,6 +4,7 @@
 
 mod util;
 
+use std::process::Output;
 use std::time::Duration;
 
 use util::*;
@@ -67,12 +68,7 @@ fn issue_20_a_download_below_the_minimum_rate_aborts_and_resumes_later() {
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
         picture
     );
-    let ranges: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(".bin"))
-        .map(|r| r.range)
-        .collect();
+    let ranges = server.image_ranges();
     assert_eq!(
         ranges.last().unwrap().as_deref(),
         Some(format!("bytes={}-", kept.len()).as_str()),
@@ -80,14 +76,21 @@ fn issue_20_a_download_below_the_minimum_rate_aborts_and_resumes_later() {
     );
 }
 
-#[test]
-fn issue_20_an_image_larger_than_the_stated_size_is_refused_before_a_byte() {
+/// Downloads an image whose build response states 100 000 bytes, though it is 300 000.
+fn download_with_a_stated_size_too_small(without_length: bool) -> (Router, Vec<u8>, Output) {
     let picture = image(&[BOARD], "1.0");
     let mut offer = Offer::new(picture.clone());
     offer.stated_size = Some(100_000);
+    offer.download_without_length = without_length;
     let server = upgrade_server(offer);
     let router = Router::new(&server.url);
     let (output, _) = router.run_for_at_most(&["download"], RUN_LIMIT);
+    (router, picture, output)
+}
+
+#[test]
+fn issue_20_an_image_larger_than_the_stated_size_is_refused_before_a_byte() {
+    let (router, picture, output) = download_with_a_stated_size_too_small(false);
     assert_exit(&output, 5);
     assert_stderr_has(
         &output,
@@ -102,13 +105,7 @@ fn issue_20_an_image_larger_than_the_stated_size_is_refused_before_a_byte() {
 
 #[test]
 fn issue_20_a_body_beyond_the_stated_size_is_cut_off_and_removed() {
-    let picture = image(&[BOARD], "1.0");
-    let mut offer = Offer::new(picture.clone());
-    offer.stated_size = Some(100_000);
-    offer.download_without_length = true;
-    let server = upgrade_server(offer);
-    let router = Router::new(&server.url);
-    let (output, _) = router.run_for_at_most(&["download"], RUN_LIMIT);
+    let (router, _, output) = download_with_a_stated_size_too_small(true);
     assert_exit(&output, 5);
     assert_stderr_has(
         &output,

@@ -108,6 +108,15 @@ impl Server {
     pub(crate) fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// The `Range` header of each image request, in order (`None`: the whole file).
+    pub(crate) fn image_ranges(&self) -> Vec<Option<String>> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(".bin"))
+            .map(|r| r.range)
+            .collect()
+    }
 }
 
 fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
