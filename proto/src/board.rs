@@ -401,13 +401,14 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
     // The kernel separates the fields with one space and escapes spaces inside them (`\040`),
     // but procd splits on runs of blanks, so a hand-written or doubled blank is read the same
     // way here. A line that names fewer than three fields has no type to report: refused rather
-    // than read as an empty type.
+    // than read as an empty type. Blanks are ASCII's white space as Unicode counts it (vertical
+    // tab included, which `u8::is_ascii_whitespace` leaves out), so a type is never white space.
     let mut root = None;
     let mut rom = None;
     for (index, line) in mounts.split(|byte| *byte == b'\n').enumerate() {
         let line_number = index.saturating_add(1);
         let mut fields = line
-            .split(u8::is_ascii_whitespace)
+            .split(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
             .filter(|field| !field.is_empty());
         let Some(_device) = fields.next() else {
             continue;
@@ -442,6 +443,14 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
         file: PROC_MOUNTS_PATH,
         line,
     })?;
+    // Filesystem types are short kernel names (`squashfs`, `ext4`, `fuse.sshfs`).
+    if let Some(character) = fstype.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(BoardError::InvalidValue {
+            file: PROC_MOUNTS_PATH,
+            value: excerpt(fstype, MAX_VALUE_CHARS),
+            character,
+        });
+    }
     Ok(Some(fstype.to_owned()))
 }
 
@@ -1018,6 +1027,41 @@ mod tests {
             None
         );
         assert_eq!(rootfs_type_from_mounts(b"").unwrap(), None);
+    }
+
+    /// Found by the issue 20 campaign after the fix above: a vertical tab is white space to
+    /// Unicode but not to `u8::is_ascii_whitespace`, so it stayed inside a type; a type is a
+    /// word of printable ASCII.
+    #[test]
+    fn issue_20_a_mounts_type_is_a_word_of_printable_ascii() {
+        assert_eq!(
+            rootfs_type_from_mounts(b"/dev/root /\x0bext4 rw 0 0\n")
+                .unwrap()
+                .as_deref(),
+            Some("ext4")
+        );
+        assert_eq!(
+            rootfs_type_from_mounts(b"/dev/root / ext\x0b4\n")
+                .unwrap()
+                .as_deref(),
+            Some("ext")
+        );
+        let error = rootfs_type_from_mounts(b"/dev/root / ext\x004 rw 0 0\n").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                BoardError::InvalidValue {
+                    character: '\0',
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "`/proc/mounts` holds `ext\\04`, which contains the character '\\0'"
+        );
+        assert!(rootfs_type_from_mounts(b"r / t\xc3\xa9 rw\n").is_err());
     }
 
     /// Issue 20 (<https://github.com/attendant-openwrt/attendant/issues/20>), a fuzz finding:
