@@ -679,6 +679,7 @@ mod tests {
             sha256_unsigned: String::new(),
             image_type: ImageType::from_wire(image_type),
             signature: None,
+            size: None,
         }
     }
 

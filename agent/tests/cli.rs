@@ -258,12 +258,7 @@ fn a_download_cut_halfway_resumes_with_a_range_request() {
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
         picture
     );
-    let ranges: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(".bin"))
-        .map(|r| r.range)
-        .collect();
+    let ranges = server.image_ranges();
     assert_eq!(ranges.len(), 2, "{ranges:?}");
     assert_eq!(ranges[0], None);
     assert!(
@@ -303,12 +298,7 @@ fn a_stalled_download_breaks_off_after_the_timeout_and_resumes() {
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
         picture
     );
-    let ranges: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(".bin"))
-        .map(|r| r.range)
-        .collect();
+    let ranges = server.image_ranges();
     assert_eq!(
         ranges,
         [None, Some(format!("bytes={}-", picture.len() / 3))],

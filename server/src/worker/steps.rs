@@ -418,6 +418,11 @@ async fn finish_images(
             };
             image.sha256_unsigned.clone_from(&sha256);
             image.sha256 = sha256;
+            // Routers cap the download at the stated size (the agent's `download` module).
+            let size = std::fs::metadata(&path).map_err(|error| {
+                format!("cannot read the size of `{}`: {error}", path.display())
+            })?;
+            image.size = Some(size.len());
         }
         Ok(images)
     })
