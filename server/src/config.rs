@@ -326,6 +326,10 @@ pub struct Config {
     pub job_lease: Duration,
     /// Attempts after which a job that keeps failing for infrastructure reasons fails for good.
     pub max_attempts: u32,
+    /// Wait before the first retry of a job that failed for infrastructure reasons (upstream
+    /// unreachable, a full disk, a mirror caught mid-sync); doubled per attempt up to 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
     /// Lifetime of cached upstream `.versions.json` (other metadata is immutable per version).
     #[serde(with = "humantime_serde")]
     pub metadata_ttl: Duration,
@@ -380,6 +384,7 @@ impl Default for Config {
             job_timeout: Duration::from_secs(600),
             job_lease: Duration::from_secs(60),
             max_attempts: 5,
+            retry_backoff: Duration::from_secs(5),
             metadata_ttl: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(300),
@@ -538,6 +543,7 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "job_timeout",
     "job_lease",
     "max_attempts",
+    "retry_backoff",
     "metadata_ttl",
     "orphan_grace",
     "gc_interval",

@@ -22,8 +22,13 @@
 //!    `done`.
 //!
 //! Failures are classified where they happen: infrastructure trouble (upstream unreachable,
-//! mirror 5xx, `make` missing) puts the job back in the queue with back-off and is not cached;
-//! a build failure is cached for `build_failure_ttl`. A worker that dies holds its lease until
+//! mirror 5xx, an ImageBuilder archive whose checksum does not match yet because the mirror is
+//! mid-sync, a full disk while downloading, unpacking, building or publishing, `make` missing)
+//! puts the job back in the queue, not to be claimed before `retry_backoff` (doubled per
+//! attempt) has passed, with the reason in its `last_error`, the log and the status answer's
+//! `detail`; it is not cached. Only after `max_attempts` does it fail, cached for
+//! [`GAVE_UP_TTL`] only. A build failure (the request's fault) is cached for
+//! `build_failure_ttl`. A worker that dies holds its lease until
 //! it expires, then the reaper ([`reap`]) re-queues the job and another worker builds it again.
 //!
 //! ImageBuilders are not made for parallel builds in one tree, so builds in the same unpacked
@@ -49,9 +54,7 @@ use crate::store::{Claim, Failure, JobSpec, StoreError, UnixMillis};
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// First retry back-off; doubled per attempt up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-/// Longest retry back-off.
+/// Longest retry back-off (the first is `retry_backoff`, doubled per attempt).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long an infrastructure failure that exhausted its attempts stays cached (short: the
 /// next request should try again, not replay an outage).
@@ -222,8 +225,13 @@ async fn record(
                 .await?;
         }
         Outcome::Retry(reason) => {
-            let backoff = backoff(claim.attempt);
-            tracing::warn!(reason = %reason, retry_in_s = backoff.as_secs(), "build will be retried");
+            let backoff = backoff(config.retry_backoff, claim.attempt);
+            tracing::warn!(
+                reason = %reason,
+                retry_in_ms = backoff.as_millis(),
+                attempts_left = config.max_attempts.saturating_sub(claim.attempt),
+                "infrastructure failure, the build will be retried"
+            );
             store
                 .retry(
                     hash,
@@ -237,11 +245,11 @@ async fn record(
     Ok(())
 }
 
-fn backoff(attempt: u32) -> Duration {
+fn backoff(first: Duration, attempt: u32) -> Duration {
     let factor = 1u32
         .checked_shl(attempt.saturating_sub(1))
         .unwrap_or(u32::MAX);
-    FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+    first.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 /// How long a result is cached, as ASU decides it: defaults → `build_defaults_ttl`,
@@ -297,10 +305,11 @@ mod tests {
 
     #[test]
     fn back_off_doubles_up_to_the_cap() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(4), Duration::from_secs(40));
-        assert_eq!(backoff(30), MAX_BACKOFF);
+        let first = Config::default().retry_backoff;
+        assert_eq!(backoff(first, 1), Duration::from_secs(5));
+        assert_eq!(backoff(first, 2), Duration::from_secs(10));
+        assert_eq!(backoff(first, 4), Duration::from_secs(40));
+        assert_eq!(backoff(first, 30), MAX_BACKOFF);
     }
 
     #[test]

@@ -227,6 +227,8 @@ pub struct Job {
     pub failure: Option<Failure>,
     /// Why the last attempt was put back in the queue, if it was.
     pub last_error: Option<String>,
+    /// A queued job is not claimed before this time (the back-off after a failed attempt).
+    pub run_after: UnixMillis,
 }
 
 /// A job to enqueue.

@@ -20,6 +20,11 @@ mod test_database;
 
 use test_database::TestDatabase;
 
+#[path = "../../tests/e2e/small_disk.rs"]
+mod small_disk;
+
+use small_disk::SmallDisk;
+
 mod tls;
 
 /// Opens the same database again, as a restarted server would.
@@ -645,58 +650,6 @@ async fn sqlite_commit_on_a_full_disk_is_rolled_back_and_space_freed_is_used_aga
     ));
     store.claim("a", 0, MINUTE).await.unwrap().unwrap();
     every_connection_still_works(&store, 10).await;
-}
-
-/// A size-limited tmpfs for full-disk tests, unmounted on drop.
-pub(crate) struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts a tmpfs of `bytes`; `None` when this process may not mount (not root).
-    pub(crate) fn mount(bytes: u64) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={bytes}"))
-            .arg("attendant-test")
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some(Self { dir })
-    }
-
-    pub(crate) fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// Writes a file until the filesystem is full; returns its path.
-    pub(crate) fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let path = self.dir.path().join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(error) if error.raw_os_error() == Some(28) => break,
-                Err(error) => panic!("filling the disk: {error}"),
-            }
-        }
-        let _ = file.sync_all();
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// A statement whose commit fails (a deferred constraint trigger that raises at `COMMIT`), then

@@ -209,8 +209,8 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
             if let Some(hint) = error.hint() {
                 tracing::error!(error = %error, hint = %hint, "cannot set up the ImageBuilder");
             }
-            if error.is_retryable() {
-                Outcome::Retry(error.to_string())
+            if error.is_infrastructure() {
+                Outcome::Retry(format!("cannot set up the ImageBuilder: {error}"))
             } else if matches!(error, IbError::NotFound { .. }) {
                 fatal(&error)
             } else {
@@ -394,17 +394,20 @@ async fn finish_images(
             let name = &image.name;
             // The name comes from the ImageBuilder's profiles.json: it must stay in `bin_dir`.
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                return Err(format!("image name `{name}` is not a plain file name"));
+                return Err(fatal(format_args!(
+                    "image name `{name}` is not a plain file name"
+                )));
             }
             let path = dir.join(name);
+            // Reading an image back or writing its signature fails on a full disk, which is
+            // no fault of the request.
             let sha256 = match &key {
                 Some(key) => {
-                    let (sha256, signature) =
-                        sign_image(key, &path).map_err(|error| error.to_string())?;
+                    let (sha256, signature) = sign_image(key, &path).map_err(infrastructure)?;
                     image.signature = Some(signature);
                     sha256
                 }
-                None => sha256_file(&path).map_err(|error| error.to_string())?,
+                None => sha256_file(&path).map_err(infrastructure)?,
             };
             image.sha256_unsigned.clone_from(&sha256);
             image.sha256 = sha256;
@@ -413,8 +416,7 @@ async fn finish_images(
     })
     .await;
     match finished {
-        Ok(Ok(images)) => Ok(images),
-        Ok(Err(message)) => Err(fatal(message)),
+        Ok(result) => result,
         Err(join) => Err(Outcome::Retry(format!("signing task failed: {join}"))),
     }
 }
@@ -445,14 +447,42 @@ async fn make(
             humantime::format_duration(context.config.job_timeout)
         )));
     }
+    let args_verb = args.first().cloned().unwrap_or_default();
     let mut invocation = Invocation::new("make", args, lease.dir.clone());
     invocation.timeout = remaining;
     invocation.output_cap = context.config.output_cap_bytes;
     match process::run(invocation).await {
-        Ok(output) => Ok(output),
+        Ok(output) => match disk_full(&output) {
+            Some(message) => Err(Outcome::Retry(format!(
+                "`make {}` ran out of disk space: `{message}`",
+                args_verb
+            ))),
+            None => Ok(output),
+        },
         Err(error @ RunError::Timeout { .. }) => Err(fatal(&error)),
         Err(error) => Err(Outcome::Retry(error.to_string())),
     }
+}
+
+/// What `strerror` says for `ENOSPC` and `EDQUOT` (glibc and musl word them alike): a command
+/// that failed with one of these ran out of disk, which is the server's trouble, not a fault of
+/// the requested package selection.
+const DISK_FULL_MESSAGES: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+
+/// The disk-full message a failed command printed, if any.
+fn disk_full(output: &process::Output) -> Option<&'static str> {
+    if output.status == Some(0) {
+        return None;
+    }
+    DISK_FULL_MESSAGES
+        .into_iter()
+        .find(|message| output.stderr.contains(message))
+}
+
+/// A local I/O failure (reading an image back, writing its signature): retried, with its cause
+/// (the operating system's error names the full disk).
+fn infrastructure(error: impl std::error::Error) -> Outcome {
+    Outcome::Retry(crate::imagebuilder::error_chain(&error))
 }
 
 /// An exclusive lock on the ImageBuilder tree for the duration of the `make` steps.

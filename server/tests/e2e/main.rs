@@ -8,8 +8,12 @@ mod bodies;
 #[cfg(test)]
 mod builds;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
+#[cfg(test)]
+mod small_disk;
 #[cfg(test)]
 mod support;

@@ -1,0 +1,105 @@
+//! Faults of the server's own machine (issue 20): a full disk is the server's trouble, never the
+//! request's, so it is retried with back-off and never cached as a build failure.
+
+use std::time::{Duration, Instant};
+
+use attendant_server::state::now;
+use attendant_server::store::{Job, JobState};
+use serde_json::{Value, json};
+
+use crate::small_disk::SmallDisk;
+use crate::support::{Server, config};
+
+fn x86(packages: &[&str]) -> Value {
+    json!({"version": "24.10.5", "target": "x86/64", "profile": "generic", "packages": packages})
+}
+
+/// Waits until the job went back to the queue after a failed attempt; returns it.
+async fn until_retried(server: &Server, hash: &str) -> Job {
+    let store = server.running.service.workers.store.clone();
+    let started = Instant::now();
+    loop {
+        let job = store
+            .job(&hash.parse().unwrap(), now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(
+            job.state,
+            JobState::Failed,
+            "a full disk was cached: {job:?}"
+        );
+        assert_ne!(
+            job.state,
+            JobState::Succeeded,
+            "built on a full disk: {job:?}"
+        );
+        if job.state == JobState::Queued && job.last_error.is_some() {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no retry recorded: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 20, item 1: with `data_dir` on a full filesystem, neither the ImageBuilder download and
+/// unpacking nor `make image` caches a failure; the job waits in the queue with the reason in
+/// its status, and builds once space is freed.
+#[tokio::test]
+async fn issue_20_full_disk_is_retried_and_builds_once_space_is_freed() {
+    let Some(disk) = SmallDisk::mount(256 * 1024 * 1024) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let mirror = crate::support::mirror();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), &mirror);
+    config.data_dir = disk.path().join("data");
+    // The queue itself stays writable: what is tested here is the build's disk (the store's
+    // own full disk is `store::tests::sqlite_commit_on_a_full_disk_*`).
+    config.database = Some(dir.path().join("jobs.sqlite"));
+    config.retry_backoff = Duration::from_millis(200);
+    config.max_attempts = 1000;
+    let server = Server::start_with(dir, mirror, config).await;
+
+    // The ImageBuilder cannot be downloaded and unpacked.
+    let filler = disk.fill();
+    let (status, _, queued) = server.post(&x86(&["htop"])).await;
+    assert_eq!(status, 202, "{queued}");
+    let hash = queued["request_hash"].as_str().unwrap().to_owned();
+    let job = until_retried(&server, &hash).await;
+    let last_error = job.last_error.unwrap();
+    assert!(
+        last_error.contains("No space left on device"),
+        "{last_error}"
+    );
+    let (status, _, body) = server.get(&format!("/api/v1/build/{hash}")).await;
+    assert_eq!(status, 202, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("queued: attempt ") && detail.contains("No space left on device"),
+        "{detail}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let (status, done) = server.wait(&hash).await;
+    assert_eq!(status, 200, "{done}");
+
+    // `make image` runs out of space in an ImageBuilder already unpacked.
+    let filler = disk.fill();
+    let (status, _, queued) = server.post(&x86(&["curl"])).await;
+    assert_eq!(status, 202, "{queued}");
+    let hash = queued["request_hash"].as_str().unwrap().to_owned();
+    let job = until_retried(&server, &hash).await;
+    let last_error = job.last_error.unwrap();
+    assert!(
+        last_error.contains("No space left on device"),
+        "{last_error}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let (status, done) = server.wait(&hash).await;
+    assert_eq!(status, 200, "{done}");
+    server.stop().await;
+}
