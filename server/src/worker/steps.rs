@@ -15,7 +15,7 @@ use attendant_proto::upstream::{FlatProfile, parse_profiles};
 use sha2::{Digest, Sha256};
 
 use super::context::WorkerContext;
-use crate::artifacts::nonce;
+use crate::artifacts::{ArtifactError, check_output, nonce};
 use crate::imagebuilder::{IbError, IbSpec, Lease};
 use crate::process::{self, Invocation, RunError};
 use crate::signing::{sha256_file, sign_image};
@@ -160,6 +160,14 @@ async fn build_steps(
         ));
     }
     drop(lock);
+    // Before anything reads the output by name (profiles.json, the images to sign): a link
+    // there could point anywhere.
+    if let Err(error) = check_output(&command.bin_dir) {
+        return Err(match error {
+            ArtifactError::NotRegular { .. } => fatal(&error),
+            ArtifactError::Io { .. } => infrastructure(error),
+        });
+    }
 
     let profile = built_profile(&command.bin_dir, &request.profile, &image_out).await?;
     if context.signing_key.is_some() {
@@ -187,7 +195,7 @@ async fn build_steps(
         .artifacts
         .publish(&command.bin_dir, &claim.request_hash)
         .await
-        .map_err(|error| Outcome::Retry(error.to_string()))?;
+        .map_err(infrastructure)?;
     Ok(body)
 }
 

@@ -103,3 +103,47 @@ async fn issue_20_full_disk_is_retried_and_builds_once_space_is_freed() {
     assert_eq!(status, 200, "{done}");
     server.stop().await;
 }
+
+/// Issue 20, item 4: `/store/` serves regular files under the store root only; no symbolic
+/// link is followed, whether it is the file itself or a directory on the way.
+#[tokio::test]
+async fn issue_20_store_follows_no_symbolic_link() {
+    let server = Server::start(|config| config.workers = 0).await;
+    let store = server.store_dir();
+    let hash = "ab".repeat(32);
+    let job = store.join(&hash);
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(job.join("image.bin"), "image").unwrap();
+    let secret_dir = server.dir.path().join("outside");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    std::fs::write(secret_dir.join("secret"), "secret").unwrap();
+    std::os::unix::fs::symlink(secret_dir.join("secret"), job.join("passwd")).unwrap();
+    std::os::unix::fs::symlink("image.bin", job.join("alias.bin")).unwrap();
+    std::os::unix::fs::symlink(&secret_dir, store.join("escape")).unwrap();
+    std::os::unix::fs::symlink(&job, store.join("inside")).unwrap();
+
+    let fetch = |path: String| {
+        let client = server.client.clone();
+        let url = server.url(&path);
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        fetch(format!("/store/{hash}/image.bin")).await,
+        (200, "image".to_owned())
+    );
+    for path in [
+        format!("/store/{hash}/passwd"),
+        format!("/store/{hash}/alias.bin"),
+        "/store/escape/secret".to_owned(),
+        "/store/inside/image.bin".to_owned(),
+        format!("/store/{hash}"),
+    ] {
+        let (status, body) = fetch(path.clone()).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("secret"), "{path}: {body}");
+    }
+    server.stop().await;
+}
