@@ -342,6 +342,16 @@ pub struct Config {
     /// Time in-flight requests and jobs get to finish on shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Time a client has to send a request head (request line and headers) whole, counted from
+    /// when the server waits for one; also ends keep-alive connections with no next request.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections at most; more are answered `503` with `Retry-After` and closed.
+    /// Keep it well below the process's file descriptor limit (`ulimit -n`).
+    pub max_connections: usize,
     /// Disk budget of the unpacked ImageBuilder cache in bytes (least recently used evicted).
     pub imagebuilder_cache_bytes: u64,
     /// Largest ImageBuilder archive downloaded, in bytes.
@@ -389,6 +399,9 @@ impl Default for Config {
             orphan_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
             imagebuilder_cache_bytes: 20 * 1024 * 1024 * 1024,
             download_limit_bytes: 2 * 1024 * 1024 * 1024,
             output_cap_bytes: 1024 * 1024,
@@ -493,6 +506,23 @@ impl Config {
                 rule: "must be at least 1".to_owned(),
             });
         }
+        for (key, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Rule {
+                    key,
+                    rule: "must be longer than `0s`".to_owned(),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Rule {
+                key: "max_connections",
+                rule: "must be at least 1".to_owned(),
+            });
+        }
         if self.database.is_some() && self.database_url.is_some() {
             return Err(ConfigError::Rule {
                 key: "database",
@@ -548,6 +578,9 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "orphan_grace",
     "gc_interval",
     "shutdown_timeout",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
     "imagebuilder_cache_bytes",
     "download_limit_bytes",
     "output_cap_bytes",

@@ -7,10 +7,13 @@
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
 //!
+//! `connections` accepts the connections (header and idle timeouts, the connection cap).
+//!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
 mod build;
+pub mod connections;
 mod error;
 mod files;
 mod json;

@@ -147,3 +147,140 @@ async fn issue_20_store_follows_no_symbolic_link() {
     }
     server.stop().await;
 }
+
+/// Reads until the server closes the connection (or `patience` runs out: `None`); returns what
+/// arrived and when the connection ended.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    patience: Duration,
+) -> Option<(Vec<u8>, Instant)> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return Instant::now(),
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|closed| (received, closed))
+}
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.running.addr)
+        .await
+        .unwrap()
+}
+
+/// Issue 20, item 3: a request head that never completes (slowloris) and a keep-alive
+/// connection with no next request are both closed after `header_read_timeout`.
+#[tokio::test]
+async fn issue_20_half_sent_header_and_idle_keep_alive_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(|config| {
+        config.workers = 0;
+        config.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut slow = connect(&server).await;
+    let started = Instant::now();
+    slow.write_all(b"GET /api/v1/stats HTTP/1.1\r\nHost: attendant\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(10))
+        .await
+        .expect("a half-sent header still holds its connection after 10 s");
+    let after = closed - started;
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+
+    let mut idle = connect(&server).await;
+    idle.write_all(b"GET /api/v1/stats HTTP/1.1\r\nHost: attendant\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(10))
+        .await
+        .expect("an idle keep-alive connection is still open after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(closed - started < Duration::from_secs(5));
+    server.stop().await;
+}
+
+/// Issue 20, item 3: a client that stops reading a download holds its connection no longer
+/// than `idle_timeout`.
+#[tokio::test]
+async fn issue_20_stalled_download_is_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(|config| {
+        config.workers = 0;
+        config.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let size = 64 * 1024 * 1024;
+    let job = server.store_dir().join("ab".repeat(32));
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(job.join("image.bin"), vec![7u8; size]).unwrap();
+    let mut stalled = connect(&server).await;
+    let request = format!(
+        "GET /store/{}/image.bin HTTP/1.1\r\nHost: attendant\r\n\r\n",
+        "ab".repeat(32)
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (received, _) = read_until_closed(&mut stalled, Duration::from_secs(10))
+        .await
+        .expect("a stalled download still holds its connection");
+    assert!(
+        received.len() < size,
+        "the whole file arrived after the stall ({} bytes)",
+        received.len()
+    );
+    server.stop().await;
+}
+
+/// Issue 20, item 3: connections beyond `max_connections` are answered 503 with `Retry-After`
+/// and closed; once one closes, new connections are served again.
+#[tokio::test]
+async fn issue_20_connections_beyond_the_cap_get_503() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(|config| {
+        config.workers = 0;
+        config.max_connections = 2;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(b"GET /api/v1/stats HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = connect(&server).await;
+    extra
+        .write_all(b"GET /api/v1/stats HTTP/1.1\r\nHost: attendant\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut extra, Duration::from_secs(5))
+        .await
+        .expect("the connection beyond the cap was not closed");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 503 "), "{answer}");
+    assert!(answer.contains("\r\nretry-after: "), "{answer}");
+    let (status, _, body) = {
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.get("/api/v1/stats").await
+    };
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}
