@@ -35,9 +35,15 @@
 //! ImageBuilder take an exclusive file lock (`.attendant-build.lock`) for the `make` steps;
 //! builds of different ImageBuilders run in parallel.
 //!
+//! Each attempt builds in a work directory of its own (`worker/attempts.rs`), locked while the
+//! attempt lives; `make` runs in a process group of its own that gets `SIGTERM` when the worker
+//! dies ([`crate::process`]), and the reaper's pass deletes the directories of dead attempts and
+//! kills anything of theirs still running, found by [`ATTEMPT_ENV`] in its environment.
+//!
 //! This module runs the workers, the heartbeat, the reaper and records outcomes; steps 2–7 are
 //! in `worker/steps.rs`, and [`WorkerContext`] in `worker/context.rs`.
 
+mod attempts;
 mod context;
 mod steps;
 
@@ -46,6 +52,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use self::attempts::{ATTEMPT_ENV, Swept, sweep};
 pub use self::context::WorkerContext;
 use self::steps::{Outcome, build};
 use crate::config::Config;
@@ -110,6 +117,7 @@ pub async fn reap(context: &WorkerContext) -> Result<crate::store::Reaped, Store
 async fn reaper_loop(context: WorkerContext, shutdown: CancellationToken) {
     let interval = context.config.job_lease / 2;
     loop {
+        sweep_dead_attempts(&context).await;
         match reap(&context).await {
             Ok(reaped) if reaped.requeued > 0 || reaped.failed > 0 => {
                 tracing::warn!(
@@ -125,6 +133,24 @@ async fn reaper_loop(context: WorkerContext, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Deletes dead attempts' work directories (their worker died: kill -9, a crash) and kills
+/// what is left of their processes; runs at start-up and with every reaper pass.
+async fn sweep_dead_attempts(context: &WorkerContext) {
+    let root = context.config.work_path();
+    match tokio::task::spawn_blocking(move || sweep(&root)).await {
+        Ok(Ok(swept)) if swept != Swept::default() => {
+            tracing::warn!(
+                directories = swept.directories,
+                processes = swept.processes,
+                "removed the work of dead build attempts"
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(error = %error, "cannot sweep the work directory"),
+        Err(join) => tracing::error!(error = %join, "the work directory sweep failed"),
     }
 }
 

@@ -14,6 +14,7 @@ use attendant_proto::api::{
 use attendant_proto::upstream::{FlatProfile, parse_profiles};
 use sha2::{Digest, Sha256};
 
+use super::attempts::{ATTEMPT_ENV, AttemptDir};
 use super::context::WorkerContext;
 use crate::artifacts::{ArtifactError, check_output, nonce};
 use crate::imagebuilder::{IbError, IbSpec, Lease};
@@ -60,28 +61,27 @@ pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     }
     // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
     // working directory (the default data dir is `./data`).
-    let work = match std::path::absolute(context.config.work_path()) {
-        Ok(root) => root.join(format!(
-            "{}-{}-{}",
-            claim.request_hash,
-            claim.attempt,
-            nonce()
-        )),
+    let root = match std::path::absolute(context.config.work_path()) {
+        Ok(root) => root,
         Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
     };
-    let outcome = match tokio::fs::create_dir_all(&work).await {
-        Ok(()) => build_in(context, claim, spec, &work).await,
-        Err(error) => Outcome::Retry(format!(
-            "cannot create work directory `{}`: {error}",
-            work.display()
-        )),
+    let attempt = match AttemptDir::create(&root, &attempt_marker(claim), &nonce()) {
+        Ok(attempt) => attempt,
+        Err(error) => {
+            return Outcome::Retry(format!(
+                "cannot create a work directory in `{}`: {error}",
+                root.display()
+            ));
+        }
     };
-    if let Err(error) = tokio::fs::remove_dir_all(&work).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %work.display(), error = %error, "cannot delete work directory");
-    }
+    let outcome = build_in(context, claim, spec, attempt.path()).await;
+    attempt.remove().await;
     outcome
+}
+
+/// The value of [`ATTEMPT_ENV`] for this claim, also the start of its work directory's name.
+fn attempt_marker(claim: &Claim) -> String {
+    format!("{}-{}", claim.request_hash, claim.attempt)
 }
 
 async fn stage(
@@ -122,7 +122,7 @@ async fn build_steps(
     let lock = lock_imagebuilder(&lease).await?;
 
     stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
-    let info = validate_revision(context, &lease, spec, deadline).await?;
+    let info = validate_revision(context, claim, &lease, spec, deadline).await?;
     let packages = if request.diff_packages {
         let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
         if let Some(profile) = info.profile(&request.profile) {
@@ -134,7 +134,7 @@ async fn build_steps(
     };
 
     stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
-    let manifest = validate_manifest(context, &lease, spec, &packages, deadline).await?;
+    let manifest = validate_manifest(context, claim, &lease, spec, &packages, deadline).await?;
 
     stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
     let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
@@ -144,7 +144,7 @@ async fn build_steps(
     context
         .builds_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image_out = make(context, &lease, command.args.clone(), deadline).await?;
+    let image_out = make(context, claim, &lease, command.args.clone(), deadline).await?;
     if is_size_error(&image_out.stderr) {
         return Err(failed(
             &BuildFailure::ExceedsStorage,
@@ -231,12 +231,13 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
 /// ImageBuilder's revision.
 async fn validate_revision(
     context: &WorkerContext,
+    claim: &Claim,
     lease: &Lease,
     spec: &JobSpec,
     deadline: Instant,
 ) -> Result<ImagebuilderInfo, Outcome> {
     let request = &spec.request;
-    let info_out = make(context, lease, vec!["info".to_owned()], deadline).await?;
+    let info_out = make(context, claim, lease, vec!["info".to_owned()], deadline).await?;
     if info_out.status != Some(0) {
         let failure = BuildFailure::ImagebuilderSetup {
             returncode: info_out.status.unwrap_or(-1),
@@ -259,6 +260,7 @@ async fn validate_revision(
 /// against the pinned versions.
 async fn validate_manifest(
     context: &WorkerContext,
+    claim: &Claim,
     lease: &Lease,
     spec: &JobSpec,
     packages: &[String],
@@ -270,7 +272,7 @@ async fn validate_manifest(
         format!("PACKAGES={}", packages.join(" ")),
         "STRIP_ABI=1".to_owned(),
     ];
-    let manifest_out = make(context, lease, args, deadline).await?;
+    let manifest_out = make(context, claim, lease, args, deadline).await?;
     if manifest_out.status != Some(0) {
         let errors = scan_package_errors(&manifest_out.stderr);
         let failure = BuildFailure::ImpossiblePackageSelection(errors);
@@ -444,6 +446,7 @@ async fn write_defaults(files: &Path, defaults: &str) -> Result<(), Outcome> {
 /// infrastructure one.
 async fn make(
     context: &WorkerContext,
+    claim: &Claim,
     lease: &Lease,
     args: Vec<String>,
     deadline: Instant,
@@ -459,6 +462,7 @@ async fn make(
     let mut invocation = Invocation::new("make", args, lease.dir.clone());
     invocation.timeout = remaining;
     invocation.output_cap = context.config.output_cap_bytes;
+    invocation.env = vec![(ATTEMPT_ENV.to_owned(), attempt_marker(claim))];
     match process::run(invocation).await {
         Ok(output) => match disk_full(&output) {
             Some(message) => Err(Outcome::Retry(format!(

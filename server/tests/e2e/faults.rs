@@ -284,3 +284,219 @@ async fn issue_20_connections_beyond_the_cap_get_503() {
     assert_eq!(status, 200, "{body}");
     server.stop().await;
 }
+
+/// The processes whose environment names a build attempt of `request_hash`.
+fn attempt_processes(request_hash: &str) -> Vec<(u32, String)> {
+    let wanted = format!("{}={request_hash}-", attendant_server::worker::ATTEMPT_ENV);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|byte| *byte == 0)
+            .any(|variable| variable.starts_with(wanted.as_bytes()))
+        {
+            let command = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&command).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// A real `attendant-server serve` process on `port`.
+fn serve_process(config_path: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+        .args(["serve", "--config"])
+        .arg(config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn status_of(client: &reqwest::Client, base: &str, hash: &str) -> (u16, String) {
+    match client
+        .get(format!("{base}/api/v1/build/{hash}"))
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let stage = response
+                .headers()
+                .get("x-imagebuilder-status")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (status, stage)
+        }
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// Issue 20, item 6: after kill -9 of the server mid-build, its `make` and everything `make`
+/// started stop, and the next start deletes the dead attempt's work directory (and builds the
+/// job again).
+#[tokio::test]
+async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() {
+    let mirror = crate::support::mirror();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.path().join("data");
+    let config_path = dir.path().join("attendant.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nupstream_url = {:?}\n\
+             trusted_keys = [{:?}]\nworkers = 1\njob_lease = \"2s\"\n",
+            mirror.root.display().to_string(),
+            mirror.public_key.display().to_string(),
+            data = data.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = serve_process(&config_path);
+
+    // A first build unpacks the ImageBuilder; then its `make image` is made to hang.
+    let post = |packages: Value| {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/build");
+        async move {
+            let started = Instant::now();
+            loop {
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(x86_value(&packages).to_string())
+                    .send()
+                    .await;
+                if let Ok(response) = sent {
+                    let body: Value =
+                        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+                    return body["request_hash"].as_str().unwrap().to_owned();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "server did not start"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let first = post(json!(["htop"])).await;
+    let started = Instant::now();
+    while status_of(&client, &base, &first).await.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "first build did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let makefile =
+        find_file(&data.join("imagebuilders"), "Makefile").expect("unpacked ImageBuilder");
+    let hang = makefile.with_file_name(".profiles.mk");
+    let original = std::fs::read_to_string(&hang).ok();
+    let mut hanging = original.clone().unwrap_or_default();
+    hanging.push_str("\nbuild_image: attendant_test_hang\nattendant_test_hang:\n\tsleep 300\n");
+    std::fs::write(&hang, hanging).unwrap();
+
+    let second = post(json!(["curl"])).await;
+    let started = Instant::now();
+    let processes = loop {
+        let running = attempt_processes(&second);
+        if running
+            .iter()
+            .any(|(_, command)| command.starts_with("sleep 300"))
+        {
+            break running;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the build never hung: {running:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let work = data.join("work");
+    let attempt_dirs = || -> Vec<String> {
+        std::fs::read_dir(&work)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with(&second) && !name.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(attempt_dirs().len(), 1);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let started = Instant::now();
+    loop {
+        let left = attempt_processes(&second);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after kill -9 of the server: {left:?} (were {processes:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        attempt_dirs().len(),
+        1,
+        "the dead attempt's directory is still there"
+    );
+
+    match original {
+        Some(original) => std::fs::write(&hang, original).unwrap(),
+        None => std::fs::remove_file(&hang).unwrap(),
+    }
+    let mut restarted = serve_process(&config_path);
+    let started = Instant::now();
+    loop {
+        let (status, _) = status_of(&client, &base, &second).await;
+        if status == 200 && attempt_dirs().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "after the restart: status {status}, work {:?}",
+            attempt_dirs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+fn x86_value(packages: &Value) -> Value {
+    json!({"version": "24.10.5", "target": "x86/64", "profile": "generic", "packages": packages})
+}
+
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|file| file == name) && path.is_file() {
+            return Some(path);
+        }
+        if entry.file_type().ok()?.is_dir()
+            && let Some(found) = find_file(&path, name)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
