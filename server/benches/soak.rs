@@ -39,13 +39,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use attendant_e2e::mirror::{DEFAULT_SEED, helper_path, shared_fixture};
 use attendant_e2e::mirror_server::MirrorServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../tests/e2e/fixture.rs"]
+mod fixture;
 #[path = "../tests/e2e/small_disk.rs"]
 mod small_disk;
+
+use fixture::{free_port, mirror};
 
 /// Load duration under `cargo test`.
 const SMOKE: Duration = Duration::from_secs(8);
@@ -552,23 +555,6 @@ fn cause(detail: &str) -> String {
     words.join(" ").replace('|', "/")
 }
 
-fn mirror() -> attendant_e2e::mirror::MirrorInfo {
-    if helper_path().is_err() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .expect("run cargo build for the ImageBuilder helper");
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
-}
-
 fn spawn(config: &Path, command: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_attendant-server"))
         .arg(command)
@@ -580,14 +566,6 @@ fn spawn(config: &Path, command: &str, args: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Resident set size of a process, KiB.

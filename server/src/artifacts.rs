@@ -155,14 +155,6 @@ pub fn check_output(dir: &Path) -> Result<(), ArtifactError> {
 }
 
 fn check_tree(dir: &Path, depth: usize) -> Result<(), ArtifactError> {
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     if depth > MAX_OUTPUT_DEPTH {
         return Err(ArtifactError::NotRegular {
             path: dir.to_owned(),
@@ -196,14 +188,6 @@ pub(crate) async fn remove_tree(path: PathBuf) -> Result<bool, ArtifactError> {
 }
 
 fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, ArtifactError> {
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     check_output(output)?;
     let nonce = nonce();
     let staging = root.join(format!(".incoming-{hash}-{nonce}"));
@@ -223,14 +207,6 @@ fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, A
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     std::fs::create_dir(to).map_err(io_error("create", to))?;
     for entry in std::fs::read_dir(from).map_err(io_error("list", from))? {
         let entry = entry.map_err(io_error("list", from))?;
@@ -246,6 +222,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
         }
     }
     Ok(())
+}
+
+/// Wraps an I/O error on `path` while doing `action`.
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArtifactError {
+    let path = path.to_owned();
+    move |source| ArtifactError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// A random 16-hex-digit nonce for staging names.

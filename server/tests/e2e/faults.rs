@@ -345,11 +345,7 @@ async fn status_of(client: &reqwest::Client, base: &str, hash: &str) -> (u16, St
 async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() {
     let mirror = crate::support::mirror();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::fixture::free_port();
     let data = dir.path().join("data");
     let config_path = dir.path().join("attendant.toml");
     std::fs::write(

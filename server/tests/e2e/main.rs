@@ -10,6 +10,8 @@ mod builds;
 #[cfg(test)]
 mod faults;
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
