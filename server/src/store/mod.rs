@@ -408,15 +408,17 @@ fn fenced(rows: u64, request_hash: &RequestHash, attempt: u32) -> Result<(), Sto
 /// When a statement or `COMMIT` fails, the database may already have rolled the transaction back
 /// by itself (SQLite does on `SQLITE_FULL`, a full disk); sqlx's own rollback then fails, its
 /// count of open transactions stays at one, and every later `BEGIN` on that connection is
-/// refused ("attempted to call begin_with at non-zero transaction depth", issue 20). The ping
-/// first runs any rollback sqlx still has queued; a connection that is still inside a
-/// transaction after it is closed instead of reused, and the pool opens a fresh one.
+/// refused ("attempted to call begin_with at non-zero transaction depth", issue 20). A
+/// connection that is still inside a transaction when it comes back is closed instead of reused,
+/// and the pool opens a fresh one. A committed transaction is over by then; one dropped without
+/// a commit (an error path) may still have its rollback queued and be closed although the
+/// rollback would have worked: a new connection on an error path is cheaper than a ping on
+/// every release.
 fn reusable<C: sqlx::Connection>(
     conn: &mut C,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
     Box::pin(async move {
-        conn.ping().await?;
         let idle = !conn.is_in_transaction();
         if !idle {
             tracing::warn!("closing a database connection left inside a failed transaction");
