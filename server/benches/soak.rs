@@ -9,7 +9,7 @@
 //! * builders POST builds (random package selections for two targets, so that ImageBuilders are
 //!   evicted and downloaded again) and poll each until it ends;
 //! * pollers read build status, `/api/v1/stats` and `overview.json`;
-//! * downloaders fetch finished images from `/store/` and check their length;
+//! * downloaders fetch finished images from `/store/` and check their SHA-256;
 //! * hostile clients hold half-sent headers (slowloris), send garbage, and POST oversized bodies;
 //! * faults: the worker is killed with `SIGKILL` and restarted, the upstream cuts every
 //!   ImageBuilder download short for a while, and the data disk is filled and freed.
@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use attendant_e2e::mirror_server::MirrorServer;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "../tests/e2e/fixture.rs"]
@@ -93,14 +94,14 @@ impl Tally {
     }
 }
 
-/// A built job's images: file name and size.
-type Images = Vec<(String, u64)>;
+/// A built job's images: file name and SHA-256.
+type Images = Vec<(String, String)>;
 
 struct Soak {
     base: String,
     client: reqwest::Client,
     tally: Tally,
-    /// Every job submitted, with its images (name, size) once built.
+    /// Every job submitted, with its images once built.
     jobs: Mutex<BTreeMap<String, Option<Images>>>,
     submitted: AtomicU64,
     stop: AtomicBool,
@@ -312,8 +313,23 @@ impl Soak {
     }
 
     async fn post(&self, packages: Value, target: &str, profile: &str) -> Option<(u16, Value)> {
-        let body = json!({"version": "24.10.5", "target": target, "profile": profile,
-                          "packages": packages});
+        self.post_with(packages, target, profile, None).await
+    }
+
+    /// POSTs a build; `rootfs_size_mb` (x86 only) makes an otherwise cached selection a new
+    /// job.
+    async fn post_with(
+        &self,
+        packages: Value,
+        target: &str,
+        profile: &str,
+        rootfs_size_mb: Option<u64>,
+    ) -> Option<(u16, Value)> {
+        let mut body = json!({"version": "24.10.5", "target": target, "profile": profile,
+                              "packages": packages});
+        if let Some(size) = rootfs_size_mb {
+            body["rootfs_size_mb"] = json!(size);
+        }
         self.send(
             self.client
                 .post(self.url("/api/v1/build"))
@@ -372,7 +388,11 @@ impl Soak {
                 .filter(|(bit, _)| seed >> (40 + bit) & 1 == 1)
                 .map(|(_, name)| *name)
                 .collect();
-            let Some((status, body)) = self.post(json!(picked), target, profile).await else {
+            // Every third x86 build asks for a rootfs size of its own: a new job, not a cache hit.
+            let rootfs =
+                (target == "x86/64" && seed >> 50 & 3 == 0).then(|| 100 + (seed >> 52) % 400);
+            let Some((status, body)) = self.post_with(json!(picked), target, profile, rootfs).await
+            else {
                 continue;
             };
             self.tally.add(format!("build POST answered {status}"));
@@ -390,8 +410,8 @@ impl Soak {
                         .iter()
                         .filter_map(|image| {
                             let name = image["name"].as_str()?.to_owned();
-                            let size = image["size"].as_u64()?;
-                            Some((name, size))
+                            let sha256 = image["sha256"].as_str()?.to_owned();
+                            Some((name, sha256))
                         })
                         .collect();
                     self.jobs
@@ -438,7 +458,7 @@ impl Soak {
                     .collect();
                 built.get(round % built.len().max(1)).cloned()
             };
-            let Some((hash, (name, size))) = file else {
+            let Some((hash, (name, sha256))) = file else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
@@ -449,8 +469,10 @@ impl Soak {
                 .await;
             match response {
                 Ok(response) if response.status() == 200 => match response.bytes().await {
-                    Ok(bytes) if bytes.len() as u64 == size => self.tally.add("downloads whole"),
-                    Ok(_) => panic!("`/store/{hash}/{name}` is not {size} bytes long"),
+                    Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == sha256 => {
+                        self.tally.add("downloads whole, SHA-256 checked");
+                    }
+                    Ok(_) => panic!("`/store/{hash}/{name}` does not have SHA-256 `{sha256}`"),
                     Err(_) => self.tally.add("downloads cut"),
                 },
                 Ok(response) => self
