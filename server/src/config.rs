@@ -409,6 +409,10 @@ pub struct Config {
     pub job_lease: Duration,
     /// Attempts after which a job that keeps failing for infrastructure reasons fails for good.
     pub max_attempts: u32,
+    /// Wait before the first retry of a job that failed for infrastructure reasons (upstream
+    /// unreachable, a full disk, a mirror caught mid-sync); doubled per attempt up to 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
     /// Lifetime of cached upstream `.versions.json` (other metadata is immutable per version).
     #[serde(with = "humantime_serde")]
     pub metadata_ttl: Duration,
@@ -421,6 +425,16 @@ pub struct Config {
     /// Time in-flight requests and jobs get to finish on shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Time a client has to send a request head (request line and headers) whole, counted from
+    /// when the server waits for one; also ends keep-alive connections with no next request.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections at most; more are answered `503` with `Retry-After` and closed.
+    /// Keep it well below the process's file descriptor limit (`ulimit -n`).
+    pub max_connections: usize,
     /// Disk budget of the unpacked ImageBuilder cache in bytes (least recently used evicted).
     pub imagebuilder_cache_bytes: u64,
     /// Largest ImageBuilder archive downloaded, in bytes.
@@ -473,10 +487,14 @@ impl Default for Config {
             job_timeout: Duration::from_secs(600),
             job_lease: Duration::from_secs(60),
             max_attempts: 5,
+            retry_backoff: Duration::from_secs(5),
             metadata_ttl: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
             imagebuilder_cache_bytes: 20 * 1024 * 1024 * 1024,
             download_limit_bytes: 2 * 1024 * 1024 * 1024,
             output_cap_bytes: 1024 * 1024,
@@ -601,6 +619,23 @@ impl Config {
                 rule: "must be at least 1".to_owned(),
             });
         }
+        for (key, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Rule {
+                    key,
+                    rule: "must be longer than `0s`".to_owned(),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Rule {
+                key: "max_connections",
+                rule: "must be at least 1".to_owned(),
+            });
+        }
         if self.database.is_some() && self.database_url.is_some() {
             return Err(ConfigError::Rule {
                 key: "database",
@@ -715,10 +750,14 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "job_timeout",
     "job_lease",
     "max_attempts",
+    "retry_backoff",
     "metadata_ttl",
     "orphan_grace",
     "gc_interval",
     "shutdown_timeout",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
     "imagebuilder_cache_bytes",
     "download_limit_bytes",
     "output_cap_bytes",

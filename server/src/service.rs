@@ -2,9 +2,9 @@
 //!
 //! [`Service::open`] builds the pieces in dependency order — store ([`open_store`]:
 //! SQLite, or PostgreSQL when `database_url` is set), artifacts, metadata client, ImageBuilder
-//! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled, then stops
-//! accepting connections, lets requests and builds finish within `shutdown_timeout`, and
-//! returns. [`spawn`] does both on a background task, for tests
+//! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled (HTTP
+//! connections with their timeouts and cap: `http/connections.rs`), then stops accepting
+//! connections, lets requests and builds finish within `shutdown_timeout`, and returns. [`spawn`] does both on a background task, for tests
 //! and `demo`.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::Artifacts;
 use crate::config::{Config, UpstreamLocation};
+use crate::http::connections::{self, ConnectionLimits};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
 use crate::signing::load_secret_key;
@@ -105,22 +106,13 @@ impl Service {
         let worker_task =
             tokio::spawn(run_workers(self.workers.clone(), workers, shutdown.clone()));
         let gc_task = tokio::spawn(collector_loop(self.state.clone(), shutdown.clone()));
-        let graceful = shutdown.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            graceful.cancelled().await;
-        });
+        let limits = ConnectionLimits::of(&self.state.config);
         let deadline = self.state.config.shutdown_timeout;
-        let served = tokio::select! {
-            served = server => served.context("the HTTP server failed"),
-            () = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
-                tracing::warn!("requests still open at the shutdown deadline");
-                Ok(())
-            }
-        };
+        connections::serve(listener, app, limits, shutdown, deadline).await;
         gc_task.abort();
         // The workers drain within the same deadline on their own.
         let _ = worker_task.await;
-        served
+        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@
 //! `Content-Disposition` with the file name, `X-Content-Type-Options: nosniff`, `404
 //! {"detail": "Not found"}` for anything missing or outside the store. On top, one byte range
 //! (`bytes=a-b`, `a-`, `-n`) is answered with `206`/`416` so interrupted downloads resume;
-//! a multi-range request gets the whole file (RFC 9110 allows ignoring `Range`).
+//! a multi-range request gets the whole file (RFC 9110 allows ignoring `Range`). Only regular
+//! files are served, and no symbolic link is followed ([`crate::artifacts::Artifacts::open_file`]).
 
 use axum::Router;
 use axum::body::Body;
@@ -37,22 +38,17 @@ async fn store_file(
     if let Some(page) = pages::build_page(&state, &path, &headers).await {
         return page;
     }
-    let full = state
-        .artifacts
-        .resolve(&path)
-        .ok_or(ApiError::FileNotFound)?;
-    let mut file = tokio::fs::File::open(&full)
+    let artifacts = state.artifacts.clone();
+    let relative = path.clone();
+    let file = tokio::task::spawn_blocking(move || artifacts.open_file(&relative))
         .await
-        .map_err(|_| ApiError::FileNotFound)?;
+        .ok()
+        .flatten()
+        .ok_or(ApiError::FileNotFound)?;
+    let mut file = tokio::fs::File::from_std(file);
     let metadata = file.metadata().await.map_err(|_| ApiError::FileNotFound)?;
-    if !metadata.is_file() {
-        return Err(ApiError::FileNotFound);
-    }
     let length = metadata.len();
-    let name = full
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("download");
+    let name = path.rsplit('/').next().unwrap_or("download");
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
@@ -98,9 +94,7 @@ async fn store_file(
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
-            .map_err(|error| {
-                ApiError::Internal(format!("cannot seek `{}`: {error}", full.display()))
-            })?;
+            .map_err(|error| ApiError::Internal(format!("cannot seek `/store/{path}`: {error}")))?;
     }
     let body = Body::from_stream(ReaderStream::new(file.take(count)));
     Ok((status, response_headers, body).into_response())

@@ -12,11 +12,14 @@
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
+//! `connections` accepts the connections (header and idle timeouts, the connection cap).
+//!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
 mod admin;
 mod build;
+pub mod connections;
 pub mod cors;
 mod error;
 mod files;

@@ -10,6 +10,10 @@ mod builds;
 #[cfg(test)]
 mod cors;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod openapi;
 #[cfg(test)]
 mod pages;
@@ -17,6 +21,8 @@ mod pages;
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
+#[cfg(test)]
+mod small_disk;
 #[cfg(test)]
 mod stats;
 #[cfg(test)]
