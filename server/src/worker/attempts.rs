@@ -8,8 +8,10 @@
 //! what is left of such an attempt's processes and deletes its directory.
 //!
 //! Its processes are found by their environment: every command of an attempt runs with
-//! [`ATTEMPT_ENV`] set to `<request_hash>-<attempt>` (unique: a claim increments the attempt),
-//! which `make` and everything below it inherit. Normally nothing is left to kill: `make` gets
+//! [`ATTEMPT_ENV`] set to the name of its work directory, which `make` and everything below it
+//! inherit. The name ends in a random nonce: two servers on one host (tests, a second
+//! `worker`) building the same request in the same attempt number never share it, so a sweep
+//! never kills another server's live build. Normally nothing is left to kill: `make` gets
 //! `SIGTERM` when the worker dies and passes it on to its children (see [`crate::process`]).
 
 use std::fs::{self, File, TryLockError};
@@ -37,10 +39,9 @@ pub(super) struct AttemptDir {
 }
 
 impl AttemptDir {
-    /// Creates `<root>/<marker>-<nonce>/` with its lock taken first.
-    pub(super) fn create(root: &Path, marker: &str, nonce: &str) -> io::Result<Self> {
+    /// Creates `<root>/<name>/` with its lock taken first; `name` must be unique on the host.
+    pub(super) fn create(root: &Path, name: &str) -> io::Result<Self> {
         fs::create_dir_all(root)?;
-        let name = format!("{marker}-{nonce}");
         let lock_path = root.join(format!("{name}{LOCK_SUFFIX}"));
         let lock = File::create_new(&lock_path)?;
         lock.try_lock().map_err(|error| match error {
@@ -112,9 +113,7 @@ pub fn sweep(root: &Path) -> io::Result<Swept> {
         if !is_dead(&lock_path)? {
             continue;
         }
-        if let Some((marker, _nonce)) = name.rsplit_once('-') {
-            swept.processes = swept.processes.saturating_add(kill_marked(marker));
-        }
+        swept.processes = swept.processes.saturating_add(kill_marked(name));
         fs::remove_dir_all(entry.path())?;
         remove_quietly(&lock_path);
         swept.directories = swept.directories.saturating_add(1);
@@ -202,9 +201,9 @@ mod tests {
     #[test]
     fn live_attempts_are_kept_and_dead_ones_swept() {
         let root = tempfile::tempdir().unwrap();
-        let live = AttemptDir::create(root.path(), "aa-1", "0001").unwrap();
+        let live = AttemptDir::create(root.path(), "aa-1-0001").unwrap();
         std::fs::write(live.path().join("image.bin"), "x").unwrap();
-        let dead = AttemptDir::create(root.path(), "bb-2", "0002").unwrap();
+        let dead = AttemptDir::create(root.path(), "bb-2-0002").unwrap();
         let dead_path = dead.path().to_owned();
         // Dropping without `remove` is what a killed process leaves: directory and lock file,
         // the lock released.

@@ -65,7 +65,8 @@ pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
         Ok(root) => root,
         Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
     };
-    let attempt = match AttemptDir::create(&root, &attempt_marker(claim), &nonce()) {
+    let name = format!("{}-{}-{}", claim.request_hash, claim.attempt, nonce());
+    let attempt = match AttemptDir::create(&root, &name) {
         Ok(attempt) => attempt,
         Err(error) => {
             return Outcome::Retry(format!(
@@ -79,9 +80,12 @@ pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     outcome
 }
 
-/// The value of [`ATTEMPT_ENV`] for this claim, also the start of its work directory's name.
-fn attempt_marker(claim: &Claim) -> String {
-    format!("{}-{}", claim.request_hash, claim.attempt)
+/// The value of [`ATTEMPT_ENV`] for the attempt building in `work`: the name of its work
+/// directory, unique on the host (the nonce tells apart two servers building the same request).
+fn attempt_marker(work: &Path) -> String {
+    work.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 async fn stage(
@@ -125,7 +129,7 @@ async fn build_steps(
     let lock = lock_imagebuilder(&lease).await?;
 
     stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
-    let info = validate_revision(context, claim, &lease, spec, deadline).await?;
+    let info = validate_revision(context, work, &lease, spec, deadline).await?;
     let packages = if request.diff_packages {
         let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
         if let Some(profile) = info.profile(&request.profile) {
@@ -137,7 +141,7 @@ async fn build_steps(
     };
 
     stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
-    let manifest = validate_manifest(context, claim, &lease, spec, &packages, deadline).await?;
+    let manifest = validate_manifest(context, work, &lease, spec, &packages, deadline).await?;
 
     stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
     let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
@@ -148,7 +152,7 @@ async fn build_steps(
     context
         .builds_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image_out = make(context, claim, &lease, command.args.clone(), deadline).await?;
+    let image_out = make(context, work, &lease, command.args.clone(), deadline).await?;
     if is_size_error(&image_out.stderr) {
         return Err(failed(
             &BuildFailure::ExceedsStorage,
@@ -241,13 +245,13 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
 /// ImageBuilder's revision.
 async fn validate_revision(
     context: &WorkerContext,
-    claim: &Claim,
+    work: &Path,
     lease: &Lease,
     spec: &JobSpec,
     deadline: Instant,
 ) -> Result<ImagebuilderInfo, Outcome> {
     let request = &spec.request;
-    let info_out = make(context, claim, lease, vec!["info".to_owned()], deadline).await?;
+    let info_out = make(context, work, lease, vec!["info".to_owned()], deadline).await?;
     if info_out.status != Some(0) {
         let failure = BuildFailure::ImagebuilderSetup {
             returncode: info_out.status.unwrap_or(-1),
@@ -270,7 +274,7 @@ async fn validate_revision(
 /// against the pinned versions.
 async fn validate_manifest(
     context: &WorkerContext,
-    claim: &Claim,
+    work: &Path,
     lease: &Lease,
     spec: &JobSpec,
     packages: &[String],
@@ -282,7 +286,7 @@ async fn validate_manifest(
         format!("PACKAGES={}", packages.join(" ")),
         "STRIP_ABI=1".to_owned(),
     ];
-    let manifest_out = make(context, claim, lease, args, deadline).await?;
+    let manifest_out = make(context, work, lease, args, deadline).await?;
     if manifest_out.status != Some(0) {
         let errors = scan_package_errors(&manifest_out.stderr);
         let failure = BuildFailure::ImpossiblePackageSelection(errors);
@@ -492,7 +496,7 @@ async fn write_embedded(files: &Path, embedded: &[EmbeddedFile]) -> Result<(), O
 /// infrastructure one.
 async fn make(
     context: &WorkerContext,
-    claim: &Claim,
+    work: &Path,
     lease: &Lease,
     args: Vec<String>,
     deadline: Instant,
@@ -508,7 +512,7 @@ async fn make(
     let mut invocation = Invocation::new("make", args, lease.dir.clone());
     invocation.timeout = remaining;
     invocation.output_cap = context.config.output_cap_bytes;
-    invocation.env = vec![(ATTEMPT_ENV.to_owned(), attempt_marker(claim))];
+    invocation.env = vec![(ATTEMPT_ENV.to_owned(), attempt_marker(work))];
     match process::run(invocation).await {
         Ok(output) => match disk_full(&output) {
             Some(message) => Err(Outcome::Retry(format!(

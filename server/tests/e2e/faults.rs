@@ -307,15 +307,28 @@ fn attempt_processes(request_hash: &str) -> Vec<(u32, String)> {
     found
 }
 
-/// A real `attendant-server serve` process on `port`.
-fn serve_process(config_path: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_attendant-server"))
-        .args(["serve", "--config"])
-        .arg(config_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+/// A real `attendant-server serve` process, killed with `SIGKILL` when dropped (also when the
+/// test fails half-way, so that no server outlives it).
+struct ServeProcess(std::process::Child);
+
+impl ServeProcess {
+    fn start(config_path: &std::path::Path) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+            .args(["serve", "--config"])
+            .arg(config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn status_of(client: &reqwest::Client, base: &str, hash: &str) -> (u16, String) {
@@ -361,7 +374,7 @@ async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() 
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut server = serve_process(&config_path);
+    let server = ServeProcess::start(&config_path);
 
     // A first build unpacks the ImageBuilder; then its `make image` is made to hang.
     let post = |packages: Value| {
@@ -436,8 +449,7 @@ async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() 
     };
     assert_eq!(attempt_dirs().len(), 1);
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let started = Instant::now();
     loop {
         let left = attempt_processes(&second);
@@ -460,7 +472,7 @@ async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() 
         Some(original) => std::fs::write(&hang, original).unwrap(),
         None => std::fs::remove_file(&hang).unwrap(),
     }
-    let mut restarted = serve_process(&config_path);
+    let restarted = ServeProcess::start(&config_path);
     let started = Instant::now();
     loop {
         let (status, _) = status_of(&client, &base, &second).await;
@@ -474,8 +486,7 @@ async fn issue_20_killed_server_leaves_no_build_running_and_its_work_is_swept() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    restarted.kill().unwrap();
-    restarted.wait().unwrap();
+    drop(restarted);
 }
 
 fn x86_value(packages: &Value) -> Value {
