@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, docs, and the whole test suite.
-# This is the README's test command; .ci/run installs the tools it needs and then calls it.
+# This is the README's test command (and all .ci/run does). It first installs what the tests need
+# on a Debian/Ubuntu machine with only Rust (scripts/install-test-deps.sh; ATTENDANT_SKIP_INSTALL=1
+# skips that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${ATTENDANT_SKIP_INSTALL:-0}" != 1 ]; then
+  bash scripts/install-test-deps.sh
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -91,7 +91,12 @@ pub(crate) fn run(
     keep_settings: bool,
     options: &PlanOptions,
 ) -> Result<Check, Error> {
-    let target = plan::choose_version(overview, &device.version, options.version_to.as_deref())?;
+    let target = plan::choose_version(
+        overview,
+        &device.version,
+        options.version_to.as_deref(),
+        &device.target,
+    )?;
     let upstream = if overview.upstream_url.is_empty() {
         wire::DEFAULT_UPSTREAM_URL.to_owned()
     } else {
@@ -471,7 +476,17 @@ fn check_request_limits(
     findings: &mut Findings,
 ) {
     let options = context.options;
-    if let Some(script) = &options.init_script
+    let script = options.init_script.as_deref().filter(|s| !s.is_empty());
+    // ASU refuses a non-empty `defaults` with a 400 unless it allows them, and says so in
+    // overview.json: refuse here, before anything is built, rather than at the server.
+    if script.is_some() && overview.server.allow_defaults == Some(false) {
+        findings.problems.push(Finding::hinted(
+            "the server does not accept init scripts (`allow_defaults` is off in its overview.json)".to_owned(),
+            HintCode::InitScript,
+            "build without `--init-script`, or use a server that accepts them",
+        ));
+    }
+    if let Some(script) = script
         && script.len() > overview.server.max_defaults_length
     {
         findings.problems.push(Finding::new(format!(
@@ -567,10 +582,17 @@ fn package_index(
         let Some(bytes) = client.get_optional(&url, MAX_JSON_LEN)? else {
             continue;
         };
-        let packages = parse_package_index(&bytes).map_err(|message| Error::Document {
-            what: "package index",
-            message: format!("`{url}`: {message}"),
-        })?;
+        let (packages, skipped) =
+            parse_package_index(&bytes).map_err(|message| Error::Document {
+                what: "package index",
+                message: format!("`{url}`: {message}"),
+            })?;
+        if !skipped.is_empty() {
+            warnings.push(Finding::new(format!(
+                "`{url}` has entries without a version string, skipped: {}",
+                skipped.join(", ")
+            )));
+        }
         found = true;
         merged.extend(packages);
     }
@@ -592,12 +614,18 @@ fn fetch_profiles(client: &Client, url: &str) -> Result<Profiles, Error> {
     })
 }
 
+/// A server index's package versions, and the names of the entries skipped because their
+/// version is not a string.
+type PackageVersions = (BTreeMap<String, String>, Vec<String>);
+
 /// The package versions of a server index. A target's `index.json` is
 /// `{"architecture", "packages": {name: version}}`, but ASU answers
 /// `/json/v1/<path>/packages/<arch>-index.json` with the flat `{name: version}` map
 /// (`asu/routers/api.py` in <https://github.com/openwrt/asu>); both shapes are read, at most
-/// [`index::MAX_INDEX_ENTRIES`] entries.
-fn parse_package_index(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+/// [`index::MAX_INDEX_ENTRIES`] entries. In the flat map an entry whose version is not a string
+/// is skipped and named, not fatal: ASU writes `"null": null` for an empty feed `Packages` file,
+/// and one bad entry must not hide every other package's version.
+fn parse_package_index(bytes: &[u8]) -> Result<PackageVersions, String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|error| format!("not JSON: {error}"))?;
     let Some(object) = value.as_object() else {
@@ -608,19 +636,23 @@ fn parse_package_index(bytes: &[u8]) -> Result<BTreeMap<String, String>, String>
         .is_some_and(serde_json::Value::is_object)
     {
         return index::parse_index_json(bytes)
-            .map(|parsed| parsed.index.packages)
+            .map(|parsed| (parsed.index.packages, Vec::new()))
             .map_err(|error| error.to_string());
     }
     if object.len() > index::MAX_INDEX_ENTRIES {
         return Err(format!("more than {} packages", index::MAX_INDEX_ENTRIES));
     }
-    object
-        .iter()
-        .map(|(name, version)| match version.as_str() {
-            Some(version) => Ok((name.clone(), version.to_owned())),
-            None => Err(format!("the version of `{name}` is not a string")),
-        })
-        .collect()
+    let mut versions = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for (name, version) in object {
+        match version.as_str() {
+            Some(version) => {
+                versions.insert(name.clone(), version.to_owned());
+            }
+            None => skipped.push(name.clone()),
+        }
+    }
+    Ok((versions, skipped))
 }
 
 /// True when `target` is an older release than `installed` (snapshots never count).
@@ -639,10 +671,12 @@ mod tests {
 
     #[test]
     fn reads_the_flat_arch_index_and_the_target_index_shape() {
-        let flat = parse_package_index(br#"{"tmux": "3.5a-r1", "luci": "25.031"}"#).unwrap();
+        let (flat, skipped) =
+            parse_package_index(br#"{"tmux": "3.5a-r1", "luci": "25.031"}"#).unwrap();
         assert_eq!(flat["tmux"], "3.5a-r1");
         assert_eq!(flat.len(), 2);
-        let wrapped = parse_package_index(
+        assert!(skipped.is_empty());
+        let (wrapped, _) = parse_package_index(
             br#"{"architecture": "x86_64", "packages": {"kernel": "6.6.116-r1"}}"#,
         )
         .unwrap();
@@ -651,11 +685,17 @@ mod tests {
     }
 
     #[test]
-    fn rejects_an_index_whose_versions_are_not_strings() {
-        assert_eq!(
-            parse_package_index(br#"{"tmux": 3}"#).unwrap_err(),
-            "the version of `tmux` is not a string"
-        );
+    fn skips_and_names_entries_whose_versions_are_not_strings() {
+        // ASU's index of an empty feed `Packages` file.
+        let (versions, skipped) =
+            parse_package_index(br#"{"null": null, "tmux": 3, "htop": "3.4.1-r1"}"#).unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions["htop"], "3.4.1-r1");
+        assert_eq!(skipped, ["null", "tmux"]);
+    }
+
+    #[test]
+    fn rejects_an_index_that_is_not_an_object() {
         assert_eq!(
             parse_package_index(b"[]").unwrap_err(),
             "expected a JSON object"

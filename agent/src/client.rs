@@ -9,6 +9,11 @@
 //! Every request sends `User-Agent: attendant/<version>` (ASU answers 500 to a request without
 //! one), has connect and read timeouts, and is retried with exponential backoff on connection
 //! errors, `502`/`503`/`504` and `529` (queue full); metadata downloads also retry a `500`.
+//! A read timeout alone does not bound a server that sends one byte a second, so every metadata
+//! request (JSON documents, package indexes, signatures, the build API) also has a total
+//! deadline ([`ClientOptions::metadata_deadline`]) that covers its retries and its body, and
+//! [`ClientError::TooSlow`] names the URL that missed it. Image downloads have no such deadline
+//! (an image takes what the link needs); `download` bounds them by rate instead.
 //! Error statuses become typed [`ClientError`]s carrying the server's `detail` (a string, or the
 //! list FastAPI sends with `422`), `stdout` and `stderr`, as ASU's API sends them (<https://github.com/openwrt/asu>), read with proto's parsers of those
 //! bodies ([`attendant_proto::api::parse_error_body`] and its siblings).
@@ -25,7 +30,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use attendant_proto::api::{self, ImagebuilderStatus};
 use attendant_proto::excerpt::excerpt_lines;
@@ -72,10 +77,14 @@ pub struct ClientOptions {
     pub attempts: u32,
     /// Delay before the first retry; doubled for each further one.
     pub retry_delay: Duration,
+    /// Longest a whole metadata request may take: every attempt, the waits between them and
+    /// reading the body.
+    pub metadata_deadline: Duration,
 }
 
 impl ClientOptions {
-    /// Defaults for `server`: 15 s connect, 60 s read, 4 attempts starting 1 s apart.
+    /// Defaults for `server`: 15 s connect, 60 s read, 4 attempts starting 1 s apart, 30 s for a
+    /// whole metadata request.
     pub fn new(server: &str) -> Self {
         Self {
             server: server.trim_end_matches('/').to_owned(),
@@ -84,6 +93,7 @@ impl ClientOptions {
             read_timeout: Duration::from_secs(60),
             attempts: 4,
             retry_delay: Duration::from_secs(1),
+            metadata_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -185,6 +195,17 @@ pub enum ClientError {
         /// The parser's message.
         message: String,
     },
+    /// A metadata request did not finish within [`ClientOptions::metadata_deadline`].
+    #[error(
+        "`{url}` did not answer in full within the metadata deadline of {} s",
+        limit.as_secs()
+    )]
+    TooSlow {
+        /// The URL requested.
+        url: String,
+        /// The deadline.
+        limit: Duration,
+    },
     /// The body was larger than allowed.
     #[error("response from `{url}` is larger than the limit of {max} bytes")]
     TooLarge {
@@ -206,6 +227,11 @@ impl ClientError {
             Self::Overloaded { .. } => Some(Hint::coded(
                 HintCode::TryLater,
                 "try again later, or use another server with `--server URL`",
+            )),
+            Self::TooSlow { .. } => Some(Hint::coded(
+                HintCode::TryLater,
+                "try again later, use another server with `--server URL`, or allow more time \
+                 with `option metadata_timeout` in `/etc/config/attendedsysupgrade`",
             )),
             _ => None,
         }
@@ -285,12 +311,21 @@ impl Client {
 
     /// GETs a document of at most `max` bytes.
     pub fn get_bytes(&self, url: &str, max: u64) -> Result<Vec<u8>, ClientError> {
-        let response = self.retrying(url, Retry::Metadata, || self.agent.get(url).call())?;
+        let deadline = self.deadline();
+        let response = self.retrying(url, Retry::Metadata, Some(deadline), |budget| {
+            self.agent
+                .get(url)
+                .config()
+                .timeout_global(budget)
+                .build()
+                .call()
+        })?;
         let status = response.status().as_u16();
         let body = read_limited(
             response,
             url,
             if status == 200 { max } else { MAX_ERROR_LEN },
+            Some(deadline),
         )?;
         if status == 200 {
             Ok(body)
@@ -311,20 +346,31 @@ impl Client {
     /// `POST /api/v1/build` with a JSON body; returns `200`/`202` replies, errors otherwise.
     pub fn post_build(&self, body: &[u8]) -> Result<Reply, ClientError> {
         let url = self.url("/api/v1/build");
-        let response = self.retrying(&url, Retry::Api, || {
+        let deadline = self.deadline();
+        let response = self.retrying(&url, Retry::Api, Some(deadline), |budget| {
             self.agent
                 .post(&url)
+                .config()
+                .timeout_global(budget)
+                .build()
                 .header("Content-Type", "application/json")
                 .send(body)
         })?;
-        reply(response, &url, true)
+        reply(response, &url, true, deadline)
     }
 
     /// `HEAD /api/v1/build/{hash}`: status and headers only. `405` is returned as a reply so the
     /// caller can switch to `GET`.
     pub fn head_build(&self, request_hash: &str) -> Result<Reply, ClientError> {
         let url = self.url(&format!("/api/v1/build/{request_hash}"));
-        let response = self.retrying(&url, Retry::Api, || self.agent.head(&url).call())?;
+        let response = self.retrying(&url, Retry::Api, Some(self.deadline()), |budget| {
+            self.agent
+                .head(&url)
+                .config()
+                .timeout_global(budget)
+                .build()
+                .call()
+        })?;
         let reply = Reply {
             status: response.status().as_u16(),
             queue_position: header(&response, api::HEADER_QUEUE_POSITION)
@@ -341,13 +387,21 @@ impl Client {
     /// `GET /api/v1/build/{hash}`; returns `200`/`202` replies, errors otherwise.
     pub fn get_build(&self, request_hash: &str) -> Result<Reply, ClientError> {
         let url = self.url(&format!("/api/v1/build/{request_hash}"));
-        let response = self.retrying(&url, Retry::Api, || self.agent.get(&url).call())?;
-        reply(response, &url, true)
+        let deadline = self.deadline();
+        let response = self.retrying(&url, Retry::Api, Some(deadline), |budget| {
+            self.agent
+                .get(&url)
+                .config()
+                .timeout_global(budget)
+                .build()
+                .call()
+        })?;
+        reply(response, &url, true, deadline)
     }
 
     /// Opens `url` for download from byte `offset` (a `Range` request when `offset > 0`).
     pub fn open_download(&self, url: &str, offset: u64) -> Result<Download, ClientError> {
-        let response = self.retrying(url, Retry::Metadata, || {
+        let response = self.retrying(url, Retry::Metadata, None, |_| {
             let request = self.agent.get(url);
             if offset > 0 {
                 request.header("Range", format!("bytes={offset}-")).call()
@@ -375,24 +429,40 @@ impl Client {
                 })
             }
             _ => {
-                let body = read_limited(response, url, MAX_ERROR_LEN)?;
+                let body = read_limited(response, url, MAX_ERROR_LEN, None)?;
                 Err(error_for(url, status, &body))
             }
         }
     }
 
-    /// Runs `call` until it succeeds, fails for good, or the attempts are used up.
+    /// A metadata request's deadline, starting now.
+    fn deadline(&self) -> Deadline {
+        Deadline::start(self.options.metadata_deadline)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the attempts (or the `deadline`) are
+    /// used up. `call` gets the time left to the deadline, for ureq's `timeout_global`.
     fn retrying(
         &self,
         url: &str,
         retry: Retry,
-        mut call: impl FnMut() -> Result<Response<Body>, ureq::Error>,
+        deadline: Option<Deadline>,
+        mut call: impl FnMut(Option<Duration>) -> Result<Response<Body>, ureq::Error>,
     ) -> Result<Response<Body>, ClientError> {
         let mut delay = self.options.retry_delay;
         let attempts = self.options.attempts.max(1);
         let mut attempt = 1;
         loop {
-            let outcome = call();
+            let budget = match deadline {
+                Some(deadline) => Some(deadline.left().ok_or_else(|| deadline.missed(url))?),
+                None => None,
+            };
+            let outcome = call(budget);
+            if let (Err(_), Some(deadline)) = (&outcome, deadline)
+                && deadline.left().is_none()
+            {
+                return Err(deadline.missed(url));
+            }
             if let Ok(response) = &outcome {
                 log::info!("`{url}`: {}", response.status());
             }
@@ -417,9 +487,50 @@ impl Client {
                      {attempts})",
                 ),
             }
-            thread::sleep(delay);
+            // A wait that would outlast the deadline ends with it, and the next turn reports
+            // the deadline missed.
+            let wait = match deadline.and_then(|deadline| deadline.left()) {
+                Some(left) => delay.min(left),
+                None if deadline.is_some() => Duration::ZERO,
+                None => delay,
+            };
+            thread::sleep(wait);
             delay = delay.saturating_mul(2);
             attempt += 1;
+        }
+    }
+}
+
+/// The total time one metadata request may take, and when it runs out.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    limit: Duration,
+    at: Instant,
+}
+
+impl Deadline {
+    fn start(limit: Duration) -> Self {
+        Self {
+            limit,
+            // An `Instant` this far ahead cannot overflow on any clock a router has; if it did,
+            // now is the safe answer: the request is reported too slow, never waited on forever.
+            at: Instant::now()
+                .checked_add(limit)
+                .unwrap_or_else(Instant::now),
+        }
+    }
+
+    /// Time left; `None` once the deadline has passed.
+    fn left(self) -> Option<Duration> {
+        self.at
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+
+    fn missed(self, url: &str) -> ClientError {
+        ClientError::TooSlow {
+            url: url.to_owned(),
+            limit: self.limit,
         }
     }
 }
@@ -594,7 +705,12 @@ fn body_reader(response: Response<Body>) -> Box<dyn Read + Send> {
     Box::new(response.into_body().into_reader())
 }
 
-fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+fn read_limited(
+    response: Response<Body>,
+    url: &str,
+    max: u64,
+    deadline: Option<Deadline>,
+) -> Result<Vec<u8>, ClientError> {
     let mut body = Vec::new();
     let mut reader = response
         .into_body()
@@ -602,9 +718,12 @@ fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>
         .take(max.saturating_add(1));
     reader
         .read_to_end(&mut body)
-        .map_err(|error| ClientError::Unreachable {
-            url: url.to_owned(),
-            message: format!("reading the response failed: {error}"),
+        .map_err(|error| match deadline {
+            Some(deadline) if deadline.left().is_none() => deadline.missed(url),
+            _ => ClientError::Unreachable {
+                url: url.to_owned(),
+                message: format!("reading the response failed: {error}"),
+            },
         })?;
     if u64::try_from(body.len()).unwrap_or(u64::MAX) > max {
         return Err(ClientError::TooLarge {
@@ -615,12 +734,18 @@ fn read_limited(response: Response<Body>, url: &str, max: u64) -> Result<Vec<u8>
     Ok(body)
 }
 
-fn reply(response: Response<Body>, url: &str, build: bool) -> Result<Reply, ClientError> {
+fn reply(
+    response: Response<Body>,
+    url: &str,
+    build: bool,
+    deadline: Deadline,
+) -> Result<Reply, ClientError> {
     let status = response.status().as_u16();
     let queue_position = header(&response, api::HEADER_QUEUE_POSITION).and_then(|v| v.parse().ok());
     let imagebuilder_status = stage_header(&response);
     let ok = status == 200 || (build && status == 202);
-    let body = read_limited(response, url, if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN })?;
+    let max = if ok { MAX_JSON_LEN } else { MAX_ERROR_LEN };
+    let body = read_limited(response, url, max, Some(deadline))?;
     if ok {
         Ok(Reply {
             status,
@@ -762,9 +887,12 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
 }
 
 /// The last lines of a build's output, for an error message.
+/// The last lines of a failed build's output, which hold the ImageBuilder's own error; a Python
+/// traceback that ASU appends after it (its worker's exception) is left out, or the 20 lines
+/// would show only the traceback.
 fn output_tail(output: Option<&str>) -> String {
     const LINES: usize = 20;
-    match output {
+    match output.map(without_traceback) {
         Some(text) if !text.trim().is_empty() => {
             let lines: Vec<&str> = text.trim_end().lines().collect();
             let start = lines.len().saturating_sub(LINES);
@@ -775,6 +903,25 @@ fn output_tail(output: Option<&str>) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// `text` up to the first `Traceback (most recent call last):` line; all of it when that is at
+/// the start (nothing else to show).
+fn without_traceback(text: &str) -> &str {
+    const MARKER: &str = "Traceback (most recent call last):";
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == MARKER {
+            let before = text.get(..offset).unwrap_or(text);
+            return if before.trim().is_empty() {
+                text
+            } else {
+                before
+            };
+        }
+        offset += line.len();
+    }
+    text
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -792,6 +939,27 @@ fn list_lines(details: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_python_traceback_after_the_imagebuilder_error_is_left_out() {
+        let mut stderr = String::from(
+            "Collected errors:\n * opkg_install_cmd: Cannot install package nosuch.\n",
+        );
+        stderr.push_str("Traceback (most recent call last):\n");
+        for n in 0..30 {
+            stderr.push_str(&format!(
+                "  File \"/app/asu/build.py\", line {n}, in build\n    run()\n"
+            ));
+        }
+        stderr.push_str("RuntimeError: Error while building firmware\n");
+        let shown = output_tail(Some(&stderr));
+        assert!(shown.contains("Cannot install package nosuch."), "{shown}");
+        assert!(!shown.contains("Traceback"), "{shown}");
+        // Only a traceback: shown as it is, there is nothing else.
+        let only = "Traceback (most recent call last):\n  File \"x\", line 1\nValueError: x\n";
+        assert!(output_tail(Some(only)).contains("ValueError: x"));
+        assert_eq!(without_traceback("no traceback\n"), "no traceback\n");
+    }
 
     #[test]
     fn maps_a_422_list_detail_to_one_line_each() {

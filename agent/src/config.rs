@@ -17,13 +17,19 @@
 //!     option keys_dir '/etc/opkg/keys'
 //!     list ignored_defaults 'kmod-usb3'
 //!     option timeout '60'             # seconds a read may wait for the server
+//!     option metadata_timeout '30'    # seconds a whole JSON answer may take
+//!     option min_download_rate '1024' # bytes/s an image download must keep up (0: no floor)
+//!     option min_download_rate_window '30'  # seconds the rate is averaged over
+//!     option download_reserve '2048'  # KiB left free beside the image
 //! ```
 //!
 //! Option names are owut's where they mean the same (the long option with `-` → `_`:
 //! `fstype`, `rootfs_size`, `image`, `init_script`, `pre_install`, `poll_interval`, `add`,
 //! `remove`, `ignored_defaults`, `ignored_changes`); list options may be a UCI `list` or one
 //! string separated by commas or spaces. Attendant adds `keep_settings`, `require_signature`,
-//! `keys_dir`, `ca_file` and `timeout`. Values given on the command line override all of these.
+//! `keys_dir`, `ca_file`, `timeout`, `metadata_timeout`, `min_download_rate`,
+//! `min_download_rate_window` and `download_reserve`. Values given on the command line override
+//! all of these.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +51,23 @@ pub const DEFAULT_TIMEOUT_S: u64 = 60;
 /// Longest `timeout` accepted, in seconds: beyond an hour a stalled server is not worth waiting
 /// for.
 pub const MAX_TIMEOUT_S: u64 = 3600;
+
+/// Default deadline for a whole metadata answer (overview, versions, package indexes, build
+/// status), in seconds: the biggest document, a package index of a few MiB, takes a few seconds
+/// on a slow link; a server dripping bytes is abandoned here instead of after minutes.
+pub const DEFAULT_METADATA_TIMEOUT_S: u64 = 30;
+
+/// Default floor of an image download's rate, in bytes per second (1 KiB/s): below it a 10 MiB
+/// image would take hours.
+pub const DEFAULT_MIN_DOWNLOAD_RATE: u64 = 1024;
+
+/// Default window the download rate is measured over, in seconds: long enough for a link that
+/// pauses, short enough that a dripping server is noticed within a minute.
+pub const DEFAULT_MIN_DOWNLOAD_RATE_WINDOW_S: u64 = 30;
+
+/// Default space left free beside a downloaded image, in KiB (2 MiB): on a router `/tmp` is RAM,
+/// which sysupgrade and every running service still need.
+pub const DEFAULT_DOWNLOAD_RESERVE_KIB: u64 = 2048;
 
 /// Settings after reading the UCI file, before the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +92,15 @@ pub struct Settings {
     /// How long one read may wait for the server, in seconds: a download that stalls longer is
     /// resumed with a new request.
     pub timeout_s: u64,
+    /// How long a whole metadata answer may take, retries included, in seconds.
+    pub metadata_timeout_s: u64,
+    /// Slowest image download accepted, in bytes per second over
+    /// [`min_download_rate_window_s`](Self::min_download_rate_window_s); 0 accepts any rate.
+    pub min_download_rate: u64,
+    /// The window of [`min_download_rate`](Self::min_download_rate), in seconds.
+    pub min_download_rate_window_s: u64,
+    /// Space an image download leaves free in its directory, in KiB.
+    pub download_reserve_kib: u64,
     /// Root filesystem type to request.
     pub fstype: Option<String>,
     /// Root filesystem size in MB to request.
@@ -135,6 +167,10 @@ impl Default for Settings {
             image: PathBuf::from(DEFAULT_IMAGE_PATH),
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             timeout_s: DEFAULT_TIMEOUT_S,
+            metadata_timeout_s: DEFAULT_METADATA_TIMEOUT_S,
+            min_download_rate: DEFAULT_MIN_DOWNLOAD_RATE,
+            min_download_rate_window_s: DEFAULT_MIN_DOWNLOAD_RATE_WINDOW_S,
+            download_reserve_kib: DEFAULT_DOWNLOAD_RESERVE_KIB,
             fstype: None,
             rootfs_size: None,
             init_script: None,
@@ -237,12 +273,40 @@ impl Settings {
                 .filter(|ms| *ms >= MIN_POLL_INTERVAL_MS)
                 .ok_or_else(|| invalid("poll_interval", value, "milliseconds, at least 500"))?;
         }
-        if let Some(value) = section.option("timeout") {
-            self.timeout_s = value
-                .parse()
-                .ok()
-                .filter(|s| (1..=MAX_TIMEOUT_S).contains(s))
-                .ok_or_else(|| invalid("timeout", value, "seconds, from 1 to 3600"))?;
+        let seconds = |option: &'static str| -> Result<Option<u64>, ConfigError> {
+            match section.option(option) {
+                None => Ok(None),
+                Some(value) => value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_TIMEOUT_S).contains(s))
+                    .map(Some)
+                    .ok_or_else(|| invalid(option, value, "seconds, from 1 to 3600")),
+            }
+        };
+        let number = |option: &'static str| -> Result<Option<u64>, ConfigError> {
+            match section.option(option) {
+                None => Ok(None),
+                Some(value) => value
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| invalid(option, value, "a whole number, 0 or more")),
+            }
+        };
+        if let Some(value) = seconds("timeout")? {
+            self.timeout_s = value;
+        }
+        if let Some(value) = seconds("metadata_timeout")? {
+            self.metadata_timeout_s = value;
+        }
+        if let Some(value) = seconds("min_download_rate_window")? {
+            self.min_download_rate_window_s = value;
+        }
+        if let Some(value) = number("min_download_rate")? {
+            self.min_download_rate = value;
+        }
+        if let Some(value) = number("download_reserve")? {
+            self.download_reserve_kib = value;
         }
         if let Some(fstype) = section.option("fstype") {
             self.fstype = Some(fstype.to_owned());
@@ -323,6 +387,24 @@ mod tests {
         assert!(settings.keep_settings);
         assert_eq!(settings.image, Path::new("/tmp/firmware.bin"));
         assert_eq!(settings.timeout_s, 60);
+        assert_eq!(settings.metadata_timeout_s, 30);
+        assert_eq!(settings.min_download_rate, 1024);
+        assert_eq!(settings.min_download_rate_window_s, 30);
+        assert_eq!(settings.download_reserve_kib, 2048);
+    }
+
+    #[test]
+    fn reads_the_limits_against_slow_and_hostile_servers() {
+        let s = settings(
+            "config attendant 'attendant'\n\toption metadata_timeout 10\n\
+             \toption min_download_rate 0\n\toption min_download_rate_window 60\n\
+             \toption download_reserve 512\n",
+        )
+        .unwrap();
+        assert_eq!(s.metadata_timeout_s, 10);
+        assert_eq!(s.min_download_rate, 0);
+        assert_eq!(s.min_download_rate_window_s, 60);
+        assert_eq!(s.download_reserve_kib, 512);
     }
 
     #[test]
@@ -360,9 +442,19 @@ mod tests {
         assert!(settings("config owut 'owut'\n\toption poll_interval 10\n").is_err());
         assert!(settings("config owut 'owut'\n\toption rootfs_size 0\n").is_err());
         for timeout in ["0", "3601", "1m"] {
-            let text = format!("config attendant 'attendant'\n\toption timeout {timeout}\n");
-            assert!(settings(&text).is_err(), "{timeout}");
+            for option in ["timeout", "metadata_timeout", "min_download_rate_window"] {
+                let text = format!("config attendant 'attendant'\n\toption {option} {timeout}\n");
+                assert!(settings(&text).is_err(), "{option} {timeout}");
+            }
         }
+        let error =
+            settings("config attendant 'attendant'\n\toption download_reserve 2M\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`/etc/config/attendedsysupgrade`: option `attendant.download_reserve` is `2M`, \
+             expected a whole number, 0 or more"
+        );
+        assert!(settings("config attendant 'attendant'\n\toption min_download_rate -1\n").is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::build::{self, BuildProgress};
 use crate::check::{self, Check, Verdict};
 use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
 use crate::config::{self, Settings};
-use crate::download::{self, Downloaded};
+use crate::download::{self, DownloadLimits, Downloaded};
 use crate::error::Error;
 use crate::facts::Device;
 use crate::hint::Finding;
@@ -197,6 +197,7 @@ impl Engine {
         let mut options = ClientOptions::new(&self.settings.server);
         options.ca_file = self.settings.ca_file.clone();
         options.read_timeout = Duration::from_secs(self.settings.timeout_s);
+        options.metadata_deadline = Duration::from_secs(self.settings.metadata_timeout_s);
         Ok(Client::new(options)?)
     }
 
@@ -336,7 +337,14 @@ impl Engine {
         on_event(&Event::Note {
             message: format!("downloading `{url}` to `{}`", path.display()),
         });
-        let downloaded = download::download(&client, &url, path, &mut |bytes, total| {
+        let limits = DownloadLimits {
+            stated_len: built.size,
+            reserve: self.settings.download_reserve_kib.saturating_mul(1024),
+            min_rate: self.settings.min_download_rate,
+            rate_window: Duration::from_secs(self.settings.min_download_rate_window_s),
+            ..DownloadLimits::new()
+        };
+        let downloaded = download::download(&client, &url, path, &limits, &mut |bytes, total| {
             on_event(&Event::Download { bytes, total });
         })?;
         if let Some(mut state) = state {

@@ -54,6 +54,17 @@ pub enum PlanError {
         /// The branch name.
         branch: String,
     },
+    /// The branch builds no firmware for this device's target (a branch whose overview entry
+    /// lists other targets only, such as an old branch snapshot).
+    #[error("branch `{branch}` builds no firmware for target `{target}`; branches that do: {}", if building.is_empty() { "none".to_owned() } else { building.join(", ") })]
+    TargetNotBuilt {
+        /// The branch name.
+        branch: String,
+        /// The device's target, e.g. `ath79/generic`.
+        target: String,
+        /// Branches that build it.
+        building: Vec<String>,
+    },
     /// The branch has no release.
     #[error("branch `{branch}` lists no version")]
     EmptyBranch {
@@ -87,6 +98,10 @@ impl PlanError {
             Self::NoImage { .. } => Some(Hint::coded(
                 HintCode::Fstype,
                 "choose another filesystem with `--fstype`",
+            )),
+            Self::TargetNotBuilt { .. } => Some(Hint::coded(
+                HintCode::VersionTo,
+                "choose one of those branches with `--version-to`; `attendant versions` lists them",
             )),
             Self::BranchDisabled { .. } | Self::EmptyBranch { .. } => None,
         }
@@ -164,6 +179,12 @@ pub fn is_snapshot(version: &str) -> bool {
     version == "SNAPSHOT" || version.ends_with("-SNAPSHOT")
 }
 
+/// Whether `branch` builds firmware for `target` (`ath79/generic`): the overview lists the
+/// targets of each branch, and owut offers only branches that list the device's target.
+pub fn builds_target(branch: &Branch, target: &str) -> bool {
+    branch.targets.contains_key(target)
+}
+
 /// The newest release of `branch`: its entry in the overview's `latest`, else the first
 /// non-snapshot version it lists (ASU lists newest first).
 pub fn latest_of(overview: &Overview, branch: &Branch) -> Option<String> {
@@ -176,11 +197,14 @@ pub fn latest_of(overview: &Overview, branch: &Branch) -> Option<String> {
         .cloned()
 }
 
-/// Chooses the target version, as owut does (<https://github.com/efahl/owut>).
+/// Chooses the target version for a device of `target` (`ath79/generic`), as owut does
+/// (<https://github.com/efahl/owut>): the branch must be enabled and build that target, so a
+/// wrong choice fails here and not at the server.
 pub fn choose_version(
     overview: &Overview,
     installed: &str,
     version_to: Option<&str>,
+    target: &str,
 ) -> Result<TargetVersion, PlanError> {
     let offered = || -> Vec<String> {
         overview
@@ -231,6 +255,18 @@ pub fn choose_version(
     if !branch.enabled {
         return Err(PlanError::BranchDisabled {
             branch: branch.name.clone(),
+        });
+    }
+    if !builds_target(branch, target) {
+        return Err(PlanError::TargetNotBuilt {
+            branch: branch.name.clone(),
+            target: target.to_owned(),
+            building: overview
+                .branches
+                .values()
+                .filter(|b| b.enabled && builds_target(b, target))
+                .map(|b| b.name.clone())
+                .collect(),
         });
     }
     Ok(TargetVersion {
@@ -453,7 +489,7 @@ mod tests {
 
     #[test]
     fn releases_move_to_the_newest_release_of_their_branch() {
-        let target = choose_version(&overview(), "24.10.4", None).unwrap();
+        let target = choose_version(&overview(), "24.10.4", None, "x86/64").unwrap();
         assert_eq!(target.version, "24.10.6");
         assert_eq!(target.branch, "24.10");
         assert_eq!(target.path, "releases/24.10.6");
@@ -461,7 +497,7 @@ mod tests {
 
     #[test]
     fn snapshots_stay_on_their_branch_snapshot() {
-        let target = choose_version(&overview(), "25.12-SNAPSHOT", None).unwrap();
+        let target = choose_version(&overview(), "25.12-SNAPSHOT", None, "x86/64").unwrap();
         assert_eq!(target.version, "25.12-SNAPSHOT");
         assert_eq!(target.branch, "25.12");
     }
@@ -469,18 +505,18 @@ mod tests {
     #[test]
     fn version_to_takes_a_branch_name_or_a_version() {
         assert_eq!(
-            choose_version(&overview(), "24.10.4", Some("25.12"))
+            choose_version(&overview(), "24.10.4", Some("25.12"), "x86/64")
                 .unwrap()
                 .version,
             "25.12.2"
         );
         assert_eq!(
-            choose_version(&overview(), "24.10.4", Some("25.12.0-RC1"))
+            choose_version(&overview(), "24.10.4", Some("25.12.0-RC1"), "x86/64")
                 .unwrap()
                 .version,
             "25.12.0-rc1"
         );
-        let error = choose_version(&overview(), "24.10.4", Some("19.07.1")).unwrap_err();
+        let error = choose_version(&overview(), "24.10.4", Some("19.07.1"), "x86/64").unwrap_err();
         assert!(
             error
                 .to_string()
@@ -491,15 +527,36 @@ mod tests {
     #[test]
     fn an_unlisted_release_finds_its_branch_by_prefix() {
         assert_eq!(
-            choose_version(&overview(), "24.10.0", None)
+            choose_version(&overview(), "24.10.0", None, "x86/64")
                 .unwrap()
                 .version,
             "24.10.6"
         );
         assert!(matches!(
-            choose_version(&overview(), "18.06.9", None),
+            choose_version(&overview(), "18.06.9", None, "x86/64"),
             Err(PlanError::NoBranch { .. })
         ));
+    }
+
+    #[test]
+    fn branches_that_do_not_build_the_target_are_refused_early() {
+        let mut overview = overview();
+        overview
+            .branches
+            .get_mut("24.10")
+            .unwrap()
+            .targets
+            .remove("x86/64");
+        let error = choose_version(&overview, "24.10.4", None, "x86/64").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "branch `24.10` builds no firmware for target `x86/64`; branches that do: 25.12, SNAPSHOT"
+        );
+        assert!(error.hint().is_some());
+        let error = choose_version(&overview, "25.12.1", Some("24.10"), "x86/64").unwrap_err();
+        assert!(matches!(error, PlanError::TargetNotBuilt { .. }), "{error}");
+        assert!(choose_version(&overview, "24.10.4", Some("25.12"), "x86/64").is_ok());
+        assert!(choose_version(&overview, "24.10.4", None, "ath79/generic").is_ok());
     }
 
     #[test]
@@ -509,7 +566,7 @@ mod tests {
             branch.enabled = false;
         }
         assert_eq!(
-            choose_version(&overview, "24.10.4", None)
+            choose_version(&overview, "24.10.4", None, "x86/64")
                 .unwrap_err()
                 .to_string(),
             "branch `24.10` is disabled on the server"
@@ -622,6 +679,7 @@ mod tests {
             sha256_unsigned: String::new(),
             image_type: ImageType::from_wire(image_type),
             signature: None,
+            size: None,
         }
     }
 

@@ -135,6 +135,70 @@ fn versions_lists_the_offer() {
 }
 
 #[test]
+fn branches_without_this_target_are_hidden_and_refused_early() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["versions"]);
+    assert_exit(&output, 0);
+    assert!(!stdout(&output).contains("21.02"), "{}", stdout(&output));
+    let verbose = router.run(&["versions", "-v"]);
+    assert_stderr_has(
+        &verbose,
+        "hidden: 21.02 (builds no firmware for target `ath79/generic`)",
+    );
+    let json = router.run(&["versions", "--json"]);
+    assert!(
+        stdout(&json).contains(r#""hidden":[{"name":"21.02","reason":"builds no firmware for target `ath79/generic`"}]"#),
+        "{}",
+        stdout(&json)
+    );
+    let refused = router.run(&["check", "--version-to", "21.02"]);
+    assert_exit(&refused, 4);
+    assert_stderr_has(
+        &refused,
+        "branch `21.02` builds no firmware for target `ath79/generic`; branches that do: 24.10, 25.12, SNAPSHOT",
+    );
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|seen| seen.path.contains("21.02")),
+        "nothing was asked of the server for the hidden branch"
+    );
+}
+
+#[test]
+fn an_init_script_is_refused_before_building_when_the_server_says_it_takes_none() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let script = router.path().join("defaults.sh");
+    std::fs::write(&script, "uci set system.@system[0].hostname=lab\n").unwrap();
+    // The fixture overview says `"allow_defaults": false`, as sysupgrade.openwrt.org does.
+    let refused = router.run(&["check", "--init-script", script.to_str().unwrap()]);
+    assert_exit(&refused, 4);
+    assert_stderr_has(
+        &refused,
+        "the server does not accept init scripts (`allow_defaults` is off in its overview.json)",
+    );
+    assert!(
+        !server.requests().iter().any(|seen| seen.method == "POST"),
+        "nothing was built"
+    );
+}
+
+#[test]
+fn a_malformed_index_entry_is_skipped_with_a_warning() {
+    let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
+    let router = Router::new(&server.url);
+    let output = router.run(&["check"]);
+    assert_exit(&output, 3);
+    assert_stderr_has(
+        &output,
+        "packages/mips_24kc-index.json` has entries without a version string, skipped: null",
+    );
+}
+
+#[test]
 fn upgrade_keeps_settings_and_flashes_after_the_test() {
     let server = upgrade_server(Offer::new(image(&[BOARD], "1.0")));
     let router = Router::new(&server.url);
@@ -194,12 +258,7 @@ fn a_download_cut_halfway_resumes_with_a_range_request() {
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
         picture
     );
-    let ranges: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(".bin"))
-        .map(|r| r.range)
-        .collect();
+    let ranges = server.image_ranges();
     assert_eq!(ranges.len(), 2, "{ranges:?}");
     assert_eq!(ranges[0], None);
     assert!(
@@ -239,12 +298,7 @@ fn a_stalled_download_breaks_off_after_the_timeout_and_resumes() {
         std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
         picture
     );
-    let ranges: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(".bin"))
-        .map(|r| r.range)
-        .collect();
+    let ranges = server.image_ranges();
     assert_eq!(
         ranges,
         [None, Some(format!("bytes={}-", picture.len() / 3))],

@@ -398,20 +398,39 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
             max: MAX_MOUNTS_SIZE,
         });
     }
-    let find = |mount_point: &[u8]| -> Option<(usize, &[u8])> {
-        mounts
-            .split(|byte| *byte == b'\n')
-            .enumerate()
-            .find_map(|(index, line)| {
-                let mut fields = line.split(|byte| *byte == b' ');
-                let _device = fields.next()?;
-                let point = fields.next()?;
-                let fstype = fields.next()?;
-                (point == mount_point).then_some((index.saturating_add(1), fstype))
-            })
-    };
-    let found = match find(b"/") {
-        Some((_, b"overlay")) => match find(b"/rom") {
+    // The kernel separates the fields with one space and escapes spaces inside them (`\040`),
+    // but procd splits on runs of blanks, so a hand-written or doubled blank is read the same
+    // way here. A line that names fewer than three fields has no type to report: refused rather
+    // than read as an empty type. Blanks are ASCII's white space as Unicode counts it (vertical
+    // tab included, which `u8::is_ascii_whitespace` leaves out), so a type is never white space.
+    let mut root = None;
+    let mut rom = None;
+    for (index, line) in mounts.split(|byte| *byte == b'\n').enumerate() {
+        let line_number = index.saturating_add(1);
+        let mut fields = line
+            .split(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+            .filter(|field| !field.is_empty());
+        let Some(_device) = fields.next() else {
+            continue;
+        };
+        let (Some(point), Some(fstype)) = (fields.next(), fields.next()) else {
+            return Err(BoardError::ShortMountsLine {
+                file: PROC_MOUNTS_PATH,
+                line: line_number,
+                content: excerpt(&String::from_utf8_lossy(line), MAX_VALUE_CHARS),
+            });
+        };
+        let slot = match point {
+            b"/" => &mut root,
+            b"/rom" => &mut rom,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some((line_number, fstype));
+        }
+    }
+    let found = match root {
+        Some((_, b"overlay")) => match rom {
             Some((_, b"overlay")) | None => None,
             found => found,
         },
@@ -424,6 +443,14 @@ pub fn rootfs_type_from_mounts(mounts: &[u8]) -> Result<Option<String>, BoardErr
         file: PROC_MOUNTS_PATH,
         line,
     })?;
+    // Filesystem types are short kernel names (`squashfs`, `ext4`, `fuse.sshfs`).
+    if let Some(character) = fstype.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(BoardError::InvalidValue {
+            file: PROC_MOUNTS_PATH,
+            value: excerpt(fstype, MAX_VALUE_CHARS),
+            character,
+        });
+    }
     Ok(Some(fstype.to_owned()))
 }
 
@@ -550,6 +577,19 @@ pub enum BoardError {
         length: usize,
         /// The limit.
         max: usize,
+    },
+    /// A `/proc/mounts` line has fewer than three fields (device, mount point, type).
+    #[error(
+        "line {line} of `{file}` has no filesystem type: `{content}`; expected `device \
+         mount-point type options 0 0`"
+    )]
+    ShortMountsLine {
+        /// The router path of the file.
+        file: &'static str,
+        /// 1-based line number.
+        line: usize,
+        /// The line (truncated).
+        content: String,
     },
     /// JSON input does not have the expected shape.
     #[error("`{file}` is not the expected JSON: {source}")]
@@ -987,6 +1027,76 @@ mod tests {
             None
         );
         assert_eq!(rootfs_type_from_mounts(b"").unwrap(), None);
+    }
+
+    /// Found by the issue 20 campaign after the fix above: a vertical tab is white space to
+    /// Unicode but not to `u8::is_ascii_whitespace`, so it stayed inside a type; a type is a
+    /// word of printable ASCII.
+    #[test]
+    fn issue_20_a_mounts_type_is_a_word_of_printable_ascii() {
+        assert_eq!(
+            rootfs_type_from_mounts(b"/dev/root /\x0bext4 rw 0 0\n")
+                .unwrap()
+                .as_deref(),
+            Some("ext4")
+        );
+        assert_eq!(
+            rootfs_type_from_mounts(b"/dev/root / ext\x0b4\n")
+                .unwrap()
+                .as_deref(),
+            Some("ext")
+        );
+        let error = rootfs_type_from_mounts(b"/dev/root / ext\x004 rw 0 0\n").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                BoardError::InvalidValue {
+                    character: '\0',
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "`/proc/mounts` holds `ext\\04`, which contains the character '\\0'"
+        );
+        assert!(rootfs_type_from_mounts(b"r / t\xc3\xa9 rw\n").is_err());
+    }
+
+    /// Issue 20 (<https://github.com/attendant-openwrt/attendant/issues/20>), a fuzz finding:
+    /// fields were split on single spaces, so `" / "` gave an empty filesystem type.
+    #[test]
+    fn issue_20_mounts_fields_split_on_blank_runs_and_are_never_empty() {
+        for mounts in [&b" / "[..], b"/ \n", b"\t/\t\n", b"/dev/root   /\n"] {
+            assert!(
+                matches!(
+                    rootfs_type_from_mounts(mounts),
+                    Err(BoardError::ShortMountsLine { line: 1, .. })
+                ),
+                "{mounts:?}: {:?}",
+                rootfs_type_from_mounts(mounts)
+            );
+        }
+        assert_eq!(
+            rootfs_type_from_mounts(b"/dev/root  /\t ext4 rw 0 0\n")
+                .unwrap()
+                .as_deref(),
+            Some("ext4")
+        );
+        assert_eq!(
+            rootfs_type_from_mounts(b"\n\n/dev/root /rom squashfs ro 0 0\n  \n o / overlay rw\n")
+                .unwrap()
+                .as_deref(),
+            Some("squashfs")
+        );
+        assert_eq!(
+            rootfs_type_from_mounts(b"proc /proc proc rw 0 0\n/dev/root /\n")
+                .unwrap_err()
+                .to_string(),
+            "line 2 of `/proc/mounts` has no filesystem type: `/dev/root /`; expected `device \
+             mount-point type options 0 0`"
+        );
     }
 
     #[test]

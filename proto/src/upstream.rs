@@ -126,6 +126,10 @@ pub struct ImageInfo {
     /// signs images; not part of upstream `profiles.json` or ASU's responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The file's length in bytes as served, when the server states it (Attendant's server
+    /// does; upstream `profiles.json` and ASU do not). A router caps the download at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 wire_enum! {

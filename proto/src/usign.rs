@@ -55,7 +55,11 @@
 //! # Limits
 //!
 //! Key and signature files are at most [`MAX_FILE_LEN`] bytes, comments at most
-//! [`MAX_COMMENT_LEN`] bytes (signify's `COMMENTMAXLEN`).
+//! [`MAX_COMMENT_LEN`] bytes (signify's `COMMENTMAXLEN`), counted after invalid UTF-8 has become
+//! U+FFFD, so that every file accepted is written back within the limits.
+//!
+//! The comment is everything between the prefix and the first `\n`, a `\r` included, as signify
+//! reads it: parsing and writing a file gives back the same bytes (a CRLF file keeps its `\r`).
 //!
 //! # Why one file
 //!
@@ -715,20 +719,24 @@ fn decode_file(
             });
         }
     };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Only the `\n` is taken off: it is all [`encode_file`] adds, so a comment ending in `\r`
+    // (a file saved with CRLF line ends) is written back as it was read (issue 20).
     let Some(comment) = line.strip_prefix(COMMENT_PREFIX.as_bytes()) else {
         return Err(UsignError::BadCommentLine {
             kind,
             line: excerpt(&String::from_utf8_lossy(line), MAX_VALUE_CHARS),
         });
     };
+    // The limit applies to the comment as it will be written: each invalid UTF-8 byte becomes a
+    // three-byte U+FFFD, so checking the raw bytes would accept a comment that cannot be
+    // written back within the limit (issue 20).
+    let comment = String::from_utf8_lossy(comment).into_owned();
     if comment.len() > MAX_COMMENT_LEN {
         return Err(UsignError::CommentTooLong {
             len: comment.len(),
             max: MAX_COMMENT_LEN,
         });
     }
-    let comment = String::from_utf8_lossy(comment).into_owned();
     let text = body.trim_ascii_end();
     let raw = BASE64.decode(text).map_err(|error| UsignError::BadBase64 {
         kind,
@@ -1053,5 +1061,78 @@ mod tests {
             ring.verify(b"data", &stranger).unwrap_err().to_string(),
             "signature was made by key `0801020304050607`, which is not trusted"
         );
+    }
+
+    /// Issue 20 (<https://github.com/attendant-openwrt/attendant/issues/20>), a fuzz finding:
+    /// the comment's length was checked before invalid UTF-8 became U+FFFD (three bytes each),
+    /// so an accepted file was written back with a comment the parser refuses.
+    #[test]
+    fn issue_20_comment_length_is_checked_after_lossy_conversion() {
+        let public = key(9).public_key().to_file();
+        let key_line = public.split_once('\n').unwrap().1;
+        for invalid in [1, 300, 341, 342, 400, MAX_COMMENT_LEN] {
+            let mut file = COMMENT_PREFIX.as_bytes().to_vec();
+            file.extend(std::iter::repeat_n(0xff_u8, invalid));
+            file.push(b'\n');
+            file.extend_from_slice(key_line.as_bytes());
+            match PublicKey::parse(&file) {
+                Ok(parsed) => {
+                    let written = parsed.to_file();
+                    assert!(written.len() <= MAX_FILE_LEN, "{invalid}");
+                    assert_eq!(
+                        PublicKey::parse(written.as_bytes()).unwrap(),
+                        parsed,
+                        "{invalid}"
+                    );
+                }
+                Err(error) => assert_eq!(
+                    error,
+                    UsignError::CommentTooLong {
+                        len: invalid * 3,
+                        max: MAX_COMMENT_LEN
+                    },
+                    "{invalid}"
+                ),
+            }
+        }
+        let mut file = COMMENT_PREFIX.as_bytes().to_vec();
+        file.extend(std::iter::repeat_n(0xff_u8, 342));
+        file.push(b'\n');
+        file.extend_from_slice(key_line.as_bytes());
+        assert_eq!(
+            PublicKey::parse(&file).unwrap_err().to_string(),
+            "comment is 1026 bytes, more than the limit of 1024 bytes"
+        );
+    }
+
+    /// Issue 20, a fuzz finding: only one `\r` was taken off the comment line, so each
+    /// parse-and-write lost one of several. The writer adds only `\n`, so only `\n` is taken off.
+    #[test]
+    fn issue_20_carriage_returns_in_the_comment_round_trip() {
+        let secret = key(10);
+        let files = [
+            secret.public_key().to_file(),
+            secret.to_file(),
+            secret.sign(b"m").to_file(),
+        ];
+        for file in files {
+            let key_line = file.split_once('\n').unwrap().1;
+            for comment in ["\r", "\r\r", "c\r\r\r", "a\rb\r"] {
+                let text = format!("{COMMENT_PREFIX}{comment}\n{key_line}");
+                let bytes = text.as_bytes();
+                let rewritten = if let Ok(parsed) = PublicKey::parse(bytes) {
+                    assert_eq!(parsed.comment(), comment);
+                    parsed.to_file()
+                } else if let Ok(parsed) = SecretKey::parse(bytes) {
+                    assert_eq!(parsed.comment(), comment);
+                    parsed.to_file()
+                } else {
+                    let parsed = Signature::parse(bytes).unwrap();
+                    assert_eq!(parsed.comment(), comment);
+                    parsed.to_file()
+                };
+                assert_eq!(rewritten, text);
+            }
+        }
     }
 }

@@ -6,6 +6,10 @@
 //! temporary directory; PostgreSQL is a private throwaway cluster on a Unix socket (or
 //! `ATTENDANT_TEST_DATABASE_URL`), as in the tests. Numbers go to `docs/benchmarks.md`.
 //!
+//! A second table measures the statistics: [`EVENTS`] build events recorded one at a time
+//! (`StatsStore::record_event`, what every build request costs on top), then each aggregation
+//! the statistics endpoints and pages run over them (median of 5).
+//!
 //! Under `cargo test` (no `--bench` argument) it runs a few jobs per backend, so the benchmark
 //! is kept working by CI without costing it time.
 
@@ -14,6 +18,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::print_stdout,
+    clippy::indexing_slicing,
     reason = "a benchmark, like a test, stops at its first failure and prints its table"
 )]
 
@@ -21,7 +26,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use attendant_proto::api::BuildRequest;
-use attendant_server::store::{JobSpec, NewJob, PostgresStore, SqliteStore, Store, Submission};
+use attendant_server::stats;
+use attendant_server::store::{
+    BuildEvent, EventKey, EventOutcome, JobSpec, NewJob, PostgresStore, SqliteStore, Store,
+    Submission,
+};
 
 #[path = "../tests/e2e/postgres.rs"]
 mod postgres;
@@ -30,15 +39,20 @@ mod postgres;
 const JOBS: usize = 2000;
 /// Jobs per phase under `cargo test`.
 const SMOKE_JOBS: usize = 20;
+/// Build events in a real run (spread over 30 days).
+const EVENTS: usize = 50_000;
+/// Build events under `cargo test`.
+const SMOKE_EVENTS: usize = 100;
 /// Concurrent claimers in the throughput phase.
 const CLAIMERS: usize = 8;
 const LEASE: i64 = 60_000;
 
 fn main() {
-    let jobs = if std::env::args().any(|arg| arg == "--bench") {
-        JOBS
+    let real = std::env::args().any(|arg| arg == "--bench");
+    let (jobs, events) = if real {
+        (JOBS, EVENTS)
     } else {
-        SMOKE_JOBS
+        (SMOKE_JOBS, SMOKE_EVENTS)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,10 +67,18 @@ fn main() {
         let sqlite = SqliteStore::open(&dir.path().join("bench.sqlite"))
             .await
             .unwrap();
-        measure("SQLite (WAL file)", Arc::new(sqlite), jobs).await;
+        let sqlite: Arc<dyn Store> = Arc::new(sqlite);
+        measure("SQLite (WAL file)", sqlite.clone(), jobs).await;
         let database = postgres::TestDatabase::start().await;
-        let postgres = PostgresStore::open(database.url()).await.unwrap();
-        measure("PostgreSQL (Unix socket)", Arc::new(postgres), jobs).await;
+        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(database.url()).await.unwrap());
+        measure("PostgreSQL (Unix socket)", postgres.clone(), jobs).await;
+
+        println!(
+            "\n| backend | {events} events: record p50 | record p99 | builds-per-day | builds-by-version | top-packages | top-clients | build-errors |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+        measure_stats("SQLite (WAL file)", &*sqlite, events).await;
+        measure_stats("PostgreSQL (Unix socket)", &*postgres, events).await;
     });
 }
 
@@ -111,6 +133,100 @@ async fn measure(backend: &str, store: Arc<dyn Store>, jobs: usize) {
         millis(percentile(&mut claims, 99)),
         jobs as f64 / elapsed.as_secs_f64()
     );
+}
+
+async fn measure_stats(backend: &str, store: &dyn Store, events: usize) {
+    let now = 40 * DAY_MS;
+    let mut records = Vec::with_capacity(events);
+    for n in 0..events {
+        let event = event(n, events, now);
+        let started = Instant::now();
+        store.record_event(&event).await.unwrap();
+        records.push(started.elapsed());
+    }
+    let mut row = format!(
+        "| {backend} | {} | {} |",
+        millis(percentile(&mut records, 50)),
+        millis(percentile(&mut records, 99))
+    );
+    let per_day = median(|| async {
+        stats::builds_per_day(store, now).await.unwrap();
+    })
+    .await;
+    let by_version = median(|| async {
+        stats::builds_by_version(store, None, now).await.unwrap();
+    })
+    .await;
+    let packages = median(|| async {
+        stats::top_packages(store, Some("24.10"), 30, now)
+            .await
+            .unwrap();
+    })
+    .await;
+    let clients = median(|| async {
+        stats::top(store, EventKey::Client, 30, now).await.unwrap();
+    })
+    .await;
+    let errors = median(|| async {
+        stats::build_errors(store, 500).await.unwrap();
+    })
+    .await;
+    for duration in [per_day, by_version, packages, clients, errors] {
+        row.push_str(&format!(" {} |", millis(duration)));
+    }
+    println!("{row}");
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Event `n` of `total`, spread evenly over the 30 days before `now`: every fourth a success
+/// with a few packages, every tenth a cache hit, every twentieth a failure, the rest requests.
+fn event(n: usize, total: usize, now: i64) -> BuildEvent {
+    let outcome = match n % 20 {
+        0 => EventOutcome::Failure,
+        1 | 11 => EventOutcome::CacheHit,
+        2 | 6 | 10 | 14 | 18 => EventOutcome::Success,
+        _ => EventOutcome::Request,
+    };
+    let offset = 30 * DAY_MS * i64::try_from(n).unwrap() / i64::try_from(total).unwrap();
+    let mut request = BuildRequest::new(
+        ["24.10.5", "24.10.4", "23.05.5", "SNAPSHOT"][n % 4],
+        [
+            "x86/64",
+            "ath79/generic",
+            "mediatek/filogic",
+            "ramips/mt7621",
+        ][n % 7 % 4],
+        format!("profile-{}", n % 50),
+    );
+    request.client = Some(["luci/25.1", "owut/2024.07", "ofs/4.3"][n % 3].to_owned());
+    let mut event = stats::event(&request, None, outcome, now - offset);
+    if outcome == EventOutcome::Success {
+        event.packages = (0..4)
+            .map(|i| format!("package-{}", (n + i * 7) % 100))
+            .collect();
+    }
+    if outcome == EventOutcome::Failure {
+        event.detail = Some(stats::anonymise(
+            "Error: Impossible package selection: missing",
+        ));
+    }
+    event
+}
+
+/// The median of 5 runs of `run`.
+async fn median<F, Fut>(run: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let started = Instant::now();
+        run().await;
+        samples.push(started.elapsed());
+    }
+    percentile(&mut samples, 50)
 }
 
 /// A job with a realistic stored request: a device build of a few packages.

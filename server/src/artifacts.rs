@@ -5,11 +5,24 @@
 //! (copied first if the work directory is on another file system) and then renamed into place,
 //! so a reader sees either no directory or a complete one. Names starting with `.` are never
 //! served and are removed by the collector after the orphan grace period.
+//!
+//! No symbolic link ever serves a file (issue 20): build output holding a link is refused
+//! before it is published ([`check_output`]), and `/store/` opens every path component with
+//! `O_NOFOLLOW` ([`Artifacts::open_file`]), so a link placed in the store by other means is not
+//! followed either.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use attendant_proto::api::RequestHash;
+use rustix::fs::{CWD, Mode, OFlags, openat};
+
+/// Longest `/store/` path served, in bytes.
+pub const MAX_STORE_PATH_LEN: usize = 1024;
+
+/// Deepest directory nesting accepted in build output (`BIN_DIR` is flat, with at most a
+/// `packages/` or `extra/` level below).
+pub const MAX_OUTPUT_DEPTH: usize = 8;
 
 /// Why an artifact operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,21 +79,31 @@ impl Artifacts {
     /// The file behind `/store/<relative>`, if `relative` is a path of plain names that does
     /// not start with a dot (no `..`, no absolute paths, no hidden staging directories).
     pub fn resolve(&self, relative: &str) -> Option<PathBuf> {
-        if relative.is_empty() || relative.len() > 1024 {
-            return None;
-        }
         let mut path = self.root.clone();
-        for component in relative.split('/') {
-            let plain = !component.is_empty()
-                && !component.starts_with('.')
-                && !component.contains('\\')
-                && !component.contains('\0');
-            if !plain {
-                return None;
-            }
+        for component in plain_components(relative)? {
             path.push(component);
         }
         Some(path)
+    }
+
+    /// Opens the regular file behind `/store/<relative>` for reading, following no symbolic
+    /// link on the way: each directory and the file itself are opened with `O_NOFOLLOW`
+    /// relative to the one before, so a link placed anywhere in the store (by a build, by
+    /// hand) cannot lead out of it, and neither can a directory swapped for a link between
+    /// the check and the open. `None` for anything else: missing, a link, a directory, a
+    /// device. The store root itself is the operator's choice and may be a link.
+    pub fn open_file(&self, relative: &str) -> Option<std::fs::File> {
+        let components = plain_components(relative)?;
+        let (name, directories) = components.split_last()?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let mut dir = openat(CWD, &self.root, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
+        for component in directories {
+            dir = openat(&dir, *component, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
+        }
+        let file = std::fs::File::from(openat(&dir, *name, flags, Mode::empty()).ok()?);
+        file.metadata()
+            .is_ok_and(|metadata| metadata.is_file())
+            .then_some(file)
     }
 
     /// Moves a finished build's output directory into place as `<store>/<request_hash>`,
@@ -108,6 +131,49 @@ impl Artifacts {
     }
 }
 
+/// The components of a `/store/` path if each is a plain name (see [`Artifacts::resolve`]).
+fn plain_components(relative: &str) -> Option<Vec<&str>> {
+    if relative.is_empty() || relative.len() > MAX_STORE_PATH_LEN {
+        return None;
+    }
+    let components: Vec<&str> = relative.split('/').collect();
+    let plain = |component: &&str| {
+        !component.is_empty()
+            && !component.starts_with('.')
+            && !component.contains('\\')
+            && !component.contains('\0')
+    };
+    components.iter().all(plain).then_some(components)
+}
+
+/// Refuses build output that holds anything but regular files and directories (a symbolic
+/// link, a device, a FIFO), so that publishing it can never put a link into the store. The
+/// real ImageBuilder writes plain files into `BIN_DIR`; a link there is a broken or hostile
+/// ImageBuilder, and copying its target instead would publish whatever it points at.
+pub fn check_output(dir: &Path) -> Result<(), ArtifactError> {
+    check_tree(dir, 0)
+}
+
+fn check_tree(dir: &Path, depth: usize) -> Result<(), ArtifactError> {
+    if depth > MAX_OUTPUT_DEPTH {
+        return Err(ArtifactError::NotRegular {
+            path: dir.to_owned(),
+        });
+    }
+    for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let entry = entry.map_err(io_error("list", dir))?;
+        let path = entry.path();
+        // `file_type` does not follow links: a link is reported as a link.
+        let kind = entry.file_type().map_err(io_error("inspect", &path))?;
+        if kind.is_dir() {
+            check_tree(&path, depth.saturating_add(1))?;
+        } else if !kind.is_file() {
+            return Err(ArtifactError::NotRegular { path });
+        }
+    }
+    Ok(())
+}
+
 /// Deletes a directory tree; `Ok(false)` if it did not exist.
 pub(crate) async fn remove_tree(path: PathBuf) -> Result<bool, ArtifactError> {
     match tokio::fs::remove_dir_all(&path).await {
@@ -122,14 +188,7 @@ pub(crate) async fn remove_tree(path: PathBuf) -> Result<bool, ArtifactError> {
 }
 
 fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, ArtifactError> {
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    check_output(output)?;
     let nonce = nonce();
     let staging = root.join(format!(".incoming-{hash}-{nonce}"));
     if std::fs::rename(output, &staging).is_err() {
@@ -148,14 +207,6 @@ fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, A
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     std::fs::create_dir(to).map_err(io_error("create", to))?;
     for entry in std::fs::read_dir(from).map_err(io_error("list", from))? {
         let entry = entry.map_err(io_error("list", from))?;
@@ -171,6 +222,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
         }
     }
     Ok(())
+}
+
+/// Wraps an I/O error on `path` while doing `action`.
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArtifactError {
+    let path = path.to_owned();
+    move |source| ArtifactError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// A random 16-hex-digit nonce for staging names.
@@ -212,6 +273,34 @@ mod tests {
         ] {
             assert_eq!(artifacts.resolve(bad), None, "{bad}");
         }
+    }
+
+    /// Issue 20, item 4: build output holding a symbolic link (to a file outside, or to a
+    /// directory) is refused, on the rename path and on the copy path alike; nothing reaches the
+    /// store.
+    #[tokio::test]
+    async fn publish_refuses_output_with_symbolic_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::open(&dir.path().join("store")).unwrap();
+        let hash: RequestHash = "cd".repeat(32).parse().unwrap();
+        for link in ["image.bin", "sub/profiles.json", "sub"] {
+            let output = dir.path().join("work/out");
+            let _ = std::fs::remove_dir_all(&output);
+            std::fs::create_dir_all(output.join("sub")).unwrap();
+            std::fs::write(output.join("real.bin"), "real").unwrap();
+            let at = output.join(link);
+            let _ = std::fs::remove_dir_all(&at);
+            std::os::unix::fs::symlink("/etc/passwd", &at).unwrap();
+            let error = artifacts.publish(&output, &hash).await.unwrap_err();
+            assert!(
+                matches!(&error, ArtifactError::NotRegular { path } if path.ends_with(link)),
+                "{link}: {error:?}"
+            );
+            let names: Vec<_> = std::fs::read_dir(artifacts.root()).unwrap().collect();
+            assert!(names.is_empty(), "{link}: {names:?}");
+        }
+        let error = check_output(Path::new("/nonexistent-attendant-output")).unwrap_err();
+        assert!(matches!(error, ArtifactError::Io { .. }), "{error:?}");
     }
 
     #[tokio::test]

@@ -30,9 +30,10 @@ use sha2::{Digest, Sha256};
 
 use crate::metadata::MetadataError;
 use crate::state::{AppState, now};
+use crate::stats;
 use crate::store::{
-    EmbeddedFile, JobSpec, MAX_EMBEDDED_FILE_BYTES, MAX_EMBEDDED_FILES, NewJob, StoreError,
-    Submission,
+    EmbeddedFile, EventOutcome, JobSpec, MAX_EMBEDDED_FILE_BYTES, MAX_EMBEDDED_FILES, NewJob,
+    StoreError, Submission,
 };
 use crate::view::BuildView;
 
@@ -74,19 +75,25 @@ pub enum BuildError {
     },
 }
 
-/// Submits a build request body; returns the job's current view.
-pub async fn submit(state: &AppState, body: &[u8]) -> Result<Arc<BuildView>, BuildError> {
-    submit_job(state, body, Vec::new())
+/// Submits a build request body; returns the job's current view. `user_agent` names the client
+/// in the statistics when the request does not.
+pub async fn submit(
+    state: &AppState,
+    body: &[u8],
+    user_agent: Option<&str>,
+) -> Result<Arc<BuildView>, BuildError> {
+    submit_job(state, body, user_agent, Vec::new())
         .await
         .map(|(_, view)| view)
 }
 
 /// Submits a build request body whose image also carries `files` (a channel build's stamp);
 /// returns the request hash and the job's current view. The same checks, de-duplication,
-/// queue limit and workers as every build.
+/// queue limit, statistics and workers as every build.
 pub async fn submit_job(
     state: &AppState,
     body: &[u8],
+    user_agent: Option<&str>,
     files: Vec<EmbeddedFile>,
 ) -> Result<(RequestHash, Arc<BuildView>), BuildError> {
     let request = parse_build_request(body, &state.limits)?;
@@ -95,11 +102,21 @@ pub async fn submit_job(
     spec.files = files;
     let hash = job_hash(&spec);
     let now = now();
-    if let Some(view) = state.results.get(&hash, now) {
+    let event = |outcome| stats::event(&spec.request, user_agent, outcome, now);
+    stats::record(&state.store, event(EventOutcome::Request));
+    let cached = match state.results.get(&hash, now) {
+        Some(view) => Some(view),
+        None => state
+            .store
+            .job(&hash, now)
+            .await?
+            .map(|job| remember(state, &job)),
+    };
+    if let Some(view) = cached {
+        if view.status == 200 {
+            stats::record(&state.store, event(EventOutcome::CacheHit));
+        }
         return Ok((hash, view));
-    }
-    if let Some(job) = state.store.job(&hash, now).await? {
-        return Ok((hash, remember(state, &job)));
     }
     check_packages(state, &spec).await?;
     let new = NewJob {
@@ -121,7 +138,7 @@ pub async fn submit_job(
 }
 
 /// Domain separation tag of the embedded files appended to the request encoding.
-const EMBEDDED_FILES_DOMAIN: &str = "attendant-embedded-files-v1";
+pub const EMBEDDED_FILES_DOMAIN: &str = "attendant-embedded-files-v1";
 
 /// The request hash of a job: [`request_hash`] of the canonical request, or, when the job
 /// embeds files, SHA-256 of the canonical encoding followed by [`EMBEDDED_FILES_DOMAIN`], the

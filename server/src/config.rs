@@ -357,6 +357,10 @@ pub struct Config {
     pub job_lease: Duration,
     /// Attempts after which a job that keeps failing for infrastructure reasons fails for good.
     pub max_attempts: u32,
+    /// Wait before the first retry of a job that failed for infrastructure reasons (upstream
+    /// unreachable, a full disk, a mirror caught mid-sync); doubled per attempt up to 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
     /// Lifetime of cached upstream `.versions.json` (other metadata is immutable per version).
     #[serde(with = "humantime_serde")]
     pub metadata_ttl: Duration,
@@ -369,6 +373,16 @@ pub struct Config {
     /// Time in-flight requests and jobs get to finish on shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Time a client has to send a request head (request line and headers) whole, counted from
+    /// when the server waits for one; also ends keep-alive connections with no next request.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections at most; more are answered `503` with `Retry-After` and closed.
+    /// Keep it well below the process's file descriptor limit (`ulimit -n`).
+    pub max_connections: usize,
     /// Disk budget of the unpacked ImageBuilder cache in bytes (least recently used evicted).
     pub imagebuilder_cache_bytes: u64,
     /// Largest ImageBuilder archive downloaded, in bytes.
@@ -381,6 +395,10 @@ pub struct Config {
     pub signing_key: Option<PathBuf>,
     /// URL prefixes extra package repositories must match (empty: none allowed).
     pub repository_allow_list: Vec<String>,
+    /// Web origins whose pages may call the API from the browser (the firmware selector,
+    /// luci-app-attendedsysupgrade in a router's web page): `["*"]` (the default) allows any,
+    /// `[]` sends no CORS headers, else `scheme://host[:port]` entries.
+    pub cors_allowed_origins: Vec<String>,
     /// Release branches offered.
     pub branches: BTreeMap<String, BranchConfig>,
     /// Request size limits.
@@ -417,16 +435,21 @@ impl Default for Config {
             job_timeout: Duration::from_secs(600),
             job_lease: Duration::from_secs(60),
             max_attempts: 5,
+            retry_backoff: Duration::from_secs(5),
             metadata_ttl: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
             gc_interval: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
             imagebuilder_cache_bytes: 20 * 1024 * 1024 * 1024,
             download_limit_bytes: 2 * 1024 * 1024 * 1024,
             output_cap_bytes: 1024 * 1024,
             trusted_keys: Vec::new(),
             signing_key: None,
             repository_allow_list: Vec::new(),
+            cors_allowed_origins: vec!["*".to_owned()],
             branches: default_branches(),
             limits: Limits::default(),
             channels: ChannelsConfig::default(),
@@ -544,6 +567,23 @@ impl Config {
                 rule: "must be at least 1".to_owned(),
             });
         }
+        for (key, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Rule {
+                    key,
+                    rule: "must be longer than `0s`".to_owned(),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Rule {
+                key: "max_connections",
+                rule: "must be at least 1".to_owned(),
+            });
+        }
         if self.database.is_some() && self.database_url.is_some() {
             return Err(ConfigError::Rule {
                 key: "database",
@@ -570,6 +610,28 @@ impl Config {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
                 rule: "must name a mirror URL or a directory".to_owned(),
+            });
+        }
+        for origin in &self.cors_allowed_origins {
+            crate::http::cors::check_origin(origin).map_err(|error| ConfigError::Rule {
+                key: "cors_allowed_origins",
+                rule: error.to_string(),
+            })?;
+        }
+        if !self.channels.public_url.is_empty()
+            && let Err(rule) =
+                attendant_proto::channel::field::server_url(&self.channels.public_url)
+        {
+            return Err(ConfigError::Rule {
+                key: "channels.public_url",
+                rule: format!(
+                    "is `{}`; {rule}",
+                    self.channels
+                        .public_url
+                        .chars()
+                        .take(100)
+                        .collect::<String>()
+                ),
             });
         }
         self.channels.check()?;
@@ -878,16 +940,21 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "job_timeout",
     "job_lease",
     "max_attempts",
+    "retry_backoff",
     "metadata_ttl",
     "orphan_grace",
     "gc_interval",
     "shutdown_timeout",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
     "imagebuilder_cache_bytes",
     "download_limit_bytes",
     "output_cap_bytes",
     "trusted_keys",
     "signing_key",
     "repository_allow_list",
+    "cors_allowed_origins",
 ];
 
 fn env_value(raw: &str) -> toml::Value {
@@ -1075,6 +1142,31 @@ mod tests {
         assert_eq!(config.max_pending_jobs, 200);
         assert!(!config.allow_defaults);
         assert_eq!(config.branches.len(), 6);
+        assert_eq!(config.cors_allowed_origins, ["*"]);
+    }
+
+    #[test]
+    fn cors_origins_are_checked_when_loaded() {
+        let config = Config::from_sources(
+            r#"cors_allowed_origins = ["https://firmware-selector.openwrt.org", "http://[fd00::1]:8080"]"#,
+            Path::new("x.toml"),
+            [],
+        )
+        .unwrap();
+        assert_eq!(config.cors_allowed_origins.len(), 2);
+        for bad in [
+            "https://example.org/",
+            "example.org",
+            "https://a b",
+            "https://",
+        ] {
+            let text = format!("cors_allowed_origins = [{bad:?}]");
+            let error = Config::from_sources(&text, Path::new("x.toml"), []).unwrap_err();
+            assert!(
+                error.to_string().contains("cors_allowed_origins"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]
@@ -1157,6 +1249,12 @@ mod tests {
         let bad = "[[admin_tokens]]\nname = \"ops\"\nsha256 = \"ABC\"\n";
         let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
         assert!(error.to_string().contains("`admin_tokens`"), "{error}");
+        let bad = "[channels]\npublic_url = \"upgrade.example.org\"\n";
+        let error = Config::from_sources(bad, Path::new("t.toml"), env(&[])).unwrap_err();
+        assert!(
+            error.to_string().contains("`channels.public_url`"),
+            "{error}"
+        );
         let default = Config::default();
         assert_eq!(default.channels_path(), PathBuf::from("./data/channels"));
         assert_eq!(default.public_url(), "http://127.0.0.1:8000");

@@ -8,7 +8,8 @@
 //! 2. walk the store: a `<hash>` directory without a row, or a staging entry (`.incoming-*`,
 //!    `.old-*`), older than the grace period is deleted. The grace period covers a build
 //!    that is being moved into place while its row exists but the walk saw the directory
-//!    first, and a worker on another host whose row was just written.
+//!    first, and a worker on another host whose row was just written;
+//! 3. delete statistics rows older than [`crate::stats::RETENTION`].
 //!
 //! [`plan`] finds the same things without deleting anything (`gc --dry-run`), and
 //! [`Collection::render`] lists them with their files.
@@ -33,6 +34,8 @@ pub struct GcReport {
     pub expired_dirs: u64,
     /// Unreferenced directories and staging leftovers deleted.
     pub orphans: u64,
+    /// Statistics rows older than the retention period deleted.
+    pub stats_rows: u64,
 }
 
 /// Why a collection pass stopped.
@@ -117,6 +120,8 @@ pub async fn collect(
             report.orphans = report.orphans.saturating_add(1);
         }
     }
+    let retention = i64::try_from(crate::stats::RETENTION.as_millis()).unwrap_or(i64::MAX);
+    report.stats_rows = store.prune_stats(now.saturating_sub(retention)).await?;
     Ok(report)
 }
 
@@ -248,7 +253,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{NewJob, SqliteStore, Submission, test_spec};
+    use crate::store::{
+        EventKey, EventOutcome, EventQuery, NewJob, SqliteStore, Submission, test_spec,
+    };
 
     fn hash(n: u8) -> RequestHash {
         RequestHash([n; 32])
@@ -302,7 +309,8 @@ mod tests {
             GcReport {
                 expired_jobs: 1,
                 expired_dirs: 1,
-                orphans: 0
+                orphans: 0,
+                stats_rows: 0
             }
         );
         assert!(!artifacts.job_dir(&hash(1)).exists());
@@ -390,8 +398,37 @@ mod tests {
             GcReport {
                 expired_jobs: 1,
                 expired_dirs: 1,
-                orphans: 2
+                orphans: 2,
+                stats_rows: 0
             }
         );
+    }
+
+    #[tokio::test]
+    async fn statistics_past_the_retention_period_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, artifacts) = fixture(dir.path()).await;
+        let retention = i64::try_from(crate::stats::RETENTION.as_millis()).unwrap();
+        let now = retention + 1000;
+        let request = test_spec(1).request;
+        for at in [999, 1000, 1001] {
+            let event = crate::stats::event(&request, None, EventOutcome::Request, at);
+            store.record_event(&event).await.unwrap();
+        }
+        let report = collect(&*store, &artifacts, now, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(report.stats_rows, 1, "only the event older than 90 days");
+        let left = store
+            .event_counts(EventQuery {
+                since: 0,
+                bucket_ms: i64::MAX,
+                key: EventKey::Outcome,
+                outcome: None,
+                version_prefix: String::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.iter().map(|c| c.count).sum::<u64>(), 2);
     }
 }

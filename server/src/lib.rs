@@ -22,6 +22,9 @@
 //! | [`signing`] | usign keys and image signatures |
 //! | [`artifacts`] | the store of built images, one directory per request hash |
 //! | [`gc`] | garbage collection of expired results and unreferenced store entries |
+//! | [`channels`] | release channels: the tree, its operations, store, builds, image pool |
+//! | [`stats`] | build statistics (ASU's endpoints) and download counts, kept in the store's database |
+//! | [`metrics`] | this process's counters in Prometheus' text format (`/metrics`) |
 //! | [`metadata`] | upstream metadata (`.versions.json`, `profiles.json`, indexes), cached |
 //! | `atomic` | the one writer of files that must survive a crash whole |
 //!
@@ -42,10 +45,12 @@ pub mod gc;
 pub mod http;
 pub mod imagebuilder;
 pub mod metadata;
+pub mod metrics;
 pub mod process;
 pub mod service;
 pub mod signing;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod view;
 pub mod worker;

@@ -7,21 +7,24 @@
 //! - clears the environment and sets only `PATH` ([`CHILD_PATH`]), `HOME` and `TMPDIR` (both the
 //!   working directory), `LC_ALL=C` (the error texts we parse are English), then the caller's
 //!   variables;
-//! - gives the child `/dev/null` as stdin and starts it in a process group of its own;
+//! - gives the child `/dev/null` as stdin and starts it in a process group of its own, under
+//!   `setpriv --pdeathsig TERM` and `timeout` where installed, so that the whole group stops
+//!   when the server dies, even by `SIGKILL`;
 //! - reads stdout and stderr concurrently, so neither pipe can fill up and deadlock the child;
 //! - keeps at most [`Invocation::output_cap`] bytes of each stream: the first half and the last
 //!   half of what was written, with a line `[attendant: N bytes omitted]` between them, so both
 //!   the start of a build log and the final error survive;
 //! - on the wall-clock limit, kills the whole process group (`make` and everything it started)
 //!   with `SIGKILL`; after a normal exit it kills the group too, so a stray background process
-//!   cannot hold the pipes open or outlive the build.
+//!   cannot hold the pipes open or outlive the build; and so does dropping the future of
+//!   [`run`] (an aborted worker).
 
 use std::{
     collections::VecDeque,
     fmt, io,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -38,6 +41,10 @@ pub const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How long the output readers may take to finish after the process group was killed; a
 /// process that escaped the group (`setsid`) could otherwise hold a pipe open for ever.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// How much longer than our own limit the `timeout` supervisor allows, and how long it waits
+/// after `SIGTERM` before `SIGKILL` (see `supervisors`).
+const SUPERVISOR_SLACK: Duration = Duration::from_secs(5);
 
 /// Read size for the output pipes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -149,7 +156,28 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
         timeout,
         output_cap,
     } = invocation;
-    let mut command = Command::new(&program);
+    let executable = find_program(&program).ok_or_else(|| RunError::Spawn {
+        program: program.clone(),
+        source: io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("not found in `{CHILD_PATH}`"),
+        ),
+    })?;
+    let mut command = match supervisors() {
+        Some((setpriv, timeout_program)) => {
+            // Outlasts our own limit, which kills the group first and reports the timeout.
+            let limit = timeout.saturating_add(SUPERVISOR_SLACK);
+            let mut command = Command::new(setpriv);
+            command
+                .args(["--pdeathsig", "TERM", "--"])
+                .arg(timeout_program)
+                .arg(format!("--kill-after={}s", SUPERVISOR_SLACK.as_secs()))
+                .arg(format!("{}s", limit.as_secs().max(1)))
+                .arg(&executable);
+            command
+        }
+        None => Command::new(&executable),
+    };
     command
         .args(&args)
         .current_dir(&cwd)
@@ -170,6 +198,9 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
     })?;
     // The child leads its own process group, so its pid is the group id.
     let group = child.id();
+    // Should this future be dropped (the worker aborted at the shutdown deadline, its lease
+    // lost), the whole group dies with it, not only `make`.
+    let mut guard = GroupGuard(group);
 
     let stdout = Arc::new(Mutex::new(Capture::new(output_cap)));
     let stderr = Arc::new(Mutex::new(Capture::new(output_cap)));
@@ -185,7 +216,7 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
     ];
 
     let waited = tokio::time::timeout(timeout, child.wait()).await;
-    if let Some(group) = group {
+    if let Some(group) = guard.0.take() {
         kill_process_group(group);
     }
     let status = match waited {
@@ -228,6 +259,71 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
             output,
         }),
     }
+}
+
+/// Kills the process group it names when dropped, unless it was emptied first.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            kill_process_group(group);
+        }
+    }
+}
+
+/// `program` itself if it is a path, else the first executable file of that name in
+/// [`CHILD_PATH`]. Looked up here rather than by the child so that a missing program stays a
+/// [`RunError::Spawn`] when `setpriv` starts it.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    CHILD_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// The supervisors every command runs under where both are installed, so that no build
+/// outlives a server killed with `SIGKILL` (which no handler of ours can see):
+///
+/// * util-linux's `setpriv --pdeathsig TERM` sets the parent-death signal
+///   (`PR_SET_PDEATHSIG`, <https://man7.org/linux/man-pages/man2/pr_set_pdeathsig.2const.html>)
+///   and executes
+/// * coreutils' `timeout`, which on `SIGTERM` sends `SIGTERM` to its whole process group and
+///   `SIGKILL` [`SUPERVISOR_SLACK`] later
+///   (<https://www.gnu.org/software/coreutils/manual/html_node/timeout-invocation.html>), and
+///   runs the program.
+///
+/// `make` alone is not enough: it passes `SIGTERM` on to its direct children, but the shells
+/// of its recipes do not, and a sub-`make` below a shell kept running in tests. Without the
+/// two (not Linux, a minimal image) the sweep of dead attempts at the next start kills what is
+/// left (`worker/attempts.rs`).
+///
+/// The parent-death signal is tied to the thread that started the child; ours are the
+/// runtime's worker threads, which live as long as the server.
+fn supervisors() -> Option<(&'static Path, &'static Path)> {
+    static FOUND: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let found = find_program("setpriv").zip(find_program("timeout"));
+            if found.is_none() {
+                tracing::warn!(
+                    "`setpriv` (util-linux) or `timeout` (coreutils) is not installed: build \
+                     processes of a server killed by SIGKILL run on until the next start"
+                );
+            }
+            found
+        })
+        .as_ref()
+        .map(|(setpriv, timeout)| (setpriv.as_path(), timeout.as_path()))
 }
 
 /// Send `SIGKILL` to every process in the group `group` (`killpg(2)`), so `make`'s children die

@@ -2,9 +2,9 @@
 //!
 //! [`Service::open`] builds the pieces in dependency order — store ([`open_store`]:
 //! SQLite, or PostgreSQL when `database_url` is set), artifacts, metadata client, ImageBuilder
-//! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled, then stops
-//! accepting connections, lets requests and builds finish within `shutdown_timeout`, and
-//! returns. [`spawn`] does both on a background task, for tests
+//! cache, keys — and [`Service::run`] serves until the shutdown token is cancelled (HTTP
+//! connections with their timeouts and cap: `http/connections.rs`), then stops accepting
+//! connections, lets requests and builds finish within `shutdown_timeout`, and returns. [`spawn`] does both on a background task, for tests
 //! and `demo`.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use crate::artifacts::Artifacts;
 use crate::channels::keys::MetadataSigner;
 use crate::channels::schedule::{Publisher, SharedPublisher, run_importer};
 use crate::config::{Config, UpstreamLocation};
+use crate::http::connections::{self, ConnectionLimits};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
 use crate::signing::load_secret_key;
@@ -64,12 +65,7 @@ impl Service {
         let metadata = Arc::new(Metadata::new(&location, http.clone(), config.metadata_ttl));
         let mut keyring = Keyring::new();
         for path in &config.trusted_keys {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read trusted key `{}`", path.display()))?;
-            let key = PublicKey::parse(&bytes).with_context(|| {
-                format!("trusted key `{}` is not a usign public key", path.display())
-            })?;
-            keyring.add(key);
+            keyring.add(read_trusted_key(path)?);
         }
         let upstream = match &location {
             UpstreamLocation::Http(url) => url.parse::<Upstream>()?,
@@ -104,7 +100,11 @@ impl Service {
             signing_key,
             wakeup: state.wakeup.clone(),
             builds_started: Arc::new(AtomicU64::new(0)),
+            metrics: state.metrics.clone(),
         };
+        state
+            .metrics
+            .watch_imagebuilders((*workers.imagebuilders).clone());
         Ok(Self {
             state,
             workers,
@@ -132,25 +132,16 @@ impl Service {
             .signing_key
             .clone()
             .map(|key| tokio::spawn(run_importer(self.state.clone(), key, shutdown.clone())));
-        let graceful = shutdown.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            graceful.cancelled().await;
-        });
+        let limits = ConnectionLimits::of(&self.state.config);
         let deadline = self.state.config.shutdown_timeout;
-        let served = tokio::select! {
-            served = server => served.context("the HTTP server failed"),
-            () = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
-                tracing::warn!("requests still open at the shutdown deadline");
-                Ok(())
-            }
-        };
+        connections::serve(listener, app, limits, shutdown, deadline).await;
         gc_task.abort();
         for task in [channels_task, import_task].into_iter().flatten() {
             task.abort();
         }
         // The workers drain within the same deadline on their own.
         let _ = worker_task.await;
-        served
+        Ok(())
     }
 }
 
@@ -229,4 +220,12 @@ fn absolute_upstream(location: UpstreamLocation) -> anyhow::Result<UpstreamLocat
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve `{}`", path.display()))
+}
+
+/// Reads one of `trusted_keys`: a usign public key file.
+pub fn read_trusted_key(path: &std::path::Path) -> anyhow::Result<PublicKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read trusted key `{}`", path.display()))?;
+    PublicKey::parse(&bytes)
+        .with_context(|| format!("trusted key `{}` is not a usign public key", path.display()))
 }

@@ -9,6 +9,8 @@ use crate::artifacts::Artifacts;
 use crate::channels::apply::{Publisher, no_publisher};
 use crate::config::Config;
 use crate::metadata::Metadata;
+use crate::metrics::Metrics;
+use crate::stats::DownloadCounter;
 use crate::store::{Store, UnixMillis};
 use crate::view::ResultCache;
 
@@ -37,6 +39,10 @@ pub struct AppState {
     /// Renders the channel tree after each committed channel change (a no-op until the
     /// publisher is plugged in).
     pub publisher: Arc<dyn Publisher>,
+    /// This process's counters, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Image downloads not yet written to the store.
+    pub downloads: Arc<DownloadCounter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -75,6 +81,8 @@ impl AppState {
             signing_key: None,
             wakeup: Arc::new(tokio::sync::Notify::new()),
             publisher: no_publisher(),
+            metrics: Arc::new(Metrics::default()),
+            downloads: Arc::new(DownloadCounter::default()),
         }
     }
 }

@@ -40,9 +40,10 @@ impl BuildView {
         match job.state {
             JobState::Queued => {
                 let position = job.queue_position.unwrap_or(0);
+                let detail = queued_detail(job);
                 let body = BuildStatusBody {
                     queue_position: Some(position),
-                    ..status_body(job, 202, "queued")
+                    ..status_body(job, 202, &detail)
                 };
                 Self::json(ImagebuilderStatus::Queued, position, &body)
             }
@@ -88,6 +89,21 @@ impl BuildView {
             // Strings, numbers and maps of strings: serialising them cannot fail.
             body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
         }
+    }
+}
+
+/// ASU's `queued`, and for a job waiting to be tried again after an infrastructure failure
+/// (the upstream unreachable, a full disk) why and until when, so that whoever polls sees more
+/// than a queue that does not move. Clients tell the states apart by `status`, the headers and
+/// `queue_position`, never by this text.
+fn queued_detail(job: &Job) -> String {
+    match &job.last_error {
+        Some(error) if job.attempt > 0 => format!(
+            "queued: attempt {} failed: {error}; next attempt not before {}",
+            job.attempt,
+            iso_time(job.run_after)
+        ),
+        _ => "queued".to_owned(),
     }
 }
 
@@ -189,6 +205,7 @@ mod tests {
             result: Some(r#"{"status": 200}"#.to_owned()),
             failure: None,
             last_error: None,
+            run_after: 1_777_629_600_123,
         }
     }
 
@@ -220,6 +237,20 @@ mod tests {
         assert_eq!(body["queue_position"], 3);
         assert_eq!(body["request"]["version"], "24.10.5");
         assert_eq!(body["enqueued_at"], "2026-05-01T10:00:00.123000+00:00");
+    }
+
+    #[test]
+    fn queued_job_waiting_for_a_retry_says_why_and_until_when() {
+        let mut queued = job(JobState::Queued);
+        queued.last_error = Some("the disk is full".to_owned());
+        queued.run_after = 1_777_629_605_123;
+        let view = BuildView::of(&queued);
+        assert_eq!((view.status, view.queue_position), (202, 3));
+        assert_eq!(
+            body(&view)["detail"],
+            "queued: attempt 1 failed: the disk is full; next attempt not before \
+             2026-05-01T10:00:05.123000+00:00"
+        );
     }
 
     #[test]

@@ -22,17 +22,28 @@
 //!    `done`.
 //!
 //! Failures are classified where they happen: infrastructure trouble (upstream unreachable,
-//! mirror 5xx, `make` missing) puts the job back in the queue with back-off and is not cached;
-//! a build failure is cached for `build_failure_ttl`. A worker that dies holds its lease until
+//! mirror 5xx, an ImageBuilder archive whose checksum does not match yet because the mirror is
+//! mid-sync, a full disk while downloading, unpacking, building or publishing, `make` missing)
+//! puts the job back in the queue, not to be claimed before `retry_backoff` (doubled per
+//! attempt) has passed, with the reason in its `last_error`, the log and the status answer's
+//! `detail`; it is not cached. Only after `max_attempts` does it fail, cached for
+//! [`GAVE_UP_TTL`] only. A build failure (the request's fault) is cached for
+//! `build_failure_ttl`. A worker that dies holds its lease until
 //! it expires, then the reaper ([`reap`]) re-queues the job and another worker builds it again.
 //!
 //! ImageBuilders are not made for parallel builds in one tree, so builds in the same unpacked
 //! ImageBuilder take an exclusive file lock (`.attendant-build.lock`) for the `make` steps;
 //! builds of different ImageBuilders run in parallel.
 //!
+//! Each attempt builds in a work directory of its own (`worker/attempts.rs`), locked while the
+//! attempt lives; `make` runs in a process group of its own that gets `SIGTERM` when the worker
+//! dies ([`crate::process`]), and the reaper's pass deletes the directories of dead attempts and
+//! kills anything of theirs still running, found by [`ATTEMPT_ENV`] in its environment.
+//!
 //! This module runs the workers, the heartbeat, the reaper and records outcomes; steps 2–7 are
 //! in `worker/steps.rs`, and [`WorkerContext`] in `worker/context.rs`.
 
+mod attempts;
 mod context;
 mod steps;
 
@@ -41,17 +52,19 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use self::attempts::{ATTEMPT_ENV, Swept, sweep};
 pub use self::context::WorkerContext;
+pub(crate) use self::steps::IMAGEBUILDER_KEY;
 use self::steps::{Outcome, build};
 use crate::config::Config;
+use crate::metrics::BuildOutcome;
 use crate::state::now;
-use crate::store::{Claim, Failure, JobSpec, StoreError, UnixMillis};
+use crate::stats;
+use crate::store::{Claim, EventOutcome, Failure, JobSpec, StoreError, UnixMillis};
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// First retry back-off; doubled per attempt up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-/// Longest retry back-off.
+/// Longest retry back-off (the first is `retry_backoff`, doubled per attempt).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long an infrastructure failure that exhausted its attempts stays cached (short: the
 /// next request should try again, not replay an outage).
@@ -107,6 +120,7 @@ pub async fn reap(context: &WorkerContext) -> Result<crate::store::Reaped, Store
 async fn reaper_loop(context: WorkerContext, shutdown: CancellationToken) {
     let interval = context.config.job_lease / 2;
     loop {
+        sweep_dead_attempts(&context).await;
         match reap(&context).await {
             Ok(reaped) if reaped.requeued > 0 || reaped.failed > 0 => {
                 tracing::warn!(
@@ -125,12 +139,31 @@ async fn reaper_loop(context: WorkerContext, shutdown: CancellationToken) {
     }
 }
 
+/// Deletes dead attempts' work directories (their worker died: kill -9, a crash) and kills
+/// what is left of their processes; runs at start-up and with every reaper pass.
+async fn sweep_dead_attempts(context: &WorkerContext) {
+    let root = context.config.work_path();
+    match tokio::task::spawn_blocking(move || sweep(&root)).await {
+        Ok(Ok(swept)) if swept != Swept::default() => {
+            tracing::warn!(
+                directories = swept.directories,
+                processes = swept.processes,
+                "removed the work of dead build attempts"
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(error = %error, "cannot sweep the work directory"),
+        Err(join) => tracing::error!(error = %join, "the work directory sweep failed"),
+    }
+}
+
 async fn worker_loop(
     context: WorkerContext,
     name: String,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
 ) {
+    let _alive = context.metrics.worker_alive();
     while !shutdown.is_cancelled() {
         let lease_until = now().saturating_add(millis(context.config.job_lease));
         match context.store.claim(&name, now(), lease_until).await {
@@ -202,6 +235,11 @@ async fn record(
                 )
                 .await?;
             tracing::info!(elapsed_ms = elapsed.as_millis(), "build done");
+            let mut event = stats::event(&claim.request.request, None, EventOutcome::Success, now);
+            event.packages = attendant_proto::api::normalized_packages(&claim.request.request);
+            event.duration_ms = i64::try_from(elapsed.as_millis()).ok();
+            stats::record(store, event);
+            context.metrics.observe_build(BuildOutcome::Success);
         }
         Outcome::Failed(failure) => {
             tracing::info!(detail = %failure.detail, "build failed");
@@ -209,6 +247,7 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) if claim.attempt >= config.max_attempts => {
             tracing::warn!(reason = %reason, "giving up after the last attempt");
@@ -220,10 +259,17 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
+            record_failure(context, claim, &failure, now);
         }
         Outcome::Retry(reason) => {
-            let backoff = backoff(claim.attempt);
-            tracing::warn!(reason = %reason, retry_in_s = backoff.as_secs(), "build will be retried");
+            let backoff = backoff(config.retry_backoff, claim.attempt);
+            context.metrics.observe_build(BuildOutcome::Retry);
+            tracing::warn!(
+                reason = %reason,
+                retry_in_ms = backoff.as_millis(),
+                attempts_left = config.max_attempts.saturating_sub(claim.attempt),
+                "infrastructure failure, the build will be retried"
+            );
             store
                 .retry(
                     hash,
@@ -237,11 +283,19 @@ async fn record(
     Ok(())
 }
 
-fn backoff(attempt: u32) -> Duration {
+/// A failure that was stored: in the statistics (anonymised) and this process's metrics.
+fn record_failure(context: &WorkerContext, claim: &Claim, failure: &Failure, now: UnixMillis) {
+    let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
+    event.detail = Some(stats::anonymise(&failure.detail));
+    stats::record(&context.store, event);
+    context.metrics.observe_build(BuildOutcome::Failure);
+}
+
+fn backoff(first: Duration, attempt: u32) -> Duration {
     let factor = 1u32
         .checked_shl(attempt.saturating_sub(1))
         .unwrap_or(u32::MAX);
-    FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+    first.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 /// How long a result is cached, as ASU decides it: defaults → `build_defaults_ttl`,
@@ -297,10 +351,11 @@ mod tests {
 
     #[test]
     fn back_off_doubles_up_to_the_cap() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(4), Duration::from_secs(40));
-        assert_eq!(backoff(30), MAX_BACKOFF);
+        let first = Config::default().retry_backoff;
+        assert_eq!(backoff(first, 1), Duration::from_secs(5));
+        assert_eq!(backoff(first, 2), Duration::from_secs(10));
+        assert_eq!(backoff(first, 4), Duration::from_secs(40));
+        assert_eq!(backoff(first, 30), MAX_BACKOFF);
     }
 
     #[test]

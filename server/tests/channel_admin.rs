@@ -37,10 +37,11 @@ fn mirror() -> MirrorInfo {
 }
 
 struct Admin {
+    mirror: MirrorInfo,
     running: Running,
     base: String,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Admin {
@@ -65,10 +66,11 @@ impl Admin {
         )];
         let running = spawn(config).await.unwrap();
         Self {
+            mirror,
             base: format!("http://{}", running.addr),
             running,
             client: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -406,5 +408,69 @@ async fn every_operation_over_http_with_refusals_and_audit() {
         page[0]["id"].as_i64().unwrap(),
         entries[1]["id"].as_i64().unwrap()
     );
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn import_uploads_a_prebuilt_image() {
+    let admin = Admin::start().await;
+    admin
+        .ok("channels/create", &json!({"name": "stable"}))
+        .await;
+    admin
+        .ok(
+            "channels/device/add",
+            &json!({"name": "stable", "device": DEVICE}),
+        )
+        .await;
+    let dir = admin.mirror.target_dir("24.10.5", "ath79/generic");
+    let upload = |profile: &str| {
+        let name = format!("openwrt-24.10.5-ath79-generic-{profile}-squashfs-sysupgrade.bin");
+        let bytes = std::fs::read(dir.join(&name)).unwrap();
+        let url = format!(
+            "{}/api/v1/admin/channels/import?name=stable&device={DEVICE}&version=24.10.5&filename={name}",
+            admin.base
+        );
+        (url, bytes)
+    };
+    let (url, bytes) = upload("tplink_archer-c7-v5");
+    let response = admin
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["operation"], "build");
+    let (_, device) = admin
+        .get(&format!("channels/images?channel=stable&device={DEVICE}"))
+        .await;
+    let image = &device["builds"][0]["images"][0];
+    assert_eq!(image["size"], bytes.len());
+    assert_eq!(image["sha256"], hex::encode(Sha256::digest(&bytes)));
+    assert!(
+        device["builds"][0]["source"]["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("upload by ops: ")
+    );
+
+    // An image for another device is refused, and leaves nothing behind.
+    let (url, bytes) = upload("tplink_archer-c7-v2");
+    let response = admin
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(admin.builds("stable").await, [1]);
+    let uploads = admin.dir.path().join("data/channels/.uploads");
+    assert_eq!(std::fs::read_dir(uploads).unwrap().count(), 0);
     admin.stop().await;
 }

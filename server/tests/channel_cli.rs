@@ -338,6 +338,10 @@ fn phase_tag_copy_and_remove_build() {
     assert_eq!(env.ok(&["phase", "stable", DEVICE, "2"]), "100\n");
     env.ok(&["phase", "stable", DEVICE, "2", "25"]);
     assert_eq!(env.ok(&["phase", "stable", DEVICE, "2"]), "25\n");
+    assert_eq!(
+        env.json(&["phase", "stable", DEVICE, "2", "--json"])["phased_percentage"],
+        25
+    );
     let refused = env.refused(&["phase", "stable", DEVICE, "1", "50"]);
     assert!(
         refused.contains("is not the latest (the latest is 2)"),
@@ -514,4 +518,34 @@ fn build_waits_and_the_image_carries_its_stamp() {
     ]);
     let device = env.json(&["images", "stable", DEVICE, "--json"]);
     assert_eq!(device["builds"][1]["state"]["state"], "pending");
+}
+
+/// Operators racing on one device: every import commits (the loser of a revision check
+/// retries on a fresh tree) and the numbers are distinct and gap-free.
+#[test]
+fn concurrent_commands_get_distinct_build_numbers() {
+    let env = Env::new();
+    stable_with_device(&env);
+    let image = env.image("24.10.5", "tplink_archer-c7-v5", "sysupgrade");
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+                .arg("--config")
+                .arg(&env.config)
+                .args(["channel", "build", "stable", DEVICE, "--file"])
+                .arg(&image)
+                .args(["--version", "24.10.5"])
+                .env_remove("ATTENDANT_CONFIG")
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    assert_eq!(env.builds("stable"), [1, 2, 3, 4, 5]);
 }

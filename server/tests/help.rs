@@ -9,7 +9,16 @@
 use std::process::{Command, Output, Stdio};
 
 /// The subcommands, as `attendant-server --help` lists them ("" is the top level).
-const COMMANDS: [&str; 7] = ["", "serve", "worker", "keygen", "keys", "gc", "channel"];
+const COMMANDS: [&str; 8] = [
+    "",
+    "serve",
+    "worker",
+    "keygen",
+    "keys",
+    "gc",
+    "check-config",
+    "channel",
+];
 
 /// Runs `attendant-server` with `args`, as a user would, without the environment variables that
 /// change help (`ATTENDANT_CONFIG` is shown in it; `CLICOLOR_FORCE` would colour it).

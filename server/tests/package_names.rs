@@ -6,6 +6,13 @@
 //! touch the shared `e2e` module list.
 
 #[cfg(test)]
+#[path = "e2e/fixture.rs"]
+#[expect(
+    dead_code,
+    reason = "the harness's own module; `free_port` is not used here"
+)]
+mod fixture;
+#[cfg(test)]
 #[path = "e2e/support.rs"]
 #[expect(
     dead_code,

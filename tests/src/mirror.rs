@@ -6,6 +6,8 @@
 //! ```text
 //! .versions.json
 //! releases/<version>/.targets.json            (snapshots/ for SNAPSHOT)
+//! releases/<version>/.overview.json           (every profile: id, target, titles; the firmware
+//!                                              selector's device list)
 //! releases/<version>/targets/<t>/<s>/
 //!     profiles.json  sha256sums  sha256sums.sig
 //!     openwrt-imagebuilder-<version>-<t>-<s>.Linux-x86_64.tar.xz   (.tar.zst for apk releases)
@@ -233,6 +235,10 @@ pub fn generate(dir: &Path, seed: u64, helper: &Path) -> Result<MirrorInfo, Mirr
             &root.join(&release.path).join(".targets.json"),
             &json!(targets),
         )?;
+        write_json(
+            &root.join(&release.path).join(".overview.json"),
+            &overview_json(&catalog, release),
+        )?;
         jobs.extend(catalog.targets.iter().map(|target| (release, target)));
     }
     // Compressing the ImageBuilder archives dominates; the targets are independent.
@@ -277,6 +283,26 @@ pub fn generate(dir: &Path, seed: u64, helper: &Path) -> Result<MirrorInfo, Mirr
     Ok(info)
 }
 
+/// A release's `.overview.json`, the device list OpenWrt's firmware selector reads before anything
+/// else (<https://github.com/openwrt/firmware-selector-openwrt-org>, `www/index.js`): every profile
+/// of every target with its id, `target/subtarget` and titles, as in `profiles.json`.
+fn overview_json(catalog: &Catalog, release: &Release) -> serde_json::Value {
+    let profiles: Vec<serde_json::Value> = catalog
+        .targets
+        .iter()
+        .flat_map(|target| {
+            target.profiles.iter().map(move |profile| {
+                json!({"id": profile.id, "target": target.name(), "titles": [profile.title]})
+            })
+        })
+        .collect();
+    json!({"release": release.version, "profiles": profiles})
+}
+
+/// Version of the generated layout: part of the shared fixture's directory name, so a change of
+/// the layout regenerates the cached mirror even when the ImageBuilder helper is unchanged.
+const LAYOUT_VERSION: u32 = 2;
+
 /// The mirror for `seed`, generated once into `<target dir>/attendant-fixture/` and shared by
 /// every test of every process (generation goes to a temporary directory that is renamed into
 /// place, so racing processes never see half a mirror).
@@ -292,7 +318,7 @@ pub fn shared_fixture(seed: u64) -> Result<MirrorInfo, MirrorError> {
     let helper_hash = hex::encode(Sha256::digest(read(&helper, MAX_HELPER_BYTES)?));
     let base = fixture_base();
     let final_dir = base.join(format!(
-        "seed-{seed}-{}",
+        "seed-{seed}-v{LAYOUT_VERSION}-{}",
         helper_hash.get(..12).unwrap_or("")
     ));
     let info_path = final_dir.join("mirror.json");

@@ -1,7 +1,9 @@
 //! The README's first command, driven the way a newcomer runs it: `attendant-e2e demo` as a
 //! real process in an empty directory (so the default `./data` is relative), then the `curl`
 //! steps it prints — POST, poll, download — and the image's signature checked with
-//! `signify-openbsd` against the key the demo serves.
+//! `signify-openbsd` against the key the demo serves; then the agent commands it prints, run as
+//! printed, upgrade its two demo routers to the end (their stand-in `sysupgrade` records the
+//! flash).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ use tokio::process::Command;
 #[tokio::test]
 async fn demo_from_an_empty_directory_builds_a_signed_image() {
     let helper = helper();
+    // The demo prints the agent beside itself (`cargo build --bins` builds both).
+    cargo_build(&["-p", "attendant", "--bin", "attendant"]);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -29,9 +33,10 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
 
     // The banner names the signing key the curl steps download from /keys/.
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
-    let banner = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+    // Generating the mirror takes most of it: tens of seconds on an idle 2-core machine.
+    let banner = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
         .await
-        .expect("the demo prints its banner within a minute")
+        .expect("the demo prints its banner within five minutes")
         .unwrap()
         .expect("a banner line");
     let fingerprint = banner
@@ -40,7 +45,12 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("no key in the banner: {banner}"))
         .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (printed, mut instructions) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = printed.send(line);
+        }
+    });
 
     let client = reqwest::Client::new();
     let request = json!({"version": "24.10.5", "target": "x86/64", "profile": "generic",
@@ -150,7 +160,81 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
     );
     // The default data directory is relative to where the demo was started.
     assert!(dir.path().join("data/demo-upstream/mirror.json").is_file());
+
+    // The agent commands, run exactly as printed (without a shell): both routers upgrade to the
+    // end, and their stand-in sysupgrade is asked to check and then to flash the image.
+    let mut commands = Vec::new();
+    while commands.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(10), instructions.recv())
+            .await
+            .expect("the demo prints two agent commands")
+            .expect("the demo is still printing");
+        if line.trim_start().starts_with("PATH=") {
+            commands.push(line);
+        }
+    }
+    for line in commands {
+        let mut words = line.split_whitespace();
+        let bin = words
+            .next()
+            .and_then(|word| word.strip_prefix("PATH=\""))
+            .and_then(|word| word.strip_suffix(":$PATH\""))
+            .unwrap_or_else(|| panic!("unexpected PATH in `{line}`"));
+        let agent = words.next().unwrap();
+        let args: Vec<&str> = words.collect();
+        let root = std::path::Path::new(args.last().unwrap());
+        let upgrade = tokio::task::spawn_blocking({
+            let (agent, args, bin) = (
+                agent.to_owned(),
+                args.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>(),
+                bin.to_owned(),
+            );
+            move || {
+                std::process::Command::new(agent)
+                    .args(args)
+                    .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap()))
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            upgrade.status.success(),
+            "`{line}` failed:\n{}{}",
+            String::from_utf8_lossy(&upgrade.stdout),
+            String::from_utf8_lossy(&upgrade.stderr)
+        );
+        let image = root.join("tmp/firmware.bin");
+        assert_eq!(
+            attendant_e2e::sysupgrade::calls(root),
+            [
+                format!("--test {}", image.display()),
+                image.display().to_string()
+            ],
+            "{line}"
+        );
+    }
     demo.kill().await.unwrap();
+}
+
+/// `cargo build <args>` of this workspace, in the profile of this test.
+#[cfg(test)]
+fn cargo_build(args: &[&str]) {
+    let exe = std::env::current_exe().unwrap();
+    let release = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|name| name == "release");
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command.arg("build").arg("--quiet").args(args);
+    if release {
+        command.arg("--release");
+    }
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
 }
 
 /// The ImageBuilder helper the demo copies into its mirror, built first if needed.

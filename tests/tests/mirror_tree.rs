@@ -237,3 +237,38 @@ fn another_seed_changes_revisions_but_not_the_structure() {
         assert_eq!(a.revision.split('-').next(), b.revision.split('-').next());
     }
 }
+
+/// `.overview.json` lists exactly the profiles of every target's `profiles.json`, with the same
+/// titles, in the shape the firmware selector reads (`profiles[].{id, target, titles}`).
+#[test]
+fn every_release_has_the_firmware_selectors_overview() {
+    let mirror = shared_fixture(DEFAULT_SEED).unwrap();
+    for version in &mirror.versions {
+        let release = mirror
+            .root
+            .join(attendant_e2e::imagebuilder::release_path(version));
+        let overview: serde_json::Value =
+            serde_json::from_slice(&fs::read(release.join(".overview.json")).unwrap()).unwrap();
+        assert_eq!(overview["release"], version.as_str());
+        let mut listed = BTreeMap::new();
+        for profile in overview["profiles"].as_array().unwrap() {
+            let key = format!(
+                "{}:{}",
+                profile["target"].as_str().unwrap(),
+                profile["id"].as_str().unwrap()
+            );
+            listed.insert(key, profile["titles"].clone());
+        }
+        let mut expected = BTreeMap::new();
+        let targets = parse_targets(&fs::read(release.join(".targets.json")).unwrap()).unwrap();
+        for target in targets.keys() {
+            let text = fs::read(mirror.target_dir(version, target).join("profiles.json")).unwrap();
+            let profiles: serde_json::Value = serde_json::from_slice(&text).unwrap();
+            for (id, profile) in profiles["profiles"].as_object().unwrap() {
+                expected.insert(format!("{target}:{id}"), profile["titles"].clone());
+            }
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(listed, expected, "{version}");
+    }
+}

@@ -40,6 +40,10 @@ pub(super) fn run(cmd: DumpCommand, out: &mut Output) -> Outcome {
             "image": s.image,
             "poll_interval": s.poll_interval_ms,
             "timeout": s.timeout_s,
+            "metadata_timeout": s.metadata_timeout_s,
+            "min_download_rate": s.min_download_rate,
+            "min_download_rate_window": s.min_download_rate_window_s,
+            "download_reserve": s.download_reserve_kib,
         },
         "packages": {
             "all": device.packages.packagelist(true),

@@ -1,7 +1,9 @@
 //! `attendant versions`: what the server offers.
 //!
-//! JSON `data`: `{"installed": "...", "branches": [{"name", "enabled", "snapshot", "latest",
-//! "versions": [...]}]}`, newest branch first.
+//! JSON `data`: `{"installed": "...", "target": "...", "branches": [{"name", "enabled",
+//! "snapshot", "latest", "versions": [...]}], "hidden": [{"name", "reason"}]}`, newest branch
+//! first. As owut does, branches that build no firmware for this device's target (old branch
+//! snapshots, dropped targets) are hidden; `-v` says which and why.
 
 use serde::Serialize;
 
@@ -33,20 +35,41 @@ struct BranchVersions {
 }
 
 #[derive(Serialize)]
+struct HiddenBranch {
+    name: String,
+    reason: String,
+}
+
+#[derive(Serialize)]
 struct Versions {
     installed: Option<String>,
+    target: Option<String>,
     branches: Vec<BranchVersions>,
+    hidden: Vec<HiddenBranch>,
 }
 
 pub(super) fn run(cmd: VersionsCommand, out: &mut Output) -> Outcome {
     let settings = settings(&cmd.root, cmd.server.as_deref(), cmd.ca_file.as_deref())?;
     let engine = Engine::new(&cmd.root, settings);
-    let installed = engine.device().ok().map(|d| d.version);
+    let device = engine.device().ok();
+    let installed = device.as_ref().map(|d| d.version.clone());
+    let target = device.map(|d| d.target);
     let client = engine.client()?;
     let overview = engine.overview(&client)?;
+    let mut hidden = Vec::new();
     let mut branches: Vec<BranchVersions> = overview
         .branches
         .values()
+        .filter(|branch| match &target {
+            Some(target) if !plan::builds_target(branch, target) => {
+                hidden.push(HiddenBranch {
+                    name: branch.name.clone(),
+                    reason: format!("builds no firmware for target `{target}`"),
+                });
+                false
+            }
+            _ => true,
+        })
         .map(|branch| BranchVersions {
             name: branch.name.clone(),
             enabled: branch.enabled,
@@ -78,12 +101,19 @@ pub(super) fn run(cmd: VersionsCommand, out: &mut Output) -> Outcome {
             }
         }
         out.data(&text)?;
+        if out.verbosity() > 0 {
+            for branch in &hidden {
+                out.note(&format!("hidden: {} ({})", branch.name, branch.reason));
+            }
+        }
     }
     Ok((
         ExitStatus::Success,
         to_data(&Versions {
             installed,
+            target,
             branches,
+            hidden,
         }),
     ))
 }

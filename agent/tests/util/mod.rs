@@ -38,7 +38,10 @@ pub(crate) struct Seen {
 }
 
 /// A response; `cut_after` closes the connection after that many body bytes; `stall_after`
-/// sends that many, holds the connection silent for the duration, then sends the rest.
+/// sends that many, holds the connection silent for the duration, then sends the rest; `drip`
+/// sends the body that many bytes at a time with a pause after each (a hostile or dying
+/// server); `without_length` leaves out `Content-Length`, so only closing the connection ends
+/// the body.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
@@ -46,6 +49,8 @@ pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     pub(crate) cut_after: Option<usize>,
     pub(crate) stall_after: Option<(usize, Duration)>,
+    pub(crate) drip: Option<(usize, Duration)>,
+    pub(crate) without_length: bool,
 }
 
 impl Reply {
@@ -56,6 +61,8 @@ impl Reply {
             body: serde_json::to_vec(body).unwrap(),
             cut_after: None,
             stall_after: None,
+            drip: None,
+            without_length: false,
         }
     }
 
@@ -66,6 +73,8 @@ impl Reply {
             body,
             cut_after: None,
             stall_after: None,
+            drip: None,
+            without_length: false,
         }
     }
 }
@@ -99,6 +108,15 @@ impl Server {
     pub(crate) fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// The `Range` header of each image request, in order (`None`: the whole file).
+    pub(crate) fn image_ranges(&self) -> Vec<Option<String>> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(".bin"))
+            .map(|r| r.range)
+            .collect()
+    }
 }
 
 fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
@@ -128,10 +146,12 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
         _ => "Status",
     };
     let mut head = format!(
-        "HTTP/1.1 {} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        reply.status,
-        reply.body.len()
+        "HTTP/1.1 {} {reason}\r\nConnection: close\r\n",
+        reply.status
     );
+    if !reply.without_length {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -142,7 +162,19 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
             Some(cut) => &reply.body[..cut.min(reply.body.len())],
             None => &reply.body[..],
         };
-        if let Some((at, pause)) = reply.stall_after {
+        if let Some((bytes, pause)) = reply.drip {
+            for piece in body.chunks(bytes.max(1)) {
+                if stream
+                    .write_all(piece)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    // The client gave up: the point of the test.
+                    return;
+                }
+                thread::sleep(pause);
+            }
+        } else if let Some((at, pause)) = reply.stall_after {
             let (first, rest) = body.split_at(at.min(body.len()));
             let _ = stream.write_all(first);
             let _ = stream.flush();
@@ -266,6 +298,19 @@ impl Router {
         self.dir.path()
     }
 
+    /// Rewrites `/etc/config/attendedsysupgrade` with `extra` lines (`\toption name 'value'\n`)
+    /// added to the `attendant` section.
+    pub(crate) fn configure(&self, server: &str, extra: &str) {
+        self.write(
+            "etc/config/attendedsysupgrade",
+            format!(
+                "config server 'server'\n\toption url '{server}'\n\nconfig attendant 'attendant'\n\
+                 \toption require_signature '1'\n\toption poll_interval '500'\n{extra}"
+            )
+            .as_bytes(),
+        );
+    }
+
     pub(crate) fn write(&self, path: &str, contents: &[u8]) {
         let path = self.path().join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -309,6 +354,44 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Runs the agent as [`Router::run`] does, but stops it after `limit`: a test of a deadline
+    /// must fail, not hang, when the deadline is not kept. Returns the output and how long the
+    /// run took; a stopped run has no exit code.
+    pub(crate) fn run_for_at_most(&self, args: &[&str], limit: Duration) -> (Output, Duration) {
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let started = std::time::Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attendant"))
+            .args(args)
+            .arg("--root")
+            .arg(self.path())
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        (output, started.elapsed())
+    }
+}
+
 /// What the fake upgrade server serves for one build.
 #[derive(Clone)]
 pub(crate) struct Offer {
@@ -325,6 +408,12 @@ pub(crate) struct Offer {
     pub(crate) lose_first_download: bool,
     /// Stall the first image download after this many bytes for this long.
     pub(crate) stall_first_download: Option<(usize, Duration)>,
+    /// Send the first image download this many bytes at a time, pausing after each.
+    pub(crate) drip_first_download: Option<(usize, Duration)>,
+    /// The `size` the build response states for the image (default: none, as ASU).
+    pub(crate) stated_size: Option<u64>,
+    /// Serve the image without `Content-Length`.
+    pub(crate) download_without_length: bool,
 }
 
 impl Offer {
@@ -340,6 +429,9 @@ impl Offer {
             cut_first_download: None,
             lose_first_download: false,
             stall_first_download: None,
+            drip_first_download: None,
+            stated_size: None,
+            download_without_length: false,
         }
     }
 
@@ -356,6 +448,9 @@ impl Offer {
         response["images"] = serde_json::json!([
             {"filesystem": "squashfs", "name": IMAGE_NAME, "sha256": sha, "sha256_unsigned": sha, "type": "sysupgrade"}
         ]);
+        if let Some(size) = self.stated_size {
+            response["images"][0]["size"] = size.into();
+        }
         let mut manifest = serde_json::Map::new();
         if let Some(versions) = request["packages_versions"].as_object() {
             for (name, version) in versions {
@@ -386,6 +481,12 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 ))
                 .unwrap();
                 overview["upstream_url"] = url.clone().into();
+                // As on sysupgrade.openwrt.org: an old branch snapshot that builds no target.
+                overview["branches"]["21.02"] = serde_json::json!({
+                    "path": "releases/{version}", "enabled": true, "snapshot": true,
+                    "path_packages": "DEPRECATED", "versions": ["21.02-SNAPSHOT"],
+                    "name": "21.02", "targets": {}
+                });
                 Reply::json(200, &overview)
             }
             ("GET", "/releases/24.10.6/targets/ath79/generic/profiles.json") => Reply::bytes(
@@ -395,10 +496,13 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 )
                 .to_vec(),
             ),
-            ("GET", "/json/v1/releases/24.10.6/packages/mips_24kc-index.json") => Reply::json(
-                200,
-                &serde_json::json!({"architecture": "mips_24kc", "packages": offer.index}),
-            ),
+            // ASU answers the architecture index as a flat `{name: version}` map, with
+            // `"null": null` when one of the feeds has an empty `Packages` file.
+            ("GET", "/json/v1/releases/24.10.6/packages/mips_24kc-index.json") => {
+                let mut index = serde_json::json!(offer.index);
+                index["null"] = serde_json::Value::Null;
+                Reply::json(200, &index)
+            }
             ("POST", "/api/v1/build") => {
                 *request.lock().unwrap() = serde_json::from_slice(&seen.body).unwrap();
                 let mut reply = Reply::json(
@@ -420,6 +524,7 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
             }
             ("GET", p) if p == format!("/store/{REQUEST_HASH}/{IMAGE_NAME}") => {
                 let mut reply = ranged(seen, &offer.image);
+                reply.without_length = offer.download_without_length;
                 let mut done = cut_done.lock().unwrap();
                 if offer.lose_first_download && !*done {
                     *done = true;
@@ -436,6 +541,12 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 {
                     *done = true;
                     reply.stall_after = Some(stall);
+                }
+                if let Some(drip) = offer.drip_first_download
+                    && !*done
+                {
+                    *done = true;
+                    reply.drip = Some(drip);
                 }
                 reply
             }

@@ -91,9 +91,10 @@ pub struct ServerInfo {
     /// Operator contact.
     #[serde(default)]
     pub contact: String,
-    /// Whether `defaults` scripts are accepted.
-    #[serde(default)]
-    pub allow_defaults: bool,
+    /// Whether `defaults` scripts are accepted; `None` when the server does not say (older
+    /// servers), so a client cannot tell before it asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_defaults: Option<bool>,
     /// URL prefixes extra repositories must start with (empty: none allowed).
     #[serde(default)]
     pub repository_allow_list: Vec<String>,
@@ -145,7 +146,7 @@ impl Default for ServerInfo {
         Self {
             version: String::new(),
             contact: String::new(),
-            allow_defaults: false,
+            allow_defaults: None,
             repository_allow_list: Vec::new(),
             max_custom_rootfs_size_mb: default_max_custom_rootfs_size_mb(),
             max_defaults_length: default_max_defaults_length(),

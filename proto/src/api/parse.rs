@@ -6,7 +6,11 @@
 //! `json.loads` output: `"5"` and `5.0` are integers, `"yes"` and `1` are booleans, numbers are
 //! never strings. On top of ASU's rules, every list, dictionary and string has a limit
 //! ([`RequestLimits`]), reported with pydantic's own `too_long`/`string_too_long` texts, and the
-//! body itself has a size limit (`bytes_too_long`).
+//! body itself has a size limit (`bytes_too_long`). No string field may hold a control character
+//! (`string_control_character`): ASU's URL pattern lets NUL and ESC through, and `client` and
+//! `repository_keys` take any text. Only the fields that are legitimately several lines, the
+//! `defaults` script and `repository_keys` (PEM keys), keep tab, line feed and carriage return.
+//! The check runs after ASU's pattern, so what ASU refuses is refused with ASU's words.
 //!
 //! The file passes 800 lines because pydantic's rules are written out one field type at a time
 //! (about 560 lines of code) and the tests beside them pin every error text: the rules and the
@@ -124,7 +128,7 @@ impl Validator<'_> {
         let packages = self
             .string_list(
                 "packages",
-                Some(Pattern::String),
+                (Some(Pattern::String), Text::Line),
                 id_max,
                 limits.max_packages,
             )
@@ -139,7 +143,7 @@ impl Validator<'_> {
             .unwrap_or_default();
         let diff_packages = self.boolean("diff_packages").unwrap_or_default();
         let defaults = self
-            .optional_string("defaults", limits.max_defaults_length)
+            .optional_string("defaults", Text::Lines, limits.max_defaults_length)
             .unwrap_or_default();
         let rootfs_size_mb = self.rootfs_size_mb().unwrap_or_default();
         let filesystem = self.filesystem().unwrap_or_default();
@@ -155,13 +159,13 @@ impl Validator<'_> {
         let repository_keys = self
             .string_list(
                 "repository_keys",
-                None,
+                (None, Text::Lines),
                 limits.max_repository_key_length,
                 limits.max_repository_keys,
             )
             .unwrap_or_default();
         let client = self
-            .optional_string("client", limits.max_client_length)
+            .optional_string("client", Text::Line, limits.max_client_length)
             .unwrap_or_default();
 
         BuildRequest {
@@ -210,24 +214,40 @@ impl Validator<'_> {
                     None
                 }
             },
-            Some(value) => check_string(&mut self.errors, &loc, value, pattern, max_length),
+            Some(value) => check_string(
+                &mut self.errors,
+                &loc,
+                value,
+                (pattern, Text::Line),
+                max_length,
+            ),
         }
     }
 
     /// An optional string without pattern (`defaults`, `client`); `Some(None)` for null/absent.
-    fn optional_string(&mut self, field: &str, max_length: usize) -> Option<Option<String>> {
+    fn optional_string(
+        &mut self,
+        field: &str,
+        text: Text,
+        max_length: usize,
+    ) -> Option<Option<String>> {
         match self.body.get(field) {
             None | Some(Value::Null) => Some(None),
-            Some(value) => {
-                check_string(&mut self.errors, &Self::loc(field), value, None, max_length).map(Some)
-            }
+            Some(value) => check_string(
+                &mut self.errors,
+                &Self::loc(field),
+                value,
+                (None, text),
+                max_length,
+            )
+            .map(Some),
         }
     }
 
     fn string_list(
         &mut self,
         field: &str,
-        pattern: Option<Pattern>,
+        pattern: (Option<Pattern>, Text),
         max_length: usize,
         max_items: usize,
     ) -> Option<Vec<String>> {
@@ -302,14 +322,14 @@ impl Validator<'_> {
                 &mut self.errors,
                 &key_loc,
                 &Value::from(key.as_str()),
-                Some(key_pattern),
+                (Some(key_pattern), Text::Line),
                 key_max,
             );
             let value_ok = check_string(
                 &mut self.errors,
                 &value_loc,
                 value,
-                Some(value_pattern),
+                (Some(value_pattern), Text::Line),
                 value_max,
             );
             if let (Some(key), Some(value)) = (key_ok, value_ok) {
@@ -433,7 +453,7 @@ fn check_string(
     errors: &mut Vec<ValidationError>,
     loc: &[LocItem],
     value: &Value,
-    pattern: Option<Pattern>,
+    (pattern, text_kind): (Option<Pattern>, Text),
     max_length: usize,
 ) -> Option<String> {
     let Value::String(text) = value else {
@@ -458,7 +478,32 @@ fn check_string(
         ));
         return None;
     }
+    if let Some(character) = text.chars().find(|c| !text_kind.allows(*c)) {
+        errors.push(ValidationError::string_control_character(
+            loc,
+            value.clone(),
+            character,
+        ));
+        return None;
+    }
     Some(text.clone())
+}
+
+/// Which control characters a string field may hold. Checked after ASU's pattern, so a value
+/// the pattern already refuses keeps pydantic's `string_pattern_mismatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// One line: no control character at all (C0, DEL, C1).
+    Line,
+    /// Text of several lines (the `defaults` script, PEM keys): tab, line feed and carriage
+    /// return, and no other control character.
+    Lines,
+}
+
+impl Text {
+    fn allows(self, character: char) -> bool {
+        !character.is_control() || (self == Self::Lines && matches!(character, '\t' | '\n' | '\r'))
+    }
 }
 
 /// pydantic's lax `int`: integers, booleans, floats without a fractional part, and strings
@@ -915,6 +960,78 @@ mod tests {
         assert_eq!(
             parse_build_request(&bytes, &RequestLimits::default()).unwrap(),
             request
+        );
+    }
+
+    /// Issue 20 (<https://github.com/attendant-openwrt/attendant/issues/20>): ASU's URL pattern
+    /// `^https?://\S+$` lets NUL and ESC through, and fields without a pattern took any
+    /// character. Every string field refuses control characters, naming the field; only the
+    /// multi-line fields (`defaults`, `repository_keys`) keep tab, line feed and carriage return.
+    #[test]
+    fn issue_20_refuses_control_characters_in_every_string_field() {
+        let url = only_error(with(
+            "repositories",
+            json!({"extra": "https://example.org/\u{0}/packages"}),
+        ));
+        assert_eq!(
+            url,
+            json!({
+                "type": "string_control_character", "loc": ["body", "repositories", "extra"],
+                "msg": "String should not contain control characters, found U+0000",
+                "input": "https://example.org/\u{0}/packages", "ctx": {"character": "U+0000"}
+            })
+        );
+        let error = only_error(with(
+            "repositories",
+            json!({"extra": "https://example.org/\u{1b}[2J"}),
+        ));
+        assert_eq!(
+            error["msg"],
+            "String should not contain control characters, found U+001B"
+        );
+        let error = only_error(with(
+            "repositories",
+            json!({"ex\u{1b}tra": "https://e.org/"}),
+        ));
+        assert_eq!(
+            error["loc"],
+            json!(["body", "repositories", "ex\u{1b}tra", "[key]"])
+        );
+        for (field, bad) in [
+            ("distro", json!("openwrt\u{1b}")),
+            ("version", json!("24.10.6\u{0}")),
+            ("version_code", json!("r1\u{7f}")),
+            ("target", json!("ath79/gen\u{1b}eric")),
+            ("profile", json!("a\u{9b}b")),
+            ("client", json!("luci/1.0\u{1b}[31m")),
+            ("client", json!("luci\n")),
+            ("client", json!("luci\u{7f}")),
+            ("client", json!("luci\u{85}")),
+            ("defaults", json!("uci commit\u{0}\n")),
+            ("defaults", json!("echo \u{1b}[2J\n")),
+        ] {
+            let error = only_error(with(field, bad.clone()));
+            assert_eq!(error["loc"], json!(["body", field]), "{field}: {bad}");
+        }
+        for (field, bad, index) in [
+            ("packages", json!(["luci", "vim\u{0}"]), 1),
+            ("repository_keys", json!(["RWQ\u{1b}x"]), 0),
+        ] {
+            let error = only_error(with(field, bad));
+            assert_eq!(error["loc"], json!(["body", field, index]), "{field}");
+        }
+        let error = only_error(with("packages_versions", json!({"luci": "1.0\u{1b}"})));
+        assert_eq!(error["loc"], json!(["body", "packages_versions", "luci"]));
+        // Text that is legitimately several lines keeps its line breaks and tabs.
+        let mut body = with("defaults", json!("#!/bin/sh\r\n\tuci set x=1\n"));
+        body.as_object_mut().unwrap().insert(
+            "repository_keys".into(),
+            json!(["-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"]),
+        );
+        let request = parse(body).unwrap();
+        assert_eq!(
+            request.defaults.as_deref(),
+            Some("#!/bin/sh\r\n\tuci set x=1\n")
         );
     }
 }

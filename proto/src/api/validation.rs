@@ -323,6 +323,21 @@ impl ValidationError {
         .with_ctx("pattern", Value::from(pattern.as_str()))
     }
 
+    /// `string_control_character` (ours, not pydantic's; named and worded in pydantic's style):
+    /// `String should not contain control characters, found U+001B`. ASU's patterns let control
+    /// characters through in URLs, and the fields without a pattern take any text; a NUL or an
+    /// escape sequence has no business in a build request, on a terminal or in a log.
+    pub fn string_control_character(loc: &[LocItem], input: Value, character: char) -> Self {
+        let code = format!("U+{:04X}", u32::from(character));
+        Self::new(
+            "string_control_character",
+            loc,
+            format!("String should not contain control characters, found {code}"),
+            input,
+        )
+        .with_ctx("character", Value::from(code))
+    }
+
     /// `too_long` for a list or a dictionary:
     /// `List should have at most <n> items after validation, not <m>`.
     pub fn too_long(

@@ -130,14 +130,48 @@ pub struct BeforeAfter {
     pub after: Option<Channel>,
 }
 
+impl BeforeAfter {
+    /// Both sides, keeping of a channel that exists on both only the devices that differ: a
+    /// change to one device of a 2,000-device channel shows (and audits) that device.
+    fn trimmed(before: Option<&Channel>, after: Option<Channel>) -> Self {
+        let (Some(before), Some(mut after)) = (before, after.clone()) else {
+            return Self {
+                before: before.cloned(),
+                after,
+            };
+        };
+        let devices = before
+            .devices
+            .iter()
+            .filter(|(id, device)| after.devices.get(*id) != Some(*device))
+            .map(|(id, device)| (id.clone(), device.clone()))
+            .collect();
+        after
+            .devices
+            .retain(|id, device| before.devices.get(id) != Some(&*device));
+        let before = Channel {
+            name: before.name.clone(),
+            settings: before.settings.clone(),
+            hidden: before.hidden,
+            alias: before.alias.clone(),
+            redirect: before.redirect.clone(),
+            devices,
+        };
+        Self {
+            before: Some(before),
+            after: Some(after),
+        }
+    }
+}
+
 impl Applied {
     fn of(snapshot: &Snapshot, change: Change, committed: bool) -> Self {
         let changes = change
             .touched
             .into_iter()
             .map(|(name, after)| {
-                let before = snapshot.channels.get(&name).cloned();
-                (name, BeforeAfter { before, after })
+                let before = snapshot.channels.get(&name);
+                (name, BeforeAfter::trimmed(before, after))
             })
             .collect();
         Self {
@@ -148,22 +182,6 @@ impl Applied {
             rebuilds: change.rebuilds,
             changes,
         }
-    }
-
-    /// The change's build of `channel` `device` with the highest number, if it made one.
-    pub fn new_build(&self, channel: &str, device: &str) -> Option<u64> {
-        let after = self.changes.get(channel)?.after.as_ref()?;
-        let before = self
-            .changes
-            .get(channel)
-            .and_then(|c| c.before.as_ref())
-            .and_then(|c| c.devices.get(device))
-            .map_or(0, |d| d.last_build);
-        after
-            .devices
-            .get(device)
-            .filter(|d| d.last_build > before)
-            .map(|d| d.last_build)
     }
 }
 
@@ -183,8 +201,9 @@ pub async fn apply(
             return Ok(Applied::of(&snapshot, change, false));
         }
         submit_rebuilds(state, &mut change).await?;
-        let audit = audit_entry(actor, &snapshot, &change, now());
         let write = TreeChange::from_snapshot(&snapshot, &change.touched);
+        let applied = Applied::of(&snapshot, change.clone(), true);
+        let audit = audit_entry(actor, &applied, now());
         match channels.commit(&write, &audit).await {
             Ok(()) => {
                 if let Err(error) = state.publisher.publish(state, &change).await {
@@ -193,7 +212,7 @@ pub async fn apply(
                     // change.
                     tracing::error!(error = %error, operation = change.operation, "publication after a channel change failed");
                 }
-                return Ok(Applied::of(&snapshot, change, true));
+                return Ok(applied);
             }
             Err(StoreError::ChannelConflict { channel }) => {
                 tracing::debug!(%channel, "channel changed meanwhile; retrying");
@@ -206,19 +225,62 @@ pub async fn apply(
     })
 }
 
-/// The audit entry of `change`: the touched channels before (from `snapshot`) and after.
-fn audit_entry(actor: &str, snapshot: &Snapshot, change: &Change, at_ms: i64) -> AuditEntry {
-    let before: BTreeMap<&String, Option<&Channel>> = change
-        .touched
-        .keys()
-        .map(|name| (name, snapshot.channels.get(name)))
+/// The audit entry of a committed change: the touched channels before and after, each with
+/// only the devices that changed (as [`Applied::changes`]).
+fn audit_entry(actor: &str, applied: &Applied, at_ms: i64) -> AuditEntry {
+    let before: BTreeMap<&String, Option<&Channel>> = applied
+        .changes
+        .iter()
+        .map(|(name, change)| (name, change.before.as_ref()))
+        .collect();
+    let after: BTreeMap<&String, Option<&Channel>> = applied
+        .changes
+        .iter()
+        .map(|(name, change)| (name, change.after.as_ref()))
         .collect();
     AuditEntry {
         at_ms,
         actor: actor.to_owned(),
-        operation: change.operation.to_owned(),
-        target: change.target.clone(),
+        operation: applied.operation.to_owned(),
+        target: applied.target.clone(),
         before: serde_json::to_string(&before).unwrap_or_default(),
-        after: serde_json::to_string(&change.touched).unwrap_or_default(),
+        after: serde_json::to_string(&after).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::model::{Device, test_build, test_channel};
+    use crate::channels::ops;
+
+    #[test]
+    fn changes_show_only_the_devices_that_changed() {
+        let mut stable = test_channel("stable");
+        for n in 0..3 {
+            stable.devices.insert(
+                format!("t/s/p{n}"),
+                Device {
+                    builds: vec![test_build(1)],
+                    last_build: 1,
+                    ..Device::default()
+                },
+            );
+        }
+        let snapshot = Snapshot {
+            channels: BTreeMap::from([("stable".to_owned(), stable)]),
+            ..Snapshot::default()
+        };
+        let change = ops::phase(&snapshot.channels, "stable", "t/s/p1", 1, 10).unwrap();
+        let applied = Applied::of(&snapshot, change, false);
+        let stable = &applied.changes["stable"];
+        let before = stable.before.as_ref().unwrap();
+        let after = stable.after.as_ref().unwrap();
+        assert_eq!(before.devices.keys().collect::<Vec<_>>(), ["t/s/p1"]);
+        assert_eq!(after.devices.keys().collect::<Vec<_>>(), ["t/s/p1"]);
+        assert_eq!(before.devices["t/s/p1"].builds[0].phased_percentage, 100);
+        assert_eq!(after.devices["t/s/p1"].builds[0].phased_percentage, 10);
+        let audit = audit_entry("cli:test", &applied, 5);
+        assert!(!audit.after.contains("t/s/p0"), "{}", audit.after);
     }
 }

@@ -9,7 +9,7 @@
 //! device, build number, `version_detail`, server URL), written into the ImageBuilder's `FILES`
 //! directory by the worker, so a flashed router knows where it stands. Because the stamp names
 //! the build number, a copy, tag or alias of a built build is rebuilt with its own stamp
-//! ([`submit_rebuilds`]); imported images are reused as they are.
+//! (`submit_rebuilds`); imported images are reused as they are.
 //!
 //! [`settle`] runs in the CLI (which waits for its builds) and on `serve`'s schedule: for each
 //! pending build whose job finished, the images are copied from the job store into the pool
@@ -205,6 +205,10 @@ pub struct ImportOrder {
     pub minversion: Option<u64>,
     /// Free text.
     pub description: String,
+    /// The image's file name in the pool (default: the name of `file`).
+    pub name: Option<String>,
+    /// Where it came from, for people (default: the path of `file`).
+    pub origin: Option<String>,
 }
 
 /// Imports a prebuilt image as a new ready build: checked against the device (its fwtool
@@ -224,12 +228,18 @@ pub async fn import(
     })?;
     let metadata = check_image(&order.file, &id)?;
     let detail = version_detail(&order.version, &Recipe::default())?;
-    let name = order
-        .file
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("image.bin")
-        .to_owned();
+    let name = order.name.clone().unwrap_or_else(|| {
+        order
+            .file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("image.bin")
+            .to_owned()
+    });
+    let origin = order
+        .origin
+        .clone()
+        .unwrap_or_else(|| order.file.display().to_string());
     let version_code = metadata
         .and_then(|m| m.version.and_then(|v| v.revision))
         .unwrap_or_default();
@@ -244,7 +254,7 @@ pub async fn import(
     let operation = |image: &ImageFile| {
         let new = NewBuild {
             source: BuildSource::Imported {
-                origin: order.file.display().to_string(),
+                origin: origin.clone(),
             },
             state: BuildState::Ready,
             openwrt_version: order.version.clone(),
@@ -384,7 +394,9 @@ pub(crate) async fn submit_rebuilds(
             path: STAMP_PATH.to_owned(),
             contents,
         }];
-        let (hash, _) = submit_job(state, &body, files).await.map_err(refused)?;
+        let (hash, _) = submit_job(state, &body, None, files)
+            .await
+            .map_err(refused)?;
         let hash = hash.to_string();
         if let Some(Some(entry)) = change.touched.get_mut(&channel)
             && let Some(target) = entry

@@ -44,6 +44,11 @@ pub struct ChannelWrite {
     pub expected_revision: Option<u64>,
     /// The channel after the change; `None` deletes it.
     pub after: Option<Channel>,
+    /// Devices of `after` to write: new or changed since the expected revision. Only these rows
+    /// are rewritten, so a change to one device of a 2,000-device channel writes one row.
+    pub changed_devices: Vec<String>,
+    /// Devices to delete.
+    pub removed_devices: Vec<String>,
 }
 
 /// What one operation changes: the channels it touched, checked against their revisions.
@@ -56,14 +61,42 @@ pub struct TreeChange {
 impl TreeChange {
     /// The writes of `touched` (name → channel after the change, `None` = removed), each
     /// expecting the revision `snapshot` holds for it.
+    /// Devices are compared with the snapshot's, and only those that differ are written; the
+    /// channel's revision check makes that safe (any other change of the channel's devices
+    /// moved its revision on).
     pub fn from_snapshot(snapshot: &Snapshot, touched: &BTreeMap<String, Option<Channel>>) -> Self {
         Self {
             writes: touched
                 .iter()
-                .map(|(name, after)| ChannelWrite {
-                    name: name.clone(),
-                    expected_revision: snapshot.revisions.get(name).copied(),
-                    after: after.clone(),
+                .map(|(name, after)| {
+                    let before = snapshot.channels.get(name);
+                    let (changed_devices, removed_devices) = match (before, after) {
+                        (Some(before), Some(after)) => (
+                            after
+                                .devices
+                                .iter()
+                                .filter(|(id, device)| before.devices.get(*id) != Some(*device))
+                                .map(|(id, _)| id.clone())
+                                .collect(),
+                            before
+                                .devices
+                                .keys()
+                                .filter(|id| !after.devices.contains_key(*id))
+                                .cloned()
+                                .collect(),
+                        ),
+                        (None, Some(after)) => {
+                            (after.devices.keys().cloned().collect(), Vec::new())
+                        }
+                        (_, None) => (Vec::new(), Vec::new()),
+                    };
+                    ChannelWrite {
+                        name: name.clone(),
+                        expected_revision: snapshot.revisions.get(name).copied(),
+                        after: after.clone(),
+                        changed_devices,
+                        removed_devices,
+                    }
                 })
                 .collect(),
         }

@@ -466,8 +466,8 @@ async fn dispatch(
             device,
             build,
             percent: None,
-            ..
-        } => return phase_show(service, &name, &device, build).await,
+            mutation,
+        } => return phase_show(service, &name, &device, build, mutation.json).await,
         ChannelCommand::Phase {
             name,
             device,
@@ -536,6 +536,8 @@ async fn build(service: &Service, actor: &str, args: BuildArgs) -> Result<Applie
             version: args.version,
             minversion: args.minversion,
             description: args.description,
+            name: None,
+            origin: None,
         };
         let key = service.workers.signing_key.as_deref();
         return Ok(
@@ -806,6 +808,7 @@ async fn phase_show(
     name: &str,
     device: &str,
     number: u64,
+    json: bool,
 ) -> Result<ExitCode, Failure> {
     let channel = service
         .state
@@ -829,7 +832,16 @@ async fn phase_show(
             device: device.to_owned(),
             number,
         })?;
-    print(&format!("{}\n", build.phased_percentage));
+    if json {
+        print_json(&serde_json::json!({
+            "channel": name,
+            "device": device,
+            "build": number,
+            "phased_percentage": build.phased_percentage,
+        }))?;
+    } else {
+        print(&format!("{}\n", build.phased_percentage));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

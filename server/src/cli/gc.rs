@@ -38,6 +38,7 @@ pub(crate) async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> 
         expired_jobs = report.expired_jobs,
         expired_dirs = report.expired_dirs,
         orphans = report.orphans,
+        stats_rows = report.stats_rows,
         "store collected"
     );
     Ok(ExitCode::SUCCESS)

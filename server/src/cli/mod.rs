@@ -7,12 +7,14 @@
 //! | `keygen` | write a usign key pair for image signing |
 //! | `keys` | channel metadata keys: offline root, delegated signing key, revocations |
 //! | `gc` | one store collection pass |
+//! | `check-config` | validate a configuration and the files it names, start nothing |
 //! | `channel` | release channels: create, build, phase, alias, redirect, copy, ... |
 //!
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
 
 mod channel;
+mod check_config;
 mod gc;
 mod keygen;
 mod keys;
@@ -88,6 +90,10 @@ pub enum Command {
     /// Delete expired results with their files and unreferenced store directories, once.
     #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
+    /// Check a configuration and the files it names (keys, upstream directory), print what the
+    /// server would run with, and start nothing.
+    #[command(after_help = check_config::EXAMPLES)]
+    CheckConfig(check_config::Args),
     /// Manage release channels: channels, devices, numbered builds, phasing, aliases, redirects.
     #[command(after_help = channel::EXAMPLES)]
     Channel(channel::Args),
@@ -107,6 +113,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keygen(args) => keygen::run(&args),
             Command::Keys(args) => keys::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,
+            Command::CheckConfig(args) => Ok(check_config::run(
+                &load_config(cli.config.as_deref())?,
+                &args,
+            )),
             Command::Channel(args) => channel::run(load_config(cli.config.as_deref())?, args).await,
         }
     })

@@ -19,6 +19,7 @@
 //! | POST | `channels/redirect` | `{name, target, device?}` | [`Applied`] |
 //! | POST | `channels/device/add`, `channels/device/remove` | `{name, device}` | [`Applied`] |
 //! | POST | `channels/build` | `{name, device, version, add?, remove?, defaults?, rootfs_size_mb?, minversion?, description?}` | [`Applied`] |
+//! | POST | `channels/import` | the image bytes; `?name=&device=&version=&filename=&minversion=&description=&dry_run=` | [`Applied`] |
 //! | POST | `channels/phase` | `{name, device, build, percent}` | [`Applied`] |
 //! | POST | `channels/tag` | `{name, device, build, tag}` | [`Applied`] |
 //! | POST | `channels/copy` | `{name, device, build, target_channel}` | [`Applied`] |
@@ -28,8 +29,9 @@
 //! Every POST body may carry `"dry_run": true`: the answer shows the change and nothing is
 //! committed. Refusals answer 404 (no such channel, device or build) or 409 (a rule), with
 //! `{"detail", "hint"?, "status"}`. Builds are not waited for: `settle` (or `serve`'s schedule)
-//! takes finished images into the pool. Importing a prebuilt file is CLI-only: it reads a path
-//! on the server.
+//! takes finished images into the pool. An imported image is uploaded as the request body (at
+//! most [`MAX_UPLOAD_BYTES`], streamed to a file under `<channels.dir>/.uploads/`, deleted once
+//! it is in the pool) and checked like `channel build --file`.
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header;
@@ -52,6 +54,9 @@ use crate::state::{AppState, now};
 /// Longest `Authorization` header read, in bytes.
 const MAX_AUTHORIZATION_LEN: usize = 1024;
 
+/// Largest image accepted by `channels/import`, in bytes.
+const MAX_UPLOAD_BYTES: u64 = 1 << 30;
+
 /// The admin routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -68,6 +73,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/admin/channels/device/add", post(device_add))
         .route("/api/v1/admin/channels/device/remove", post(device_remove))
         .route("/api/v1/admin/channels/build", post(build))
+        .route("/api/v1/admin/channels/import", post(import))
         .route("/api/v1/admin/channels/phase", post(phase))
         .route("/api/v1/admin/channels/tag", post(tag))
         .route("/api/v1/admin/channels/copy", post(copy))
@@ -205,6 +211,20 @@ struct BuildBody {
     remove: Vec<String>,
     defaults: Option<String>,
     rootfs_size_mb: Option<u32>,
+    minversion: Option<u64>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    name: String,
+    device: String,
+    version: String,
+    filename: String,
     minversion: Option<u64>,
     #[serde(default)]
     description: String,
@@ -471,6 +491,81 @@ async fn build(
     .await
     .map(Json)
     .map_err(channel_error)
+}
+
+async fn import(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Query(query): Query<ImportQuery>,
+    body: axum::body::Body,
+) -> Answer {
+    let uploads = state.config.channels_path().join(".uploads");
+    let file = uploads.join(format!("upload-{}", crate::artifacts::nonce()));
+    let received = receive(body, &uploads, &file).await;
+    let outcome = match received {
+        Ok(()) => {
+            let order = builds::ImportOrder {
+                file: file.clone(),
+                version: query.version,
+                minversion: query.minversion,
+                description: query.description,
+                name: Some(query.filename.clone()),
+                origin: Some(format!("upload by {actor}: {}", query.filename)),
+            };
+            let key = state.signing_key.clone();
+            builds::import(
+                &state,
+                key.as_deref(),
+                &actor,
+                &query.name,
+                &query.device,
+                &order,
+                query.dry_run,
+            )
+            .await
+            .map(Json)
+            .map_err(channel_error)
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = tokio::fs::remove_file(&file).await
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %file.display(), error = %error, "cannot delete an upload");
+    }
+    outcome
+}
+
+/// Streams an upload to `file`, at most [`MAX_UPLOAD_BYTES`].
+async fn receive(
+    body: axum::body::Body,
+    dir: &std::path::Path,
+    file: &std::path::Path,
+) -> Result<(), ApiError> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let internal = |error: std::io::Error| {
+        ApiError::Internal(format!(
+            "cannot store an upload in `{}`: {error}",
+            dir.display()
+        ))
+    };
+    tokio::fs::create_dir_all(dir).await.map_err(internal)?;
+    let mut out = tokio::fs::File::create(file).await.map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BodyRead)?;
+        total = total.saturating_add(chunk.len() as u64);
+        if total > MAX_UPLOAD_BYTES {
+            return Err(ApiError::BodyTooLarge {
+                limit: usize::try_from(MAX_UPLOAD_BYTES).unwrap_or(usize::MAX),
+            });
+        }
+        out.write_all(&chunk).await.map_err(internal)?;
+    }
+    out.sync_all().await.map_err(internal)?;
+    Ok(())
 }
 
 async fn phase(

@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use attendant_proto::api::{HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION, ImagebuilderStatus};
 use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -23,8 +23,15 @@ pub(crate) fn routes() -> Router<AppState> {
     )
 }
 
-async fn submit(State(state): State<AppState>, body: LimitedBody) -> Result<Response, ApiError> {
-    let view = build::submit(&state, &body.0).await?;
+async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: LimitedBody,
+) -> Result<Response, ApiError> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    let view = build::submit(&state, &body.0, user_agent).await?;
     Ok(respond(&view))
 }
 

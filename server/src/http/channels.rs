@@ -39,7 +39,13 @@ async fn channel_file(
         cache_control: Some(cache_control(&path)),
         validators: true,
     };
-    send_file(&full, &headers, &options).await
+    let file = tokio::fs::File::open(&full)
+        .await
+        .map_err(|_| ApiError::FileNotFound)?
+        .into_std()
+        .await;
+    let name = path.rsplit('/').next().unwrap_or("file");
+    send_file(file, name, &headers, &options).await
 }
 
 /// The file behind `relative`, if it is a path of plain names that leads (links followed) to a

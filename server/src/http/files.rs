@@ -19,6 +19,7 @@ use tokio_util::io::ReaderStream;
 use attendant_proto::usign::Fingerprint;
 
 use crate::http::error::ApiError;
+use crate::http::pages;
 use crate::state::AppState;
 
 /// The file routes.
@@ -33,11 +34,20 @@ async fn store_file(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let full = state
-        .artifacts
-        .resolve(&path)
+    if let Some(page) = pages::build_page(&state, &path, &headers).await {
+        return page;
+    }
+    // Opened without following any link (see `Artifacts::open_file`): a link placed in the
+    // store cannot lead out of it.
+    let artifacts = state.artifacts.clone();
+    let relative = path.clone();
+    let file = tokio::task::spawn_blocking(move || artifacts.open_file(&relative))
+        .await
+        .ok()
+        .flatten()
         .ok_or(ApiError::FileNotFound)?;
-    send_file(&full, &headers, &FileHeaders::download()).await
+    let name = path.rsplit('/').next().unwrap_or("download");
+    send_file(file, name, &headers, &FileHeaders::download()).await
 }
 
 /// The headers of a served file besides the range and length ones.
@@ -66,15 +76,15 @@ impl FileHeaders {
     }
 }
 
-/// Answers with the regular file `full` (404 for anything else), honouring one byte range.
+/// Answers with the open `file` named `name` (404 unless it is a regular file), honouring one
+/// byte range. The caller opens it, so each route decides which links it may follow.
 pub(crate) async fn send_file(
-    full: &std::path::Path,
+    file: std::fs::File,
+    name: &str,
     headers: &HeaderMap,
     options: &FileHeaders,
 ) -> Result<Response, ApiError> {
-    let mut file = tokio::fs::File::open(full)
-        .await
-        .map_err(|_| ApiError::FileNotFound)?;
+    let mut file = tokio::fs::File::from_std(file);
     let metadata = file.metadata().await.map_err(|_| ApiError::FileNotFound)?;
     if !metadata.is_file() {
         return Err(ApiError::FileNotFound);
@@ -90,15 +100,10 @@ pub(crate) async fn send_file(
         HeaderValue::from_static("nosniff"),
     );
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if options.attachment {
-        let name = full
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("download");
-        if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        {
-            response_headers.insert(header::CONTENT_DISPOSITION, disposition);
-        }
+    if options.attachment
+        && let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+    {
+        response_headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     if let Some(cache_control) = options.cache_control {
         response_headers.insert(
@@ -160,9 +165,7 @@ pub(crate) async fn send_file(
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
-            .map_err(|error| {
-                ApiError::Internal(format!("cannot seek `{}`: {error}", full.display()))
-            })?;
+            .map_err(|error| ApiError::Internal(format!("cannot seek `{name}`: {error}")))?;
     }
     let body = Body::from_stream(ReaderStream::new(file.take(count)));
     Ok((status, response_headers, body).into_response())

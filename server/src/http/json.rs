@@ -81,7 +81,7 @@ async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiEr
         server: ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             contact: config.contact.clone(),
-            allow_defaults: config.allow_defaults,
+            allow_defaults: Some(config.allow_defaults),
             repository_allow_list: config.repository_allow_list.clone(),
             max_custom_rootfs_size_mb: u32::try_from(config.max_custom_rootfs_size_mb)
                 .unwrap_or(u32::MAX),

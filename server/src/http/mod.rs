@@ -6,8 +6,14 @@
 //! | `json` | `/json/v1/...`, `/api/v1/revision/...`, `/api/v1/latest`, `/api/v1/overview`, `/overview` |
 //! | `files` | `/store/{path}`, `/keys/{fingerprint}` |
 //! | `channels` | `/channels/{path}`: the published channel tree |
-//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary` |
+//! | `stats` | `/api/v1/stats`, `/api/v1/stats/summary`, ASU's chart and top-list endpoints |
+//! | `pages` | HTML: `/` (status), `/stats`, `/store/{request_hash}/` for browsers (`html` renders) |
+//! | `openapi` | `/openapi.json`, from the one table of every public route |
+//! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
+//! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
+//!
+//! `connections` accepts the connections (header and idle timeouts, the connection cap).
 //!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
@@ -15,9 +21,15 @@
 mod admin;
 mod build;
 mod channels;
+pub mod connections;
+pub mod cors;
 mod error;
 mod files;
+mod html;
 mod json;
+mod metrics;
+mod openapi;
+mod pages;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +59,20 @@ pub fn app(state: AppState) -> Router {
         .merge(channels::routes())
         .merge(stats::routes())
         .merge(admin::routes())
+        .merge(metrics::routes())
+        .merge(pages::routes())
+        .merge(openapi::routes())
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::from_fn(observe))
+        // Outermost, so that every answer (a 5xx rewritten by `observe` too) carries it. The
+        // origins were checked when the configuration was loaded.
+        .layer(tower::util::option_layer(
+            cors::layer(&state.config.cors_allowed_origins).unwrap_or(None),
+        ))
         .with_state(state)
 }
 

@@ -35,7 +35,10 @@ use std::{
     collections::HashMap,
     fmt, fs, io,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::SystemTime,
 };
 
@@ -120,6 +123,17 @@ impl fmt::Debug for Lease {
     }
 }
 
+/// What [`ImagebuilderCache::counts`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Acquires answered by a cached ImageBuilder.
+    pub hits: u64,
+    /// ImageBuilders downloaded.
+    pub downloads: u64,
+    /// ImageBuilders evicted.
+    pub evictions: u64,
+}
+
 /// Downloads, verifies, unpacks and hands out ImageBuilders; cheap to clone.
 #[derive(Clone)]
 pub struct ImagebuilderCache {
@@ -149,6 +163,9 @@ impl ImagebuilderCache {
                 state: Mutex::new(State::default()),
                 flights: Mutex::new(HashMap::new()),
                 scanned: OnceCell::new(),
+                hits: AtomicU64::new(0),
+                downloads: AtomicU64::new(0),
+                evictions: AtomicU64::new(0),
             }),
         }
     }
@@ -168,6 +185,15 @@ impl ImagebuilderCache {
         result
     }
 
+    /// How often the cache was used, missed and evicted since start.
+    pub fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.inner.hits.load(Ordering::Relaxed),
+            downloads: self.inner.downloads.load(Ordering::Relaxed),
+            evictions: self.inner.evictions.load(Ordering::Relaxed),
+        }
+    }
+
     /// Total unpacked size of the cached entries, in bytes.
     pub fn cached_bytes(&self) -> u64 {
         self.inner.lock_state().total()
@@ -180,12 +206,14 @@ impl ImagebuilderCache {
             && let Some(lease) = inner.lease_latest(&key)
         {
             tracing::debug!(%key, "release ImageBuilder reused without contacting upstream");
+            inner.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(lease);
         }
         let listing = self.verified_listing(spec).await?;
         let name = entry_name(spec, &listing.sha256);
         if let Some(lease) = inner.lease_named(&name) {
             tracing::debug!(%key, sha256 = %listing.sha256, "ImageBuilder reused");
+            inner.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(lease);
         }
 
@@ -194,6 +222,7 @@ impl ImagebuilderCache {
         let archive = TempPath::file(tmp.join(format!("{id}.{}", listing.name)));
         let relative = format!("{}/{}", spec.upstream_dir(), listing.name);
         tracing::info!(%key, archive = %listing.name, "downloading ImageBuilder");
+        inner.downloads.fetch_add(1, Ordering::Relaxed);
         let downloaded = inner
             .fetcher
             .download(&relative, archive.path(), inner.download_limit)
@@ -334,6 +363,10 @@ struct Inner {
     /// One lock per version/target/subtarget with an acquire in progress.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     scanned: OnceCell<()>,
+    /// Reuses, downloads and evictions since start (for `/metrics`).
+    hits: AtomicU64,
+    downloads: AtomicU64,
+    evictions: AtomicU64,
 }
 
 /// The cached entries, by directory name.
@@ -535,6 +568,7 @@ impl Inner {
                     state.entries.remove(&name);
                     total = total.saturating_sub(size);
                     tracing::info!(entry = %name, bytes = size, "ImageBuilder evicted");
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
                     victims.push(trash);
                 }
                 Err(error) => tracing::warn!("could not evict ImageBuilder: {error}"),

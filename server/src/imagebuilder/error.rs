@@ -35,7 +35,7 @@ pub enum IbError {
         status: u16,
     },
     /// The connection to the upstream failed (refused, reset, timed out, TLS).
-    #[error("could not fetch `{url}`: {}", chain(source))]
+    #[error("could not fetch `{url}`: {}", error_chain(source))]
     Network {
         /// The URL requested.
         url: String,
@@ -168,6 +168,15 @@ impl IbError {
         }
     }
 
+    /// True when the failure is the server's or its upstream's, not the request's, and a later
+    /// attempt may succeed: everything [`IbError::is_retryable`] covers, a checksum mismatch (a
+    /// mirror caught mid-sync, serving the new `sha256sums` with the old archive) and local I/O
+    /// (a full disk while downloading or unpacking). The worker puts such a job back in the
+    /// queue instead of caching a failure; only after its last attempt does the job fail.
+    pub fn is_infrastructure(&self) -> bool {
+        self.is_retryable() || matches!(self, Self::ChecksumMismatch { .. } | Self::Io { .. })
+    }
+
     /// The operator's way out, printed after the error as `hint: ...` where it reaches them
     /// (the CLI, the worker's log). `None` when the message says it all. Kept out of `Display`
     /// because the message also becomes a failed build's `detail`, which routers show to their
@@ -198,8 +207,8 @@ impl IbError {
 }
 
 /// The error and its causes, joined with `: ` (reqwest's own text omits the cause, e.g.
-/// "connection refused").
-fn chain(error: &dyn StdError) -> String {
+/// "connection refused"; ours leave the operating system's error to `source()`).
+pub fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -16,8 +16,9 @@
 //! 5. `cache` installs it atomically, hands out [`Lease`]s that pin it, and evicts least
 //!    recently used entries over the disk budget.
 //!
-//! Everything that goes wrong is an [`IbError`]; [`IbError::is_retryable`] tells the worker
-//! whether to try the job again.
+//! Everything that goes wrong is an [`IbError`]; [`IbError::is_infrastructure`] tells the
+//! worker whether to try the job again later ([`IbError::is_retryable`]: whether to fetch again
+//! at once).
 
 mod cache;
 mod error;
@@ -28,8 +29,9 @@ mod sums;
 mod unpack;
 
 pub use cache::{
-    CacheConfig, DEFAULT_DISK_BUDGET_BYTES, DEFAULT_DOWNLOAD_LIMIT_BYTES, ImagebuilderCache, Lease,
+    CacheConfig, CacheCounts, DEFAULT_DISK_BUDGET_BYTES, DEFAULT_DOWNLOAD_LIMIT_BYTES,
+    ImagebuilderCache, Lease,
 };
-pub use error::IbError;
+pub use error::{IbError, error_chain};
 pub use fetch::Upstream;
 pub use spec::{IbSpec, MAX_SPEC_FIELD_LEN, MAX_VERSION_PATH_LEN};

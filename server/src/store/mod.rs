@@ -23,12 +23,14 @@
 //!
 //! Two implementations: [`SqliteStore`] (the default, one file, any number of processes on one
 //! host) and [`PostgresStore`] (selected by `database_url`; API nodes and workers on several
-//! hosts). They run the same test suite (`tests` below is written against `dyn Store`), each
+//! hosts). Both pools close a connection that a failed transaction left open instead of
+//! reusing it (`reusable`). They run the same test suite (`tests` below is written against `dyn Store`), each
 //! test on a fresh real database.
 
 pub mod postgres;
 mod row;
 pub mod sqlite;
+mod stats;
 
 use std::time::Duration;
 
@@ -40,6 +42,10 @@ use crate::channels::store::ChannelStore;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use stats::{
+    BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, MAX_PACKAGE_ROWS,
+    StatsStore,
+};
 
 /// Unix time in milliseconds.
 pub type UnixMillis = i64;
@@ -289,6 +295,8 @@ pub struct Job {
     pub failure: Option<Failure>,
     /// Why the last attempt was put back in the queue, if it was.
     pub last_error: Option<String>,
+    /// A queued job is not claimed before this time (the back-off after a failed attempt).
+    pub run_after: UnixMillis,
 }
 
 /// A job to enqueue.
@@ -347,8 +355,9 @@ pub struct Counts {
     pub builds_24h: u64,
 }
 
-/// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`].
-pub trait Store: Send + Sync + 'static {
+/// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`]. Each also keeps the
+/// statistics ([`StatsStore`]) in the same database.
+pub trait Store: StatsStore + Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
     /// jobs are queued. An expired row is replaced by the new job, which queues behind every job
     /// already queued, as any new job does.
@@ -463,6 +472,31 @@ fn fenced(rows: u64, request_hash: &RequestHash, attempt: u32) -> Result<(), Sto
             attempt,
         })
     }
+}
+
+/// The pools' `after_release` check (both backends): a connection comes back to the pool only
+/// outside any transaction.
+///
+/// When a statement or `COMMIT` fails, the database may already have rolled the transaction back
+/// by itself (SQLite does on `SQLITE_FULL`, a full disk); sqlx's own rollback then fails, its
+/// count of open transactions stays at one, and every later `BEGIN` on that connection is
+/// refused ("attempted to call begin_with at non-zero transaction depth", issue 20). A
+/// connection that is still inside a transaction when it comes back is closed instead of reused,
+/// and the pool opens a fresh one. A committed transaction is over by then; one dropped without
+/// a commit (an error path) may still have its rollback queued and be closed although the
+/// rollback would have worked: a new connection on an error path is cheaper than a ping on
+/// every release.
+fn reusable<C: sqlx::Connection>(
+    conn: &mut C,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        let idle = !conn.is_in_transaction();
+        if !idle {
+            tracing::warn!("closing a database connection left inside a failed transaction");
+        }
+        Ok(idle)
+    })
 }
 
 /// A distinct job spec per `n` (the profile differs), for tests.

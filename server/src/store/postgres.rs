@@ -38,7 +38,7 @@ use crate::channels::store::ChannelStore;
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
-    UnixMillis, fenced,
+    UnixMillis, fenced, reusable,
 };
 
 /// How long the first connection may take before start-up fails.
@@ -54,7 +54,7 @@ const APPLICATION_NAME: &str = "attendant-server";
 /// The PostgreSQL job store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -98,6 +98,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
+            .after_release(reusable)
             .connect_with(options)
             .await
             .map_err(|error| StoreError::Connect {

@@ -11,7 +11,7 @@ use super::{Claim, Failure, Job, JobSpec, JobState, StoreError, UnixMillis};
 
 /// The columns [`JobRow`] reads, in a `SELECT` list.
 pub(super) const JOB_COLUMNS: &str = "request_hash, state, stage, attempt, enqueued_at, \
-     finished_at, expires_at, request, result, failure_detail, stdout, stderr, last_error, id";
+     finished_at, expires_at, request, result, failure_detail, stdout, stderr, last_error, run_after, id";
 
 /// The columns [`ClaimRow`] reads, in a `RETURNING` list.
 pub(super) const CLAIM_COLUMNS: &str = "request_hash, attempt, request, enqueued_at";
@@ -32,6 +32,7 @@ pub(super) struct JobRow {
     stdout: Option<String>,
     stderr: Option<String>,
     last_error: Option<String>,
+    run_after: UnixMillis,
     /// The queue order (`queue_position` counts queued rows with a smaller id).
     pub(super) id: i64,
 }
@@ -70,6 +71,7 @@ impl TryFrom<JobRow> for Job {
             result: row.result,
             failure,
             last_error: row.last_error,
+            run_after: row.run_after,
             request_hash,
         })
     }
@@ -161,6 +163,7 @@ mod tests {
             stdout: Some("ignored without a failure".to_owned()),
             stderr: None,
             last_error: None,
+            run_after: 1,
             id: 7,
         }
     }

@@ -27,7 +27,7 @@ use crate::channels::store::ChannelStore;
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
-    UnixMillis, fenced,
+    UnixMillis, fenced, reusable,
 };
 
 /// How long a writer waits for the write lock before failing.
@@ -39,7 +39,7 @@ const MAX_CONNECTIONS: u32 = 16;
 /// The SQLite job store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -54,6 +54,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_release(reusable)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -68,6 +69,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_release(reusable)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

@@ -21,7 +21,15 @@ mod test_database;
 use test_database::TestDatabase;
 
 mod channels;
+#[path = "../../tests/e2e/small_disk.rs"]
+mod small_disk;
+mod stats;
+
+use small_disk::SmallDisk;
+
 mod tls;
+
+use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
 
 /// Opens the same database again, as a restarted server would.
 type Reopen = Box<dyn FnOnce() -> BoxFuture<'static, Arc<dyn Store>> + Send>;
@@ -51,7 +59,9 @@ macro_rules! store_suite {
                 retried_job_waits_for_its_back_off,
                 job_out_of_attempts_fails_when_its_lease_expires,
                 delete_expired_keeps_live_jobs,
-                data_survives_reopen
+                data_survives_reopen,
+                build_events_are_counted_per_bucket_and_pruned,
+                download_counts_add_up
             );
         }
     };
@@ -566,4 +576,124 @@ async fn postgres_unreachable_server_is_named_without_the_password() {
     let cause = std::error::Error::source(&error).unwrap().to_string();
     assert!(cause.contains("Connection refused"), "{cause}");
     assert!(!format!("{error:?}").contains("s3cret"));
+}
+
+/// Submits and claims enough jobs, one after the other, that every pooled connection is used
+/// again (issue 20, item 2: a connection left inside a transaction answered every second
+/// request with "attempted to call begin_with at non-zero transaction depth").
+async fn every_connection_still_works(store: &dyn Store, first: u8) {
+    for n in first..first.saturating_add(40) {
+        store
+            .submit(new_job(n), 1000, 0)
+            .await
+            .unwrap_or_else(|error| panic!("submit {n} after the fault: {error:?}"));
+        let claim = store
+            .claim("a", 0, MINUTE)
+            .await
+            .unwrap_or_else(|error| panic!("claim {n} after the fault: {error:?}"))
+            .expect("a queued job to claim");
+        store
+            .finish(&claim.request_hash, claim.attempt, "{}", 1, MINUTE)
+            .await
+            .unwrap();
+    }
+}
+
+/// SQLite rolls a whole transaction back by itself on some errors (`SQLITE_FULL` from a full
+/// disk among them, <https://www.sqlite.org/lang_transaction.html>); `RAISE(ROLLBACK)` in a
+/// trigger does the same on demand. The connection must not go back to the pool believing it
+/// is still inside the transaction.
+#[tokio::test]
+async fn sqlite_transaction_the_database_rolled_back_does_not_poison_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    created(&store, 1, 0).await;
+    let mut admin = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON jobs
+         BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full (injected)'); END",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    for n in 2..6 {
+        let error = store.submit(new_job(n), 1000, 0).await.unwrap_err();
+        assert!(format!("{error:?}").contains("injected"), "{error:?}");
+    }
+    sqlx::raw_sql("DROP TRIGGER refuse_inserts")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    every_connection_still_works(&store, 10).await;
+}
+
+/// The same with a real full disk: the database on a 16 MiB tmpfs that a filler file fills up
+/// (needs root for the mount, as CI has; elsewhere the trigger test above covers the path).
+#[tokio::test]
+async fn sqlite_commit_on_a_full_disk_is_rolled_back_and_space_freed_is_used_again() {
+    let Some(disk) = SmallDisk::mount(16 * 1024 * 1024) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let path = disk.path().join("jobs.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    created(&store, 1, 0).await;
+    let filler = disk.fill();
+    let mut big = new_job(2);
+    big.request.packages = (0..20_000).map(|n| format!("package-{n:08}")).collect();
+    let error = store.submit(big.clone(), 1000, 0).await.unwrap_err();
+    assert!(
+        format!("{error:?}").contains("full"),
+        "expected a full disk: {error:?}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    assert!(matches!(
+        store.submit(big, 1000, 0).await.unwrap(),
+        Submission::Created(_)
+    ));
+    store.claim("a", 0, MINUTE).await.unwrap().unwrap();
+    every_connection_still_works(&store, 10).await;
+}
+
+/// A statement whose commit fails (a deferred constraint trigger that raises at `COMMIT`), then
+/// killed backends: the next requests and claims succeed on PostgreSQL too.
+#[tokio::test]
+async fn postgres_failed_commit_and_killed_backends_leave_the_pool_usable() {
+    let database = TestDatabase::start().await;
+    let store = PostgresStore::open(database.url()).await.unwrap();
+    created(&store, 1, 0).await;
+    let mut admin = PgConnection::connect(database.url()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device (injected)'; END $$;
+         CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON jobs
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    for n in 2..6 {
+        let error = store.submit(new_job(n), 1000, 0).await.unwrap_err();
+        assert!(format!("{error:?}").contains("injected"), "{error:?}");
+    }
+    let error = store.claim("a", 0, MINUTE).await.unwrap_err();
+    assert!(format!("{error:?}").contains("injected"), "{error:?}");
+    sqlx::raw_sql("DROP TRIGGER refuse_at_commit ON jobs")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    every_connection_still_works(&store, 10).await;
+
+    let (killed,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'attendant-server' AND pid <> pg_backend_pid()) AS killed",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed > 0, "no backend of the store to kill");
+    every_connection_still_works(&store, 100).await;
 }

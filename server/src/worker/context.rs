@@ -27,6 +27,8 @@ pub struct WorkerContext {
     pub wakeup: Arc<Notify>,
     /// Counts `make image` runs (tests and statistics).
     pub builds_started: Arc<std::sync::atomic::AtomicU64>,
+    /// This process's counters (builds by outcome, workers alive).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for WorkerContext {

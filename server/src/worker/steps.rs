@@ -14,8 +14,9 @@ use attendant_proto::api::{
 use attendant_proto::upstream::{FlatProfile, parse_profiles};
 use sha2::{Digest, Sha256};
 
+use super::attempts::{ATTEMPT_ENV, AttemptDir};
 use super::context::WorkerContext;
-use crate::artifacts::nonce;
+use crate::artifacts::{ArtifactError, check_output, nonce};
 use crate::imagebuilder::{IbError, IbSpec, Lease};
 use crate::process::{self, Invocation, RunError};
 use crate::signing::{sha256_file, sign_image};
@@ -60,28 +61,31 @@ pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     }
     // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
     // working directory (the default data dir is `./data`).
-    let work = match std::path::absolute(context.config.work_path()) {
-        Ok(root) => root.join(format!(
-            "{}-{}-{}",
-            claim.request_hash,
-            claim.attempt,
-            nonce()
-        )),
+    let root = match std::path::absolute(context.config.work_path()) {
+        Ok(root) => root,
         Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
     };
-    let outcome = match tokio::fs::create_dir_all(&work).await {
-        Ok(()) => build_in(context, claim, spec, &work).await,
-        Err(error) => Outcome::Retry(format!(
-            "cannot create work directory `{}`: {error}",
-            work.display()
-        )),
+    let name = format!("{}-{}-{}", claim.request_hash, claim.attempt, nonce());
+    let attempt = match AttemptDir::create(&root, &name) {
+        Ok(attempt) => attempt,
+        Err(error) => {
+            return Outcome::Retry(format!(
+                "cannot create a work directory in `{}`: {error}",
+                root.display()
+            ));
+        }
     };
-    if let Err(error) = tokio::fs::remove_dir_all(&work).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %work.display(), error = %error, "cannot delete work directory");
-    }
+    let outcome = build_in(context, claim, spec, attempt.path()).await;
+    attempt.remove().await;
     outcome
+}
+
+/// The value of [`ATTEMPT_ENV`] for the attempt building in `work`: the name of its work
+/// directory, unique on the host (the nonce tells apart two servers building the same request).
+fn attempt_marker(work: &Path) -> String {
+    work.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 async fn stage(
@@ -108,6 +112,9 @@ async fn build_in(context: &WorkerContext, claim: &Claim, spec: &JobSpec, work: 
     }
 }
 
+/// The result key naming the ImageBuilder archive and its SHA-256.
+pub(crate) const IMAGEBUILDER_KEY: &str = "imagebuilder";
+
 async fn build_steps(
     context: &WorkerContext,
     claim: &Claim,
@@ -122,7 +129,7 @@ async fn build_steps(
     let lock = lock_imagebuilder(&lease).await?;
 
     stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
-    let info = validate_revision(context, &lease, spec, deadline).await?;
+    let info = validate_revision(context, work, &lease, spec, deadline).await?;
     let packages = if request.diff_packages {
         let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
         if let Some(profile) = info.profile(&request.profile) {
@@ -134,7 +141,7 @@ async fn build_steps(
     };
 
     stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
-    let manifest = validate_manifest(context, &lease, spec, &packages, deadline).await?;
+    let manifest = validate_manifest(context, work, &lease, spec, &packages, deadline).await?;
 
     stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
     let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
@@ -145,7 +152,7 @@ async fn build_steps(
     context
         .builds_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image_out = make(context, &lease, command.args.clone(), deadline).await?;
+    let image_out = make(context, work, &lease, command.args.clone(), deadline).await?;
     if is_size_error(&image_out.stderr) {
         return Err(failed(
             &BuildFailure::ExceedsStorage,
@@ -161,13 +168,21 @@ async fn build_steps(
         ));
     }
     drop(lock);
+    // Before anything reads the output by name (profiles.json, the images to sign): a link
+    // there could point anywhere.
+    if let Err(error) = check_output(&command.bin_dir) {
+        return Err(match error {
+            ArtifactError::NotRegular { .. } => fatal(&error),
+            ArtifactError::Io { .. } => infrastructure(error),
+        });
+    }
 
     let profile = built_profile(&command.bin_dir, &request.profile, &image_out).await?;
     if context.signing_key.is_some() {
         stage(context, claim, ImagebuilderStatus::SigningImages).await?;
     }
     let images = finish_images(context, &command.bin_dir, profile.images.clone()).await?;
-    let response = BuildResponse {
+    let mut response = BuildResponse {
         enqueued_at: Some(iso_time(claim.enqueued_at)),
         request: Some(request.clone()),
         build_cmd: command.shown,
@@ -182,13 +197,19 @@ async fn build_steps(
             .map(|key| key.fingerprint().to_string()),
         ..BuildResponse::from_profile(claim.request_hash, profile)
     };
+    // Not in ASU's body (clients ignore unknown keys): which ImageBuilder archive built this, so
+    // the build's page can say how to reproduce it.
+    response.extra.insert(
+        IMAGEBUILDER_KEY.to_owned(),
+        serde_json::json!({"archive": lease.archive_name, "sha256": lease.archive_sha256}),
+    );
     let body = serde_json::to_string(&response)
         .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
     context
         .artifacts
         .publish(&command.bin_dir, &claim.request_hash)
         .await
-        .map_err(|error| Outcome::Retry(error.to_string()))?;
+        .map_err(infrastructure)?;
     Ok(body)
 }
 
@@ -210,8 +231,8 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
             if let Some(hint) = error.hint() {
                 tracing::error!(error = %error, hint = %hint, "cannot set up the ImageBuilder");
             }
-            if error.is_retryable() {
-                Outcome::Retry(error.to_string())
+            if error.is_infrastructure() {
+                Outcome::Retry(format!("cannot set up the ImageBuilder: {error}"))
             } else if matches!(error, IbError::NotFound { .. }) {
                 fatal(&error)
             } else {
@@ -224,12 +245,13 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
 /// ImageBuilder's revision.
 async fn validate_revision(
     context: &WorkerContext,
+    work: &Path,
     lease: &Lease,
     spec: &JobSpec,
     deadline: Instant,
 ) -> Result<ImagebuilderInfo, Outcome> {
     let request = &spec.request;
-    let info_out = make(context, lease, vec!["info".to_owned()], deadline).await?;
+    let info_out = make(context, work, lease, vec!["info".to_owned()], deadline).await?;
     if info_out.status != Some(0) {
         let failure = BuildFailure::ImagebuilderSetup {
             returncode: info_out.status.unwrap_or(-1),
@@ -252,6 +274,7 @@ async fn validate_revision(
 /// against the pinned versions.
 async fn validate_manifest(
     context: &WorkerContext,
+    work: &Path,
     lease: &Lease,
     spec: &JobSpec,
     packages: &[String],
@@ -263,7 +286,7 @@ async fn validate_manifest(
         format!("PACKAGES={}", packages.join(" ")),
         "STRIP_ABI=1".to_owned(),
     ];
-    let manifest_out = make(context, lease, args, deadline).await?;
+    let manifest_out = make(context, work, lease, args, deadline).await?;
     if manifest_out.status != Some(0) {
         let errors = scan_package_errors(&manifest_out.stderr);
         let failure = BuildFailure::ImpossiblePackageSelection(errors);
@@ -395,27 +418,37 @@ async fn finish_images(
             let name = &image.name;
             // The name comes from the ImageBuilder's profiles.json: it must stay in `bin_dir`.
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                return Err(format!("image name `{name}` is not a plain file name"));
+                return Err(fatal(format_args!(
+                    "image name `{name}` is not a plain file name"
+                )));
             }
             let path = dir.join(name);
+            // Reading an image back or writing its signature fails on a full disk, which is
+            // no fault of the request.
             let sha256 = match &key {
                 Some(key) => {
-                    let (sha256, signature) =
-                        sign_image(key, &path).map_err(|error| error.to_string())?;
+                    let (sha256, signature) = sign_image(key, &path).map_err(infrastructure)?;
                     image.signature = Some(signature);
                     sha256
                 }
-                None => sha256_file(&path).map_err(|error| error.to_string())?,
+                None => sha256_file(&path).map_err(infrastructure)?,
             };
             image.sha256_unsigned.clone_from(&sha256);
             image.sha256 = sha256;
+            // Routers cap the download at the stated size (the agent's `download` module).
+            let size = std::fs::metadata(&path).map_err(|error| {
+                Outcome::Retry(format!(
+                    "cannot read the size of `{}`: {error}",
+                    path.display()
+                ))
+            })?;
+            image.size = Some(size.len());
         }
         Ok(images)
     })
     .await;
     match finished {
-        Ok(Ok(images)) => Ok(images),
-        Ok(Err(message)) => Err(fatal(message)),
+        Ok(result) => result,
         Err(join) => Err(Outcome::Retry(format!("signing task failed: {join}"))),
     }
 }
@@ -463,6 +496,7 @@ async fn write_embedded(files: &Path, embedded: &[EmbeddedFile]) -> Result<(), O
 /// infrastructure one.
 async fn make(
     context: &WorkerContext,
+    work: &Path,
     lease: &Lease,
     args: Vec<String>,
     deadline: Instant,
@@ -474,14 +508,43 @@ async fn make(
             humantime::format_duration(context.config.job_timeout)
         )));
     }
+    let args_verb = args.first().cloned().unwrap_or_default();
     let mut invocation = Invocation::new("make", args, lease.dir.clone());
     invocation.timeout = remaining;
     invocation.output_cap = context.config.output_cap_bytes;
+    invocation.env = vec![(ATTEMPT_ENV.to_owned(), attempt_marker(work))];
     match process::run(invocation).await {
-        Ok(output) => Ok(output),
+        Ok(output) => match disk_full(&output) {
+            Some(message) => Err(Outcome::Retry(format!(
+                "`make {}` ran out of disk space: `{message}`",
+                args_verb
+            ))),
+            None => Ok(output),
+        },
         Err(error @ RunError::Timeout { .. }) => Err(fatal(&error)),
         Err(error) => Err(Outcome::Retry(error.to_string())),
     }
+}
+
+/// What `strerror` says for `ENOSPC` and `EDQUOT` (glibc and musl word them alike): a command
+/// that failed with one of these ran out of disk, which is the server's trouble, not a fault of
+/// the requested package selection.
+const DISK_FULL_MESSAGES: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+
+/// The disk-full message a failed command printed, if any.
+fn disk_full(output: &process::Output) -> Option<&'static str> {
+    if output.status == Some(0) {
+        return None;
+    }
+    DISK_FULL_MESSAGES
+        .into_iter()
+        .find(|message| output.stderr.contains(message))
+}
+
+/// A local I/O failure (reading an image back, writing its signature): retried, with its cause
+/// (the operating system's error names the full disk).
+fn infrastructure(error: impl std::error::Error) -> Outcome {
+    Outcome::Retry(crate::imagebuilder::error_chain(&error))
 }
 
 /// An exclusive lock on the ImageBuilder tree for the duration of the `make` steps.

@@ -450,6 +450,8 @@ async fn tampered_imagebuilder_or_sums_fail_clearly_and_cache_nothing() {
         }
         let mut config = config(dir.path(), &mirror);
         config.upstream_url = upstream.display().to_string();
+        config.max_attempts = 2;
+        config.retry_backoff = Duration::from_millis(100);
         let server = Server::start_with(dir, mirror.clone(), config).await;
         let (status, failed) = server.build(&x86(&[])).await;
         assert_eq!(status, 500, "{tamper}: {failed}");
@@ -458,6 +460,28 @@ async fn tampered_imagebuilder_or_sums_fail_clearly_and_cache_nothing() {
             detail.starts_with("Error: cannot set up the ImageBuilder: "),
             "{tamper}: {detail}"
         );
+        // A checksum mismatch is what a mirror caught mid-sync serves (the new `sha256sums`, the
+        // old archive): retried up to `max_attempts`, then failed for a minute only (issue 20).
+        // A signature that does not verify is not retried.
+        let job = server
+            .running
+            .service
+            .workers
+            .store
+            .job(
+                &failed["request_hash"].as_str().unwrap().parse().unwrap(),
+                now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let ttl = job.expires_at.unwrap() - job.finished_at.unwrap();
+        if tamper == "archive" {
+            assert!(detail.contains("has SHA-256"), "{detail}");
+            assert_eq!((job.attempt, ttl), (2, 60_000), "{tamper}");
+        } else {
+            assert_eq!((job.attempt, ttl), (1, 3_600_000), "{tamper}");
+        }
         let entries = server.config.imagebuilder_path().join("entries");
         let cached = std::fs::read_dir(&entries).map(|d| d.count()).unwrap_or(0);
         assert_eq!(cached, 0, "{tamper}: nothing may be cached");
@@ -497,7 +521,13 @@ async fn upstream_outage_is_retried_not_cached() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, _, body) = server.get(&format!("/api/v1/build/{hash}")).await;
-    assert_eq!((status, body["detail"].clone()), (202, json!("queued")));
+    assert_eq!(status, 202, "{body}");
+    // The reason reaches whoever polls (issue 20), after ASU's `queued`.
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("queued: attempt 1 failed: ") && detail.contains("503"),
+        "{detail}"
+    );
     upstream.clear_faults();
     let (status, done) = server.wait(&hash).await;
     assert_eq!(status, 200, "{done}");

@@ -8,8 +8,22 @@ mod bodies;
 #[cfg(test)]
 mod builds;
 #[cfg(test)]
+mod cors;
+#[cfg(test)]
+mod faults;
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod openapi;
+#[cfg(test)]
+mod pages;
+#[cfg(test)]
 mod postgres;
 #[cfg(test)]
 mod shared_queue;
+#[cfg(test)]
+mod small_disk;
+#[cfg(test)]
+mod stats;
 #[cfg(test)]
 mod support;

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
 
+use crate::fixture::free_port;
 use crate::postgres::TestDatabase;
 use crate::support::{config, mirror};
 
@@ -210,13 +211,4 @@ impl Processes<'_> {
             })
             .collect()
     }
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -4,28 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::MirrorInfo;
 use attendant_server::config::Config;
 use attendant_server::service::{Running, spawn};
 use serde_json::Value;
 
-/// The fixture mirror, generating it (and building the ImageBuilder helper) on first use.
-pub(crate) fn mirror() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .expect("run cargo build for the ImageBuilder helper");
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
-}
+pub(crate) use crate::fixture::mirror;
 
 /// A running test server.
 pub(crate) struct Server {
@@ -59,6 +43,17 @@ impl Server {
         let mut config = config(dir.path(), &mirror);
         configure(&mut config);
         Self::start_with(dir, mirror, config).await
+    }
+
+    /// Starts a server that signs its images with a fresh key.
+    pub(crate) async fn start_signed() -> Self {
+        Self::start(|config| {
+            let key = config.data_dir.join("key-build");
+            std::fs::create_dir_all(&config.data_dir).unwrap();
+            attendant_server::signing::generate_key_pair(&key, None).unwrap();
+            config.signing_key = Some(key);
+        })
+        .await
     }
 
     /// Starts a server on an existing directory and configuration (restarts).

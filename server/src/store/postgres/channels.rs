@@ -296,28 +296,17 @@ async fn write_channel(conn: &mut PgConnection, write: &ChannelWrite) -> Result<
     let Some(channel) = &write.after else {
         return Ok(());
     };
-    let stored = sqlx::query("SELECT device, doc FROM channel_devices WHERE channel = $1")
-        .bind(&write.name)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<Result<BTreeMap<String, String>, sqlx::Error>>()?;
-    for gone in stored
-        .keys()
-        .filter(|id| !channel.devices.contains_key(*id))
-    {
+    for gone in &write.removed_devices {
         sqlx::query("DELETE FROM channel_devices WHERE channel = $1 AND device = $2")
             .bind(&write.name)
             .bind(gone)
             .execute(&mut *conn)
             .await?;
     }
-    for (id, device) in &channel.devices {
-        let doc = encode_device(&write.name, device)?;
-        if stored.get(id) == Some(&doc) {
+    for id in &write.changed_devices {
+        let Some(device) = channel.devices.get(id) else {
             continue;
-        }
+        };
         sqlx::query(
             "INSERT INTO channel_devices (channel, device, doc, revision, pending)
              VALUES ($1, $2, $3, 1, $4)
@@ -326,7 +315,7 @@ async fn write_channel(conn: &mut PgConnection, write: &ChannelWrite) -> Result<
         )
         .bind(&write.name)
         .bind(id)
-        .bind(&doc)
+        .bind(encode_device(&write.name, device)?)
         .bind(pending_count(device))
         .execute(&mut *conn)
         .await?;
