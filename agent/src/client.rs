@@ -230,8 +230,11 @@ impl ClientError {
             )),
             Self::TooSlow { .. } => Some(Hint::coded(
                 HintCode::TryLater,
-                "try again later, use another server with `--server URL`, or allow more time \
-                 with `option metadata_timeout` in `/etc/config/attendedsysupgrade`",
+                format!(
+                    "try again later, use another server with `--server URL`, or allow more \
+                     time with `option metadata_timeout` in `{}`",
+                    wire::UCI_CONFIG_PATH
+                ),
             )),
             _ => None,
         }
