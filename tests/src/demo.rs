@@ -16,6 +16,8 @@ use anyhow::Context;
 use attendant_server::config::Config;
 use attendant_server::signing::{generate_key_pair, load_secret_key, public_path_of};
 
+use attendant_proto::wire;
+
 use crate::catalog::Catalog;
 use crate::mirror::{DEFAULT_SEED, MirrorInfo, generate, helper_path};
 use crate::mirror_server::MirrorServer;
@@ -124,21 +126,23 @@ fn write_routers(
             .with_context(|| format!("cannot write the demo router `{}`", dir.display()))?;
         let files = [
             (
-                "etc/config/attendedsysupgrade".to_owned(),
+                wire::under_root(&dir, wire::UCI_CONFIG_PATH),
                 format!(
                     "config server 'server'\n\toption url 'http://{}'\n\n\
                      config attendant 'attendant'\n\toption require_signature '1'\n",
                     config.listen
                 ),
             ),
-            (format!("etc/opkg/keys/{fingerprint}"), image_key.clone()),
             (
-                format!("etc/opkg/keys/{}", info.fingerprint),
+                wire::under_root(&dir, wire::OPKG_KEYS_DIR).join(fingerprint),
+                image_key.clone(),
+            ),
+            (
+                wire::under_root(&dir, wire::OPKG_KEYS_DIR).join(&info.fingerprint),
                 release_key.clone(),
             ),
         ];
-        for (relative, contents) in files {
-            let path = dir.join(relative);
+        for (path, contents) in files {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create `{}`", parent.display()))?;
