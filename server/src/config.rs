@@ -613,7 +613,7 @@ impl Config {
             });
         }
         for origin in &self.cors_allowed_origins {
-            crate::http::cors::check_origin(origin).map_err(|error| ConfigError::Rule {
+            check_origin(origin).map_err(|error| ConfigError::Rule {
                 key: "cors_allowed_origins",
                 rule: error.to_string(),
             })?;
@@ -1107,6 +1107,42 @@ mod humantime_serde {
             ))
         })
     }
+}
+
+/// Why a configured origin cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{origin}` is not an origin: expected `*` or `scheme://host[:port]` without a path")]
+pub struct InvalidOrigin {
+    /// The configured text.
+    pub origin: String,
+}
+
+/// Checks one configured origin: `*`, or `http(s)://host[:port]` (what browsers send in
+/// `Origin`: no path, no trailing slash, no user info).
+///
+/// ```
+/// use attendant_server::config::check_origin;
+/// assert!(check_origin("*").is_ok());
+/// assert!(check_origin("https://firmware-selector.openwrt.org").is_ok());
+/// assert!(check_origin("http://192.168.1.1:8080").is_ok());
+/// assert!(check_origin("https://example.org/").is_err());
+/// ```
+pub fn check_origin(origin: &str) -> Result<(), InvalidOrigin> {
+    let invalid = || InvalidOrigin {
+        origin: origin.to_owned(),
+    };
+    if origin == "*" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(invalid)?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if host_ok { Ok(()) } else { Err(invalid()) }
 }
 
 #[cfg(test)]

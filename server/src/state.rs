@@ -6,7 +6,7 @@ use attendant_proto::api::RequestLimits;
 use attendant_proto::usign::{PublicKey, SecretKey};
 
 use crate::artifacts::Artifacts;
-use crate::channels::apply::{Publisher, no_publisher};
+use crate::channels::ops::Change;
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
@@ -93,4 +93,35 @@ pub fn now() -> UnixMillis {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Renders the tree after a committed change. `ch-publish`'s publisher plugs in here; until
+/// then [`NoPublisher`] does nothing.
+pub trait Publisher: Send + Sync {
+    /// Called once after each committed change, with the change.
+    fn publish<'a>(
+        &'a self,
+        state: &'a AppState,
+        change: &'a Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>>;
+}
+
+/// The publisher that publishes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPublisher;
+
+impl Publisher for NoPublisher {
+    fn publish<'a>(
+        &'a self,
+        _state: &'a AppState,
+        _change: &'a Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>>
+    {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The publisher of a new [`AppState`].
+pub fn no_publisher() -> Arc<dyn Publisher> {
+    Arc::new(NoPublisher)
 }

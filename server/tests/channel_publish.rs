@@ -701,7 +701,7 @@ async fn apply(
         attendant_server::channels::ops::OpError,
     >,
 ) {
-    use attendant_server::channels::store::{AuditEntry, TreeChange};
+    use attendant_server::store::channel_store::{AuditEntry, TreeChange};
     let snapshot = store.channels().snapshot().await.unwrap();
     let change = operation(&snapshot.channels).unwrap();
     let audit = AuditEntry {

@@ -8,49 +8,17 @@
 //! returned, and nothing is submitted, committed or published.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
-use super::builds::{BuildsError, submit_rebuilds};
+use super::jobs::{BuildsError, submit_rebuilds};
 use super::model::Channel;
 use super::ops::{Change, OpError, Tree};
-use super::store::{AuditEntry, Snapshot, TreeChange};
 use crate::state::{AppState, now};
+pub use crate::state::{NoPublisher, Publisher, no_publisher};
 use crate::store::StoreError;
+use crate::store::channel_store::{AuditEntry, Snapshot, TreeChange};
 
 /// Commits tried before giving up on a tree that keeps changing underneath.
 pub const MAX_ATTEMPTS: u32 = 10;
-
-/// Renders the tree after a committed change. `ch-publish`'s publisher plugs in here; until
-/// then [`NoPublisher`] does nothing.
-pub trait Publisher: Send + Sync {
-    /// Called once after each committed change, with the change.
-    fn publish<'a>(
-        &'a self,
-        state: &'a AppState,
-        change: &'a Change,
-    ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>>;
-}
-
-/// The publisher that publishes nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPublisher;
-
-impl Publisher for NoPublisher {
-    fn publish<'a>(
-        &'a self,
-        _state: &'a AppState,
-        _change: &'a Change,
-    ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// The publisher of a new [`AppState`].
-pub fn no_publisher() -> Arc<dyn Publisher> {
-    Arc::new(NoPublisher)
-}
 
 /// Why a channel mutation did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -26,8 +26,8 @@ use crate::channels::model::{
 use crate::channels::ops::{self, NewBuild};
 use crate::channels::pool::Pool;
 use crate::channels::publish::POOL;
-use crate::channels::schedule::error_chain;
 use crate::config::{AutoChannel, Generator, ImportInput};
+use crate::imagebuilder::error_chain;
 use crate::signing::signature_file;
 use crate::state::{AppState, now};
 use crate::store::StoreError;

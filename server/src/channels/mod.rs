@@ -7,7 +7,10 @@
 //! | [`apply`] | the one path of every mutation: snapshot, operation, jobs, commit + audit, publish hook |
 //! | [`builds`] | channel builds through the build queue, imports, `settle` into the pool |
 //! | [`pool`] | the content-addressed image pool: copy in, hash, sign; reap unreferenced files |
-//! | [`store`] | persistence: [`store::ChannelStore`] (snapshot, optimistic commit, serial, locks, audit) |
+//! | [`jobs`] | the image jobs of channel builds: recipe request, stamp, submission |
+//!
+//! Persistence (snapshot, optimistic commit, serial, locks, audit) is
+//! [`crate::store::channel_store::ChannelStore`], beside the job store it shares a database with.
 //! | [`publish`] | the tree rendered into the signed static files under `/channels/`, atomically |
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
 //! | [`import`] | the importer of automatic channels: inputs → a new build when one changed |
@@ -19,6 +22,7 @@ pub mod apply;
 pub mod builds;
 pub mod generators;
 pub mod import;
+pub mod jobs;
 pub mod keys;
 pub mod mirror;
 pub mod model;
@@ -26,4 +30,3 @@ pub mod ops;
 pub mod pool;
 pub mod publish;
 pub mod schedule;
-pub mod store;

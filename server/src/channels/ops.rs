@@ -4,7 +4,7 @@
 //!
 //! Nothing here does I/O, so the CLI's `--dry-run` and the admin API's `dry_run` print a change
 //! without committing it, and every rule is unit-tested below. The caller commits the change
-//! with [`super::store::ChannelStore::commit`] against the snapshot it was computed from, and
+//! with [`crate::store::channel_store::ChannelStore::commit`] against the snapshot it was computed from, and
 //! runs the operation again on a conflict.
 //!
 //! The semantics are system-image's (<https://gitlab.com/ubports/infrastructure/system-image-server>,

@@ -30,6 +30,7 @@ use crate::channels::publish::{
     Changed, POOL, PublishError, PublishOptions, PublishReport, publish, published_expiry, reap,
 };
 use crate::config::Config;
+use crate::imagebuilder::error_chain;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -338,18 +339,6 @@ pub async fn run_importer(state: AppState, key: Arc<SecretKey>, shutdown: Cancel
 
 /// Who settles builds in the audit log.
 const SETTLE_ACTOR: &str = "serve";
-
-/// An error and its causes on one line, for logs and reports.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 fn unix_millis(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)

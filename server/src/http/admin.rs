@@ -46,10 +46,10 @@ use crate::channels::apply::{Applied, apply};
 use crate::channels::builds::{self, BuildOrder};
 use crate::channels::model::{Channel, Device, DeviceId, Recipe};
 use crate::channels::ops::{self, CreateOptions, OpError};
-use crate::channels::store::{AuditRecord, MAX_AUDIT_PAGE};
 use crate::http::build::LimitedBody;
 use crate::http::error::ApiError;
 use crate::state::{AppState, now};
+use crate::store::channel_store::{AuditRecord, MAX_AUDIT_PAGE};
 
 /// Longest `Authorization` header read, in bytes.
 const MAX_AUTHORIZATION_LEN: usize = 1024;

@@ -17,45 +17,10 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::REQUEST_ID_HEADER;
+use crate::config::{InvalidOrigin, check_origin};
 
 /// How long a browser may cache a preflight answer: polls then cost one request, not two.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// Why a configured origin cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{origin}` is not an origin: expected `*` or `scheme://host[:port]` without a path")]
-pub struct InvalidOrigin {
-    /// The configured text.
-    pub origin: String,
-}
-
-/// Checks one configured origin: `*`, or `http(s)://host[:port]` (what browsers send in
-/// `Origin`: no path, no trailing slash, no user info).
-///
-/// ```
-/// use attendant_server::http::cors::check_origin;
-/// assert!(check_origin("*").is_ok());
-/// assert!(check_origin("https://firmware-selector.openwrt.org").is_ok());
-/// assert!(check_origin("http://192.168.1.1:8080").is_ok());
-/// assert!(check_origin("https://example.org/").is_err());
-/// ```
-pub fn check_origin(origin: &str) -> Result<(), InvalidOrigin> {
-    let invalid = || InvalidOrigin {
-        origin: origin.to_owned(),
-    };
-    if origin == "*" {
-        return Ok(());
-    }
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or_else(invalid)?;
-    let host_ok = !rest.is_empty()
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if host_ok { Ok(()) } else { Err(invalid()) }
-}
 
 /// The CORS layer for `origins` (`*` allows any origin; an empty list sends no CORS headers).
 pub fn layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin> {

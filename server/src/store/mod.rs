@@ -27,6 +27,7 @@
 //! reusing it (`reusable`). They run the same test suite (`tests` below is written against `dyn Store`), each
 //! test on a fresh real database.
 
+pub mod channel_store;
 pub mod postgres;
 mod row;
 pub mod sqlite;
@@ -38,7 +39,7 @@ use attendant_proto::api::{BuildRequest, ImagebuilderStatus, RequestHash};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::channels::store::ChannelStore;
+use channel_store::ChannelStore;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

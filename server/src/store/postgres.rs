@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use self::tls::TlsSettings;
 use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 
-use crate::channels::store::ChannelStore;
+use crate::store::channel_store::ChannelStore;
 
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 
 use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 
-use crate::channels::store::ChannelStore;
+use crate::store::channel_store::ChannelStore;
 
 use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
 use super::{

@@ -11,7 +11,7 @@ use sqlx::postgres::PgConnection;
 
 use super::PostgresStore;
 use crate::channels::model::Channel;
-use crate::channels::store::{
+use crate::store::channel_store::{
     AuditEntry, AuditRecord, ChannelStore, ChannelWrite, MAX_AUDIT_PAGE, PendingBuild, SERIAL_KEY,
     Snapshot, TreeChange, decode_channel, encode_channel, encode_device, pending_count, pending_of,
     signed, unsigned,

@@ -8,7 +8,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::SqliteStore;
 use crate::channels::model::Channel;
-use crate::channels::store::{
+use crate::store::channel_store::{
     AuditEntry, AuditRecord, ChannelStore, ChannelWrite, MAX_AUDIT_PAGE, PendingBuild, SERIAL_KEY,
     Snapshot, TreeChange, decode_channel, encode_channel, encode_device, pending_count, pending_of,
     signed, unsigned,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Reopen;
 use crate::channels::model::{BuildState, Channel, Device, test_build, test_channel};
-use crate::channels::store::{AuditEntry, ChannelStore, Snapshot, TreeChange};
+use crate::store::channel_store::{AuditEntry, ChannelStore, Snapshot, TreeChange};
 use crate::store::{Store, StoreError};
 
 macro_rules! channel_suite {

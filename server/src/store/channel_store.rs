@@ -7,7 +7,7 @@
 //!
 //! Concurrency is optimistic: [`ChannelStore::snapshot`] returns every channel with the
 //! revision it was read at; an operation computes the changed channels from it
-//! ([`super::ops`]), and [`ChannelStore::commit`] writes them in one transaction that first
+//! ([`crate::channels::ops`]), and [`ChannelStore::commit`] writes them in one transaction that first
 //! checks each channel's revision. If another writer committed in between, nothing is written
 //! and [`StoreError::ChannelConflict`] tells the caller to reload and run the operation again
 //! (two operators, or the CLI and `serve`'s settle, never overwrite each other's change). A
@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::model::{BuildState, Channel, ChannelSettings, Device};
-use crate::store::{StoreError, UnixMillis};
+use super::{StoreError, UnixMillis};
+use crate::channels::model::{BuildState, Channel, ChannelSettings, Device};
 
 /// The channel tree with the revision each channel was read at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
