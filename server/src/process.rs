@@ -160,7 +160,11 @@ pub async fn run(invocation: Invocation) -> Result<Output, RunError> {
         program: program.clone(),
         source: io::Error::new(
             io::ErrorKind::NotFound,
-            format!("not found in `{CHILD_PATH}`"),
+            if program.starts_with('/') {
+                "no such executable file".to_owned()
+            } else {
+                format!("not found in `{CHILD_PATH}`")
+            },
         ),
     })?;
     let mut command = match supervisors() {
@@ -276,6 +280,12 @@ impl Drop for GroupGuard {
 /// [`CHILD_PATH`]. Looked up here rather than by the child so that a missing program stays a
 /// [`RunError::Spawn`] when `setpriv` starts it.
 fn find_program(program: &str) -> Option<PathBuf> {
+    // Checked here, not left to the exec: under the supervisors a missing program would only
+    // show as `timeout`'s exit status 127, not as the spawn error it is.
+    if program.starts_with('/') {
+        let path = PathBuf::from(program);
+        return is_executable(&path).then_some(path);
+    }
     if program.contains('/') {
         return Some(PathBuf::from(program));
     }
