@@ -57,7 +57,7 @@ impl SqliteStore {
             .after_release(reusable)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        migrate_locked(&pool, path).await?;
         Ok(Self { pool })
     }
 
@@ -75,6 +75,30 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
+}
+
+/// Applies the migrations while holding an exclusive `flock` on `<database>.migrate-lock`.
+/// sqlx takes no lock on SQLite, so a `serve` and a `worker` started together on a new database
+/// would both apply the first migration and one of them would fail (`table jobs already
+/// exists`); the second one to get the lock finds everything applied.
+async fn migrate_locked(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".migrate-lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(file)
+    })
+    .await
+    .map_err(|join| sqlx::Error::Io(std::io::Error::other(join)))?
+    .map_err(sqlx::Error::Io)?;
+    let migrated = sqlx::migrate!("./migrations/sqlite").run(pool).await;
+    drop(lock);
+    Ok(migrated?)
 }
 
 impl Store for SqliteStore {
