@@ -106,6 +106,33 @@ pub const STATE_PATH: &str = "/var/run/attendant/state.json";
 /// The agent's run lock, in [`STATE_DIR`]: one upgrade at a time, whoever started it.
 pub const LOCK_PATH: &str = "/var/run/attendant/lock";
 
+// Release channels (see [`crate::channel`]). Everything under `/etc/attendant/` but the stamp is
+// kept across sysupgrade by [`KEEP_D_PATH`]; the stamp comes with each image.
+
+/// The channel file embedded in every image built for a channel: where the running firmware
+/// stands ([`crate::channel::ChannelStamp`]).
+pub const CHANNEL_STAMP_PATH: &str = "/etc/attendant/channel.json";
+
+/// Directory of the pinned root keys (usign public keys) that channel metadata must chain to.
+pub const CHANNEL_KEYS_DIR: &str = "/etc/attendant/keys";
+
+/// The highest metadata `serial` seen per channel server, so older (replayed) metadata is refused.
+pub const CHANNEL_SERIAL_PATH: &str = "/etc/attendant/serial.json";
+
+/// The system's machine-id where one exists (systemd-style hosts; rare on OpenWrt).
+pub const SYSTEM_MACHINE_ID_PATH: &str = "/etc/machine-id";
+
+/// The machine-id the agent generates once when the system has none; seeds the phase of phased
+/// rollouts and, salted and hashed, identifies outcome reports.
+pub const MACHINE_ID_PATH: &str = "/etc/attendant/machine-id";
+
+/// Outcome reports not yet delivered, retried at boot until the server takes them.
+pub const PENDING_REPORTS_PATH: &str = "/etc/attendant/reports.json";
+
+/// sysupgrade's list of files to keep across an upgrade, one path per line
+/// (<https://openwrt.org/docs/guide-user/installation/sysupgrade.cli>).
+pub const KEEP_D_PATH: &str = "/lib/upgrade/keep.d/attendant";
+
 /// The rpcd exec plugin: a symlink to the agent binary, run by rpcd as `<path> list` and
 /// `<path> call <method>`.
 pub const RPCD_PLUGIN_PATH: &str = "/usr/libexec/rpcd/attendant";

@@ -9,6 +9,8 @@ pub enum MetadataFile {
     Index,
     /// The embedded `/etc/attendant/channel.json`.
     Stamp,
+    /// An outcome report or the report salt (`/api/v1/report`).
+    Report,
 }
 
 impl std::fmt::Display for MetadataFile {
@@ -17,6 +19,7 @@ impl std::fmt::Display for MetadataFile {
             Self::Channels => "channels.json",
             Self::Index => "index.json",
             Self::Stamp => "channel.json",
+            Self::Report => "report",
         })
     }
 }

@@ -12,6 +12,7 @@
 //! | --- | --- |
 //! | [`channels`](ChannelsDoc) | `channels.json`: [`ChannelsDoc`], [`encode_channels`], [`parse_channels`] |
 //! | [`index`](IndexDoc) | `index.json`: [`IndexDoc`], [`encode_index`], [`parse_index`] |
+//! | [`report`](ReportRequest) | outcome reports a router sends after an upgrade: [`ReportRequest`], [`parse_report`], [`machine_token`] |
 //! | [`stamp`](ChannelStamp) | `channel.json` in the image: [`ChannelStamp`], [`encode_stamp`], [`parse_stamp`] |
 //! | [`Freshness`] | `generated_at`, `expires`, `serial` of every file's `global` |
 //! | [`VersionDetail`] | `openwrt=24.10.5,recipe=3,tag=Q4` |
@@ -52,6 +53,7 @@ mod error;
 pub mod field;
 mod freshness;
 mod index;
+mod report;
 mod stamp;
 pub mod trust;
 mod version_detail;
@@ -65,6 +67,10 @@ pub use self::freshness::Freshness;
 pub use self::index::{
     ImageType, IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, MAX_FILES, MAX_IMAGES,
     MAX_INDEX_LEN, MAX_PERCENTAGE, MAX_RECIPE_PACKAGES, encode_index, parse_index,
+};
+pub use self::report::{
+    MAX_CAUSE_LEN, MAX_REPORT_LEN, MAX_SALT_LEN, REPORT_API_PATH, ReportRequest, ReportResult,
+    ReportSalt, encode_report, encode_salt, machine_token, parse_report, parse_salt,
 };
 pub use self::stamp::{ChannelStamp, MAX_STAMP_LEN, encode_stamp, parse_stamp};
 pub use self::version_detail::{MAX_PAIRS, MAX_PART_LEN, VersionDetail, VersionDetailError};

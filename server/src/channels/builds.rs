@@ -5,7 +5,7 @@
 //! packages added and `-removed`, a uci-defaults script, a rootfs size) submitted through
 //! [`crate::build::submit_job`], so de-duplication, the queue limit, the workers and the
 //! ImageBuilder cache are shared with the public API. It carries one more thing: the embedded
-//! file [`STAMP_PATH`] (an [`attendant_proto::channel::ChannelStamp`]: channel, alias target,
+//! file [`CHANNEL_STAMP_PATH`](attendant_proto::wire::CHANNEL_STAMP_PATH) (an [`attendant_proto::channel::ChannelStamp`]: channel, alias target,
 //! device, build number, `version_detail`, server URL), written into the ImageBuilder's `FILES`
 //! directory by the worker, so a flashed router knows where it stands. Because the stamp names
 //! the build number, a copy, tag or alias of a built build is rebuilt with its own stamp
@@ -25,7 +25,7 @@ use attendant_proto::usign::SecretKey;
 use sha2::{Digest, Sha256};
 
 use super::apply::{Applied, ChannelError, apply};
-pub use super::jobs::{BuildsError, STAMP_PATH};
+pub use super::jobs::BuildsError;
 use super::model::{BuildSource, BuildState, DeviceId, ImageFile, Recipe};
 use super::ops::{self, BuildRef, NewBuild, Settled};
 use super::pool::{Pool, PoolError};

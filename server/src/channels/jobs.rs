@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use attendant_proto::api::BuildRequest;
 use attendant_proto::channel::{ChannelStamp, VersionDetail, encode_stamp};
 use attendant_proto::fwtool::FwtoolError;
+use attendant_proto::wire::CHANNEL_STAMP_PATH;
 
 use super::model::{BuildSource, BuildState, DeviceId, Recipe};
 use super::ops::{BuildRef, Change};
@@ -14,9 +15,6 @@ use super::pool::PoolError;
 use crate::build::{BuildError, submit_job};
 use crate::state::AppState;
 use crate::store::{EmbeddedFile, StoreError};
-
-/// Where a channel image carries its stamp.
-pub const STAMP_PATH: &str = "/etc/attendant/channel.json";
 
 /// Why a build could not be made, imported or settled.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +185,7 @@ pub(crate) async fn submit_rebuilds(
         let contents = String::from_utf8_lossy(&encode_stamp(&stamp)).into_owned();
         let body = request_body(&build.openwrt_version, &id, &build.recipe);
         let files = vec![EmbeddedFile {
-            path: STAMP_PATH.to_owned(),
+            path: CHANNEL_STAMP_PATH.to_owned(),
             contents,
         }];
         let (hash, _) = submit_job(state, &body, None, files)
