@@ -801,8 +801,9 @@ impl ChannelsConfig {
                 return Err(ConfigError::Rule {
                     key: "channels.auto",
                     rule: format!(
-                        "channel `{}` has no `version` input; every channel image carries /etc/attendant/channel.json",
-                        auto.channel
+                        "channel `{}` has no `version` input; every channel image carries {}",
+                        auto.channel,
+                        attendant_proto::wire::CHANNEL_STAMP_PATH
                     ),
                 });
             }

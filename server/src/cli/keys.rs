@@ -21,6 +21,7 @@ use anyhow::Context;
 use attendant_proto::timestamp::Timestamp;
 use attendant_proto::ucert::{CertBody, Chain, TimeText};
 use attendant_proto::usign::Fingerprint;
+use attendant_proto::wire::CHANNEL_KEYS_DIR;
 use serde_json::json;
 
 use crate::channels::keys::{self, REVOCATIONS_FILE};
@@ -36,7 +37,7 @@ Examples:
       -o /etc/attendant/revoked.ucert
   attendant-server keys show /etc/attendant/channel-signing.ucert
 
-Routers pin the root's public key (<root>.pub) in /etc/attendant/keys/. Keep the root secret key
+Routers pin the root's public key (<root>.pub) in their channel key directory (`keys root-init --help`). Keep the root secret key
 offline; the server needs only the signing key and its delegation ([channels] signing_key and
 delegation in the configuration). Rotate before the delegation expires: delegate a new signing key,
 publish both delegations while they overlap, then switch signing_key.";
@@ -54,7 +55,7 @@ pub struct Args {
 pub enum KeysCommand {
     /// Make the offline root key pair (secret key mode 0600; the public key, `<file>.pub`, is
     /// what routers pin) and print its fingerprint.
-    #[command(after_help = ROOT_INIT_EXAMPLES)]
+    #[command(after_help = root_init_examples())]
     RootInit(RootInitArgs),
     /// Certify a signing key with the root key for a time window (a ucert auth certificate);
     /// the signing key pair is made first when its file does not exist.
@@ -68,11 +69,14 @@ pub enum KeysCommand {
     Show(ShowArgs),
 }
 
-const ROOT_INIT_EXAMPLES: &str = "\
-Examples:
+fn root_init_examples() -> String {
+    format!(
+        "Examples:
   attendant-server keys root-init -s /media/offline/channel-root.sec
 
-Copy /media/offline/channel-root.sec.pub to /etc/attendant/keys/ on every router.";
+Copy /media/offline/channel-root.sec.pub to {CHANNEL_KEYS_DIR}/ on every router."
+    )
+}
 
 const DELEGATE_EXAMPLES: &str = "\
 Examples:
@@ -159,7 +163,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let public = keys::root_init(&args.secret_key)?;
             eprintln!(
                 "wrote `{secret}` and `{secret}.pub`; keep `{secret}` offline and pin \
-                 `{secret}.pub` on routers in /etc/attendant/keys/",
+                 `{secret}.pub` on routers in {CHANNEL_KEYS_DIR}/",
                 secret = args.secret_key.display()
             );
             println!("{}", public.fingerprint());
