@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use attendant_proto::api::{self, BodyError, BuildRequest, BuildResponse, ImageInfo, Overview};
-use attendant_proto::usign::Keyring;
+use attendant_proto::ucert::Revocations;
+use attendant_proto::usign::{Fingerprint, Keyring};
 use serde::Serialize;
 
 use crate::atomic::write_atomic;
@@ -32,7 +33,7 @@ use crate::hint::Finding;
 use crate::install::{self, InstallOptions, Installed};
 use crate::options::PlanOptions;
 use crate::state::{Stage, State, StateFile};
-use crate::verify::{self, Expectations, Verification, VerifyError};
+use crate::verify::{self, Expectations, Verification};
 
 /// Largest usign signature file fetched.
 pub const MAX_SIGNATURE_FILE_LEN: u64 = 2048;
@@ -403,6 +404,34 @@ impl Engine {
         Ok(keyring)
     }
 
+    /// Keys revoked in the configured key directory: what `ucert -R` leaves there, a dangling
+    /// symbolic link named after the revoked key's fingerprint.
+    pub fn revocations(&self) -> Result<Revocations, Error> {
+        let dir = self.router_path(&self.settings.keys_dir);
+        let mut revoked = Revocations::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(revoked),
+            Err(source) => return Err(Error::Io { path: dir, source }),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let dangling = path
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+                && !path.exists();
+            if let (true, Some(Ok(fingerprint))) = (
+                dangling,
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .map(Fingerprint::from_hex),
+            ) {
+                revoked.insert(fingerprint);
+            }
+        }
+        Ok(revoked)
+    }
+
     /// Verifies `path`, the image `saved.image` of the build `saved.response` requested with
     /// `saved.request`: hash, signature, trailer, compatibility with `device`, manifest.
     pub fn verify(
@@ -438,11 +467,15 @@ impl Engine {
             }
         };
         let keyring = self.keyring()?;
+        let revoked = self.revocations()?;
         let compat = device.compat();
         let expectations = Expectations {
             sha256: Some(saved.image.sha256.as_str()),
+            sha256_unsigned: Some(saved.image.sha256_unsigned.as_str()),
             signature: signature.as_deref(),
             keyring: &keyring,
+            revoked: &revoked,
+            now: unix_now(),
             require_signature: self.settings.require_signature,
             device: &compat,
             keep_settings: flash.keep_settings,
@@ -451,7 +484,7 @@ impl Engine {
         let verification = match verify::verify_image(path, &expectations) {
             // Bytes that are not the image are of no use to a resumed download (a proxy's page
             // would stay in front of every retry): the next download starts over.
-            Err(error @ VerifyError::Sha256Mismatch { .. }) => {
+            Err(error) if error.discards_image() => {
                 download::remove(path)?;
                 download::remove(&signature_path(path))?;
                 return Err(error.into());
@@ -647,6 +680,15 @@ impl Stage {
 
 /// The run lock.
 pub const LOCK_PATH: &str = attendant_proto::wire::LOCK_PATH;
+
+/// The clock as ucert reads it (`time(NULL)`); a clock before 1970 reads as 0.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
 
 /// Where the signature of the image at `path` is kept: `<image>.sig`.
 pub fn signature_path(path: &Path) -> PathBuf {
