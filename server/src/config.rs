@@ -393,6 +393,16 @@ pub struct Config {
     pub trusted_keys: Vec<PathBuf>,
     /// usign secret key used to sign built images (none: images are not signed).
     pub signing_key: Option<PathBuf>,
+    /// Also append each installable image's signature as a ucert chain in an fwtool signature
+    /// block, as ASU does, so that sysupgrade's own signature check finds it; `sha256` and
+    /// `sha256_unsigned` then name the image before the block, and `<image>.sig` is kept.
+    /// Needs `signing_key` (default: false, the image is left as built).
+    pub signature_trailer: bool,
+    /// ucert file of the certificates leading from a key routers trust to `signing_key` (ASU's
+    /// `key-build.ucert`; `attendant-server keys delegate` writes one), put before the
+    /// signature in every trailer (default: none, the trailer holds only the signature, which
+    /// routers check against `signing_key`'s public key in `/etc/opkg/keys`).
+    pub signing_certificate: Option<PathBuf>,
     /// URL prefixes extra package repositories must match (empty: none allowed).
     pub repository_allow_list: Vec<String>,
     /// Web origins whose pages may call the API from the browser (the firmware selector,
@@ -448,6 +458,8 @@ impl Default for Config {
             output_cap_bytes: 1024 * 1024,
             trusted_keys: Vec::new(),
             signing_key: None,
+            signature_trailer: false,
+            signing_certificate: None,
             repository_allow_list: Vec::new(),
             cors_allowed_origins: vec!["*".to_owned()],
             branches: default_branches(),
@@ -588,6 +600,20 @@ impl Config {
             return Err(ConfigError::Rule {
                 key: "database",
                 rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
+            });
+        }
+        if self.signature_trailer && self.signing_key.is_none() {
+            return Err(ConfigError::Rule {
+                key: "signature_trailer",
+                rule: "is on, but no `signing_key` is set to sign the images with".to_owned(),
+            });
+        }
+        if self.signing_certificate.is_some() && !self.signature_trailer {
+            return Err(ConfigError::Rule {
+                key: "signing_certificate",
+                rule: "is set, but `signature_trailer` is off; the certificates go only into \
+                       signature trailers"
+                    .to_owned(),
             });
         }
         if self.channels.signing_key.is_some() != self.channels.delegation.is_some() {
@@ -954,6 +980,8 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "output_cap_bytes",
     "trusted_keys",
     "signing_key",
+    "signature_trailer",
+    "signing_certificate",
     "repository_allow_list",
     "cors_allowed_origins",
 ];
