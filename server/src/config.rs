@@ -403,7 +403,9 @@ pub struct Config {
     /// signature in every trailer (default: none, the trailer holds only the signature, which
     /// routers check against `signing_key`'s public key in `/etc/opkg/keys`).
     pub signing_certificate: Option<PathBuf>,
-    /// URL prefixes extra package repositories must match (empty: none allowed).
+    /// URL prefixes extra package repositories must match (empty: none allowed): scheme, host
+    /// and port exactly, the path by whole segments, and nothing a reader could take two ways
+    /// (user info, `..`, encoded dots or slashes; see `attendant_proto::api::repository`).
     pub repository_allow_list: Vec<String>,
     /// Web origins whose pages may call the API from the browser (the firmware selector,
     /// luci-app-attendedsysupgrade in a router's web page): `["*"]` (the default) allows any,
@@ -636,6 +638,14 @@ impl Config {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
                 rule: "must name a mirror URL or a directory".to_owned(),
+            });
+        }
+        if let Err((entry, error)) =
+            attendant_proto::api::AllowList::parse(&self.repository_allow_list)
+        {
+            return Err(ConfigError::Rule {
+                key: "repository_allow_list",
+                rule: format!("has the entry `{entry}`: {error}"),
             });
         }
         for origin in &self.cors_allowed_origins {
