@@ -776,6 +776,13 @@ pub struct ChannelsConfig {
     pub mirror_push: Vec<MirrorPush>,
     /// The automatic channels and their inputs, in order (`[[channels.auto]]`).
     pub auto: Vec<AutoChannel>,
+    /// Whether routers may send outcome reports (`/api/v1/report`; `false`: it answers 404 and
+    /// auto-halt and auto-advance have nothing to go on).
+    pub reports: bool,
+    /// Reports kept per channel build: a router new to a build that has this many is not
+    /// counted (its answer is still `202`), which bounds the database however many reports
+    /// arrive.
+    pub max_reports_per_build: u64,
 }
 
 impl Default for ChannelsConfig {
@@ -796,6 +803,8 @@ impl Default for ChannelsConfig {
             import_max_bytes: 1 << 30,
             mirror_push: Vec::new(),
             auto: Vec::new(),
+            reports: true,
+            max_reports_per_build: 100_000,
         }
     }
 }

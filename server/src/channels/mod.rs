@@ -15,6 +15,8 @@
 //! | [`mirror`] | mirror push: commands run (as argv, no shell) after each publication |
 //! | [`import`] | the importer of automatic channels: inputs → a new build when one changed |
 //! | [`generators`] | the importer's inputs: `upstream`, `recipe`, `http`, `channel`, `version` |
+//! | [`reports`] | outcome reports from routers: the salt, checks, storage, counts per build |
+//! | [`rollout`] | auto-halt and auto-advance of phased builds from their reports |
 //! | [`schedule`] | what `serve` does on its own: publish changes, re-sign before expiry, reap |
 //! | [`keys`] | the metadata signing key, its delegation by the offline root key, revocations |
 
@@ -29,4 +31,6 @@ pub mod model;
 pub mod ops;
 pub mod pool;
 pub mod publish;
+pub mod reports;
+pub mod rollout;
 pub mod schedule;

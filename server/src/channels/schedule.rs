@@ -1,7 +1,8 @@
 //! What `serve` does for channels on its own: run the importer every
 //! `channels.import_interval`, and every `channels.publish_interval` settle finished channel
-//! builds, publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
-//! no reader needs any more.
+//! builds, halt or advance rollouts by their outcome reports ([`crate::channels::rollout`]),
+//! publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and
+//! reap metadata no reader needs any more.
 //!
 //! The same publisher runs after every change committed in this process (it is the
 //! [`AppState`]'s publisher), so a CLI command's change is published when the command returns.
@@ -280,6 +281,8 @@ impl SharedPublisher {
                     tracing::error!(error = %error_chain(&error), "settling channel builds failed");
                 }
             }
+            // Soak times end without a report arriving; a halt or advance publishes at once.
+            crate::channels::rollout::evaluate_all(&state, crate::state::now()).await;
             match self.round().await {
                 Ok(Some(report)) => tracing::info!(
                     serial = report.serial,

@@ -11,6 +11,7 @@
 //! | `openapi` | `/openapi.json`, from the one table of every public route |
 //! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
+//! | `report` | `GET/POST /api/v1/report`: outcome reports from routers |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
 //! `connections` accepts the connections (header and idle timeouts, the connection cap).
@@ -30,6 +31,7 @@ mod json;
 mod metrics;
 mod openapi;
 mod pages;
+mod report;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(channels::routes())
         .merge(stats::routes())
+        .merge(report::routes())
         .merge(admin::routes())
         .merge(metrics::routes())
         .merge(pages::routes())

@@ -21,6 +21,7 @@ mod test_database;
 use test_database::TestDatabase;
 
 mod channels;
+mod reports;
 #[path = "../../tests/e2e/small_disk.rs"]
 mod small_disk;
 mod stats;
@@ -29,6 +30,7 @@ use small_disk::SmallDisk;
 
 mod tls;
 
+use reports::reports_are_idempotent_capped_and_counted;
 use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
 
 /// Opens the same database again, as a restarted server would.
@@ -61,7 +63,8 @@ macro_rules! store_suite {
                 delete_expired_keeps_live_jobs,
                 data_survives_reopen,
                 build_events_are_counted_per_bucket_and_pruned,
-                download_counts_add_up
+                download_counts_add_up,
+                reports_are_idempotent_capped_and_counted
             );
         }
     };
