@@ -520,6 +520,17 @@ pub fn rename(tree: &Tree, old: &str, new: &str) -> Result<Change, OpError> {
     let mut moved = channel.clone();
     moved.name = new.to_owned();
     work.tree.insert(new.to_owned(), moved);
+    // A queued build's job embeds a stamp naming `OLD` (and an alias's, `OLD` as its target):
+    // it would land under the new name still saying the old one, so it is built afresh.
+    let restamped: Vec<String> = work
+        .tree
+        .values()
+        .filter(|other| other.name == new || other.alias.as_deref() == Some(new))
+        .map(|other| other.name.clone())
+        .collect();
+    for name in restamped {
+        work.restamp_pending(&name);
+    }
     work.tree.insert(
         old.to_owned(),
         Channel {
@@ -1443,6 +1454,28 @@ impl<'a> Work<'a> {
             ));
         }
         Ok(number)
+    }
+
+    /// Lists the pending builds of `name` whose images embed the stamp as rebuilds (a new job
+    /// with the stamp as it is now); the job submitted before is left to finish unused.
+    fn restamp_pending(&mut self, name: &str) {
+        let Some(channel) = self.tree.get_mut(name) else {
+            return;
+        };
+        for (id, device) in &mut channel.devices {
+            for build in &mut device.builds {
+                if build.embeds_stamp && matches!(build.state, BuildState::Pending { .. }) {
+                    build.state = BuildState::Pending {
+                        request_hash: String::new(),
+                    };
+                    self.rebuilds.push(BuildRef {
+                        channel: name.to_owned(),
+                        device: id.clone(),
+                        number: build.number,
+                    });
+                }
+            }
+        }
     }
 
     /// Re-syncs every alias and redirect with its target, then returns what differs from the
