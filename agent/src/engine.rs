@@ -655,7 +655,8 @@ pub fn signature_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+/// Reads at most `max` bytes of a file: the limit every small local file is read with.
+pub(crate) fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?

@@ -11,6 +11,7 @@
 //! | [`options`] | the one merge of flags or call arguments over the settings: [`PlanOptions`] |
 //! | [`client`] | the HTTP client: TLS, proxies, retries, typed server errors |
 //! | [`plan`] | version choice, package changes, version table, image choice |
+//! | [`channel`] | release channels: verified metadata, where the router stands, upgrade paths, phases |
 //! | [`check`] | the pre-build checks (the downgrade decision among them) and the build request |
 //! | [`engine`] | the [`Engine`]: every step, and [`Engine::fetch`], the upgrade pipeline |
 //! | [`build`] | build request and status polling |
@@ -29,6 +30,7 @@
 
 pub mod atomic;
 pub mod build;
+pub mod channel;
 pub mod check;
 pub mod cli;
 pub mod client;

@@ -158,6 +158,7 @@ pub(crate) use command;
     error_code(4, "blocked by the checks"),
     error_code(5, "server error"),
     error_code(6, "verification failed"),
+    error_code(7, "channel metadata refused"),
     error_code(130, "interrupted")
 )]
 pub struct Args {
