@@ -19,7 +19,7 @@
 //! | [`verify`] | SHA-256, usign signature, fwtool trailer, compatibility, manifest |
 //! | [`install`] | pre-install hook, `sysupgrade --test`, sysupgrade |
 //! | [`state`] | the resumable state file |
-//! | [`atomic`] | the one atomic file writer of the router side |
+//! | [`atomic`] | the one atomic file writer of the router side, and the bounded reader of small files |
 //! | [`error`] | every failure, its exit status and its hint |
 //! | [`hint`] | findings and hints: a way out coded for LuCI, worded for the shell |
 //! | [`exit`], [`output`], [`cli`] | exit codes, printing, the command line |

@@ -18,7 +18,7 @@ const MAX_MACHINE_ID_LEN: u64 = 128;
 pub fn machine_id(root: &Path) -> Result<String, ChannelError> {
     for path in [wire::SYSTEM_MACHINE_ID_PATH, wire::MACHINE_ID_PATH] {
         let path = wire::under_root(root, path);
-        match crate::engine::read_small(&path, MAX_MACHINE_ID_LEN) {
+        match crate::atomic::read_small(&path, MAX_MACHINE_ID_LEN) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).trim().to_owned();
                 if is_machine_id(&text) {

@@ -150,12 +150,18 @@ impl<'a> Metadata<'a> {
             source,
         };
         let fingerprint = trust::signing_key_of(&signature).map_err(refused)?;
-        let delegation = get(
-            &self
-                .client
-                .url(&format!("{CHANNELS_URL_ROOT}/keys/{fingerprint}.ucert")),
-            MAX_UCERT_LEN,
-        )?;
+        let delegation_url = self
+            .client
+            .url(&format!("{CHANNELS_URL_ROOT}/keys/{fingerprint}.ucert"));
+        let delegation = match get(&delegation_url, MAX_UCERT_LEN) {
+            Err(ChannelError::NotPublished { .. }) => {
+                return Err(ChannelError::NoDelegation {
+                    url: url.to_owned(),
+                    fingerprint: fingerprint.to_string(),
+                });
+            }
+            result => result?,
+        };
         let revocations_url = self
             .client
             .url(&format!("{CHANNELS_URL_ROOT}/keys/revoked.ucert"));
@@ -189,7 +195,7 @@ fn pinned_roots(root: &Path) -> Result<Vec<PublicKey>, ChannelError> {
     let mut roots = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let bytes = match crate::engine::read_small(&path, MAX_ROOT_KEY_LEN) {
+        let bytes = match crate::atomic::read_small(&path, MAX_ROOT_KEY_LEN) {
             Ok(bytes) => bytes,
             Err(error) => {
                 log::debug!("ignoring `{}`: {error}", path.display());
@@ -236,7 +242,7 @@ struct SerialFile {
 
 impl SerialFile {
     fn load(path: PathBuf) -> Result<Self, ChannelError> {
-        let serials = match crate::engine::read_small(&path, MAX_SERIAL_FILE_LEN) {
+        let serials = match crate::atomic::read_small(&path, MAX_SERIAL_FILE_LEN) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|error| ChannelError::SerialFile {
                     path: path.clone(),

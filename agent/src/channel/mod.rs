@@ -73,6 +73,15 @@ pub enum ChannelError {
         /// The check that failed.
         source: TrustError,
     },
+    /// The `.sig` names a signing key the server publishes no delegation for: a key the root
+    /// never certified.
+    #[error("refusing `{url}`: there is no delegation for the signing key `{fingerprint}`")]
+    NoDelegation {
+        /// The file.
+        url: String,
+        /// The key that made its `.sig`.
+        fingerprint: String,
+    },
     /// The file is signed but does not follow the format.
     #[error("refusing `{url}`: {source}")]
     Format {
@@ -145,7 +154,10 @@ impl ChannelError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Self::Refused { .. } | Self::Format { .. } | Self::NoRootKey { .. }
+            Self::Refused { .. }
+                | Self::NoDelegation { .. }
+                | Self::Format { .. }
+                | Self::NoRootKey { .. }
         )
     }
 
@@ -155,6 +167,7 @@ impl ChannelError {
     pub fn cause(&self) -> Option<&'static str> {
         match self {
             Self::Refused { source, .. } => Some(source.code()),
+            Self::NoDelegation { .. } => Some("no-delegation"),
             Self::Format { .. } => Some("format"),
             Self::NoRootKey { .. } => Some("no-root-key"),
             _ => None,
@@ -195,7 +208,7 @@ fn offered_text(offered: &[String]) -> String {
 /// The running firmware's `/etc/attendant/channel.json`, if it has one.
 pub fn running_stamp(root: &Path) -> Result<Option<ChannelStamp>, ChannelError> {
     let path = wire::under_root(root, wire::CHANNEL_STAMP_PATH);
-    match crate::engine::read_small(&path, u64::try_from(MAX_STAMP_LEN).unwrap_or(u64::MAX)) {
+    match crate::atomic::read_small(&path, u64::try_from(MAX_STAMP_LEN).unwrap_or(u64::MAX)) {
         Ok(bytes) => parse_stamp(&bytes)
             .map(Some)
             .map_err(|source| ChannelError::Stamp { path, source }),

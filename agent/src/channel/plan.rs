@@ -1,6 +1,8 @@
 //! One channel, planned: the verified metadata, where the router stands, redirects and aliases,
 //! the scored paths and the router's phase ([`plan`]); and the list of channels ([`list`]).
 
+use std::path::Path;
+
 use attendant_proto::channel::{ChannelEntry, ChannelsDoc, IndexDoc, IndexFile, IndexImage};
 use attendant_proto::version::Version;
 use serde::Serialize;
@@ -8,8 +10,7 @@ use serde::Serialize;
 use super::metadata::Metadata;
 use super::paths::{self, Build, Decision};
 use super::{ChannelError, machine, phase, running_stamp};
-use crate::engine::Engine;
-use crate::error::Error;
+use crate::client::Client;
 use crate::facts::Device;
 
 /// Most redirects followed from the channel asked for.
@@ -123,31 +124,32 @@ pub fn image_file<'a>(image: &'a IndexImage, device: &Device) -> Option<&'a Inde
 
 /// Plans `request` for `device`: fetches and verifies the metadata, works out where the router
 /// stands, and decides.
+/// `root` is where the router's files are, `configured` the configured channel.
 pub fn plan(
-    engine: &Engine,
+    client: &Client,
+    root: &Path,
+    configured: Option<&str>,
     device: &Device,
     request: &ChannelRequest,
-) -> Result<ChannelPlan, Error> {
-    let configured = engine.settings().channel.clone();
+) -> Result<ChannelPlan, ChannelError> {
+    let configured = configured.map(str::to_owned);
     let requested = request
         .channel
         .clone()
         .or_else(|| configured.clone())
         .ok_or(ChannelError::NoChannel)?;
     let device_name = device_name(device);
-    let client = engine.client()?;
-    let mut metadata = Metadata::open(&client, engine.root())?;
+    let mut metadata = Metadata::open(client, root)?;
     let channels = metadata.channels()?;
     let (name, entry) = follow_redirects(&channels, &requested, &device_name)?;
     let Some(device_entry) = entry.devices.get(&device_name) else {
         return Err(ChannelError::NoDevice {
             channel: name,
             device: device_name,
-        }
-        .into());
+        });
     };
     let index = metadata.index(&device_entry.index, &name, &device_name)?;
-    let stamp = running_stamp(engine.root())?;
+    let stamp = running_stamp(root)?;
     let (current_build, full_move) = match &stamp {
         None => (0, Some(MoveReason::NoStamp)),
         Some(stamp) if stamp.channel != name => (
@@ -167,7 +169,7 @@ pub fn plan(
     };
     let machine_id = match request.percentage {
         Some(_) => String::new(),
-        None => machine::machine_id(engine.root())?,
+        None => machine::machine_id(root)?,
     };
     let builds: Vec<Build> = index
         .images
@@ -300,10 +302,15 @@ pub struct Latest {
 
 /// Lists the channels that have `device` (hidden ones only with `all`), each with its newest
 /// build from its verified index.
-pub fn list(engine: &Engine, device: &Device, all: bool) -> Result<Channels, Error> {
+pub fn list(
+    client: &Client,
+    root: &Path,
+    configured: Option<&str>,
+    device: &Device,
+    all: bool,
+) -> Result<Channels, ChannelError> {
     let device_name = device_name(device);
-    let client = engine.client()?;
-    let mut metadata = Metadata::open(&client, engine.root())?;
+    let mut metadata = Metadata::open(client, root)?;
     let doc = metadata.channels()?;
     let mut channels = Vec::new();
     for (name, entry) in visible(&doc, &device_name, all) {
@@ -334,8 +341,8 @@ pub fn list(engine: &Engine, device: &Device, all: bool) -> Result<Channels, Err
     }
     metadata.save()?;
     Ok(Channels {
-        configured: engine.settings().channel.clone(),
-        current: running_stamp(engine.root())?.map(|stamp| Current {
+        configured: configured.map(str::to_owned),
+        current: running_stamp(root)?.map(|stamp| Current {
             channel: stamp.channel,
             build: stamp.build,
         }),
