@@ -118,7 +118,9 @@ impl Error {
             Self::Channel(ChannelError::NoChannel | ChannelError::UnknownChannel { .. }) => {
                 ExitStatus::Usage
             }
-            Self::Channel(ChannelError::NoDevice { .. }) => ExitStatus::Blocked,
+            Self::Channel(ChannelError::NoDevice { .. } | ChannelError::NoImage { .. }) => {
+                ExitStatus::Blocked
+            }
             Self::Channel(
                 ChannelError::Fetch { .. }
                 | ChannelError::NotPublished { .. }

@@ -17,6 +17,7 @@
 //! | [`build`] | build request and status polling |
 //! | [`download`] | resumable streaming download with SHA-256 |
 //! | [`verify`] | SHA-256, usign signature, fwtool trailer, compatibility, manifest |
+//! | [`prebuilt`] | a channel build's published image: download and verification |
 //! | [`install`] | pre-install hook, `sysupgrade --test`, sysupgrade |
 //! | [`state`] | the resumable state file |
 //! | [`atomic`] | the one atomic file writer of the router side, and the bounded reader of small files |
@@ -45,6 +46,7 @@ pub mod install;
 pub mod options;
 pub mod output;
 pub mod plan;
+pub mod prebuilt;
 pub mod state;
 pub mod verify;
 

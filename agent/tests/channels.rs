@@ -7,6 +7,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "tests stop at their first failure"
 )]
 
@@ -515,4 +516,67 @@ fn a_router_without_a_pinned_root_key_believes_nothing() {
     let (code, stderr) = refusal(&router);
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("no channel root key is pinned"), "{stderr}");
+}
+
+/// Publishes `bytes` as the image of `build` in the pool, signed with the image key the router
+/// trusts, and returns the index image.
+fn published_image(tree: &Tree, build: u64, bytes: &[u8]) -> IndexImage {
+    let mut image = image(build, "24.10.5", 0);
+    let file = &mut image.files[0];
+    file.checksum = util::sha256(bytes);
+    file.size = u64::try_from(bytes.len()).unwrap();
+    file.path = format!("/channels/pool/00/{}-{}", file.checksum, file.name);
+    file.signature = format!("{}.sig", file.path);
+    tree.put(&file.path, bytes.to_vec());
+    tree.put(
+        &file.signature,
+        util::signing_key().sign(bytes).to_file().into_bytes(),
+    );
+    image
+}
+
+#[test]
+fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
+    let tree = Tree::new();
+    let firmware = util::image(&[util::BOARD], "1.0");
+    let mut newest = published_image(&tree, 7, &firmware);
+    newest.minversion = Some(6);
+    let stone = published_image(&tree, 6, &firmware);
+    let index = tree.index("stable", vec![stone, newest], 2);
+    tree.publish(&[("stable", entry(&index))], 2);
+    let router = tree.router("stable");
+    stamp(&router, "stable", None, 5);
+
+    let output = router.run(&["upgrade", "--json"]);
+    assert_exit(&output, 0);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().last().unwrap()).unwrap();
+    // The path is 6 then 7: build 6 is flashed first.
+    assert_eq!(last["data"]["build"], 6, "{last}");
+    assert_eq!(last["data"]["channel"], "stable");
+    let path = router.path().join("tmp/firmware.bin");
+    assert_eq!(std::fs::read(&path).unwrap(), firmware);
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test {}", path.display()),
+            path.display().to_string()
+        ]
+    );
+
+    // A pool file that is not what the index says is never flashed.
+    let other = tree.router("stable");
+    stamp(&other, "stable", None, 6);
+    let mut broken = firmware.clone();
+    broken.push(0);
+    let index_doc = tree.files.lock().unwrap()[&index].clone();
+    let doc: serde_json::Value = serde_json::from_slice(&index_doc).unwrap();
+    let pool = doc["images"][1]["files"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tree.put(&pool, broken);
+    let output = other.run(&["upgrade"]);
+    assert_ne!(output.status.code(), Some(0), "{output:?}");
+    assert!(other.sysupgrade_calls().is_empty());
 }

@@ -106,6 +106,21 @@ pub enum ChannelError {
         /// The device.
         device: String,
     },
+    /// The build has no published image of this router's type, and on-demand channel builds
+    /// are not made by this agent.
+    #[error(
+        "build {build} of channel `{channel}` has no published `{image_type}` image with a `{filesystem}` root filesystem for this router"
+    )]
+    NoImage {
+        /// The channel.
+        channel: String,
+        /// The build.
+        build: u64,
+        /// The image type the router flashes.
+        image_type: String,
+        /// Its root filesystem.
+        filesystem: String,
+    },
     /// Redirects that go round in a circle or too far.
     #[error("the redirects from channel `{channel}` do not end within {max} steps")]
     RedirectLoop {
