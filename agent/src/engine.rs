@@ -21,8 +21,9 @@ use attendant_proto::ucert::Revocations;
 use attendant_proto::usign::{Fingerprint, Keyring};
 use serde::Serialize;
 
-use crate::atomic::write_atomic;
+use crate::atomic::{read_small, write_atomic};
 use crate::build::{self, BuildProgress};
+use crate::channel::{self, ChannelPlan, ChannelRequest, Channels};
 use crate::check::{self, Check, Verdict};
 use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
 use crate::config::{self, Settings};
@@ -186,6 +187,34 @@ impl Engine {
             self.settings.keep_settings,
             options,
         )
+    }
+
+    /// Plans an upgrade through a release channel for `device` ([`channel::plan`]).
+    pub fn channel_plan(
+        &self,
+        device: &Device,
+        request: &ChannelRequest,
+    ) -> Result<ChannelPlan, Error> {
+        let client = self.client()?;
+        Ok(channel::plan(
+            &client,
+            &self.root,
+            self.settings.channel.as_deref(),
+            device,
+            request,
+        )?)
+    }
+
+    /// The channels that have `device` ([`channel::list`]); hidden ones only with `all`.
+    pub fn channels(&self, device: &Device, all: bool) -> Result<Channels, Error> {
+        let client = self.client()?;
+        Ok(channel::list(
+            &client,
+            &self.root,
+            self.settings.channel.as_deref(),
+            device,
+            all,
+        )?)
     }
 
     /// Reads the device facts.
@@ -695,15 +724,6 @@ pub fn signature_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".sig");
     PathBuf::from(name)
-}
-
-fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(max)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The pipeline's verdict step: the image to fetch, `None` when the check found nothing to do,

@@ -9,9 +9,9 @@ use std::process::Command;
 
 use argh::FromArgs;
 
-const COMMANDS: [&str; 11] = [
-    "", "check", "upgrade", "download", "verify", "install", "versions", "list", "blob", "status",
-    "dump",
+const COMMANDS: [&str; 12] = [
+    "", "check", "channels", "upgrade", "download", "verify", "install", "versions", "list",
+    "blob", "status", "dump",
 ];
 
 fn help(command: &str) -> String {
