@@ -112,6 +112,37 @@ pub async fn counts(
     state.store.report_counts(channel, device, 0).await
 }
 
+/// Deletes the reports of builds the tree no longer has (removed or expired by `fullcount`:
+/// every number below a device's oldest build), so reports do not outlive their builds. Errors
+/// are logged; returns how many reports went.
+pub async fn prune(state: &AppState) -> u64 {
+    let tree = match state.store.channels().load_tree().await {
+        Ok(tree) => tree,
+        Err(error) => {
+            tracing::warn!(error = %crate::imagebuilder::error_chain(&error), "cannot read the channels to prune reports");
+            return 0;
+        }
+    };
+    let mut pruned = 0;
+    for channel in &tree {
+        for (id, device) in &channel.devices {
+            let oldest = device
+                .builds
+                .iter()
+                .map(|build| build.number)
+                .min()
+                .unwrap_or_else(|| device.last_build.saturating_add(1));
+            match state.store.prune_reports(&channel.name, id, oldest).await {
+                Ok(count) => pruned += count,
+                Err(error) => {
+                    tracing::warn!(error = %crate::imagebuilder::error_chain(&error), channel = %channel.name, device = %id, "pruning reports failed");
+                }
+            }
+        }
+    }
+    pruned
+}
+
 /// A device entry as `channel images --json` and the admin API show it: the stored entry with
 /// `"reports"` beside each build.
 pub fn device_with_reports(

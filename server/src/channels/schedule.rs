@@ -270,7 +270,15 @@ impl SharedPublisher {
         if interval.is_zero() {
             return;
         }
+        let mut last_prune: Option<Instant> = None;
         loop {
+            if last_prune.is_none_or(|last| last.elapsed() >= REPORT_PRUNE_EVERY) {
+                last_prune = Some(Instant::now());
+                let pruned = crate::channels::reports::prune(&state).await;
+                if pruned > 0 {
+                    tracing::info!(pruned, "outcome reports of removed builds deleted");
+                }
+            }
             match settle(&state, self.image_key.as_deref(), SETTLE_ACTOR).await {
                 Ok(report) => {
                     for (build, reason) in &report.failed {
@@ -339,6 +347,10 @@ pub async fn run_importer(state: AppState, key: Arc<SecretKey>, shutdown: Cancel
         }
     }
 }
+
+/// How often `serve` deletes the outcome reports of builds the tree no longer has (a statement
+/// per device, so not every round).
+const REPORT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who settles builds in the audit log.
 const SETTLE_ACTOR: &str = "serve";

@@ -151,6 +151,16 @@ pub trait ReportStore: Send + Sync {
         build: u64,
     ) -> BoxFuture<'a, Result<Option<RolloutStep>, StoreError>>;
 
+    /// Deletes the reports and rollout steps of one device's builds numbered below
+    /// `below_build` (builds the tree no longer has: numbers are never reused); returns how many
+    /// reports went.
+    fn prune_reports<'a>(
+        &'a self,
+        channel: &'a str,
+        device: &'a str,
+        below_build: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
     /// Records a build's rollout step.
     fn set_rollout_step<'a>(
         &'a self,
@@ -315,6 +325,35 @@ macro_rules! impl_report_store {
                         percentage: u8::try_from(percentage).unwrap_or(u8::MAX),
                         since: row.try_get(1)?,
                     }))
+                })
+            }
+
+            fn prune_reports<'a>(
+                &'a self,
+                channel: &'a str,
+                device: &'a str,
+                below_build: u64,
+            ) -> BoxFuture<'a, Result<u64, StoreError>> {
+                Box::pin(async move {
+                    let reports = sqlx::query(
+                        "DELETE FROM channel_reports
+                          WHERE channel = $1 AND device = $2 AND to_build < $3",
+                    )
+                    .bind(channel)
+                    .bind(device)
+                    .bind(signed(below_build))
+                    .execute(&self.pool)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM channel_rollouts
+                          WHERE channel = $1 AND device = $2 AND build < $3",
+                    )
+                    .bind(channel)
+                    .bind(device)
+                    .bind(signed(below_build))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(reports.rows_affected())
                 })
             }
 

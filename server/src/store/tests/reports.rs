@@ -118,6 +118,30 @@ pub(super) async fn reports_are_idempotent_capped_and_counted(
         .await
         .unwrap();
 
+    assert_eq!(
+        store
+            .prune_reports("stable", "x86/64/generic", 8)
+            .await
+            .unwrap(),
+        3,
+        "build 7's reports go, build 8's stay"
+    );
+    assert_eq!(
+        store
+            .rollout_step("stable", "x86/64/generic", 7)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .set_rollout_step("stable", "x86/64/generic", 7, advanced)
+        .await
+        .unwrap();
+    store
+        .record_report(&report(1, 7, ReportResult::Booted, 80), cap)
+        .await
+        .unwrap();
+
     let store = reopen().await;
     assert_eq!(
         store
@@ -133,6 +157,6 @@ pub(super) async fn reports_are_idempotent_capped_and_counted(
             .await
             .unwrap()[&7]
             .total(),
-        3
+        1
     );
 }
