@@ -6,7 +6,7 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`format`] | the two documents: parse, encode, flatten; names, paths, fixed-width versions |
+//! | [`format`](mod@format) | the two documents: parse, encode, flatten; names, paths, fixed-width versions |
 //! | [`filter`] | the filter language: `=`, `!=`, `~`, `!~`, ANDed over flattened items |
 //! | [`manage`] | insert, promote, clean-md as pure functions on products trees |
 //! | [`sync`] | channel builds → products; which products changed since the stream's latest |
