@@ -418,6 +418,8 @@ pub struct Config {
     /// Release channels: the published tree, the publisher's keys, publication, importer,
     /// mirror push (table `[channels]`, file only).
     pub channels: ChannelsConfig,
+    /// simplestreams publication of the channel builds (table `[streams]`, file only).
+    pub streams: StreamsConfig,
     /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
     /// to everyone).
     pub admin_tokens: Vec<AdminToken>,
@@ -467,6 +469,7 @@ impl Default for Config {
             branches: default_branches(),
             limits: Limits::default(),
             channels: ChannelsConfig::default(),
+            streams: StreamsConfig::default(),
             admin_tokens: Vec::new(),
         }
     }
@@ -545,6 +548,14 @@ impl Config {
             .dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("channels"))
+    }
+
+    /// The simplestreams mirror root that `serve` refreshes: `streams.dir` or `<data_dir>/streams`.
+    pub fn streams_path(&self) -> PathBuf {
+        self.streams
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("streams"))
     }
 
     /// The `server` written into channel images: `channels.public_url`, or `http://<listen>`.
@@ -671,6 +682,7 @@ impl Config {
             });
         }
         self.channels.check()?;
+        self.streams.check()?;
         let mut names = std::collections::BTreeSet::new();
         for token in &self.admin_tokens {
             if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {
@@ -707,6 +719,83 @@ impl Config {
                     ),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+/// simplestreams publication (`[streams]`): the channel builds as a stream that stock
+/// simplestreams tools (`sstream-mirror`, `sstream-query`) mirror and query; `docs/streams.md` is
+/// the operator's guide.
+///
+/// ```toml
+/// [streams]
+/// publish = true                       # serve refreshes the stream after each channel publication
+/// dir = "/srv/attendant/streams/daily" # the mirror root (default <data_dir>/streams)
+/// name = "daily"                       # content id org.openwrt.attendant:daily
+/// gpg_key = "streams@example.org"      # also sign with GPG (.sjson, .json.gpg)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StreamsConfig {
+    /// Whether `serve` refreshes the stream after each channel publication (default: false;
+    /// `streams sync` and `streams insert` work either way).
+    pub publish: bool,
+    /// The stream's mirror root: `streams/v1/…` and `data/…` (default `<data_dir>/streams`).
+    pub dir: Option<PathBuf>,
+    /// The stream's name: content id `<vendor>:<name>` and the items' `label` (default `daily`).
+    pub name: String,
+    /// Reverse-domain prefix of content ids and product names (default `org.openwrt.attendant`).
+    pub vendor: String,
+    /// The channels published (default: every channel that is neither hidden nor a redirect).
+    pub channels: Vec<String>,
+    /// usign secret key for the `.json.sig` files (default: `[channels] signing_key`, else the
+    /// top-level `signing_key`).
+    pub signing_key: Option<PathBuf>,
+    /// GPG key (id, fingerprint or user id) that also signs `.sjson` and `.json.gpg`, as stock
+    /// simplestreams clients verify them (default: none).
+    pub gpg_key: Option<String>,
+    /// GPG home of `gpg_key` (default: `$GNUPGHOME`, else `$HOME/.gnupg`).
+    pub gpg_home: Option<PathBuf>,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            publish: false,
+            dir: None,
+            name: "daily".to_owned(),
+            vendor: "org.openwrt.attendant".to_owned(),
+            channels: Vec::new(),
+            signing_key: None,
+            gpg_key: None,
+            gpg_home: None,
+        }
+    }
+}
+
+impl StreamsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let token = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_'))
+        };
+        if !token(&self.name) {
+            return Err(ConfigError::Rule {
+                key: "streams.name",
+                rule: "must be 1 to 64 of `A-Z a-z 0-9 . - _`".to_owned(),
+            });
+        }
+        if !token(&self.vendor) {
+            return Err(ConfigError::Rule {
+                key: "streams.vendor",
+                rule: "must be 1 to 64 of `A-Z a-z 0-9 . - _`, e.g. `org.openwrt.attendant`"
+                    .to_owned(),
+            });
         }
         Ok(())
     }

@@ -199,6 +199,7 @@ impl Publisher {
         .map_err(|_| ScheduleError::Thread)??;
         self.published = Some(revisions);
         mirror::push(&settings.mirror_push, &out, report.serial).await;
+        crate::streams::ops::refresh_after_publication(&self.config, now_seconds).await;
         for warning in &report.warnings {
             tracing::warn!(%warning, "channel entry left out of the publication");
         }
