@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::apply::{Applied, ChannelError, apply};
 use crate::channels::builds::{self, BuildOrder, ImportOrder, SettleReport};
+use crate::channels::downloads;
 use crate::channels::model::{BuildState, Channel, ChannelKind, Recipe};
 use crate::channels::ops::{self, BuildRef, CreateOptions};
 use crate::config::Config;
@@ -769,7 +770,7 @@ async fn images(
             device: device.to_owned(),
         })?;
     if json {
-        print_json(&serde_json::to_value(entry).map_err(anyhow::Error::from)?)?;
+        print_json(&downloads::with_downloads(&service.state, entry).await?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = String::new();

@@ -10,7 +10,7 @@
 //! | method | path | body / query | answer |
 //! | --- | --- | --- | --- |
 //! | GET | `channels` | | the tree: channels with devices and builds |
-//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images) |
+//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images), with `downloads` per build and image |
 //! | GET | `audit` | `?after=ID&limit=N` (default 0, 100; at most 1000) | audit entries, oldest first |
 //! | POST | `channels/create` | `{name, auto?, versionbase?, fullcount?, like?}` | [`Applied`] |
 //! | POST | `channels/remove`, `channels/hide`, `channels/show` | `{name}` | [`Applied`] |
@@ -44,7 +44,8 @@ use sha2::{Digest, Sha256};
 
 use crate::channels::apply::{Applied, apply};
 use crate::channels::builds::{self, BuildOrder};
-use crate::channels::model::{Channel, Device, DeviceId, Recipe};
+use crate::channels::downloads;
+use crate::channels::model::{Channel, DeviceId, Recipe};
 use crate::channels::ops::{self, CreateOptions, OpError};
 use crate::http::build::LimitedBody;
 use crate::http::error::ApiError;
@@ -307,7 +308,7 @@ async fn images(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<ImagesQuery>,
-) -> Result<Json<Device>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = state
         .store
         .channels()
@@ -319,17 +320,17 @@ async fn images(
                 name: query.channel.clone(),
             })
         })?;
-    channel
-        .devices
-        .get(&query.device)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| {
-            channel_error(OpError::NoDevice {
-                channel: query.channel.clone(),
-                device: query.device.clone(),
-            })
+    let device = channel.devices.get(&query.device).ok_or_else(|| {
+        channel_error(OpError::NoDevice {
+            channel: query.channel.clone(),
+            device: query.device.clone(),
         })
+    })?;
+    Ok(Json(
+        downloads::with_downloads(&state, device)
+            .await
+            .map_err(channel_error)?,
+    ))
 }
 
 async fn audit(
