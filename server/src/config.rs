@@ -813,6 +813,20 @@ impl StreamsConfig {
 /// delegation = "/etc/attendant/channel-signing.ucert"
 /// revocations = "/etc/attendant/revoked.ucert"
 /// metadata_expiry = "7d"
+///
+/// [[channels.auto]]
+/// channel = "stable"
+///
+/// [[channels.auto.inputs]]          # follow another server's `stable`, checked under its root key
+/// name = "upstream-stable"
+/// generator = "remote-channel"
+/// url = "https://upgrade.example.org"
+/// channel = "stable"
+/// root_keys = ["/etc/attendant/upgrade.example.org-root.pub"]
+///
+/// [[channels.auto.inputs]]
+/// name = "version"
+/// generator = "version"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -941,6 +955,18 @@ impl ChannelsConfig {
                     ),
                 });
             }
+            let unpinned = auto.inputs.iter().find(|input| {
+                matches!(&input.generator, Generator::RemoteChannel { root_keys, .. } if root_keys.is_empty())
+            });
+            if let Some(input) = unpinned {
+                return Err(ConfigError::Rule {
+                    key: "channels.auto",
+                    rule: format!(
+                        "channel `{}` input `{}` pins no `root_keys`; a remote channel is believed only under its root key",
+                        auto.channel, input.name
+                    ),
+                });
+            }
             let mut names = std::collections::BTreeSet::new();
             for input in &auto.inputs {
                 if input.name.is_empty() || !names.insert(input.name.as_str()) {
@@ -1047,6 +1073,19 @@ pub enum Generator {
     Channel {
         /// The source channel.
         channel: String,
+    },
+    /// The latest build of a channel published by another Attendant server: its `channels.json`
+    /// and the device's index are believed only when their signatures chain to one of
+    /// `root_keys` (delegation window, revocations), they have not expired and their serial has
+    /// not gone back; the images are downloaded and checked against the signed index.
+    RemoteChannel {
+        /// The other server's base URL; its tree is under `<url>/channels/`.
+        url: String,
+        /// The channel there.
+        channel: String,
+        /// usign public key files of the other server's offline root key (what its routers
+        /// pin); at least one.
+        root_keys: Vec<PathBuf>,
     },
     /// The embedded `/etc/attendant/channel.json`; required.
     Version,
@@ -1573,6 +1612,36 @@ generator = "version"
         assert!(
             error.to_string().contains("must be shorter than"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_remote_channel_input_needs_a_pinned_root_key() {
+        let input = |keys: &str| {
+            format!(
+                "[[channels.auto]]\nchannel = \"stable\"\n[[channels.auto.inputs]]\nname = \"upstream-stable\"\n\
+                 generator = \"remote-channel\"\nurl = \"https://upgrade.example.org\"\nchannel = \"stable\"\n\
+                 root_keys = [{keys}]\n[[channels.auto.inputs]]\nname = \"version\"\ngenerator = \"version\"\n"
+            )
+        };
+        let config = Config::from_sources(
+            &input("\"/etc/attendant/remote-root.pub\""),
+            Path::new(""),
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            config.channels.auto[0].inputs[0].generator,
+            Generator::RemoteChannel {
+                url: "https://upgrade.example.org".to_owned(),
+                channel: "stable".to_owned(),
+                root_keys: vec![PathBuf::from("/etc/attendant/remote-root.pub")],
+            }
+        );
+        let error = Config::from_sources(&input(""), Path::new(""), []).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `channels.auto` channel `stable` input `upstream-stable` pins no `root_keys`; a remote channel is believed only under its root key"
         );
     }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Image downloads not yet written to the store.
     pub downloads: Arc<DownloadCounter>,
+    /// Channel pool file downloads not yet written to the store (keyed by SHA-256 and name).
+    pub channel_downloads: Arc<DownloadCounter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +85,7 @@ impl AppState {
             publisher: no_publisher(),
             metrics: Arc::new(Metrics::default()),
             downloads: Arc::new(DownloadCounter::default()),
+            channel_downloads: Arc::new(DownloadCounter::default()),
         }
     }
 }

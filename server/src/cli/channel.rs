@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::apply::{Applied, ChannelError, apply};
 use crate::channels::builds::{self, BuildOrder, ImportOrder, SettleReport};
+use crate::channels::downloads;
 use crate::channels::model::{BuildState, Channel, ChannelKind, Recipe};
 use crate::channels::ops::{self, BuildRef, CreateOptions};
 use crate::channels::reports;
@@ -815,7 +816,9 @@ async fn images(
         })?;
     let counts = reports::counts(&service.state, name, device).await?;
     if json {
-        print_json(&reports::device_with_reports(entry, &counts))?;
+        let mut value = reports::device_with_reports(entry, &counts);
+        downloads::add_downloads(&service.state, entry, &mut value).await?;
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = String::new();

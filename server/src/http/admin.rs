@@ -10,7 +10,7 @@
 //! | method | path | body / query | answer |
 //! | --- | --- | --- | --- |
 //! | GET | `channels` | | the tree: channels with devices and builds |
-//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images, each build's `reports`) |
+//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images): each build's `reports`, `downloads` per build and image |
 //! | GET | `audit` | `?after=ID&limit=N` (default 0, 100; at most 1000) | audit entries, oldest first |
 //! | POST | `channels/create` | `{name, auto?, versionbase?, fullcount?, like?}` | [`Applied`] |
 //! | POST | `channels/remove`, `channels/hide`, `channels/show` | `{name}` | [`Applied`] |
@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 
 use crate::channels::apply::{Applied, apply};
 use crate::channels::builds::{self, BuildOrder};
+use crate::channels::downloads;
 use crate::channels::model::{Channel, DeviceId, Recipe};
 use crate::channels::ops::{self, CreateOptions, OpError, RolloutUpdate};
 use crate::channels::reports;
@@ -358,7 +359,11 @@ async fn images(
     let counts = reports::counts(&state, &query.channel, &query.device)
         .await
         .map_err(channel_error)?;
-    Ok(Json(reports::device_with_reports(device, &counts)))
+    let mut value = reports::device_with_reports(device, &counts);
+    downloads::add_downloads(&state, device, &mut value)
+        .await
+        .map_err(channel_error)?;
+    Ok(Json(value))
 }
 
 async fn audit(
