@@ -410,15 +410,8 @@ impl Engine {
 
     /// The trusted keys from the configured directory (under the root).
     pub fn keyring(&self) -> Result<Keyring, Error> {
-        let dir = self.router_path(&self.settings.keys_dir);
         let mut keyring = Keyring::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(keyring),
-            Err(source) => return Err(Error::Io { path: dir, source }),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        for path in self.key_files()? {
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
@@ -433,18 +426,21 @@ impl Engine {
         Ok(keyring)
     }
 
+    /// The entries of the configured key directory (none when it does not exist).
+    fn key_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let dir = self.router_path(&self.settings.keys_dir);
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries.flatten().map(|entry| entry.path()).collect()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(Error::Io { path: dir, source }),
+        }
+    }
+
     /// Keys revoked in the configured key directory: what `ucert -R` leaves there, a dangling
     /// symbolic link named after the revoked key's fingerprint.
     pub fn revocations(&self) -> Result<Revocations, Error> {
-        let dir = self.router_path(&self.settings.keys_dir);
         let mut revoked = Revocations::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(revoked),
-            Err(source) => return Err(Error::Io { path: dir, source }),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        for path in self.key_files()? {
             let dangling = path
                 .symlink_metadata()
                 .is_ok_and(|m| m.file_type().is_symlink())
