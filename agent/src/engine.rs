@@ -707,7 +707,7 @@ impl Stage {
 pub const LOCK_PATH: &str = attendant_proto::wire::LOCK_PATH;
 
 /// The clock as ucert reads it (`time(NULL)`); a clock before 1970 reads as 0.
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

@@ -101,11 +101,16 @@ pub fn fetch(
         })?;
     }
     let keyring = engine.keyring()?;
+    let revoked = engine.revocations()?;
     let compat = device.compat();
     let expectations = Expectations {
         sha256: Some(file.checksum.as_str()),
+        // The signed index names the file as published, signature block and all.
+        sha256_unsigned: None,
         signature: signature.as_deref(),
         keyring: &keyring,
+        revoked: &revoked,
+        now: crate::engine::unix_now(),
         // Channel images are always signed by the server: an unsigned one is not the
         // published image.
         require_signature: true,
