@@ -18,6 +18,7 @@
 //! | [`download`] | resumable streaming download with SHA-256 |
 //! | [`verify`] | SHA-256, usign signature, fwtool trailer, compatibility, manifest |
 //! | [`prebuilt`] | a channel build's published image: download and verification |
+//! | [`report`] | outcome reports of channel upgrades: recorded before flashing, sent at boot |
 //! | [`install`] | pre-install hook, `sysupgrade --test`, sysupgrade |
 //! | [`state`] | the resumable state file |
 //! | [`atomic`] | the one atomic file writer of the router side, and the bounded reader of small files |
@@ -47,6 +48,7 @@ pub mod options;
 pub mod output;
 pub mod plan;
 pub mod prebuilt;
+pub mod report;
 pub mod state;
 pub mod verify;
 

@@ -29,6 +29,7 @@ use util::{Reply, Router, Server, assert_exit, stdout};
 const DEVICE: &str = "ath79/generic/tplink_archer-c7-v5";
 const MACHINE_ID: &str = "0123456789abcdef0123456789abcdef";
 const DAY: i64 = 86_400;
+const SALT: &str = "test-salt";
 
 fn now() -> i64 {
     i64::try_from(
@@ -56,12 +57,19 @@ impl Tree {
     fn new() -> Self {
         let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
         let served = files.clone();
-        let server = Server::start(
-            move |seen, _| match served.lock().unwrap().get(&seen.path) {
+        let server = Server::start(move |seen, _| {
+            if seen.path == "/api/v1/report" {
+                return if seen.method == "GET" {
+                    Reply::json(200, &serde_json::json!({"salt": SALT}))
+                } else {
+                    Reply::json(202, &serde_json::json!({"status": "accepted"}))
+                };
+            }
+            match served.lock().unwrap().get(&seen.path) {
                 Some(bytes) => Reply::bytes(200, bytes.clone()),
                 None => Reply::json(404, &serde_json::json!({"detail": "not found"})),
-            },
-        );
+            }
+        });
         let tree = Self {
             files,
             server,
@@ -564,6 +572,30 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
         ]
     );
 
+    // Back from the reboot into build 6: the report says so, with the salted machine-id only.
+    stamp(&router, "stable", None, 6);
+    let output = router.run(&["report", "--json"]);
+    assert_exit(&output, 0);
+    let posted: Vec<serde_json::Value> = tree
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v1/report")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        posted,
+        [serde_json::json!({
+            "channel": "stable",
+            "device": DEVICE,
+            "from_build": 5,
+            "to_build": 6,
+            "result": "booted",
+            "machine": attendant_proto::channel::machine_token(SALT, MACHINE_ID),
+        })]
+    );
+    assert!(!router.path().join("etc/attendant/reports.json").exists());
+
     // A pool file that is not what the index says is never flashed.
     let other = tree.router("stable");
     stamp(&other, "stable", None, 6);
@@ -579,4 +611,15 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
     let output = other.run(&["upgrade"]);
     assert_ne!(output.status.code(), Some(0), "{output:?}");
     assert!(other.sysupgrade_calls().is_empty());
+    // The failure is recorded for the server, with its cause.
+    let reports: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(other.path().join("etc/attendant/reports.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reports["reports"][0]["result"], "failed-before-flash");
+    assert_eq!(reports["reports"][0]["to_build"], 7);
+    assert!(
+        reports["reports"][0]["cause"].as_str().unwrap().len() > 10,
+        "{reports}"
+    );
 }

@@ -54,6 +54,12 @@ pub const KEEP_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.keep
 /// Where sysupgrade finds it (`KEEP_D_PATH` without the leading `/`).
 pub const KEEP_PATH: &str = "lib/upgrade/keep.d/attendant";
 
+/// The feed's init script that sends outcome reports at boot, relative to the repository.
+pub const INIT_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.init";
+
+/// Where it is installed.
+pub const INIT_PATH: &str = "etc/init.d/attendant";
+
 /// Where the uci-defaults script is installed (after attendedsysupgrade-common's `50-…`).
 pub const UCI_DEFAULTS_PATH: &str = "etc/uci-defaults/60-attendant";
 
@@ -266,6 +272,7 @@ pub fn attendant(repo: &Path, binaries: &Binaries) -> Result<Package, LayoutErro
         Some(0o755),
     )?;
     files.add_file(&repo.join(KEEP_SOURCE), KEEP_PATH, Some(0o644))?;
+    files.add_file(&repo.join(INIT_SOURCE), INIT_PATH, Some(0o755))?;
     Ok(Package {
         name: "attendant",
         version: package_version(),

@@ -244,7 +244,7 @@ impl SerialFile {
     fn load(path: PathBuf) -> Result<Self, ChannelError> {
         let serials = match crate::atomic::read_small(&path, MAX_SERIAL_FILE_LEN) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|error| ChannelError::SerialFile {
+                serde_json::from_slice(&bytes).map_err(|error| ChannelError::StateFile {
                     path: path.clone(),
                     message: error.to_string(),
                 })?

@@ -137,9 +137,9 @@ pub enum ChannelError {
         /// The rule that was broken.
         source: ChannelFormatError,
     },
-    /// The serial file is damaged.
+    /// The serial file or the report file is damaged.
     #[error("`{}` is not valid: {message}", path.display())]
-    SerialFile {
+    StateFile {
         /// The file.
         path: PathBuf,
         /// serde's message.

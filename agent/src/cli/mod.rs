@@ -14,6 +14,7 @@ mod download;
 mod dump;
 mod install;
 mod list;
+mod report;
 mod status;
 mod upgrade;
 mod verify;
@@ -194,6 +195,7 @@ enum Command {
     List(list::ListCommand),
     Blob(blob::BlobCommand),
     Status(status::StatusCommand),
+    Report(report::ReportCommand),
     Dump(dump::DumpCommand),
 }
 
@@ -280,6 +282,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::List(cmd) => list::run(cmd, &mut out),
         Command::Blob(cmd) => blob::run(cmd, &mut out),
         Command::Status(cmd) => status::run(cmd, &mut out),
+        Command::Report(cmd) => report::run(cmd, &mut out),
         Command::Dump(cmd) => dump::run(cmd, &mut out),
     };
     finish(name, result, &mut out).into()
@@ -356,9 +359,9 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
 
 impl Command {
     /// Every command's name, as typed.
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; 12] = [
         "check", "channels", "upgrade", "download", "verify", "install", "versions", "list",
-        "blob", "status", "dump",
+        "blob", "status", "report", "dump",
     ];
 
     fn output_settings(&self) -> (&'static str, bool, i8) {
@@ -373,6 +376,7 @@ impl Command {
             Self::List(c) => ("list", c.json, c.verbose, c.quiet),
             Self::Blob(c) => ("blob", c.json, c.verbose, c.quiet),
             Self::Status(c) => ("status", c.json, c.verbose, c.quiet),
+            Self::Report(c) => ("report", c.json, c.verbose, c.quiet),
             Self::Dump(c) => ("dump", c.json, c.verbose, c.quiet),
         };
         let verbosity = i16::from(verbose) - i16::from(quiet);

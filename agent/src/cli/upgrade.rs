@@ -88,13 +88,51 @@ fn upgrade_channel(
             crate::output::sanitize(&plan.running_openwrt)
         ));
     }
-    let Some((build, verification)) =
-        crate::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |e| out.event(e))?
-    else {
+    let reporting = engine.settings().report && !flash.dry_run;
+    let to_build = plan.next_hop().map(|hop| hop.version);
+    // A failure before flashing is an outcome the server counts too.
+    let failed = |error: &crate::Error| {
+        if let (true, Some(to_build)) = (reporting, to_build) {
+            let report = crate::report::failure(
+                &plan.name,
+                &plan.device,
+                plan.current_build,
+                to_build,
+                &error.to_string(),
+            );
+            if let Err(error) = crate::report::record(engine.root(), report) {
+                log::warn!("cannot record the outcome report: {error}");
+            }
+        }
+    };
+    let fetched = crate::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |e| {
+        out.event(e);
+    })
+    .inspect_err(&failed)?;
+    let Some((build, verification)) = fetched else {
         out.note("The firmware is up to date in this channel");
         return Ok((ExitStatus::Success, json!({"up_to_date": true})));
     };
-    let installed = engine.install(path, flash, &mut |event| out.event(event))?;
+    if reporting {
+        // Recorded before flashing: sysupgrade does not come back.
+        crate::report::record(
+            engine.root(),
+            crate::report::PendingReport {
+                channel: plan.name.clone(),
+                device: plan.device.clone(),
+                from_build: plan.current_build,
+                to_build: build.version,
+                result: None,
+                cause: None,
+                attempts: 0,
+                not_before: 0,
+            },
+        )
+        .map_err(crate::Error::from)?;
+    }
+    let installed = engine
+        .install(path, flash, &mut |event| out.event(event))
+        .inspect_err(&failed)?;
     let mut data = report(path, &installed, out)?;
     if let Some(object) = data.as_object_mut() {
         object.insert("channel".to_owned(), json!(plan.name));
