@@ -108,6 +108,7 @@ impl Env {
                 kind: ChannelKind::Manual,
                 versionbase: 1,
                 fullcount: 0,
+                rollout: Default::default(),
             },
             hidden: false,
             alias: None,

@@ -34,7 +34,7 @@ pub mod model;
 pub mod ops;
 pub mod pool;
 pub mod publish;
+pub mod remote;
 pub mod reports;
 pub mod rollout;
-pub mod remote;
 pub mod schedule;
