@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use attendant_proto::api::{
-    AllowList, BadRequest, BuildRequest, CanonicalRequest, RequestHash, ValidationErrors,
-    apply_fixups, normalized_packages, parse_build_request, request_hash,
+    AllowList, BadRequest, BuildRequest, CanonicalRequest, RepositoryError, RequestHash,
+    ValidationErrors, apply_fixups, normalized_packages, parse_build_request, request_hash,
 };
 use attendant_proto::excerpt::{MAX_VALUE_CHARS, excerpt};
 use attendant_proto::version::Version;
@@ -226,12 +226,23 @@ async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec
         // nothing.
         let allowed = AllowList::parse(&config.repository_allow_list).unwrap_or_default();
         for url in request.repositories.values() {
-            if let Err(cause) = allowed.admit(url) {
-                return Err(BadRequest::RepositoryRefused {
-                    url: excerpt(url, MAX_VALUE_CHARS),
-                    cause,
+            match allowed.admit(url) {
+                Ok(_) => {}
+                // A well-formed URL outside the list gets ASU's exact text, which clients
+                // match on; the bypass attempts get the rule they broke.
+                Err(RepositoryError::NotAllowed) => {
+                    return Err(BadRequest::RepositoryNotAllowed {
+                        url: excerpt(url, MAX_VALUE_CHARS),
+                    }
+                    .into());
                 }
-                .into());
+                Err(cause) => {
+                    return Err(BadRequest::RepositoryRefused {
+                        url: excerpt(url, MAX_VALUE_CHARS),
+                        cause,
+                    }
+                    .into());
+                }
             }
         }
     }
