@@ -183,11 +183,38 @@ fn the_sample_configuration_is_every_default() {
     );
 }
 
-/// `check-config` accepts the sample. Its default upstream is downloads.openwrt.org, which needs
-/// the operator's `trusted_keys`; here the upstream is a local mirror directory, the one key
-/// that differs.
+/// `check-config` accepts the sample as shipped. Its upstream is downloads.openwrt.org and no
+/// release keys are shipped, so it warns that builds fail until `trusted_keys` lists them.
 #[test]
-fn check_config_accepts_the_sample() {
+fn check_config_accepts_the_sample_as_shipped() {
+    let output = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(dist().join("attendant.toml"))
+        .env_remove("ATTENDANT_CONFIG")
+        .env_remove("ATTENDANT_UPSTREAM_URL")
+        .env_remove("ATTENDANT_TRUSTED_KEYS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "\n1 warning(s):\n  - trusted_keys: empty, so no ImageBuilder from \
+             `https://downloads.openwrt.org` can be verified and every build fails"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("\nconfiguration OK\n"), "{stdout}");
+}
+
+/// With a local upstream directory (the one key that differs) nothing is left to warn about.
+#[test]
+fn check_config_accepts_the_sample_with_a_local_upstream() {
     let mirror = tempfile::tempdir().unwrap();
     std::fs::write(mirror.path().join(".versions.json"), "{}").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
@@ -204,5 +231,6 @@ fn check_config_accepts_the_sample() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    assert!(!stdout.contains("warning"), "{stdout}");
     assert!(stdout.ends_with("\nconfiguration OK\n"), "{stdout}");
 }
