@@ -16,10 +16,16 @@
 //!     kmods/<kernel>-<release>-<vermagic>/  (same files)
 //! releases/<version>/packages/<arch>/feeds.conf
 //! releases/<version>/packages/<arch>/{base,luci,packages,routing,telephony}/  (same files)
+//! feeds/community/<version>/<arch>/  Packages Packages.gz Packages.sig       (opkg releases)
 //! ```
 //!
 //! and, outside the served tree, `<dir>/keys/usign.pub` and `usign.sec` (the key that signs
 //! `sha256sums` and the `Packages` files) and `<dir>/mirror.json` ([`MirrorInfo`]).
+//!
+//! `feeds/community/` stands for a third-party feed a build request adds as an extra
+//! repository (as LibreMesh's or Freifunk's feeds are added to ASU requests): one package,
+//! [`COMMUNITY_PACKAGE`], that no release feed has, signed by a key of its own
+//! (`<dir>/keys/community.pub`, [`MirrorInfo::community_public_key`]).
 //! The same seed and helper binary give the same bytes. [`shared_fixture`] generates once per
 //! seed into the cargo target directory and is safe when test processes race.
 
@@ -52,6 +58,10 @@ pub const UPSTREAM_ENV: &str = "ATTENDANT_TEST_UPSTREAM";
 pub const DEFAULT_SEED: u64 = 1;
 /// Largest helper binary accepted, in bytes.
 pub const MAX_HELPER_BYTES: u64 = 256 * 1024 * 1024;
+/// The one package of the community feed (`feeds/community/`), in no release feed.
+pub const COMMUNITY_PACKAGE: &str = "community-hello";
+/// Its version.
+pub const COMMUNITY_VERSION: &str = "1.0.0-r1";
 
 /// What a generated mirror contains and where (`<dir>/mirror.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +76,8 @@ pub struct MirrorInfo {
     pub secret_key: PathBuf,
     /// The key's fingerprint, 16 hex digits.
     pub fingerprint: String,
+    /// usign public key file that verifies the community feed's `Packages.sig`.
+    pub community_public_key: PathBuf,
     /// Every release version, newest first.
     pub versions: Vec<String>,
     /// Every target, `board/subtarget`.
@@ -79,6 +91,12 @@ impl MirrorInfo {
             .join(ib::release_path(version))
             .join("targets")
             .join(target)
+    }
+
+    /// The community feed for an opkg release and a package architecture, relative to the
+    /// served root (`feeds/community/24.10.5/x86_64`).
+    pub fn community_feed(version: &str, arch_packages: &str) -> String {
+        format!("feeds/community/{version}/{arch_packages}")
     }
 }
 
@@ -223,6 +241,23 @@ pub fn generate(dir: &Path, seed: u64, helper: &Path) -> Result<MirrorInfo, Mirr
         key.public_key().to_file().as_bytes(),
     )?;
     write(&keys.join("usign.sec"), key.to_file().as_bytes())?;
+    let community_key = SecretKey::generate(
+        seed_values.bytes("community feed usign seed"),
+        Fingerprint(
+            seed_values
+                .bytes("community feed usign fingerprint")
+                .first_chunk::<8>()
+                .copied()
+                .unwrap_or([1; 8]),
+        ),
+        [0; 16],
+        None,
+    )?;
+    write(
+        &keys.join("community.pub"),
+        community_key.public_key().to_file().as_bytes(),
+    )?;
+    write_community_feeds(&catalog, &root, &community_key)?;
     write_json(&root.join(".versions.json"), &catalog.versions_json())?;
     let mut jobs = Vec::new();
     for release in &catalog.releases {
@@ -276,6 +311,7 @@ pub fn generate(dir: &Path, seed: u64, helper: &Path) -> Result<MirrorInfo, Mirr
         public_key: keys.join("usign.pub"),
         secret_key: keys.join("usign.sec"),
         fingerprint: key.fingerprint().to_string(),
+        community_public_key: keys.join("community.pub"),
         versions: catalog.releases.iter().map(|r| r.version.clone()).collect(),
         targets: catalog.targets.iter().map(Target::name).collect(),
     };
@@ -301,7 +337,7 @@ fn overview_json(catalog: &Catalog, release: &Release) -> serde_json::Value {
 
 /// Version of the generated layout: part of the shared fixture's directory name, so a change of
 /// the layout regenerates the cached mirror even when the ImageBuilder helper is unchanged.
-const LAYOUT_VERSION: u32 = 2;
+const LAYOUT_VERSION: u32 = 3;
 
 /// The mirror for `seed`, generated once into `<target dir>/attendant-fixture/` and shared by
 /// every test of every process (generation goes to a temporary directory that is renamed into
@@ -337,6 +373,7 @@ pub fn shared_fixture(seed: u64) -> Result<MirrorInfo, MirrorError> {
         info.root = final_dir.join("www");
         info.public_key = final_dir.join("keys/usign.pub");
         info.secret_key = final_dir.join("keys/usign.sec");
+        info.community_public_key = final_dir.join("keys/community.pub");
         write_json(&temporary.join("mirror.json"), &info)?;
         if fs::rename(&temporary, &final_dir).is_err() {
             // Another process finished first; its mirror is identical.
@@ -631,6 +668,43 @@ fn write_feed(
         }
     };
     write_json(&dir.join("index.json"), &index)
+}
+
+/// The community feed of every opkg release and package architecture: [`COMMUNITY_PACKAGE`],
+/// which needs only `libc` (in every default package set), in a `Packages` list signed by `key`.
+fn write_community_feeds(
+    catalog: &Catalog,
+    root: &Path,
+    key: &SecretKey,
+) -> Result<(), MirrorError> {
+    let architectures: std::collections::BTreeSet<&str> = catalog
+        .targets
+        .iter()
+        .map(|target| target.arch_packages.as_str())
+        .collect();
+    for release in &catalog.releases {
+        if release.package_manager != PackageManager::Opkg {
+            continue;
+        }
+        for arch in &architectures {
+            let file = format!("{COMMUNITY_PACKAGE}_{COMMUNITY_VERSION}_{arch}.ipk");
+            let sha256 = hex::encode(Sha256::digest(file.as_bytes()));
+            let list = format!(
+                "Package: {COMMUNITY_PACKAGE}\nVersion: {COMMUNITY_VERSION}\nDepends: libc\n\
+                 License: GPL-2.0\nSection: utils\nArchitecture: {arch}\nInstalled-Size: 2048\n\
+                 Filename: {file}\nSize: 1024\nSHA256sum: {sha256}\n\
+                 Description:  A package only the community feed has (Attendant fixture)\n\n"
+            );
+            let dir = root.join(MirrorInfo::community_feed(&release.version, arch));
+            write(&dir.join("Packages"), list.as_bytes())?;
+            write(&dir.join("Packages.gz"), &gzip_stored(list.as_bytes()))?;
+            write(
+                &dir.join("Packages.sig"),
+                key.sign(list.as_bytes()).to_file().as_bytes(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn read(path: &Path, max: u64) -> Result<Vec<u8>, MirrorError> {

@@ -15,13 +15,16 @@
 //! several builds may share one unpacked ImageBuilder as long as their `BIN_DIR`s differ.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use attendant_proto::index::{MAX_PACKAGES_BYTES, parse_packages_detailed};
+use attendant_proto::index::{MAX_PACKAGES_BYTES, PackageEntry, parse_packages_detailed};
+use attendant_proto::usign::{PublicKey, Signature};
 
 use crate::catalog::{Feed, PackageManager};
+use crate::imagebuilder::fetch;
 use crate::imagebuilder::image::{self, ImageRequest};
 use crate::imagebuilder::resolve::{self, Index, Report};
 use crate::imagebuilder::{ImagebuilderMeta, META_FILE, feed_url, release_path};
@@ -30,6 +33,8 @@ use crate::imagebuilder::{ImagebuilderMeta, META_FILE, feed_url, release_path};
 pub const MAX_META_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest repositories file accepted, in bytes.
 pub const MAX_REPOSITORIES_BYTES: u64 = 64 * 1024;
+/// Largest `Packages.sig` or key file read, in bytes (real ones are about 150).
+pub const MAX_SIGNATURE_BYTES: usize = 4096;
 
 /// Why the helper could not run (not a package or image failure, which the tools report in
 /// their own words).
@@ -85,8 +90,11 @@ pub struct Imagebuilder {
     pub meta: ImagebuilderMeta,
     /// The packages of every configured feed whose list is present.
     pub index: Index,
-    /// Repository lines whose list the fixture does not have (custom feeds).
+    /// Repository lines whose list the fixture cannot fetch (apk custom feeds).
     pub unavailable: Vec<String>,
+    /// What `opkg update` printed while downloading the lists of feeds other than the
+    /// release's own (extra repositories); empty when there are none.
+    pub update_log: String,
 }
 
 impl Imagebuilder {
@@ -112,8 +120,12 @@ impl Imagebuilder {
         let repositories_path = topdir.join(repositories_name);
         let repositories = read_limited(&repositories_path, MAX_REPOSITORIES_BYTES)?;
         let repositories = String::from_utf8_lossy(&repositories);
+        let check_signature = repositories
+            .lines()
+            .any(|line| line.trim() == "option check_signature");
         let mut entries = Vec::new();
         let mut unavailable = Vec::new();
+        let mut update = Update::default();
         for source in lists(&repositories, &meta) {
             match source {
                 Source::List(name) => {
@@ -127,6 +139,9 @@ impl Imagebuilder {
                     entries.extend(parsed);
                 }
                 Source::Unavailable(line) => unavailable.push(line),
+                Source::Remote { name, url, gzip } => {
+                    entries.extend(update.feed(topdir, &name, &url, gzip, check_signature));
+                }
             }
         }
         let index = Index::new(entries, meta.package_files.clone());
@@ -135,6 +150,7 @@ impl Imagebuilder {
             meta,
             index,
             unavailable,
+            update_log: update.finish(),
         })
     }
 
@@ -175,6 +191,11 @@ fn run_inner(
     let get = |key: &str| values.get(key);
     let topdir = get("TOPDIR").ok_or(HelperError::MissingArgument("TOPDIR"))?;
     let ib = Imagebuilder::load(Path::new(topdir))?;
+    // The real `make manifest` and `make image` run `opkg update` once, in `package_reload`,
+    // with its output on stderr; here `install` stands for it.
+    if command == "install" {
+        let _ = stderr.write_all(ib.update_log.as_bytes());
+    }
     for line in &ib.unavailable {
         let _ = writeln!(
             stderr,
@@ -279,10 +300,121 @@ impl Values {
     }
 }
 
-/// A repository line: a list the fixture has, or a feed it cannot fetch.
+/// A repository line: a list the fixture has, a feed to download, or one it cannot fetch.
 enum Source {
     List(&'static str),
+    Remote {
+        name: String,
+        url: String,
+        gzip: bool,
+    },
     Unavailable(String),
+}
+
+/// `opkg update` for the feeds the fixture downloads: its output and its collected errors,
+/// in the words of opkg (`libopkg/opkg_cmd.c` and `opkg_download.c` of
+/// <https://git.openwrt.org/?p=project/opkg-lede.git>).
+#[derive(Default)]
+struct Update {
+    log: String,
+    errors: Vec<String>,
+}
+
+impl Update {
+    /// Downloads the list of feed `name` at `url` (`Packages.gz` for `src/gz`) and, with
+    /// `option check_signature`, its `Packages.sig`, verified by the key of that fingerprint in
+    /// `keys/` (as `usign -V -P keys/` finds it). A list that fails either gives no packages.
+    fn feed(
+        &mut self,
+        topdir: &Path,
+        name: &str,
+        url: &str,
+        gzip: bool,
+        check_signature: bool,
+    ) -> Vec<PackageEntry> {
+        let list_url = format!("{url}/{}", if gzip { "Packages.gz" } else { "Packages" });
+        let _ = writeln!(self.log, "Downloading {list_url}");
+        let list = fetch::get(&list_url, MAX_PACKAGES_BYTES).and_then(|bytes| {
+            if gzip {
+                fetch::gunzip(&bytes, MAX_PACKAGES_BYTES)
+            } else {
+                Ok(bytes)
+            }
+        });
+        let list = match list {
+            Ok(list) => list,
+            Err(error) => {
+                let _ = writeln!(
+                    self.log,
+                    "*** Failed to download the package list from {list_url}\n"
+                );
+                self.errors.push(format!(
+                    " * opkg_download: Failed to download {list_url}, wget returned {}.",
+                    error.exit_status()
+                ));
+                return Vec::new();
+            }
+        };
+        let list_path = topdir.join("dl").join(name);
+        let _ = writeln!(
+            self.log,
+            "Updated list of available packages in {}",
+            list_path.display()
+        );
+        if check_signature {
+            let signature_url = format!("{url}/Packages.sig");
+            let _ = writeln!(self.log, "Downloading {signature_url}");
+            match fetch::get(&signature_url, MAX_SIGNATURE_BYTES) {
+                Err(error) => {
+                    self.errors.push(format!(
+                        " * opkg_download: Failed to download {signature_url}, wget returned {}.",
+                        error.exit_status()
+                    ));
+                    self.log.push_str(
+                        "Signature file download failed.\nRemove wrong Signature file.\n",
+                    );
+                    return Vec::new();
+                }
+                Ok(signature) => {
+                    if verify(topdir, &list, &signature) {
+                        self.log.push_str("Signature check passed.\n");
+                    } else {
+                        self.log
+                            .push_str("Signature check failed.\nRemove wrong Signature file.\n");
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        // A list that does not parse is one opkg cannot use either; it says nothing more.
+        parse_packages_detailed(&list).unwrap_or_default()
+    }
+
+    fn finish(self) -> String {
+        let mut log = self.log;
+        if !self.errors.is_empty() {
+            log.push_str("Collected errors:\n");
+            for error in self.errors {
+                log.push_str(&error);
+                log.push('\n');
+            }
+        }
+        log
+    }
+}
+
+/// Whether `signature` (a `Packages.sig`) verifies `list` with the key `keys/<fingerprint>`.
+fn verify(topdir: &Path, list: &[u8], signature: &[u8]) -> bool {
+    let Ok(signature) = Signature::parse(signature) else {
+        return false;
+    };
+    let key_path = topdir
+        .join("keys")
+        .join(signature.fingerprint().to_string());
+    let Ok(key) = read_limited(&key_path, MAX_SIGNATURE_BYTES as u64) else {
+        return false;
+    };
+    PublicKey::parse(&key).is_ok_and(|key| key.verify(list, &signature).is_ok())
 }
 
 fn known_feed(url: &str, meta: &ImagebuilderMeta) -> Option<&'static str> {
@@ -299,14 +431,20 @@ fn opkg_lists(text: &str, meta: &ImagebuilderMeta) -> Vec<Source> {
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
-                (Some("src/gz" | "src"), Some(name), Some(url)) if !url.starts_with("file:") => {
+                (Some(kind @ ("src/gz" | "src")), Some(name), Some(url))
+                    if !url.starts_with("file:") =>
+                {
                     Some(
                         Feed::ALL
                             .into_iter()
                             .find(|f| f.repository_name() == name)
                             .filter(|_| known_feed(url, meta).is_some())
                             .map_or_else(
-                                || Source::Unavailable(line.to_owned()),
+                                || Source::Remote {
+                                    name: name.to_owned(),
+                                    url: url.trim_end_matches('/').to_owned(),
+                                    gzip: kind == "src/gz",
+                                },
                                 |f| Source::List(f.repository_name()),
                             ),
                     )

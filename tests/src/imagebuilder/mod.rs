@@ -14,11 +14,16 @@
 //! - `.attendant-imagebuilder.json`: [`ImagebuilderMeta`], the release, target and profiles;
 //! - `dl/openwrt_<feed>`: the package lists opkg/apk would have downloaded, in opkg `Packages`
 //!   format (also for apk-era ImageBuilders, whose real lists are binary `packages.adb`);
-//! - `repositories.conf` (opkg) or `repositories` (apk): which of those lists are used.
+//! - `repositories.conf` (opkg) or `repositories` (apk): which of those lists are used. An opkg
+//!   line for any other feed (an extra repository of a build request) is downloaded over HTTP
+//!   as opkg does, its `Packages.sig` checked against `keys/<fingerprint>` under
+//!   `option check_signature`, with opkg's own messages when that fails.
 //!
 //! Submodules: [`resolve`] (opkg/apk dependency resolution and their error texts), [`image`]
-//! (images, manifest, `profiles.json`, `sha256sums`), [`helper`] (the helper's command line).
+//! (images, manifest, `profiles.json`, `sha256sums`), [`helper`] (the helper's command line),
+//! [`fetch`] (the HTTP download of an extra feed's list).
 
+pub mod fetch;
 pub mod helper;
 pub mod image;
 pub mod resolve;
