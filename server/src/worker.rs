@@ -7,7 +7,9 @@
 //! 1. [`Store::claim`](crate::store::Store::claim) leases the job; a heartbeat task renews the
 //!    lease and cancels the build if the lease was lost (another worker owns the job now);
 //! 2. `container_setup`: the ImageBuilder is acquired from the cache (downloaded, verified,
-//!    unpacked once);
+//!    unpacked once); its repositories file and `keys/` are reset to the unpacked state and the
+//!    request's extra `repositories` and `repository_keys` are written into them as ASU does
+//!    (`worker/repositories.rs`);
 //! 3. `validate_revision`: `make info`; a `version_code` other than the ImageBuilder's is
 //!    "Received incorrect version ...";
 //! 4. `validate_manifest`: the package list (with `diff_packages`, the removals first), then
@@ -45,6 +47,7 @@
 
 mod attempts;
 mod context;
+mod repositories;
 mod steps;
 
 use std::time::{Duration, Instant};

@@ -9,13 +9,15 @@ use attendant_proto::api::imagebuilder::{
     check_manifest, is_size_error, parse_make_info, parse_manifest, scan_package_errors,
 };
 use attendant_proto::api::{
-    BuildFailure, BuildResponse, ImageInfo, ImagebuilderInfo, ImagebuilderStatus, diff_packages,
+    AllowList, BuildFailure, BuildResponse, ImageInfo, ImagebuilderInfo, ImagebuilderStatus,
+    diff_packages,
 };
 use attendant_proto::upstream::{FlatProfile, parse_profiles};
 use sha2::{Digest, Sha256};
 
 use super::attempts::{ATTEMPT_ENV, AttemptDir};
 use super::context::WorkerContext;
+use super::repositories::{self, Extra};
 use crate::artifacts::{ArtifactError, check_output, nonce};
 use crate::imagebuilder::{IbError, IbSpec, Lease};
 use crate::process::{self, Invocation, RunError};
@@ -58,9 +60,6 @@ fn fatal(message: impl std::fmt::Display) -> Outcome {
 /// Builds one claimed job in a private work directory, deleted afterwards.
 pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
     let spec = &claim.request;
-    if !spec.request.repositories.is_empty() {
-        return fatal("custom repositories are not supported by this server");
-    }
     // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
     // working directory (the default data dir is `./data`).
     let root = match std::path::absolute(context.config.work_path()) {
@@ -125,10 +124,14 @@ async fn build_steps(
 ) -> Result<String, Outcome> {
     let deadline = Instant::now() + context.config.job_timeout;
     let request = &spec.request;
+    // The allow-list was checked when the request came in; it may have changed since.
+    let allow_list = AllowList::parse(&context.config.repository_allow_list).unwrap_or_default();
+    let extra = Extra::from_request(request, &allow_list).map_err(fatal)?;
 
     stage(context, claim, ImagebuilderStatus::ContainerSetup).await?;
     let lease = acquire_imagebuilder(context, spec).await?;
     let lock = lock_imagebuilder(&lease).await?;
+    prepare_repositories(&lease, extra.clone()).await?;
 
     stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
     let info = validate_revision(context, work, &lease, spec, deadline).await?;
@@ -143,7 +146,9 @@ async fn build_steps(
     };
 
     stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
-    let manifest = validate_manifest(context, work, &lease, spec, &packages, deadline).await?;
+    let manifest = validate_manifest(context, work, &lease, spec, &packages, deadline)
+        .await
+        .map_err(|outcome| name_unusable(outcome, extra.as_ref()))?;
 
     stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
     let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
@@ -163,10 +168,13 @@ async fn build_steps(
         ));
     }
     if image_out.status != Some(0) {
-        return Err(failed(
-            &BuildFailure::BuildFailed,
-            &image_out.stdout,
-            &image_out.stderr,
+        return Err(name_unusable(
+            failed(
+                &BuildFailure::BuildFailed,
+                &image_out.stdout,
+                &image_out.stderr,
+            ),
+            extra.as_ref(),
         ));
     }
     drop(lock);
@@ -241,6 +249,46 @@ async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result
                 fatal(format_args!("cannot set up the ImageBuilder: {error}"))
             }
         })
+}
+
+/// Resets the ImageBuilder's repositories file and keys, and writes the request's (see
+/// `worker/repositories.rs`). Runs under the build lock.
+async fn prepare_repositories(lease: &Lease, extra: Option<Extra>) -> Result<(), Outcome> {
+    let dir = lease.dir.clone();
+    match tokio::task::spawn_blocking(move || repositories::prepare(&dir, extra.as_ref())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(Outcome::Retry(format!(
+            "cannot write the ImageBuilder's repositories: {error}"
+        ))),
+        Err(join) => Err(Outcome::Retry(format!(
+            "cannot write the ImageBuilder's repositories: {join}"
+        ))),
+    }
+}
+
+/// A failed build whose output shows that one of the request's own repositories could not be
+/// used: its `detail` names them after ASU's text. Still the request's failure, cached like
+/// ASU's: the server cannot mend a feed the request named, and the cache expires after
+/// `build_failure_ttl`, so a feed that is back is used by the next request after that.
+fn name_unusable(outcome: Outcome, extra: Option<&Extra>) -> Outcome {
+    let (mut failure, extra) = match (outcome, extra) {
+        (Outcome::Failed(failure), Some(extra)) => (failure, extra),
+        (outcome, _) => return outcome,
+    };
+    let output = format!("{}\n{}", failure.stdout, failure.stderr);
+    let unusable = repositories::unusable_repositories(extra, &output);
+    if !unusable.is_empty() {
+        let named: Vec<String> = unusable
+            .iter()
+            .map(|(name, url)| format!("`{name}` ({url})"))
+            .collect();
+        failure.detail = format!(
+            "{}; the package list of repository {} could not be downloaded or did not verify",
+            failure.detail,
+            named.join(", ")
+        );
+    }
+    Outcome::Failed(failure)
 }
 
 /// `validate_revision`: `make info`, and the request's `version_code` against the
