@@ -20,6 +20,8 @@ mod pages;
 #[cfg(test)]
 mod postgres;
 #[cfg(test)]
+mod repositories;
+#[cfg(test)]
 mod shared_queue;
 #[cfg(test)]
 mod small_disk;
