@@ -161,6 +161,11 @@ pub(super) fn prepare(topdir: &Path, extra: Option<&Extra>) -> io::Result<()> {
     };
     let live = topdir.join(file_name);
     let saved = state.join(file_name);
+    if extra.is_none() && !live.exists() && !saved.exists() {
+        // An ImageBuilder without a repositories file (none that OpenWrt publishes) builds as
+        // before as long as nothing is to be added to it.
+        return Ok(());
+    }
     let pristine = match read_small(&saved) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -561,6 +566,19 @@ mod tests {
             fs::read_to_string(ib.path().join("keys/0303030303030303")).unwrap(),
             "shipped\n"
         );
+    }
+
+    #[test]
+    fn a_tree_without_a_repositories_file_is_left_alone_unless_feeds_are_added() {
+        let ib = tempfile::tempdir().unwrap();
+        prepare(ib.path(), None).unwrap();
+        assert!(!ib.path().join(OPKG_FILE).exists());
+        let extra = Extra::from_request(&request(&[("extra", FEED)], &[]), &allow_list())
+            .unwrap()
+            .unwrap();
+        let error = prepare(ib.path(), Some(&extra)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+        assert!(error.to_string().contains("repositories.conf"), "{error}");
     }
 
     #[test]
