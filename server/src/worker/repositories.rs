@@ -53,7 +53,8 @@ const OPKG_FILE: &str = "repositories.conf";
 const APK_FILE: &str = "repositories";
 /// Inside [`STATE_DIR`]: the key files the last build added, one name per line.
 const ADDED_KEYS: &str = "added-keys";
-/// Largest repositories file read, in bytes (real ones are under 1 KiB).
+/// Largest repositories file (or list of added keys) read, in bytes (real repositories files
+/// are under 1 KiB).
 const MAX_REPOSITORIES_FILE_BYTES: u64 = 64 * 1024;
 /// The line that keeps the ImageBuilder's own `packages/` directory in an opkg file.
 const LOCAL_PACKAGES_LINE: &str = "src imagebuilder file:packages";
@@ -179,7 +180,7 @@ pub(super) fn prepare(topdir: &Path, extra: Option<&Extra>) -> io::Result<()> {
     };
     let keys = topdir.join("keys");
     let added = state.join(ADDED_KEYS);
-    match fs::read_to_string(&added) {
+    match read_small(&added) {
         Ok(list) => {
             for name in list.lines().filter(|name| plain_name(name)) {
                 match fs::remove_file(keys.join(name)) {
@@ -191,7 +192,7 @@ pub(super) fn prepare(topdir: &Path, extra: Option<&Extra>) -> io::Result<()> {
             fs::remove_file(&added).map_err(|error| at(&added, "remove", error))?;
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(at(&added, "read", error)),
+        Err(error) => return Err(error),
     }
     let wanted = match extra {
         None => pristine,
