@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use attendant_proto::channel::{
     Freshness, ImageType, IndexDoc, IndexFile, IndexGlobal, IndexImage, VersionDetail,
 };
+use attendant_server::streams::encode::encode_products;
 use attendant_server::streams::format::{Products, encode, index_of, rfc2822};
 use attendant_server::streams::ops::find_orphans;
 use attendant_server::streams::sync::{Naming, products_from_channels};
@@ -46,7 +47,7 @@ fn main() {
     let mut bytes = 0;
     let generate = median(|| {
         let products = products_from_channels(&naming, &indexes);
-        let encoded = encode(&products);
+        let encoded = encode_products(&products);
         let index = encode(&index_of([&products], &rfc2822(NOW)));
         bytes = encoded.len() + index.len();
     });
