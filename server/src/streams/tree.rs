@@ -150,6 +150,8 @@ pub fn locate(arg: &Path) -> (PathBuf, PathBuf) {
 /// Reads the stream whose index is named by `arg` (see [`locate`]).
 pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
     let (root, index_path) = locate(arg);
+    let pinned = pin(&root);
+    let index_path = pinned(index_path);
     if !index_path.exists() {
         return Err(StreamsError::NoIndex { path: index_path });
     }
@@ -159,7 +161,7 @@ pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
     )?;
     let mut products = Vec::new();
     for entry in products_entries(&index) {
-        let path = root.join(&entry.path);
+        let path = pinned(root.join(&entry.path));
         let what = path.display().to_string();
         products.push(parse_products(&read_document(&path)?, &what)?);
     }
@@ -168,6 +170,21 @@ pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
         index: index_path,
         products,
     })
+}
+
+/// Resolves the `<root>/streams` link once, so that every document of one read comes from the
+/// same publication: a publication may switch the link between the index and a products file,
+/// and the previous one stays on disk for exactly such a reader. Paths elsewhere are kept.
+pub(crate) fn pin(root: &Path) -> impl Fn(PathBuf) -> PathBuf + use<> {
+    let link = root.join(STREAMS_LINK);
+    let resolved = fs::symlink_metadata(&link)
+        .ok()
+        .filter(|meta| meta.file_type().is_symlink())
+        .and_then(|_| fs::canonicalize(&link).ok());
+    move |path: PathBuf| match (&resolved, path.strip_prefix(&link)) {
+        (Some(resolved), Ok(rest)) => resolved.join(rest),
+        _ => path,
+    }
 }
 
 /// The entries of `index` that name products files (an index may also name other indexes or
@@ -593,6 +610,23 @@ mod tests {
     fn cleartext_body_undoes_dash_escaping() {
         let text = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{\n- -x\n}\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n";
         assert_eq!(cleartext_body(text), "{\n-x\n}\n");
+    }
+
+    #[test]
+    fn a_read_stays_in_the_publication_it_started_in() {
+        let dir = tempfile::tempdir().unwrap();
+        for serial in ["1", "2"] {
+            fs::create_dir_all(dir.path().join(PUBLICATIONS).join(serial).join("v1")).unwrap();
+        }
+        std::os::unix::fs::symlink(".streams/1", dir.path().join(STREAMS_LINK)).unwrap();
+        let pinned = pin(dir.path());
+        replace_symlink(&dir.path().join(STREAMS_LINK), Path::new(".streams/2")).unwrap();
+        let first = fs::canonicalize(dir.path().join(".streams/1/v1")).unwrap();
+        assert_eq!(
+            pinned(dir.path().join("streams/v1/a.json")),
+            first.join("a.json")
+        );
+        assert_eq!(pinned(dir.path().join("data/x")), dir.path().join("data/x"));
     }
 
     #[test]

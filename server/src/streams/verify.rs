@@ -36,6 +36,9 @@ use crate::process::{Invocation, run};
 
 /// Time limit of one `gpgv` check.
 const GPGV_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest detached `.json.gpg` read: an armoured signature is under 1 KiB, so this leaves room
+/// for a file signed by many keys.
+const MAX_DETACHED_SIGNATURE_LEN: usize = 64 * 1024;
 /// Bytes of `gpgv`'s output kept for an error message.
 const GPGV_OUTPUT_CAP: usize = 64 * 1024;
 
@@ -71,11 +74,12 @@ impl Trust {
 /// document checked against `trust` (see the module docs).
 pub async fn read(arg: &Path, trust: &Trust) -> Result<Stream, StreamsError> {
     let (root, named) = tree::locate(arg);
-    let (index_path, bytes) = document(&named, trust).await?;
+    let pinned = tree::pin(&root);
+    let (index_path, bytes) = document(&pinned(named), trust).await?;
     let index = parse_index(&bytes, &index_path.display().to_string())?;
     let mut products = Vec::new();
     for entry in tree::products_entries(&index) {
-        let (path, bytes) = document(&root.join(&entry.path), trust).await?;
+        let (path, bytes) = document(&pinned(root.join(&entry.path)), trust).await?;
         products.push(parse_products(&bytes, &path.display().to_string())?);
     }
     Ok(Stream {
@@ -231,7 +235,8 @@ impl Gpgv {
         let data = self.dir.join("data");
         fs::write(&data, bytes).map_err(io("write", &data))?;
         let copy = self.dir.join("data.gpg");
-        fs::copy(signature, &copy).map_err(io("read", signature))?;
+        let signature_bytes = tree::read_limited(signature, MAX_DETACHED_SIGNATURE_LEN)?;
+        fs::write(&copy, signature_bytes).map_err(io("write", &copy))?;
         let args = vec![
             "--".to_owned(),
             copy.display().to_string(),
