@@ -27,6 +27,9 @@ use attendant_server::channels::publish::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+#[path = "streams/sstream.rs"]
+mod sstream;
+
 const DAY: Duration = Duration::from_secs(86_400);
 const NOW: i64 = 1_796_557_500; // Sun Dec 06 11:45:00 UTC 2026
 
@@ -779,6 +782,10 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     config.channels.signing_key = Some(metadata_key);
     config.channels.delegation = Some(delegation);
     config.channels.publish_interval = Duration::from_millis(100);
+    // `[streams] publish`: every channel publication also refreshes the simplestreams mirror.
+    let streams_dir = dir.path().join("streams");
+    config.streams.publish = true;
+    config.streams.dir = Some(streams_dir.clone());
     let tree_dir = config.channels_path();
     std::fs::create_dir_all(&tree_dir).unwrap();
     let running = attendant_server::service::spawn(config).await.unwrap();
@@ -863,6 +870,52 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     .unwrap();
     let parsed = attendant_proto::channel::parse_channels(&bytes).unwrap();
     attendant_proto::channel::trust::check_freshness(&parsed.global, unix_now, 0).unwrap();
+
+    // The stream refreshed after the publication: signed with the channel key, and what a stock
+    // `sstream-query` reads, a stock `sstream-mirror` copies with checksums verified.
+    let stream_index = streams_dir.join("streams/v1/index.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !stream_index.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not publish the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let trust = attendant_server::streams::verify::Trust {
+        keyring: None,
+        usign: Some(PublicKey::parse(&std::fs::read(&fixture.public).unwrap()).unwrap()),
+    };
+    let stream = attendant_server::streams::verify::read(&streams_dir, &trust)
+        .await
+        .unwrap();
+    assert_eq!(stream.products.len(), 1);
+    let mut query = sstream::sstream("sstream-query");
+    query
+        .arg("--output-format=%(product_name)s %(version_name)s %(ftype)s %(sha256)s")
+        .arg(&stream_index);
+    assert_eq!(
+        sstream::run_stock(query, dir.path()).trim(),
+        format!(
+            "org.openwrt.attendant:stable:ath79:generic:tplink_archer-c7-v5 00000001 sysupgrade {}",
+            first.images[0].sha256
+        )
+    );
+    let mut mirror = sstream::sstream("sstream-mirror");
+    mirror.arg(&stream_index).arg(dir.path().join("mirror"));
+    sstream::run_stock(mirror, dir.path());
+    let item = &stream.products[0]
+        .products
+        .values()
+        .next()
+        .unwrap()
+        .versions["00000001"];
+    let path = item.items.values().next().unwrap().path().unwrap();
+    let mirrored = std::fs::read(dir.path().join("mirror").join(path)).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&mirrored)),
+        first.images[0].sha256
+    );
 
     // Validators and caching.
     let response = client

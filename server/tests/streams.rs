@@ -28,6 +28,11 @@ use attendant_server::channels::publish::{Changed, PublishOptions, pool_relative
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+#[path = "streams/sstream.rs"]
+mod sstream;
+
+use sstream::{run_stock, sstream};
+
 const NOW: i64 = 1_796_557_500; // Sun Dec 06 11:45:00 UTC 2026
 const C7: &str = "ath79/generic/tplink_archer-c7-v5";
 const X86: &str = "x86/64/generic";
@@ -269,32 +274,6 @@ fn build(out: &Path, key: &SecretKey, device: &str, number: u64) -> Build {
     }
 }
 
-/// The stock tool `name`: from `ATTENDANT_SSTREAM_DIR`, the virtual environment that
-/// `scripts/install-test-deps.sh` makes under `target/`, or `PATH`.
-fn sstream(name: &str) -> Command {
-    let candidates = [
-        std::env::var_os("ATTENDANT_SSTREAM_DIR").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/streams-venv/bin")),
-    ];
-    let program = candidates
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join(name))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| PathBuf::from(name));
-    let mut command = Command::new(&program);
-    command.env("LANG", "C.UTF-8");
-    command
-}
-
-fn run_stock(mut command: Command, cwd: &Path) -> String {
-    let output = command.current_dir(cwd).output().unwrap_or_else(|e| {
-        panic!("cannot run {command:?}: {e}; install it with scripts/install-test-deps.sh")
-    });
-    check(&output, &format!("{command:?}"), cwd);
-    String::from_utf8(output.stdout).unwrap()
-}
-
 fn lines(text: &str) -> BTreeSet<String> {
     text.lines().map(str::to_owned).collect()
 }
@@ -342,6 +321,8 @@ fn stock_tools_query_and_mirror_our_stream_and_we_read_theirs() {
     let theirs = run_stock(query, env.dir.path());
     let ours = env.ok(&[
         "query",
+        "--usign-key",
+        "key.sec.pub",
         "base/daily/streams/v1/index.json",
         "target=ath79",
         "-o",
@@ -361,10 +342,31 @@ fn stock_tools_query_and_mirror_our_stream_and_we_read_theirs() {
         .arg(env.path("m2"))
         .arg("ftype=sysupgrade");
     run_stock(mirror, env.dir.path());
-    let all = env.ok(&["query", "base/daily", "-o", FORMAT]);
-    let mirrored = env.ok(&["query", "m2/streams/v1/index.json", "-o", FORMAT]);
+    let all = env.ok(&[
+        "query",
+        "--usign-key",
+        "key.sec.pub",
+        "base/daily",
+        "-o",
+        FORMAT,
+    ]);
+    // sstream-mirror writes no signatures: reading its mirror needs `--no-verify`.
+    let (code, stderr) = env.stderr_of(&["query", "m2/streams/v1/index.json"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("m2/streams/v1/index.json` is not signed")
+            || stderr.contains("no key was given"),
+        "{stderr}"
+    );
+    let mirrored = env.ok(&[
+        "query",
+        "--no-verify",
+        "m2/streams/v1/index.json",
+        "-o",
+        FORMAT,
+    ]);
     assert_eq!(lines(&mirrored), lines(&all));
-    let json: Value = serde_json::from_str(&env.ok(&["query", "m2", "--json"])).unwrap();
+    let json: Value = serde_json::from_str(&env.ok(&["query", "-U", "m2", "--json"])).unwrap();
     for item in json.as_array().unwrap() {
         let bytes = std::fs::read(env.dir.path().join(item["item_url"].as_str().unwrap())).unwrap();
         assert_eq!(hex::encode(Sha256::digest(&bytes)), item["sha256"]);
@@ -493,6 +495,59 @@ fn gpg_signed_stream_verifies_with_the_stock_tools() {
         .output()
         .unwrap();
     assert!(!output.status.success(), "a tampered stream was accepted");
+
+    // Our query checks the same signatures: with the keyring it reads the `.sjson` files, as the
+    // stock tools do, and refuses the forged one, naming it.
+    let keyring = keyring.display().to_string();
+    let names = "%(product_name)s %(version_name)s";
+    let ours = env.ok(&["query", "--keyring", &keyring, "-o", names, "base/daily"]);
+    let mut query = sstream("sstream-query");
+    query
+        .arg(format!("--keyring={keyring}"))
+        .arg(format!("--output-format={names}"))
+        .arg(env.path("base/daily"));
+    assert_eq!(lines(&ours), lines(&run_stock(query, env.dir.path())));
+    let tampered_arg = tampered.display().to_string();
+    let refused = |args: &[&str], expected: &str| {
+        let (code, stderr) = env.stderr_of(args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(
+        &["query", "--keyring", &keyring, &tampered_arg],
+        &format!("the signature in `{}` does not verify", sjson.display()),
+    );
+    // Without the `.sjson`, the keyring checks the `.json` against its detached `.json.gpg`.
+    let json = copy.join(format!("{products}.json"));
+    let forged = std::fs::read_to_string(&json)
+        .unwrap()
+        .replace("24.10.2", "24.10.9");
+    std::fs::write(&json, forged).unwrap();
+    std::fs::remove_file(&sjson).unwrap();
+    refused(
+        &["query", "--keyring", &keyring, &tampered_arg],
+        &format!("of `{}` does not verify: gpgv exited", json.display()),
+    );
+    // The usign key checks the `.json.sig`; a missing signature is named.
+    refused(
+        &["query", "--usign-key", "key.sec.pub", &tampered_arg],
+        &format!("of `{}` does not verify", json.display()),
+    );
+    std::fs::remove_file(copy.join(format!("{products}.json.sig"))).unwrap();
+    refused(
+        &["query", "--usign-key", "key.sec.pub", &tampered_arg],
+        &format!(
+            "`{}` is not signed: there is no `{}.sig`",
+            json.display(),
+            json.display()
+        ),
+    );
+    // Nothing given: refused, with the way out.
+    refused(&["query", &tampered_arg], "no key was given");
+    refused(&["query", &tampered_arg], "--no-verify");
+    // `--no-verify` reads the forgery, as asked.
+    let unchecked = env.ok(&["query", "--no-verify", "-o", "%(release)s", &tampered_arg]);
+    assert!(unchecked.contains("24.10.9"), "{unchecked}");
 }
 
 #[test]
@@ -541,7 +596,14 @@ fn promote_clean_md_and_orphans_over_a_shared_pool() {
         env.check_stream("base/released"),
         lines(&format!("{X86_PRODUCT}/00000001\n"))
     );
-    let labels = env.ok(&["query", "base/released", "-o", "%(label)s %(content_id)s"]);
+    let labels = env.ok(&[
+        "query",
+        "--usign-key",
+        "key.sec.pub",
+        "base/released",
+        "-o",
+        "%(label)s %(content_id)s",
+    ]);
     assert_eq!(labels.trim(), "rc org.openwrt.attendant:released");
 
     // clean-md keeps the newest version per product, in the metadata only.

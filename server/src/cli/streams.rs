@@ -19,6 +19,7 @@ use crate::streams::ops::{self, Publishing, SyncOptions};
 use crate::streams::orphans::parse_age;
 use crate::streams::sync::parse_rebuild;
 use crate::streams::tree::Signer;
+use crate::streams::verify::Trust;
 
 /// `streams --help`'s examples.
 pub(super) const EXAMPLES: &str = "\
@@ -29,7 +30,7 @@ Examples:
   attendant-server streams clean-md --max 3 /srv/streams/daily
   attendant-server streams find-orphans orphans.json /srv/streams/data /srv/streams/daily/streams/v1/index.json /srv/streams/released/streams/v1/index.json
   attendant-server streams reap-orphans --older 3d orphans.json /srv/streams/data
-  attendant-server streams query /srv/streams/daily 'release~^24' --max 1 -o '%(product_name)s %(version_name)s %(path)s'
+  attendant-server streams query --keyring streams.gpg /srv/streams/daily 'release~^24' --max 1 -o '%(product_name)s %(version_name)s %(path)s'
 
 Filters are simplestreams': key=value, key!=value, key~regex, key!~regex, ANDed over each item's
 flattened attributes. Sites mirror a stream with the stock tools:
@@ -151,7 +152,7 @@ pub enum StreamsCommand {
         dry_run: bool,
     },
     /// Print the items of a stream (any simplestreams mirror: ours, or one `sstream-mirror`
-    /// wrote).
+    /// wrote), its signatures checked with --keyring or --usign-key.
     Query {
         /// The index file, or a mirror root.
         index: PathBuf,
@@ -167,6 +168,17 @@ pub enum StreamsCommand {
         /// Print one JSON list of the flattened items instead (as `sstream-query --json`).
         #[arg(long)]
         json: bool,
+        /// Check GPG signatures with this keyring (`gpgv --keyring`): each `.sjson`, else each
+        /// `.json` with its `.json.gpg` (default: none).
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
+        /// Check usign signatures (`.json.sig`) with this public key (default: none).
+        #[arg(long, value_name = "FILE")]
+        usign_key: Option<PathBuf>,
+        /// Read the stream without checking any signature (default: refuse a document that
+        /// --keyring or --usign-key cannot check).
+        #[arg(long, short = 'U', conflicts_with_all = ["keyring", "usign_key"])]
+        no_verify: bool,
     },
 }
 
@@ -326,9 +338,18 @@ pub(crate) async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> 
             max,
             output_format,
             json,
+            keyring,
+            usign_key,
+            no_verify,
         } => {
             let filters = parse_all(&filters)?;
-            let items = ops::query(&index, &filters, max)?;
+            let trust = if no_verify {
+                tracing::warn!("reading the stream without checking its signatures (--no-verify)");
+                None
+            } else {
+                Some(Trust::load(keyring.as_deref(), usign_key.as_deref())?)
+            };
+            let items = ops::query(&index, trust.as_ref(), &filters, max).await?;
             if json {
                 let mut out = serde_json::to_string_pretty(&items)?;
                 out.push('\n');

@@ -109,6 +109,48 @@ pub enum StreamsError {
         /// The tail of its stderr.
         stderr: String,
     },
+    /// A stream is read with signatures checked, but no key was given to check them with.
+    #[error("cannot check the signature of `{}`: no key was given", path.display())]
+    NoTrust {
+        /// The document.
+        path: PathBuf,
+    },
+    /// A document has no signature the given key can check.
+    #[error("`{}` is not signed: there is no {missing}", document.display())]
+    Unsigned {
+        /// The document.
+        document: PathBuf,
+        /// The signature files looked for, each in backticks.
+        missing: String,
+    },
+    /// A signature does not verify.
+    #[error("the signature {} does not verify: {reason}", signature_of(path, signature.as_deref()))]
+    BadSignature {
+        /// The document.
+        path: PathBuf,
+        /// The detached signature file; `None` for a cleartext-signed `.sjson`.
+        signature: Option<PathBuf>,
+        /// Why, as the checker says it.
+        reason: String,
+    },
+    /// `--usign-key` is not a usign public key.
+    #[error("`{}` is not a usign public key", path.display())]
+    UsignKey {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: attendant_proto::usign::UsignError,
+    },
+    /// `gpgv` could not be run.
+    #[error("cannot run `gpgv` to check `{}`", path.display())]
+    GpgvRun {
+        /// The document being checked.
+        path: PathBuf,
+        /// The process error.
+        #[source]
+        source: Box<RunError>,
+    },
 }
 
 impl StreamsError {
@@ -126,8 +168,34 @@ impl StreamsError {
                 path.parent().unwrap_or(path).display()
             )),
             Self::Key(key) => key.hint(),
+            Self::NoTrust { .. } => Some(
+                "give the publisher's GPG keyring with `--keyring FILE` or its usign public key \
+                 with `--usign-key FILE`; `--no-verify` reads the stream unchecked"
+                    .to_owned(),
+            ),
+            Self::Unsigned { .. } => Some(
+                "check it with the other key the publisher signs with (`--keyring` for GPG, \
+                 `--usign-key` for usign), or read it unchecked with `--no-verify`"
+                    .to_owned(),
+            ),
+            Self::BadSignature { .. } => Some(
+                "the file was changed after it was signed, or signed with another key: fetch it \
+                 again from the publisher and check that the key given is the publisher's"
+                    .to_owned(),
+            ),
+            Self::GpgvRun { .. } => {
+                Some("install GnuPG's `gpgv` (Debian: `apt install gpgv`)".to_owned())
+            }
             _ => None,
         }
+    }
+}
+
+/// "`<signature>` of `<document>`", or "in `<document>`" for a signature inside it.
+fn signature_of(path: &std::path::Path, signature: Option<&std::path::Path>) -> String {
+    match signature {
+        Some(signature) => format!("`{}` of `{}`", signature.display(), path.display()),
+        None => format!("in `{}`", path.display()),
     }
 }
 

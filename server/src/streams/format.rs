@@ -96,11 +96,21 @@ pub enum FormatError {
         /// The rule.
         rule: &'static str,
     },
-    /// The document is larger than [`MAX_DOCUMENT_LEN`].
-    #[error("{what} is larger than {MAX_DOCUMENT_LEN} bytes")]
+    /// A field names an alias that `_aliases` does not define.
+    #[error("`{field}` is `{value}`, which `_aliases.{field}` does not define")]
+    Alias {
+        /// The field (truncated).
+        field: String,
+        /// Its value (truncated).
+        value: String,
+    },
+    /// The document is larger than its limit ([`MAX_DOCUMENT_LEN`] for metadata).
+    #[error("{what} is larger than {max} bytes")]
     TooLarge {
         /// The document.
         what: String,
+        /// The limit.
+        max: usize,
     },
 }
 
@@ -221,11 +231,18 @@ impl Products {
         })
     }
 
-    /// The same tree without freshness (`updated`): what decides whether anything changed.
-    pub fn without_updated(&self) -> Self {
-        let mut copy = self.clone();
-        copy.attributes.remove("updated");
-        copy
+    /// Whether `other` says the same but for freshness (`updated`): what decides whether
+    /// anything changed. Compared in place: a copy of an 18 MB tree costs more than the walk.
+    pub fn same_but_updated(&self, other: &Self) -> bool {
+        let fresh = |(key, _): &(&String, &Value)| key.as_str() != "updated";
+        self.content_id == other.content_id
+            && self.format == other.format
+            && self.products == other.products
+            && self
+                .attributes
+                .iter()
+                .filter(fresh)
+                .eq(other.attributes.iter().filter(fresh))
     }
 }
 
@@ -255,6 +272,8 @@ pub fn parse_products(bytes: &[u8], what: &str) -> Result<Products, FormatError>
     })?;
     check_format(&products.format, PRODUCTS_FORMAT, what)?;
     check_name("content id", &products.content_id)?;
+    let mut products = products;
+    expand_aliases(&mut products)?;
     for (product_name, product) in &products.products {
         check_name("product name", product_name)?;
         for (version_name, version) in &product.versions {
@@ -266,6 +285,67 @@ pub fn parse_products(bytes: &[u8], what: &str) -> Result<Products, FormatError>
         }
     }
     Ok(products)
+}
+
+/// The top-level key of simplestreams' shared attribute values.
+pub const ALIASES: &str = "_aliases";
+
+/// Expands `_aliases` as the stock tools do on every products file they read (simplestreams'
+/// `util.expand_tree`, <https://git.launchpad.net/simplestreams/tree/simplestreams/util.py>):
+/// `_aliases` maps a field to named sets of attributes, `{"region": {"r1": {"endpoint": …}}}`, and
+/// any attribute `region: "r1"` at any level takes the attributes of set `r1` (which win over
+/// its own). Image-ids streams use it to share endpoints and regions; without it we would see
+/// fewer attributes than `sstream-query` does, and filter differently. `_aliases` itself is kept.
+fn expand_aliases(products: &mut Products) -> Result<(), FormatError> {
+    let Some(Value::Object(aliases)) = products.attributes.get(ALIASES) else {
+        return Ok(());
+    };
+    let aliases = aliases.clone();
+    expand_level(&mut products.attributes, &aliases)?;
+    for product in products.products.values_mut() {
+        expand_level(&mut product.attributes, &aliases)?;
+        for version in product.versions.values_mut() {
+            expand_level(&mut version.attributes, &aliases)?;
+            for item in version.items.values_mut() {
+                expand_level(&mut item.attributes, &aliases)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One level of [`expand_aliases`]: the keys present before expansion, in order, as the stock
+/// tools walk them.
+fn expand_level(
+    attributes: &mut BTreeMap<String, Value>,
+    aliases: &serde_json::Map<String, Value>,
+) -> Result<(), FormatError> {
+    let keys: Vec<String> = attributes
+        .keys()
+        .filter(|key| key.as_str() != ALIASES && aliases.contains_key(key.as_str()))
+        .cloned()
+        .collect();
+    for key in keys {
+        let Some(Value::Object(sets)) = aliases.get(&key) else {
+            continue;
+        };
+        let Some(Value::String(name)) = attributes.get(&key) else {
+            continue;
+        };
+        if sets.is_empty() || name.is_empty() {
+            continue;
+        }
+        let Some(Value::Object(set)) = sets.get(name) else {
+            return Err(FormatError::Alias {
+                field: truncate(&key),
+                value: truncate(name),
+            });
+        };
+        for (field, value) in set {
+            attributes.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(())
 }
 
 /// The file's bytes: JSON indented by one space (as the stock tools write), keys sorted, a final
@@ -481,6 +561,7 @@ fn check_len(bytes: &[u8], what: &str) -> Result<(), FormatError> {
     if bytes.len() > MAX_DOCUMENT_LEN {
         return Err(FormatError::TooLarge {
             what: what.to_owned(),
+            max: MAX_DOCUMENT_LEN,
         });
     }
     Ok(())
@@ -599,6 +680,37 @@ mod tests {
         assert_eq!(entry.attributes["datatype"], "image-downloads");
         let again = parse_index(&encode(&index), "index").unwrap();
         assert_eq!(again, index);
+    }
+
+    #[test]
+    fn aliases_expand_at_every_level_as_the_stock_tools_do() {
+        let text = SAMPLE.replace(
+            r#""arch":"amd64","#,
+            r#""arch":"amd64","_aliases":{"region":{"r1":{"endpoint":"https://r1","arch":"arm64"}},
+              "unused":{}},"#,
+        );
+        let text = text.replace(
+            r#""ftype":"disk1.img","#,
+            r#""ftype":"disk1.img","region":"r1","#,
+        );
+        let products = parse_products(text.as_bytes(), "aliased").unwrap();
+        let flat = flatten(&products, "com.example:p1", "20150915", "disk1.img");
+        assert_eq!(flat["endpoint"], "https://r1");
+        assert_eq!(
+            flat["arch"], "arm64",
+            "the alias wins over the item's own value"
+        );
+        assert_eq!(flat["region"], "r1");
+        let again = parse_products(&encode(&products), "again").unwrap();
+        assert_eq!(again, products);
+
+        let text = text.replace(r#""region":"r1","#, r#""region":"r9","#);
+        assert_eq!(
+            parse_products(text.as_bytes(), "aliased")
+                .unwrap_err()
+                .to_string(),
+            "`region` is `r9`, which `_aliases.region` does not define"
+        );
     }
 
     #[test]

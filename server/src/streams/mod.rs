@@ -7,17 +7,20 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`format`](mod@format) | the two documents: parse, encode, flatten; names, paths, fixed-width versions |
+//! | [`encode`](mod@encode) | the products file's bytes written straight from the tree, streamed to a file |
 //! | [`filter`] | the filter language: `=`, `!=`, `~`, `!~`, ANDed over flattened items |
 //! | [`manage`] | insert, promote, clean-md as pure functions on products trees |
 //! | [`sync`] | channel builds → products; which products changed since the stream's latest |
 //! | [`orphans`] | first-seen bookkeeping of unreferenced files, grace periods |
 //! | [`tree`] | the I/O edge: read any mirror, publish ours atomically and signed, copy verified |
+//! | [`verify`] | reading a stream with its GPG or usign signatures checked, as `sstream-query --keyring` does |
 //! | [`ops`] | the verbs: read, operate, copy, publish |
 //! | [`error`] | [`StreamsError`], and the hints the CLI prints |
 //!
 //! What it deliberately does not do: serve the stream over HTTP (any static web server does,
 //! or `rsync`), or download from a remote mirror (that is what `sstream-mirror` is for).
 
+pub mod encode;
 pub mod error;
 pub mod filter;
 pub mod format;
@@ -26,5 +29,6 @@ pub mod ops;
 pub mod orphans;
 pub mod sync;
 pub mod tree;
+pub mod verify;
 
 pub use self::error::StreamsError;

@@ -13,6 +13,7 @@ use super::manage::{self, Added, Removed};
 use super::orphans::{self, Orphans};
 use super::sync::{self, Naming};
 use super::tree::{self, Signer};
+use super::verify::Trust;
 use crate::atomic::{Existing, write_atomic};
 use crate::channels::publish::{read_current, read_index, url_to_path};
 
@@ -340,32 +341,7 @@ pub fn sync(
     filters: &[Filter],
     dry_run: bool,
 ) -> Result<SyncReport, StreamsError> {
-    let indexes = channel_indexes(&options.channels_dir, &options.channels)?;
-    let source = sync::products_from_channels(&options.naming, &indexes);
-    let mut channel_paths = BTreeMap::new();
-    for doc in &indexes {
-        for image in &doc.images {
-            for file in &image.files {
-                channel_paths.insert(
-                    sync::data_path(&file.checksum, &file.name),
-                    file.path.clone(),
-                );
-            }
-        }
-    }
-    let current = tree::read_published(&options.target)?;
-    let target = current
-        .into_iter()
-        .find(|products| products.content_id == source.content_id)
-        .unwrap_or_else(|| Products::new(&source.content_id));
-    let plan = sync::plan(
-        &source,
-        &target,
-        filters,
-        options.force,
-        options.rebuild.as_ref(),
-        &channel_paths,
-    )?;
+    let (plan, _) = plan_sync(options, filters)?;
     let mut report = SyncReport {
         new_versions: plan.new_versions.clone(),
         copied: 0,
@@ -384,7 +360,7 @@ pub fn sync(
     let path = out.join(super::format::products_path(&plan.products.content_id));
     write_atomic(
         &path,
-        &super::format::encode(&plan.products),
+        &super::encode::encode_products(&plan.products),
         Existing::Replace,
         false,
     )
@@ -401,34 +377,93 @@ pub fn sync(
     Ok(report)
 }
 
-/// What `serve` runs after each channel publication: `sync` into a scratch tree inside the
-/// stream directory, `insert` it, remove the scratch tree. Publishes nothing when nothing
-/// changed.
+/// The plan of `sync` against the stream published in `options.target`, and that stream.
+fn plan_sync(
+    options: &SyncOptions,
+    filters: &[Filter],
+) -> Result<(sync::Plan, Vec<Products>), StreamsError> {
+    let indexes = channel_indexes(&options.channels_dir, &options.channels)?;
+    let source = sync::products_from_channels(&options.naming, &indexes);
+    let mut channel_paths = BTreeMap::new();
+    for doc in &indexes {
+        for image in &doc.images {
+            for file in &image.files {
+                channel_paths.insert(
+                    sync::data_path(&file.checksum, &file.name),
+                    file.path.clone(),
+                );
+            }
+        }
+    }
+    let current = tree::read_published(&options.target)?;
+    let target = current
+        .iter()
+        .find(|products| products.content_id == source.content_id)
+        .cloned()
+        .unwrap_or_else(|| Products::new(&source.content_id));
+    let plan = sync::plan(
+        &source,
+        &target,
+        filters,
+        options.force,
+        options.rebuild.as_ref(),
+        &channel_paths,
+    )?;
+    Ok((plan, current))
+}
+
+/// What `serve` runs after each channel publication: what `sync` and then `insert` into
+/// `options.target` do, without the build-output tree between them — the new files go from the
+/// channel pool straight into the stream's data directory, and the planned tree (the stream as
+/// it was plus the new versions) is published as it is, not written, read back and merged.
+/// Publishes nothing when nothing changed.
 pub async fn refresh(
     options: &SyncOptions,
     signer: &Signer,
     now: i64,
 ) -> Result<Report, StreamsError> {
     std::fs::create_dir_all(&options.target).map_err(io("create", &options.target))?;
-    let scratch = options
-        .target
-        .join(format!(".sync-{}", crate::artifacts::nonce()));
-    let outcome = async {
-        let synced = sync(&scratch, options, &[], false)?;
-        if synced.new_versions.is_empty() && options.target.join(super::format::INDEX_PATH).exists()
-        {
-            return Ok(Report::default());
-        }
-        let publishing = Publishing {
-            signer,
-            dry_run: false,
-            now,
-        };
-        insert(&scratch, &options.target, &[], publishing).await
+    let (plan, current) = plan_sync(options, &[])?;
+    let published = options.target.join(super::format::INDEX_PATH).exists();
+    if plan.new_versions.is_empty() && published {
+        return Ok(Report::default());
     }
-    .await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    outcome
+    let mut report = Report::default();
+    for file in &plan.files {
+        let from = url_to_path(&options.channels_dir, &file.channel_path);
+        let to = options.target.join(&file.path);
+        if tree::copy_verified(&from, &to, &file.sha256, file.size)? {
+            report.copied += 1;
+        }
+    }
+    for version in &plan.new_versions {
+        let Some((product_name, version_name)) = version.rsplit_once('/') else {
+            continue;
+        };
+        let items = plan
+            .products
+            .products
+            .get(product_name)
+            .and_then(|product| product.versions.get(version_name));
+        for (item_name, item) in items.into_iter().flat_map(|version| &version.items) {
+            report.added.push(Added {
+                content_id: plan.products.content_id.clone(),
+                pedigree: format!("{version}/{item_name}"),
+                path: item.path().map(str::to_owned),
+                sha256: item.sha256().map(str::to_owned),
+                size: item.size(),
+            });
+        }
+    }
+    let content_id = plan.products.content_id.clone();
+    let mut next: Vec<Products> = current
+        .iter()
+        .filter(|products| products.content_id != content_id)
+        .cloned()
+        .collect();
+    next.push(plan.products);
+    report.serial = tree::publish(&options.target, &current, next, signer, now).await?;
+    Ok(report)
 }
 
 /// `serve`'s hook after each channel publication: when `[streams] publish` is set, refresh the
@@ -463,13 +498,19 @@ pub async fn refresh_after_publication(config: &crate::config::Config, now: i64)
 pub type QueryItem = BTreeMap<String, String>;
 
 /// `query INDEX [FILTER…] [--max N]`: the flattened items passing `filters`, of the newest `max`
-/// versions of each product, with `item_url` (the file's path).
-pub fn query(
+/// versions of each product, with `item_url` (the file's path). Every document's signature is
+/// checked against `trust` (see [`super::verify`]); `None` reads the stream unchecked
+/// (`--no-verify`).
+pub async fn query(
     index: &Path,
+    trust: Option<&Trust>,
     filters: &[Filter],
     max: Option<usize>,
 ) -> Result<Vec<QueryItem>, StreamsError> {
-    let stream = tree::read(index)?;
+    let stream = match trust {
+        Some(trust) => super::verify::read(index, trust).await?,
+        None => tree::read(index)?,
+    };
     let mut items = Vec::new();
     for products in &stream.products {
         for (product_name, product) in &products.products {

@@ -25,9 +25,11 @@ use std::time::Duration;
 use attendant_proto::usign::SecretKey;
 use sha2::{Digest, Sha256};
 
+use super::encode::encode_products;
 use super::error::{StreamsError, io};
 use super::format::{
-    INDEX_PATH, MAX_DOCUMENT_LEN, Products, encode, index_of, parse_index, parse_products, rfc2822,
+    INDEX_PATH, Index, IndexEntry, MAX_DOCUMENT_LEN, Products, encode, index_of, parse_index,
+    parse_products, rfc2822,
 };
 use crate::artifacts::nonce;
 use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
@@ -148,6 +150,8 @@ pub fn locate(arg: &Path) -> (PathBuf, PathBuf) {
 /// Reads the stream whose index is named by `arg` (see [`locate`]).
 pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
     let (root, index_path) = locate(arg);
+    let pinned = pin(&root);
+    let index_path = pinned(index_path);
     if !index_path.exists() {
         return Err(StreamsError::NoIndex { path: index_path });
     }
@@ -156,16 +160,8 @@ pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
         &index_path.display().to_string(),
     )?;
     let mut products = Vec::new();
-    for entry in index.index.values() {
-        let is_products = entry
-            .attributes
-            .get("format")
-            .and_then(serde_json::Value::as_str)
-            .is_none_or(|format| format == super::format::PRODUCTS_FORMAT);
-        if !is_products {
-            continue;
-        }
-        let path = root.join(&entry.path);
+    for entry in products_entries(&index) {
+        let path = pinned(root.join(&entry.path));
         let what = path.display().to_string();
         products.push(parse_products(&read_document(&path)?, &what)?);
     }
@@ -173,6 +169,33 @@ pub fn read(arg: &Path) -> Result<Stream, StreamsError> {
         root,
         index: index_path,
         products,
+    })
+}
+
+/// Resolves the `<root>/streams` link once, so that every document of one read comes from the
+/// same publication: a publication may switch the link between the index and a products file,
+/// and the previous one stays on disk for exactly such a reader. Paths elsewhere are kept.
+pub(crate) fn pin(root: &Path) -> impl Fn(PathBuf) -> PathBuf + use<> {
+    let link = root.join(STREAMS_LINK);
+    let resolved = fs::symlink_metadata(&link)
+        .ok()
+        .filter(|meta| meta.file_type().is_symlink())
+        .and_then(|_| fs::canonicalize(&link).ok());
+    move |path: PathBuf| match (&resolved, path.strip_prefix(&link)) {
+        (Some(resolved), Ok(rest)) => resolved.join(rest),
+        _ => path,
+    }
+}
+
+/// The entries of `index` that name products files (an index may also name other indexes or
+/// other formats, which streams of images do not use).
+pub fn products_entries(index: &Index) -> impl Iterator<Item = &IndexEntry> {
+    index.index.values().filter(|entry| {
+        entry
+            .attributes
+            .get("format")
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(|format| format == super::format::PRODUCTS_FORMAT)
     })
 }
 
@@ -203,7 +226,7 @@ pub async fn publish(
         && next.iter().all(|products| {
             previous
                 .get(products.content_id.as_str())
-                .is_some_and(|old| old.without_updated() == products.without_updated())
+                .is_some_and(|old| old.same_but_updated(products))
         });
     if unchanged && dir.join(INDEX_PATH).exists() {
         return Ok(None);
@@ -213,7 +236,7 @@ pub async fn publish(
     for products in &mut next {
         let old = previous.get(products.content_id.as_str());
         let stamp = match old {
-            Some(old) if old.without_updated() == products.without_updated() => old
+            Some(old) if old.same_but_updated(products) => old
                 .attributes
                 .get("updated")
                 .cloned()
@@ -231,7 +254,7 @@ pub async fn publish(
     fs::create_dir_all(&v1).map_err(io("create", &v1))?;
     for products in &next {
         let name = format!("{}.json", products.content_id);
-        write_signed(&v1, &name, &encode(products), signer, None).await?;
+        write_signed(&v1, &name, &encode_products(products), signer, None).await?;
     }
     let index = index_of(&next, &updated);
     let mut signed_index = index.clone();
@@ -402,21 +425,29 @@ pub fn referenced(data_dir: &Path, indexes: &[PathBuf]) -> Result<BTreeSet<Strin
 }
 
 /// Reads a metadata file, at most [`MAX_DOCUMENT_LEN`] bytes; a cleartext-signed `.sjson` gives
-/// its body (the signature is checked by the stock tools' `gpgv`, not here).
+/// its body unchecked (the operator's own streams, and `query --no-verify`; a reader that checks
+/// signatures goes through [`super::verify`]).
 pub fn read_document(path: &Path) -> Result<Vec<u8>, StreamsError> {
-    let file = fs::File::open(path).map_err(io("read", path))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_LEN as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io("read", path))?;
-    if bytes.len() > MAX_DOCUMENT_LEN {
-        return Err(super::format::FormatError::TooLarge {
-            what: path.display().to_string(),
-        }
-        .into());
-    }
+    let bytes = read_limited(path, MAX_DOCUMENT_LEN)?;
     if bytes.starts_with(SIGNED_HEADER.as_bytes()) {
         return Ok(cleartext_body(&String::from_utf8_lossy(&bytes)).into_bytes());
+    }
+    Ok(bytes)
+}
+
+/// The bytes of `path`, refused when longer than `max`.
+pub(crate) fn read_limited(path: &Path, max: usize) -> Result<Vec<u8>, StreamsError> {
+    let file = fs::File::open(path).map_err(io("read", path))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", path))?;
+    if bytes.len() > max {
+        return Err(super::format::FormatError::TooLarge {
+            what: path.display().to_string(),
+            max,
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -579,6 +610,23 @@ mod tests {
     fn cleartext_body_undoes_dash_escaping() {
         let text = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{\n- -x\n}\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n";
         assert_eq!(cleartext_body(text), "{\n-x\n}\n");
+    }
+
+    #[test]
+    fn a_read_stays_in_the_publication_it_started_in() {
+        let dir = tempfile::tempdir().unwrap();
+        for serial in ["1", "2"] {
+            fs::create_dir_all(dir.path().join(PUBLICATIONS).join(serial).join("v1")).unwrap();
+        }
+        std::os::unix::fs::symlink(".streams/1", dir.path().join(STREAMS_LINK)).unwrap();
+        let pinned = pin(dir.path());
+        replace_symlink(&dir.path().join(STREAMS_LINK), Path::new(".streams/2")).unwrap();
+        let first = fs::canonicalize(dir.path().join(".streams/1/v1")).unwrap();
+        assert_eq!(
+            pinned(dir.path().join("streams/v1/a.json")),
+            first.join("a.json")
+        );
+        assert_eq!(pinned(dir.path().join("data/x")), dir.path().join("data/x"));
     }
 
     #[test]
