@@ -477,6 +477,7 @@ test('channels: the list leaves hidden channels out; another channel is checked,
 	await click(p, 'attendant-channel-check');
 	await until(() => p.document.getElementById('attendant-channel-facts'), 'the channel offer');
 	assert.deepEqual(calls(p, 'check'), [{ channel: 'beta' }]);
+	assert.equal(text(p, 'attendant-verdict'), 'Build 6 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5 of it.');
 	assert.equal(p.document.getElementById('attendant-changes'), null, 'a channel image has no package table');
 	assert.match(text(p, 'attendant-offer-facts'), /Image openwrt-24\.10\.5-/);
 	await click(p, 'attendant-channel-follow');

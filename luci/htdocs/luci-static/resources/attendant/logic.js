@@ -443,6 +443,20 @@ return baseclass.extend({
 		return { facts: facts, notices: notices };
 	},
 
+	/* The verdict of a `check` reply for a channel, in words: the build offered, or why none is. */
+	channelHeadline: function(check) {
+		var channel = (check && check.channel) || {};
+		var name = (channel.name != null && channel.name !== '') ? String(channel.name) : '?';
+		if (check && check.verdict === 'upgrade_available')
+			return _('Build %s of channel %s (OpenWrt %s) is available; this router runs build %s of it.').format(
+				String(channel.target_build != null ? channel.target_build : '?'), name,
+				(channel.openwrt_version != null && channel.openwrt_version !== '') ? String(channel.openwrt_version) : '?',
+				String(channel.current_build != null ? channel.current_build : '?'));
+		if (channel.phased_in === false)
+			return _('Channel %s offers this router nothing new yet: its newest build is still being rolled out to other routers.').format(name);
+		return _('The firmware is up to date on channel %s.').format(name);
+	},
+
 	/* The channels of a `channels` reply as choices { value, label } for a select: hidden ones
 	 * left out (the bridge lists them only when asked for all), each with its newest build for
 	 * this router. */

@@ -179,11 +179,12 @@ return view.extend({
 		var actions = [
 			E('button', { id: 'attendant-channel-check', 'class': 'cbi-button cbi-button-action',
 				click: ui.createHandlerFn(this, 'handleChannelCheck') }, _('Check this channel')),
+			' ',
 			E('button', { id: 'attendant-channel-follow', 'class': 'cbi-button cbi-button-apply',
 				click: ui.createHandlerFn(this, 'handleChannelFollow') }, _('Follow this channel'))
 		];
 		if (configured !== '')
-			actions.push(E('button', { id: 'attendant-channel-leave', 'class': 'cbi-button cbi-button-reset',
+			actions.push(' ', E('button', { id: 'attendant-channel-leave', 'class': 'cbi-button cbi-button-reset',
 				click: ui.createHandlerFn(this, 'handleChannelLeave') }, _('Stop following channels')));
 		var children = [
 			E('p', { 'class': 'cbi-section-descr' }, configured !== ''
@@ -199,7 +200,7 @@ return view.extend({
 		if (choices.length)
 			children.push(E('div', { 'class': 'cbi-page-actions' }, actions));
 		else if (configured !== '')
-			children.push(E('div', { 'class': 'cbi-page-actions' }, actions.slice(2)));
+			children.push(E('div', { 'class': 'cbi-page-actions' }, actions.slice(4)));
 		return section(_('Release channel'), children, 'attendant-channel-section');
 	},
 
@@ -273,7 +274,11 @@ return view.extend({
 		var target = logic.versionOf(check.target);
 		var current = logic.versionOf(check.current);
 		var headline;
-		if (check.verdict === 'upgrade_available')
+		var onChannel = (check.channel != null && typeof check.channel === 'object') ? check.channel : null;
+		if (onChannel)
+			headline = E('p', { 'class': 'alert-message ' + (check.verdict === 'upgrade_available' ? 'notice' : 'success'), id: 'attendant-verdict', 'data-verdict': check.verdict },
+				text.node(logic.channelHeadline(check)));
+		else if (check.verdict === 'upgrade_available')
 			headline = E('p', { 'class': 'alert-message notice', id: 'attendant-verdict', 'data-verdict': check.verdict },
 				text.node(_('Firmware %s (%s) is available; this router runs %s.').format(target.version, target.version_code, current.version)));
 		else if (check.verdict === 'blocked')
