@@ -118,8 +118,10 @@ pub fn request(
 }
 
 /// The `check` reply for a channel: the fields of the build-API reply, filled from the plan
-/// (no package table: the channel's image is flashed as published), plus `channel`.
+/// (no package table: the channel's image is flashed as published; `summary` is the caller's
+/// count of no packages), plus `channel`.
 pub fn check_reply(
+    summary: BTreeMap<&'static str, u64>,
     engine: &Engine,
     device: &Device,
     plan: &ChannelPlan,
@@ -128,17 +130,6 @@ pub fn check_reply(
     let target = plan.target();
     let version = target.map_or(device.version.as_str(), |t| t.openwrt_version.as_str());
     let branch = Version::parse(version).map_or_else(|_| String::new(), |v| v.branch().to_string());
-    let summary: BTreeMap<&str, u64> = [
-        "upgrade",
-        "downgrade",
-        "same",
-        "missing",
-        "new",
-        "indeterminate",
-    ]
-    .into_iter()
-    .map(|name| (name, 0))
-    .collect();
     let mut reply = json!({
         "verdict": if target.is_some() { "upgrade_available" } else { "up_to_date" },
         "server": engine.settings().server,

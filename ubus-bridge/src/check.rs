@@ -103,7 +103,13 @@ fn ask_channel(engine: &Engine, request: &ChannelRequest) -> Result<Value, Bridg
     if let Some(newest) = plan.index.images.last() {
         LatestSeen::new(engine.root()).record([(plan.name.clone(), newest.version)]);
     }
-    Ok(channel::check_reply(engine, &device, &plan, request))
+    Ok(channel::check_reply(
+        zero_summary(),
+        engine,
+        &device,
+        &plan,
+        request,
+    ))
 }
 
 /// The arguments `check` and `start` share; `start` also takes `keep_settings`.
@@ -164,17 +170,7 @@ pub fn plan_options(engine: &Engine, options: &StartOptions) -> Result<PlanOptio
 
 /// The structured `check` answer.
 pub fn check_reply(check: &Check, offered: &[String]) -> Value {
-    let mut summary: BTreeMap<&str, u64> = [
-        "upgrade",
-        "downgrade",
-        "same",
-        "missing",
-        "new",
-        "indeterminate",
-    ]
-    .into_iter()
-    .map(|name| (name, 0))
-    .collect();
+    let mut summary = zero_summary();
     let packages: Vec<Value> = check
         .packages
         .iter()
@@ -238,6 +234,21 @@ pub fn check_reply(check: &Check, offered: &[String]) -> Value {
         );
     }
     reply
+}
+
+/// The `summary` object with every kind of change at 0.
+fn zero_summary() -> BTreeMap<&'static str, u64> {
+    [
+        "upgrade",
+        "downgrade",
+        "same",
+        "missing",
+        "new",
+        "indeterminate",
+    ]
+    .into_iter()
+    .map(|name| (name, 0))
+    .collect()
 }
 
 fn change_name(change: VersionChange) -> &'static str {
