@@ -15,8 +15,11 @@
 //!  "missing_defaults": ["kmod-usb3"],
 //!  "warnings": [{"message": "default package `kmod-usb3` is not installed and will not be in the image",
 //!                "hint": {"code": "ignored_defaults", "message": "add the package with `add`, ..."}}],
-//!  "problems": [], "checked_at": 1767225600, "cached": false}
+//!  "problems": [], "checked_at": 1767225600, "cached": false, "channel": null}
 //! ```
+//!
+//! `channel` is null without a release channel; with one, the reply is the channel's offer
+//! ([`crate::channel::check_reply`]).
 //!
 //! `installed`/`available` are `""` when unknown; `image` is left out when no image fits.
 //! Problems are part of the answer (`verdict: "blocked"`), not an error: the checks ran.
@@ -28,12 +31,14 @@
 
 use std::collections::BTreeMap;
 
+use attendant::channel::ChannelRequest;
 use attendant::config::{Settings, split_names};
 use attendant::options::{PlanArgs, PlanOptions};
 use attendant::plan::VersionChange;
 use attendant::{Check, Engine};
 use serde_json::{Value, json};
 
+use crate::channel::{self, LatestSeen};
 use crate::check_cache::CheckCache;
 use crate::context::Context;
 use crate::error::{self, BridgeError};
@@ -41,8 +46,10 @@ use crate::hint;
 use crate::jobs::StartOptions;
 use crate::protocol::Arguments;
 
-/// `check {version?, add?, remove?, fstype?, rootfs_size?, force?, max_age?}`; `max_age`
-/// accepts a stored result that young ([`CheckCache`]), an error reply included.
+/// `check {version?, add?, remove?, fstype?, rootfs_size?, force?, channel?, percentage?,
+/// max_age?}`; `max_age` accepts a stored result that young ([`CheckCache`]), an error reply
+/// included. With a channel (the argument or the configured one) the offer is the channel's
+/// ([`crate::channel`]); the build-API arguments are then not used.
 ///
 /// Errors found before the server is asked (arguments, configuration, the init script) are
 /// returned as such; everything from the engine, failures included, goes through the cache.
@@ -64,7 +71,11 @@ pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeEr
     if let Some(reply) = cache.fresh(max_age) {
         return Ok(reply);
     }
-    let reply = match ask(&engine, &plan) {
+    let asked = match channel::request(engine.settings(), &options)? {
+        Some(request) => ask_channel(&engine, &request),
+        None => ask(&engine, &plan),
+    };
+    let reply = match asked {
         Ok(reply) => reply,
         Err(failure) => error::reply(&failure),
     };
@@ -83,6 +94,22 @@ fn ask(engine: &Engine, plan: &PlanOptions) -> Result<Value, BridgeError> {
         .collect();
     let check = engine.check(plan)?;
     Ok(check_reply(&check, &offered))
+}
+
+/// The channel's offer as the `check` answer; the newest build seen is kept for `info`.
+fn ask_channel(engine: &Engine, request: &ChannelRequest) -> Result<Value, BridgeError> {
+    let device = engine.device()?;
+    let plan = engine.channel_plan(&device, request)?;
+    if let Some(newest) = plan.index.images.last() {
+        LatestSeen::new(engine.root()).record([(plan.name.clone(), newest.version)]);
+    }
+    Ok(channel::check_reply(
+        zero_summary(),
+        engine,
+        &device,
+        &plan,
+        request,
+    ))
 }
 
 /// The arguments `check` and `start` share; `start` also takes `keep_settings`.
@@ -119,6 +146,8 @@ pub fn start_options(arguments: &Arguments, with_keep: bool) -> Result<StartOpti
             None
         },
         force: arguments.bool("force")?.unwrap_or(false),
+        channel: channel::channel_argument(arguments)?,
+        percentage: channel::percentage_argument(arguments)?,
     })
 }
 
@@ -141,17 +170,7 @@ pub fn plan_options(engine: &Engine, options: &StartOptions) -> Result<PlanOptio
 
 /// The structured `check` answer.
 pub fn check_reply(check: &Check, offered: &[String]) -> Value {
-    let mut summary: BTreeMap<&str, u64> = [
-        "upgrade",
-        "downgrade",
-        "same",
-        "missing",
-        "new",
-        "indeterminate",
-    ]
-    .into_iter()
-    .map(|name| (name, 0))
-    .collect();
+    let mut summary = zero_summary();
     let packages: Vec<Value> = check
         .packages
         .iter()
@@ -202,6 +221,7 @@ pub fn check_reply(check: &Check, offered: &[String]) -> Value {
         "missing_defaults": check.missing_defaults,
         "warnings": hint::findings(&check.warnings),
         "problems": hint::findings(&check.problems),
+        "channel": null,
     });
     if let (Some(image), Some(object)) = (&check.image, reply.as_object_mut()) {
         object.insert(
@@ -214,6 +234,21 @@ pub fn check_reply(check: &Check, offered: &[String]) -> Value {
         );
     }
     reply
+}
+
+/// The `summary` object with every kind of change at 0.
+fn zero_summary() -> BTreeMap<&'static str, u64> {
+    [
+        "upgrade",
+        "downgrade",
+        "same",
+        "missing",
+        "new",
+        "indeterminate",
+    ]
+    .into_iter()
+    .map(|name| (name, 0))
+    .collect()
 }
 
 fn change_name(change: VersionChange) -> &'static str {

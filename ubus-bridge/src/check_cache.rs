@@ -175,6 +175,8 @@ fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -
             "fstype": options.fstype,
             "rootfs_size": options.rootfs_size,
             "force": options.force,
+            "channel": options.channel,
+            "percentage": options.percentage,
         },
         "configuration": {
             "server": settings.server,
@@ -186,6 +188,7 @@ fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -
             "rootfs_size": settings.rootfs_size,
             "init_script": settings.init_script,
             "keep_settings": settings.keep_settings,
+            "channel": settings.channel,
         },
         "init_script_sha256": init_script.map(|script| {
             hex(digest::digest(&digest::SHA256, script.as_bytes()).as_ref())

@@ -11,6 +11,7 @@
 //! | `upgrade_packages`, `auto_search`, `advanced_mode`, `login_check_for_upgrades` | `client.*` | `true`, `false`, `false`, `false` |
 //! | `keep_settings`, `require_signature` | `attendant.*` | `true`, `false` |
 //! | `rootfs_size` | `attendant.rootfs_size` (`0` = the server's default) | `0` |
+//! | `channel` | `attendant.channel`, the release channel followed (`""` = none: the newest release) | `""` |
 //!
 //! Reading goes through the agent's [`Settings`], so the bridge shows what the agent will use.
 //! `config_set` changes only the keys it is given, in the first section of each type (created,
@@ -40,6 +41,9 @@ const CLIENT_FLAGS: [(&str, bool); 4] = [
     (wire::UCI_OPTION_LOGIN_CHECK_FOR_UPGRADES, false),
 ];
 
+/// The `attendant` section's release channel option.
+const CHANNEL_OPTION: &str = "channel";
+
 /// The `attendant` section's boolean options.
 const ATTENDANT_FLAGS: [&str; 2] = ["keep_settings", "require_signature"];
 
@@ -50,8 +54,10 @@ pub fn get(context: &Context) -> Result<Value, BridgeError> {
     view(&config, &path)
 }
 
-/// `config_set {url?, rebuilders?, <flags>?, rootfs_size?}`: changes the given keys and answers
-/// like `config_get`.
+/// `config_set {url?, rebuilders?, <flags>?, rootfs_size?, channel?}`: changes the given keys
+/// and answers like `config_get`. `channel` must be a channel name (`""` removes the option); it
+/// is not checked against the server's channels, so a router can be set up before the server
+/// publishes its channel.
 pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
     let url = arguments.string("url")?;
     if let Some(url) = &url {
@@ -74,6 +80,10 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
         }
     }
     let rootfs_size = arguments.u32("rootfs_size")?;
+    let channel = arguments.string("channel")?;
+    if let Some(channel) = channel.as_deref().filter(|c| !c.is_empty()) {
+        crate::channel::check_name(channel)?;
+    }
 
     let path = config_path(&context.root);
     let mut config = read(&path)?;
@@ -104,7 +114,7 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
         })
         .map_err(uci_error)?;
     }
-    if !attendant.is_empty() || rootfs_size.is_some() {
+    if !attendant.is_empty() || rootfs_size.is_some() || channel.is_some() {
         config = edit(&config, wire::UCI_SECTION_ATTENDANT, |section| {
             for (option, flag) in &attendant {
                 section.set(option, flag_text(*flag))?;
@@ -114,6 +124,13 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
                     section.remove("rootfs_size");
                 }
                 Some(size) => section.set("rootfs_size", &size.to_string())?,
+                None => {}
+            }
+            match channel.as_deref() {
+                Some("") => {
+                    section.remove(CHANNEL_OPTION);
+                }
+                Some(channel) => section.set(CHANNEL_OPTION, channel)?,
                 None => {}
             }
             Ok(())
@@ -135,6 +152,7 @@ fn view(config: &Config, path: &Path) -> Result<Value, BridgeError> {
         "keep_settings": settings.keep_settings,
         "require_signature": settings.require_signature,
         "rootfs_size": settings.rootfs_size.unwrap_or(0),
+        "channel": settings.channel.unwrap_or_default(),
     });
     if let Some(object) = reply.as_object_mut() {
         for (option, default) in CLIENT_FLAGS {

@@ -10,6 +10,7 @@ use attendant::Engine;
 use attendant::config::Settings;
 use serde_json::{Value, json};
 
+use crate::channel::LatestSeen;
 use crate::context::Context;
 use crate::error::BridgeError;
 use crate::protocol::Arguments;
@@ -18,8 +19,9 @@ use crate::protocol::Arguments;
 /// server, agent_version}`; `model` is `""` when the device does not say. With a release channel
 /// configured or a `channel.json` in the running image, also `channel`: `{configured, name,
 /// build, channel_target, phase}` — `name` and `build` from the image's `channel.json`, else the
-/// configured channel at build 0; `phase` is `null` here (it needs the channel's metadata;
-/// `check` reports it).
+/// configured channel at build 0; `phase` is the router's phase for the newest build of that
+/// channel that a `check` or `channels` call verified ([`LatestSeen`]), `null` before one ran
+/// (`info` never asks the network).
 pub fn info(context: &Context) -> Result<Value, BridgeError> {
     let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
     let engine = Engine::new(&context.root, settings);
@@ -45,6 +47,9 @@ pub fn info(context: &Context) -> Result<Value, BridgeError> {
             Some(stamp) => (Some(stamp.channel), stamp.build, stamp.channel_target),
             None => (configured.clone(), 0, None),
         };
+        let phase = name
+            .as_deref()
+            .and_then(|name| LatestSeen::new(&context.root).phase(&context.root, name));
         object.insert(
             "channel".to_owned(),
             json!({
@@ -52,7 +57,7 @@ pub fn info(context: &Context) -> Result<Value, BridgeError> {
                 "name": name,
                 "build": build,
                 "channel_target": target,
-                "phase": null,
+                "phase": phase,
             }),
         );
     }
@@ -68,6 +73,11 @@ pub fn channels(context: &Context, arguments: &Arguments) -> Result<Value, Bridg
     let engine = Engine::new(&context.root, settings);
     let device = engine.device()?;
     let channels = engine.channels(&device, all)?;
+    // A redirecting channel lists its target's newest build.
+    LatestSeen::new(&context.root).record(channels.channels.iter().filter_map(|channel| {
+        let name = channel.redirect.as_ref().unwrap_or(&channel.name);
+        Some((name.clone(), channel.latest.as_ref()?.build))
+    }));
     Ok(serde_json::to_value(&channels).unwrap_or(Value::Null))
 }
 

@@ -125,6 +125,20 @@ pub enum BridgeError {
     /// The command line of the plugin itself is wrong.
     #[error("{0}\n\nusage: {plugin} [--root DIR] list | call METHOD", plugin = attendant_proto::wire::RPCD_PLUGIN_PATH)]
     Usage(String),
+    /// Between the job's download and `install`, the channel stopped offering the build the job
+    /// fetched (pulled, or a newer path): it is not flashed.
+    #[error(
+        "channel `{channel}` no longer offers build {fetched}, which this job fetched ({}); start the upgrade again",
+        match now { Some(now) => format!("it now offers build {now}"), None => "it offers no upgrade now".to_owned() }
+    )]
+    ChannelMoved {
+        /// The channel.
+        channel: String,
+        /// The build the job fetched.
+        fetched: u64,
+        /// The first build of the channel's path now.
+        now: Option<u64>,
+    },
 }
 
 /// The machine-readable kind of an error: the reply's `code`.
@@ -225,7 +239,10 @@ impl BridgeError {
             Self::Agent(error) => agent_code(error),
             Self::Usage(_) => ErrorCode::Usage,
             Self::Timeout(_) => ErrorCode::Timeout,
-            Self::Uci { .. } | Self::Io { .. } | Self::JobFile { .. } => ErrorCode::Failure,
+            Self::Uci { .. }
+            | Self::Io { .. }
+            | Self::JobFile { .. }
+            | Self::ChannelMoved { .. } => ErrorCode::Failure,
         }
     }
 

@@ -133,6 +133,25 @@ pub struct StartOptions {
     pub keep_settings: Option<bool>,
     /// Build despite downgrades or no changes.
     pub force: bool,
+    /// The release channel (`None`: the configured one, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The phase to use instead of the router's own, 0 to 100 (only with a channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<u8>,
+}
+
+/// The channel build a job fetched: what the outcome report names when it is flashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobChannel {
+    /// The channel, after redirects.
+    pub name: String,
+    /// `target/subtarget/profile`.
+    pub device: String,
+    /// The build the router runs in that channel (0: none).
+    pub from_build: u64,
+    /// The build fetched: the first hop of the winning path.
+    pub to_build: u64,
 }
 
 /// The job file: everything `status` reports, plus the worker's pid.
@@ -195,6 +214,9 @@ pub struct Job {
     /// Why it failed: the same object as a call's `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// The channel build fetched, when the job follows a channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<JobChannel>,
 }
 
 impl Job {
@@ -223,6 +245,7 @@ impl Job {
             install_keep_settings: None,
             install_force: None,
             error: None,
+            channel: None,
         }
     }
 

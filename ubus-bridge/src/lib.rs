@@ -7,15 +7,16 @@
 //!
 //! | method | does | access |
 //! | --- | --- | --- |
-//! | `info` | board, installed version, configured server, agent version | read |
+//! | `info` | board, installed version, configured server, agent version, release channel and phase | read |
+//! | `channels` | the release channels that have this router, with their newest builds | read |
 //! | `packages` | `{"packages": {...}}` like `rpc-sys packagelist` | read |
-//! | `check` | the pre-build checks: versions, package table, warnings, problems; `max_age` reuses a recent result, a failure too ([`check_cache`]) | read |
+//! | `check` | the pre-build checks: versions, package table, warnings, problems; with a release channel its offer ([`channel`]); `max_age` reuses a recent result, a failure too ([`check_cache`]) | read |
 //! | `status` | the job: state, queue, build stage, download, verification, error | read |
 //! | `config_get` | the settings in `/etc/config/attendedsysupgrade` | read |
-//! | `start` | a job that builds, downloads and verifies; one at a time | write |
+//! | `start` | a job that builds (or, on a channel, takes the published image), downloads and verifies; one at a time | write |
 //! | `cancel` | stops the job's processes | write |
 //! | `install` | answers, then flashes the ready image (like `rpc-sys upgrade_start`) | write |
-//! | `config_set` | changes the settings (an atomic rewrite of the UCI file) | write |
+//! | `config_set` | changes the settings, the channel followed too (an atomic rewrite of the UCI file) | write |
 //!
 //! The contract (signatures, arguments, example replies, error codes) is `contract.json` beside
 //! this crate; the tests hold the plugin to it. The work itself is the agent's [`attendant::Engine`];
@@ -45,6 +46,7 @@
 //! | [`methods`] | the signatures `list` prints and the dispatch of `call` |
 //! | [`device`] | `info` and `packages` |
 //! | [`check`] | `check`, and call arguments into the agent's plan options |
+//! | [`channel`] | the `channel` and `percentage` arguments, a channel's offer as `check` words it, the phase `info` shows |
 //! | [`config`] | `config_get` and `config_set` |
 //! | [`upgrade`] | `start`, `status`, `cancel`, `install` as seen from a call |
 //! | [`jobs`] | the job file, its lock, its process |
@@ -54,11 +56,12 @@
 //! | [`logger`] | the job process's log on stderr |
 //! | [`multicall`] | one binary for the agent and the plugin, chosen by `argv[0]` |
 //!
-//! Imports go one way: `cli` → `methods` → the method modules → `jobs`, `protocol` → `error` →
+//! Imports go one way: `cli` → `methods` → the method modules → `channel` → `jobs`, `protocol` → `error` →
 //! `hint`, and everything takes [`Context`] from `context`, which imports nothing.
 
 #![warn(clippy::print_stdout)]
 
+pub mod channel;
 pub mod check;
 pub mod check_cache;
 pub mod cli;

@@ -50,6 +50,11 @@ pub fn signatures() -> Value {
         "rootfs_size": 256,
         "force": false,
     });
+    let mut plan = plan;
+    if let Some(object) = plan.as_object_mut() {
+        object.insert("channel".to_owned(), "stable".into());
+        object.insert("percentage".to_owned(), 50.into());
+    }
     let mut check = plan.clone();
     if let Some(object) = check.as_object_mut() {
         object.insert("max_age".to_owned(), 3600.into());
@@ -78,6 +83,7 @@ pub fn signatures() -> Value {
             "keep_settings": true,
             "require_signature": false,
             "rootfs_size": 256,
+            "channel": "stable",
         },
     })
 }

@@ -2,7 +2,8 @@
 //!
 //! Each answers at once; the work happens in the job's own process ([`crate::worker`]).
 //!
-//! - `start` → `{"job": "<id>", "state": "checking", "busy": false}`; while another job works,
+//! - `start {…, channel?, percentage?}` → `{"job": "<id>", "state": "checking", "busy":
+//!   false}` (with a channel, the job fetches the channel's next build); while another job works,
 //!   `{"job": "<its id>", "state": "<its state>", "busy": true}` and nothing new starts.
 //! - `status {job?}` → the job ([`crate::jobs::Job::status`]), or `{"state": "idle"}` when no
 //!   job was ever started. A job whose process died is reported `failed` (`job_died`).
@@ -33,6 +34,9 @@ pub const INSTALL_DELAY: Duration = Duration::from_secs(2);
 /// `start`.
 pub fn start(context: &Context, arguments: &Arguments) -> Result<Value, BridgeError> {
     let options = start_options(arguments, true)?;
+    // A `percentage` without a channel is refused now, not by the job.
+    let settings = Settings::load(&context.root).map_err(attendant::Error::from)?;
+    crate::channel::request(&settings, &options)?;
     let store = JobStore::new(&context.root);
     let lock = store.lock()?;
     if let Some(mut job) = store.load(&lock)? {

@@ -1,11 +1,14 @@
 //! The detached job processes: `__job <id>` builds, downloads and verifies; `__install <id>`
 //! flashes.
 //!
-//! `__job` runs the agent's checks and then its fetch pipeline ([`Engine::fetch`]), and turns
-//! the pipeline's events into the job file: each [`Step`] becomes a job state (`queued`,
+//! `__job` runs the agent's checks and then its fetch pipeline ([`Engine::fetch`]) — or, for a
+//! release channel, the agent's channel plan and the download of the published image of its
+//! next build ([`attendant::prebuilt::fetch`], in state `downloading`) — and turns the
+//! pipeline's events into the job file: each [`Step`] becomes a job state (`queued`,
 //! `downloading`, `verifying`), notes become the job's `message`, build and download progress
 //! its counters. `__install` runs the agent's install pipeline
-//! ([`Engine::verify_and_install`]). The bridge holds no upgrade sequence of its own.
+//! ([`Engine::verify_and_install`]; for a channel job, the agent's channel fetch again, then
+//! [`Engine::install`]). The bridge holds no upgrade sequence of its own.
 //!
 //! Writes go to the job file under its lock. A process writes only while the job file still
 //! names it (same id, its pid, a working state): once `cancel` or a new `start` took the job
@@ -18,16 +21,20 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attendant::build::BuildProgress;
+use attendant::channel::ChannelRequest;
 use attendant::config::Settings;
 use attendant::engine::Step;
 use attendant::install::Installed;
+use attendant::report::PendingReport;
+use attendant::verify::Verification;
 use attendant::{Engine, Event, FlashOptions};
 
+use crate::channel;
 use crate::check::plan_options;
 use crate::context::Context;
 use crate::error::BridgeError;
 use crate::hint;
-use crate::jobs::{Job, JobState, JobStore};
+use crate::jobs::{Job, JobChannel, JobState, JobStore};
 use crate::logger;
 use crate::upgrade::INSTALL_DELAY;
 
@@ -67,6 +74,15 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     let image = engine.settings().image.clone();
     let path = engine.router_path(&image);
 
+    let mut flash = FlashOptions::default();
+    flash.keep_settings = keep_settings;
+    if let Some(request) = channel::request(engine.settings(), &options)? {
+        progress.update(|job| job.image = Some(image.display().to_string()));
+        let fetched = fetch_channel(&engine, &request, &path, &flash, progress)?;
+        finish_fetch(progress, fetched);
+        return Ok(());
+    }
+
     log::info!("checking");
     let check = engine.check(&plan)?;
     progress.update(|job| {
@@ -74,11 +90,15 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
         job.warnings = hint::findings(&check.warnings);
         job.image = Some(image.display().to_string());
     });
-    let mut flash = FlashOptions::default();
-    flash.keep_settings = keep_settings;
     let fetched = engine.fetch(&check, &path, interval, &flash, &mut |event| {
         progress.event(event);
     })?;
+    finish_fetch(progress, fetched);
+    Ok(())
+}
+
+/// The fetched image's verification into the job: `ready`, or `up_to_date` without one.
+fn finish_fetch(progress: &mut Progress<'_>, fetched: Option<Verification>) {
     progress.update(|job| {
         match fetched {
             Some(verification) => {
@@ -93,7 +113,94 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
         }
         job.pid = 0;
     });
+}
+
+/// A channel's next build: planned by the agent, its published image downloaded and verified
+/// ([`attendant::prebuilt::fetch`]). A failure once the build is known is recorded as an
+/// outcome report, as `attendant upgrade --channel` records it.
+fn fetch_channel(
+    engine: &Engine,
+    request: &ChannelRequest,
+    path: &Path,
+    flash: &FlashOptions,
+    progress: &mut Progress<'_>,
+) -> Result<Option<Verification>, BridgeError> {
+    log::info!("planning the channel's upgrade");
+    let device = engine.device()?;
+    let plan = engine.channel_plan(&device, request)?;
+    let Some(hop) = plan.next_hop() else {
+        return Ok(None);
+    };
+    let channel = JobChannel {
+        name: plan.name.clone(),
+        device: plan.device.clone(),
+        from_build: plan.current_build,
+        to_build: hop.version,
+    };
+    let version = hop.openwrt_version.clone();
+    let recorded = channel.clone();
+    progress.update(|job| {
+        job.version = Some(version);
+        job.channel = Some(recorded);
+        job.enter(JobState::Downloading);
+    });
+    match attendant::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |event| {
+        progress.event(event);
+    }) {
+        Ok(fetched) => Ok(fetched.map(|(_, verification)| verification)),
+        Err(error) => {
+            record_failure(engine, &channel, &error.to_string());
+            Err(error.into())
+        }
+    }
+}
+
+/// A channel job's image checked again before flashing, by the agent's own channel fetch: the
+/// metadata verified afresh (a build pulled since the download is not flashed), the image on
+/// disk kept when it is still the one the plan names (the state file says so) and verified as
+/// at the download (SHA-256 from the signed index, signature, board and compatibility).
+fn reverify_channel(
+    engine: &Engine,
+    job: &Job,
+    channel: &JobChannel,
+    path: &Path,
+    flash: &FlashOptions,
+    progress: &mut Progress<'_>,
+) -> Result<(), BridgeError> {
+    let device = engine.device()?;
+    let mut request = ChannelRequest::default();
+    request.channel = Some(channel.name.clone());
+    request.percentage = job.options.percentage;
+    let plan = engine.channel_plan(&device, &request)?;
+    let now = plan.next_hop().map(|hop| hop.version);
+    if now != Some(channel.to_build) {
+        return Err(BridgeError::ChannelMoved {
+            channel: channel.name.clone(),
+            fetched: channel.to_build,
+            now,
+        });
+    }
+    attendant::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |event| {
+        progress.event(event);
+    })?;
     Ok(())
+}
+
+/// Records a channel upgrade that failed before flashing, when reports are on.
+fn record_failure(engine: &Engine, channel: &JobChannel, cause: &str) {
+    if !engine.settings().report {
+        return;
+    }
+    let report = attendant::report::failure(
+        &channel.name,
+        &channel.device,
+        channel.from_build,
+        channel.to_build,
+        cause,
+    );
+    if let Err(error) = attendant::report::record(engine.root(), report) {
+        log::warn!("cannot record the outcome report: {error}");
+    }
 }
 
 fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeError> {
@@ -107,9 +214,38 @@ fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     flash.force_flash = job.install_force.unwrap_or(false);
     flash.pre_install = engine.settings().pre_install.clone();
 
+    // Recorded before flashing, as the agent does: sysupgrade does not come back, and the
+    // report is resolved at the next boot against the build that then runs.
+    if let Some(channel) = job.channel.as_ref().filter(|_| engine.settings().report) {
+        attendant::report::record(
+            engine.root(),
+            PendingReport {
+                channel: channel.name.clone(),
+                device: channel.device.clone(),
+                from_build: channel.from_build,
+                to_build: channel.to_build,
+                result: None,
+                cause: None,
+                attempts: 0,
+                not_before: 0,
+            },
+        )
+        .map_err(attendant::Error::from)?;
+    }
     log::info!("verifying `{image}` again before flashing");
-    let (_, installed) =
-        engine.verify_and_install(&path, &flash, &mut |event| progress.event(event))?;
+    let installed = match &job.channel {
+        Some(channel) => {
+            let reverified = reverify_channel(&engine, &job, channel, &path, &flash, progress);
+            reverified
+                .and_then(|()| Ok(engine.install(&path, &flash, &mut |e| progress.event(e))?))
+                .inspect_err(|error| record_failure(&engine, channel, &error.to_string()))?
+        }
+        None => {
+            engine
+                .verify_and_install(&path, &flash, &mut |event| progress.event(event))?
+                .1
+        }
+    };
     if let Installed::Rebooting { .. } = installed {
         progress.update(|job| {
             job.message = Some("sysupgrade accepted the image; the router is rebooting".into());

@@ -591,3 +591,163 @@ fn process_alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// `random.Random("stable.7.<MACHINE_ID>").randint(0, 100)` in CPython: the router's phase for
+/// build 7 of `stable`.
+const PHASE_STABLE_7: u64 = 41;
+
+#[test]
+fn a_release_channel_through_the_plugin_config_check_start_install() {
+    use util::tree::{MACHINE_ID, Tree, entry, stamp};
+
+    let contract = contract();
+    let tree = Tree::start();
+    let firmware = image();
+    let mut seven = tree.image(7, "24.10.5", &firmware);
+    // Phased out by one: the router falls back to build 6.
+    seven.phased_percentage = Some(u8::try_from(PHASE_STABLE_7 - 1).unwrap());
+    let stable = tree.index(
+        "stable",
+        vec![tree.image(6, "24.10.5", &firmware), seven],
+        3,
+    );
+    let beta = tree.index("beta", vec![tree.image(3, "23.05.5", &firmware)], 3);
+    let mut old = entry(&stable);
+    old.hidden = true;
+    old.redirect = Some("stable".to_owned());
+    tree.publish(
+        &[
+            ("beta", entry(&beta)),
+            ("old", old),
+            ("stable", entry(&stable)),
+        ],
+        3,
+    );
+    let router = tree.router();
+    assert_eq!(
+        u64::from(attendant::channel::phase::phase("stable", 7, MACHINE_ID)),
+        PHASE_STABLE_7
+    );
+
+    // No channel yet: the build API's reply says so, `info` has none, `percentage` is refused.
+    assert!(router.call("info", json!({})).get("channel").is_none());
+    let refused = router.call("check", json!({"percentage": 5}));
+    assert_error_shape(&contract, &refused, "invalid_argument");
+    assert_eq!(refused["error"]["argument"], "percentage");
+
+    // Choosing the channel: validated, written to UCI.
+    let bad = router.call("config_set", json!({"channel": "../stable"}));
+    assert_error_shape(&contract, &bad, "invalid_argument");
+    assert_eq!(bad["error"]["argument"], "channel");
+    let set = router.call("config_set", json!({"channel": "stable"}));
+    assert_reply_shape(&contract, "config_set", "ok", &set);
+    assert_eq!(set["channel"], "stable");
+    assert!(
+        router
+            .read("etc/config/attendedsysupgrade")
+            .contains("\toption channel 'stable'\n")
+    );
+    stamp(&router, "stable", 5);
+
+    // The list: hidden channels only with `all`.
+    let channels = router.call("channels", json!({}));
+    assert_reply_shape(&contract, "channels", "ok", &channels);
+    let names = |reply: &Value| -> Vec<String> {
+        reply["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&channels), ["beta", "stable"]);
+    assert_eq!(
+        channels["current"],
+        json!({"channel": "stable", "build": 5})
+    );
+    assert_eq!(channels["channels"][1]["latest"]["build"], 7);
+    let all = router.call("channels", json!({"all": true}));
+    assert_eq!(names(&all), ["beta", "old", "stable"]);
+
+    // `info` now knows the newest build, so the phase for it.
+    let info = router.call("info", json!({}));
+    assert_reply_shape(&contract, "info", "ok", &info);
+    assert_eq!(
+        info["channel"],
+        json!({"configured": "stable", "name": "stable", "build": 5, "channel_target": null, "phase": PHASE_STABLE_7})
+    );
+
+    // Phased out of 7: offered 6, and told when 7 comes.
+    let check = router.call("check", json!({}));
+    assert_reply_shape(&contract, "check", "channel", &check);
+    assert_eq!(check["verdict"], "upgrade_available", "{check:#}");
+    let channel = &check["channel"];
+    assert_eq!(channel["name"], "stable");
+    assert_eq!(channel["current_build"], 5);
+    assert_eq!(channel["target_build"], 6);
+    assert_eq!(channel["phase"], PHASE_STABLE_7);
+    assert_eq!(channel["phased_percentage"], PHASE_STABLE_7 - 1);
+    assert_eq!(channel["phased_in"], false);
+    assert_eq!(channel["next_phase_at"], PHASE_STABLE_7);
+    assert_eq!(channel["older_openwrt"], false);
+    assert_eq!(channel["prebuilt"], true);
+    // Best score first: 7 is the better path, but the router is not in its rollout yet.
+    assert_eq!(channel["paths"][0]["builds"], json!([7]));
+    assert_eq!(channel["paths"][1]["builds"], json!([6]));
+    assert_eq!(check["target"]["version"], "24.10.5");
+    assert!(check["image"]["name"].as_str().unwrap().contains("24.10.5"));
+
+    // The override puts the router first in line.
+    let first = router.call("check", json!({"percentage": 0}));
+    assert_eq!(first["channel"]["target_build"], 7, "{first:#}");
+    assert_eq!(first["channel"]["phased_in"], true);
+    assert_eq!(first["channel"]["next_phase_at"], Value::Null);
+
+    // Switching to beta moves to an older OpenWrt: a full move, flagged.
+    let switch = router.call("check", json!({"channel": "beta"}));
+    assert_reply_shape(&contract, "check", "channel", &switch);
+    assert_eq!(switch["channel"]["current_build"], 0);
+    assert_eq!(switch["channel"]["target_build"], 3);
+    assert_eq!(switch["channel"]["older_openwrt"], true);
+    assert_eq!(switch["channel"]["openwrt_version"], "23.05.5");
+
+    // The job takes build 6's published image, verified; install flashes it and records the
+    // outcome report for the next boot.
+    let started = router.call("start", json!({}));
+    assert_reply_shape(&contract, "start", "started", &started);
+    let ready = router.wait_for(Duration::from_secs(30), |s| {
+        !["checking", "downloading", "verifying"].contains(&s["state"].as_str().unwrap())
+    });
+    assert_reply_shape(&contract, "status", "ready", &ready);
+    assert_eq!(ready["state"], "ready", "{ready:#}");
+    assert_eq!(ready["version"], "24.10.5");
+    assert_eq!(
+        std::fs::read(router.path().join("tmp/firmware.bin")).unwrap(),
+        firmware
+    );
+    let job = ready["job"].as_str().unwrap();
+    router.call("install", json!({"job": job}));
+    router.wait_for(Duration::from_secs(30), |s| s["state"] == "rebooting");
+    assert_eq!(router.sysupgrade_calls().len(), 2);
+    let reports: Value = serde_json::from_str(&router.read("etc/attendant/reports.json")).unwrap();
+    assert_eq!(reports["reports"][0]["channel"], "stable");
+    assert_eq!(reports["reports"][0]["from_build"], 5);
+    assert_eq!(reports["reports"][0]["to_build"], 6);
+
+    // Forged metadata: refused with its cause.
+    let mut forged = tree.get("/channels/channels.json");
+    forged.insert(1, b' ');
+    tree.put("/channels/channels.json", forged);
+    let refused = router.call("check", json!({}));
+    assert_error_shape(&contract, &refused, "metadata");
+    assert_eq!(refused["error"]["cause"], "bad-signature", "{refused:#}");
+
+    // Clearing the channel: back to the build API.
+    let cleared = router.call("config_set", json!({"channel": ""}));
+    assert_eq!(cleared["channel"], "");
+    assert!(
+        !router
+            .read("etc/config/attendedsysupgrade")
+            .contains("channel")
+    );
+}

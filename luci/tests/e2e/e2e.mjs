@@ -5,14 +5,15 @@
 // verified result, reload, install request (a recording `sysupgrade`), configuration, a
 // blocked check, the Status page notice answered from the bridge's check cache, a build the
 // ImageBuilder fails (its output shown as text, markup too), a job cancelled while queued, an
-// up-to-date router (the Status page's notice goes away). In every state the page must read as text (no "null", "undefined",
+// up-to-date router (the Status page's notice goes away), release channels from a second real
+// server (the list, a phased-out check, a switch to an older OpenWrt behind its warning). In every state the page must read as text (no "null", "undefined",
 // "[object …]") and every button the state promises must be there and clickable. A screenshot
 // of each state goes to target/luci-screenshots/; with `--docs` they also replace the README's
 // pictures in docs/.
 // Prints "N passed, N failed". Needs Debian's /usr/bin/chromium and the binaries of
 // `cargo build -p attendant-ubus -p attendant-server -p attendant-e2e` (tests/run.sh builds them).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, statSync, symlinkSync, renameSync, writeFileSync, cpSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,8 +38,14 @@ const DOC_SHOTS = {
 	'01-overview': 'overview-idle', '02-offer': 'overview-offer', '03-progress': 'overview-progress',
 	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
 	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice',
-	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '13-up-to-date': 'overview-up-to-date'
+	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '13-up-to-date': 'overview-up-to-date',
+	'14-channel-offer': 'overview-channel-offer', '15-channel-switch': 'overview-channel-switch'
 };
+const DEVICE = 'ath79/generic/tplink_archer-c7-v5';
+/* The router's machine-id in the channel step; CPython's
+ * random.Random('stable.1.' + MACHINE_ID).randint(0, 100) is 32: its phase for stable's build 1. */
+const MACHINE_ID = '0123456789abcdef0123456789abcdef';
+const PHASE_STABLE_1 = 32;
 /** What a value, not a text, prints when it reaches LuCI's E(): never on a page. */
 const NOT_TEXT = /\b(null|undefined|NaN)\b|\[object [A-Za-z]+\]|function\s*\(/;
 
@@ -118,6 +125,66 @@ async function startDemo(dir) {
 	return { url: `http://127.0.0.1:${port}`, child, log: () => log };
 }
 
+/** Runs `attendant-server ARGS` in `cwd` (an argument vector, no shell); returns stdout. */
+function serverCommand(cwd, args) {
+	const run = spawnSync(join(BIN, 'attendant-server'), args, {
+		cwd, encoding: 'utf8', env: { ...process.env, RUST_LOG: 'warn', USER: 'e2e' }
+	});
+	if (run.status !== 0)
+		throw new Error(`attendant-server ${args.join(' ')} exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+	return run.stdout;
+}
+
+/** A real attendant-server publishing release channels as an operator sets them up: an offline
+ * root key, a signing key it delegates, then `channel create`, `device add`, `build` with the
+ * mirror's images and `phase`. `stable` has 25.12.1 at the given percentage, `beta` 24.10.4. */
+async function startChannels(dir, www, mirrorKey, percentage) {
+	mkdirSync(dir, { recursive: true });
+	const rootFingerprint = serverCommand(dir, ['keys', 'root-init', '-s', 'root.sec']).trim();
+	serverCommand(dir, ['keys', 'delegate', '--root', 'root.sec', '--signing', 'signing.sec', '--valid-for', '30d', '-o', 'signing.ucert']);
+	serverCommand(dir, ['keygen', '-s', join(dir, 'key-build')]);
+	const port = await freePort();
+	const url = `http://127.0.0.1:${port}`;
+	const config = join(dir, 'attendant.toml');
+	writeFileSync(config, [
+		`data_dir = ${JSON.stringify(join(dir, 'data'))}`,
+		`upstream_url = ${JSON.stringify(www)}`,
+		`trusted_keys = [${JSON.stringify(mirrorKey)}]`,
+		`signing_key = ${JSON.stringify(join(dir, 'key-build'))}`,
+		'allow_defaults = true',
+		'',
+		'[channels]',
+		`public_url = ${JSON.stringify(url)}`,
+		`signing_key = ${JSON.stringify(join(dir, 'signing.sec'))}`,
+		`delegation = ${JSON.stringify(join(dir, 'signing.ucert'))}`,
+		''
+	].join('\n'));
+	const channel = (...args) => serverCommand(dir, ['--config', config, 'channel', ...args]);
+	const image = (version) => join(www, 'releases', version, 'targets/ath79/generic',
+		`openwrt-${version}-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin`);
+	for (const [name, version] of [['stable', '25.12.1'], ['beta', '24.10.4']]) {
+		channel('create', name);
+		channel('device', 'add', name, DEVICE);
+		channel('build', name, DEVICE, '--file', image(version), '--version', version);
+	}
+	channel('phase', 'stable', DEVICE, '1', String(percentage));
+	const child = spawn(join(BIN, 'attendant-server'), ['--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--workers', '0'],
+		{ cwd: dir, env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+	let log = '';
+	child.stdout.on('data', (d) => { log += d; });
+	child.stderr.on('data', (d) => { log += d; });
+	const started = Date.now();
+	for (;;) {
+		const answer = await fetch(`${url}/channels/channels.json`).catch(() => null);
+		if (answer && answer.ok)
+			break;
+		if (child.exitCode !== null || Date.now() - started > 30000)
+			throw new Error(`the channel server did not publish channels.json:\n${log}`);
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	return { url, child, rootFingerprint, rootKey: readFileSync(join(dir, 'root.sec.pub'), 'utf8'), log: () => log };
+}
+
 async function main() {
 	for (const bin of ['attendant-ubus', 'attendant-e2e', 'attendant-ib-helper'])
 		assert(existsSync(join(BIN, bin)), `missing ${join(BIN, bin)}: run cargo build -p attendant-ubus -p attendant-server -p attendant-e2e`);
@@ -127,8 +194,10 @@ async function main() {
 
 	const work = mkdtempSync(join(tmpdir(), 'attendant-luci-e2e-'));
 	const root = join(work, 'router');
-	let demo, web, browser;
+	let demo, web, browser, channels;
 	const cleanup = async () => {
+		if (channels)
+			channels.child.kill('SIGTERM');
 		if (browser)
 			await browser.close().catch(() => {});
 		if (web)
@@ -469,6 +538,56 @@ async function main() {
 			await shot('13-up-to-date');
 		});
 
+		await step('channels: a router on no channel lists them, checks one (phased out), and switches to an older OpenWrt only after the warning', async () => {
+			const www = join(work, 'server/data/demo-upstream/www');
+			channels = await startChannels(join(work, 'channels'), www, join(work, 'server/data/demo-upstream/keys/usign.pub'), PHASE_STABLE_1 - 1);
+			writeRouterRoot({
+				root, www, server: channels.url,
+				publicKey: readFileSync(join(work, 'server/data/demo-key-build.pub'), 'utf8'),
+				version: '24.10.5'
+			});
+			mkdirSync(join(root, 'etc/attendant/keys'), { recursive: true });
+			writeFileSync(join(root, 'etc/attendant/keys', channels.rootFingerprint), channels.rootKey);
+			writeFileSync(join(root, 'etc/machine-id'), `${MACHINE_ID}\n`);
+			rmSync(join(root, 'var/run/attendant'), { recursive: true, force: true });
+
+			await page.goto(`${web.url}/?view=attendant/overview`);
+			await page.waitForSelector('#attendant-channel', { timeout: 30000 });
+			const options = await page.$$eval('#attendant-channel option', (os) => os.map((o) => o.textContent));
+			assert(JSON.stringify(options) === JSON.stringify(['beta: build 1, OpenWrt 24.10.4', 'stable: build 1, OpenWrt 25.12.1']), `channel list: ${options}`);
+			assert(/follows no release channel/.test(await page.textContent('#attendant-channel-section')), 'the section says no channel is followed');
+
+			await page.selectOption('#attendant-channel', 'stable');
+			await page.click('#attendant-channel-check');
+			await page.waitForSelector('#attendant-channel-facts', { timeout: 30000 });
+			const offer = await page.textContent('#attendant-offer');
+			assert(/Channel stable offers this router nothing new yet/.test(offer), offer);
+			assert(new RegExp(`offered to ${PHASE_STABLE_1 - 1} % of routers; this router's phase is ${PHASE_STABLE_1}`).test(offer), offer);
+			assert(new RegExp(`Phased out: this router's turn comes when the build is offered to ${PHASE_STABLE_1} % of routers\\.`).test(offer), offer);
+			await shot('14-channel-offer');
+
+			await page.selectOption('#attendant-channel', 'beta');
+			await page.click('#attendant-channel-check');
+			await page.waitForSelector('[data-channel-notice="warning"]', { timeout: 30000 });
+			const warning = await page.textContent('[data-channel-notice="warning"]');
+			assert(/older OpenWrt version \(24\.10\.4\)/.test(warning), warning);
+			assert(/Offered build\s*1 \(OpenWrt 24\.10\.4\), this router runs build 0/.test(await page.textContent('#attendant-channel-facts')), 'the offered build');
+			await page.click('#attendant-channel-follow');
+			await page.waitForSelector('#attendant-switch-warning');
+			const dialog = await page.textContent('#attendant-switch-warning');
+			assert(/Channel beta offers OpenWrt 24\.10\.4, which is older than the OpenWrt 24\.10\.5 this router runs/.test(dialog), dialog);
+			const uci = join(root, 'etc/config/attendedsysupgrade');
+			assert(!/option channel/.test(readFileSync(uci, 'utf8')), 'saved before the confirmation');
+			await buttons('switch dialog', ['#attendant-confirm-switch', '#attendant-switch-cancel']);
+			await shot('15-channel-switch');
+			await page.click('#attendant-confirm-switch');
+			await page.waitForFunction(() => /follows the release channel beta/.test((document.getElementById('attendant-channel-section') || {}).textContent || ''), null, { timeout: 30000 });
+			assert(/option channel 'beta'/.test(readFileSync(uci, 'utf8')), readFileSync(uci, 'utf8'));
+			// A stock image carries no channel.json: the router stands at build 0 of the channel it follows.
+			const firmware = await page.textContent('#attendant-firmware-facts');
+			assert(/Channel\s*beta/.test(firmware) && /Channel build\s*0/.test(firmware), `the firmware table after the switch: ${firmware}`);
+		});
+
 		await step('no script errors in the page', async () => {
 			const errors = [...pageErrors, ...await stubErrors()];
 			assert(errors.length === 0, errors.join('\n'));
@@ -485,6 +604,8 @@ async function main() {
 		console.log(`not ok - harness\n  ${String(error && error.stack || error)}`);
 		if (demo)
 			console.log(`--- demo server log\n${demo.log().slice(-3000)}`);
+		if (channels)
+			console.log(`--- channel server log\n${channels.log().slice(-3000)}`);
 	} finally {
 		await cleanup();
 	}

@@ -234,3 +234,22 @@ test('channel offer: no channel in use is null; phased out names the turn, else 
 	assert.deepEqual(l.channelFacts({ name: 'stable', build: 0, configured: null, phase: null }),
 		[['Channel', 'stable'], ['Channel build', '0']]);
 });
+
+test('channel offers: the headline, the choices of the list, and when a switch needs the older-version warning', async (t) => {
+	const l = await load(t);
+	const offered = example('check', 'channel');
+	const phasedOut = example('check', 'channel_phased_out');
+	assert.equal(l.channelHeadline(offered), 'Build 6 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5 of it.');
+	assert.equal(l.channelHeadline(phasedOut), 'Channel stable offers this router nothing new yet: its newest build is still being rolled out to other routers.');
+	assert.equal(l.channelHeadline({ ...phasedOut, channel: { ...phasedOut.channel, phased_in: true } }), 'The firmware is up to date on channel stable.');
+	assert.deepEqual(l.channelChoices(example('channels', 'ok')), [{ value: 'stable', label: 'stable: build 7, OpenWrt 24.10.5' }]);
+	assert.deepEqual(l.channelChoices({ channels: [{ name: 'x', hidden: true, latest: null }, { name: 'y', hidden: false, latest: null }, null] }),
+		[{ value: 'y', label: 'y: no build for this router' }]);
+	assert.deepEqual(l.channelChoices(errorReply('server')), []);
+	assert.equal(l.isOlderMove(offered), false);
+	const older = { ...offered, channel: { ...offered.channel, older_openwrt: true } };
+	assert.equal(l.isOlderMove(older), true);
+	assert.equal(l.isOlderMove({ ...older, channel: { ...older.channel, target_build: null } }), false, 'nothing to move to');
+	assert.equal(l.isOlderMove(errorReply('server')), false);
+	assert.match(l.olderMoveWarning(older), /^Channel stable offers OpenWrt 24\.10\.5, which is older than the OpenWrt 24\.10\.4 this router runs\./);
+});

@@ -434,3 +434,109 @@ test('no channel in use: neither the firmware nor the offer shows channel rows',
 	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
 	assert.equal(p.document.getElementById('attendant-channel-facts'), null);
 });
+
+// Switching channels: the list from `channels`, a check of another channel, `config_set`.
+const CHANNELS = {
+	configured: 'stable',
+	current: { channel: 'stable', build: 6 },
+	channels: [
+		{ name: 'beta', hidden: false, alias: null, redirect: null, latest: { build: 3, openwrt_version: '23.05.5', description: 'old <i>line</i>', phased_percentage: 100 } },
+		{ name: 'old', hidden: true, alias: null, redirect: 'stable', latest: null },
+		{ name: 'stable', hidden: false, alias: null, redirect: null, latest: { build: 7, openwrt_version: '24.10.5', description: 'Q4', phased_percentage: 50 } }
+	]
+};
+const OLDER = { ...example('check', 'channel'), channel: { ...example('check', 'channel').channel, name: 'beta', current_build: 0, target_build: 3, openwrt_version: '23.05.5', older_openwrt: true } };
+
+function channelReplies(check, overrides = {}) {
+	return replies({
+		info: { ...example('info', 'ok'), channel: INFO_CHANNEL },
+		channels: CHANNELS,
+		check: check,
+		config_set: (args) => ({ ...example('config_set', 'ok'), channel: args.channel }),
+		start: example('start', 'started'),
+		...overrides
+	});
+}
+
+function selectChannel(p, name) {
+	const select = p.document.getElementById('attendant-channel');
+	select.value = name;
+	assert.equal(select.value, name);
+}
+
+test('channels: the list leaves hidden channels out; another channel is checked, then followed', async (t) => {
+	const { p } = await open(t, channelReplies(example('check', 'channel')));
+	await until(() => p.document.getElementById('attendant-channel'), 'the channel list');
+	const options = [...p.document.querySelectorAll('#attendant-channel option')].map((o) => [o.value, o.textContent, o.selected]);
+	assert.deepEqual(options, [
+		['beta', 'beta: build 3, OpenWrt 23.05.5', false],
+		['stable', 'stable: build 7, OpenWrt 24.10.5', true]
+	]);
+	assert.match(text(p, 'attendant-channel-section'), /This router follows the release channel stable/);
+	selectChannel(p, 'beta');
+	await click(p, 'attendant-channel-check');
+	await until(() => p.document.getElementById('attendant-channel-facts'), 'the channel offer');
+	assert.deepEqual(calls(p, 'check'), [{ channel: 'beta' }]);
+	assert.equal(text(p, 'attendant-verdict'), 'Build 6 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5 of it.');
+	assert.equal(p.document.getElementById('attendant-changes'), null, 'a channel image has no package table');
+	assert.match(text(p, 'attendant-offer-facts'), /Image openwrt-24\.10\.5-/);
+	await click(p, 'attendant-channel-follow');
+	await until(() => calls(p, 'config_set').length, 'the channel saved');
+	assert.deepEqual(calls(p, 'config_set'), [{ channel: 'beta' }]);
+	assert.equal(calls(p, 'check').length, 1, 'the offer checked already is not asked again');
+	await until(() => p.stub.notifications.some((n) => /now follows channel beta/.test(n.textContent)), 'the notice');
+	await until(() => calls(p, 'info').length === 2, 'the firmware read again');
+});
+
+test('channels: a switch to an older OpenWrt is confirmed with a warning first; cancel saves nothing', async (t) => {
+	const { p } = await open(t, channelReplies(OLDER));
+	await until(() => p.document.getElementById('attendant-channel'), 'the channel list');
+	selectChannel(p, 'beta');
+	await click(p, 'attendant-channel-follow');
+	await until(() => p.document.getElementById('attendant-switch-warning'), 'the warning');
+	assert.equal(text(p, 'attendant-switch-warning'),
+		'Channel beta offers OpenWrt 23.05.5, which is older than the OpenWrt 24.10.4 this router runs. Going back can break settings and packages made for the newer version, and the configuration may not be kept; save a backup before installing.');
+	assert.ok(p.document.body.classList.contains('modal-overlay-active'));
+	assert.deepEqual(calls(p, 'config_set'), []);
+	await click(p, 'attendant-switch-cancel');
+	assert.ok(!p.document.body.classList.contains('modal-overlay-active'));
+	assert.deepEqual(calls(p, 'config_set'), [], 'cancelled: nothing saved');
+	await click(p, 'attendant-channel-follow');
+	await until(() => p.document.getElementById('attendant-confirm-switch'), 'the warning again');
+	await click(p, 'attendant-confirm-switch');
+	await until(() => calls(p, 'config_set').length, 'the channel saved');
+	assert.deepEqual(calls(p, 'config_set'), [{ channel: 'beta' }]);
+});
+
+test('channels: building on a checked channel switches to it (confirmed, saved) and starts on it', async (t) => {
+	const { p } = await open(t, channelReplies(OLDER));
+	await until(() => p.document.getElementById('attendant-channel'), 'the channel list');
+	selectChannel(p, 'beta');
+	await click(p, 'attendant-channel-check');
+	await until(() => p.document.getElementById('attendant-build'), 'the offer');
+	await click(p, 'attendant-build');
+	await until(() => p.document.getElementById('attendant-confirm-switch'), 'the warning');
+	assert.deepEqual(calls(p, 'start'), [], 'nothing starts before the confirmation');
+	await click(p, 'attendant-confirm-switch');
+	await until(() => calls(p, 'start').length, 'the build');
+	assert.deepEqual(calls(p, 'config_set'), [{ channel: 'beta' }]);
+	assert.equal(calls(p, 'start')[0].channel, 'beta');
+});
+
+test('channels: following none, and a router without channel metadata shows no channel section', async (t) => {
+	const { p } = await open(t, channelReplies(example('check', 'channel')));
+	await until(() => p.document.getElementById('attendant-channel-leave'), 'the leave button');
+	await click(p, 'attendant-channel-leave');
+	await until(() => calls(p, 'config_set').length, 'the channel cleared');
+	assert.deepEqual(calls(p, 'config_set'), [{ channel: '' }]);
+
+	const refused = { error: { code: 'metadata', message: 'no channel root key is pinned in `/etc/attendant/keys`', cause: 'no-root-key' } };
+	const { channel: _unused, ...noChannel } = example('info', 'ok');
+	const { p: plainRouter } = await open(t, replies({ info: noChannel, channels: refused }));
+	await until(() => calls(plainRouter, 'channels').length, 'the channels call');
+	await settle(20);
+	assert.equal(plainRouter.document.getElementById('attendant-channel-section'), null);
+	const { p: onChannel } = await open(t, replies({ info: { ...example('info', 'ok'), channel: INFO_CHANNEL }, channels: refused }));
+	await until(() => onChannel.document.getElementById('attendant-channel-section'), 'the channel error');
+	assert.match(text(onChannel, 'attendant-channel-section'), /Cannot read the release channels.*no channel root key/);
+});

@@ -83,10 +83,17 @@ test('every call the views make carries only contract arguments of the documente
 		status: (args, n) => example('status', n === 0 ? 'idle' : 'ready'),
 		check: example('check', 'upgrade_available'),
 		start: example('start', 'started'),
-		install: example('install', 'installing')
+		install: example('install', 'installing'),
+		channels: example('channels', 'ok'),
+		config_set: example('config_set', 'ok')
 	});
 	t.after(() => p.window.close());
 	await view(p, 'attendant/overview');
+	await until(() => p.document.getElementById('attendant-channel'), 'the channels');
+	await click(p, 'attendant-channel-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the channel offer');
+	await click(p, 'attendant-channel-follow');
+	await until(() => p.stub.calls.some((x) => x.method === 'config_set'), 'the channel saved');
 	p.document.getElementById('attendant-add').value = 'tmux';
 	p.document.getElementById('attendant-force').checked = true;
 	await click(p, 'attendant-check');
@@ -97,7 +104,7 @@ test('every call the views make carries only contract arguments of the documente
 	await click(p, 'attendant-install');
 	await click(p, 'attendant-confirm-install');
 	const calls = plain(p.stub.calls);
-	assert.deepEqual([...new Set(calls.map((x) => x.method))].sort(), ['check', 'config_get', 'info', 'install', 'start', 'status']);
+	assert.deepEqual([...new Set(calls.map((x) => x.method))].sort(), ['channels', 'check', 'config_get', 'config_set', 'info', 'install', 'start', 'status']);
 	for (const call of calls) {
 		const spec = c.methods[call.method].arguments;
 		for (const [key, value] of Object.entries(call.args)) {
@@ -109,6 +116,8 @@ test('every call the views make carries only contract arguments of the documente
 				assert.ok(key in call.args, `${call.method}: required ${key} missing`);
 	}
 	assert.deepEqual(calls.find((x) => x.method === 'install').args, { job: '0123456789abcdef', keep_settings: true, force: true });
+	assert.deepEqual(calls.find((x) => x.method === 'check').args, { channel: 'stable' });
+	assert.deepEqual(calls.find((x) => x.method === 'config_set').args, { channel: 'stable' });
 });
 
 test('status page: announces an upgrade only when login_check_for_upgrades is on', async (t) => {

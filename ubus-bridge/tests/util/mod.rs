@@ -22,6 +22,8 @@ use attendant_proto::fwtool::{self, Metadata};
 use attendant_proto::usign::{Fingerprint, SecretKey};
 use serde_json::{Value, json};
 
+pub(crate) mod tree;
+
 pub(crate) const BOARD: &str = "tplink,archer-c7-v5";
 pub(crate) const REQUEST_HASH: &str =
     "fd6e90748a0d8cd0cc1988dc98bb10bf0b164c0ead988a9fe98173367516b63d";
@@ -204,8 +206,18 @@ pub(crate) fn reply_of(output: &Output, took: Duration, method: &str) -> Value {
 
 /// Asserts that `actual` has `example`'s shape: the same keys (those in `optional` may be
 /// missing from `actual`) with the same JSON types, recursively; arrays compare their items with
-/// the example's first item.
-pub(crate) fn assert_shape(actual: &Value, example: &Value, optional: &[&str], at: &str) {
+/// the example's first item. A value may be null where its dotted path (array indexes left
+/// out) ends with one of `nullable`.
+pub(crate) fn assert_shape(
+    actual: &Value,
+    example: &Value,
+    optional: &[&str],
+    nullable: &[&str],
+    at: &str,
+) {
+    if actual.is_null() && is_nullable(at, nullable) {
+        return;
+    }
     match (actual, example) {
         // A map (`packages`): names are data; every value has the example's first value's shape.
         (Value::Object(actual), Value::Object(example))
@@ -213,7 +225,7 @@ pub(crate) fn assert_shape(actual: &Value, example: &Value, optional: &[&str], a
         {
             if let Some(first) = example.values().next() {
                 for (key, value) in actual {
-                    assert_shape(value, first, optional, &format!("{at}[{key}]"));
+                    assert_shape(value, first, optional, nullable, &format!("{at}[{key}]"));
                 }
             }
         }
@@ -228,7 +240,7 @@ pub(crate) fn assert_shape(actual: &Value, example: &Value, optional: &[&str], a
                 let expected = example
                     .get(key)
                     .unwrap_or_else(|| panic!("{at}: key `{key}` is not in the contract"));
-                assert_shape(value, expected, optional, &format!("{at}.{key}"));
+                assert_shape(value, expected, optional, nullable, &format!("{at}.{key}"));
             }
             for key in example.keys() {
                 assert!(
@@ -240,7 +252,7 @@ pub(crate) fn assert_shape(actual: &Value, example: &Value, optional: &[&str], a
         (Value::Array(actual), Value::Array(example)) => {
             if let Some(first) = example.first() {
                 for (i, item) in actual.iter().enumerate() {
-                    assert_shape(item, first, optional, &format!("{at}[{i}]"));
+                    assert_shape(item, first, optional, nullable, &format!("{at}[{i}]"));
                 }
             }
         }
@@ -252,6 +264,23 @@ pub(crate) fn assert_shape(actual: &Value, example: &Value, optional: &[&str], a
         }
         _ => panic!("{at}: reply has {actual}, contract has {example}"),
     }
+}
+
+/// Whether the value at `at` (`method/reply.key[0].key`) may be null.
+fn is_nullable(at: &str, nullable: &[&str]) -> bool {
+    let mut path = String::new();
+    let mut in_index = false;
+    for ch in at.chars() {
+        match ch {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if !in_index => path.push(ch),
+            _ => {}
+        }
+    }
+    nullable
+        .iter()
+        .any(|key| path.ends_with(&format!(".{key}")))
 }
 
 /// Objects whose keys are data, not names: `contract.json`'s `protocol.maps`.
@@ -274,7 +303,17 @@ pub(crate) fn example(contract: &Value, method: &str, name: &str) -> (Value, Vec
 pub(crate) fn assert_reply_shape(contract: &Value, method: &str, name: &str, reply: &Value) {
     let (example, optional) = example(contract, method, name);
     let optional: Vec<&str> = optional.iter().map(String::as_str).collect();
-    assert_shape(reply, &example, &optional, &format!("{method}/{name}"));
+    let nullable: Vec<&str> = contract["methods"][method]["nullable"]
+        .as_array()
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_shape(
+        reply,
+        &example,
+        &optional,
+        &nullable,
+        &format!("{method}/{name}"),
+    );
 }
 
 /// Asserts an error object has `code`, `message` and otherwise only keys of the contract's
@@ -289,7 +328,7 @@ fn assert_error_object(error: &Value, at: &str) {
         .map(String::as_str)
         .filter(|k| *k != "code" && *k != "message")
         .collect();
-    assert_shape(error, all, &optional, &format!("{at}/error"));
+    assert_shape(error, all, &optional, &[], &format!("{at}/error"));
     let code = error["code"].as_str().unwrap();
     assert!(
         contract["error"]["codes"].get(code).is_some(),
@@ -335,7 +374,7 @@ pub(crate) fn image() -> Vec<u8> {
     image
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .iter()
@@ -413,7 +452,7 @@ impl UpgradeServer {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     url: String,
     image: Vec<u8>,
     phase: Arc<AtomicU8>,
@@ -571,7 +610,7 @@ impl FailingServer {
 
 /// Writes a response; with `gate`, sends that many body bytes, waits for the verifying phase,
 /// then sends the rest.
-fn respond(
+pub(crate) fn respond(
     stream: &mut TcpStream,
     status: u16,
     headers: &[(&str, String)],

@@ -441,5 +441,52 @@ return baseclass.extend({
 		if (channel.redirect != null && channel.redirect !== '')
 			notices.push({ kind: 'info', text: _('The channel is redirected: after this upgrade the router follows channel %s.').format(String(channel.redirect)) });
 		return { facts: facts, notices: notices };
+	},
+
+	/* The verdict of a `check` reply for a channel, in words: the build offered, or why none is. */
+	channelHeadline: function(check) {
+		var channel = (check && check.channel) || {};
+		var name = (channel.name != null && channel.name !== '') ? String(channel.name) : '?';
+		if (check && check.verdict === 'upgrade_available')
+			return _('Build %s of channel %s (OpenWrt %s) is available; this router runs build %s of it.').format(
+				String(channel.target_build != null ? channel.target_build : '?'), name,
+				(channel.openwrt_version != null && channel.openwrt_version !== '') ? String(channel.openwrt_version) : '?',
+				String(channel.current_build != null ? channel.current_build : '?'));
+		if (channel.phased_in === false)
+			return _('Channel %s offers this router nothing new yet: its newest build is still being rolled out to other routers.').format(name);
+		return _('The firmware is up to date on channel %s.').format(name);
+	},
+
+	/* The channels of a `channels` reply as choices { value, label } for a select: hidden ones
+	 * left out (the bridge lists them only when asked for all), each with its newest build for
+	 * this router. */
+	channelChoices: function(reply) {
+		var list = (reply && Array.isArray(reply.channels)) ? reply.channels : [];
+		return list.filter(function(c) {
+			return c != null && typeof c === 'object' && c.hidden !== true && typeof c.name === 'string' && c.name !== '';
+		}).map(function(c) {
+			var latest = (c.latest != null && typeof c.latest === 'object') ? c.latest : null;
+			return {
+				value: c.name,
+				label: latest
+					? _('%s: build %s, OpenWrt %s').format(c.name, String(latest.build), (latest.openwrt_version != null && latest.openwrt_version !== '') ? String(latest.openwrt_version) : '?')
+					: _('%s: no build for this router').format(c.name)
+			};
+		});
+	},
+
+	/* Taking the offer of `check` (a reply for a channel) would be a switch to `channel` that lands on
+	 * an older OpenWrt version than the router runs: the user confirms it first. */
+	isOlderMove: function(check) {
+		return !!(check && !this.errorOf(check) && check.channel != null && typeof check.channel === 'object'
+			&& check.channel.older_openwrt === true && check.channel.target_build != null);
+	},
+
+	/* The warning of that confirmation, naming the channel and both versions. */
+	olderMoveWarning: function(check) {
+		var channel = (check && check.channel) || {};
+		var running = (check && check.current && check.current.version) ? String(check.current.version) : '?';
+		return _('Channel %s offers OpenWrt %s, which is older than the OpenWrt %s this router runs. Going back can break settings and packages made for the newer version, and the configuration may not be kept; save a backup before installing.').format(
+			String(channel.name || '?'), String(channel.openwrt_version || '?'), running);
 	}
 });

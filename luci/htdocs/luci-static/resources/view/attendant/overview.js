@@ -19,13 +19,15 @@
 
 var callInfo = rpc.declare({ object: 'attendant', method: 'info' });
 var callConfigGet = rpc.declare({ object: 'attendant', method: 'config_get' });
+var callChannels = rpc.declare({ object: 'attendant', method: 'channels' });
+var callConfigSetChannel = rpc.declare({ object: 'attendant', method: 'config_set', params: [ 'channel' ] });
 var callCheck = rpc.declare({
 	object: 'attendant', method: 'check',
-	params: [ 'version', 'add', 'remove', 'force' ]
+	params: [ 'version', 'add', 'remove', 'force', 'channel' ]
 });
 var callStart = rpc.declare({
 	object: 'attendant', method: 'start',
-	params: [ 'version', 'add', 'remove', 'force', 'keep_settings' ]
+	params: [ 'version', 'add', 'remove', 'force', 'keep_settings', 'channel' ]
 });
 var callStatus = rpc.declare({ object: 'attendant', method: 'status', params: [ 'job' ] });
 var callCancel = rpc.declare({ object: 'attendant', method: 'cancel', params: [ 'job' ] });
@@ -99,18 +101,34 @@ return view.extend({
 		this.offerNode = E('div', { id: 'attendant-offer' });
 		this.jobNode = E('div', { id: 'attendant-job' });
 		this.controlsNode = this.renderControls(this.config, []);
+		this.firmwareNode = E('div', { id: 'attendant-firmware-box' }, this.renderFirmware(this.info));
+		this.channelNode = E('div', { id: 'attendant-channels' });
 
 		var page = E('div', { id: 'attendant' }, [
 			E('h2', {}, _('Firmware upgrade')),
 			E('div', { 'class': 'cbi-map-descr' }, _('Asks the upgrade server for new firmware built with the packages installed on this router. The router downloads the image, verifies its checksum, signature and board compatibility, and only then installs it.')),
-			this.renderFirmware(this.info),
+			this.firmwareNode,
+			this.channelNode,
 			this.controlsNode,
 			this.offerNode,
 			this.jobNode
 		]);
 
 		this.resume(this.status);
+		this.loadChannels();
 		return page;
+	},
+
+	/* The release channels need the server's signed metadata, so they are asked for after the
+	 * page is shown, never holding it up. A router that follows no channel and gets no list
+	 * (no channel key installed, a server without channels) shows nothing of them. */
+	loadChannels: function() {
+		if (logic.errorOf(this.info))
+			return Promise.resolve();
+		return callChannels().catch(logic.rpcFailure).then(L.bind(function(reply) {
+			this.channels = reply;
+			replaceContent(this.channelNode, this.renderChannels(reply));
+		}, this));
 	},
 
 	/* After load: pick up a job that is running or finished (reload-safe), else check when
@@ -144,6 +162,46 @@ return view.extend({
 			[ _('Revision'), info.revision ],
 			[ _('Upgrade server'), info.server ]
 		].concat(logic.channelFacts(info.channel)), 'attendant-firmware-facts'), 'attendant-firmware');
+	},
+
+	renderChannels: function(reply) {
+		var onChannel = this.info && this.info.channel != null;
+		var error = logic.errorOf(reply);
+		if (error)
+			return onChannel ? section(_('Release channel'), this.renderError(error, _('Cannot read the release channels')), 'attendant-channel-section') : null;
+		var choices = logic.channelChoices(reply);
+		if (!choices.length && !onChannel)
+			return null;
+		var configured = (reply.configured != null) ? String(reply.configured) : '';
+		var options = choices.map(function(c) {
+			return E('option', { value: c.value, selected: c.value === configured ? 'selected' : null }, text.node(c.label));
+		});
+		var actions = [
+			E('button', { id: 'attendant-channel-check', 'class': 'cbi-button cbi-button-action',
+				click: ui.createHandlerFn(this, 'handleChannelCheck') }, _('Check this channel')),
+			' ',
+			E('button', { id: 'attendant-channel-follow', 'class': 'cbi-button cbi-button-apply',
+				click: ui.createHandlerFn(this, 'handleChannelFollow') }, _('Follow this channel'))
+		];
+		if (configured !== '')
+			actions.push(' ', E('button', { id: 'attendant-channel-leave', 'class': 'cbi-button cbi-button-reset',
+				click: ui.createHandlerFn(this, 'handleChannelLeave') }, _('Stop following channels')));
+		var children = [
+			E('p', { 'class': 'cbi-section-descr' }, configured !== ''
+				? text.node(_('This router follows the release channel %s. Another channel can be checked first; following it takes effect with the next upgrade.').format(configured))
+				: _('This router follows no release channel: it is offered the newest release of its branch. A channel is a series of firmware builds the upgrade server publishes.')),
+			E('div', { 'class': 'cbi-value' }, [
+				E('label', { 'class': 'cbi-value-title', 'for': 'attendant-channel' }, _('Channel')),
+				E('div', { 'class': 'cbi-value-field' }, choices.length
+					? E('select', { id: 'attendant-channel', 'class': 'cbi-input-select' }, options)
+					: E('em', {}, _('The server offers no channel for this router.')))
+			])
+		];
+		if (choices.length)
+			children.push(E('div', { 'class': 'cbi-page-actions' }, actions));
+		else if (configured !== '')
+			children.push(E('div', { 'class': 'cbi-page-actions' }, actions.slice(4)));
+		return section(_('Release channel'), children, 'attendant-channel-section');
 	},
 
 	renderControls: function(config, offered) {
@@ -216,7 +274,11 @@ return view.extend({
 		var target = logic.versionOf(check.target);
 		var current = logic.versionOf(check.current);
 		var headline;
-		if (check.verdict === 'upgrade_available')
+		var onChannel = (check.channel != null && typeof check.channel === 'object') ? check.channel : null;
+		if (onChannel)
+			headline = E('p', { 'class': 'alert-message ' + (check.verdict === 'upgrade_available' ? 'notice' : 'success'), id: 'attendant-verdict', 'data-verdict': check.verdict },
+				text.node(logic.channelHeadline(check)));
+		else if (check.verdict === 'upgrade_available')
 			headline = E('p', { 'class': 'alert-message notice', id: 'attendant-verdict', 'data-verdict': check.verdict },
 				text.node(_('Firmware %s (%s) is available; this router runs %s.').format(target.version, target.version_code, current.version)));
 		else if (check.verdict === 'blocked')
@@ -238,7 +300,7 @@ return view.extend({
 			});
 		}
 
-		if (check.verdict !== 'up_to_date' || force) {
+		if (!channel && (check.verdict !== 'up_to_date' || force)) {
 			var facts = [ [ _('Target version'), '%s (%s)'.format(target.version, target.version_code) ] ];
 			if (check.profile)
 				facts.push([ _('Profile'), check.profile ]);
@@ -262,6 +324,9 @@ return view.extend({
 				E('strong', {}, _('These problems block the upgrade')),
 				E('ul', {}, check.problems.map(function(p) { return findingItem(p, true); }))
 			]));
+
+		if (channel && check.verdict === 'upgrade_available' && check.image && check.image.name)
+			children.push(factTable([ [ _('Image'), check.image.name ] ], 'attendant-offer-facts'));
 
 		if (logic.canBuild(check, force))
 			children.push(E('div', { 'class': 'cbi-page-actions' }, [
@@ -400,10 +465,16 @@ return view.extend({
 	},
 
 	handleCheck: function() {
+		return this.runCheck(null);
+	},
+
+	/* A check of the configured offer (`channel` null) or of the named channel's. */
+	runCheck: function(channel) {
 		this.selection = this.readSelection();
+		this.checkedChannel = channel;
 		var args = logic.requestArgs(this.selection);
 		replaceContent(this.offerNode, E('p', { 'class': 'spinning', id: 'attendant-checking' }, _('Asking the server what is on offer…')));
-		return callCheck(args.version, args.add, args.remove, args.force).catch(logic.rpcFailure).then(L.bind(function(reply) {
+		return callCheck(args.version, args.add, args.remove, args.force, channel || undefined).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			this.check = reply;
 			if (!logic.errorOf(reply) && this.config.advanced_mode && Array.isArray(reply.offered))
 				this.updateVersions(reply.offered);
@@ -418,10 +489,93 @@ return view.extend({
 		offered.forEach(function(v) { select.appendChild(E('option', { value: v }, text.node(v))); });
 	},
 
+	selectedChannel: function() {
+		var select = document.getElementById('attendant-channel');
+		return select ? select.value : '';
+	},
+
+	configuredChannel: function() {
+		return (this.channels && !logic.errorOf(this.channels) && this.channels.configured != null) ? String(this.channels.configured) : '';
+	},
+
+	handleChannelCheck: function() {
+		var channel = this.selectedChannel();
+		return channel ? this.runCheck(channel) : Promise.resolve();
+	},
+
+	/* Following another channel is a switch: checked first, so that a move to an older OpenWrt
+	 * version is known and confirmed before anything is saved. */
+	handleChannelFollow: function() {
+		var channel = this.selectedChannel();
+		if (!channel)
+			return Promise.resolve();
+		var checked = (this.checkedChannel === channel && this.check) ? Promise.resolve() : this.runCheck(channel);
+		return checked.then(L.bind(function() {
+			if (logic.errorOf(this.check))
+				return;
+			return this.confirmSwitch(channel, L.bind(this.saveChannel, this, channel));
+		}, this));
+	},
+
+	handleChannelLeave: function() {
+		return this.saveChannel('');
+	},
+
+	/* Runs `then` at once, or after the user confirmed the warning when the last check says the
+	 * switch lands on an older OpenWrt version. */
+	confirmSwitch: function(channel, then) {
+		if (!logic.isOlderMove(this.check))
+			return then();
+		ui.showModal(_('Switch to an older OpenWrt version?'), [
+			E('p', { 'class': 'alert-message warning', id: 'attendant-switch-warning' }, text.node(logic.olderMoveWarning(this.check))),
+			E('div', { 'class': 'right' }, [
+				E('button', { 'class': 'btn', id: 'attendant-switch-cancel', click: ui.hideModal }, _('Cancel')),
+				' ',
+				E('button', { id: 'attendant-confirm-switch', 'class': 'btn cbi-button-negative important',
+					click: ui.createHandlerFn(this, function() {
+						ui.hideModal();
+						return then();
+					}) }, _('Switch anyway'))
+			])
+		]);
+		return Promise.resolve();
+	},
+
+	saveChannel: function(channel) {
+		return callConfigSetChannel(channel).catch(logic.rpcFailure).then(L.bind(function(reply) {
+			var error = logic.errorOf(reply);
+			if (error) {
+				ui.addNotification(null, E('p', {}, text.node(error.message || error.code)), 0, 'error');
+				return false;
+			}
+			ui.addNotification(null, E('p', {}, channel
+				? text.node(_('The router now follows channel %s.').format(channel))
+				: _('The router follows no channel now: it is offered the newest release of its branch.')), NOTICE_TIMEOUT, 'info');
+			return Promise.all([ callInfo().catch(logic.rpcFailure), this.loadChannels() ]).then(L.bind(function(data) {
+				this.info = data[0];
+				replaceContent(this.firmwareNode, this.renderFirmware(this.info));
+				return true;
+			}, this));
+		}, this));
+	},
+
+	/* A build on a checked channel other than the followed one is a switch: confirmed like one
+	 * and saved first, so that the router keeps following the channel it was flashed from. */
 	handleBuild: function() {
+		var channel = this.checkedChannel;
+		if (channel && channel !== this.configuredChannel())
+			return this.confirmSwitch(channel, L.bind(function() {
+				return this.saveChannel(channel).then(L.bind(function(saved) {
+					return saved ? this.startBuild() : null;
+				}, this));
+			}, this));
+		return this.startBuild();
+	},
+
+	startBuild: function() {
 		var selection = this.selection || this.readSelection();
 		var args = logic.requestArgs(selection);
-		return callStart(args.version, args.add, args.remove, args.force, this.keepSettings).catch(logic.rpcFailure).then(L.bind(function(reply) {
+		return callStart(args.version, args.add, args.remove, args.force, this.keepSettings, this.checkedChannel || undefined).catch(logic.rpcFailure).then(L.bind(function(reply) {
 			var error = logic.errorOf(reply);
 			if (error) {
 				replaceContent(this.jobNode, this.renderError(error, _('Cannot start the build')));
