@@ -19,6 +19,9 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)               # ser
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)                       # LuCI end-to-end tests (never a downloaded browser)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v gpg >/dev/null || need_apt+=(gpg)                           # streams tests: GPG-signed .sjson
+command -v gpgv >/dev/null || need_apt+=(gpgv)                         # what sstream-query verifies with
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)  # the simplestreams tools' venv
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)  # PostgreSQL store tests (private throwaway clusters)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -40,6 +43,17 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The stock simplestreams tools (sstream-query, sstream-mirror) from PyPI, in a virtual environment
+# under target/ (Debian's own Python refuses `pip install` outside one); server/tests/streams.rs
+# looks for them there, or in $ATTENDANT_SSTREAM_DIR.
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+streams_venv="$repo_root/target/streams-venv"
+if [ ! -x "$streams_venv/bin/sstream-mirror" ]; then
+  echo "== python-simplestreams into $streams_venv"
+  python3 -m venv "$streams_venv"
+  "$streams_venv/bin/pip" install -q --disable-pip-version-check python-simplestreams
 fi
 
 installed_targets=$(rustup target list --installed)

@@ -1,4 +1,4 @@
-//! The one way the router side replaces a file: [`write_atomic`].
+//! The one way the router side replaces a file, [`write_atomic`], and reads a small one, [`read_small`].
 //!
 //! The agent's state file and build record, the rpcd bridge's job file and its rewrite of
 //! `/etc/config/attendedsysupgrade` all go through it, so a power cut, a full `/tmp` or a
@@ -50,6 +50,16 @@ fn write_and_rename(temporary: &Path, path: &Path, bytes: &[u8]) -> io::Result<(
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Reads at most `max` bytes of a file: the limit every small local file is read with.
+pub fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

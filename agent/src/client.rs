@@ -348,7 +348,13 @@ impl Client {
 
     /// `POST /api/v1/build` with a JSON body; returns `200`/`202` replies, errors otherwise.
     pub fn post_build(&self, body: &[u8]) -> Result<Reply, ClientError> {
-        let url = self.url("/api/v1/build");
+        self.post_json("/api/v1/build", body)
+    }
+
+    /// POSTs a JSON body to `path` on the server; returns `200`/`202` replies, errors
+    /// otherwise.
+    pub fn post_json(&self, path: &str, body: &[u8]) -> Result<Reply, ClientError> {
+        let url = self.url(path);
         let deadline = self.deadline();
         let response = self.retrying(&url, Retry::Api, Some(deadline), |budget| {
             self.agent

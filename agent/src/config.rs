@@ -21,6 +21,8 @@
 //!     option min_download_rate '1024' # bytes/s an image download must keep up (0: no floor)
 //!     option min_download_rate_window '30'  # seconds the rate is averaged over
 //!     option download_reserve '2048'  # KiB left free beside the image
+//!     option channel 'stable'         # follow a release channel (absent: newest release)
+//!     option report '1'               # report channel upgrades' outcomes (0: never)
 //! ```
 //!
 //! Option names are owut's where they mean the same (the long option with `-` → `_`:
@@ -28,7 +30,7 @@
 //! `remove`, `ignored_defaults`, `ignored_changes`); list options may be a UCI `list` or one
 //! string separated by commas or spaces. Attendant adds `keep_settings`, `require_signature`,
 //! `keys_dir`, `ca_file`, `timeout`, `metadata_timeout`, `min_download_rate`,
-//! `min_download_rate_window` and `download_reserve`. Values given on the command line override
+//! `min_download_rate_window`, `download_reserve`, `channel` and `report`. Values given on the command line override
 //! all of these.
 
 use std::path::{Path, PathBuf};
@@ -117,6 +119,11 @@ pub struct Settings {
     pub ignored_defaults: Vec<String>,
     /// `package_changes` entries to skip.
     pub ignored_changes: Vec<String>,
+    /// The release channel followed (`option channel`); `None`: the newest release of the
+    /// branch from the build API.
+    pub channel: Option<String>,
+    /// Send outcome reports after channel upgrades (`option report`, default on).
+    pub report: bool,
 }
 
 /// Why the configuration could not be used.
@@ -179,6 +186,8 @@ impl Default for Settings {
             remove: Vec::new(),
             ignored_defaults: Vec::new(),
             ignored_changes: Vec::new(),
+            channel: None,
+            report: true,
         }
     }
 }
@@ -251,6 +260,19 @@ impl Settings {
                     .ok_or_else(|| invalid(option, value, "`1` or `0`")),
             }
         };
+        if let Some(channel) = section.option("channel") {
+            // An empty value is how LuCI and `config_set` clear the channel.
+            self.channel = if channel.is_empty() {
+                None
+            } else {
+                attendant_proto::channel::field::channel_name(channel)
+                    .map_err(|rule| invalid("channel", channel, rule))?;
+                Some(channel.to_owned())
+            };
+        }
+        if let Some(report) = flag("report")? {
+            self.report = report;
+        }
         if let Some(keep) = flag("keep_settings")? {
             self.keep_settings = keep;
         }

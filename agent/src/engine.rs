@@ -17,11 +17,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use attendant_proto::api::{self, BodyError, BuildRequest, BuildResponse, ImageInfo, Overview};
-use attendant_proto::usign::Keyring;
+use attendant_proto::ucert::Revocations;
+use attendant_proto::usign::{Fingerprint, Keyring};
 use serde::Serialize;
 
-use crate::atomic::write_atomic;
+use crate::atomic::{read_small, write_atomic};
 use crate::build::{self, BuildProgress};
+use crate::channel::{self, ChannelPlan, ChannelRequest, Channels};
 use crate::check::{self, Check, Verdict};
 use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
 use crate::config::{self, Settings};
@@ -32,7 +34,7 @@ use crate::hint::Finding;
 use crate::install::{self, InstallOptions, Installed};
 use crate::options::PlanOptions;
 use crate::state::{Stage, State, StateFile};
-use crate::verify::{self, Expectations, Verification, VerifyError};
+use crate::verify::{self, Expectations, Verification};
 
 /// Largest usign signature file fetched.
 pub const MAX_SIGNATURE_FILE_LEN: u64 = 2048;
@@ -185,6 +187,34 @@ impl Engine {
             self.settings.keep_settings,
             options,
         )
+    }
+
+    /// Plans an upgrade through a release channel for `device` ([`channel::plan`]).
+    pub fn channel_plan(
+        &self,
+        device: &Device,
+        request: &ChannelRequest,
+    ) -> Result<ChannelPlan, Error> {
+        let client = self.client()?;
+        Ok(channel::plan(
+            &client,
+            &self.root,
+            self.settings.channel.as_deref(),
+            device,
+            request,
+        )?)
+    }
+
+    /// The channels that have `device` ([`channel::list`]); hidden ones only with `all`.
+    pub fn channels(&self, device: &Device, all: bool) -> Result<Channels, Error> {
+        let client = self.client()?;
+        Ok(channel::list(
+            &client,
+            &self.root,
+            self.settings.channel.as_deref(),
+            device,
+            all,
+        )?)
     }
 
     /// Reads the device facts.
@@ -380,15 +410,8 @@ impl Engine {
 
     /// The trusted keys from the configured directory (under the root).
     pub fn keyring(&self) -> Result<Keyring, Error> {
-        let dir = self.router_path(&self.settings.keys_dir);
         let mut keyring = Keyring::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(keyring),
-            Err(source) => return Err(Error::Io { path: dir, source }),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        for path in self.key_files()? {
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
@@ -401,6 +424,37 @@ impl Engine {
             }
         }
         Ok(keyring)
+    }
+
+    /// The entries of the configured key directory (none when it does not exist).
+    fn key_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let dir = self.router_path(&self.settings.keys_dir);
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries.flatten().map(|entry| entry.path()).collect()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(Error::Io { path: dir, source }),
+        }
+    }
+
+    /// Keys revoked in the configured key directory: what `ucert -R` leaves there, a dangling
+    /// symbolic link named after the revoked key's fingerprint.
+    pub fn revocations(&self) -> Result<Revocations, Error> {
+        let mut revoked = Revocations::new();
+        for path in self.key_files()? {
+            let dangling = path
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+                && !path.exists();
+            if let (true, Some(Ok(fingerprint))) = (
+                dangling,
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .map(Fingerprint::from_hex),
+            ) {
+                revoked.insert(fingerprint);
+            }
+        }
+        Ok(revoked)
     }
 
     /// Verifies `path`, the image `saved.image` of the build `saved.response` requested with
@@ -438,11 +492,15 @@ impl Engine {
             }
         };
         let keyring = self.keyring()?;
+        let revoked = self.revocations()?;
         let compat = device.compat();
         let expectations = Expectations {
             sha256: Some(saved.image.sha256.as_str()),
+            sha256_unsigned: Some(saved.image.sha256_unsigned.as_str()),
             signature: signature.as_deref(),
             keyring: &keyring,
+            revoked: &revoked,
+            now: unix_now(),
             require_signature: self.settings.require_signature,
             device: &compat,
             keep_settings: flash.keep_settings,
@@ -451,7 +509,7 @@ impl Engine {
         let verification = match verify::verify_image(path, &expectations) {
             // Bytes that are not the image are of no use to a resumed download (a proxy's page
             // would stay in front of every retry): the next download starts over.
-            Err(error @ VerifyError::Sha256Mismatch { .. }) => {
+            Err(error) if error.discards_image() => {
                 download::remove(path)?;
                 download::remove(&signature_path(path))?;
                 return Err(error.into());
@@ -648,20 +706,20 @@ impl Stage {
 /// The run lock.
 pub const LOCK_PATH: &str = attendant_proto::wire::LOCK_PATH;
 
+/// The clock as ucert reads it (`time(NULL)`); a clock before 1970 reads as 0.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Where the signature of the image at `path` is kept: `<image>.sig`.
 pub fn signature_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".sig");
     PathBuf::from(name)
-}
-
-fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(max)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The pipeline's verdict step: the image to fetch, `None` when the check found nothing to do,

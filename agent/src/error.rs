@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::build::BuildError;
+use crate::channel::ChannelError;
 use crate::client::ClientError;
 use crate::config::ConfigError;
 use crate::download::DownloadError;
@@ -64,6 +65,9 @@ pub enum Error {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Release channels: metadata refused, unknown channel, no build for the device.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// Another run holds the run lock.
     #[error(
         "another attendant run is downloading, verifying or installing (it holds `{path}`); wait for it to finish"
@@ -110,6 +114,19 @@ impl Error {
             Self::Plan(PlanError::UnknownVersion { .. }) => ExitStatus::Usage,
             Self::Plan(_) | Self::Blocked(_) => ExitStatus::Blocked,
             Self::Verify(_) => ExitStatus::Verification,
+            Self::Channel(error) if error.is_refusal() => ExitStatus::Metadata,
+            Self::Channel(ChannelError::NoChannel | ChannelError::UnknownChannel { .. }) => {
+                ExitStatus::Usage
+            }
+            Self::Channel(ChannelError::NoDevice { .. } | ChannelError::NoImage { .. }) => {
+                ExitStatus::Blocked
+            }
+            Self::Channel(
+                ChannelError::Fetch { .. }
+                | ChannelError::NotPublished { .. }
+                | ChannelError::RedirectLoop { .. },
+            ) => ExitStatus::Server,
+            Self::Channel(_) => ExitStatus::Failure,
             Self::Install(InstallError::Interrupted { .. }) => ExitStatus::Interrupted,
             Self::Install(InstallError::Test { .. }) => ExitStatus::Verification,
             Self::Install(_) => ExitStatus::Failure,
@@ -128,6 +145,7 @@ impl Error {
             Self::Install(error) => error.hint(),
             Self::State(error) => error.hint(),
             Self::Facts(error) => error.hint(),
+            Self::Channel(error) => error.hint(),
             Self::Busy { .. } => Some(Hint::uncoded("`attendant status` shows what it is doing")),
             _ => None,
         }

@@ -9,6 +9,7 @@
 //! | 4 | blocked by checks (missing packages, downgrades without `--force`, no image type) |
 //! | 5 | server error: unreachable, a refused build request, a failed build |
 //! | 6 | verification failed: SHA-256, signature, board, compat_version or manifest |
+//! | 7 | channel metadata refused: signature, key chain, revoked key, expired, replayed serial, wrong device, format |
 //! | 130 | interrupted (Ctrl-C) |
 //!
 //! A closed stdout (`attendant list | head -1`) is not an error. The same table is in the
@@ -34,6 +35,9 @@ pub enum ExitStatus {
     Server,
     /// The image failed verification and was not flashed.
     Verification,
+    /// Release channel metadata failed a check of its signature, key chain, freshness, serial,
+    /// device or format, and was not used.
+    Metadata,
     /// Interrupted by SIGINT.
     Interrupted,
 }
@@ -49,6 +53,7 @@ impl ExitStatus {
             Self::Blocked => 4,
             Self::Server => 5,
             Self::Verification => 6,
+            Self::Metadata => 7,
             Self::Interrupted => 130,
         }
     }
@@ -74,11 +79,12 @@ mod tests {
             ExitStatus::Blocked,
             ExitStatus::Server,
             ExitStatus::Verification,
+            ExitStatus::Metadata,
             ExitStatus::Interrupted,
         ];
         let mut codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 130]);
     }
 }

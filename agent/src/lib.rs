@@ -11,14 +11,17 @@
 //! | [`options`] | the one merge of flags or call arguments over the settings: [`PlanOptions`] |
 //! | [`client`] | the HTTP client: TLS, proxies, retries, typed server errors |
 //! | [`plan`] | version choice, package changes, version table, image choice |
+//! | [`channel`] | release channels: verified metadata, where the router stands, upgrade paths, phases |
 //! | [`check`] | the pre-build checks (the downgrade decision among them) and the build request |
 //! | [`engine`] | the [`Engine`]: every step, and [`Engine::fetch`], the upgrade pipeline |
 //! | [`build`] | build request and status polling |
 //! | [`download`] | resumable streaming download with SHA-256 |
 //! | [`verify`] | SHA-256, usign signature, fwtool trailer, compatibility, manifest |
+//! | [`prebuilt`] | a channel build's published image: download and verification |
+//! | [`report`] | outcome reports of channel upgrades: recorded before flashing, sent at boot |
 //! | [`install`] | pre-install hook, `sysupgrade --test`, sysupgrade |
 //! | [`state`] | the resumable state file |
-//! | [`atomic`] | the one atomic file writer of the router side |
+//! | [`atomic`] | the one atomic file writer of the router side, and the bounded reader of small files |
 //! | [`error`] | every failure, its exit status and its hint |
 //! | [`hint`] | findings and hints: a way out coded for LuCI, worded for the shell |
 //! | [`exit`], [`output`], [`cli`] | exit codes, printing, the command line |
@@ -29,6 +32,7 @@
 
 pub mod atomic;
 pub mod build;
+pub mod channel;
 pub mod check;
 pub mod cli;
 pub mod client;
@@ -43,6 +47,8 @@ pub mod install;
 pub mod options;
 pub mod output;
 pub mod plan;
+pub mod prebuilt;
+pub mod report;
 pub mod state;
 pub mod verify;
 

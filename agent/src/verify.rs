@@ -1,9 +1,9 @@
 //! Verifying an image before anything is flashed.
 //!
 //! One pass over the file feeds three checks at once, so a 64 MiB image is read once and never
-//! held in memory: the SHA-256 the build response promised, the server's detached usign signature
-//! (`<image>.sig`, checked against the trusted keys in `/etc/opkg/keys` or a configured
-//! directory), and the CRCs of the fwtool trailer blocks (`attendant_proto::fwtool`). Then the
+//! held in memory: the SHA-256 the build response promised, the image's usign signatures
+//! (checked against the trusted keys in `/etc/opkg/keys` or a configured directory), and the
+//! CRCs of the fwtool trailer blocks (`attendant_proto::fwtool`). Then the
 //! trailer's metadata goes through sysupgrade's own compatibility decision for this device
 //! (board in `supported_devices`, `compat_version` major and minor, the keep-settings case), and
 //! the build's manifest is compared with what was asked for (`version_code`, every requested
@@ -14,8 +14,29 @@
 //! ([`manifest_entry`]), so both sides agree on what
 //! "built" means.
 //!
-//! An unsigned image is accepted only when the configuration does not require signatures, and the
-//! acceptance is logged. `--force-flash` turns a compatibility refusal into a warning, as
+//! # Two forms of signature
+//!
+//! - A detached `<image>.sig` the server publishes beside the image (our server's form).
+//! - A ucert chain appended as an fwtool signature block, the last block of the image: what
+//!   OpenWrt's build system and ASU (<https://github.com/openwrt/asu>, `asu/build.py`) do with
+//!   `usign -S`, `ucert -A` and `fwtool -S`. The chain's final signature covers the image up to
+//!   that block (what `fwtool -T -s /dev/null` writes), and the chain is checked as `ucert -V`
+//!   does ([`attendant_proto::ucert`]): the first element by a trusted key, certificates within
+//!   their validity window at the router's clock, no key revoked (a dangling link in the key
+//!   directory, as `ucert -R` leaves it).
+//!
+//! An ASU that signs reports in `images[].sha256` and `sha256_unsigned` the hash *before* it
+//! appended the block; downloads.openwrt.org reports the whole file in `sha256` and the part
+//! before the block in `sha256_unsigned`. So with a signature block the image is accepted when
+//! `sha256` matches the whole file or the part before the block, and `sha256_unsigned` (when
+//! stated) must match the part before the block; both hashes come out of the same pass (the
+//! SHA-256 state is copied at the block's offset). A detached `.sig` may cover either the whole
+//! file (ours) or the part before the block (ASU's, which is the chain's final signature again);
+//! when it is that same signature it is not checked twice.
+//!
+//! Any signature that fails under a trusted key is a forgery and refuses the image. An image
+//! signed only by unknown keys, or not at all, is accepted only when the configuration does not
+//! require signatures, and the acceptance is logged. `--force-flash` turns a compatibility refusal into a warning, as
 //! `sysupgrade -F` does; it never skips the hash, signature or manifest checks.
 
 use std::collections::BTreeMap;
@@ -27,7 +48,10 @@ use attendant_proto::api::manifest_entry;
 use attendant_proto::fwtool::{
     self, BlockKind, CheckOptions, Compatibility, CrcCheck, DeviceCompat, FwtoolError, Metadata,
 };
-use attendant_proto::usign::{KEYS_DIR, Keyring, Signature, StreamVerifier, UsignError};
+use attendant_proto::ucert::{Chain, Revocations, UcertError};
+use attendant_proto::usign::{
+    Fingerprint, KEYS_DIR, Keyring, Signature, StreamVerifier, UsignError,
+};
 use attendant_proto::wire;
 use ring::digest;
 use serde::Serialize;
@@ -41,10 +65,17 @@ use crate::hint::{Hint, HintCode};
 pub struct Expectations<'a> {
     /// SHA-256 from the build response (`images[].sha256`), lower-case hex.
     pub sha256: Option<&'a str>,
+    /// `images[].sha256_unsigned`: the image without its signature block (empty or `None`: not
+    /// stated).
+    pub sha256_unsigned: Option<&'a str>,
     /// The detached signature file's bytes, when the server published one.
     pub signature: Option<&'a [u8]>,
     /// The trusted keys.
     pub keyring: &'a Keyring,
+    /// Keys revoked in the key directory; a ucert chain through one of them is refused.
+    pub revoked: &'a Revocations,
+    /// The router's clock (Unix seconds), for the validity windows of ucert certificates.
+    pub now: i64,
     /// Refuse an image without a signature.
     pub require_signature: bool,
     /// The running device, for the fwtool compatibility decision.
@@ -64,7 +95,10 @@ pub struct Verification {
     pub len: u64,
     /// Its SHA-256.
     pub sha256: String,
-    /// The key that signed it; `None` when unsigned.
+    /// SHA-256 of the image without its signature block, when it ends in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_unsigned: Option<String>,
+    /// The key that signed it (with a ucert chain, the key at its end); `None` when unsigned.
     pub signed_by: Option<String>,
     /// The fwtool blocks found (`metadata`, `signature`).
     pub fwtool_blocks: Vec<String>,
@@ -98,6 +132,19 @@ pub enum VerifyError {
         /// Computed.
         found: String,
     },
+    /// The image ends in a signature block, and the part before it does not have the
+    /// `sha256_unsigned` the server stated.
+    #[error(
+        "the image `{path}` without its signature block has SHA-256 `{found}`, but the server promised `{expected}`; the download is corrupt or was tampered with"
+    )]
+    Sha256UnsignedMismatch {
+        /// The image.
+        path: PathBuf,
+        /// Promised.
+        expected: String,
+        /// Computed.
+        found: String,
+    },
     /// No signature, and the configuration requires one.
     #[error("the image `{path}` is not signed, and the configuration requires a signature")]
     Unsigned {
@@ -111,6 +158,15 @@ pub enum VerifyError {
         path: PathBuf,
         /// What usign found.
         source: UsignError,
+    },
+    /// The ucert chain in the image's signature block is malformed, made by an unknown or
+    /// revoked key, outside its validity window, or does not match the image.
+    #[error("the ucert signature in the fwtool trailer of `{path}` does not verify: {source}")]
+    Ucert {
+        /// The image.
+        path: PathBuf,
+        /// What ucert's rules found.
+        source: UcertError,
     },
     /// The fwtool trailer is damaged (CRC, lengths, metadata JSON).
     #[error("the fwtool trailer of `{path}` is damaged: {source}")]
@@ -144,7 +200,7 @@ impl VerifyError {
     /// parsers in `attendant-proto` speak no command line.
     pub fn hint(&self) -> Option<Hint> {
         match self {
-            Self::Sha256Mismatch { .. } => Some(Hint::coded(
+            Self::Sha256Mismatch { .. } | Self::Sha256UnsignedMismatch { .. } => Some(Hint::coded(
                 HintCode::DownloadAgain,
                 "delete it and download again with `attendant download`",
             )),
@@ -166,8 +222,35 @@ impl VerifyError {
             } => Some(Hint::uncoded(format!(
                 "install its public key as `{KEYS_DIR}/{fingerprint}`"
             ))),
+            Self::Ucert {
+                source: UcertError::UnknownKey { fingerprint, .. },
+                ..
+            } => Some(Hint::uncoded(format!(
+                "install its public key as `{KEYS_DIR}/{fingerprint}` if you trust it"
+            ))),
+            Self::Ucert {
+                source: UcertError::NotYetValid { .. } | UcertError::Expired { .. },
+                ..
+            } => Some(Hint::uncoded(
+                "check the router's clock (`date`); certificates are checked against it",
+            )),
             Self::Incompatible { verdict, .. } => compatibility_hint(verdict),
             _ => None,
+        }
+    }
+
+    /// Whether the file can be of no further use: bytes that are not what the server promised,
+    /// or a signature block forged or by a key this router does not trust, would fail every
+    /// later verification too, and a resumed download would keep them. A certificate outside
+    /// its window is kept: fixing the clock makes it verify.
+    pub fn discards_image(&self) -> bool {
+        match self {
+            Self::Sha256Mismatch { .. } | Self::Sha256UnsignedMismatch { .. } => true,
+            Self::Ucert { source, .. } => !matches!(
+                source,
+                UcertError::NotYetValid { .. } | UcertError::Expired { .. }
+            ),
+            _ => false,
         }
     }
 }
@@ -201,50 +284,66 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
         source,
     };
     let layouts = fwtool::parse_tail(&tail, len).map_err(trailer)?;
-    let mut crc = CrcCheck::new(layouts, len);
-    let signature = parse_signature(path, expect)?;
-    let mut verifier = match &signature {
-        Some(signature) => stream_verifier(path, signature, expect)?,
-        None => None,
-    };
-
-    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let (sha256, trailer_error) =
-        read_through(&mut file, &mut crc, verifier.as_mut()).map_err(io_error)?;
-    if let Some(expected) = expect.sha256
-        && !expected.eq_ignore_ascii_case(&sha256)
-    {
-        return Err(VerifyError::Sha256Mismatch {
-            path: path.to_owned(),
-            expected: expected.to_owned(),
-            found: sha256,
-        });
-    }
-    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
-    // cause, and its message says how to fix it.
-    if let Some(error) = trailer_error {
-        return Err(trailer(error));
-    }
-    let signed_by = match verifier {
-        Some(verifier) => {
-            let fingerprint = verifier.fingerprint();
-            verifier
-                .finalize()
-                .map_err(|source| VerifyError::Signature {
+    let unsigned_len = fwtool::signed_len(&layouts);
+    let chain = match (unsigned_len, layouts.last()) {
+        (Some(_), Some(block)) => {
+            Some(
+                Chain::parse(&block.data).map_err(|source| VerifyError::Ucert {
                     path: path.to_owned(),
                     source,
-                })?;
-            Some(fingerprint.to_string())
+                })?,
+            )
         }
-        None if signature.is_none() => {
-            log::warn!(
-                "the image `{}` is not signed; accepting it because signatures are not required",
-                path.display()
-            );
-            None
-        }
-        None => None,
+        _ => None,
     };
+    let mut crc = CrcCheck::new(layouts, len);
+    let mut verifiers = Verifiers::default();
+    let mut trailer_signature = None;
+    if let Some(chain) = &chain
+        && let Some((verifier, signature)) = trailer_verifier(path, chain, expect)?
+    {
+        verifiers.trailer = Some(verifier);
+        trailer_signature = Some(signature);
+    }
+    let detached = parse_signature(path, expect)?;
+    match &detached {
+        // ASU's `.sig` is the chain's final signature: checked once, as part of the chain.
+        Some(signature) if trailer_signature.as_ref() == Some(signature) => {}
+        Some(signature) => {
+            verifiers.detached_whole = stream_verifier(path, signature, expect)?;
+            if unsigned_len.is_some() && verifiers.detached_whole.is_some() {
+                verifiers.detached_unsigned = stream_verifier(path, signature, expect)?;
+            }
+        }
+        None => {}
+    }
+
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let pass = read_through(&mut file, unsigned_len, &mut crc, &mut verifiers).map_err(io_error)?;
+    check_sha256(path, expect, &pass)?;
+    // A damaged trailer is reported after the hash check: a corrupt download is the likelier
+    // cause, and its message says how to fix it.
+    if let Some(error) = pass.trailer_error {
+        return Err(trailer(error));
+    }
+    let signed_by = check_signatures(path, chain.as_ref(), verifiers)?;
+    if signed_by.is_none() && detached.is_none() && chain.is_none() {
+        if expect.require_signature {
+            return Err(VerifyError::Unsigned {
+                path: path.to_owned(),
+            });
+        }
+        log::warn!(
+            "the image `{}` is not signed; accepting it because signatures are not required",
+            path.display()
+        );
+    } else if signed_by.is_none() && expect.require_signature {
+        // Unreachable in practice (an unknown key under `require_signature` already failed),
+        // kept so that no path accepts an unverified image when signatures are required.
+        return Err(VerifyError::Unsigned {
+            path: path.to_owned(),
+        });
+    }
 
     let blocks = crc.finish().map_err(trailer)?;
     let metadata = match blocks
@@ -259,8 +358,9 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
     Ok(Verification {
         path: path.to_owned(),
         len,
-        sha256,
-        signed_by,
+        sha256: pass.sha256,
+        sha256_unsigned: pass.sha256_unsigned,
+        signed_by: signed_by.map(|fingerprint| fingerprint.to_string()),
         fwtool_blocks: blocks.iter().map(|b| b.kind().to_string()).collect(),
         compatibility: verdict.to_string(),
         image_version: metadata
@@ -270,23 +370,71 @@ pub fn verify_image(path: &Path, expect: &Expectations<'_>) -> Result<Verificati
     })
 }
 
-/// The image's signature, parsed; `None` when there is none and none is required.
+/// The streaming signature checks of one pass over the image.
+#[derive(Default)]
+struct Verifiers {
+    /// The ucert chain's final signature, over the image before its signature block.
+    trailer: Option<StreamVerifier>,
+    /// The detached `.sig` over the whole file.
+    detached_whole: Option<StreamVerifier>,
+    /// The same `.sig` over the image before its signature block.
+    detached_unsigned: Option<StreamVerifier>,
+}
+
+/// What one pass over the image found.
+struct Pass {
+    sha256: String,
+    sha256_unsigned: Option<String>,
+    trailer_error: Option<FwtoolError>,
+}
+
+/// The image's signature, parsed; `None` when the server published none.
 fn parse_signature(
     path: &Path,
     expect: &Expectations<'_>,
 ) -> Result<Option<Signature>, VerifyError> {
-    match expect.signature {
-        Some(bytes) => Signature::parse(bytes)
-            .map(Some)
-            .map_err(|source| VerifyError::Signature {
-                path: path.to_owned(),
-                source,
-            }),
-        None if expect.require_signature => Err(VerifyError::Unsigned {
+    expect
+        .signature
+        .map(Signature::parse)
+        .transpose()
+        .map_err(|source| VerifyError::Signature {
             path: path.to_owned(),
-        }),
-        None => Ok(None),
-    }
+            source,
+        })
+}
+
+/// Checks the ucert chain of the signature block (all but its final signature, which needs
+/// the image) and returns a verifier for the image and the final signature; `None` when the
+/// chain starts at an unknown key and signatures are not required.
+fn trailer_verifier(
+    path: &Path,
+    chain: &Chain,
+    expect: &Expectations<'_>,
+) -> Result<Option<(StreamVerifier, Signature)>, VerifyError> {
+    let refuse = |source| VerifyError::Ucert {
+        path: path.to_owned(),
+        source,
+    };
+    let verified = match chain.verify(expect.keyring, expect.revoked, expect.now) {
+        Ok(verified) => verified,
+        // As with a detached signature: a key this router was never told to trust proves
+        // nothing either way, which is the unsigned case when signatures are optional.
+        Err(UcertError::UnknownKey { fingerprint, .. }) if !expect.require_signature => {
+            log::warn!(
+                "the signature block of `{}` starts at key {fingerprint}, which is not among the trusted keys; accepting it as unsigned because signatures are not required",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(source) => return Err(refuse(source)),
+    };
+    let verifier = verified.stream_verifier().map_err(refuse)?;
+    let signature = chain
+        .elements()
+        .last()
+        .map(|element| element.signature().clone())
+        .ok_or_else(|| refuse(UcertError::MissingFinalSignature))?;
+    Ok(Some((verifier, signature)))
 }
 
 /// A verifier for `signature` under the trusted keys; `None` when the key is unknown and
@@ -315,16 +463,23 @@ fn stream_verifier(
     }
 }
 
-/// Reads `file` once, feeding the hash, the trailer's CRC check and the signature verifier:
-/// the image's SHA-256 and the first trailer error, if any.
+/// Reads `file` once, feeding the hash, the trailer's CRC check and the signature verifiers;
+/// the part before the signature block (its first `unsigned_len` bytes) also goes to the
+/// verifiers of that part, and the hash state is copied where it ends.
 fn read_through(
     file: &mut File,
+    unsigned_len: Option<u64>,
     crc: &mut CrcCheck,
-    mut verifier: Option<&mut StreamVerifier>,
-) -> io::Result<(String, Option<FwtoolError>)> {
+    verifiers: &mut Verifiers,
+) -> io::Result<Pass> {
     let mut hash = digest::Context::new(&digest::SHA256);
     let mut buffer = vec![0; CHUNK_LEN];
     let mut trailer_error = None;
+    let mut position = 0_u64;
+    let mut sha256_unsigned = None;
+    if unsigned_len == Some(0) {
+        sha256_unsigned = Some(hex(hash.clone().finish().as_ref()));
+    }
     loop {
         let read = match file.read(&mut buffer) {
             Ok(0) => break,
@@ -333,17 +488,104 @@ fn read_through(
             Err(error) => return Err(error),
         };
         let chunk = buffer.get(..read).unwrap_or_default();
-        hash.update(chunk);
+        let unsigned_left = unsigned_len.map_or(0, |end| end.saturating_sub(position));
+        let (unsigned, rest) = chunk.split_at(
+            usize::try_from(unsigned_left).map_or(chunk.len(), |left| left.min(chunk.len())),
+        );
+        if !unsigned.is_empty() {
+            hash.update(unsigned);
+            for verifier in [&mut verifiers.trailer, &mut verifiers.detached_unsigned]
+                .into_iter()
+                .flatten()
+            {
+                verifier.update(unsigned);
+            }
+            position = position.saturating_add(u64::try_from(unsigned.len()).unwrap_or(u64::MAX));
+            if Some(position) == unsigned_len {
+                sha256_unsigned = Some(hex(hash.clone().finish().as_ref()));
+            }
+        }
+        hash.update(rest);
+        position = position.saturating_add(u64::try_from(rest.len()).unwrap_or(u64::MAX));
         if trailer_error.is_none()
             && let Err(error) = crc.update(chunk)
         {
             trailer_error = Some(error);
         }
-        if let Some(verifier) = verifier.as_deref_mut() {
+        if let Some(verifier) = verifiers.detached_whole.as_mut() {
             verifier.update(chunk);
         }
     }
-    Ok((hex(hash.finish().as_ref()), trailer_error))
+    Ok(Pass {
+        sha256: hex(hash.finish().as_ref()),
+        sha256_unsigned,
+        trailer_error,
+    })
+}
+
+/// The build response's hashes against the pass: `sha256` names the whole file or, with a
+/// signature block, the part before it; `sha256_unsigned` must name that part.
+fn check_sha256(path: &Path, expect: &Expectations<'_>, pass: &Pass) -> Result<(), VerifyError> {
+    let unsigned = pass.sha256_unsigned.as_deref();
+    if let Some(expected) = expect.sha256
+        && !expected.eq_ignore_ascii_case(&pass.sha256)
+        && !unsigned.is_some_and(|found| expected.eq_ignore_ascii_case(found))
+    {
+        return Err(VerifyError::Sha256Mismatch {
+            path: path.to_owned(),
+            expected: expected.to_owned(),
+            found: pass.sha256.clone(),
+        });
+    }
+    if let (Some(found), Some(expected)) = (
+        unsigned,
+        expect.sha256_unsigned.filter(|stated| !stated.is_empty()),
+    ) && !expected.eq_ignore_ascii_case(found)
+    {
+        return Err(VerifyError::Sha256UnsignedMismatch {
+            path: path.to_owned(),
+            expected: expected.to_owned(),
+            found: found.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Finishes the signature checks: the key that signed the image, `None` when no trusted key
+/// did. Any check that fails under a trusted key refuses the image; a detached `.sig` counts
+/// when it matches the whole file or the part before the signature block.
+fn check_signatures(
+    path: &Path,
+    chain: Option<&Chain>,
+    verifiers: Verifiers,
+) -> Result<Option<Fingerprint>, VerifyError> {
+    let mut signed_by = None;
+    if let Some(verifier) = verifiers.trailer {
+        let fingerprint = verifier.fingerprint();
+        let element = chain.map_or(1, |chain| chain.elements().len());
+        verifier.finalize().map_err(|source| VerifyError::Ucert {
+            path: path.to_owned(),
+            source: UcertError::BadSignature { element, source },
+        })?;
+        signed_by = Some(fingerprint);
+    }
+    if let Some(whole) = verifiers.detached_whole {
+        let fingerprint = whole.fingerprint();
+        let over_whole = whole.finalize();
+        let over_unsigned = verifiers.detached_unsigned.map(StreamVerifier::finalize);
+        match (over_whole, over_unsigned) {
+            (Ok(()), _) | (_, Some(Ok(()))) => {
+                signed_by.get_or_insert(fingerprint);
+            }
+            (Err(source), _) => {
+                return Err(VerifyError::Signature {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(signed_by)
 }
 
 /// fwtool's compatibility verdict for the image's metadata; an incompatible image is an error
@@ -424,14 +666,19 @@ fn problem_lines(problems: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use attendant_proto::fwtool::CompatVersion;
-    use attendant_proto::usign::{Fingerprint, SecretKey};
+    use attendant_proto::ucert::{Element, issue_auth};
+    use attendant_proto::usign::SecretKey;
 
     use super::*;
+
+    /// The router's clock in these tests.
+    const NOW: i64 = 1_796_557_500;
 
     struct Fixture {
         dir: tempfile::TempDir,
         key: SecretKey,
         keyring: Keyring,
+        revoked: Revocations,
         device: DeviceCompat,
     }
 
@@ -443,6 +690,7 @@ mod tests {
             dir: tempfile::tempdir().unwrap(),
             key,
             keyring,
+            revoked: Revocations::new(),
             device: DeviceCompat {
                 board_name: "glinet,gl-mt6000".into(),
                 oem_name: None,
@@ -471,8 +719,11 @@ mod tests {
     ) -> Expectations<'a> {
         Expectations {
             sha256,
+            sha256_unsigned: None,
             signature: sig,
             keyring: &f.keyring,
+            revoked: &f.revoked,
+            now: NOW,
             require_signature: true,
             device: &f.device,
             keep_settings: true,
@@ -608,6 +859,231 @@ mod tests {
         let sig = f.key.sign(&bytes).to_file();
         let error = verify_image(&path, &expect(&f, None, Some(sig.as_bytes()))).unwrap_err();
         assert!(matches!(error, VerifyError::Trailer { .. }), "{error}");
+    }
+
+    /// `image` signed as ASU signs it (`usign -S`, `ucert -A`, `fwtool -S`): the chain's
+    /// `certificates`, then `signer`'s final signature over the image so far, appended as an
+    /// fwtool signature block. Returns the signed file and the detached `.sig` ASU leaves.
+    fn asu_signed(
+        image: &[u8],
+        certificates: Vec<Element>,
+        signer: &SecretKey,
+    ) -> (Vec<u8>, String) {
+        let signature = signer.sign(image);
+        let mut chain = Chain::new(certificates);
+        chain.push(Element::final_signature(&signature));
+        let mut signed = image.to_vec();
+        fwtool::append_block(&mut signed, BlockKind::Signature, &chain.to_bytes()).unwrap();
+        (signed, signature.to_file())
+    }
+
+    #[test]
+    fn accepts_an_image_signed_with_a_ucert_trailer_as_asu_reports_it() {
+        let f = fixture();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        let (signed, sig) = asu_signed(&unsigned, Vec::new(), &f.key);
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        // ASU: both hashes are of the image before it was signed, and the `.sig` is the
+        // chain's final signature.
+        let before = sha(&unsigned);
+        let mut asu = expect(&f, Some(&before), Some(sig.as_bytes()));
+        asu.sha256_unsigned = Some(&before);
+        let result = verify_image(&path, &asu).unwrap();
+        assert_eq!(result.sha256, sha(&signed));
+        assert_eq!(result.sha256_unsigned.as_deref(), Some(before.as_str()));
+        assert_eq!(result.signed_by, Some(f.key.fingerprint().to_string()));
+        assert_eq!(result.fwtool_blocks, ["metadata", "signature"]);
+        // Without the `.sig`, the trailer alone suffices.
+        let mut trailer_only = expect(&f, Some(&before), None);
+        trailer_only.sha256_unsigned = Some(&before);
+        assert!(verify_image(&path, &trailer_only).is_ok());
+        // downloads.openwrt.org: `sha256` of the whole file, `sha256_unsigned` before the block.
+        let whole = sha(&signed);
+        let mut upstream = expect(&f, Some(&whole), None);
+        upstream.sha256_unsigned = Some(&before);
+        assert!(verify_image(&path, &upstream).is_ok());
+    }
+
+    #[test]
+    fn a_delegated_signing_key_verifies_through_its_certificate() {
+        let f = fixture();
+        let build_key = SecretKey::generate([3; 32], Fingerprint([3; 8]), [0; 16], None).unwrap();
+        let certificate =
+            issue_auth(&f.key, &build_key.public_key(), NOW - 60, NOW + 3600).unwrap();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        let (signed, _) = asu_signed(&unsigned, vec![certificate.clone()], &build_key);
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        let before = sha(&unsigned);
+        let result = verify_image(&path, &expect(&f, Some(&before), None)).unwrap();
+        assert_eq!(result.signed_by, Some(build_key.fingerprint().to_string()));
+
+        // The same chain once the certificate has expired, and once its key is revoked.
+        let mut late = expect(&f, Some(&before), None);
+        late.now = NOW + 7200;
+        let error = verify_image(&path, &late).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                VerifyError::Ucert {
+                    source: UcertError::Expired { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            !error.discards_image(),
+            "a clock problem keeps the download"
+        );
+        let mut revoked = Revocations::new();
+        revoked.insert(build_key.fingerprint());
+        let mut with_revocation = expect(&f, Some(&before), None);
+        with_revocation.revoked = &revoked;
+        let error = verify_image(&path, &with_revocation).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                VerifyError::Ucert {
+                    source: UcertError::Revoked { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_forged_trailer() {
+        let f = fixture();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        let mut other = unsigned.clone();
+        other[10] ^= 1;
+        // A trusted key's signature, but over other bytes, attached to this image.
+        let forged = f.key.sign(&other);
+        let mut signed = unsigned.clone();
+        let chain = Chain::new(vec![Element::final_signature(&forged)]);
+        fwtool::append_block(&mut signed, BlockKind::Signature, &chain.to_bytes()).unwrap();
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        let before = sha(&unsigned);
+        let mut optional = expect(&f, Some(&before), None);
+        optional.require_signature = false;
+        for expectations in [expect(&f, Some(&before), None), optional] {
+            let error = verify_image(&path, &expectations).unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    VerifyError::Ucert {
+                        source: UcertError::BadSignature { element: 1, .. },
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            assert!(error.discards_image());
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the ucert signature in the fwtool trailer of `{}` does not verify: signature \
+                     of chain element 1 does not verify",
+                    path.display()
+                )
+            );
+        }
+        // A signature block that is not a ucert chain at all.
+        let mut garbage = unsigned.clone();
+        fwtool::append_block(&mut garbage, BlockKind::Signature, b"not a chain").unwrap();
+        std::fs::write(&path, &garbage).unwrap();
+        let error = verify_image(&path, &expect(&f, Some(&before), None)).unwrap_err();
+        assert!(matches!(error, VerifyError::Ucert { .. }), "{error}");
+    }
+
+    #[test]
+    fn refuses_a_foreign_trailer_unless_signatures_are_optional() {
+        let f = fixture();
+        let foreign = SecretKey::generate([9; 32], Fingerprint([2; 8]), [0; 16], None).unwrap();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        let (signed, sig) = asu_signed(&unsigned, Vec::new(), &foreign);
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        let before = sha(&unsigned);
+        let error = verify_image(&path, &expect(&f, Some(&before), None)).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                VerifyError::Ucert {
+                    source: UcertError::UnknownKey { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.discards_image());
+        assert_eq!(
+            crate::Error::from(error).cli_text(),
+            format!(
+                "the ucert signature in the fwtool trailer of `{}` does not verify: chain element \
+                 1 is signed by key `0202020202020202`, which is not trusted\n\nhint: install \
+                 its public key as `/etc/opkg/keys/0202020202020202` if you trust it",
+                path.display()
+            )
+        );
+        let mut optional = expect(&f, Some(&before), Some(sig.as_bytes()));
+        optional.require_signature = false;
+        assert_eq!(verify_image(&path, &optional).unwrap().signed_by, None);
+    }
+
+    #[test]
+    fn a_trailer_with_a_wrong_sha256_unsigned_is_refused() {
+        let f = fixture();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        let (signed, _) = asu_signed(&unsigned, Vec::new(), &f.key);
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        let whole = sha(&signed);
+        let wrong = "0".repeat(64);
+        let mut stated = expect(&f, Some(&whole), None);
+        stated.sha256_unsigned = Some(&wrong);
+        let error = verify_image(&path, &stated).unwrap_err();
+        assert!(
+            matches!(&error, VerifyError::Sha256UnsignedMismatch { found, .. } if *found == sha(&unsigned)),
+            "{error}"
+        );
+        assert!(error.discards_image());
+        // `sha256` naming neither the file nor the part before the block.
+        let error = verify_image(&path, &expect(&f, Some(&wrong), None)).unwrap_err();
+        assert!(
+            matches!(error, VerifyError::Sha256Mismatch { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_detached_signature_may_cover_the_image_before_its_signature_block() {
+        let f = fixture();
+        let foreign = SecretKey::generate([9; 32], Fingerprint([2; 8]), [0; 16], None).unwrap();
+        let unsigned = image(&["glinet,gl-mt6000"], "1.0");
+        // The trailer's key is unknown here, so only the `.sig` can vouch for the image.
+        let (signed, _) = asu_signed(&unsigned, Vec::new(), &foreign);
+        let path = f.dir.path().join("img");
+        std::fs::write(&path, &signed).unwrap();
+        let before = sha(&unsigned);
+        for message in [&unsigned, &signed] {
+            let sig = f.key.sign(message).to_file();
+            let mut optional = expect(&f, Some(&before), Some(sig.as_bytes()));
+            optional.require_signature = false;
+            let result = verify_image(&path, &optional).unwrap();
+            assert_eq!(result.signed_by, Some(f.key.fingerprint().to_string()));
+        }
+        let mut other = unsigned.clone();
+        other[0] ^= 1;
+        let forged = f.key.sign(&other).to_file();
+        let mut optional = expect(&f, Some(&before), Some(forged.as_bytes()));
+        optional.require_signature = false;
+        let error = verify_image(&path, &optional).unwrap_err();
+        assert!(matches!(error, VerifyError::Signature { .. }), "{error}");
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::process::Command;
 
 use argh::FromArgs;
 
-const COMMANDS: [&str; 11] = [
-    "", "check", "upgrade", "download", "verify", "install", "versions", "list", "blob", "status",
-    "dump",
+const COMMANDS: [&str; 13] = [
+    "", "check", "channels", "upgrade", "download", "verify", "install", "versions", "list",
+    "blob", "status", "report", "dump",
 ];
 
 fn help(command: &str) -> String {

@@ -143,6 +143,7 @@ fn tree(devices: usize, pool: &Path, key: &SecretKey) -> Channel {
             kind: ChannelKind::Manual,
             versionbase: 1,
             fullcount: 0,
+            rollout: Default::default(),
         },
         hidden: false,
         alias: None,

@@ -22,9 +22,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use attendant_proto::api::{
-    BadRequest, BuildRequest, CanonicalRequest, RequestHash, ValidationErrors, apply_fixups,
-    normalized_packages, parse_build_request, request_hash,
+    AllowList, BadRequest, BuildRequest, CanonicalRequest, RepositoryError, RequestHash,
+    ValidationErrors, apply_fixups, normalized_packages, parse_build_request, request_hash,
 };
+use attendant_proto::excerpt::{MAX_VALUE_CHARS, excerpt};
 use attendant_proto::version::Version;
 use sha2::{Digest, Sha256};
 
@@ -231,9 +232,29 @@ async fn validate(state: &AppState, mut request: BuildRequest) -> Result<JobSpec
     if request.defaults.as_deref().is_some_and(|d| !d.is_empty()) && !config.allow_defaults {
         return Err(BadRequest::DefaultsNotEnabled.into());
     }
-    for url in request.repositories.values() {
-        if !repository_allowed(url, &config.repository_allow_list) {
-            return Err(BadRequest::RepositoryNotAllowed { url: url.clone() }.into());
+    if !request.repositories.is_empty() {
+        // `Config` checked every entry when it was loaded; an entry that still fails admits
+        // nothing.
+        let allowed = AllowList::parse(&config.repository_allow_list).unwrap_or_default();
+        for url in request.repositories.values() {
+            match allowed.admit(url) {
+                Ok(_) => {}
+                // A well-formed URL outside the list gets ASU's exact text, which clients
+                // match on; the bypass attempts get the rule they broke.
+                Err(RepositoryError::NotAllowed) => {
+                    return Err(BadRequest::RepositoryNotAllowed {
+                        url: excerpt(url, MAX_VALUE_CHARS),
+                    }
+                    .into());
+                }
+                Err(cause) => {
+                    return Err(BadRequest::RepositoryRefused {
+                        url: excerpt(url, MAX_VALUE_CHARS),
+                        cause,
+                    }
+                    .into());
+                }
+            }
         }
     }
     if request.distro != "openwrt" {
@@ -379,32 +400,6 @@ pub(crate) fn branch_of(
     }
 }
 
-/// ASU's `repository_allow_list` match, made strict: same scheme, exact host and port, no user
-/// info, and the path under an allowed prefix (compared with a trailing `/`).
-pub fn repository_allowed(url: &str, allow_list: &[String]) -> bool {
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return false;
-    }
-    allow_list.iter().any(|allowed| {
-        let Ok(allowed) = reqwest::Url::parse(allowed) else {
-            return false;
-        };
-        let prefix = if allowed.path().ends_with('/') {
-            allowed.path().to_owned()
-        } else {
-            format!("{}/", allowed.path())
-        };
-        let path = url.path();
-        url.scheme() == allowed.scheme()
-            && url.host_str() == allowed.host_str()
-            && url.port_or_known_default() == allowed.port_or_known_default()
-            && (path.starts_with(&prefix) || format!("{path}/") == prefix)
-    })
-}
-
 /// Every requested package (removals `-pkg` aside) must be in the target's indexes or be one of
 /// the target's or the profile's default packages. Skipped when the request brings its own
 /// repositories (their indexes are not ours to read) or when upstream publishes no index for the
@@ -535,33 +530,5 @@ mod tests {
                 "21.02-SNAPSHOT"
             ]
         );
-    }
-
-    #[test]
-    fn allow_list_matches_scheme_host_and_path_prefix() {
-        let list = vec!["https://feed.example.org/openwrt".to_owned()];
-        assert!(repository_allowed(
-            "https://feed.example.org/openwrt/packages",
-            &list
-        ));
-        assert!(repository_allowed(
-            "https://feed.example.org/openwrt",
-            &list
-        ));
-        for refused in [
-            "http://feed.example.org/openwrt/packages",
-            "https://feed.example.org.evil.com/openwrt/x",
-            "https://feed.example.org@evil.com/openwrt/x",
-            "https://user@feed.example.org/openwrt/x",
-            "https://feed.example.org/openwrtx/y",
-            "https://feed.example.org:8443/openwrt/x",
-            "not a url",
-        ] {
-            assert!(!repository_allowed(refused, &list), "{refused}");
-        }
-        assert!(!repository_allowed(
-            "https://feed.example.org/openwrt/x",
-            &[]
-        ));
     }
 }

@@ -393,7 +393,19 @@ pub struct Config {
     pub trusted_keys: Vec<PathBuf>,
     /// usign secret key used to sign built images (none: images are not signed).
     pub signing_key: Option<PathBuf>,
-    /// URL prefixes extra package repositories must match (empty: none allowed).
+    /// Also append each installable image's signature as a ucert chain in an fwtool signature
+    /// block, as ASU does, so that sysupgrade's own signature check finds it; `sha256` and
+    /// `sha256_unsigned` then name the image before the block, and `<image>.sig` is kept.
+    /// Needs `signing_key` (default: false, the image is left as built).
+    pub signature_trailer: bool,
+    /// ucert file of the certificates leading from a key routers trust to `signing_key` (ASU's
+    /// `key-build.ucert`; `attendant-server keys delegate` writes one), put before the
+    /// signature in every trailer (default: none, the trailer holds only the signature, which
+    /// routers check against `signing_key`'s public key in `/etc/opkg/keys`).
+    pub signing_certificate: Option<PathBuf>,
+    /// URL prefixes extra package repositories must match (empty: none allowed): scheme, host
+    /// and port exactly, the path by whole segments, and nothing a reader could take two ways
+    /// (user info, `..`, encoded dots or slashes; see `attendant_proto::api::repository`).
     pub repository_allow_list: Vec<String>,
     /// Web origins whose pages may call the API from the browser (the firmware selector,
     /// luci-app-attendedsysupgrade in a router's web page): `["*"]` (the default) allows any,
@@ -406,6 +418,8 @@ pub struct Config {
     /// Release channels: the published tree, the publisher's keys, publication, importer,
     /// mirror push (table `[channels]`, file only).
     pub channels: ChannelsConfig,
+    /// simplestreams publication of the channel builds (table `[streams]`, file only).
+    pub streams: StreamsConfig,
     /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
     /// to everyone).
     pub admin_tokens: Vec<AdminToken>,
@@ -448,11 +462,14 @@ impl Default for Config {
             output_cap_bytes: 1024 * 1024,
             trusted_keys: Vec::new(),
             signing_key: None,
+            signature_trailer: false,
+            signing_certificate: None,
             repository_allow_list: Vec::new(),
             cors_allowed_origins: vec!["*".to_owned()],
             branches: default_branches(),
             limits: Limits::default(),
             channels: ChannelsConfig::default(),
+            streams: StreamsConfig::default(),
             admin_tokens: Vec::new(),
         }
     }
@@ -533,6 +550,14 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("channels"))
     }
 
+    /// The simplestreams mirror root that `serve` refreshes: `streams.dir` or `<data_dir>/streams`.
+    pub fn streams_path(&self) -> PathBuf {
+        self.streams
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("streams"))
+    }
+
     /// The `server` written into channel images: `channels.public_url`, or `http://<listen>`.
     pub fn public_url(&self) -> String {
         if self.channels.public_url.is_empty() {
@@ -590,6 +615,20 @@ impl Config {
                 rule: "names the SQLite file, but `database_url` selects PostgreSQL; set only one of them".to_owned(),
             });
         }
+        if self.signature_trailer && self.signing_key.is_none() {
+            return Err(ConfigError::Rule {
+                key: "signature_trailer",
+                rule: "is on, but no `signing_key` is set to sign the images with".to_owned(),
+            });
+        }
+        if self.signing_certificate.is_some() && !self.signature_trailer {
+            return Err(ConfigError::Rule {
+                key: "signing_certificate",
+                rule: "is set, but `signature_trailer` is off; the certificates go only into \
+                       signature trailers"
+                    .to_owned(),
+            });
+        }
         if self.channels.signing_key.is_some() != self.channels.delegation.is_some() {
             return Err(ConfigError::Rule {
                 key: "channels",
@@ -610,6 +649,14 @@ impl Config {
             return Err(ConfigError::Rule {
                 key: "upstream_url",
                 rule: "must name a mirror URL or a directory".to_owned(),
+            });
+        }
+        if let Err((entry, error)) =
+            attendant_proto::api::AllowList::parse(&self.repository_allow_list)
+        {
+            return Err(ConfigError::Rule {
+                key: "repository_allow_list",
+                rule: format!("has the entry `{entry}`: {error}"),
             });
         }
         for origin in &self.cors_allowed_origins {
@@ -635,6 +682,7 @@ impl Config {
             });
         }
         self.channels.check()?;
+        self.streams.check()?;
         let mut names = std::collections::BTreeSet::new();
         for token in &self.admin_tokens {
             if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {
@@ -676,6 +724,83 @@ impl Config {
     }
 }
 
+/// simplestreams publication (`[streams]`): the channel builds as a stream that stock
+/// simplestreams tools (`sstream-mirror`, `sstream-query`) mirror and query; `docs/streams.md` is
+/// the operator's guide.
+///
+/// ```toml
+/// [streams]
+/// publish = true                       # serve refreshes the stream after each channel publication
+/// dir = "/srv/attendant/streams/daily" # the mirror root (default <data_dir>/streams)
+/// name = "daily"                       # content id org.openwrt.attendant:daily
+/// gpg_key = "streams@example.org"      # also sign with GPG (.sjson, .json.gpg)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StreamsConfig {
+    /// Whether `serve` refreshes the stream after each channel publication (default: false;
+    /// `streams sync` and `streams insert` work either way).
+    pub publish: bool,
+    /// The stream's mirror root: `streams/v1/…` and `data/…` (default `<data_dir>/streams`).
+    pub dir: Option<PathBuf>,
+    /// The stream's name: content id `<vendor>:<name>` and the items' `label` (default `daily`).
+    pub name: String,
+    /// Reverse-domain prefix of content ids and product names (default `org.openwrt.attendant`).
+    pub vendor: String,
+    /// The channels published (default: every channel that is neither hidden nor a redirect).
+    pub channels: Vec<String>,
+    /// usign secret key for the `.json.sig` files (default: `[channels] signing_key`, else the
+    /// top-level `signing_key`).
+    pub signing_key: Option<PathBuf>,
+    /// GPG key (id, fingerprint or user id) that also signs `.sjson` and `.json.gpg`, as stock
+    /// simplestreams clients verify them (default: none).
+    pub gpg_key: Option<String>,
+    /// GPG home of `gpg_key` (default: `$GNUPGHOME`, else `$HOME/.gnupg`).
+    pub gpg_home: Option<PathBuf>,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            publish: false,
+            dir: None,
+            name: "daily".to_owned(),
+            vendor: "org.openwrt.attendant".to_owned(),
+            channels: Vec::new(),
+            signing_key: None,
+            gpg_key: None,
+            gpg_home: None,
+        }
+    }
+}
+
+impl StreamsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let token = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_'))
+        };
+        if !token(&self.name) {
+            return Err(ConfigError::Rule {
+                key: "streams.name",
+                rule: "must be 1 to 64 of `A-Z a-z 0-9 . - _`".to_owned(),
+            });
+        }
+        if !token(&self.vendor) {
+            return Err(ConfigError::Rule {
+                key: "streams.vendor",
+                rule: "must be 1 to 64 of `A-Z a-z 0-9 . - _`, e.g. `org.openwrt.attendant`"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Release channels (`[channels]`): where the signed tree is published, the publisher's keys,
 /// how long metadata stays valid, what `serve` does on its own, and the automatic channels'
 /// inputs. `docs/channels.md` is the operator's guide; `docs/channels-trust.md` has the chain of
@@ -688,6 +813,20 @@ impl Config {
 /// delegation = "/etc/attendant/channel-signing.ucert"
 /// revocations = "/etc/attendant/revoked.ucert"
 /// metadata_expiry = "7d"
+///
+/// [[channels.auto]]
+/// channel = "stable"
+///
+/// [[channels.auto.inputs]]          # follow another server's `stable`, checked under its root key
+/// name = "upstream-stable"
+/// generator = "remote-channel"
+/// url = "https://upgrade.example.org"
+/// channel = "stable"
+/// root_keys = ["/etc/attendant/upgrade.example.org-root.pub"]
+///
+/// [[channels.auto.inputs]]
+/// name = "version"
+/// generator = "version"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -740,6 +879,13 @@ pub struct ChannelsConfig {
     pub mirror_push: Vec<MirrorPush>,
     /// The automatic channels and their inputs, in order (`[[channels.auto]]`).
     pub auto: Vec<AutoChannel>,
+    /// Whether routers may send outcome reports (`/api/v1/report`; `false`: it answers 404 and
+    /// auto-halt and auto-advance have nothing to go on).
+    pub reports: bool,
+    /// Reports kept per channel build: a router new to a build that has this many is not
+    /// counted (its answer is still `202`), which bounds the database however many reports
+    /// arrive.
+    pub max_reports_per_build: u64,
 }
 
 impl Default for ChannelsConfig {
@@ -760,6 +906,8 @@ impl Default for ChannelsConfig {
             import_max_bytes: 1 << 30,
             mirror_push: Vec::new(),
             auto: Vec::new(),
+            reports: true,
+            max_reports_per_build: 100_000,
         }
     }
 }
@@ -804,6 +952,18 @@ impl ChannelsConfig {
                         "channel `{}` has no `version` input; every channel image carries {}",
                         auto.channel,
                         attendant_proto::wire::CHANNEL_STAMP_PATH
+                    ),
+                });
+            }
+            let unpinned = auto.inputs.iter().find(|input| {
+                matches!(&input.generator, Generator::RemoteChannel { root_keys, .. } if root_keys.is_empty())
+            });
+            if let Some(input) = unpinned {
+                return Err(ConfigError::Rule {
+                    key: "channels.auto",
+                    rule: format!(
+                        "channel `{}` input `{}` pins no `root_keys`; a remote channel is believed only under its root key",
+                        auto.channel, input.name
                     ),
                 });
             }
@@ -914,6 +1074,19 @@ pub enum Generator {
         /// The source channel.
         channel: String,
     },
+    /// The latest build of a channel published by another Attendant server: its `channels.json`
+    /// and the device's index are believed only when their signatures chain to one of
+    /// `root_keys` (delegation window, revocations), they have not expired and their serial has
+    /// not gone back; the images are downloaded and checked against the signed index.
+    RemoteChannel {
+        /// The other server's base URL; its tree is under `<url>/channels/`.
+        url: String,
+        /// The channel there.
+        channel: String,
+        /// usign public key files of the other server's offline root key (what its routers
+        /// pin); at least one.
+        root_keys: Vec<PathBuf>,
+    },
     /// The embedded `/etc/attendant/channel.json`; required.
     Version,
 }
@@ -954,6 +1127,8 @@ const OVERRIDABLE_KEYS: &[&str] = &[
     "output_cap_bytes",
     "trusted_keys",
     "signing_key",
+    "signature_trailer",
+    "signing_certificate",
     "repository_allow_list",
     "cors_allowed_origins",
 ];
@@ -1437,6 +1612,36 @@ generator = "version"
         assert!(
             error.to_string().contains("must be shorter than"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_remote_channel_input_needs_a_pinned_root_key() {
+        let input = |keys: &str| {
+            format!(
+                "[[channels.auto]]\nchannel = \"stable\"\n[[channels.auto.inputs]]\nname = \"upstream-stable\"\n\
+                 generator = \"remote-channel\"\nurl = \"https://upgrade.example.org\"\nchannel = \"stable\"\n\
+                 root_keys = [{keys}]\n[[channels.auto.inputs]]\nname = \"version\"\ngenerator = \"version\"\n"
+            )
+        };
+        let config = Config::from_sources(
+            &input("\"/etc/attendant/remote-root.pub\""),
+            Path::new(""),
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            config.channels.auto[0].inputs[0].generator,
+            Generator::RemoteChannel {
+                url: "https://upgrade.example.org".to_owned(),
+                channel: "stable".to_owned(),
+                root_keys: vec![PathBuf::from("/etc/attendant/remote-root.pub")],
+            }
+        );
+        let error = Config::from_sources(&input(""), Path::new(""), []).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `channels.auto` channel `stable` input `upstream-stable` pins no `root_keys`; a remote channel is believed only under its root key"
         );
     }
 

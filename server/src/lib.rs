@@ -25,6 +25,7 @@
 //! | [`artifacts`] | the store of built images, one directory per request hash |
 //! | [`gc`] | garbage collection of expired results and unreferenced store entries |
 //! | [`channels`] | release channels: the tree, its operations, store, builds, image pool |
+//! | [`streams`] | the channel builds as simplestreams, managed with MAAS's verbs |
 //! | [`stats`] | build statistics (ASU's endpoints) and download counts, kept in the store's database |
 //! | [`metrics`] | this process's counters in Prometheus' text format (`/metrics`) |
 //! | [`metadata`] | upstream metadata (`.versions.json`, `profiles.json`, indexes), cached |
@@ -56,5 +57,6 @@ pub mod signing;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod streams;
 pub mod view;
 pub mod worker;

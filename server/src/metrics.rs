@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use attendant_proto::channel::ReportResult;
+
 use crate::imagebuilder::ImagebuilderCache;
 
 /// Upper bounds (seconds) of the request latency buckets.
@@ -68,7 +70,37 @@ pub struct Metrics {
     workers_alive: AtomicU64,
     imagebuilders: OnceLock<ImagebuilderCache>,
     store_bytes: Mutex<Option<(Instant, u64)>>,
+    reports: [AtomicU64; 3],
+    reports_capped: AtomicU64,
+    rollout_actions: [AtomicU64; 2],
 }
+
+/// What the server did to a rollout by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutAction {
+    /// Phased a failing build to 0 %.
+    Halt,
+    /// Moved a healthy build to its next step.
+    Advance,
+}
+
+impl RolloutAction {
+    const ALL: [Self; 2] = [Self::Halt, Self::Advance];
+
+    /// The audit log's actor and the metric's label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Halt => "auto-halt",
+            Self::Advance => "auto-advance",
+        }
+    }
+}
+
+const REPORT_RESULTS: [ReportResult; 3] = [
+    ReportResult::Booted,
+    ReportResult::RolledBack,
+    ReportResult::FailedBeforeFlash,
+];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -113,6 +145,32 @@ impl Metrics {
             .position(|known| *known == outcome)
             .unwrap_or_default();
         if let Some(counter) = self.builds.get(index) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one outcome report received; `counted: false` when the build's cap kept it out.
+    pub fn observe_report(&self, result: ReportResult, counted: bool) {
+        if !counted {
+            self.reports_capped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let index = REPORT_RESULTS
+            .iter()
+            .position(|known| *known == result)
+            .unwrap_or_default();
+        if let Some(counter) = self.reports.get(index) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one auto-halt or auto-advance committed by this process.
+    pub fn observe_rollout(&self, action: RolloutAction) {
+        let index = RolloutAction::ALL
+            .iter()
+            .position(|known| *known == action)
+            .unwrap_or_default();
+        if let Some(counter) = self.rollout_actions.get(index) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -214,6 +272,46 @@ impl Metrics {
                 out,
                 "attendant_builds_total{{outcome=\"{}\"}} {}",
                 outcome.as_str(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "attendant_reports_total",
+            "counter",
+            "Outcome reports counted by this process, by result.",
+        );
+        for (result, counter) in REPORT_RESULTS.iter().zip(&self.reports) {
+            let _ = writeln!(
+                out,
+                "attendant_reports_total{{result=\"{}\"}} {}",
+                result.as_str(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let name = "attendant_reports_capped_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Outcome reports not counted because their build holds max_reports_per_build.",
+        );
+        let _ = writeln!(
+            out,
+            "{name} {}",
+            self.reports_capped.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "attendant_rollout_actions_total",
+            "counter",
+            "Rollouts halted or advanced by this process on its own, by action.",
+        );
+        for (action, counter) in RolloutAction::ALL.iter().zip(&self.rollout_actions) {
+            let _ = writeln!(
+                out,
+                "attendant_rollout_actions_total{{action=\"{}\"}} {}",
+                action.as_str(),
                 counter.load(Ordering::Relaxed)
             );
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
+use attendant_proto::ucert::Chain;
 use attendant_proto::usign::{Keyring, PublicKey};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ use crate::config::{Config, UpstreamLocation};
 use crate::http::connections::{self, ConnectionLimits};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
-use crate::signing::load_secret_key;
+use crate::signing::{load_certificate, load_secret_key};
 use crate::state::{AppState, now};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::worker::{WorkerContext, run_workers};
@@ -80,6 +81,13 @@ impl Service {
             Some(path) => Some(Arc::new(load_secret_key(path)?)),
             None => None,
         };
+        let signature_trailer = match (&signing_key, config.signature_trailer) {
+            (Some(key), true) => Some(Arc::new(match &config.signing_certificate {
+                Some(path) => load_certificate(path, key)?,
+                None => Chain::default(),
+            })),
+            _ => None,
+        };
         let public_key = signing_key.as_ref().map(|key| key.public_key());
         let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
         state.signing_key.clone_from(&signing_key);
@@ -98,6 +106,7 @@ impl Service {
             imagebuilders,
             artifacts: state.artifacts.clone(),
             signing_key,
+            signature_trailer,
             wakeup: state.wakeup.clone(),
             builds_started: Arc::new(AtomicU64::new(0)),
             metrics: state.metrics.clone(),

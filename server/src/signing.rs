@@ -3,12 +3,27 @@
 //! `keygen` writes the pair (secret key file mode 0600); `serve` loads the secret key named by
 //! `signing_key`, publishes the public key at `/keys/<fingerprint>`, and the worker signs every
 //! image it built. Signatures are the same bytes as `usign -S` and `signify -S`, so a router
-//! verifies them with `usign -V` and a desktop with `signify-openbsd -V`. Unlike ASU (which
-//! attaches a ucert trailer with fwtool) the image itself is left untouched, so `sha256`
-//! and `sha256_unsigned` are equal and both are recomputed from the file we serve.
+//! verifies them with `usign -V` and a desktop with `signify-openbsd -V`. By default the image
+//! itself is left untouched, so `sha256` and `sha256_unsigned` are equal and both are
+//! recomputed from the file we serve.
+//!
+//! # Signature trailers, as ASU
+//!
+//! With `signature_trailer` on, [`sign_image_with_trailer`] does to each installable image what
+//! ASU does (<https://github.com/openwrt/asu>, `asu/build.py`, and OpenWrt's own
+//! `Build/append-metadata` in `include/image.mk`): drop a signature block the image already
+//! ends in (`fwtool -t -s /dev/null`), sign the rest (`usign -S`), append that signature as the
+//! final element of a ucert chain (`ucert -A`) after the certificates of `signing_certificate`,
+//! and append the chain as an fwtool signature block (`fwtool -S`). sysupgrade on the router
+//! checks that block with `ucert -V` when the image carries one. As ASU reports it, `sha256` and
+//! `sha256_unsigned` are then the hash of the image *before* the block, and the detached `.sig`
+//! (kept for our agent and `usign -V`) is the chain's final signature over that same part.
 
 use std::path::{Path, PathBuf};
 
+use attendant_proto::fwtool::{self, BlockKind, Crc, FwtoolError};
+use attendant_proto::ucert::{Chain, Element, UcertError};
+use attendant_proto::upstream::ImageType;
 use attendant_proto::usign::{Fingerprint, PublicKey, SecretKey, UsignError};
 use sha2::{Digest, Sha256};
 
@@ -62,6 +77,32 @@ pub enum SigningError {
     /// The OS random source failed.
     #[error("cannot read random bytes for a new key")]
     Random,
+    /// The image's fwtool blocks are damaged, so no signature block can be appended.
+    #[error("image `{path}` has a damaged fwtool trailer")]
+    Trailer {
+        /// The image.
+        path: PathBuf,
+        /// What fwtool found.
+        #[source]
+        source: FwtoolError,
+    },
+    /// `signing_certificate` is not a ucert file of certificates.
+    #[error("`{path}` is not a ucert certificate file")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: UcertError,
+    },
+    /// `signing_certificate` cannot lead to the signing key (see the message).
+    #[error("`{path}` {rule}")]
+    CertificateChain {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        rule: String,
+    },
 }
 
 impl SigningError {
@@ -75,7 +116,17 @@ impl SigningError {
                  `signify-openbsd -G -n -p key.pub -s key.sec` or `usign -G -p key.pub -s key.sec`",
                 path.display()
             )),
-            Self::Io { .. } | Self::Key { .. } | Self::TooLarge { .. } | Self::Random => None,
+            Self::CertificateChain { .. } => Some(
+                "certify the signing key with `attendant-server keys delegate` or `ucert -I`, \
+                 or leave `signing_certificate` unset to put only the signature into the trailer"
+                    .to_owned(),
+            ),
+            Self::Io { .. }
+            | Self::Key { .. }
+            | Self::TooLarge { .. }
+            | Self::Random
+            | Self::Trailer { .. }
+            | Self::Certificate { .. } => None,
         }
     }
 }
@@ -147,13 +198,18 @@ pub fn public_path_of(secret_path: &Path) -> PathBuf {
 /// file name.
 pub fn sign_image(key: &SecretKey, image: &Path) -> Result<(String, String), SigningError> {
     let data = read_image(image)?;
-    let signature = key.sign(&data);
+    let name = write_signature(image, &key.sign(&data).to_file())?;
+    Ok((hex::encode(Sha256::digest(&data)), name))
+}
+
+/// Writes `<image>.sig`; returns its file name.
+fn write_signature(image: &Path, signature_file: &str) -> Result<String, SigningError> {
     let mut sig_path = image.as_os_str().to_owned();
     sig_path.push(".sig");
     let sig_path = PathBuf::from(sig_path);
     write_atomic(
         &sig_path,
-        signature.to_file().as_bytes(),
+        signature_file.as_bytes(),
         Existing::Replace,
         false,
     )
@@ -162,12 +218,124 @@ pub fn sign_image(key: &SecretKey, image: &Path) -> Result<(String, String), Sig
         path: sig_path.clone(),
         source,
     })?;
-    let name = sig_path
+    Ok(sig_path
         .file_name()
         .and_then(|name| name.to_str())
         .unwrap_or_default()
-        .to_owned();
-    Ok((hex::encode(Sha256::digest(&data)), name))
+        .to_owned())
+}
+
+/// Whether ASU signs images of this type with a trailer (`asu/build.py` signs the installable
+/// images, never a kernel or root filesystem alone, which sysupgrade does not take).
+pub fn takes_trailer(image_type: &ImageType) -> bool {
+    matches!(
+        image_type,
+        ImageType::Sysupgrade
+            | ImageType::Factory
+            | ImageType::Combined
+            | ImageType::CombinedEfi
+            | ImageType::Sdcard
+    )
+}
+
+/// Loads `signing_certificate`: the ucert certificates that lead from a key routers trust to
+/// `key`, which go before the final signature in every trailer. Each element must be a
+/// certificate (no final signature: the image's comes last), the last one must certify `key`,
+/// and the chain with a final signature must fit fwtool's signature block.
+pub fn load_certificate(path: &Path, key: &SecretKey) -> Result<Chain, SigningError> {
+    let bytes = std::fs::read(path).map_err(|source| SigningError::Io {
+        action: "read the signing certificate",
+        path: path.to_owned(),
+        source,
+    })?;
+    let chain = Chain::parse(&bytes).map_err(|source| SigningError::Certificate {
+        path: path.to_owned(),
+        source,
+    })?;
+    let rule = |rule: String| SigningError::CertificateChain {
+        path: path.to_owned(),
+        rule,
+    };
+    if chain
+        .elements()
+        .iter()
+        .any(|element| element.cert().is_none())
+    {
+        return Err(rule(
+            "holds a signature; it must hold only the certificates, the image's signature is \
+             appended to them"
+                .to_owned(),
+        ));
+    }
+    let certified = chain
+        .elements()
+        .last()
+        .and_then(|element| match element.cert()?.body() {
+            attendant_proto::ucert::CertBody::Auth { public_key, .. } => {
+                Some(public_key.fingerprint())
+            }
+            _ => None,
+        });
+    if certified != Some(key.fingerprint()) {
+        return Err(rule(format!(
+            "does not end in a certificate of the signing key {}; routers would refuse every \
+             image",
+            key.fingerprint()
+        )));
+    }
+    let len = trailer_chain(&chain, &key.sign(b"")).to_bytes().len();
+    if len > fwtool::MAX_SIGNATURE_LEN {
+        return Err(rule(format!(
+            "with a signature makes a chain of {len} bytes, more than the {} an fwtool \
+             signature block holds",
+            fwtool::MAX_SIGNATURE_LEN
+        )));
+    }
+    Ok(chain)
+}
+
+/// Signs `image` as ASU does (see the module docs): `certificates` and the final signature as
+/// an fwtool signature block at its end, `<image>.sig` beside it. Returns the SHA-256 (hex) of
+/// the image before the block and the signature file name.
+pub fn sign_image_with_trailer(
+    key: &SecretKey,
+    certificates: &Chain,
+    image: &Path,
+) -> Result<(String, String), SigningError> {
+    let mut data = read_image(image)?;
+    let trailer = |source| SigningError::Trailer {
+        path: image.to_owned(),
+        source,
+    };
+    let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+    let tail = data
+        .get(data.len().saturating_sub(fwtool::TAIL_LEN)..)
+        .unwrap_or_default();
+    let layouts = fwtool::parse_tail(tail, len).map_err(trailer)?;
+    if let Some(unsigned) = fwtool::signed_len(&layouts) {
+        data.truncate(usize::try_from(unsigned).unwrap_or(data.len()));
+    }
+    let signature = key.sign(&data);
+    let name = write_signature(image, &signature.to_file())?;
+    let sha256 = hex::encode(Sha256::digest(&data));
+    let mut crc = Crc::new();
+    crc.update(&data);
+    let chain = trailer_chain(certificates, &signature).to_bytes();
+    let block = fwtool::block_bytes(BlockKind::Signature, &chain, &crc).map_err(trailer)?;
+    data.extend_from_slice(&block);
+    write_atomic(image, &data, Existing::Replace, false).map_err(|source| SigningError::Io {
+        action: "write the signed image",
+        path: image.to_owned(),
+        source,
+    })?;
+    Ok((sha256, name))
+}
+
+/// `certificates` followed by the final signature (`ucert -A`).
+fn trailer_chain(certificates: &Chain, signature: &attendant_proto::usign::Signature) -> Chain {
+    let mut chain = certificates.clone();
+    chain.push(Element::final_signature(signature));
+    chain
 }
 
 /// The usign signature file (the bytes of `<image>.sig`) of `image`, without writing it.
@@ -256,6 +424,99 @@ mod tests {
         );
         assert!(hint.contains("signify-openbsd -G -n"), "{hint}");
         assert!(hint.contains("usign -G"), "{hint}");
+    }
+
+    /// An image as an ImageBuilder writes it: data, then the fwtool metadata block.
+    fn built_image() -> Vec<u8> {
+        let mut image: Vec<u8> = (0..100_000_u32).map(|i| (i % 253) as u8).collect();
+        let metadata = fwtool::Metadata {
+            supported_devices: Some(vec!["glinet,gl-mt6000".to_owned()]),
+            ..fwtool::Metadata::default()
+        };
+        fwtool::append_metadata(&mut image, &metadata).unwrap();
+        image
+    }
+
+    fn key(seed: u8) -> SecretKey {
+        SecretKey::generate([seed; 32], Fingerprint([seed; 8]), [0; 16], None).unwrap()
+    }
+
+    #[test]
+    fn a_trailer_carries_the_chain_that_ucert_verifies_over_the_image_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = key(1);
+        let build = key(2);
+        let certificate = attendant_proto::ucert::issue_auth(
+            &root,
+            &build.public_key(),
+            1_700_000_000,
+            4_000_000_000,
+        )
+        .unwrap();
+        let certificate_path = dir.path().join("key-build.ucert");
+        std::fs::write(&certificate_path, Chain::new(vec![certificate]).to_bytes()).unwrap();
+        let certificates = load_certificate(&certificate_path, &build).unwrap();
+        let image = dir.path().join("sysupgrade.bin");
+        let built = built_image();
+        std::fs::write(&image, &built).unwrap();
+
+        let (sha256, sig_name) = sign_image_with_trailer(&build, &certificates, &image).unwrap();
+        assert_eq!(
+            sha256,
+            hex::encode(Sha256::digest(&built)),
+            "the hash before signing"
+        );
+        let signed = std::fs::read(&image).unwrap();
+        assert_eq!(signed.get(..built.len()), Some(built.as_slice()));
+        let blocks = fwtool::read_blocks(&signed).unwrap();
+        let kinds: Vec<BlockKind> = blocks.iter().map(fwtool::Block::kind).collect();
+        assert_eq!(kinds, [BlockKind::Metadata, BlockKind::Signature]);
+        let chain = Chain::parse(blocks[1].data()).unwrap();
+        let mut trusted = attendant_proto::usign::Keyring::new();
+        trusted.add(root.public_key());
+        let verified = chain
+            .verify(
+                &trusted,
+                &attendant_proto::ucert::Revocations::new(),
+                1_800_000_000,
+            )
+            .unwrap();
+        verified.verify_message(&built).unwrap();
+        // The `.sig` is the chain's final signature, over the same bytes.
+        let detached = std::fs::read(dir.path().join(&sig_name)).unwrap();
+        assert_eq!(chain.elements()[1].signature_file(), detached.as_slice());
+
+        // Signing again replaces the block instead of stacking a second one.
+        let (again, _) = sign_image_with_trailer(&build, &certificates, &image).unwrap();
+        assert_eq!(again, sha256);
+        assert_eq!(std::fs::read(&image).unwrap(), signed);
+    }
+
+    #[test]
+    fn a_certificate_file_must_end_in_the_signing_keys_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = key(1);
+        let build = key(2);
+        let path = dir.path().join("key-build.ucert");
+        let other = attendant_proto::ucert::issue_auth(&root, &key(3).public_key(), 0, 1).unwrap();
+        std::fs::write(&path, Chain::new(vec![other]).to_bytes()).unwrap();
+        let error = load_certificate(&path, &build).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`{}` does not end in a certificate of the signing key 0202020202020202; routers \
+                 would refuse every image",
+                path.display()
+            )
+        );
+        assert!(error.hint().unwrap().contains("keys delegate"));
+        let signature = Element::final_signature(&build.sign(b"message"));
+        std::fs::write(&path, Chain::new(vec![signature]).to_bytes()).unwrap();
+        let error = load_certificate(&path, &build).unwrap_err();
+        assert!(error.to_string().contains("holds a signature"), "{error}");
+        std::fs::write(&path, b"not ucert").unwrap();
+        let error = load_certificate(&path, &build).unwrap_err();
+        assert!(matches!(error, SigningError::Certificate { .. }), "{error}");
     }
 
     #[test]

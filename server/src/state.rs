@@ -51,6 +51,8 @@ pub struct AppState {
     pub downloads: Arc<DownloadCounter>,
     /// Build request events not yet written to the store.
     pub events: Arc<EventQueue>,
+    /// Channel pool file downloads not yet written to the store (keyed by SHA-256 and name).
+    pub channel_downloads: Arc<DownloadCounter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,6 +96,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             downloads: Arc::new(DownloadCounter::default()),
             events: Arc::new(EventQueue::default()),
+            channel_downloads: Arc::new(DownloadCounter::default()),
         }
     }
 }

@@ -237,7 +237,21 @@ impl DownloadCounter {
 
     /// Writes the counted downloads; on failure they are counted again for the next flush.
     pub async fn flush(&self, store: &dyn Store, now: UnixMillis) -> Result<(), StoreError> {
-        let batch: Vec<ImageDownloads> = match self.pending.lock() {
+        let batch = self.drain();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let written = store.add_downloads(&batch, now).await;
+        if written.is_err() {
+            self.restore(batch);
+        }
+        written
+    }
+
+    /// Takes the counted downloads out, for a writer of its own (channel pool files have their
+    /// own table); give them back with [`DownloadCounter::restore`] when writing failed.
+    pub fn drain(&self) -> Vec<ImageDownloads> {
+        match self.pending.lock() {
             Ok(mut pending) => pending
                 .drain()
                 .map(|((request_hash, image), count)| ImageDownloads {
@@ -246,22 +260,19 @@ impl DownloadCounter {
                     count,
                 })
                 .collect(),
-            Err(_) => return Ok(()),
-        };
-        if batch.is_empty() {
-            return Ok(());
+            Err(_) => Vec::new(),
         }
-        let written = store.add_downloads(&batch, now).await;
-        if written.is_err()
-            && let Ok(mut pending) = self.pending.lock()
-        {
+    }
+
+    /// Counts a drained batch again, so the next flush writes it.
+    pub fn restore(&self, batch: Vec<ImageDownloads>) {
+        if let Ok(mut pending) = self.pending.lock() {
             for download in batch {
                 *pending
                     .entry((download.request_hash, download.image))
                     .or_default() += download.count;
             }
         }
-        written
     }
 }
 

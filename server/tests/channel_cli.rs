@@ -518,6 +518,42 @@ fn build_waits_and_the_image_carries_its_stamp() {
     ]);
     let device = env.json(&["images", "stable", DEVICE, "--json"]);
     assert_eq!(device["builds"][1]["state"]["state"], "pending");
+
+    // Renamed while that build is queued: it lands under the new name, stamped with it (and
+    // the alias's copy names the new target).
+    let output = env.run(&["rename", "stable", "release"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`release` `{DEVICE}` build 2 is ready")),
+        "{stderr}"
+    );
+    let stamp_of = |channel: &str| {
+        let device = env.json(&["images", channel, DEVICE, "--json"]);
+        let build = &device["builds"][1];
+        assert_eq!(build["number"], 2);
+        assert_eq!(build["state"]["state"], "ready", "{build}");
+        let image = &build["images"][0];
+        let sha256 = image["sha256"].as_str().unwrap();
+        let stored = env
+            .pool()
+            .join(&sha256[..2])
+            .join(format!("{sha256}-{}", image["name"].as_str().unwrap()));
+        String::from_utf8_lossy(&std::fs::read(&stored).unwrap()).into_owned()
+    };
+    let text = stamp_of("release");
+    assert!(
+        text.contains(&format!(
+            r#"{{"channel":"release","device":"{DEVICE}","build":2,"#
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(r#"{"channel":"stable""#), "{text}");
+    let text = stamp_of("daily");
+    assert!(
+        text.contains(r#"{"channel":"daily","channel_target":"release","device":"#),
+        "{text}"
+    );
 }
 
 /// Operators racing on one device: every import commits (the loser of a revision check

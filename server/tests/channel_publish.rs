@@ -138,6 +138,7 @@ fn channel(name: &str, devices: BTreeMap<String, Device>) -> Channel {
             kind: ChannelKind::Manual,
             versionbase: 1,
             fullcount: 0,
+            rollout: Default::default(),
         },
         hidden: false,
         alias: None,

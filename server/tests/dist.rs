@@ -121,3 +121,88 @@ fn systemd_accepts_the_units() {
         );
     }
 }
+
+/// Keys the sample shows commented out although they have a value: `workers` defaults to the
+/// number of CPUs of the machine, `branches` to ASU's whole table, which a `[branches]` in the
+/// file would replace.
+const NOT_SPELLED_OUT: [&str; 2] = ["workers", "branches"];
+
+/// `dist/attendant.toml` holds every key of the configuration: with its default value where it
+/// has one, commented out where it is unset by default; loading it gives the defaults.
+#[test]
+fn the_sample_configuration_is_every_default() {
+    use attendant_server::config::Config;
+
+    let path = dist().join("attendant.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let loaded = Config::from_sources(&text, &path, []).unwrap();
+    let mut expected = serde_json::to_value(Config::default()).unwrap();
+    let mut found = serde_json::to_value(&loaded).unwrap();
+    for key in NOT_SPELLED_OUT {
+        expected.as_object_mut().unwrap().remove(key);
+        found.as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(
+        found, expected,
+        "the sample's values differ from the defaults"
+    );
+
+    // Every key is in the file: set (a `key =` line) or shown commented out (`# key =`).
+    let written: toml::Table = toml::from_str(&text).unwrap();
+    let mut missing = Vec::new();
+    for (key, value) in expected.as_object().unwrap() {
+        let nested = value
+            .as_object()
+            .filter(|_| written.get(key).is_some_and(toml::Value::is_table));
+        match nested {
+            Some(fields) => {
+                let table = written[key].as_table().unwrap();
+                for (field, value) in fields {
+                    let commented = value.is_null() && text.contains(&format!("\n# {field} = "));
+                    if !table.contains_key(field) && !commented {
+                        missing.push(format!("{key}.{field}"));
+                    }
+                }
+            }
+            None => {
+                let commented = value.is_null() && text.contains(&format!("\n# {key} = "));
+                if !written.contains_key(key) && !commented {
+                    missing.push(key.clone());
+                }
+            }
+        }
+    }
+    for key in NOT_SPELLED_OUT {
+        if !text.contains(&format!("\n# {key}")) && !text.contains(&format!("\n# [{key}")) {
+            missing.push(key.to_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "keys missing from the sample: {missing:?}"
+    );
+}
+
+/// `check-config` accepts the sample. Its default upstream is downloads.openwrt.org, which needs
+/// the operator's `trusted_keys`; here the upstream is a local mirror directory, the one key
+/// that differs.
+#[test]
+fn check_config_accepts_the_sample() {
+    let mirror = tempfile::tempdir().unwrap();
+    std::fs::write(mirror.path().join(".versions.json"), "{}").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(dist().join("attendant.toml"))
+        .env_remove("ATTENDANT_CONFIG")
+        .env("ATTENDANT_UPSTREAM_URL", mirror.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.ends_with("\nconfiguration OK\n"), "{stdout}");
+}

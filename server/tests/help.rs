@@ -9,7 +9,7 @@
 use std::process::{Command, Output, Stdio};
 
 /// The subcommands, as `attendant-server --help` lists them ("" is the top level).
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "",
     "serve",
     "worker",
@@ -18,6 +18,7 @@ const COMMANDS: [&str; 8] = [
     "gc",
     "check-config",
     "channel",
+    "streams",
 ];
 
 /// Runs `attendant-server` with `args`, as a user would, without the environment variables that

@@ -3,11 +3,12 @@
 //! ImageBuilders, on a fake router root (`--root`) with a recording `sysupgrade` first on `PATH`.
 //!
 //! One fixture mirror (served over HTTP, because the agent reads `profiles.json` from the
-//! upstream the server's overview names), one signing server and one unsigned server are shared
-//! by every test of this binary; each test has its own router root and its own recording proxy
+//! upstream the server's overview names), one signing server, one unsigned server and one that
+//! appends ASU-style ucert signature trailers are shared by every test of this binary; each test has its own router root and its own recording proxy
 //! in front of the server. The proxy logs every request the agent makes (method, path, `Range`)
 //! and injects the faults the refusal tests need: a cut transfer, a flipped byte, a wrong
-//! promised SHA-256, a forged signature, a build for another profile. Tests whose builds would
+//! promised SHA-256, a forged signature, a forged or foreign signature trailer, a build for
+//! another profile. Tests whose builds would
 //! otherwise be shared use distinct package sets, so no fault leaks into another test's cache.
 //!
 //! Fixture-only facts (revisions, the fixture's package versions, the server key made here) are
@@ -426,6 +427,71 @@ fn an_unsigned_image_is_refused_when_the_config_requires_signatures() {
 }
 
 #[test]
+fn an_image_with_an_asu_style_ucert_trailer_verifies_and_installs() {
+    let router = Router::new(archer_spec("24.10.4", &["nano"]), Signing::Trailer);
+    let proxy = router.proxy(Fault::None);
+    let upgrade = router.run(&proxy, &["upgrade"]);
+    assert_exit(&upgrade, 0);
+    let firmware = router.firmware();
+    assert_eq!(
+        router.sysupgrade_calls(),
+        [
+            format!("--test {}", firmware.display()),
+            firmware.display().to_string()
+        ]
+    );
+    // As ASU reports it: both hashes name the image before its signature block.
+    let record = router.build_record();
+    let image = &record["image"];
+    assert_eq!(image["sha256"], image["sha256_unsigned"]);
+    assert_ne!(image["sha256"].as_str().unwrap(), sha256_file(&firmware));
+    let verified = router.run(&proxy, &["verify", "--json"]);
+    assert_exit(&verified, 0);
+    let data = &last_json(&verified)["data"];
+    assert_eq!(
+        data["signed_by"],
+        server(Signing::Trailer).fingerprint.as_str()
+    );
+    assert_eq!(data["sha256_unsigned"], image["sha256"]);
+    assert_eq!(
+        data["fwtool_blocks"],
+        serde_json::json!(["metadata", "signature"])
+    );
+}
+
+#[test]
+fn a_forged_signature_trailer_never_reaches_sysupgrade() {
+    let router = Router::new(archer_spec("24.10.4", &["adblock"]), Signing::Trailer);
+    refused(
+        &router,
+        Fault::ForgedTrailer,
+        "does not verify: signature of chain element 1 does not verify",
+    );
+    assert!(!router.firmware().exists(), "the forged image is deleted");
+}
+
+#[test]
+fn a_signature_trailer_by_a_foreign_key_never_reaches_sysupgrade() {
+    let router = Router::new(archer_spec("24.10.4", &["babeld"]), Signing::Trailer);
+    refused(
+        &router,
+        Fault::ForeignTrailer,
+        "is signed by key `f0f0f0f0f0f0f0f0`, which is not trusted",
+    );
+    assert!(!router.firmware().exists(), "the image is deleted");
+}
+
+#[test]
+fn a_signature_trailer_with_a_wrong_sha256_unsigned_never_reaches_sysupgrade() {
+    let router = Router::new(archer_spec("24.10.4", &["sqm-scripts"]), Signing::Trailer);
+    refused(
+        &router,
+        Fault::WrongSha256Unsigned,
+        "without its signature block has SHA-256",
+    );
+}
+
+#[test]
 fn an_image_built_for_another_board_never_reaches_sysupgrade() {
     let spec = RouterSpec::new(
         "24.10.4",
@@ -539,6 +605,7 @@ struct Shared {
     upstream_url: String,
     signed: Server,
     unsigned: OnceLock<Server>,
+    trailer: OnceLock<Server>,
 }
 
 /// A running `attendant-server`.
@@ -547,6 +614,8 @@ struct Server {
     /// The server's public key file and its fingerprint (signing servers).
     public_key: Option<String>,
     fingerprint: String,
+    /// The server's secret key file (signing servers), for the faults that forge with it.
+    secret_key: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -554,6 +623,8 @@ struct Server {
 enum Signing {
     Signed,
     Unsigned,
+    /// Signed, with the signature also appended as a ucert trailer (`signature_trailer`).
+    Trailer,
 }
 
 fn shared() -> &'static Shared {
@@ -577,6 +648,7 @@ fn shared() -> &'static Shared {
             upstream_url,
             signed,
             unsigned: OnceLock::new(),
+            trailer: OnceLock::new(),
         }
     })
 }
@@ -585,14 +657,21 @@ fn server(signing: Signing) -> &'static Server {
     let shared = shared();
     match signing {
         Signing::Signed => &shared.signed,
-        Signing::Unsigned => shared.unsigned.get_or_init(|| {
-            start_server(
-                &shared.runtime,
-                &shared.mirror,
-                &shared.upstream_url,
-                Signing::Unsigned,
-            )
-        }),
+        Signing::Unsigned | Signing::Trailer => {
+            let cell = if signing == Signing::Unsigned {
+                &shared.unsigned
+            } else {
+                &shared.trailer
+            };
+            cell.get_or_init(|| {
+                start_server(
+                    &shared.runtime,
+                    &shared.mirror,
+                    &shared.upstream_url,
+                    signing,
+                )
+            })
+        }
     }
 }
 
@@ -613,14 +692,16 @@ fn start_server(
     config.job_timeout = Duration::from_secs(120);
     config.shutdown_timeout = Duration::from_secs(5);
     let (public_key, fingerprint) = match signing {
-        Signing::Signed => {
+        Signing::Signed | Signing::Trailer => {
             let secret = dir.path().join("key-build");
             let public = attendant_server::signing::generate_key_pair(&secret, None).unwrap();
             config.signing_key = Some(secret);
+            config.signature_trailer = signing == Signing::Trailer;
             (Some(public.to_file()), public.fingerprint().to_string())
         }
         Signing::Unsigned => (None, String::new()),
     };
+    let secret_key = config.signing_key.clone();
     let running = runtime
         .block_on(attendant_server::service::spawn(config))
         .expect("start the server");
@@ -631,6 +712,7 @@ fn start_server(
         addr,
         public_key,
         fingerprint,
+        secret_key,
         _dir: dir,
     }
 }
@@ -799,6 +881,14 @@ enum Fault {
     WrongSha256,
     /// `.sig` files are replaced by a signature of the same image by an untrusted key.
     ForgedSignature,
+    /// The image's ucert trailer is replaced by one whose signature, by the server's own key,
+    /// covers other bytes (the file keeps its length and its fwtool CRCs).
+    ForgedTrailer,
+    /// The image's ucert trailer is replaced by a signature of the same bytes by an untrusted
+    /// key.
+    ForeignTrailer,
+    /// Build responses promise an all-zero `sha256_unsigned`.
+    WrongSha256Unsigned,
     /// Build requests are rewritten to this profile.
     BuildProfile(&'static str),
 }
@@ -946,6 +1036,16 @@ fn forward(client: TcpStream, state: &ProxyState) -> std::io::Result<()> {
             }
             body = serde_json::to_vec(&response).unwrap();
         }
+        Fault::WrongSha256Unsigned if is_build && status_line.contains(" 200") => {
+            let mut response: Value = serde_json::from_slice(&body).unwrap();
+            for image in response["images"].as_array_mut().unwrap() {
+                image["sha256_unsigned"] = "0".repeat(64).into();
+            }
+            body = serde_json::to_vec(&response).unwrap();
+        }
+        Fault::ForgedTrailer | Fault::ForeignTrailer if is_image && status_ok => {
+            body = replace_trailer(body, matches!(state.fault, Fault::ForgedTrailer));
+        }
         Fault::ForgedSignature if is_signature && status_ok => {
             let image_path = path.trim_end_matches(".sig");
             let image = fetch(state.upstream, image_path)?;
@@ -978,6 +1078,31 @@ fn forward(client: TcpStream, state: &ProxyState) -> std::io::Result<()> {
     }
     client.flush()?;
     client.shutdown(std::net::Shutdown::Both)
+}
+
+/// `image` with its ucert trailer replaced: `forged` signs other bytes with the trailer
+/// server's own key, otherwise an untrusted key signs the real bytes.
+fn replace_trailer(image: Vec<u8>, forged: bool) -> Vec<u8> {
+    use attendant_proto::fwtool::{self, BlockKind};
+    use attendant_proto::ucert::{Chain, Element};
+    let len = image.len() as u64;
+    let tail = &image[image.len().saturating_sub(fwtool::TAIL_LEN)..];
+    let layouts = fwtool::parse_tail(tail, len).unwrap();
+    let unsigned_len = fwtool::signed_len(&layouts).expect("a signature block") as usize;
+    let mut out = image[..unsigned_len].to_vec();
+    let signature = if forged {
+        let secret = server(Signing::Trailer).secret_key.as_ref().unwrap();
+        let key = SecretKey::parse(&std::fs::read(secret).unwrap()).unwrap();
+        let mut other = out.clone();
+        other[0] ^= 1;
+        key.sign(&other)
+    } else {
+        let forger = SecretKey::generate([7; 32], Fingerprint([0xf0; 8]), [3; 16], None).unwrap();
+        forger.sign(&out)
+    };
+    let chain = Chain::new(vec![Element::final_signature(&signature)]);
+    fwtool::append_block(&mut out, BlockKind::Signature, &chain.to_bytes()).unwrap();
+    out
 }
 
 /// GETs `path` from the server directly (the forger signs the real image).

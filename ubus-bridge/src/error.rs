@@ -155,6 +155,8 @@ pub enum ErrorCode {
     Server,
     /// `verification`: the image failed a check and will not be flashed.
     Verification,
+    /// `metadata`: release channel metadata failed a check; `cause` names it.
+    Metadata,
     /// `job_died`: the job's process ended without finishing.
     JobDied,
     /// `timeout`: the call ran past its deadline.
@@ -165,7 +167,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the contract test.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InputTooLarge,
         Self::InvalidJson,
         Self::UnknownMethod,
@@ -178,6 +180,7 @@ impl ErrorCode {
         Self::ServerBusy,
         Self::Server,
         Self::Verification,
+        Self::Metadata,
         Self::JobDied,
         Self::Timeout,
         Self::Failure,
@@ -198,6 +201,7 @@ impl ErrorCode {
             Self::ServerBusy => "server_busy",
             Self::Server => "server",
             Self::Verification => "verification",
+            Self::Metadata => "metadata",
             Self::JobDied => "job_died",
             Self::Timeout => "timeout",
             Self::Failure => "failure",
@@ -245,6 +249,11 @@ impl BridgeError {
             Self::Agent(
                 AgentError::Client(client) | AgentError::Build(BuildError::Client(client)),
             ) => server_words(client, &mut object),
+            Self::Agent(AgentError::Channel(channel)) => {
+                if let Some(cause) = channel.cause() {
+                    object.insert("cause".to_owned(), cause.into());
+                }
+            }
             _ => {}
         }
         Value::Object(object)
@@ -278,6 +287,7 @@ fn agent_code(error: &AgentError) -> ErrorCode {
         ExitStatus::Blocked => ErrorCode::Blocked,
         ExitStatus::Server => ErrorCode::Server,
         ExitStatus::Verification => ErrorCode::Verification,
+        ExitStatus::Metadata => ErrorCode::Metadata,
         _ => ErrorCode::Failure,
     }
 }

@@ -22,8 +22,9 @@ pub enum Access {
 }
 
 /// Every method with its access, in the order `list` documents them.
-pub const METHODS: [(&str, Access); 9] = [
+pub const METHODS: [(&str, Access); 10] = [
     ("info", Access::Read),
+    ("channels", Access::Read),
     ("packages", Access::Read),
     ("check", Access::Read),
     ("status", Access::Read),
@@ -59,6 +60,7 @@ pub fn signatures() -> Value {
     }
     json!({
         "info": {},
+        "channels": {"all": false},
         "packages": {"all": false},
         "check": check,
         "status": {"job": "0123456789abcdef"},
@@ -84,6 +86,7 @@ pub fn signatures() -> Value {
 pub fn call(method: &str, arguments: &Arguments, context: &Context) -> Result<Value, BridgeError> {
     match method {
         "info" => device::info(context),
+        "channels" => device::channels(context, arguments),
         "packages" => device::packages(context, arguments),
         "check" => check::check(context, arguments),
         "status" => upgrade::status(context, arguments),
@@ -137,9 +140,9 @@ mod tests {
         };
         let error = call("reboot", &Arguments::default(), &context).unwrap_err();
         assert!(
-            error
-                .to_string()
-                .starts_with("unknown method `reboot`; the object `attendant` has: info, packages"),
+            error.to_string().starts_with(
+                "unknown method `reboot`; the object `attendant` has: info, channels, packages"
+            ),
             "{error}"
         );
     }

@@ -48,6 +48,18 @@ pub const MULTICALL_BIN: &str = "attendant-multicall";
 /// The feed's uci-defaults script, relative to the repository.
 pub const UCI_DEFAULTS_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.uci-defaults";
 
+/// The feed's list of files sysupgrade keeps, relative to the repository.
+pub const KEEP_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.keep";
+
+/// Where sysupgrade finds it (`KEEP_D_PATH` without the leading `/`).
+pub const KEEP_PATH: &str = "lib/upgrade/keep.d/attendant";
+
+/// The feed's init script that sends outcome reports at boot, relative to the repository.
+pub const INIT_SOURCE: &str = "openwrt-feed/utils/attendant/files/attendant.init";
+
+/// Where it is installed.
+pub const INIT_PATH: &str = "etc/init.d/attendant";
+
 /// Where the uci-defaults script is installed (after attendedsysupgrade-common's `50-…`).
 pub const UCI_DEFAULTS_PATH: &str = "etc/uci-defaults/60-attendant";
 
@@ -259,6 +271,8 @@ pub fn attendant(repo: &Path, binaries: &Binaries) -> Result<Package, LayoutErro
         UCI_DEFAULTS_PATH,
         Some(0o755),
     )?;
+    files.add_file(&repo.join(KEEP_SOURCE), KEEP_PATH, Some(0o644))?;
+    files.add_file(&repo.join(INIT_SOURCE), INIT_PATH, Some(0o755))?;
     Ok(Package {
         name: "attendant",
         version: package_version(),
@@ -453,6 +467,27 @@ mod tests {
         assert_eq!(
             format!("/{PLUGIN_PATH}"),
             attendant_proto::wire::RPCD_PLUGIN_PATH
+        );
+    }
+
+    #[test]
+    fn the_keep_list_is_where_sysupgrade_reads_it_and_keeps_the_channel_state() {
+        assert_eq!(format!("/{KEEP_PATH}"), attendant_proto::wire::KEEP_D_PATH);
+        let list = std::fs::read_to_string(repo().join(KEEP_SOURCE)).unwrap();
+        let kept: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+        for path in [
+            attendant_proto::wire::CHANNEL_SERIAL_PATH,
+            attendant_proto::wire::MACHINE_ID_PATH,
+            attendant_proto::wire::PENDING_REPORTS_PATH,
+        ] {
+            assert!(kept.contains(&path), "{path} is not kept: {kept:?}");
+        }
+        // The new image's stamp must not be overwritten by the old one.
+        assert!(
+            !kept
+                .iter()
+                .any(|p| *p == "/etc/attendant/" || *p == attendant_proto::wire::CHANNEL_STAMP_PATH),
+            "{kept:?}"
         );
     }
 

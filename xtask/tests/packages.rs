@@ -325,8 +325,19 @@ fn packages_install_what_the_router_needs() {
         fs::read(repo().join("openwrt-feed/utils/attendant/files/attendant.uci-defaults")).unwrap()
     );
     assert_eq!(
+        attendant_installs["/etc/init.d/attendant"],
+        Installed::file(
+            fs::read(repo().join("openwrt-feed/utils/attendant/files/attendant.init")).unwrap(),
+            0o755
+        )
+    );
+    assert_eq!(
+        attendant_installs["/lib/upgrade/keep.d/attendant"].contents,
+        fs::read(repo().join("openwrt-feed/utils/attendant/files/attendant.keep")).unwrap()
+    );
+    assert_eq!(
         attendant_installs.len(),
-        4,
+        6,
         "{:?}",
         attendant_installs.keys()
     );

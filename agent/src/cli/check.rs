@@ -7,7 +7,10 @@
 //! (`up_to_date`/`upgrade_available`/`blocked`) and `request` (the build request).
 
 use crate::check::{Check, Verdict};
-use crate::cli::{CommandError, Outcome, command, plan_options_of, settings, to_data};
+use crate::cli::channel_check;
+use crate::cli::{
+    CommandError, Outcome, channel_request, command, plan_options_of, settings, to_data,
+};
 use crate::engine::Engine;
 use crate::exit::ExitStatus;
 use crate::output::{Output, sanitize};
@@ -20,20 +23,32 @@ command! {
         name = "check",
         example = "attendant check",
         example = "attendant check --version-to 25.12 --add luci-app-sqm",
+        example = "attendant check --channel stable --dry-run",
         note = "Nothing is built or downloaded. The exit code says what was found.",
         error_code(0, "up to date"),
         error_code(3, "an upgrade is available"),
         error_code(4, "blocked: missing packages, downgrades without --force, no image"),
-        error_code(5, "server error")
+        error_code(5, "server error"),
+        error_code(7, "channel metadata refused")
     )]
-    pub(crate) struct CheckCommand {}
-    groups: [common, server, plan]
+    pub(crate) struct CheckCommand {
+        /// with a channel, print every upgrade path with its score (default: only the verdict)
+        #[argh(switch)]
+        pub(crate) dry_run: bool,
+    }
+    groups: [common, server, channel, plan]
 }
 
 pub(super) fn run(cmd: CheckCommand, out: &mut Output) -> Outcome {
     let settings = settings(&cmd.root, cmd.server.as_deref(), cmd.ca_file.as_deref())?;
+    let request = channel_request(&settings, cmd.channel.as_deref(), cmd.percentage)?;
     let options = plan_options_of!(cmd, settings)?;
     let engine = Engine::new(&cmd.root, settings);
+    if let Some(request) = request {
+        let device = engine.device()?;
+        let plan = engine.channel_plan(&device, &request)?;
+        return channel_check::report(&plan, &device, cmd.dry_run, out);
+    }
     let check = engine.check(&options)?;
     if !out.is_json() {
         print_check(&check, out)?;

@@ -7,11 +7,14 @@
 //! apply first; options on the command line override them.
 
 mod blob;
+mod channel_check;
+mod channels;
 mod check;
 mod download;
 mod dump;
 mod install;
 mod list;
+mod report;
 mod status;
 mod upgrade;
 mod verify;
@@ -108,6 +111,16 @@ macro_rules! command {
             pub(crate) force: bool,
         ] [$($rest),*]);
     };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [channel $(, $rest:ident)*]) => {
+        command!(@build [$($meta)*] $name [$($acc)*
+            /// release channel to use for this run (default: `channel` in the config, else none: the newest release of the branch)
+            #[argh(option)]
+            pub(crate) channel: Option<String>,
+            /// use this phase, 0 to 100, instead of the router's own in phased rollouts (default: the router's phase)
+            #[argh(option)]
+            pub(crate) percentage: Option<u8>,
+        ] [$($rest),*]);
+    };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [image $(, $rest:ident)*]) => {
         command!(@build [$($meta)*] $name [$($acc)*
             /// image path (default: `image` in the config, else /tmp/firmware.bin)
@@ -158,6 +171,7 @@ pub(crate) use command;
     error_code(4, "blocked by the checks"),
     error_code(5, "server error"),
     error_code(6, "verification failed"),
+    error_code(7, "channel metadata refused"),
     error_code(130, "interrupted")
 )]
 pub struct Args {
@@ -172,6 +186,7 @@ pub struct Args {
 #[argh(subcommand)]
 enum Command {
     Check(check::CheckCommand),
+    Channels(channels::ChannelsCommand),
     Upgrade(upgrade::UpgradeCommand),
     Download(download::DownloadCommand),
     Verify(verify::VerifyCommand),
@@ -180,6 +195,7 @@ enum Command {
     List(list::ListCommand),
     Blob(blob::BlobCommand),
     Status(status::StatusCommand),
+    Report(report::ReportCommand),
     Dump(dump::DumpCommand),
 }
 
@@ -257,6 +273,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut out = Output::new(json, verbosity);
     let result = match command {
         Command::Check(cmd) => check::run(cmd, &mut out),
+        Command::Channels(cmd) => channels::run(cmd, &mut out),
         Command::Upgrade(cmd) => upgrade::run(cmd, &mut out),
         Command::Download(cmd) => download::run(cmd, &mut out),
         Command::Verify(cmd) => verify::run(cmd, &mut out),
@@ -265,6 +282,7 @@ pub fn run(args: Args) -> ExitCode {
         Command::List(cmd) => list::run(cmd, &mut out),
         Command::Blob(cmd) => blob::run(cmd, &mut out),
         Command::Status(cmd) => status::run(cmd, &mut out),
+        Command::Report(cmd) => report::run(cmd, &mut out),
         Command::Dump(cmd) => dump::run(cmd, &mut out),
     };
     finish(name, result, &mut out).into()
@@ -341,14 +359,15 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
 
 impl Command {
     /// Every command's name, as typed.
-    const NAMES: [&str; 10] = [
-        "check", "upgrade", "download", "verify", "install", "versions", "list", "blob", "status",
-        "dump",
+    const NAMES: [&str; 12] = [
+        "check", "channels", "upgrade", "download", "verify", "install", "versions", "list",
+        "blob", "status", "report", "dump",
     ];
 
     fn output_settings(&self) -> (&'static str, bool, i8) {
         let (name, json, verbose, quiet) = match self {
             Self::Check(c) => ("check", c.json, c.verbose, c.quiet),
+            Self::Channels(c) => ("channels", c.json, c.verbose, c.quiet),
             Self::Upgrade(c) => ("upgrade", c.json, c.verbose, c.quiet),
             Self::Download(c) => ("download", c.json, c.verbose, c.quiet),
             Self::Verify(c) => ("verify", c.json, c.verbose, c.quiet),
@@ -357,6 +376,7 @@ impl Command {
             Self::List(c) => ("list", c.json, c.verbose, c.quiet),
             Self::Blob(c) => ("blob", c.json, c.verbose, c.quiet),
             Self::Status(c) => ("status", c.json, c.verbose, c.quiet),
+            Self::Report(c) => ("report", c.json, c.verbose, c.quiet),
             Self::Dump(c) => ("dump", c.json, c.verbose, c.quiet),
         };
         let verbosity = i16::from(verbose) - i16::from(quiet);
@@ -387,6 +407,40 @@ pub(crate) fn settings(
         settings.ca_file = Some(ca_file.to_owned());
     }
     Ok(settings)
+}
+
+/// The channel request of a subcommand with the `channel` group, or `None` when no channel is
+/// in use (neither `--channel` nor `channel` in the config).
+pub(crate) fn channel_request(
+    settings: &Settings,
+    channel: Option<&str>,
+    percentage: Option<u8>,
+) -> Result<Option<crate::channel::ChannelRequest>, Error> {
+    if let Some(percentage) = percentage.filter(|p| *p > crate::channel::phase::MAX_PHASE) {
+        return Err(Error::Usage(format!(
+            "`--percentage {percentage}` is out of range; use 0 to 100"
+        )));
+    }
+    if let Some(name) = channel {
+        attendant_proto::channel::field::channel_name(name)
+            .map_err(|rule| Error::Usage(format!("`--channel {name}`: {rule}")))?;
+    }
+    let Some(name) = channel
+        .map(str::to_owned)
+        .or_else(|| settings.channel.clone())
+    else {
+        if percentage.is_some() {
+            return Err(Error::Usage(
+                "`--percentage` needs a channel: `--channel NAME` or `channel` in the config"
+                    .to_owned(),
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(crate::channel::ChannelRequest {
+        channel: Some(name),
+        percentage,
+    }))
 }
 
 /// The plan options from a subcommand with the `plan` group, over the config's defaults.

@@ -2,16 +2,20 @@
 //!
 //! Resumable: the state file records the request hash, the partial download and the
 //! verification, so running the command again after an interruption continues. JSON `data`:
-//! `{"up_to_date": true}`, or `install`'s data plus `"verification"`.
+//! `{"up_to_date": true}`, or `install`'s data plus `"verification"`; with a channel also
+//! `"channel"` and `"build"` (the build flashed; a path with several hops flashes its first
+//! build, and the next run after the reboot goes on).
 
 use serde_json::json;
 
+use crate::channel::ChannelRequest;
 use crate::cli::download::fetch;
 use crate::cli::install::report;
 use crate::cli::{
-    Outcome, command, flash_options, image_path_to_write, plan_options_of, poll_interval, settings,
+    Outcome, channel_request, command, flash_options, image_path_to_write, plan_options_of,
+    poll_interval, settings,
 };
-use crate::engine::Engine;
+use crate::engine::{Engine, FlashOptions};
 use crate::exit::ExitStatus;
 use crate::output::Output;
 
@@ -23,18 +27,21 @@ command! {
         example = "attendant upgrade",
         example = "attendant upgrade --version-to 25.12 --remove luci-app-opkg",
         example = "attendant upgrade --dry-run",
+        example = "attendant upgrade --channel stable",
         note = "The configuration is kept unless --no-keep-settings is given. An interrupted upgrade resumes when run again; `attendant status` shows where it stopped.",
         error_code(0, "the router is rebooting into the new firmware, or it is up to date"),
         error_code(4, "blocked by the checks"),
         error_code(5, "server error"),
-        error_code(6, "verification or sysupgrade --test failed")
+        error_code(6, "verification or sysupgrade --test failed"),
+        error_code(7, "channel metadata refused")
     )]
     pub(crate) struct UpgradeCommand {}
-    groups: [common, server, plan, image, poll, keep, hook]
+    groups: [common, server, channel, plan, image, poll, keep, hook]
 }
 
 pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
     let settings = settings(&cmd.root, cmd.server.as_deref(), cmd.ca_file.as_deref())?;
+    let request = channel_request(&settings, cmd.channel.as_deref(), cmd.percentage)?;
     let options = plan_options_of!(cmd, settings)?;
     let interval = poll_interval(&settings, cmd.poll_interval)?;
     let flash = flash_options(
@@ -46,6 +53,9 @@ pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
     );
     let engine = Engine::new(&cmd.root, settings);
     let path = image_path_to_write(&engine, cmd.image.as_deref())?;
+    if let Some(request) = request {
+        return upgrade_channel(&engine, &request, &path, &flash, out);
+    }
     let check = engine.check(&options)?;
     let Some(verification) = fetch(&engine, &check, &path, interval, &flash, out)? else {
         return Ok((ExitStatus::Success, json!({"up_to_date": true})));
@@ -53,6 +63,80 @@ pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
     let installed = engine.install(&path, &flash, &mut |event| out.event(event))?;
     let mut data = report(&path, &installed, out)?;
     if let Some(object) = data.as_object_mut() {
+        object.insert(
+            "verification".to_owned(),
+            crate::cli::to_data(&verification),
+        );
+    }
+    Ok((ExitStatus::Success, data))
+}
+
+/// `upgrade` through a release channel: the first build of the winning path, from the
+/// channel's published images.
+fn upgrade_channel(
+    engine: &Engine,
+    request: &ChannelRequest,
+    path: &std::path::Path,
+    flash: &FlashOptions,
+    out: &mut Output,
+) -> Outcome {
+    let device = engine.device()?;
+    let plan = engine.channel_plan(&device, request)?;
+    if plan.older_openwrt() {
+        out.warn(&format!(
+            "this moves to an older OpenWrt version than the running {}",
+            crate::output::sanitize(&plan.running_openwrt)
+        ));
+    }
+    let reporting = engine.settings().report && !flash.dry_run;
+    let to_build = plan.next_hop().map(|hop| hop.version);
+    // A failure before flashing is an outcome the server counts too.
+    let failed = |error: &crate::Error| {
+        if let (true, Some(to_build)) = (reporting, to_build) {
+            let report = crate::report::failure(
+                &plan.name,
+                &plan.device,
+                plan.current_build,
+                to_build,
+                &error.to_string(),
+            );
+            if let Err(error) = crate::report::record(engine.root(), report) {
+                log::warn!("cannot record the outcome report: {error}");
+            }
+        }
+    };
+    let fetched = crate::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |e| {
+        out.event(e);
+    })
+    .inspect_err(&failed)?;
+    let Some((build, verification)) = fetched else {
+        out.note("The firmware is up to date in this channel");
+        return Ok((ExitStatus::Success, json!({"up_to_date": true})));
+    };
+    if reporting {
+        // Recorded before flashing: sysupgrade does not come back.
+        crate::report::record(
+            engine.root(),
+            crate::report::PendingReport {
+                channel: plan.name.clone(),
+                device: plan.device.clone(),
+                from_build: plan.current_build,
+                to_build: build.version,
+                result: None,
+                cause: None,
+                attempts: 0,
+                not_before: 0,
+            },
+        )
+        .map_err(crate::Error::from)?;
+    }
+    let installed = engine
+        .install(path, flash, &mut |event| out.event(event))
+        .inspect_err(&failed)?;
+    let mut data = report(path, &installed, out)?;
+    if let Some(object) = data.as_object_mut() {
+        object.insert("channel".to_owned(), json!(plan.name));
+        object.insert("build".to_owned(), json!(build.version));
         object.insert(
             "verification".to_owned(),
             crate::cli::to_data(&verification),

@@ -220,3 +220,17 @@ test('version facts fill what is missing with "?" so no text shows undefined', a
 	assert.deepEqual(l.versionOf(undefined), { version: '?', version_code: '?', revision: '?' });
 	assert.deepEqual(l.versionOf({ version: '' }), { version: '?', version_code: '?', revision: '?' });
 });
+
+test('channel offer: no channel in use is null; phased out names the turn, else a plain notice', async (t) => {
+	const l = await load(t);
+	assert.equal(l.channelOffer(null), null);
+	assert.deepEqual(l.channelFacts(null), []);
+	const offer = l.channelOffer({ name: 'stable', current_build: 6, target_build: null, phased_in: false, phase: 12, next_phase_at: null });
+	assert.deepEqual(offer.notices.map((n) => n.text), ['Phased out: this router\'s turn comes when the build is offered to 12 % of routers.']);
+	assert.deepEqual(offer.facts, [['Channel', 'stable']]);
+	const unknown = l.channelOffer({ phased_in: false });
+	assert.deepEqual(unknown.facts, [['Channel', '?']]);
+	assert.equal(unknown.notices[0].text, 'Phased out: the newest build is not offered to this router yet.');
+	assert.deepEqual(l.channelFacts({ name: 'stable', build: 0, configured: null, phase: null }),
+		[['Channel', 'stable'], ['Channel build', '0']]);
+});

@@ -375,3 +375,62 @@ test('the install dialog lists only what applies, and after the flash says the r
 	assert.ok(p.document.body.classList.contains('modal-overlay-active'));
 	assert.match(p.document.querySelector('#modal_overlay .modal').textContent, /Rebooting.*reloads when the router answers again/);
 });
+
+// The `channel` parts of `info` and `check` (issue 16's contract with the bridge), added to the
+// contract examples until contract.json carries them.
+const INFO_CHANNEL = { configured: 'stable', name: 'stable', build: 6, channel_target: null, phase: 42 };
+const CHECK_CHANNEL = {
+	name: 'stable', current_build: 6, target_build: 7, openwrt_version: '24.10.5',
+	description: 'Q4 release <b>with</b> fixes', older_openwrt: false, phase: 42, phased_percentage: 50,
+	phased_in: true, next_phase_at: null, prebuilt: true, redirect: null,
+	paths: [{ builds: [7], score: 100, download_bytes: 12345678 }]
+};
+
+test('channels: the firmware shows channel, build and phase; the offer shows the build and its description as text', async (t) => {
+	const { p } = await open(t, replies({
+		info: { ...example('info', 'ok'), channel: INFO_CHANNEL },
+		check: { ...example('check', 'upgrade_available'), channel: CHECK_CHANNEL }
+	}));
+	const firmware = text(p, 'attendant-firmware-facts');
+	assert.match(firmware, /Channel stable/);
+	assert.match(firmware, /Channel build 6/);
+	assert.match(firmware, /Phase of this router 42 %/);
+	assert.doesNotMatch(firmware, /Configured channel/, 'the same as the running one');
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-channel-facts'), 'the channel facts');
+	const facts = text(p, 'attendant-channel-facts');
+	assert.match(facts, /Offered build 7 \(OpenWrt 24\.10\.5\), this router runs build 6/);
+	assert.match(facts, /Description Q4 release <b>with<\/b> fixes/, 'markup stays text');
+	assert.equal(p.document.querySelector('#attendant-channel-facts b'), null);
+	assert.match(facts, /offered to 50 % of routers; this router's phase is 42/);
+	assert.equal(p.document.querySelector('[data-channel-notice]'), null, 'phased in, same or newer OpenWrt');
+});
+
+test('channels: phased out says when this router\'s turn comes; an older OpenWrt is warned about', async (t) => {
+	const phasedOut = { ...CHECK_CHANNEL, target_build: null, phased_in: false, phase: 73, next_phase_at: 73, older_openwrt: true, redirect: 'stable-25' };
+	const { p } = await open(t, replies({
+		info: { ...example('info', 'ok'), channel: { ...INFO_CHANNEL, configured: 'testing' } },
+		check: { ...example('check', 'upgrade_available'), channel: phasedOut }
+	}));
+	assert.match(text(p, 'attendant-firmware-facts'), /Configured channel testing/);
+	await click(p, 'attendant-check');
+	await until(() => p.document.querySelector('[data-channel-notice]'), 'the channel notices');
+	const notices = [...p.document.querySelectorAll('[data-channel-notice]')].map((n) => [n.dataset.channelNotice, n.textContent]);
+	assert.deepEqual(notices, [
+		['info', 'Phased out: this router\'s turn comes when the build is offered to 73 % of routers.'],
+		['warning', 'This moves the router to an older OpenWrt version (24.10.5) than it runs now. Settings made for the newer version may not work; keep a backup.'],
+		['info', 'The channel is redirected: after this upgrade the router follows channel stable-25.']
+	]);
+	assert.doesNotMatch(text(p, 'attendant-channel-facts'), /Offered build/, 'no build offered');
+});
+
+test('no channel in use: neither the firmware nor the offer shows channel rows', async (t) => {
+	const { p } = await open(t, replies({
+		info: { ...example('info', 'ok'), channel: null },
+		check: { ...example('check', 'upgrade_available'), channel: null }
+	}));
+	assert.doesNotMatch(text(p, 'attendant-firmware-facts'), /Channel/);
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-verdict'), 'the verdict');
+	assert.equal(p.document.getElementById('attendant-channel-facts'), null);
+});

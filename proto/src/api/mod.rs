@@ -14,6 +14,7 @@
 //! | [`fixups`] | [`apply_fixups`]: ASU's per-release edits of the package list before a build |
 //! | [`response`] | the 200 [`BuildResponse`], 202/500 [`BuildStatusBody`], 400/404/529 [`ErrorBody`], the exact 400/500 texts, status header names |
 //! | [`overview`] | `overview.json`, `latest.json`, `branches.json`, `revision` |
+//! | [`repository`] | [`AllowList`]: extra repositories read strictly and admitted by whole-segment prefix |
 //! | [`body`] | [`BodyError`]: size-checked JSON decoding of the bodies above |
 //! | [`imagebuilder`] | parsers for ImageBuilder output: `make info`, manifests, package errors |
 //!
@@ -38,6 +39,7 @@ pub mod hash;
 pub mod imagebuilder;
 pub mod overview;
 pub mod parse;
+pub mod repository;
 pub mod request;
 pub mod response;
 pub mod validation;
@@ -55,6 +57,7 @@ pub use overview::{
     parse_overview,
 };
 pub use parse::parse_build_request;
+pub use repository::{AllowList, RepositoryError, RepositoryUrl};
 pub use request::{BuildRequest, Filesystem, RepositoriesMode, RequestLimits};
 pub use response::{
     BadRequest, BuildResponse, BuildStatusBody, ErrorBody, HEADER_IMAGEBUILDER_STATUS,

@@ -330,6 +330,15 @@ pub enum BadRequest {
         /// The refused URL.
         url: String,
     },
+    /// A repository URL refused by a named rule of the allow-list
+    /// ([`crate::api::repository`]).
+    #[error("Repository not allowed: {url}: {cause}")]
+    RepositoryRefused {
+        /// The refused URL, shortened.
+        url: String,
+        /// The rule it broke.
+        cause: crate::api::RepositoryError,
+    },
     /// `distro` other than `openwrt`.
     #[error("Unsupported distro: {distro}")]
     UnsupportedDistro {
@@ -410,6 +419,14 @@ mod tests {
                     url: "https://evil.example/x".into(),
                 },
                 "Repository not allowed: https://evil.example/x",
+            ),
+            (
+                BadRequest::RepositoryRefused {
+                    url: "https://a@evil.example/x".into(),
+                    cause: crate::api::RepositoryError::UserInfo,
+                },
+                "Repository not allowed: https://a@evil.example/x: the URL has user information \
+                 before the host (`…@`)",
             ),
             (
                 BadRequest::UnsupportedDistro {

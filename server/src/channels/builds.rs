@@ -33,6 +33,9 @@ use crate::signing::signature_file;
 use crate::state::{AppState, now};
 use crate::store::JobState;
 
+/// The `version_code` of a prebuilt image that names no revision.
+pub const UNKNOWN_REVISION: &str = "unknown";
+
 /// What `channel build NAME DEVICE --version V ...` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildOrder {
@@ -125,9 +128,12 @@ pub async fn import(
         .origin
         .clone()
         .unwrap_or_else(|| order.file.display().to_string());
+    // An image without fwtool metadata names no revision; the index needs one (an empty
+    // `version_code` is refused by every reader), so it says `unknown`, as the importer does.
     let version_code = metadata
         .and_then(|m| m.version.and_then(|v| v.revision))
-        .unwrap_or_default();
+        .filter(|revision| !revision.is_empty())
+        .unwrap_or_else(|| UNKNOWN_REVISION.to_owned());
     let (image_type, filesystem) = classify(&name);
     let mut image = ImageFile {
         name: name.clone(),

@@ -72,6 +72,66 @@ pub enum GeneratorError {
         /// The downloaded file's.
         actual: String,
     },
+    /// The server has no such file (404).
+    #[error("`{url}`: answered 404 Not Found")]
+    Missing {
+        /// The URL.
+        url: String,
+    },
+    /// The downloaded file is not as long as the signed index says.
+    #[error("`{url}` is {actual} bytes long, the signed index says {expected}")]
+    Size {
+        /// The URL.
+        url: String,
+        /// The size the index gives.
+        expected: u64,
+        /// The downloaded length.
+        actual: u64,
+    },
+    /// A downloaded file cannot be written.
+    #[error("cannot write `{path}`")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pinned root key of a `remote-channel` input cannot be read.
+    #[error("cannot read the pinned root key `{path}`: {reason}")]
+    RootKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A remote channel file failed a check of the chain of trust (signature, delegation,
+    /// revocation, expiry, serial, device).
+    #[error("`{url}` is refused ({code})", code = source.code())]
+    Untrusted {
+        /// The file.
+        url: String,
+        /// The check it failed.
+        #[source]
+        source: attendant_proto::channel::trust::TrustError,
+    },
+    /// A remote channel file is not a valid channel file.
+    #[error("`{url}` is not a valid channel file")]
+    Format {
+        /// The file.
+        url: String,
+        /// The rule it breaks.
+        #[source]
+        source: attendant_proto::channel::ChannelFormatError,
+    },
+    /// The remote tree does not offer what the input names.
+    #[error("the remote tree at `{url}` {what}")]
+    RemoteMissing {
+        /// The remote's base URL.
+        url: String,
+        /// What it lacks.
+        what: String,
+    },
     /// The source channel has nothing to promote.
     #[error("channel `{channel}` has no ready build of this device")]
     NoSourceBuild {
@@ -207,18 +267,58 @@ pub(crate) async fn monitor(
     }
 }
 
-/// Downloads `url` into `file` (at most `max` bytes), returning its SHA-256, checked against
-/// `expected` when given.
+/// Downloads `url` into `file` as it arrives (at most `max` bytes, hashed on the way, nothing
+/// held in memory), returning its SHA-256; checked against `expected` and `expected_size` when
+/// given. A partial file is left for the caller, who removes its work directory either way.
 pub(crate) async fn download(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
     max: u64,
     expected: Option<&str>,
+    expected_size: Option<u64>,
     file: &Path,
 ) -> Result<String, GeneratorError> {
-    let body = fetch(client, url, timeout, max).await?;
-    let actual = hex::encode(Sha256::digest(&body));
+    use tokio::io::AsyncWriteExt as _;
+    let failed = |reason: String| GeneratorError::Http {
+        url: url.to_owned(),
+        reason,
+    };
+    let write_error = |source| GeneratorError::Write {
+        path: file.to_owned(),
+        source,
+    };
+    let max = expected_size.map_or(max, |size| size.min(max));
+    let work = async {
+        let response = send(client, url, max).await?;
+        let mut out = tokio::fs::File::create(file).await.map_err(write_error)?;
+        let mut hasher = Sha256::new();
+        let mut length: u64 = 0;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| failed(error.to_string()))?;
+            length = length.saturating_add(chunk.len() as u64);
+            if length > max {
+                return Err(failed(format!("is larger than {max} bytes")));
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk).await.map_err(write_error)?;
+        }
+        out.sync_all().await.map_err(write_error)?;
+        Ok((hex::encode(hasher.finalize()), length))
+    };
+    let (actual, length) = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| failed(no_answer(timeout)))??;
+    if let Some(size) = expected_size
+        && size != length
+    {
+        return Err(GeneratorError::Size {
+            url: url.to_owned(),
+            expected: size,
+            actual: length,
+        });
+    }
     if let Some(expected) = expected
         && !expected.eq_ignore_ascii_case(&actual)
     {
@@ -228,12 +328,6 @@ pub(crate) async fn download(
             actual,
         });
     }
-    tokio::fs::write(file, &body)
-        .await
-        .map_err(|source| GeneratorError::Read {
-            path: file.to_owned(),
-            source,
-        })?;
     Ok(actual)
 }
 
@@ -257,28 +351,38 @@ pub(crate) fn latest_ready<'a>(
         })
 }
 
-async fn fetch(
+/// The body of `url`, at most `max` bytes.
+pub(crate) async fn fetch(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
     max: u64,
 ) -> Result<Vec<u8>, GeneratorError> {
+    fetch_optional(client, url, timeout, max)
+        .await?
+        .ok_or_else(|| GeneratorError::Http {
+            url: url.to_owned(),
+            reason: format!("answered {}", reqwest::StatusCode::NOT_FOUND),
+        })
+}
+
+/// The body of `url`, at most `max` bytes, or `None` when the server says it has no such file
+/// (404): for files a publisher may leave out, such as a revocation list.
+pub(crate) async fn fetch_optional(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    max: u64,
+) -> Result<Option<Vec<u8>>, GeneratorError> {
     let failed = |reason: String| GeneratorError::Http {
         url: url.to_owned(),
         reason,
     };
     let work = async {
-        let response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|error| failed(error.to_string()))?;
-        if !response.status().is_success() {
-            return Err(failed(format!("answered {}", response.status())));
-        }
-        if response.content_length().is_some_and(|length| length > max) {
-            return Err(failed(format!("is larger than {max} bytes")));
-        }
+        let response = match send(client, url, max).await {
+            Err(GeneratorError::Missing { .. }) => return Ok(None),
+            other => other?,
+        };
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -288,14 +392,45 @@ async fn fetch(
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Some(body))
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| {
-        failed(format!(
-            "no answer within {}",
-            humantime::format_duration(timeout)
-        ))
-    })?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| failed(no_answer(timeout)))?
+}
+
+/// Sends the request; a success whose announced length fits in `max`, or the error
+/// ([`GeneratorError::Missing`] for a 404).
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    max: u64,
+) -> Result<reqwest::Response, GeneratorError> {
+    let failed = |reason: String| GeneratorError::Http {
+        url: url.to_owned(),
+        reason,
+    };
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Err(GeneratorError::Missing {
+            url: url.to_owned(),
+        });
+    }
+    if !response.status().is_success() {
+        return Err(failed(format!("answered {}", response.status())));
+    }
+    if response.content_length().is_some_and(|length| length > max) {
+        return Err(failed(format!("is larger than {max} bytes")));
+    }
+    Ok(response)
+}
+
+fn no_answer(timeout: Duration) -> String {
+    format!("no answer within {}", humantime::format_duration(timeout))
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! - An input named `name,DEVICE` applies to that device only and takes the place of the input
 //!   `name` for it, as in system-image's importer.
 //! - A failing input publishes nothing for that device; the report says which input and why.
-//! - A build with a prebuilt image (`http`, or a `channel` build of an imported image) is added
-//!   ready, its image copied into the pool; otherwise it is built from the release and recipe
-//!   with the channel stamp embedded, through the build queue (settled like every channel
-//!   build).
+//! - A build with a prebuilt image (`http`, `remote-channel`, or a `channel` build of an
+//!   imported image) is added ready, its images copied into the pool and signed with this
+//!   server's key; otherwise it is built from the release and recipe with the channel stamp
+//!   embedded, through the build queue (settled like every channel build).
 //! - One importer at a time across processes and hosts: the run holds the database lock
 //!   [`IMPORT_LOCK`]; a second importer started meanwhile does nothing and says so.
 
@@ -19,6 +19,7 @@ use std::time::Duration;
 use attendant_proto::usign::SecretKey;
 
 use crate::channels::apply::{ChannelError, apply};
+use crate::channels::builds::UNKNOWN_REVISION;
 use crate::channels::generators::{self, GeneratorError};
 use crate::channels::model::{
     Build, BuildSource, BuildState, ChannelKind, DeviceId, ImageFile, Recipe,
@@ -26,6 +27,7 @@ use crate::channels::model::{
 use crate::channels::ops::{self, NewBuild};
 use crate::channels::pool::Pool;
 use crate::channels::publish::POOL;
+use crate::channels::remote::{self, RemoteInput};
 use crate::config::{AutoChannel, Generator, ImportInput};
 use crate::imagebuilder::error_chain;
 use crate::signing::signature_file;
@@ -210,6 +212,7 @@ struct Download {
     image_type: String,
     filesystem: String,
     sha256: Option<String>,
+    size: Option<u64>,
 }
 
 async fn import_device(
@@ -300,8 +303,43 @@ async fn import_device(
                         .unwrap_or_else(|| "sysupgrade".to_owned()),
                     filesystem: filesystem.clone().unwrap_or_else(|| "squashfs".to_owned()),
                     sha256: sha256.clone(),
+                    size: None,
                 });
                 candidate.origin.push(url.clone());
+            }
+            Generator::RemoteChannel {
+                url,
+                channel,
+                root_keys,
+            } => {
+                let input = RemoteInput {
+                    url,
+                    channel,
+                    root_keys,
+                };
+                let remote =
+                    remote::latest(state, &client, settings.import_timeout, input, device_name)
+                        .await
+                        .map_err(failed)?;
+                candidate
+                    .detail
+                    .push((name.to_owned(), format!("{channel}/{}", remote.number)));
+                candidate.openwrt_version = remote.openwrt_version;
+                candidate.version_code = remote.version_code;
+                candidate.recipe = remote.recipe;
+                candidate
+                    .downloads
+                    .extend(remote.files.into_iter().map(|file| Download {
+                        url: file.url,
+                        name: file.name,
+                        image_type: file.image_type,
+                        filesystem: file.filesystem,
+                        sha256: Some(file.sha256),
+                        size: Some(file.size),
+                    }));
+                candidate
+                    .origin
+                    .push(format!("{url} {channel} build {}", remote.number));
             }
             Generator::Channel { channel } => {
                 let source = generators::latest_ready(tree.get(channel), channel, device_name)
@@ -380,7 +418,7 @@ async fn import_device(
         },
         openwrt_version: candidate.openwrt_version,
         version_code: if prebuilt && candidate.version_code.is_empty() {
-            "unknown".to_owned()
+            UNKNOWN_REVISION.to_owned()
         } else {
             candidate.version_code
         },
@@ -479,6 +517,7 @@ async fn fetch_into_pool(
         settings.import_timeout,
         settings.import_max_bytes,
         download.sha256.as_deref(),
+        download.size,
         &file,
     )
     .await

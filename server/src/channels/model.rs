@@ -41,6 +41,88 @@ pub struct ChannelSettings {
     pub versionbase: u64,
     /// Builds kept per device; 0 keeps all (system-image's `fullcount`).
     pub fullcount: u32,
+    /// Auto-halt and auto-advance of phased builds by their outcome reports (default: off).
+    #[serde(default, skip_serializing_if = "Rollout::is_off")]
+    pub rollout: Rollout,
+}
+
+/// What the server does with a channel's latest builds on its own, from the routers' outcome
+/// reports (`channels::rollout` evaluates it).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Halt (phase to 0 %) the latest build when the share of failed upgrades goes above this
+    /// (default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_failure_rate: Option<FailureRate>,
+    /// Reports needed before a failure rate counts.
+    #[serde(default)]
+    pub halt_min_reports: u64,
+    /// Steps a healthy rollout moves through by itself (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance: Option<Advance>,
+}
+
+impl Rollout {
+    /// Neither halt nor advance is set.
+    pub fn is_off(&self) -> bool {
+        self.halt_failure_rate.is_none() && self.advance.is_none()
+    }
+}
+
+/// A share of failed upgrades, 0 to 1, kept in millionths so that settings compare exactly;
+/// written as a number (`0.05`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailureRate(u32);
+
+/// Millionths in 1.
+const RATE_SCALE: f64 = 1_000_000.0;
+
+impl FailureRate {
+    /// The rate of a number from 0 to 1; `None` outside (or not a number).
+    pub fn new(rate: f64) -> Option<Self> {
+        if !(0.0..=1.0).contains(&rate) {
+            return None;
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "0 <= rate <= 1, so the product is within 0..=1_000_000"
+        )]
+        let millionths = (rate * RATE_SCALE).round() as u32;
+        Some(Self(millionths))
+    }
+
+    /// The rate as a number from 0 to 1.
+    pub fn get(self) -> f64 {
+        f64::from(self.0) / RATE_SCALE
+    }
+}
+
+impl Serialize for FailureRate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureRate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let rate = f64::deserialize(deserializer)?;
+        Self::new(rate).ok_or_else(|| {
+            serde::de::Error::custom(format!("failure rate {rate} is not between 0 and 1"))
+        })
+    }
+}
+
+/// Auto-advance: the phased percentages a healthy latest build moves through, each after
+/// `min_successes` booted reports and `soak_seconds` at the step before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advance {
+    /// Percentages, rising, 1 to 100.
+    pub steps: Vec<u8>,
+    /// Booted reports needed at a step before moving on.
+    pub min_successes: u64,
+    /// Time at a step before moving on, in seconds.
+    pub soak_seconds: u64,
 }
 
 /// How a channel is populated.
@@ -300,6 +382,7 @@ pub(crate) fn test_channel(name: &str) -> Channel {
             kind: ChannelKind::Manual,
             versionbase: 1,
             fullcount: 0,
+            rollout: Rollout::default(),
         },
         hidden: false,
         alias: None,

@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::model::{
-    Build, BuildSource, BuildState, Channel, ChannelKind, ChannelSettings, Device, DeviceId,
-    ImageFile, Recipe,
+    Advance, Build, BuildSource, BuildState, Channel, ChannelKind, ChannelSettings, Device,
+    DeviceId, FailureRate, ImageFile, Recipe, Rollout,
 };
 
 /// The whole tree, by channel name.
@@ -264,6 +264,26 @@ pub enum OpError {
     /// A description longer than [`MAX_DESCRIPTION_LEN`].
     #[error("the description is longer than {MAX_DESCRIPTION_LEN} bytes")]
     DescriptionTooLong,
+    /// A failure rate that is not a number from 0 to 1.
+    #[error("failure rate {value} is out of range; expected a number from 0 (any failure) to 1")]
+    FailureRate {
+        /// The value given, as it was written.
+        value: String,
+    },
+    /// Advance steps that are not rising percentages.
+    #[error("advance steps `{steps}` are not allowed: {rule}")]
+    AdvanceSteps {
+        /// The steps given, comma-joined.
+        steps: String,
+        /// The rule.
+        rule: &'static str,
+    },
+    /// Advance settings without advance steps.
+    #[error("channel `{channel}` has no advance steps to go with `min_successes` or `soak`")]
+    NoAdvance {
+        /// The channel.
+        channel: String,
+    },
 }
 
 impl OpError {
@@ -290,6 +310,9 @@ impl OpError {
                     .map(|b| format!("`{b}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
+            )),
+            Self::NoAdvance { channel } => Some(format!(
+                "give the steps too, e.g. `attendant-server channel rollout {channel} --advance 1,10,50,100`"
             )),
             Self::SteppingStone { needed_by, .. } => Some(format!(
                 "remove build {needed_by} first, or pull a bad build with `channel phase ... 0` instead of removing it"
@@ -374,6 +397,7 @@ pub fn create(tree: &Tree, name: &str, options: &CreateOptions) -> Result<Change
                 kind: ChannelKind::Manual,
                 versionbase: 1,
                 fullcount: 0,
+                rollout: Rollout::default(),
             },
             BTreeMap::new(),
         ),
@@ -496,6 +520,17 @@ pub fn rename(tree: &Tree, old: &str, new: &str) -> Result<Change, OpError> {
     let mut moved = channel.clone();
     moved.name = new.to_owned();
     work.tree.insert(new.to_owned(), moved);
+    // A queued build's job embeds a stamp naming `OLD` (and an alias's, `OLD` as its target):
+    // it would land under the new name still saying the old one, so it is built afresh.
+    let restamped: Vec<String> = work
+        .tree
+        .values()
+        .filter(|other| other.name == new || other.alias.as_deref() == Some(new))
+        .map(|other| other.name.clone())
+        .collect();
+    for name in restamped {
+        work.restamp_pending(&name);
+    }
     work.tree.insert(
         old.to_owned(),
         Channel {
@@ -716,6 +751,141 @@ pub fn phase(
         if percentage == 0 { " (pulled)" } else { "" }
     ));
     Ok(work.finish())
+}
+
+/// Most advance steps of a channel.
+pub const MAX_ADVANCE_STEPS: usize = 16;
+
+/// Reports a failure rate needs when `halt_min_reports` was never given.
+pub const DEFAULT_HALT_MIN_REPORTS: u64 = 10;
+
+/// Booted reports per advance step when `min_successes` was never given.
+pub const DEFAULT_MIN_SUCCESSES: u64 = 10;
+
+/// Soak time per advance step when `soak` was never given: a day.
+pub const DEFAULT_SOAK_SECONDS: u64 = 86_400;
+
+/// What `channel rollout` changes; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutUpdate {
+    /// `Some(None)` turns auto-halt off.
+    pub halt_failure_rate: Option<Option<f64>>,
+    /// Reports needed before the failure rate counts.
+    pub halt_min_reports: Option<u64>,
+    /// `Some(None)` turns auto-advance off; `Some(Some(steps))` sets the percentages.
+    pub advance_steps: Option<Option<Vec<u64>>>,
+    /// Booted reports needed per step.
+    pub min_successes: Option<u64>,
+    /// Seconds at a step before the next.
+    pub soak_seconds: Option<u64>,
+}
+
+/// `channel rollout NAME [--halt-failure-rate R] [--halt-min-reports N] [--advance STEPS]
+/// [--min-successes N] [--soak DURATION]`: the channel's auto-halt and auto-advance settings
+/// (`channels::rollout` acts on them).
+pub fn set_rollout(tree: &Tree, name: &str, update: &RolloutUpdate) -> Result<Change, OpError> {
+    let mut work = Work::new(tree, "rollout", name.to_owned());
+    refuse_mirror(work.channel(name)?)?;
+    let mut rollout = work.channel(name)?.settings.rollout.clone();
+    if let Some(rate) = update.halt_failure_rate {
+        rollout.halt_failure_rate = match rate {
+            Some(value) => Some(FailureRate::new(value).ok_or_else(|| OpError::FailureRate {
+                value: value.to_string(),
+            })?),
+            None => None,
+        };
+        if rollout.halt_failure_rate.is_some() && rollout.halt_min_reports == 0 {
+            rollout.halt_min_reports = DEFAULT_HALT_MIN_REPORTS;
+        }
+    }
+    if let Some(reports) = update.halt_min_reports {
+        rollout.halt_min_reports = reports;
+    }
+    if let Some(steps) = &update.advance_steps {
+        rollout.advance = match steps {
+            Some(steps) => Some(Advance {
+                steps: check_steps(steps)?,
+                min_successes: rollout
+                    .advance
+                    .as_ref()
+                    .map_or(DEFAULT_MIN_SUCCESSES, |a| a.min_successes),
+                soak_seconds: rollout
+                    .advance
+                    .as_ref()
+                    .map_or(DEFAULT_SOAK_SECONDS, |a| a.soak_seconds),
+            }),
+            None => None,
+        };
+    }
+    if update.min_successes.is_some() || update.soak_seconds.is_some() {
+        let advance = rollout.advance.as_mut().ok_or_else(|| OpError::NoAdvance {
+            channel: name.to_owned(),
+        })?;
+        if let Some(successes) = update.min_successes {
+            advance.min_successes = successes;
+        }
+        if let Some(seconds) = update.soak_seconds {
+            advance.soak_seconds = seconds;
+        }
+    }
+    let halt = rollout.halt_failure_rate.map_or_else(
+        || "off".to_owned(),
+        |rate| {
+            format!(
+                "above {} of at least {} reports",
+                rate.get(),
+                rollout.halt_min_reports
+            )
+        },
+    );
+    let advance = rollout.advance.as_ref().map_or_else(
+        || "off".to_owned(),
+        |advance| {
+            let steps: Vec<String> = advance.steps.iter().map(|s| format!("{s}%")).collect();
+            format!(
+                "{} after {} successes and {}s at each step",
+                steps.join(" -> "),
+                advance.min_successes,
+                advance.soak_seconds
+            )
+        },
+    );
+    work.say(format!(
+        "rollout of `{name}`: halt {halt}; advance {advance}"
+    ));
+    work.channel_mut(name)?.settings.rollout = rollout;
+    Ok(work.finish())
+}
+
+/// Advance steps rise strictly, each 1 to 100, at most [`MAX_ADVANCE_STEPS`].
+fn check_steps(steps: &[u64]) -> Result<Vec<u8>, OpError> {
+    let invalid = |rule| OpError::AdvanceSteps {
+        steps: steps
+            .iter()
+            .take(MAX_ADVANCE_STEPS + 1)
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        rule,
+    };
+    if steps.is_empty() {
+        return Err(invalid("there are none"));
+    }
+    if steps.len() > MAX_ADVANCE_STEPS {
+        return Err(invalid("there are more than 16"));
+    }
+    let percentages: Vec<u8> = steps
+        .iter()
+        .map(|step| u8::try_from(*step).ok().filter(|p| (1..=100).contains(p)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| invalid("each step is a percentage from 1 to 100"))?;
+    if percentages
+        .windows(2)
+        .any(|pair| pair.first() >= pair.get(1))
+    {
+        return Err(invalid("each step must be above the one before"));
+    }
+    Ok(percentages)
 }
 
 /// `channel tag NAME DEVICE BUILD TAG`: the latest build again under a new number, with
@@ -1284,6 +1454,28 @@ impl<'a> Work<'a> {
             ));
         }
         Ok(number)
+    }
+
+    /// Lists the pending builds of `name` whose images embed the stamp as rebuilds (a new job
+    /// with the stamp as it is now); the job submitted before is left to finish unused.
+    fn restamp_pending(&mut self, name: &str) {
+        let Some(channel) = self.tree.get_mut(name) else {
+            return;
+        };
+        for (id, device) in &mut channel.devices {
+            for build in &mut device.builds {
+                if build.embeds_stamp && matches!(build.state, BuildState::Pending { .. }) {
+                    build.state = BuildState::Pending {
+                        request_hash: String::new(),
+                    };
+                    self.rebuilds.push(BuildRef {
+                        channel: name.to_owned(),
+                        device: id.clone(),
+                        number: build.number,
+                    });
+                }
+            }
+        }
     }
 
     /// Re-syncs every alias and redirect with its target, then returns what differs from the

@@ -1,7 +1,8 @@
 //! What `serve` does for channels on its own: run the importer every
 //! `channels.import_interval`, and every `channels.publish_interval` settle finished channel
-//! builds, publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and reap metadata
-//! no reader needs any more.
+//! builds, halt or advance rollouts by their outcome reports ([`crate::channels::rollout`]),
+//! publish what changed in the tree, sign it afresh before it expires, push it to mirrors, and
+//! reap metadata no reader needs any more.
 //!
 //! The same publisher runs after every change committed in this process (it is the
 //! [`AppState`]'s publisher), so a CLI command's change is published when the command returns.
@@ -198,6 +199,7 @@ impl Publisher {
         .map_err(|_| ScheduleError::Thread)??;
         self.published = Some(revisions);
         mirror::push(&settings.mirror_push, &out, report.serial).await;
+        crate::streams::ops::refresh_after_publication(&self.config, now_seconds).await;
         for warning in &report.warnings {
             tracing::warn!(%warning, "channel entry left out of the publication");
         }
@@ -269,7 +271,15 @@ impl SharedPublisher {
         if interval.is_zero() {
             return;
         }
+        let mut last_prune: Option<Instant> = None;
         loop {
+            if last_prune.is_none_or(|last| last.elapsed() >= REPORT_PRUNE_EVERY) {
+                last_prune = Some(Instant::now());
+                let pruned = crate::channels::reports::prune(&state).await;
+                if pruned > 0 {
+                    tracing::info!(pruned, "outcome reports of removed builds deleted");
+                }
+            }
             match settle(&state, self.image_key.as_deref(), SETTLE_ACTOR).await {
                 Ok(report) => {
                     for (build, reason) in &report.failed {
@@ -280,6 +290,8 @@ impl SharedPublisher {
                     tracing::error!(error = %error_chain(&error), "settling channel builds failed");
                 }
             }
+            // Soak times end without a report arriving; a halt or advance publishes at once.
+            crate::channels::rollout::evaluate_all(&state, crate::state::now()).await;
             match self.round().await {
                 Ok(Some(report)) => tracing::info!(
                     serial = report.serial,
@@ -336,6 +348,10 @@ pub async fn run_importer(state: AppState, key: Arc<SecretKey>, shutdown: Cancel
         }
     }
 }
+
+/// How often `serve` deletes the outcome reports of builds the tree no longer has (a statement
+/// per device, so not every round).
+const REPORT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who settles builds in the audit log.
 const SETTLE_ACTOR: &str = "serve";

@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::apply::{Applied, ChannelError, apply};
 use crate::channels::builds::{self, BuildOrder, ImportOrder, SettleReport};
+use crate::channels::downloads;
 use crate::channels::model::{BuildState, Channel, ChannelKind, Recipe};
 use crate::channels::ops::{self, BuildRef, CreateOptions};
+use crate::channels::reports;
 use crate::config::Config;
 use crate::service::Service;
 use crate::worker::run_workers;
@@ -35,6 +37,7 @@ Examples:
   attendant-server channel phase stable ath79/generic/tplink_archer-c7-v5 7 25
   attendant-server channel copy testing ath79/generic/tplink_archer-c7-v5 7 stable --dry-run
   attendant-server channel alias daily testing
+  attendant-server channel rollout stable --halt-failure-rate 0.05 --advance 1,10,50,100 --soak 1d
   attendant-server channel list --json
 
 Every change is written to the audit log as `cli:<user>`; --dry-run prints it and commits nothing.
@@ -176,6 +179,8 @@ pub enum ChannelCommand {
         #[command(flatten)]
         mutation: Mutation,
     },
+    /// Print, or set, the channel's auto-halt and auto-advance from outcome reports.
+    Rollout(RolloutArgs),
     /// Tag the latest build: the same images as a new build with `tag=TAG`.
     Tag {
         /// The channel.
@@ -222,6 +227,35 @@ pub enum ChannelCommand {
         #[command(flatten)]
         mutation: Mutation,
     },
+}
+
+/// Options of `channel rollout`.
+#[derive(Debug, clap::Args)]
+pub struct RolloutArgs {
+    /// The channel.
+    pub name: String,
+    /// Phase the latest build to 0 % when the share of failed upgrades goes above RATE (0 to
+    /// 1); `off` stops it (default: unchanged, off for a new channel).
+    #[arg(long, value_name = "RATE")]
+    pub halt_failure_rate: Option<String>,
+    /// Reports needed before the failure rate counts (default: unchanged, 10 once a rate is
+    /// set).
+    #[arg(long, value_name = "N")]
+    pub halt_min_reports: Option<u64>,
+    /// Phased percentages a healthy latest build moves through by itself, e.g. `1,10,50,100`;
+    /// `off` stops it (default: unchanged, off for a new channel).
+    #[arg(long, value_name = "STEPS")]
+    pub advance: Option<String>,
+    /// Booted reports needed at a step before the next (default: unchanged, 10 once steps are
+    /// set).
+    #[arg(long, value_name = "N")]
+    pub min_successes: Option<u64>,
+    /// Time at a step before the next, e.g. `6h` or `2d` (default: unchanged, 1d once steps
+    /// are set).
+    #[arg(long, value_name = "DURATION")]
+    pub soak: Option<String>,
+    #[command(flatten)]
+    pub mutation: Mutation,
 }
 
 /// `channel device` subcommands.
@@ -481,6 +515,18 @@ async fn dispatch(
             .await?,
             mutation,
         ),
+        ChannelCommand::Rollout(args) => {
+            let Some(update) = rollout_update(&args)? else {
+                return rollout_show(service, &args.name, args.mutation.json).await;
+            };
+            (
+                apply(state, actor, args.mutation.dry_run, |tree| {
+                    ops::set_rollout(tree, &args.name, &update)
+                })
+                .await?,
+                args.mutation,
+            )
+        }
         ChannelCommand::Tag {
             name,
             device,
@@ -768,8 +814,11 @@ async fn images(
             channel: name.to_owned(),
             device: device.to_owned(),
         })?;
+    let counts = reports::counts(&service.state, name, device).await?;
     if json {
-        print_json(&serde_json::to_value(entry).map_err(anyhow::Error::from)?)?;
+        let mut value = reports::device_with_reports(entry, &counts);
+        downloads::add_downloads(&service.state, entry, &mut value).await?;
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = String::new();
@@ -791,6 +840,16 @@ async fn images(
             build.version_detail_text(),
             build.description
         );
+        if let Some(counts) = counts.get(&build.number) {
+            let _ = writeln!(
+                text,
+                "\treports: {} booted, {} rolled back, {} failed before flashing ({:.1}% failed)",
+                counts.booted,
+                counts.rolled_back,
+                counts.failed_before_flash,
+                counts.failure_rate() * 100.0
+            );
+        }
         for image in &build.images {
             let _ = writeln!(
                 text,
@@ -798,6 +857,98 @@ async fn images(
                 image.name, image.image_type, image.filesystem, image.size, image.sha256
             );
         }
+    }
+    print(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The change `channel rollout` asks for; `None` when it gives no setting (print them).
+fn rollout_update(args: &RolloutArgs) -> Result<Option<ops::RolloutUpdate>, Failure> {
+    let usage = |flag: &str, value: &str, expected: &str| {
+        Failure::Other(anyhow::anyhow!(
+            "`--{flag} {value}` is not allowed: expected {expected}"
+        ))
+    };
+    let halt_failure_rate = match args.halt_failure_rate.as_deref() {
+        None => None,
+        Some("off") => Some(None),
+        Some(text) => Some(Some(text.parse::<f64>().map_err(|_| {
+            usage("halt-failure-rate", text, "a number from 0 to 1, or `off`")
+        })?)),
+    };
+    let advance_steps = match args.advance.as_deref() {
+        None => None,
+        Some("off") => Some(None),
+        Some(text) => Some(Some(
+            text.split(',')
+                .map(|step| step.trim().parse::<u64>())
+                .collect::<Result<Vec<u64>, _>>()
+                .map_err(|_| {
+                    usage(
+                        "advance",
+                        text,
+                        "comma-separated percentages such as `1,10,50,100`, or `off`",
+                    )
+                })?,
+        )),
+    };
+    let soak_seconds = match args.soak.as_deref() {
+        None => None,
+        Some(text) => Some(
+            humantime::parse_duration(text)
+                .map_err(|_| usage("soak", text, "a duration such as `6h` or `2d`"))?
+                .as_secs(),
+        ),
+    };
+    let update = ops::RolloutUpdate {
+        halt_failure_rate,
+        halt_min_reports: args.halt_min_reports,
+        advance_steps,
+        min_successes: args.min_successes,
+        soak_seconds,
+    };
+    Ok((update != ops::RolloutUpdate::default()).then_some(update))
+}
+
+async fn rollout_show(service: &Service, name: &str, json: bool) -> Result<ExitCode, Failure> {
+    let channel = service
+        .state
+        .store
+        .channels()
+        .load_channel(name)
+        .await?
+        .ok_or_else(|| ops::OpError::NoChannel {
+            name: name.to_owned(),
+        })?;
+    let rollout = &channel.settings.rollout;
+    if json {
+        print_json(&serde_json::to_value(rollout).map_err(anyhow::Error::from)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    match rollout.halt_failure_rate {
+        Some(rate) => {
+            let _ = writeln!(
+                text,
+                "halt: above a failure rate of {} once {} reports are in",
+                rate.get(),
+                rollout.halt_min_reports
+            );
+        }
+        None => text.push_str("halt: off\n"),
+    }
+    match &rollout.advance {
+        Some(advance) => {
+            let steps: Vec<String> = advance.steps.iter().map(|s| format!("{s}%")).collect();
+            let _ = writeln!(
+                text,
+                "advance: {} after {} booted reports and {} at each step",
+                steps.join(" -> "),
+                advance.min_successes,
+                humantime::format_duration(Duration::from_secs(advance.soak_seconds))
+            );
+        }
+        None => text.push_str("advance: off\n"),
     }
     print(&text);
     Ok(ExitCode::SUCCESS)

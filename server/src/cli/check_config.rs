@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{Config, UpstreamLocation};
 use crate::service::read_trusted_key;
-use crate::signing::load_secret_key;
+use crate::signing::{load_certificate, load_secret_key};
 
 /// `check-config --help`'s examples.
 pub(super) const EXAMPLES: &str = "\
@@ -42,6 +42,7 @@ struct Report {
     upstream: String,
     workers: usize,
     signing_key: Option<String>,
+    signature_trailer: String,
     trusted_keys: Vec<String>,
     allow_defaults: bool,
     cors_allowed_origins: Vec<String>,
@@ -70,17 +71,37 @@ pub(crate) fn run(config: &Config, args: &Args) -> ExitCode {
 
 fn check(config: &Config) -> Report {
     let mut problems = Vec::new();
-    let signing_key = config
+    let key = config
         .signing_key
         .as_ref()
         .and_then(|path| match load_secret_key(path) {
-            Ok(key) => Some(format!("{} (key {})", path.display(), key.fingerprint())),
+            Ok(key) => Some((path, key)),
             Err(error) => {
                 let hint = error.hint().map(|h| format!("; {h}")).unwrap_or_default();
                 problems.push(format!("signing_key: {error}{hint}"));
                 None
             }
         });
+    let signing_key = key
+        .as_ref()
+        .map(|(path, key)| format!("{} (key {})", path.display(), key.fingerprint()));
+    let signature_trailer = match (&key, config.signature_trailer, &config.signing_certificate) {
+        (_, false, _) => "off".to_owned(),
+        (Some((_, key)), true, Some(path)) => match load_certificate(path, key) {
+            Ok(chain) => format!(
+                "on, after {} certificate(s) from {}",
+                chain.elements().len(),
+                path.display()
+            ),
+            Err(error) => {
+                let hint = error.hint().map(|h| format!("; {h}")).unwrap_or_default();
+                let error = crate::imagebuilder::error_chain(&error);
+                problems.push(format!("signing_certificate: {error}{hint}"));
+                "on".to_owned()
+            }
+        },
+        (_, true, _) => "on, the signature alone".to_owned(),
+    };
     let trusted_keys = config
         .trusted_keys
         .iter()
@@ -118,6 +139,7 @@ fn check(config: &Config) -> Report {
         upstream,
         workers: config.workers,
         signing_key,
+        signature_trailer,
         trusted_keys,
         allow_defaults: config.allow_defaults,
         cors_allowed_origins: config.cors_allowed_origins.clone(),
@@ -158,6 +180,7 @@ fn render(report: &Report) -> String {
             .as_deref()
             .unwrap_or("none: images are not signed"),
     );
+    line("signature_trailer", &report.signature_trailer);
     line(
         "trusted_keys",
         &if report.trusted_keys.is_empty() {

@@ -9,6 +9,7 @@
 //! | `gc` | one store collection pass |
 //! | `check-config` | validate a configuration and the files it names, start nothing |
 //! | `channel` | release channels: create, build, phase, alias, redirect, copy, ... |
+//! | `streams` | the channel builds as simplestreams: insert, promote, clean-md, orphans, sync, query |
 //!
 //! The offline demo (a fixture mirror and this server in one command) is `attendant-e2e demo`
 //! in the `tests/` crate, which calls [`serve`]: the fixture code stays out of this binary.
@@ -19,6 +20,7 @@ mod gc;
 mod keygen;
 mod keys;
 mod serve;
+mod streams;
 mod worker;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use crate::channels::keys::ChannelKeyError;
 use crate::config::{CONFIG_ENV, Config};
 use crate::imagebuilder::IbError;
 use crate::signing::SigningError;
+use crate::streams::StreamsError;
 
 /// Image-on-demand server for OpenWrt, compatible with Attended SysUpgrade (ASU) clients.
 #[derive(Debug, Parser)]
@@ -97,6 +100,10 @@ pub enum Command {
     /// Manage release channels: channels, devices, numbered builds, phasing, aliases, redirects.
     #[command(after_help = channel::EXAMPLES)]
     Channel(channel::Args),
+    /// Publish the channel builds as simplestreams and manage the streams as MAAS does: insert,
+    /// promote, clean-md, find-orphans, reap-orphans, sync, query.
+    #[command(after_help = streams::EXAMPLES)]
+    Streams(streams::Args),
 }
 
 /// Runs the command line.
@@ -118,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &args,
             )),
             Command::Channel(args) => channel::run(load_config(cli.config.as_deref())?, args).await,
+            Command::Streams(args) => streams::run(load_config(cli.config.as_deref())?, args).await,
         }
     })
 }
@@ -131,6 +139,8 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             signing.hint()
         } else if let Some(keys) = cause.downcast_ref::<ChannelKeyError>() {
             keys.hint()
+        } else if let Some(streams) = cause.downcast_ref::<StreamsError>() {
+            streams.hint()
         } else {
             cause.downcast_ref::<IbError>().and_then(IbError::hint)
         }

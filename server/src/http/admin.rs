@@ -10,7 +10,7 @@
 //! | method | path | body / query | answer |
 //! | --- | --- | --- | --- |
 //! | GET | `channels` | | the tree: channels with devices and builds |
-//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images) |
+//! | GET | `channels/images` | `?channel=&device=` | the device entry (builds, images): each build's `reports`, `downloads` per build and image |
 //! | GET | `audit` | `?after=ID&limit=N` (default 0, 100; at most 1000) | audit entries, oldest first |
 //! | POST | `channels/create` | `{name, auto?, versionbase?, fullcount?, like?}` | [`Applied`] |
 //! | POST | `channels/remove`, `channels/hide`, `channels/show` | `{name}` | [`Applied`] |
@@ -24,6 +24,7 @@
 //! | POST | `channels/tag` | `{name, device, build, tag}` | [`Applied`] |
 //! | POST | `channels/copy` | `{name, device, build, target_channel}` | [`Applied`] |
 //! | POST | `channels/remove-build` | `{name, device, build}` | [`Applied`] |
+//! | POST | `channels/rollout` | `{name, halt_failure_rate?, halt_min_reports?, advance?, min_successes?, soak?}` | [`Applied`] |
 //! | POST | `settle` | `{}` | builds that became ready or failed, and those still waiting |
 //!
 //! Every POST body may carry `"dry_run": true`: the answer shows the change and nothing is
@@ -44,8 +45,10 @@ use sha2::{Digest, Sha256};
 
 use crate::channels::apply::{Applied, apply};
 use crate::channels::builds::{self, BuildOrder};
-use crate::channels::model::{Channel, Device, DeviceId, Recipe};
-use crate::channels::ops::{self, CreateOptions, OpError};
+use crate::channels::downloads;
+use crate::channels::model::{Channel, DeviceId, Recipe};
+use crate::channels::ops::{self, CreateOptions, OpError, RolloutUpdate};
+use crate::channels::reports;
 use crate::http::build::LimitedBody;
 use crate::http::error::ApiError;
 use crate::state::{AppState, now};
@@ -78,6 +81,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/admin/channels/tag", post(tag))
         .route("/api/v1/admin/channels/copy", post(copy))
         .route("/api/v1/admin/channels/remove-build", post(remove_build))
+        .route("/api/v1/admin/channels/rollout", post(rollout))
         .route("/api/v1/admin/settle", post(settle))
 }
 
@@ -275,6 +279,33 @@ struct BuildNumberBody {
     dry_run: bool,
 }
 
+/// `channels/rollout`: an absent field leaves the setting as it is; `null` for
+/// `halt_failure_rate` or `advance` turns that part off; `soak` is a duration such as `"1d"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutBody {
+    name: String,
+    #[serde(default, deserialize_with = "present")]
+    halt_failure_rate: Option<Option<f64>>,
+    halt_min_reports: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    advance: Option<Option<Vec<u64>>>,
+    min_successes: Option<u64>,
+    soak: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// A field that is present (`Some`, its value possibly `null`), as opposed to absent (`None`
+/// through `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesQuery {
@@ -307,7 +338,7 @@ async fn images(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<ImagesQuery>,
-) -> Result<Json<Device>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = state
         .store
         .channels()
@@ -319,17 +350,20 @@ async fn images(
                 name: query.channel.clone(),
             })
         })?;
-    channel
-        .devices
-        .get(&query.device)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| {
-            channel_error(OpError::NoDevice {
-                channel: query.channel.clone(),
-                device: query.device.clone(),
-            })
+    let device = channel.devices.get(&query.device).ok_or_else(|| {
+        channel_error(OpError::NoDevice {
+            channel: query.channel.clone(),
+            device: query.device.clone(),
         })
+    })?;
+    let counts = reports::counts(&state, &query.channel, &query.device)
+        .await
+        .map_err(channel_error)?;
+    let mut value = reports::device_with_reports(device, &counts);
+    downloads::add_downloads(&state, device, &mut value)
+        .await
+        .map_err(channel_error)?;
+    Ok(Json(value))
 }
 
 async fn audit(
@@ -615,6 +649,35 @@ async fn remove_build(
 ) -> Answer {
     run(&state, &actor, body.dry_run, |tree| {
         ops::remove_build(tree, &body.name, &body.device, body.build)
+    })
+    .await
+}
+
+async fn rollout(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    AdminJson(body): AdminJson<RolloutBody>,
+) -> Answer {
+    let soak_seconds = match &body.soak {
+        Some(text) => Some(
+            humantime::parse_duration(text)
+                .map_err(|error| {
+                    let text: String = text.chars().take(64).collect();
+                    ApiError::AdminBody(format!("`soak` `{text}` is not a duration: {error}"))
+                })?
+                .as_secs(),
+        ),
+        None => None,
+    };
+    let update = RolloutUpdate {
+        halt_failure_rate: body.halt_failure_rate,
+        halt_min_reports: body.halt_min_reports,
+        advance_steps: body.advance,
+        min_successes: body.min_successes,
+        soak_seconds,
+    };
+    run(&state, &actor, body.dry_run, |tree| {
+        ops::set_rollout(tree, &body.name, &update)
     })
     .await
 }

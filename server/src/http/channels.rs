@@ -6,7 +6,8 @@
 //! files inside the root. Every answer carries `ETag` and `Last-Modified`; `HEAD` and one byte
 //! `Range` work as on `/store/`. Pool files and indexes are never rewritten under their name
 //! (`index.<serial>.json`), so they are cached for a year as `immutable`; `channels.json` and
-//! the keys change in place and are cached for a minute.
+//! the keys change in place and are cached for a minute. Whole-file downloads of pool images are
+//! counted ([`crate::channels::downloads`]).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -14,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 
+use crate::channels::downloads;
 use crate::http::error::ApiError;
 use crate::http::files::{FileHeaders, send_file};
 use crate::state::AppState;
@@ -45,7 +47,12 @@ async fn channel_file(
         .into_std()
         .await;
     let name = path.rsplit('/').next().unwrap_or("file");
-    send_file(file, name, &headers, &options).await
+    let response = send_file(file, name, &headers, &options).await?;
+    // Only whole files count (a `HEAD` never gets here, a `Range` answers 206).
+    if response.status() == axum::http::StatusCode::OK {
+        downloads::count(&state, &path);
+    }
+    Ok(response)
 }
 
 /// The file behind `relative`, if it is a path of plain names that leads (links followed) to a

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::build::BuildError;
 use crate::channels::apply::ChannelError;
 use crate::channels::ops::OpError;
+use crate::channels::reports::ReportError;
 use crate::metadata::MetadataError;
 
 /// An error answered by the HTTP API.
@@ -66,6 +67,9 @@ pub enum ApiError {
     /// A channel operation refused or failed.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// An outcome report refused or failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// Anything else: a 500 whose cause is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -147,6 +151,7 @@ impl IntoResponse for ApiError {
                 detail(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
             }
             Self::Channel(error) => channel(&error),
+            Self::Report(error) => report(&error),
             Self::Internal(cause) => internal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal server error",
@@ -185,6 +190,27 @@ fn channel(error: &ChannelError) -> Response {
         status: status.as_u16(),
     };
     (status, Json(body)).into_response()
+}
+
+/// An outcome report: 400 naming the field of a malformed one, 404 for reports switched off or
+/// a build this server does not have, 5xx when the server failed (the router retries later).
+fn report(error: &ReportError) -> Response {
+    match error {
+        ReportError::Malformed(cause) => detail(StatusCode::BAD_REQUEST, &cause.to_string()),
+        ReportError::Disabled | ReportError::UnknownBuild { .. } => {
+            detail(StatusCode::NOT_FOUND, &error.to_string())
+        }
+        ReportError::Random => internal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal server error",
+            error,
+        ),
+        ReportError::Store(_) => internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+            error,
+        ),
+    }
 }
 
 /// `{"detail": text, "hint": way out, "status": code}` of a refused admin request.

@@ -11,6 +11,7 @@
 //! | `openapi` | `/openapi.json`, from the one table of every public route |
 //! | `metrics` | `/metrics` (Prometheus); its middleware counts requests and image downloads |
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
+//! | `report` | `GET/POST /api/v1/report`: outcome reports from routers |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
 //!
 //! `connections` accepts the connections (header and idle timeouts, the connection cap).
@@ -37,6 +38,7 @@ mod metrics;
 mod negotiate;
 mod openapi;
 mod pages;
+mod report;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(channels::routes())
         .merge(stats::routes().layer(compression()))
+        .merge(report::routes())
         .merge(admin::routes())
         .merge(metrics::routes())
         .merge(pages::routes().layer(compression()))

@@ -411,6 +411,39 @@ pub(crate) const ROUTES: &[Route] = &[
         )],
     },
     Route {
+        path: "/api/v1/report",
+        operations: &[
+            get_op(
+                "The salt routers hash their machine-id with in outcome reports",
+                &[],
+                &[
+                    (200, JSON, "`{\"salt\": ...}`, the same for every router"),
+                    (404, JSON, "Outcome reports are disabled on this server"),
+                ],
+            ),
+            Operation {
+                method: "post",
+                summary: "A router's outcome report of one upgrade to a channel build",
+                parameters: &[],
+                build_request_body: false,
+                responses: &[
+                    (
+                        202,
+                        JSON,
+                        "Accepted; a repeated report replaces the earlier one",
+                    ),
+                    (400, JSON, "The report is malformed (the field is named)"),
+                    (
+                        404,
+                        JSON,
+                        "No such channel, device or build, or reports are disabled",
+                    ),
+                    (413, JSON, "The body is larger than 4096 bytes"),
+                ],
+            },
+        ],
+    },
+    Route {
         path: "/metrics",
         operations: &[get_op(
             "Prometheus metrics (text format 0.0.4)",
@@ -503,6 +536,12 @@ pub(crate) const ROUTES: &[Route] = &[
         operations: &[admin_post("Remove a build")],
     },
     Route {
+        path: "/api/v1/admin/channels/rollout",
+        operations: &[admin_post(
+            "Set a channel's auto-halt and auto-advance from outcome reports",
+        )],
+    },
+    Route {
         path: "/api/v1/admin/settle",
         operations: &[admin_post(
             "Move finished channel builds' images into the pool",
@@ -519,7 +558,7 @@ pub(crate) const ROUTES: &[Route] = &[
     Route {
         path: "/api/v1/admin/channels/images",
         operations: &[get_op(
-            "A device's builds and image files (admin token)",
+            "A device's builds, image files and outcome report counts (admin token)",
             &[],
             ADMIN_RESPONSES,
         )],

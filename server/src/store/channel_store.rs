@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, UnixMillis};
+use super::{ImageDownloads, StoreError, UnixMillis};
 use crate::channels::model::{BuildState, Channel, ChannelSettings, Device};
 
 /// The channel tree with the revision each channel was read at.
@@ -159,6 +159,12 @@ pub struct ChannelDoc {
 /// The `channel_state` key of the publication serial.
 pub const SERIAL_KEY: &str = "serial";
 
+/// Download counts of pool files by (SHA-256, file name).
+pub type PoolDownloads = BTreeMap<(String, String), u64>;
+
+/// Most digests one [`ChannelStore::pool_downloads`] call looks up (more are ignored).
+pub const MAX_POOL_DOWNLOADS_QUERY: usize = 4096;
+
 /// Most audit entries returned by one [`ChannelStore::audit_log`] call.
 pub const MAX_AUDIT_PAGE: u32 = 1000;
 
@@ -187,6 +193,34 @@ pub trait ChannelStore: Send + Sync {
 
     /// The last serial [`ChannelStore::next_serial`] returned (0: none yet).
     fn current_serial(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// The counter `key` of `channel_state` (0: never set), e.g. the highest serial seen of a
+    /// remote channel tree (see [`ChannelStore::raise_counter`]).
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Raises the counter `key` to `value` unless it is higher already; returns what it holds
+    /// afterwards. The importer keeps each remote's highest serial here, so a remote tree
+    /// replayed from an older publication is refused even after a restart.
+    fn raise_counter<'a>(
+        &'a self,
+        key: &'a str,
+        value: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Adds whole-file downloads of pool files (`request_hash` holds the file's SHA-256,
+    /// `image` its name), in one transaction.
+    fn add_pool_downloads<'a>(
+        &'a self,
+        downloads: &'a [ImageDownloads],
+        now: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The download counts of the pool files with these SHA-256 digests, by (SHA-256, name);
+    /// files never downloaded are absent. At most [`MAX_POOL_DOWNLOADS_QUERY`] digests.
+    fn pool_downloads<'a>(
+        &'a self,
+        sha256: &'a [String],
+    ) -> BoxFuture<'a, Result<PoolDownloads, StoreError>>;
 
     /// Takes the lock `name` for `holder` until `now + ttl` if it is free, expired, or already
     /// `holder`'s (which renews it); `false` when someone else holds it.

@@ -29,6 +29,7 @@
 
 pub mod channel_store;
 pub mod postgres;
+mod reports;
 mod row;
 pub mod sqlite;
 mod stats;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use channel_store::ChannelStore;
 
 pub use postgres::PostgresStore;
+pub use reports::{Recorded, ReportCounts, ReportStore, RolloutStep, StoredReport};
 pub use sqlite::SqliteStore;
 pub use stats::{
     BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, MAX_PACKAGE_ROWS,
@@ -357,8 +359,8 @@ pub struct Counts {
 }
 
 /// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`]. Each also keeps the
-/// statistics ([`StatsStore`]) in the same database.
-pub trait Store: StatsStore + Send + Sync + 'static {
+/// statistics ([`StatsStore`]) and the outcome reports ([`ReportStore`]) in the same database.
+pub trait Store: StatsStore + ReportStore + Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
     /// jobs are queued. An expired row is replaced by the new job, which queues behind every job
     /// already queued, as any new job does.

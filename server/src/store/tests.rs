@@ -22,6 +22,7 @@ mod test_database;
 use test_database::TestDatabase;
 
 mod channels;
+mod reports;
 #[path = "../../tests/e2e/small_disk.rs"]
 mod small_disk;
 mod stats;
@@ -30,6 +31,7 @@ use small_disk::SmallDisk;
 
 mod tls;
 
+use reports::reports_are_idempotent_capped_and_counted;
 use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
 
 /// Opens the same database again, as a restarted server would.
@@ -63,7 +65,8 @@ macro_rules! store_suite {
                 data_survives_reopen,
                 build_events_are_counted_per_bucket_and_pruned,
                 download_counts_add_up,
-                known_hashes_follow_the_store
+                known_hashes_follow_the_store,
+                reports_are_idempotent_capped_and_counted
             );
         }
     };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use attendant_proto::ucert::Chain;
 use attendant_proto::usign::SecretKey;
 use tokio::sync::Notify;
 
@@ -23,6 +24,9 @@ pub struct WorkerContext {
     pub artifacts: Arc<Artifacts>,
     /// The image signing key, if any.
     pub signing_key: Option<Arc<SecretKey>>,
+    /// With `signature_trailer` on: the certificates that go before the signature in each
+    /// image's ucert trailer (none when `signing_certificate` is unset); `None`: no trailers.
+    pub signature_trailer: Option<Arc<Chain>>,
     /// Woken when a job is enqueued in this process.
     pub wakeup: Arc<Notify>,
     /// Counts `make image` runs (tests and statistics).

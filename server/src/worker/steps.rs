@@ -19,7 +19,9 @@ use super::context::WorkerContext;
 use crate::artifacts::{ArtifactError, check_output, nonce};
 use crate::imagebuilder::{IbError, IbSpec, Lease};
 use crate::process::{self, Invocation, RunError};
-use crate::signing::{sha256_file, sign_image};
+use crate::signing::{
+    SigningError, sha256_file, sign_image, sign_image_with_trailer, takes_trailer,
+};
 use crate::store::{Claim, EmbeddedFile, Failure, JobSpec, StoreError};
 use crate::view::{build_at, iso_time};
 
@@ -405,13 +407,15 @@ fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Recomputes every image's SHA-256 from the file and, with a key, signs it.
+/// Recomputes every image's SHA-256 from the file and, with a key, signs it (with a ucert
+/// trailer where `signature_trailer` asks for one and ASU would append one).
 async fn finish_images(
     context: &WorkerContext,
     bin_dir: &Path,
     mut images: Vec<ImageInfo>,
 ) -> Result<Vec<ImageInfo>, Outcome> {
     let key = context.signing_key.clone();
+    let certificates = context.signature_trailer.clone();
     let dir = bin_dir.to_owned();
     let finished = tokio::task::spawn_blocking(move || {
         for image in &mut images {
@@ -425,13 +429,26 @@ async fn finish_images(
             let path = dir.join(name);
             // Reading an image back or writing its signature fails on a full disk, which is
             // no fault of the request.
-            let sha256 = match &key {
-                Some(key) => {
+            let sha256 = match (&key, &certificates) {
+                (Some(key), Some(certificates)) if takes_trailer(&image.image_type) => {
+                    let (sha256, signature) = sign_image_with_trailer(key, certificates, &path)
+                        .map_err(|error| {
+                            match error {
+                                // The ImageBuilder wrote a broken trailer: building again
+                                // writes the same.
+                                SigningError::Trailer { .. } => fatal(&error),
+                                error => infrastructure(error),
+                            }
+                        })?;
+                    image.signature = Some(signature);
+                    sha256
+                }
+                (Some(key), _) => {
                     let (sha256, signature) = sign_image(key, &path).map_err(infrastructure)?;
                     image.signature = Some(signature);
                     sha256
                 }
-                None => sha256_file(&path).map_err(infrastructure)?,
+                (None, _) => sha256_file(&path).map_err(infrastructure)?,
             };
             image.sha256_unsigned.clone_from(&sha256);
             image.sha256 = sha256;

@@ -300,7 +300,8 @@ pub(crate) fn check_runtime(installs: &Installs) {
     for (path, file) in installs.iter().filter(|(_, file)| file.link.is_none()) {
         let program = path.starts_with("/usr/bin/")
             || path.starts_with("/usr/libexec/")
-            || path.starts_with("/etc/uci-defaults/");
+            || path.starts_with("/etc/uci-defaults/")
+            || path.starts_with("/etc/init.d/");
         assert_eq!(
             file.mode,
             if program { 0o755 } else { 0o644 },

@@ -278,6 +278,50 @@ fn rename_leaves_a_redirect_and_rewrites_pointers() {
 }
 
 #[test]
+fn rename_rebuilds_queued_builds_under_the_new_name() {
+    let mut tree = tree_with(1);
+    let mut queued = built(2);
+    queued.state = BuildState::Pending {
+        request_hash: "cd".repeat(32),
+    };
+    let stable = tree.get_mut("stable").unwrap();
+    let device = stable.devices.get_mut(DEVICE).unwrap();
+    device.builds.push(queued);
+    device.last_build = 2;
+    let tree = apply(&tree, &alias(&tree, "daily", "stable", 0).unwrap());
+    let change = rename(&tree, "stable", "release").unwrap();
+    // The queued job's stamp says `stable`: the build (and the alias's copy, whose stamp names
+    // its target) gets a new job; the ready build keeps its images.
+    assert_eq!(
+        change.rebuilds,
+        [
+            BuildRef {
+                channel: "daily".to_owned(),
+                device: DEVICE.to_owned(),
+                number: 2,
+            },
+            BuildRef {
+                channel: "release".to_owned(),
+                device: DEVICE.to_owned(),
+                number: 2,
+            },
+        ]
+    );
+    let tree = apply(&tree, &change);
+    let build = tree["release"].devices[DEVICE].build(2).unwrap();
+    assert_eq!(
+        build.state,
+        BuildState::Pending {
+            request_hash: String::new()
+        }
+    );
+    assert_eq!(
+        tree["release"].devices[DEVICE].build(1).unwrap().state,
+        BuildState::Ready
+    );
+}
+
+#[test]
 fn rename_refuses_existing_targets_and_redirects() {
     let tree = tree_with(0);
     let tree = apply(

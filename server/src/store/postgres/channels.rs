@@ -12,11 +12,11 @@ use sqlx::postgres::PgConnection;
 use super::PostgresStore;
 use crate::channels::model::Channel;
 use crate::store::channel_store::{
-    AuditEntry, AuditRecord, ChannelStore, ChannelWrite, MAX_AUDIT_PAGE, PendingBuild, SERIAL_KEY,
-    Snapshot, TreeChange, decode_channel, encode_channel, encode_device, pending_count, pending_of,
-    signed, unsigned,
+    AuditEntry, AuditRecord, ChannelStore, ChannelWrite, MAX_AUDIT_PAGE, MAX_POOL_DOWNLOADS_QUERY,
+    PendingBuild, PoolDownloads, SERIAL_KEY, Snapshot, TreeChange, decode_channel, encode_channel,
+    encode_device, pending_count, pending_of, signed, unsigned,
 };
-use crate::store::{StoreError, UnixMillis};
+use crate::store::{ImageDownloads, StoreError, UnixMillis};
 
 impl ChannelStore for PostgresStore {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
@@ -83,6 +83,90 @@ impl ChannelStore for PostgresStore {
                 .map(|row| row.try_get(0))
                 .transpose()?
                 .map_or(0, unsigned))
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT value FROM channel_state WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row
+                .map(|row| row.try_get(0))
+                .transpose()?
+                .map_or(0, unsigned))
+        })
+    }
+
+    fn raise_counter<'a>(
+        &'a self,
+        key: &'a str,
+        value: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "INSERT INTO channel_state (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = GREATEST(channel_state.value, excluded.value)
+                 RETURNING value",
+            )
+            .bind(key)
+            .bind(signed(value))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(unsigned(row.try_get(0)?))
+        })
+    }
+
+    fn add_pool_downloads<'a>(
+        &'a self,
+        downloads: &'a [ImageDownloads],
+        now: UnixMillis,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            for download in downloads {
+                sqlx::query(
+                    "INSERT INTO channel_downloads (sha256, name, count, last_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (sha256, name) DO UPDATE
+                       SET count = channel_downloads.count + excluded.count,
+                           last_at = excluded.last_at",
+                )
+                .bind(&download.request_hash)
+                .bind(&download.image)
+                .bind(signed(download.count))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn pool_downloads<'a>(
+        &'a self,
+        sha256: &'a [String],
+    ) -> BoxFuture<'a, Result<PoolDownloads, StoreError>> {
+        Box::pin(async move {
+            if sha256.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            let rows = sqlx::query(
+                "SELECT sha256, name, count FROM channel_downloads WHERE sha256 = ANY($1)",
+            )
+            .bind(sha256.get(..MAX_POOL_DOWNLOADS_QUERY).unwrap_or(sha256))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        (row.try_get(0)?, row.try_get(1)?),
+                        unsigned(row.try_get(2)?),
+                    ))
+                })
+                .collect()
         })
     }
 

@@ -20,6 +20,8 @@ macro_rules! channel_suite {
                 removed_channel_takes_its_devices,
                 only_changed_devices_get_a_new_revision,
                 serial_increments_atomically,
+                a_counter_only_rises,
+                pool_downloads_add_up_per_file,
                 lock_is_a_lease,
                 pending_builds_are_listed,
                 audit_log_pages_in_order,
@@ -241,6 +243,51 @@ async fn serial_increments_atomically(store: Arc<dyn Store>, _: Reopen) {
     serials.sort_unstable();
     assert_eq!(serials, (1..=20).collect::<Vec<u64>>());
     assert_eq!(store.channels().current_serial().await.unwrap(), 20);
+}
+
+async fn a_counter_only_rises(store: Arc<dyn Store>, _: Reopen) {
+    let channels = store.channels();
+    let key = "remote-serial https://upgrade.example.org";
+    assert_eq!(channels.counter(key).await.unwrap(), 0);
+    assert_eq!(channels.raise_counter(key, 7).await.unwrap(), 7);
+    assert_eq!(
+        channels.raise_counter(key, 3).await.unwrap(),
+        7,
+        "never lowered"
+    );
+    assert_eq!(channels.raise_counter(key, 9).await.unwrap(), 9);
+    assert_eq!(channels.counter(key).await.unwrap(), 9);
+    // Counters are apart from the publication serial.
+    assert_eq!(channels.current_serial().await.unwrap(), 0);
+}
+
+async fn pool_downloads_add_up_per_file(store: Arc<dyn Store>, _: Reopen) {
+    let channels = store.channels();
+    let download = |sha256: &str, image: &str, count| crate::store::ImageDownloads {
+        request_hash: sha256.to_owned(),
+        image: image.to_owned(),
+        count,
+    };
+    channels
+        .add_pool_downloads(
+            &[download("aa", "x.bin", 2), download("bb", "y.bin", 1)],
+            10,
+        )
+        .await
+        .unwrap();
+    channels
+        .add_pool_downloads(&[download("aa", "x.bin", 3)], 20)
+        .await
+        .unwrap();
+    let counts = channels
+        .pool_downloads(&["aa".to_owned(), "cc".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        BTreeMap::from([(("aa".to_owned(), "x.bin".to_owned()), 5)])
+    );
+    assert!(channels.pool_downloads(&[]).await.unwrap().is_empty());
 }
 
 async fn lock_is_a_lease(store: Arc<dyn Store>, _: Reopen) {

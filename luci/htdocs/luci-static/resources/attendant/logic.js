@@ -394,5 +394,52 @@ return baseclass.extend({
 		if (m < 60)
 			return _('%d min %d s').format(m, s % 60);
 		return _('%d h %d min').format(Math.floor(m / 60), m % 60);
+	},
+
+	/* The facts of `info.channel` (null: no channel in use, no facts): the channel the running
+	 * image belongs to, its build number, the configured channel when it differs, the phase. */
+	channelFacts: function(channel) {
+		if (channel == null || typeof channel !== 'object')
+			return [];
+		var known = function(value) { return (value != null && value !== '') ? String(value) : '?'; };
+		var facts = [ [ _('Channel'), known(channel.name) ], [ _('Channel build'), known(channel.build) ] ];
+		if (channel.configured != null && channel.configured !== channel.name)
+			facts.push([ _('Configured channel'), String(channel.configured) ]);
+		if (channel.channel_target != null && channel.channel_target !== '')
+			facts.push([ _('Alias of'), String(channel.channel_target) ]);
+		if (typeof channel.phase === 'number')
+			facts.push([ _('Phase of this router'), '%d %%'.format(channel.phase) ]);
+		return facts;
+	},
+
+	/* What the `channel` part of a `check` reply says (null: no channel in use): the offered
+	 * build's facts, and notices — phased out ("your turn comes at X %"), a move to an older
+	 * OpenWrt version (warned about), a redirect to another channel. Each notice is
+	 * { kind: 'info'|'warning', text }. */
+	channelOffer: function(channel) {
+		if (channel == null || typeof channel !== 'object')
+			return null;
+		var known = function(value) { return (value != null && value !== '') ? String(value) : '?'; };
+		var facts = [ [ _('Channel'), known(channel.name) ] ];
+		if (channel.target_build != null)
+			facts.push([ _('Offered build'), _('%s (OpenWrt %s), this router runs build %s').format(
+				known(channel.target_build), known(channel.openwrt_version), known(channel.current_build)) ]);
+		if (channel.description != null && channel.description !== '')
+			facts.push([ _('Description'), String(channel.description) ]);
+		if (typeof channel.phased_percentage === 'number' && typeof channel.phase === 'number')
+			facts.push([ _('Phased rollout'), _('offered to %d %% of routers; this router\'s phase is %d').format(
+				channel.phased_percentage, channel.phase) ]);
+		var notices = [];
+		if (channel.phased_in === false) {
+			var turn = (typeof channel.next_phase_at === 'number') ? channel.next_phase_at : channel.phase;
+			notices.push({ kind: 'info', text: (typeof turn === 'number')
+				? _('Phased out: this router\'s turn comes when the build is offered to %d %% of routers.').format(turn)
+				: _('Phased out: the newest build is not offered to this router yet.') });
+		}
+		if (channel.older_openwrt === true)
+			notices.push({ kind: 'warning', text: _('This moves the router to an older OpenWrt version (%s) than it runs now. Settings made for the newer version may not work; keep a backup.').format(known(channel.openwrt_version)) });
+		if (channel.redirect != null && channel.redirect !== '')
+			notices.push({ kind: 'info', text: _('The channel is redirected: after this upgrade the router follows channel %s.').format(String(channel.redirect)) });
+		return { facts: facts, notices: notices };
 	}
 });

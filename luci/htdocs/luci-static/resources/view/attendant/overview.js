@@ -143,7 +143,7 @@ return view.extend({
 			[ _('Version'), info.version ],
 			[ _('Revision'), info.revision ],
 			[ _('Upgrade server'), info.server ]
-		], 'attendant-firmware-facts'), 'attendant-firmware');
+		].concat(logic.channelFacts(info.channel)), 'attendant-firmware-facts'), 'attendant-firmware');
 	},
 
 	renderControls: function(config, offered) {
@@ -226,6 +226,17 @@ return view.extend({
 			headline = E('p', { 'class': 'alert-message success', id: 'attendant-verdict', 'data-verdict': check.verdict },
 				text.node(_('The firmware is up to date (%s).').format(current.version)));
 		children.push(headline);
+
+		var channel = logic.channelOffer(check.channel);
+		if (channel) {
+			children.push(factTable(channel.facts, 'attendant-channel-facts'));
+			channel.notices.forEach(function(notice) {
+				children.push(E('p', {
+					'class': 'alert-message ' + (notice.kind === 'warning' ? 'warning' : 'notice'),
+					'data-channel-notice': notice.kind
+				}, text.node(notice.text)));
+			});
+		}
 
 		if (check.verdict !== 'up_to_date' || force) {
 			var facts = [ [ _('Target version'), '%s (%s)'.format(target.version, target.version_code) ] ];
