@@ -11,21 +11,38 @@
 //! * the set was brought up to date from the store by a query that *started* less than
 //!   [`TRUST_WINDOW`] ago.
 //!
-//! Why that is correct with several `serve` processes on one database: this process adds each
-//! job it creates before answering the `POST`, so its own clients never see a false `404`. A job
-//! another process (another `serve`, an admin command) created becomes visible to the next
-//! refresh query that starts after its commit; until then, this process may answer `404` for it,
-//! but only for [`TRUST_WINDOW`] (250 ms) after the commit. A client learns a hash from the `202`
-//! of its `POST`, which is sent after the commit, and polls after that: owut waits 500 ms before
-//! its first poll, auc about a second, LuCI five
-//! (<https://github.com/openwrt/owut>, <https://github.com/openwrt/luci/tree/master/applications/luci-app-attendedsysupgrade>).
-//! A client that polls another process sooner than that gets one `404`; none of them does.
+//! Why a hash created by another process never gets a lasting false `404`, with several `serve`
+//! processes (and admin commands) on one database:
+//!
+//! * This process adds each job it creates or finds to the set before answering the `POST`, so
+//!   its own clients never see a false `404`.
+//! * A job another process created is committed before that process answers the `POST`, and a
+//!   client learns the hash only from that answer. Every refresh query starts after the
+//!   refresh's start time was taken, so it sees every job committed before that time. The set
+//!   answers "unknown" only within [`TRUST_WINDOW`] of that start; so for a job committed at
+//!   time `C`, a "certainly unknown" can only come from a refresh that started before `C`, and
+//!   only until that start plus [`TRUST_WINDOW`], which is before `C` + [`TRUST_WINDOW`]. After
+//!   that, polls go to the store until a refresh that started after `C` (and so saw the job)
+//!   has finished. The worst case is one `404` for a poll sent within 250 ms of the `POST`'s
+//!   answer to another process; the clients wait longer before their first poll: owut 500 ms,
+//!   auc about a second, LuCI five (<https://github.com/openwrt/owut>,
+//!   <https://github.com/openwrt/luci/tree/master/applications/luci-app-attendedsysupgrade>).
+//! * "Sees every committed job" needs the refresh to ask for the right rows, which is the
+//!   subject of the next paragraph: ids are not committed in order on PostgreSQL.
+//! * Refreshes never interleave (one holds a lock), so an older refresh cannot overwrite the
+//!   set or its time with what a newer one already knew.
+//! * A failed refresh changes nothing: the set stops being trusted when the window ends, and
+//!   every poll is answered from the store again.
 //!
 //! Keeping in step: a refresh asks for the rows whose id is above the largest id seen
-//! ([`Store::hashes_after`]), so it costs what was created since. Ids are handed out at insert
-//! and a transaction can commit after a later id did (PostgreSQL, several processes), so an id
-//! skipped by a refresh is remembered as a gap and asked for again for [`GAP_WAIT`]; a rolled
-//! back insert leaves a gap that is simply dropped then. Every [`FULL_RELOAD`] the whole set is
+//! ([`Store::hashes_after`]), so it costs what was created since. SQLite hands out ids in commit
+//! order (`AUTOINCREMENT`, one writer at a time, never reused). PostgreSQL hands them out at
+//! insert, so with several processes a transaction can commit after a later id did, and an
+//! `INSERT ... ON CONFLICT` that found the row burns an id that never appears. So an id skipped
+//! by a refresh is remembered as a gap and asked for again for [`GAP_WAIT`] (a submission's
+//! transaction lasts milliseconds); a gap that never fills is dropped then. At most
+//! [`MAX_GAPS`] gaps are kept, the newest: an old one is a burned id, not a transaction still
+//! open. Every [`FULL_RELOAD`] the whole set is
 //! read again, which also forgets the hashes of expired jobs the collector deleted (until then
 //! they only send their requests on to the store).
 //!
@@ -58,8 +75,9 @@ pub const FULL_RELOAD: Duration = Duration::from_secs(600);
 /// Most hashes held; beyond it the filter is off (see the module docs).
 pub const MAX_KNOWN_HASHES: usize = 1 << 20;
 
-/// Most gaps remembered; ids skipped beyond these are found by the next full reload.
-const MAX_GAPS: usize = 4096;
+/// Most gaps remembered; beyond it the oldest are forgotten (a job of one of those committing
+/// later is then found by the next full reload).
+pub const MAX_GAPS: usize = 4096;
 
 /// At a full reload, how many ids below the largest are treated as possible gaps: a
 /// transaction in flight during the reload holds one of the newest ids.
@@ -72,7 +90,10 @@ const PAGE: u32 = 10_000;
 #[derive(Debug, Default)]
 pub struct KnownHashes {
     inner: RwLock<Inner>,
+    /// A background refresh is spawned or running (so that polls spawn at most one).
     refreshing: AtomicBool,
+    /// Held for the whole of a refresh: two never interleave.
+    refresh_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +155,7 @@ impl KnownHashes {
     /// Brings the set up to date with `store`: the rows created since the last refresh, or all
     /// of them when a full reload is due.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _only_one = self.refresh_lock.lock().await;
         let started = Instant::now();
         let full = self
             .read()
@@ -160,11 +182,11 @@ impl KnownHashes {
         inner.last_id = last_id;
         inner.gaps = (last_id.saturating_sub(RELOAD_GAP_SPAN).max(0) + 1..=last_id)
             .filter(|id| !ids.contains(id))
-            .take(MAX_GAPS)
             .map(|id| (id, started))
             .collect();
         inner.refreshed = Some(started);
         inner.reloaded = Some(started);
+        inner.trim_gaps();
         Ok(())
     }
 
@@ -185,12 +207,12 @@ impl KnownHashes {
                 inner.gaps.remove(id);
                 if *id > inner.last_id {
                     let first_missing = inner.last_id.saturating_add(1);
-                    for gap in first_missing..*id {
-                        if inner.gaps.len() >= MAX_GAPS {
-                            break;
-                        }
+                    // Only the newest MAX_GAPS of a long run can be kept anyway.
+                    let from = first_missing.max(id.saturating_sub(MAX_GAPS as i64));
+                    for gap in from..*id {
                         inner.gaps.insert(gap, started);
                     }
+                    inner.trim_gaps();
                     inner.last_id = *id;
                 }
                 inner.add(prefix(request_hash));
@@ -214,6 +236,13 @@ impl KnownHashes {
 }
 
 impl Inner {
+    /// Forgets the oldest gaps beyond [`MAX_GAPS`].
+    fn trim_gaps(&mut self) {
+        while self.gaps.len() > MAX_GAPS {
+            self.gaps.pop_first();
+        }
+    }
+
     fn add(&mut self, prefix: u64) {
         if self.overflowed {
             return;
