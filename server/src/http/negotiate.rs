@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use crate::document::{Document, Encoding, MIN_COMPRESSED_BYTES};
@@ -33,7 +33,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Negotiation {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::of(&parts.headers))
+        let mut negotiation = Self::of(&parts.headers);
+        // A `304` answers only GET and HEAD (RFC 9110 §15.4.5); a cache-hit `POST` carrying
+        // validators is answered in full, as ASU answers it.
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            negotiation.if_none_match = None;
+            negotiation.if_modified_since = None;
+        }
+        Ok(negotiation)
     }
 }
 
