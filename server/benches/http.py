@@ -1,30 +1,32 @@
 #!/usr/bin/env python3
 """HTTP benchmark of attendant-server: the endpoints clients hit most, side by side for builds.
 
-Not a test: run it by hand on an otherwise quiet machine and copy the tables into
-docs/benchmarks.md. For each round and each build (a directory holding `attendant-e2e` and
-`attendant-server` from `cargo build --release -p attendant-server -p attendant-e2e --bins`), it
-starts `attendant-e2e demo` (the server on the fixture mirror, SQLite, one build worker) in a
-scratch directory, builds two images (a two-package request and a LuCI-sized one of about 50
-packages) so that POSTs are cache hits, and measures every endpoint with wrk (Debian `wrk`) at
-each concurrency. Builds alternate within a round, so a change in the machine's load hits both.
+Not a test: run it by hand and copy the tables into docs/benchmarks.md. It writes the fixture
+OpenWrt mirror once (`attendant-e2e mirror`, any build of it: only the server is measured) and
+serves it on loopback (`attendant-e2e serve`). Then, for each round and each server binary, it
+starts `attendant-server serve` on that mirror (SQLite, one build worker) in a scratch directory,
+builds two images (a two-package request and a LuCI-sized one of about 50 packages) so that POSTs
+are cache hits, and measures every endpoint with wrk (Debian `wrk`) at each concurrency. Builds
+alternate within a round, so a change in the machine's load hits both.
 
 Each row gives requests/s, p50 and p99, and the rate as a share of `GET /api/v1/build/{hash}`
-(the LuCI-sized finished build) measured by the same build in the same round at the same
+(the LuCI-sized finished build) measured by the same binary in the same round at the same
 concurrency: the figure to compare across runs on a shared machine. HEAD is not measured with
 wrk, which waits for the body a HEAD answer announces.
 
-Also measured per build: cold start of `attendant-server serve` on an empty data directory
-(process start to the first answered request), and the resident memory of the demo process idle
-after start and idle after the load.
+Also measured per binary: cold start of `attendant-server serve` on an empty data directory
+(process start to the first answered request), and the resident memory of the server idle after
+start and idle after the load.
 
     server/benches/http.py [--duration 5s] [--rounds 2] [--connections 16,64] \\
-        [--label NAME=DIR ...]     # default: the workspace's target/release
-    server/benches/http.py --profile OUT [--label NAME=DIR]
+        [--e2e DIR] [--mirror DIR] [--only TEXT] \\
+        [--label NAME=BINARY ...]   # default: target/release/attendant-server
+    server/benches/http.py --profile OUT [--label NAME=BINARY]
 
-With --profile, each endpoint is instead put under load at 64 connections while `perf record`
-samples the server (DWARF call graphs: the release build keeps its symbols), and
-scripts/flamegraph.py turns each recording into OUT/<endpoint>.svg.
+`--e2e` names the directory holding `attendant-e2e` and `attendant-ib-helper` (default:
+target/debug, else target/release). With --profile, each endpoint is instead put under load at
+64 connections while `perf record` samples the server (DWARF call graphs: the release build
+keeps its symbols), and scripts/flamegraph.py turns each recording into OUT/<endpoint>.svg.
 """
 
 import argparse
@@ -37,8 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+
+# This file is called http.py: its directory, first on the path, would shadow the standard
+# library's `http` package that urllib imports.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERSION, TARGET, PROFILE = "24.10.5", "x86/64", "generic"
@@ -59,36 +66,49 @@ def main():
         action="append",
         default=[],
         metavar="NAME=DIR",
-        help="a build to measure (repeatable; default: target/release)",
+        help="a server binary to measure (repeatable; default: target/release/attendant-server)",
+    )
+    parser.add_argument("--e2e", metavar="DIR", help="where attendant-e2e and attendant-ib-helper are")
+    parser.add_argument(
+        "--mirror",
+        metavar="DIR",
+        help="keep the fixture mirror in DIR and reuse it if there (writing it takes minutes)",
     )
     parser.add_argument("--profile", metavar="OUT", help="record flame graphs into OUT instead")
+    parser.add_argument(
+        "--only", metavar="TEXT", help="measure only the endpoints whose name contains TEXT"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     builds = [label.split("=", 1) for label in args.label] or [
-        ("release", os.path.join(ROOT, "target", "release"))
+        ("release", os.path.join(ROOT, "target", "release", "attendant-server"))
     ]
     connections = [int(c) for c in args.connections.split(",")]
 
-    if args.profile:
-        profile(builds[0][1], args)
-        return
+    with Mirror(args.e2e, args.mirror) as mirror:
+        if args.profile:
+            profile(builds[0][1], mirror, args)
+        else:
+            measure(builds, mirror, connections, args)
 
+
+def measure(builds, mirror, connections, args):
     rows, facts = [], []
     for round_number in range(1, args.rounds + 1):
         for name, directory in builds:
             load = os.getloadavg()[0]
-            with Demo(directory) as demo:
+            with Server(directory, mirror) as demo:
                 idle_rss = demo.rss_mib()
                 for c in connections:
-                    for endpoint in demo.endpoints():
+                    for endpoint in demo.endpoints(args.only):
                         rps, p50, p99, non2xx = wrk(demo.base, c, args, endpoint)
                         rows.append((endpoint["name"], c, name, round_number, rps, p50, p99, non2xx))
                         print(f"# {name} r{round_number} c{c} {endpoint['name']}: {rps:,.0f}/s p99 {p99}", file=sys.stderr)
                 time.sleep(2)
                 loaded_rss = demo.rss_mib()
                 sizes = demo.sizes()
-            start_ms = cold_start(directory)
+            start_ms = cold_start(directory, mirror)
             facts.append((name, round_number, load, start_ms, idle_rss, loaded_rss, sizes))
 
     print("| endpoint | c | build | round | requests/s | p50 | p99 | share of GET build | non-2xx |")
@@ -109,28 +129,78 @@ def main():
 GET_BUILD = "GET build/{hash} (LuCI-sized, 200)"
 
 
-class Demo:
-    """`attendant-e2e demo` in a scratch directory, with two finished builds."""
+class Mirror:
+    """The fixture OpenWrt mirror, written once into a scratch directory and served on loopback."""
 
-    def __init__(self, directory):
-        self.binary = os.path.join(directory, "attendant-e2e")
+    def __init__(self, directory, keep=None):
+        self.keep = keep
+        candidates = [directory] if directory else [
+            os.path.join(ROOT, "target", "debug"),
+            os.path.join(ROOT, "target", "release"),
+        ]
+        for candidate in candidates:
+            if os.path.isfile(os.path.join(candidate, "attendant-e2e")):
+                self.tools = candidate
+                break
+        else:
+            sys.exit(f"no attendant-e2e in {' or '.join(candidates)}: cargo build -p attendant-e2e --bins")
+
+    def __enter__(self):
+        self.scratch = self.keep or tempfile.mkdtemp(prefix="attendant-http-bench-mirror-")
+        e2e = os.path.join(self.tools, "attendant-e2e")
+        env = dict(os.environ, ATTENDANT_IB_HELPER=os.path.join(self.tools, "attendant-ib-helper"))
+        if not os.path.isfile(os.path.join(self.scratch, "mirror.json")):
+            subprocess.run([e2e, "mirror", self.scratch], env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.scratch, "mirror.json")) as info:
+            self.public_key = json.load(info)["public_key"]
+        self.process = subprocess.Popen([e2e, "serve", self.scratch], stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            sys.exit(f"attendant-e2e serve printed {self.url!r}, not its address")
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+        if not self.keep:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def config(self, data_dir, port, workers):
+        """A server configuration file in `data_dir` for this mirror; its path."""
+        os.makedirs(data_dir, exist_ok=True)
+        path = os.path.join(data_dir, "attendant.toml")
+        with open(path, "w") as config:
+            config.write(f'listen = "127.0.0.1:{port}"\n')
+            config.write(f"data_dir = {json.dumps(data_dir)}\n")
+            config.write(f"upstream_url = {json.dumps(self.url)}\n")
+            config.write(f"trusted_keys = [{json.dumps(self.public_key)}]\n")
+            config.write(f"workers = {workers}\n")
+        return path
+
+
+class Server:
+    """`attendant-server serve` on the fixture mirror in a scratch directory, with two finished builds."""
+
+    def __init__(self, binary, mirror):
+        self.binary = binary
+        self.mirror = mirror
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
         self.scratch = tempfile.mkdtemp(prefix="attendant-http-bench-")
-        env = dict(os.environ, ATTENDANT_DATA_DIR=os.path.join(self.scratch, "data"), RUST_LOG="warn")
+        config = self.mirror.config(os.path.join(self.scratch, "data"), self.port, 1)
         self.process = subprocess.Popen(
-            [self.binary, "demo", "--listen", f"127.0.0.1:{self.port}", "--workers", "1"],
+            [self.binary, "--config", config, "serve"],
             cwd=self.scratch,
-            env=env,
+            env=dict(os.environ, RUST_LOG="warn"),
             stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.scratch, "demo.err"), "wb"),
+            stderr=open(os.path.join(self.scratch, "serve.err"), "wb"),
         )
         deadline = time.monotonic() + 300
         while request(self.base + "/api/v1/stats")[0] != 200:
             if time.monotonic() > deadline or self.process.poll() is not None:
-                sys.exit(open(os.path.join(self.scratch, "demo.err")).read())
+                sys.exit(open(os.path.join(self.scratch, "serve.err")).read())
             time.sleep(0.1)
         self.small = {"version": VERSION, "target": TARGET, "profile": PROFILE, "packages": ["tmux", "htop"]}
         self.luci = dict(self.small, packages=luci_packages(self.base), client="luci/git-24.10")
@@ -157,12 +227,12 @@ class Demo:
             status, text, _ = request(f"{self.base}/api/v1/build/{request_hash}")
         return request_hash
 
-    def endpoints(self):
+    def endpoints(self, only=None):
         small = json.dumps(self.small)
         luci = json.dumps(self.luci)
         bad_target = json.dumps(dict(self.small, target="x86/none"))
         browser = {"Accept-Encoding": "gzip, deflate, br"}
-        return [
+        endpoints = [
             {"name": GET_BUILD, "method": "GET", "path": f"/api/v1/build/{self.luci_hash}"},
             {"name": "GET build/{hash} (LuCI-sized, br)", "method": "GET", "path": f"/api/v1/build/{self.luci_hash}", "headers": browser},
             {"name": "GET build/{hash} (2 packages)", "method": "GET", "path": f"/api/v1/build/{self.small_hash}"},
@@ -173,6 +243,8 @@ class Demo:
             {"name": "GET build/{unknown} (404)", "method": "GET", "path": f"/api/v1/build/{UNKNOWN_HASH}"},
             {"name": "POST bad target (400)", "method": "POST", "path": "/api/v1/build", "body": bad_target},
         ]
+        # The reference row is always measured: the shares are relative to it.
+        return [e for e in endpoints if not only or only in e["name"] or e["name"] == GET_BUILD]
 
     def rss_mib(self):
         with open(f"/proc/{self.process.pid}/status") as status:
@@ -189,12 +261,12 @@ class Demo:
         return " / ".join(out)
 
 
-def profile(directory, args):
+def profile(binary, mirror, args):
     os.makedirs(args.profile, exist_ok=True)
     flamegraph = os.path.join(ROOT, "scripts", "flamegraph.py")
     seconds = int(args.duration.rstrip("s"))
-    with Demo(directory) as demo:
-        for endpoint in demo.endpoints():
+    with Server(binary, mirror) as demo:
+        for endpoint in demo.endpoints(args.only):
             slug = "".join(c if c.isalnum() else "-" for c in endpoint["name"].lower()).strip("-")
             slug = "-".join(part for part in slug.split("-") if part)
             data = os.path.join(args.profile, slug + ".data")
@@ -277,16 +349,15 @@ def wrk(base, connections, args, endpoint):
     return rps, p50, p99, non2xx
 
 
-def cold_start(directory):
+def cold_start(binary, mirror):
     """Milliseconds from starting `attendant-server serve` on an empty data directory to its first answer."""
-    binary = os.path.join(directory, "attendant-server")
     scratch = tempfile.mkdtemp(prefix="attendant-cold-start-")
     port = free_port()
-    env = dict(os.environ, ATTENDANT_DATA_DIR=scratch, RUST_LOG="warn")
+    config = mirror.config(scratch, port, 0)
     started = time.monotonic()
     process = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--workers", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [binary, "--config", config, "serve"],
+        env=dict(os.environ, RUST_LOG="warn"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         while request(f"http://127.0.0.1:{port}/api/v1/stats")[0] != 200:
