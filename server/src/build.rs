@@ -104,7 +104,9 @@ pub async fn submit_job(
     let hash = job_hash(&spec);
     let now = now();
     let event = |outcome| stats::event(&spec.request, user_agent, outcome, now);
-    stats::record(&state.store, event(EventOutcome::Request));
+    state
+        .events
+        .record(&state.store, event(EventOutcome::Request));
     let cached = match state.results.get(&hash, now) {
         Some(view) => Some(view),
         None => state
@@ -115,7 +117,9 @@ pub async fn submit_job(
     };
     if let Some(view) = cached {
         if view.status == 200 {
-            stats::record(&state.store, event(EventOutcome::CacheHit));
+            state
+                .events
+                .record(&state.store, event(EventOutcome::CacheHit));
         }
         return Ok((hash, view));
     }
@@ -130,10 +134,14 @@ pub async fn submit_job(
         .await?
     {
         Submission::Created(job) => {
+            state.known_hashes.insert(&hash);
             state.wakeup.notify_one();
             Ok((hash, remember(state, &job)))
         }
-        Submission::Existing(job) => Ok((hash, remember(state, &job))),
+        Submission::Existing(job) => {
+            state.known_hashes.insert(&hash);
+            Ok((hash, remember(state, &job)))
+        }
         Submission::Overloaded { queue_length } => Err(BuildError::Overloaded { queue_length }),
     }
 }
@@ -200,6 +208,9 @@ pub async fn status(state: &AppState, request_hash: &str) -> Result<Arc<BuildVie
     let now = now();
     if let Some(view) = state.results.get(&hash, now) {
         return Ok(view);
+    }
+    if state.known_hashes.certainly_unknown(&state.store, &hash) {
+        return Err(BuildError::NotFound);
     }
     let job = state
         .store

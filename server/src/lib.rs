@@ -15,6 +15,8 @@
 //! | [`http`] | the routes, one module per endpoint group, and the one error → response table |
 //! | [`build`] | `POST /api/v1/build` and the status poll, without HTTP: checks, request hash, submit |
 //! | [`view`] | a job as a `200`/`202`/`500` response, and the cache of finished responses |
+//! | [`document`] | a response body encoded once: entity tag, `Last-Modified`, gzip and Brotli |
+//! | [`known_hashes`] | which request hashes the store holds, so unknown ones cost no query |
 //! | [`store`] | the job queue and result cache behind [`store::Store`]: SQLite and PostgreSQL |
 //! | [`worker`] | build workers: claim, lease heartbeat, the ImageBuilder steps, retry or fail |
 //! | [`imagebuilder`] | ImageBuilders downloaded, verified, unpacked and cached (LRU eviction) |
@@ -42,9 +44,11 @@ pub mod build;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod document;
 pub mod gc;
 pub mod http;
 pub mod imagebuilder;
+pub mod known_hashes;
 pub mod metadata;
 pub mod metrics;
 pub mod process;

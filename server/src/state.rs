@@ -8,9 +8,11 @@ use attendant_proto::usign::{PublicKey, SecretKey};
 use crate::artifacts::Artifacts;
 use crate::channels::ops::Change;
 use crate::config::Config;
+use crate::document::Rendered;
+use crate::known_hashes::KnownHashes;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
-use crate::stats::DownloadCounter;
+use crate::stats::{DownloadCounter, EventQueue};
 use crate::store::{Store, UnixMillis};
 use crate::view::ResultCache;
 
@@ -29,6 +31,10 @@ pub struct AppState {
     pub artifacts: Arc<Artifacts>,
     /// Finished results in memory.
     pub results: Arc<ResultCache>,
+    /// Which request hashes the store holds, so an unknown one is answered without a query.
+    pub known_hashes: Arc<KnownHashes>,
+    /// The metadata documents, rendered once per change of the metadata they show.
+    pub documents: Arc<MetadataDocuments>,
     /// The public half of the image signing key, served at `/keys/<fingerprint>`.
     pub signing_public_key: Option<Arc<PublicKey>>,
     /// The image signing key itself, for channel images taken into the pool (set by
@@ -43,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Image downloads not yet written to the store.
     pub downloads: Arc<DownloadCounter>,
+    /// Build request events not yet written to the store.
+    pub events: Arc<EventQueue>,
     /// Channel pool file downloads not yet written to the store (keyed by SHA-256 and name).
     pub channel_downloads: Arc<DownloadCounter>,
 }
@@ -79,15 +87,30 @@ impl AppState {
             metadata,
             artifacts: Arc::new(artifacts),
             results: Arc::new(ResultCache::default()),
+            known_hashes: Arc::new(KnownHashes::default()),
+            documents: Arc::new(MetadataDocuments::default()),
             signing_public_key: signing_public_key.map(Arc::new),
             signing_key: None,
             wakeup: Arc::new(tokio::sync::Notify::new()),
             publisher: no_publisher(),
             metrics: Arc::new(Metrics::default()),
             downloads: Arc::new(DownloadCounter::default()),
+            events: Arc::new(EventQueue::default()),
             channel_downloads: Arc::new(DownloadCounter::default()),
         }
     }
+}
+
+/// `overview.json`, `branches.json` and `latest.json`: small, fetched on every LuCI page load and
+/// by every selector, and changed only when upstream metadata does.
+#[derive(Debug, Default)]
+pub struct MetadataDocuments {
+    /// `/json/v1/overview.json`.
+    pub overview: Rendered,
+    /// `/json/v1/branches.json`.
+    pub branches: Rendered,
+    /// `/json/v1/latest.json`.
+    pub latest: Rendered,
 }
 
 /// The current time in Unix milliseconds.

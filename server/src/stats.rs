@@ -1,7 +1,8 @@
 //! Build statistics as ASU keeps them (<https://github.com/openwrt/asu>, `asu/routers/stats.py`),
 //! on the job store's database instead of RedisTimeSeries.
 //!
-//! What is recorded, one row per outcome ([`record`], spawned so that no request waits for it):
+//! What is recorded, one row per outcome ([`record`], spawned so that no request waits for it;
+//! the request outcomes, one or two per build request, through an [`EventQueue`] in batches):
 //! every valid build request (`request`), a request answered by a finished build (`cache_hit`),
 //! a finished build (`success`, with its packages and duration) and a failed one (`failure`,
 //! with the error [`anonymise`]d as ASU does: whitespace collapsed, cut to
@@ -16,6 +17,7 @@
 //! [`top_packages`], [`top`] (targets, profiles, clients) and [`build_errors`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -105,6 +107,76 @@ pub fn event(
         packages: Vec::new(),
         detail: None,
         duration_ms: None,
+    }
+}
+
+/// Build request events waiting to be written, at most [`MAX_PENDING_EVENTS`]; further events
+/// are counted as dropped (and the count logged) until a write empties the queue.
+pub const MAX_PENDING_EVENTS: usize = 50_000;
+
+/// How long a queued event waits for others to share its transaction.
+pub const EVENT_FLUSH_DELAY: Duration = Duration::from_millis(250);
+
+/// The events of build requests (`request`, `cache_hit`), written in batches: every valid
+/// `POST /api/v1/build` records one or two, and one `INSERT` each, as [`record`] does, costs a
+/// cache-hit `POST` more than answering it (and under load, the spawned inserts queue up for
+/// the database faster than it takes them). Queued events are written in one transaction
+/// [`EVENT_FLUSH_DELAY`] after the first of them arrived; the statistics lag by that much.
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    pending: Mutex<Vec<BuildEvent>>,
+    scheduled: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl EventQueue {
+    /// Queues `event` for `store`; the write happens in the background, and a failure is
+    /// logged, never seen by the request.
+    pub fn record(self: &Arc<Self>, store: &Arc<dyn Store>, event: BuildEvent) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() >= MAX_PENDING_EVENTS {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            pending.push(event);
+        }
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            tokio::spawn(Arc::clone(self).write(Arc::clone(store)));
+        }
+    }
+
+    /// Writes batches until the queue stays empty.
+    async fn write(self: Arc<Self>, store: Arc<dyn Store>) {
+        loop {
+            tokio::time::sleep(EVENT_FLUSH_DELAY).await;
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+            if !batch.is_empty()
+                && let Err(error) = store.record_events(&batch).await
+            {
+                tracing::warn!(error = %error, events = batch.len(), "cannot record build statistics");
+            }
+            let dropped = self.dropped.swap(0, Ordering::Relaxed);
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    max = MAX_PENDING_EVENTS,
+                    "build statistics dropped: more requests than the database took"
+                );
+            }
+            // An event queued after the batch was taken found `scheduled` set and left it to
+            // this task: go round again unless another task has taken over.
+            self.scheduled.store(false, Ordering::Release);
+            let empty = self
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty();
+            if empty || self.scheduled.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
     }
 }
 
@@ -453,6 +525,50 @@ pub fn timestamp(at: UnixMillis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{EventKey, SqliteStore};
+
+    /// Events queued in a burst, and one queued after the queue went idle, all reach the
+    /// database (a real SQLite file).
+    #[tokio::test]
+    async fn queued_events_are_written_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("jobs.sqlite"))
+                .await
+                .unwrap(),
+        );
+        let queue = Arc::new(EventQueue::default());
+        let request = attendant_proto::api::BuildRequest::new("24.10.5", "x86/64", "generic");
+        let recorded = || async {
+            let counts = store
+                .event_counts(EventQuery {
+                    since: 0,
+                    bucket_ms: DAY_MS,
+                    key: EventKey::Version,
+                    outcome: Some(EventOutcome::Request),
+                    version_prefix: String::new(),
+                })
+                .await
+                .unwrap();
+            counts.iter().map(|count| count.count).sum::<u64>()
+        };
+        let until = |expected: u64| async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let count = recorded().await;
+                if count == expected || Instant::now() > deadline {
+                    return count;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        for at in 0..3 {
+            queue.record(&store, event(&request, None, EventOutcome::Request, at));
+        }
+        assert_eq!(until(3).await, 3);
+        queue.record(&store, event(&request, None, EventOutcome::Request, 5));
+        assert_eq!(until(4).await, 4);
+    }
 
     #[test]
     fn clients_are_named_as_asu_names_them() {

@@ -5,8 +5,10 @@
 //! [`asu/routers/api.py`]: https://github.com/openwrt/asu/blob/main/asu/routers/api.py
 //!
 //! A finished job never changes until it expires, so its rendered response ([`BuildView`], body
-//! already serialised) is kept in a [`ResultCache`] in front of the store: a cache-hit `POST`
-//! or `GET` costs a map lookup, not a database query. Entries die with the job's
+//! already serialised into a [`Document`] with its entity tag, `Last-Modified` (the job's
+//! `finished_at`) and compressed encodings made once) is kept in a [`ResultCache`] in front of
+//! the store: a cache-hit `POST` or `GET` costs a map lookup, not a database query, and sends
+//! the stored bytes as they are. Entries die with the job's
 //! `expires_at`; the cache holds at most [`MAX_CACHED_RESULTS`] entries and is emptied when full.
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +18,7 @@ use attendant_proto::api::response::FAILED_DETAIL;
 use attendant_proto::api::{BuildStatusBody, ImagebuilderStatus, RequestHash};
 use bytes::Bytes;
 
+use crate::document::Document;
 use crate::store::{Job, JobState, UnixMillis};
 
 /// Most finished results held in memory.
@@ -31,7 +34,7 @@ pub struct BuildView {
     /// `X-Queue-Position`.
     pub queue_position: u64,
     /// The JSON body.
-    pub body: Bytes,
+    pub body: Document,
 }
 
 impl BuildView {
@@ -58,7 +61,10 @@ impl BuildView {
                 status: 200,
                 imagebuilder_status: ImagebuilderStatus::Done,
                 queue_position: 0,
-                body: Bytes::from(job.result.clone().unwrap_or_default()),
+                body: Document::new(
+                    Bytes::from(job.result.clone().unwrap_or_default()),
+                    job.finished_at,
+                ),
             },
             JobState::Failed => {
                 let failure = job.failure.clone().unwrap_or_default();
@@ -86,8 +92,12 @@ impl BuildView {
             status: body.status,
             imagebuilder_status: stage,
             queue_position,
-            // Strings, numbers and maps of strings: serialising them cannot fail.
-            body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+            // Strings, numbers and maps of strings: serialising them cannot fail. No
+            // `Last-Modified`: a queued or running job's answer changes with every poll.
+            body: Document::new(
+                Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+                None,
+            ),
         }
     }
 }

@@ -4,14 +4,16 @@ use std::sync::{Arc, LazyLock};
 
 use attendant_proto::api::{HEADER_IMAGEBUILDER_STATUS, HEADER_QUEUE_POSITION, ImagebuilderStatus};
 use axum::Router;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
 
 use crate::build;
 use crate::http::error::ApiError;
+use crate::http::negotiate::Negotiation;
 use crate::state::AppState;
 use crate::view::BuildView;
 
@@ -25,47 +27,60 @@ pub(crate) fn routes() -> Router<AppState> {
 
 async fn submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    user_agent: UserAgent,
+    negotiation: Negotiation,
     body: LimitedBody,
 ) -> Result<Response, ApiError> {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok());
+    let user_agent = user_agent.0.as_ref().and_then(|value| value.to_str().ok());
     let view = build::submit(&state, &body.0, user_agent).await?;
-    Ok(respond(&view))
+    Ok(respond(&view, &negotiation))
 }
 
 async fn status(
     State(state): State<AppState>,
     Path(request_hash): Path<String>,
+    negotiation: Negotiation,
 ) -> Result<Response, ApiError> {
     let view = build::status(&state, &request_hash).await?;
-    Ok(respond(&view))
+    Ok(respond(&view, &negotiation))
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// A build response: status, the two ASU headers, the pre-serialised body. For `HEAD`, hyper
-/// drops the body and keeps the headers.
-fn respond(view: &Arc<BuildView>) -> Response {
+/// A build response: status, the two ASU headers, the pre-serialised body in the encoding the
+/// client accepts (a finished build's: also its validators, and `304` when the client holds
+/// it). For `HEAD`, hyper drops the body and keeps the headers.
+fn respond(view: &Arc<BuildView>, negotiation: &Negotiation) -> Response {
     let status = StatusCode::from_u16(view.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let stage = stage_header(&view.imagebuilder_status);
-    let position = HeaderValue::from(view.queue_position);
-    (
+    let mut response = negotiation.respond(
         status,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (IMAGEBUILDER_STATUS.clone(), stage),
-            (QUEUE_POSITION.clone(), position),
-        ],
-        view.body.clone(),
-    )
-        .into_response()
+        HeaderValue::from_static("application/json"),
+        &view.body,
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        IMAGEBUILDER_STATUS.clone(),
+        stage_header(&view.imagebuilder_status),
+    );
+    headers.insert(
+        QUEUE_POSITION.clone(),
+        HeaderValue::from(view.queue_position),
+    );
+    response
+}
+
+/// The `User-Agent` header alone: the statistics record it, and copying the whole header map
+/// per request only for it costs a cache-hit `POST` an allocation per header.
+struct UserAgent(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::USER_AGENT).cloned()))
+    }
 }
 
 /// `X-Imagebuilder-Status`, parsed once (HTTP/1 sends it lower-case; clients compare

@@ -1,18 +1,25 @@
 //! Metadata endpoints: `/json/v1/...`, `/api/v1/revision/...` and the legacy redirects
 //! (ASU's `asu/main.py` and `asu/routers/api.py`, <https://github.com/openwrt/asu>). Data comes from the cached
-//! upstream metadata.
+//! upstream metadata. `overview.json`, `branches.json` and `latest.json` are rendered once per
+//! change of that metadata and served as shared bytes (`crate::document`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use attendant_proto::api::{Branch, Latest, Overview, PackageChange, Revision, ServerInfo};
+use attendant_proto::upstream::{Targets, Versions};
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::build::{branch_of, offered_versions};
+use crate::document::{Document, Sources};
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::http::negotiate::Negotiation;
+use crate::state::{AppState, now};
 use crate::view::build_at;
 
 /// The metadata routes.
@@ -51,8 +58,100 @@ pub(crate) fn moved_permanently(location: &str) -> Response {
     }
 }
 
-async fn latest(State(state): State<AppState>) -> Result<Json<Latest>, ApiError> {
+/// How long `overview.json`, `branches.json` and `latest.json` are served as rendered before
+/// they are compared with the metadata again. The metadata itself is cached for minutes
+/// (`metadata_ttl`), so this adds at most a second to how stale they can be.
+const RECHECK: Duration = Duration::from_secs(1);
+
+async fn latest(
+    State(state): State<AppState>,
+    negotiation: Negotiation,
+) -> Result<Response, ApiError> {
+    let document = state
+        .documents
+        .latest
+        .get(
+            RECHECK,
+            || async {
+                let versions = state.metadata.versions().await?;
+                let mut sources = Sources::default();
+                sources.push(Some(&versions));
+                Ok::<_, ApiError>((sources, versions))
+            },
+            |versions| json_document(&latest_of(&state, &versions)),
+        )
+        .await?;
+    Ok(negotiation.respond(StatusCode::OK, json_type(), &document))
+}
+
+async fn overview(
+    State(state): State<AppState>,
+    negotiation: Negotiation,
+) -> Result<Response, ApiError> {
+    let document = state
+        .documents
+        .overview
+        .get(
+            RECHECK,
+            || offer(&state),
+            |offer| json_document(&overview_of(&state, &offer)),
+        )
+        .await?;
+    Ok(negotiation.respond(StatusCode::OK, json_type(), &document))
+}
+
+async fn branches(
+    State(state): State<AppState>,
+    negotiation: Negotiation,
+) -> Result<Response, ApiError> {
+    let document = state
+        .documents
+        .branches
+        .get(
+            RECHECK,
+            || offer(&state),
+            |offer| json_document(&branch_list(&state, &offer)),
+        )
+        .await?;
+    Ok(negotiation.respond(StatusCode::OK, json_type(), &document))
+}
+
+/// What the metadata documents show: the upstream versions and, per enabled branch (in
+/// configuration order), its offered versions (newest first) and the targets of the newest.
+struct Offer {
+    versions: Arc<Versions>,
+    branches: Vec<(String, Vec<String>, Option<Arc<Targets>>)>,
+}
+
+/// The current [`Offer`] and the metadata it was read from.
+async fn offer(state: &AppState) -> Result<(Sources, Offer), ApiError> {
     let versions = state.metadata.versions().await?;
+    let configured = &state.config.branches;
+    let offered = offered_versions(&versions, configured);
+    let mut sources = Sources::default();
+    sources.push(Some(&versions));
+    let mut branches = Vec::new();
+    for (name, config) in configured.iter().filter(|(_, branch)| branch.enabled) {
+        let versions: Vec<String> = offered
+            .iter()
+            .filter(|version| branch_of(version, configured) == *name)
+            .cloned()
+            .collect();
+        let targets = match versions.first() {
+            Some(newest) => {
+                let path = config.path.replace("{version}", newest);
+                state.metadata.targets(&path).await?
+            }
+            None => None,
+        };
+        sources.push(targets.as_ref());
+        branches.push((name.clone(), versions, targets));
+    }
+    Ok((sources, Offer { versions, branches }))
+}
+
+/// `latest.json`: the newest release of each enabled branch.
+fn latest_of(state: &AppState, versions: &Versions) -> Latest {
     let branches = &state.config.branches;
     let latest = versions
         .latest()
@@ -64,16 +163,14 @@ async fn latest(State(state): State<AppState>) -> Result<Json<Latest>, ApiError>
         })
         .map(str::to_owned)
         .collect();
-    Ok(Json(Latest { latest }))
+    Latest { latest }
 }
 
-async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
-    let latest = latest(State(state.clone())).await?.0.latest;
-    let branches = branch_list(&state).await?;
+fn overview_of(state: &AppState, offer: &Offer) -> Overview {
     let config = &state.config;
-    Ok(Json(Overview {
-        latest,
-        branches: branches
+    Overview {
+        latest: latest_of(state, &offer.versions).latest,
+        branches: branch_list(state, offer)
             .into_iter()
             .map(|branch| (branch.name.clone(), branch))
             .collect(),
@@ -89,63 +186,53 @@ async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiEr
             extra: BTreeMap::new(),
         },
         extra: BTreeMap::new(),
-    }))
-}
-
-async fn branches(State(state): State<AppState>) -> Result<Json<Vec<Branch>>, ApiError> {
-    Ok(Json(branch_list(&state).await?))
+    }
 }
 
 /// The enabled branches with their offered versions (newest first) and the targets of their
 /// newest version.
-async fn branch_list(state: &AppState) -> Result<Vec<Branch>, ApiError> {
-    let versions = state.metadata.versions().await?;
+fn branch_list(state: &AppState, offer: &Offer) -> Vec<Branch> {
     let configured = &state.config.branches;
-    let offered = offered_versions(&versions, configured);
-    let mut out = Vec::new();
-    for (name, config) in configured.iter().filter(|(_, branch)| branch.enabled) {
-        let versions: Vec<String> = offered
-            .iter()
-            .filter(|version| branch_of(version, configured) == *name)
-            .cloned()
-            .collect();
-        let targets = match versions.first() {
-            Some(newest) => {
-                let path = config.path.replace("{version}", newest);
-                state
-                    .metadata
-                    .targets(&path)
-                    .await?
-                    .map(|targets| (*targets).clone())
-                    .unwrap_or_default()
-            }
-            None => BTreeMap::new(),
-        };
-        out.push(Branch {
-            path: config.path.clone(),
-            enabled: config.enabled,
-            snapshot: config.snapshot,
-            path_packages: Some("DEPRECATED".to_owned()),
-            branch_off_rev: config.branch_off_rev,
-            package_changes: config
-                .package_changes
-                .iter()
-                .filter_map(|change| {
-                    Some(PackageChange {
-                        source: change.source.clone()?,
-                        target: change.target.clone(),
-                        revision: change.revision,
-                        mandatory: change.mandatory.then_some(true),
+    offer
+        .branches
+        .iter()
+        .filter_map(|(name, versions, targets)| {
+            let config = configured.get(name)?;
+            Some(Branch {
+                path: config.path.clone(),
+                enabled: config.enabled,
+                snapshot: config.snapshot,
+                path_packages: Some("DEPRECATED".to_owned()),
+                branch_off_rev: config.branch_off_rev,
+                package_changes: config
+                    .package_changes
+                    .iter()
+                    .filter_map(|change| {
+                        Some(PackageChange {
+                            source: change.source.clone()?,
+                            target: change.target.clone(),
+                            revision: change.revision,
+                            mandatory: change.mandatory.then_some(true),
+                        })
                     })
-                })
-                .collect(),
-            versions,
-            name: name.clone(),
-            targets,
-            extra: BTreeMap::new(),
-        });
-    }
-    Ok(out)
+                    .collect(),
+                versions: versions.clone(),
+                name: name.clone(),
+                targets: targets.as_deref().cloned().unwrap_or_default(),
+                extra: BTreeMap::new(),
+            })
+        })
+        .collect()
+}
+
+/// A metadata document, last modified now (when it was rendered).
+fn json_document<T: serde::Serialize>(value: &T) -> Result<Document, ApiError> {
+    Document::json(value, Some(now()))
+        .map_err(|error| ApiError::Internal(format!("cannot encode a metadata document: {error}")))
+}
+
+fn json_type() -> HeaderValue {
+    HeaderValue::from_static("application/json")
 }
 
 async fn revision(

@@ -16,6 +16,12 @@
 //!
 //! `connections` accepts the connections (header and idle timeouts, the connection cap).
 //!
+//! Bodies are compressed when the client accepts it (`br`, `gzip`): the build answers and the
+//! metadata documents from their stored encodings (`negotiate`, `crate::document`), the other
+//! JSON, HTML and statistics answers as they are made, at the fastest level (a large package
+//! index costs milliseconds even so). Images and other files are sent as they are: they are
+//! compressed already, and a download must keep its length for resuming.
+//!
 //! Every request gets an id (`X-Request-Id`, taken from the request if it sends a sane one) and
 //! a tracing span; a 5xx is logged once here with its cause and answered with the id.
 
@@ -29,6 +35,7 @@ mod files;
 mod html;
 mod json;
 mod metrics;
+mod negotiate;
 mod openapi;
 mod pages;
 mod report;
@@ -42,10 +49,14 @@ use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::SizeAbove;
 use tracing::Instrument;
 
 pub use error::{ApiError, InternalCause};
 
+use crate::document::MIN_COMPRESSED_BYTES;
 use crate::http::error::DetailBody;
 use crate::state::AppState;
 
@@ -56,15 +67,15 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(build::routes())
-        .merge(json::routes())
+        .merge(json::routes().layer(compression()))
         .merge(files::routes())
         .merge(channels::routes())
-        .merge(stats::routes())
+        .merge(stats::routes().layer(compression()))
         .merge(report::routes())
         .merge(admin::routes())
         .merge(metrics::routes())
-        .merge(pages::routes())
-        .merge(openapi::routes())
+        .merge(pages::routes().layer(compression()))
+        .merge(openapi::routes().layer(compression()))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -77,6 +88,16 @@ pub fn app(state: AppState) -> Router {
             cors::layer(&state.config.cors_allowed_origins).unwrap_or(None),
         ))
         .with_state(state)
+}
+
+/// Compression of answers made per request; one that already has a `Content-Encoding` (a
+/// stored document's) passes through, and so does one too short to be worth it (the same
+/// threshold as for stored documents).
+fn compression() -> CompressionLayer<SizeAbove> {
+    let threshold = u64::try_from(MIN_COMPRESSED_BYTES).unwrap_or(u64::MAX);
+    CompressionLayer::new()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(threshold))
 }
 
 /// Unknown paths: `//x` is repaired with a 301 to `/x` (ASU does the same), anything else 404.

@@ -461,6 +461,16 @@ pub trait Store: StatsStore + ReportStore + Send + Sync + 'static {
         request_hash: &'a RequestHash,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// `(id, request_hash)` of up to `limit` rows (expired or not) whose id is above `after`, in
+    /// id order: how a process learns which hashes exist without asking per request
+    /// (`known_hashes`). Ids grow with every insert, so a caller that remembers the largest id
+    /// it saw asks only for what is new.
+    fn hashes_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<(i64, RequestHash)>, StoreError>>;
+
     /// The channel tree in the same database.
     fn channels(&self) -> &dyn ChannelStore;
 }

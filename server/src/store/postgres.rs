@@ -35,7 +35,9 @@ use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 
 use crate::store::channel_store::ChannelStore;
 
-use super::row::{CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes};
+use super::row::{
+    CLAIM_COLUMNS, ClaimRow, JOB_COLUMNS, JobRow, count, encode_spec, hashes, ids_and_hashes,
+};
 use super::{
     Claim, Counts, Failure, Job, JobState, NewJob, Reaped, Store, StoreError, Submission,
     UnixMillis, fenced, reusable,
@@ -421,6 +423,22 @@ impl Store for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await?;
             Ok(row.is_some())
+        })
+    }
+
+    fn hashes_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<(i64, RequestHash)>, StoreError>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT id, request_hash FROM jobs WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+            ids_and_hashes(&rows)
         })
     }
 

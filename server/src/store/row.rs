@@ -124,6 +124,19 @@ where
         .collect()
 }
 
+/// `(id, request_hash)` pairs of a `SELECT id, request_hash`.
+pub(super) fn ids_and_hashes<R>(rows: &[R]) -> Result<Vec<(i64, RequestHash)>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, hash_of(&row.try_get::<String, _>(1)?)?)))
+        .collect()
+}
+
 fn hash_of(text: &str) -> Result<RequestHash, StoreError> {
     text.parse().map_err(|_| corrupt(text, "request_hash"))
 }

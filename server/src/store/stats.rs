@@ -138,6 +138,13 @@ pub trait StatsStore: Send + Sync {
     /// Records one outcome.
     fn record_event<'a>(&'a self, event: &'a BuildEvent) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Records many outcomes in one transaction: one commit (on SQLite, one write-lock turn)
+    /// for the whole batch instead of one per event.
+    fn record_events<'a>(
+        &'a self,
+        events: &'a [BuildEvent],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Event counts per bucket and key value.
     fn event_counts(&self, query: EventQuery)
     -> BoxFuture<'_, Result<Vec<EventCount>, StoreError>>;
@@ -198,6 +205,36 @@ macro_rules! impl_stats_store {
                     .bind(event.duration_ms)
                     .execute(&self.pool)
                     .await?;
+                    Ok(())
+                })
+            }
+
+            fn record_events<'a>(
+                &'a self,
+                events: &'a [BuildEvent],
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(async move {
+                    let mut transaction = self.pool.begin().await?;
+                    for event in events {
+                        sqlx::query(
+                            "INSERT INTO build_events
+                               (at, outcome, version, target, profile, client, packages, detail,
+                                duration_ms)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(event.at)
+                        .bind(event.outcome.as_str())
+                        .bind(&event.version)
+                        .bind(&event.target)
+                        .bind(&event.profile)
+                        .bind(&event.client)
+                        .bind(event.packages.join(" "))
+                        .bind(&event.detail)
+                        .bind(event.duration_ms)
+                        .execute(&mut *transaction)
+                        .await?;
+                    }
+                    transaction.commit().await?;
                     Ok(())
                 })
             }

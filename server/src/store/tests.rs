@@ -14,6 +14,7 @@ use sqlx::postgres::PgConnection;
 use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 
 use super::*;
+use crate::known_hashes::{self, KnownHashes};
 
 #[path = "../../tests/e2e/postgres.rs"]
 mod test_database;
@@ -64,6 +65,7 @@ macro_rules! store_suite {
                 data_survives_reopen,
                 build_events_are_counted_per_bucket_and_pruned,
                 download_counts_add_up,
+                known_hashes_follow_the_store,
                 reports_are_idempotent_capped_and_counted
             );
         }
@@ -563,6 +565,70 @@ async fn postgres_claim_skips_a_job_another_claimer_holds() {
     let claim = store.claim("c", 1, MINUTE).await.unwrap().unwrap();
     assert_eq!(claim.request_hash, hash(1));
     assert!(waited < patience, "claims took {waited:?}");
+}
+
+/// The in-memory filter of stored hashes (`known_hashes`), as a `serve` process sharing the
+/// database with another one uses it: only a refreshed filter says "unknown", a refresh sees
+/// what the other process created, and this process's own jobs count at once.
+async fn known_hashes_follow_the_store(store: Arc<dyn Store>, _: Reopen) {
+    let here = Arc::new(KnownHashes::default());
+    assert!(
+        !here.certainly_unknown(&store, &hash(9)),
+        "a filter never refreshed must send every poll to the store"
+    );
+    created(&*store, 1, 0).await;
+    here.refresh(&*store).await.unwrap();
+    assert!(here.certainly_unknown(&store, &hash(9)));
+    assert!(!here.certainly_unknown(&store, &hash(1)));
+
+    // Created by another process: known after the next refresh.
+    created(&*store, 2, 0).await;
+    here.refresh(&*store).await.unwrap();
+    assert!(!here.certainly_unknown(&store, &hash(2)));
+    // Created by this one: known at once.
+    here.insert(&hash(3));
+    assert!(!here.certainly_unknown(&store, &hash(3)));
+
+    tokio::time::sleep(known_hashes::TRUST_WINDOW).await;
+    assert!(
+        !here.certainly_unknown(&store, &hash(9)),
+        "a filter not refreshed within the trust window must not answer"
+    );
+}
+
+/// PostgreSQL hands out ids at insert, so a job can commit after one with a larger id; the
+/// refresh that saw the larger id must still pick up the smaller one once it commits.
+#[tokio::test]
+async fn postgres_known_hashes_see_a_commit_that_lands_after_a_later_id() {
+    let database = TestDatabase::start().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::open(database.url()).await.unwrap());
+    let here = Arc::new(KnownHashes::default());
+    here.refresh(&*store).await.unwrap();
+
+    let mut other_process = PgConnection::connect(database.url()).await.unwrap();
+    let mut transaction = other_process.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (request_hash, state, run_after, enqueued_at, request)
+         VALUES ($1, 'queued', 0, 0, '{}')",
+    )
+    .bind(hash(1).to_string())
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
+    created(&*store, 2, 0).await;
+    here.refresh(&*store).await.unwrap();
+    assert!(!here.certainly_unknown(&store, &hash(2)));
+    assert!(
+        here.certainly_unknown(&store, &hash(1)),
+        "an uncommitted job is not in the store yet"
+    );
+
+    transaction.commit().await.unwrap();
+    here.refresh(&*store).await.unwrap();
+    assert!(
+        !here.certainly_unknown(&store, &hash(1)),
+        "the id skipped by the first refresh was asked for again"
+    );
 }
 
 /// Start-up against a server that is not there names host, port, database and user, and the

@@ -8,6 +8,8 @@ mod bodies;
 #[cfg(test)]
 mod builds;
 #[cfg(test)]
+mod caching;
+#[cfg(test)]
 mod cors;
 #[cfg(test)]
 mod faults;
