@@ -35,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
-use attendant_proto::uci::{Config, Section, UciError};
+use attendant_proto::uci::{self, Config, Section, UciError};
 use attendant_proto::wire;
 
 /// Default image path (owut's).
@@ -138,6 +138,14 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The file is not valid UCI.
     #[error("`{path}` {source}")]
     Uci {
@@ -195,20 +203,14 @@ impl Default for Settings {
 impl Settings {
     /// Reads `/etc/config/attendedsysupgrade` under `root`; defaults when the file is absent.
     pub fn load(root: &Path) -> Result<Self, ConfigError> {
-        let path = wire::under_root(root, wire::UCI_CONFIG_PATH);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+        let (path, config) = read(root)?;
+        match config {
+            Some(config) => Self::from_uci(&config, &path),
+            None => {
                 log::debug!("`{}` not found; using defaults", path.display());
-                return Ok(Self::default());
+                Ok(Self::default())
             }
-            Err(source) => return Err(ConfigError::Io { path, source }),
-        };
-        let config = Config::parse(&bytes).map_err(|source| ConfigError::Uci {
-            path: path.clone(),
-            source,
-        })?;
-        Self::from_uci(&config, &path)
+        }
     }
 
     /// Settings from a parsed file; `path` is only used in error messages.
@@ -362,6 +364,82 @@ impl Settings {
     }
 }
 
+/// The config file under `root` and its contents, `None` when there is none.
+fn read(root: &Path) -> Result<(PathBuf, Option<Config>), ConfigError> {
+    let path = wire::under_root(root, wire::UCI_CONFIG_PATH);
+    // One byte over the limit, so the parser refuses an oversized file instead of a truncated
+    // copy being read (and, by `set_channel`, written back).
+    let limit = u64::try_from(uci::MAX_FILE_LEN)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let bytes = match crate::atomic::read_small(&path, limit) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((path, None)),
+        Err(source) => return Err(ConfigError::Io { path, source }),
+    };
+    match Config::parse(&bytes) {
+        Ok(config) => Ok((path, Some(config))),
+        Err(source) => Err(ConfigError::Uci { path, source }),
+    }
+}
+
+/// Sets `option channel` in the `attendant` section of the config under `root` (the section
+/// and the file are made when missing), keeping every other line's meaning: what a switch or a
+/// followed redirect leaves behind so the next run plans from the new channel.
+pub fn set_channel(root: &Path, channel: &str) -> Result<(), ConfigError> {
+    let (path, config) = read(root)?;
+    let config = config.unwrap_or_default();
+    let edited = edit_section(&config, wire::UCI_SECTION_ATTENDANT, |section| {
+        section.set("channel", channel)
+    })
+    .map_err(|source| ConfigError::Uci {
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    crate::atomic::write_atomic(&path, edited.to_text().as_bytes())
+        .map_err(|source| ConfigError::Write { path, source })
+}
+
+/// A copy of `config` with the first section of `section_type` changed by `change` (a new
+/// section named after the type is appended when there is none).
+pub fn edit_section(
+    config: &Config,
+    section_type: &str,
+    change: impl FnOnce(&mut Section) -> Result<(), UciError>,
+) -> Result<Config, UciError> {
+    let mut edited = match config.package() {
+        Some(package) => Config::parse(format!("package {package}\n").as_bytes())?,
+        None => Config::new(),
+    };
+    let mut change = Some(change);
+    for section in config.sections() {
+        let mut section = section.clone();
+        if section.section_type() == section_type
+            && let Some(change) = change.take()
+        {
+            change(&mut section)?;
+        }
+        edited.push(section)?;
+    }
+    if let Some(change) = change {
+        let name = if config.named(section_type).is_some() {
+            None
+        } else {
+            Some(section_type)
+        };
+        let mut section = Section::new(section_type, name)?;
+        change(&mut section)?;
+        edited.push(section)?;
+    }
+    Ok(edited)
+}
+
 /// Whether `url` can name an upgrade server: `http://` or `https://`, no spaces or control
 /// characters.
 pub fn is_server_url(url: &str) -> bool {
@@ -399,6 +477,37 @@ mod tests {
     fn settings(text: &str) -> Result<Settings, ConfigError> {
         let config = Config::parse(text.as_bytes()).unwrap();
         Settings::from_uci(&config, Path::new("/etc/config/attendedsysupgrade"))
+    }
+
+    #[test]
+    fn set_channel_keeps_the_rest_of_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        // No file yet: the file and the section are made.
+        set_channel(root.path(), "lab/canary").unwrap();
+        let settings = Settings::load(root.path()).unwrap();
+        assert_eq!(settings.channel.as_deref(), Some("lab/canary"));
+
+        let path = wire::under_root(root.path(), wire::UCI_CONFIG_PATH);
+        std::fs::write(
+            &path,
+            "config server 'server'\n\toption url 'https://example.org'\n\n\
+             config attendant 'attendant'\n\toption channel 'old'\n\toption report '0'\n",
+        )
+        .unwrap();
+        set_channel(root.path(), "stable").unwrap();
+        let settings = Settings::load(root.path()).unwrap();
+        assert_eq!(settings.channel.as_deref(), Some("stable"));
+        assert_eq!(settings.server, "https://example.org");
+        assert!(!settings.report);
+
+        // A file the parser refuses is left as it is.
+        std::fs::write(&path, "config attendant 'attendant\n").unwrap();
+        let err = set_channel(root.path(), "stable").unwrap_err();
+        assert!(matches!(err, ConfigError::Uci { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"config attendant 'attendant\n"
+        );
     }
 
     #[test]

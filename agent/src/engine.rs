@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::atomic::{read_small, write_atomic};
 use crate::build::{self, BuildProgress};
+use crate::channel::attended::{self, ChannelRoute};
 use crate::channel::{self, ChannelPlan, ChannelRequest, Channels};
 use crate::check::{self, Check, Verdict};
 use crate::client::{self, Client, ClientOptions, MAX_JSON_LEN};
@@ -203,6 +204,54 @@ impl Engine {
             device,
             request,
         )?)
+    }
+
+    /// How the next build of `plan` reaches this router ([`channel::attended`]): the published
+    /// image when the router has no packages beyond the build's recipe (or `prebuilt_only`),
+    /// else an image built for it; `None` when the plan has nothing to flash.
+    ///
+    /// Comparing the packages takes the build API (its `profiles.json` and package lists), so
+    /// a server that only publishes channel files needs `prebuilt_only`.
+    pub fn channel_route(
+        &self,
+        plan: &ChannelPlan,
+        device: &Device,
+        prebuilt_only: bool,
+    ) -> Result<Option<ChannelRoute>, Error> {
+        let Some(build) = plan.next_hop() else {
+            return Ok(None);
+        };
+        let published = channel::image_file(build, device).is_some();
+        if prebuilt_only {
+            return if published {
+                Ok(Some(ChannelRoute::Prebuilt))
+            } else {
+                Err(channel::ChannelError::no_image(&plan.name, build.version, device).into())
+            };
+        }
+        let stamp = attended::stamp(plan, build, &self.settings.server);
+        // A script known only by its digest matters only when an image must be built.
+        let recipe_script = attended::recipe_script(&plan.name, build);
+        let script =
+            attended::defaults_script(&stamp, recipe_script.as_ref().ok().copied().flatten());
+        let check = self.check(&attended::plan_options(build, script))?;
+        let extra = attended::extra_packages(&check, build);
+        if extra.is_empty() && published {
+            return Ok(Some(ChannelRoute::Prebuilt));
+        }
+        recipe_script?;
+        if self.overview(&self.client()?)?.server.allow_defaults == Some(false) {
+            return Err(channel::ChannelError::ScriptsRefused {
+                channel: plan.name.clone(),
+                build: build.version,
+                extra,
+            }
+            .into());
+        }
+        Ok(Some(ChannelRoute::Attended {
+            check: Box::new(check),
+            extra,
+        }))
     }
 
     /// The channels that have `device` ([`channel::list`]); hidden ones only with `all`.

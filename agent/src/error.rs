@@ -118,9 +118,12 @@ impl Error {
             Self::Channel(ChannelError::NoChannel | ChannelError::UnknownChannel { .. }) => {
                 ExitStatus::Usage
             }
-            Self::Channel(ChannelError::NoDevice { .. } | ChannelError::NoImage { .. }) => {
-                ExitStatus::Blocked
-            }
+            Self::Channel(
+                ChannelError::NoDevice { .. }
+                | ChannelError::NoImage { .. }
+                | ChannelError::NoRecipeScript { .. }
+                | ChannelError::ScriptsRefused { .. },
+            ) => ExitStatus::Blocked,
             Self::Channel(
                 ChannelError::Fetch { .. }
                 | ChannelError::NotPublished { .. }

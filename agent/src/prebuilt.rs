@@ -36,13 +36,7 @@ pub fn fetch(
         return Ok(None);
     };
     let Some(file) = image_file(hop, device) else {
-        return Err(ChannelError::NoImage {
-            channel: plan.name.clone(),
-            build: hop.version,
-            image_type: device.image_type().as_str().to_owned(),
-            filesystem: device.rootfs_type.clone(),
-        }
-        .into());
+        return Err(ChannelError::no_image(&plan.name, hop.version, device).into());
     };
     engine.lock()?;
     let client = engine.client()?;

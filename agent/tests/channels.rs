@@ -55,9 +55,16 @@ struct Tree {
 
 impl Tree {
     fn new() -> Self {
+        Self::serving(None)
+    }
+
+    /// A tree served beside the fake build API of `util::upgrade_server` building `offer`.
+    fn serving(offer: Option<util::Offer>) -> Self {
         let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
         let served = files.clone();
-        let server = Server::start(move |seen, _| {
+        let url_cell: Arc<Mutex<String>> = Arc::default();
+        let build_api = offer.map(|offer| util::upgrade_handler(offer, url_cell.clone()));
+        let server = Server::start(move |seen, n| {
             if seen.path == "/api/v1/report" {
                 return if seen.method == "GET" {
                     Reply::json(200, &serde_json::json!({"salt": SALT}))
@@ -65,11 +72,13 @@ impl Tree {
                     Reply::json(202, &serde_json::json!({"status": "accepted"}))
                 };
             }
-            match served.lock().unwrap().get(&seen.path) {
-                Some(bytes) => Reply::bytes(200, bytes.clone()),
-                None => Reply::json(404, &serde_json::json!({"detail": "not found"})),
+            match (served.lock().unwrap().get(&seen.path), &build_api) {
+                (Some(bytes), _) => Reply::bytes(200, bytes.clone()),
+                (None, Some(build_api)) => build_api(seen, n),
+                (None, None) => Reply::json(404, &serde_json::json!({"detail": "not found"})),
             }
         });
+        *url_cell.lock().unwrap() = server.url.clone();
         let tree = Self {
             files,
             server,
@@ -555,7 +564,11 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
     let router = tree.router("stable");
     stamp(&router, "stable", None, 5);
 
+    // This server publishes channel files only: the packages cannot be compared.
     let output = router.run(&["upgrade", "--json"]);
+    assert_exit(&output, 5);
+    assert!(router.sysupgrade_calls().is_empty());
+    let output = router.run(&["upgrade", "--prebuilt", "--json"]);
     assert_exit(&output, 0);
     let last: serde_json::Value =
         serde_json::from_str(stdout(&output).lines().last().unwrap()).unwrap();
@@ -608,7 +621,7 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
         .unwrap()
         .to_owned();
     tree.put(&pool, broken);
-    let output = other.run(&["upgrade"]);
+    let output = other.run(&["upgrade", "--prebuilt"]);
     assert_ne!(output.status.code(), Some(0), "{output:?}");
     assert!(other.sysupgrade_calls().is_empty());
     // The failure is recorded for the server, with its cause.
@@ -622,4 +635,95 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
         reports["reports"][0]["cause"].as_str().unwrap().len() > 10,
         "{reports}"
     );
+}
+
+/// A channel tree beside a build API that builds `firmware`, with build 6 (OpenWrt 24.10.6,
+/// which that API offers) published, and a router at build 5 following the channel.
+fn attended_setup(firmware: &[u8], allow_defaults: bool) -> (Tree, Router, IndexImage) {
+    let mut offer = util::Offer::new(firmware.to_vec());
+    offer.allow_defaults = allow_defaults;
+    let tree = Tree::serving(Some(offer));
+    let mut build = published_image(&tree, 6, b"the published image");
+    build.openwrt_version = "24.10.6".to_owned();
+    let index = tree.index("stable", vec![build.clone()], 2);
+    tree.publish(&[("stable", entry(&index))], 2);
+    let router = tree.router("stable");
+    stamp(&router, "stable", None, 5);
+    (tree, router, build)
+}
+
+/// A router with packages the recipe lacks gets an image built for it, stamped with the
+/// build's `channel.json` by a uci-defaults script; once the recipe adds them, the published
+/// image is flashed.
+#[test]
+fn packages_beyond_the_recipe_take_an_attended_build() {
+    let firmware = util::image(&[util::BOARD], "1.0");
+
+    // A server that refuses uci-defaults scripts cannot build it, and says so.
+    let (_refusing, router, _) = attended_setup(&firmware, false);
+    let output = router.run(&["upgrade"]);
+    assert_exit(&output, 4);
+    util::assert_stderr_has(&output, "does not accept the uci-defaults script");
+    assert!(router.sysupgrade_calls().is_empty());
+
+    let (tree, router, mut build) = attended_setup(&firmware, true);
+    let output = router.run(&["check", "--json"]);
+    assert_exit(&output, 3);
+    assert!(
+        !util::stderr(&output).contains("cannot compare"),
+        "{output:?}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().last().unwrap()).unwrap();
+    let data = &result["data"];
+    assert_eq!(data["target"]["prebuilt"], false, "{data}");
+    let extra: Vec<String> =
+        serde_json::from_value(data["target"]["extra_packages"].clone()).unwrap();
+    // `nftables-json` provides the default `nftables`: not an extra.
+    assert_eq!(
+        extra,
+        ["busybox", "htop", "luci", "luci-app-attendedsysupgrade"],
+        "{data}"
+    );
+
+    let output = router.run(&["upgrade", "--json"]);
+    assert_exit(&output, 0);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().last().unwrap()).unwrap();
+    assert_eq!(last["data"]["build"], 6, "{last}");
+    let path = router.path().join("tmp/firmware.bin");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        firmware,
+        "the built image is flashed"
+    );
+    let posted = tree
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/api/v1/build")
+        .expect("a build was requested");
+    let request: serde_json::Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(request["version"], "24.10.6");
+    let packages = request["packages_versions"].as_object().unwrap();
+    assert!(extra.iter().all(|p| packages.contains_key(p)), "{request}");
+    // The script writes the stamp the server would have embedded.
+    let script = request["defaults"].as_str().unwrap();
+    let json = script.lines().nth(2).unwrap();
+    let written = attendant_proto::channel::parse_stamp(json.as_bytes()).unwrap();
+    assert_eq!((written.channel.as_str(), written.build), ("stable", 6));
+    assert_eq!(written.device, DEVICE);
+
+    // With the router's packages in the recipe, the published image will do.
+    build.recipe = Some(attendant_proto::channel::IndexRecipe {
+        add: extra,
+        ..Default::default()
+    });
+    let index = tree.index("stable", vec![build], 3);
+    tree.publish(&[("stable", entry(&index))], 3);
+    let (code, result) = check_json(&router, &[]);
+    assert_eq!(code, 3, "{result}");
+    let data = &result["data"];
+    assert_eq!(data["target"]["prebuilt"], true, "{data}");
+    assert_eq!(data["target"]["extra_packages"], serde_json::json!([]));
 }

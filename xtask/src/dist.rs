@@ -10,7 +10,8 @@
 //! The router gets one binary, `ubus-bridge`'s multi-call `attendant-multicall` (agent and rpcd
 //! plugin), built static for musl with the `openwrt` profile and the cross settings of
 //! `scripts/build-agent.sh` (which builds only the agent's own binary), std rebuilt without its
-//! backtrace symboliser as that script does by default (it says why and what it costs).
+//! backtrace symboliser and with the `immediate-abort` panic strategy, as that script does by
+//! default (it says why and what it costs).
 
 use std::ffi::OsString;
 use std::fs;
@@ -29,6 +30,10 @@ pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// The Cargo profile of the router binaries (root `Cargo.toml`).
 pub const PROFILE: &str = "openwrt";
+
+/// The panic strategy of the router binaries, as `scripts/build-agent.sh` sets it: a panic
+/// stops the program without its message, which takes the panic machinery out of the binary.
+pub const IMMEDIATE_ABORT: &str = "-Zunstable-options -Cpanic=immediate-abort";
 
 /// Cargo's target directory for builds against a rebuilt std (as `scripts/build-agent.sh`).
 pub const REBUILT_STD_TARGET_DIR: &str = "target/rebuilt-std";
@@ -277,7 +282,15 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
         plugin.args(["--target", target.rust_triple()]);
     }
     let target_dir = repo.join(REBUILT_STD_TARGET_DIR);
+    // The panic strategy of scripts/build-agent.sh (which says what it costs and saves),
+    // appended to the caller's flags.
+    let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if !rustflags.is_empty() {
+        rustflags.push(' ');
+    }
+    rustflags.push_str(IMMEDIATE_ABORT);
     plugin
+        .env("RUSTFLAGS", rustflags)
         .env("PATH", path)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", &target_dir)

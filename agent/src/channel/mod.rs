@@ -13,6 +13,7 @@
 //! | [`paths`] | upgrade paths, their scores and the phased choice ([`paths::decide`]) |
 //! | [`phase`] | the router's phase, CPython-compatible ([`phase::phase`]) |
 //! | [`machine`] | the machine-id that seeds the phase |
+//! | [`attended`] | the published image or one built for this router, and the script that stamps it |
 //! | [`plan`](plan()) | all of it for one channel: a [`ChannelPlan`] |
 //!
 //! Where the router stands comes from `/etc/attendant/channel.json`, which every image built for
@@ -20,6 +21,7 @@
 //! build 0 of the channel, so the channel's newest build is a full move. A switch to another
 //! channel, an alias that now mirrors another channel, or a redirect also start from build 0.
 
+pub mod attended;
 pub mod machine;
 pub mod metadata;
 pub mod paths;
@@ -106,8 +108,8 @@ pub enum ChannelError {
         /// The device.
         device: String,
     },
-    /// The build has no published image of this router's type, and on-demand channel builds
-    /// are not made by this agent.
+    /// The build has no published image of this router's type (the prebuilt route was asked
+    /// for, or the router has nothing the recipe lacks and the server builds nothing).
     #[error(
         "build {build} of channel `{channel}` has no published `{image_type}` image with a `{filesystem}` root filesystem for this router"
     )]
@@ -120,6 +122,30 @@ pub enum ChannelError {
         image_type: String,
         /// Its root filesystem.
         filesystem: String,
+    },
+    /// The index names the recipe's uci-defaults script only by its digest (a server that does
+    /// not publish scripts), so no image of the build can be made for this router.
+    #[error(
+        "build {build} of channel `{channel}` names its uci-defaults script only by its digest, so it cannot be built for this router"
+    )]
+    NoRecipeScript {
+        /// The channel.
+        channel: String,
+        /// The build.
+        build: u64,
+    },
+    /// The router needs an image of its own (it has packages the published image lacks), but
+    /// the server refuses the uci-defaults script that stamps such an image.
+    #[error(
+        "this router has packages the published image of build {build} of channel `{channel}` lacks ({}), but the server does not accept the uci-defaults script an image built for it needs (`allow_defaults` is off in its overview.json)", extra.join(", ")
+    )]
+    ScriptsRefused {
+        /// The channel.
+        channel: String,
+        /// The build.
+        build: u64,
+        /// The packages the published image lacks.
+        extra: Vec<String>,
     },
     /// Redirects that go round in a circle or too far.
     #[error("the redirects from channel `{channel}` do not end within {max} steps")]
@@ -164,6 +190,16 @@ pub enum ChannelError {
 }
 
 impl ChannelError {
+    /// Build `build` of `channel` has no published image `device` can flash.
+    pub(crate) fn no_image(channel: &str, build: u64, device: &crate::facts::Device) -> Self {
+        Self::NoImage {
+            channel: channel.to_owned(),
+            build,
+            image_type: device.image_type().as_str().to_owned(),
+            filesystem: device.rootfs_type.clone(),
+        }
+    }
+
     /// Whether the metadata was refused (exit code 7, ubus `"code":"metadata"`), rather than
     /// missing or unreachable.
     pub fn is_refusal(&self) -> bool {
@@ -206,6 +242,12 @@ impl ChannelError {
                 ..
             } => Some(Hint::uncoded(
                 "check the router's clock (`date`); if it is right, the server has not re-signed its channels",
+            )),
+            Self::ScriptsRefused { .. } => Some(Hint::uncoded(
+                "`--prebuilt` flashes the published image without those packages; or the server's operator sets `allow_defaults = true`",
+            )),
+            Self::NoRecipeScript { .. } => Some(Hint::uncoded(
+                "`--prebuilt` flashes the published image without the packages the recipe lacks",
             )),
             _ => None,
         }

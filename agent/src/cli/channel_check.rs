@@ -6,11 +6,14 @@
 //! ...}` or null), `paths` (`[{"builds": [5, 7], "score": 205, "download_bytes": N}]`, best
 //! first), `winner` (index into `paths`, or null), `rollout` (`{"build", "percentage",
 //! "phase", "phased_in"}` of the newest build, or null), and `target` (`{"build",
-//! "openwrt_version", "description", "older_openwrt", "prebuilt"}` of the winning path's end,
-//! or null).
+//! "openwrt_version", "description", "older_openwrt", "prebuilt", "extra_packages"}` of the
+//! winning path's end, or null; `prebuilt`: the next build is flashed from the published image,
+//! `extra_packages`: this router's packages the published image lacks, so an image is built for
+//! it).
 
 use serde::Serialize;
 
+use crate::channel::attended::ChannelRoute;
 use crate::channel::{ChannelPlan, image_file};
 use crate::cli::CommandError;
 use crate::exit::ExitStatus;
@@ -25,6 +28,7 @@ pub(crate) struct Target {
     pub(crate) description: String,
     pub(crate) older_openwrt: bool,
     pub(crate) prebuilt: bool,
+    pub(crate) extra_packages: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -34,15 +38,26 @@ struct Report<'a> {
     target: Option<Target>,
 }
 
-/// The destination of `plan`'s winning path.
-pub(crate) fn target(plan: &ChannelPlan, device: &Device) -> Option<Target> {
+/// The destination of `plan`'s winning path; `route`: how its next build reaches the router,
+/// when that could be found out.
+pub(crate) fn target(
+    plan: &ChannelPlan,
+    device: &Device,
+    route: Option<&ChannelRoute>,
+) -> Option<Target> {
     let image = plan.target()?;
+    let (prebuilt, extra_packages) = match route {
+        Some(ChannelRoute::Prebuilt) => (true, Vec::new()),
+        Some(ChannelRoute::Attended { extra, .. }) => (false, extra.clone()),
+        None => (image_file(image, device).is_some(), Vec::new()),
+    };
     Some(Target {
         build: image.version,
         openwrt_version: image.openwrt_version.clone(),
         description: image.description.clone(),
         older_openwrt: plan.older_openwrt(),
-        prebuilt: image_file(image, device).is_some(),
+        prebuilt,
+        extra_packages,
     })
 }
 
@@ -51,10 +66,11 @@ pub(crate) fn target(plan: &ChannelPlan, device: &Device) -> Option<Target> {
 pub(crate) fn report(
     plan: &ChannelPlan,
     device: &Device,
+    route: Option<&ChannelRoute>,
     paths: bool,
     out: &mut Output,
 ) -> Result<(ExitStatus, serde_json::Value), CommandError> {
-    let target = target(plan, device);
+    let target = target(plan, device, route);
     if !out.is_json() {
         let mut text = format!(
             "Channel:      {}\nDevice:       {}\nRunning:      build {}",
@@ -122,6 +138,13 @@ pub(crate) fn report(
                     sanitize(&target.openwrt_version),
                     sanitize(&plan.name)
                 );
+                if !target.extra_packages.is_empty() {
+                    line.push_str(&format!(
+                        "\nThe published image lacks packages this router has ({}): an image \
+                         with them is built for it",
+                        sanitize(&target.extra_packages.join(", "))
+                    ));
+                }
                 if target.older_openwrt {
                     line.push_str(&format!(
                         "\nwarning: OpenWrt {} is older than the running {}",

@@ -47,7 +47,18 @@ pub(super) fn run(cmd: CheckCommand, out: &mut Output) -> Outcome {
     if let Some(request) = request {
         let device = engine.device()?;
         let plan = engine.channel_plan(&device, &request)?;
-        return channel_check::report(&plan, &device, cmd.dry_run, out);
+        // Whether the published image will do takes the build API; without it the check still
+        // shows the channel's offer.
+        let route = engine
+            .channel_route(&plan, &device, cmd.prebuilt)
+            .inspect_err(|error| {
+                out.warn(&format!(
+                    "cannot compare this router's packages with the build's recipe: {error}"
+                ));
+            })
+            .ok()
+            .flatten();
+        return channel_check::report(&plan, &device, route.as_ref(), cmd.dry_run, out);
     }
     let check = engine.check(&options)?;
     if !out.is_json() {

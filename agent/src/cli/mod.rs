@@ -119,6 +119,9 @@ macro_rules! command {
             /// use this phase, 0 to 100, instead of the router's own in phased rollouts (default: the router's phase)
             #[argh(option)]
             pub(crate) percentage: Option<u8>,
+            /// with a channel, flash the published image even when this router has packages it lacks (default: build an image with them; needs the build API)
+            #[argh(switch)]
+            pub(crate) prebuilt: bool,
         ] [$($rest),*]);
     };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [image $(, $rest:ident)*]) => {

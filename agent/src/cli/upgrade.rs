@@ -9,11 +9,12 @@
 use serde_json::json;
 
 use crate::channel::ChannelRequest;
+use crate::channel::attended::ChannelRoute;
 use crate::cli::download::fetch;
 use crate::cli::install::report;
 use crate::cli::{
-    Outcome, channel_request, command, flash_options, image_path_to_write, plan_options_of,
-    poll_interval, settings,
+    CommandError, Outcome, channel_request, command, flash_options, image_path_to_write,
+    plan_options_of, poll_interval, settings,
 };
 use crate::engine::{Engine, FlashOptions};
 use crate::exit::ExitStatus;
@@ -54,7 +55,15 @@ pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
     let engine = Engine::new(&cmd.root, settings);
     let path = image_path_to_write(&engine, cmd.image.as_deref())?;
     if let Some(request) = request {
-        return upgrade_channel(&engine, &request, &path, &flash, out);
+        return upgrade_channel(
+            &engine,
+            &request,
+            cmd.prebuilt,
+            &path,
+            interval,
+            &flash,
+            out,
+        );
     }
     let check = engine.check(&options)?;
     let Some(verification) = fetch(&engine, &check, &path, interval, &flash, out)? else {
@@ -71,12 +80,14 @@ pub(super) fn run(cmd: UpgradeCommand, out: &mut Output) -> Outcome {
     Ok((ExitStatus::Success, data))
 }
 
-/// `upgrade` through a release channel: the first build of the winning path, from the
-/// channel's published images.
+/// `upgrade` through a release channel: the first build of the winning path, the published
+/// image or one built for this router ([`Engine::channel_route`]).
 fn upgrade_channel(
     engine: &Engine,
     request: &ChannelRequest,
+    prebuilt_only: bool,
     path: &std::path::Path,
+    interval: std::time::Duration,
     flash: &FlashOptions,
     out: &mut Output,
 ) -> Outcome {
@@ -105,14 +116,43 @@ fn upgrade_channel(
             }
         }
     };
-    let fetched = crate::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |e| {
-        out.event(e);
-    })
-    .inspect_err(&failed)?;
+    let route = engine
+        .channel_route(&plan, &device, prebuilt_only)
+        .inspect_err(&failed)?;
+    let fetched = match route {
+        None => None,
+        Some(ChannelRoute::Prebuilt) => {
+            crate::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |e| {
+                out.event(e);
+            })
+            .inspect_err(&failed)?
+        }
+        Some(ChannelRoute::Attended { check, extra }) => {
+            out.note(&format!(
+                "this router has packages the published image lacks ({}): building build {} \
+                 for it",
+                crate::output::sanitize(&extra.join(", ")),
+                plan.next_hop().map_or(0, |hop| hop.version)
+            ));
+            let verification =
+                fetch(engine, &check, path, interval, flash, out).inspect_err(|error| {
+                    if let CommandError::Engine(error) = error {
+                        failed(error);
+                    }
+                })?;
+            match (verification, plan.next_hop()) {
+                (Some(verification), Some(hop)) => Some((hop.clone(), verification)),
+                _ => None,
+            }
+        }
+    };
     let Some((build, verification)) = fetched else {
         out.note("The firmware is up to date in this channel");
         return Ok((ExitStatus::Success, json!({"up_to_date": true})));
     };
+    if !flash.dry_run {
+        follow_channel(engine, &plan, out)?;
+    }
     if reporting {
         // Recorded before flashing: sysupgrade does not come back.
         crate::report::record(
@@ -143,4 +183,23 @@ fn upgrade_channel(
         );
     }
     Ok((ExitStatus::Success, data))
+}
+
+/// After a switch or a redirect the configured channel becomes the one the router moves to, so
+/// the next run plans from there. Written before flashing: sysupgrade keeps the configuration,
+/// and a flash that fails leaves a router whose old channel redirects to this one anyway.
+fn follow_channel(
+    engine: &Engine,
+    plan: &crate::channel::ChannelPlan,
+    out: &mut Output,
+) -> Result<(), crate::Error> {
+    if plan.configured.as_deref() == Some(plan.name.as_str()) {
+        return Ok(());
+    }
+    crate::config::set_channel(engine.root(), &plan.name)?;
+    out.note(&format!(
+        "the configured channel is now {}",
+        crate::output::sanitize(&plan.name)
+    ));
+    Ok(())
 }

@@ -396,6 +396,8 @@ impl Router {
 #[derive(Clone)]
 pub(crate) struct Offer {
     pub(crate) image: Vec<u8>,
+    /// The overview's `allow_defaults` (default: false, as sysupgrade.openwrt.org).
+    pub(crate) allow_defaults: bool,
     /// The SHA-256 the build response promises (default: the image's).
     pub promised_sha256: Option<String>,
     /// The signature file served at `<image>.sig`; `None` serves 404.
@@ -423,6 +425,7 @@ impl Offer {
         index.insert("luci".into(), "25.074.50000~b2c3d4e".into());
         Self {
             image,
+            allow_defaults: false,
             promised_sha256: None,
             signature,
             index,
@@ -466,13 +469,24 @@ impl Offer {
 
 /// Starts a server that offers 24.10.6 and builds `offer` after one queued poll.
 pub(crate) fn upgrade_server(offer: Offer) -> Server {
+    let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+    let handler = upgrade_handler(offer, url_cell.clone());
+    let server = Server::start(move |seen, n| handler(seen, n));
+    *url_cell.lock().unwrap() = server.url.clone();
+    server
+}
+
+/// The build API of [`upgrade_server`], for a server that serves more (`url`: the server's
+/// own URL, set once it listens).
+pub(crate) fn upgrade_handler(
+    offer: Offer,
+    url_cell: Arc<Mutex<String>>,
+) -> impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static {
     let offer = Arc::new(offer);
     let cut_done = Arc::new(Mutex::new(false));
     let request: Arc<Mutex<serde_json::Value>> = Arc::new(Mutex::new(serde_json::Value::Null));
-    let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
-    let url_for_handler = url_cell.clone();
-    let server = Server::start(move |seen, _| {
-        let url = url_for_handler.lock().unwrap().clone();
+    move |seen, _| {
+        let url = url_cell.lock().unwrap().clone();
         let path = seen.path.as_str();
         match (seen.method.as_str(), path) {
             ("GET", "/json/v1/overview.json") => {
@@ -481,6 +495,9 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
                 ))
                 .unwrap();
                 overview["upstream_url"] = url.clone().into();
+                if offer.allow_defaults {
+                    overview["server"]["allow_defaults"] = true.into();
+                }
                 // As on sysupgrade.openwrt.org: an old branch snapshot that builds no target.
                 overview["branches"]["21.02"] = serde_json::json!({
                     "path": "releases/{version}", "enabled": true, "snapshot": true,
@@ -558,9 +575,7 @@ pub(crate) fn upgrade_server(offer: Offer) -> Server {
             }
             _ => Reply::json(404, &serde_json::json!({"detail": "Not Found"})),
         }
-    });
-    *url_cell.lock().unwrap() = server.url.clone();
-    server
+    }
 }
 
 /// Asserts the exit code, printing everything on failure.

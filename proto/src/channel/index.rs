@@ -20,6 +20,9 @@ pub const MAX_FILES: usize = 64;
 /// Most packages in a recipe's `add` or `remove`.
 pub const MAX_RECIPE_PACKAGES: usize = 1024;
 
+/// Largest uci-defaults script a recipe publishes (`recipe.defaults`), in bytes.
+pub const MAX_DEFAULTS_SCRIPT_LEN: usize = 64 * 1024;
+
 /// Largest `phased-percentage`.
 pub const MAX_PERCENTAGE: u8 = 100;
 
@@ -104,6 +107,11 @@ pub struct IndexRecipe {
     /// SHA-256 of the uci-defaults script.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults_sha256: Option<String>,
+    /// The uci-defaults script itself: a router whose packages differ from the recipe's asks the
+    /// build API for its own image of this build, and needs the script for that. Inline (it is
+    /// small, and the signed index authenticates it); its digest must be `defaults_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<String>,
     /// Root filesystem size in MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_size_mb: Option<u32>,
@@ -133,6 +141,15 @@ pub struct IndexFile {
 /// The file's bytes: compact JSON, keys in struct order, a final newline.
 pub fn encode_index(doc: &IndexDoc) -> Vec<u8> {
     encode(doc)
+}
+
+/// The SHA-256 (lowercase hex) of a recipe's uci-defaults script: its `defaults_sha256`.
+pub fn defaults_digest(script: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(script.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Read an `index.json`, checking every field rule.
@@ -272,6 +289,19 @@ fn check_recipe(
             digest,
             field::sha256(digest),
         )?;
+    }
+    if let Some(script) = &recipe.defaults {
+        let rule = if script.len() > MAX_DEFAULTS_SCRIPT_LEN {
+            Some("expected a script of at most 64 KiB")
+        } else if recipe.defaults_sha256.as_deref() != Some(&defaults_digest(script)) {
+            Some("expected a script whose SHA-256 is `recipe.defaults_sha256`")
+        } else {
+            None
+        };
+        if let Some(rule) = rule {
+            let shown = script.chars().take(64).collect::<String>();
+            return Err(field_error(file, path("recipe.defaults"), &shown, rule));
+        }
     }
     Ok(())
 }

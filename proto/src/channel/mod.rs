@@ -65,8 +65,9 @@ pub use self::channels::{
 pub use self::error::{ChannelFormatError, MetadataFile};
 pub use self::freshness::Freshness;
 pub use self::index::{
-    ImageType, IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, MAX_FILES, MAX_IMAGES,
-    MAX_INDEX_LEN, MAX_PERCENTAGE, MAX_RECIPE_PACKAGES, encode_index, parse_index,
+    ImageType, IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, MAX_DEFAULTS_SCRIPT_LEN,
+    MAX_FILES, MAX_IMAGES, MAX_INDEX_LEN, MAX_PERCENTAGE, MAX_RECIPE_PACKAGES, defaults_digest,
+    encode_index, parse_index,
 };
 pub use self::report::{
     MAX_CAUSE_LEN, MAX_REPORT_LEN, MAX_SALT_LEN, REPORT_API_PATH, ReportRequest, ReportResult,

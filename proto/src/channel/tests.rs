@@ -87,6 +87,9 @@ fn image(version: u64) -> IndexImage {
     }
 }
 
+/// The sample recipe's uci-defaults script.
+const DEFAULTS: &str = "uci set system.@system[0].hostname='lab'\nuci commit system\n";
+
 pub(super) fn sample_index() -> IndexDoc {
     let mut latest = image(7);
     latest.minversion = Some(5);
@@ -94,7 +97,8 @@ pub(super) fn sample_index() -> IndexDoc {
     latest.recipe = Some(IndexRecipe {
         add: vec!["luci".to_owned()],
         remove: vec!["ppp".to_owned()],
-        defaults_sha256: Some(SHA.to_owned()),
+        defaults_sha256: Some(defaults_digest(DEFAULTS)),
+        defaults: Some(DEFAULTS.to_owned()),
         rootfs_size_mb: Some(256),
     });
     IndexDoc {
@@ -213,6 +217,35 @@ fn field_of(error: &ChannelFormatError) -> &str {
         }
         other => panic!("not a field error: {other}"),
     }
+}
+
+#[test]
+fn a_recipe_script_must_match_its_digest_and_size() {
+    let recipe = |doc: &mut IndexDoc| doc.images[2].recipe.as_mut().unwrap().clone();
+    let err = index_error(|doc| {
+        let mut changed = recipe(doc);
+        changed.defaults = Some("exit 1\n".to_owned());
+        doc.images[2].recipe = Some(changed);
+    });
+    assert_eq!(
+        err.to_string(),
+        "`index.json` field `images[2].recipe.defaults` is `exit 1\\n`: expected a script whose \
+         SHA-256 is `recipe.defaults_sha256`"
+    );
+    let err = index_error(|doc| {
+        let mut changed = recipe(doc);
+        let big = "#".repeat(MAX_DEFAULTS_SCRIPT_LEN + 1);
+        changed.defaults_sha256 = Some(defaults_digest(&big));
+        changed.defaults = Some(big);
+        doc.images[2].recipe = Some(changed);
+    });
+    assert_eq!(field_of(&err), "images[2].recipe.defaults");
+    // A digest alone (a server that does not publish scripts) is still an index.
+    let mut doc = sample_index();
+    if let Some(recipe) = doc.images[2].recipe.as_mut() {
+        recipe.defaults = None;
+    }
+    assert_eq!(parse_index(&encode_index(&doc)).unwrap(), doc);
 }
 
 #[test]

@@ -44,7 +44,8 @@ use std::time::Duration;
 
 use attendant_proto::channel::{
     self as wire, ChannelEntry, ChannelFormatError, ChannelsDoc, DeviceEntry, Freshness, ImageType,
-    IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, VersionDetail, field,
+    IndexDoc, IndexFile, IndexGlobal, IndexImage, IndexRecipe, VersionDetail, defaults_digest,
+    field,
 };
 
 use crate::atomic::{Existing, replace_symlink, sync_directory, write_atomic};
@@ -492,10 +493,8 @@ fn render_images(
         .then(|| IndexRecipe {
             add: recipe.add.clone(),
             remove: recipe.remove.clone(),
-            defaults_sha256: recipe.defaults.as_ref().map(|script| {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(script.as_bytes()))
-            }),
+            defaults_sha256: recipe.defaults.as_deref().map(defaults_digest),
+            defaults: recipe.defaults.clone(),
             rootfs_size_mb: recipe.rootfs_size_mb,
         });
         images.push(IndexImage {
