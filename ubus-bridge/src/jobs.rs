@@ -152,6 +152,11 @@ pub struct JobChannel {
     pub from_build: u64,
     /// The build fetched: the first hop of the winning path.
     pub to_build: u64,
+    /// The image was built for this router (it has packages the published image lacks), so it
+    /// is checked before flashing against its build record, as any on-demand image; else it is
+    /// the channel's published image.
+    #[serde(default)]
+    pub attended: bool,
 }
 
 /// The job file: everything `status` reports, plus the worker's pid.

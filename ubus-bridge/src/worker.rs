@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use attendant::build::BuildProgress;
 use attendant::channel::ChannelRequest;
+use attendant::channel::attended::ChannelRoute;
 use attendant::config::Settings;
 use attendant::engine::Step;
 use attendant::install::Installed;
@@ -78,7 +79,7 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     flash.keep_settings = keep_settings;
     if let Some(request) = channel::request(engine.settings(), &options)? {
         progress.update(|job| job.image = Some(image.display().to_string()));
-        let fetched = fetch_channel(&engine, &request, &path, &flash, progress)?;
+        let fetched = fetch_channel(&engine, &request, &path, interval, &flash, progress)?;
         finish_fetch(progress, fetched);
         return Ok(());
     }
@@ -115,13 +116,15 @@ fn finish_fetch(progress: &mut Progress<'_>, fetched: Option<Verification>) {
     });
 }
 
-/// A channel's next build: planned by the agent, its published image downloaded and verified
-/// ([`attendant::prebuilt::fetch`]). A failure once the build is known is recorded as an
-/// outcome report, as `attendant upgrade --channel` records it.
+/// A channel's next build: planned by the agent, then its published image downloaded and
+/// verified ([`attendant::prebuilt::fetch`]), or, when the router has packages that image lacks,
+/// an image built for it ([`Engine::channel_route`]). A failure once the build is known is
+/// recorded as an outcome report, as `attendant upgrade --channel` records it.
 fn fetch_channel(
     engine: &Engine,
     request: &ChannelRequest,
     path: &Path,
+    interval: Duration,
     flash: &FlashOptions,
     progress: &mut Progress<'_>,
 ) -> Result<Option<Verification>, BridgeError> {
@@ -131,28 +134,51 @@ fn fetch_channel(
     let Some(hop) = plan.next_hop() else {
         return Ok(None);
     };
-    let channel = JobChannel {
+    let mut channel = JobChannel {
         name: plan.name.clone(),
         device: plan.device.clone(),
         from_build: plan.current_build,
         to_build: hop.version,
+        attended: false,
     };
     let version = hop.openwrt_version.clone();
-    let recorded = channel.clone();
-    progress.update(|job| {
-        job.version = Some(version);
-        job.channel = Some(recorded);
-        job.enter(JobState::Downloading);
-    });
-    match attendant::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |event| {
-        progress.event(event);
-    }) {
-        Ok(fetched) => Ok(fetched.map(|(_, verification)| verification)),
-        Err(error) => {
-            record_failure(engine, &channel, &error.to_string());
-            Err(error.into())
-        }
-    }
+    let fetched = engine
+        .channel_route(&plan, &device, false)
+        .map_err(BridgeError::from)
+        .and_then(|route| {
+            channel.attended = matches!(route, Some(ChannelRoute::Attended { .. }));
+            let recorded = channel.clone();
+            progress.update(|job| {
+                job.version = Some(version);
+                job.channel = Some(recorded);
+            });
+            match route {
+                None => Ok(None),
+                Some(ChannelRoute::Prebuilt) => {
+                    progress.update(|job| job.enter(JobState::Downloading));
+                    let fetched = attendant::prebuilt::fetch(
+                        engine,
+                        &plan,
+                        &device,
+                        path,
+                        flash,
+                        &mut |event| progress.event(event),
+                    )?;
+                    Ok(fetched.map(|(_, verification)| verification))
+                }
+                Some(ChannelRoute::Attended { check, extra }) => {
+                    log::info!(
+                        "this router has packages the published image lacks ({}): building build {} for it",
+                        extra.join(", "),
+                        hop.version
+                    );
+                    Ok(engine.fetch(&check, path, interval, flash, &mut |event| {
+                        progress.event(event);
+                    })?)
+                }
+            }
+        });
+    fetched.inspect_err(|error| record_failure(engine, &channel, &error.to_string()))
 }
 
 /// A channel job's image checked again before flashing, by the agent's own channel fetch: the
@@ -180,9 +206,14 @@ fn reverify_channel(
             now,
         });
     }
-    attendant::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |event| {
-        progress.event(event);
-    })?;
+    if channel.attended {
+        // Built for this router: checked against its build record, as any on-demand image.
+        engine.verify(&device, &engine.load_build(path)?, path, flash)?;
+    } else {
+        attendant::prebuilt::fetch(engine, &plan, &device, path, flash, &mut |event| {
+            progress.event(event);
+        })?;
+    }
     Ok(())
 }
 
@@ -231,6 +262,14 @@ fn flash(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
             },
         )
         .map_err(attendant::Error::from)?;
+    }
+    // A switch or a followed redirect: the configured channel becomes the one the router moves
+    // to, so the next check plans from there (as `attendant upgrade --channel` does).
+    if let Some(channel) = &job.channel
+        && engine.settings().channel.as_deref() != Some(channel.name.as_str())
+    {
+        attendant::config::set_channel(engine.root(), &channel.name)
+            .map_err(attendant::Error::from)?;
     }
     log::info!("verifying `{image}` again before flashing");
     let installed = match &job.channel {
