@@ -45,6 +45,8 @@ pub struct AppState {
     pub downloads: Arc<DownloadCounter>,
     /// Channel pool file downloads not yet written to the store (keyed by SHA-256 and name).
     pub channel_downloads: Arc<DownloadCounter>,
+    /// The published channel files and the admin tree in memory ([`crate::channels::cache`]).
+    pub channel_cache: Arc<crate::channels::cache::ChannelCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,6 +88,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             downloads: Arc::new(DownloadCounter::default()),
             channel_downloads: Arc::new(DownloadCounter::default()),
+            channel_cache: Arc::default(),
         }
     }
 }

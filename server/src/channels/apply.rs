@@ -174,6 +174,7 @@ pub async fn apply(
         let audit = audit_entry(actor, &applied, now());
         match channels.commit(&write, &audit).await {
             Ok(()) => {
+                state.channel_cache.tree.invalidate();
                 if let Err(error) = state.publisher.publish(state, &change).await {
                     // The change is committed; the next publication (or `serve`'s schedule)
                     // renders it. Failing the command here would invite a second, different

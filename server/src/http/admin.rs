@@ -35,8 +35,9 @@
 //! it is in the pool) and checked like `channel build --file`.
 
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -45,8 +46,9 @@ use sha2::{Digest, Sha256};
 
 use crate::channels::apply::{Applied, apply};
 use crate::channels::builds::{self, BuildOrder};
+use crate::channels::cache::TreeError;
 use crate::channels::downloads;
-use crate::channels::model::{Channel, DeviceId, Recipe};
+use crate::channels::model::{DeviceId, Recipe};
 use crate::channels::ops::{self, CreateOptions, OpError, RolloutUpdate};
 use crate::channels::reports;
 use crate::http::build::LimitedBody;
@@ -323,15 +325,26 @@ struct AuditQuery {
 
 type Answer = Result<Json<Applied>, ApiError>;
 
-async fn tree(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Channel>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .channels()
-            .load_tree()
-            .await
-            .map_err(channel_error)?,
-    ))
+/// The tree as JSON (a list of [`crate::channels::model::Channel`]), encoded once per change
+/// ([`crate::channels::cache::TreeCache`]).
+async fn tree(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    let body = state
+        .channel_cache
+        .tree
+        .encoded(state.store.channels())
+        .await
+        .map_err(|error| match error {
+            TreeError::Store(error) => channel_error(error),
+            TreeError::Encode(error) => ApiError::Internal(error.to_string()),
+        })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn images(
