@@ -194,6 +194,22 @@ pub async fn apply(
     })
 }
 
+/// The stored channel `name`, or [`OpError::NoChannel`]: what every read of one channel by the
+/// CLI and the admin API starts with.
+pub async fn existing_channel(state: &AppState, name: &str) -> Result<Channel, ChannelError> {
+    state
+        .store
+        .channels()
+        .load_channel(name)
+        .await?
+        .ok_or_else(|| {
+            OpError::NoChannel {
+                name: name.to_owned(),
+            }
+            .into()
+        })
+}
+
 /// The audit entry of a committed change: the touched channels before and after, each with
 /// only the devices that changed (as [`Applied::changes`]).
 fn audit_entry(actor: &str, applied: &Applied, at_ms: i64) -> AuditEntry {

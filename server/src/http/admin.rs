@@ -44,7 +44,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::channels::apply::{Applied, apply};
+use crate::channels::apply::{Applied, apply, existing_channel};
 use crate::channels::builds::{self, BuildOrder};
 use crate::channels::cache::TreeError;
 use crate::channels::downloads;
@@ -352,17 +352,9 @@ async fn images(
     _: Admin,
     Query(query): Query<ImagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let channel = state
-        .store
-        .channels()
-        .load_channel(&query.channel)
+    let channel = existing_channel(&state, &query.channel)
         .await
-        .map_err(channel_error)?
-        .ok_or_else(|| {
-            channel_error(OpError::NoChannel {
-                name: query.channel.clone(),
-            })
-        })?;
+        .map_err(channel_error)?;
     let device = channel.devices.get(&query.device).ok_or_else(|| {
         channel_error(OpError::NoDevice {
             channel: query.channel.clone(),
