@@ -248,12 +248,14 @@ impl PublishedFiles {
         Some(Served::Cached(file))
     }
 
-    /// Re-reads the generation now: called after this process published, so its own
-    /// publication is served from the next request on.
+    /// Drops every cached file and re-reads the generation now: called after this process
+    /// published, so its own publication is served from the next request on. Whoever rewrites
+    /// published files in place behind the server's back (which the publisher never does, see
+    /// the module docs) must call it too.
     pub async fn refresh(&self, root: &Path) {
         let now = self.now_ms();
         self.checked.store(now, Ordering::Release);
-        self.revalidate(root).await;
+        self.revalidate(root, true).await;
     }
 
     /// Re-reads the generation if the last look is [`REVALIDATE_EVERY`] old; one request does
@@ -272,10 +274,11 @@ impl PublishedFiles {
         {
             return;
         }
-        self.revalidate(root).await;
+        self.revalidate(root, false).await;
     }
 
-    async fn revalidate(&self, root: &Path) {
+    /// Reads the generation; drops the cached files if it changed or `flush` says so.
+    async fn revalidate(&self, root: &Path, flush: bool) {
         let seen = {
             let root = root.to_owned();
             tokio::task::spawn_blocking(move || Generation::read(&root))
@@ -284,7 +287,7 @@ impl PublishedFiles {
                 .flatten()
         };
         let mut inner = self.lock();
-        if inner.generation != seen {
+        if flush || inner.generation != seen {
             inner.epoch = inner.epoch.wrapping_add(1);
             inner.files.clear();
             inner.bytes = 0;
