@@ -93,17 +93,7 @@ impl Artifacts {
     /// the check and the open. `None` for anything else: missing, a link, a directory, a
     /// device. The store root itself is the operator's choice and may be a link.
     pub fn open_file(&self, relative: &str) -> Option<std::fs::File> {
-        let components = plain_components(relative)?;
-        let (name, directories) = components.split_last()?;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let mut dir = openat(CWD, &self.root, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
-        for component in directories {
-            dir = openat(&dir, *component, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
-        }
-        let file = std::fs::File::from(openat(&dir, *name, flags, Mode::empty()).ok()?);
-        file.metadata()
-            .is_ok_and(|metadata| metadata.is_file())
-            .then_some(file)
+        open_beneath(&self.root, relative)
     }
 
     /// Moves a finished build's output directory into place as `<store>/<request_hash>`,
@@ -129,6 +119,23 @@ impl Artifacts {
     pub async fn remove(&self, request_hash: &RequestHash) -> Result<bool, ArtifactError> {
         remove_tree(self.job_dir(request_hash)).await
     }
+}
+
+/// Opens the regular file at `relative` (plain names only) under `root` without following any
+/// symbolic link below `root`, as [`Artifacts::open_file`] describes; also used for the
+/// channel pool under `/channels/pool/`.
+pub(crate) fn open_beneath(root: &Path, relative: &str) -> Option<std::fs::File> {
+    let components = plain_components(relative)?;
+    let (name, directories) = components.split_last()?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let mut dir = openat(CWD, root, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
+    for component in directories {
+        dir = openat(&dir, *component, flags | OFlags::DIRECTORY, Mode::empty()).ok()?;
+    }
+    let file = std::fs::File::from(openat(&dir, *name, flags, Mode::empty()).ok()?);
+    file.metadata()
+        .is_ok_and(|metadata| metadata.is_file())
+        .then_some(file)
 }
 
 /// The components of a `/store/` path if each is a plain name (see [`Artifacts::resolve`]).

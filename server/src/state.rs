@@ -53,6 +53,8 @@ pub struct AppState {
     pub events: Arc<EventQueue>,
     /// Channel pool file downloads not yet written to the store (keyed by SHA-256 and name).
     pub channel_downloads: Arc<DownloadCounter>,
+    /// The published channel files and the admin tree in memory ([`crate::channels::cache`]).
+    pub channel_cache: Arc<crate::channels::cache::ChannelCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,6 +99,7 @@ impl AppState {
             downloads: Arc::new(DownloadCounter::default()),
             events: Arc::new(EventQueue::default()),
             channel_downloads: Arc::new(DownloadCounter::default()),
+            channel_cache: Arc::default(),
         }
     }
 }

@@ -1005,6 +1005,114 @@ async fn serve_publishes_changes_and_serves_the_tree() {
         serde_json::from_slice(&std::fs::read(tree_dir.join("channels.json")).unwrap()).unwrap();
     assert_eq!(now["global"]["serial"], serial);
 
+    // The metadata files come from memory with the same validators, HEAD and Range as a file
+    // on disk.
+    let entry = format!("{base}/channels/channels.json");
+    let whole = client.get(&entry).send().await.unwrap();
+    let etag = whole.headers()["etag"].clone();
+    let whole = whole.bytes().await.unwrap();
+    assert_eq!(
+        whole.as_ref(),
+        std::fs::read(tree_dir.join("channels.json")).unwrap()
+    );
+    let head = client.head(&entry).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"], etag);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        whole.len().to_string()
+    );
+    let range = client
+        .get(&entry)
+        .header("range", "bytes=1-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(
+        range.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 1-3/{}", whole.len())
+    );
+    assert_eq!(range.bytes().await.unwrap().as_ref(), &whole[1..=3]);
+    let beyond = client
+        .get(&entry)
+        .header("range", format!("bytes={}-", whole.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+    let index_response = client.get(format!("{base}{url}")).send().await.unwrap();
+    assert_eq!(
+        index_response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let index_etag = index_response.headers()["etag"].clone();
+    let not_modified = client
+        .get(format!("{base}{url}"))
+        .header("if-none-match", index_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+
+    // Pool images are streamed from disk, whole, and never through a link.
+    let pool_file = tree_dir.join(file_url.strip_prefix("/channels/").unwrap());
+    let image = client
+        .get(format!("{base}{file_url}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(
+        image.bytes().await.unwrap().as_ref(),
+        std::fs::read(&pool_file).unwrap()
+    );
+    std::os::unix::fs::symlink(&pool_file, pool_file.with_file_name("linked.bin")).unwrap();
+    let linked = file_url.rsplit_once('/').unwrap().0.to_owned() + "/linked.bin";
+    let response = client.get(format!("{base}{linked}")).send().await.unwrap();
+    assert_eq!(response.status(), 404, "a link in the pool is not followed");
+
+    // Another process (or host) sharing the tree publishes: this server serves it within the
+    // revalidation interval, with no request to the database or hint from that publisher.
+    let external = serial + 1000;
+    let tree: Vec<Channel> = store
+        .channels()
+        .snapshot()
+        .await
+        .unwrap()
+        .channels
+        .into_values()
+        .collect();
+    publish(
+        &tree,
+        &Changed::Unknown,
+        &tree_dir,
+        &fixture.key,
+        &options(external, unix_now),
+    )
+    .unwrap();
+    let switched = std::time::Instant::now();
+    let (doc, _) = wait_for_serial(&client, &base, external - 1).await;
+    assert_eq!(doc["global"]["serial"], external);
+    assert!(
+        switched.elapsed() < attendant_server::channels::cache::REVALIDATE_EVERY * 3,
+        "the external publication was served after {:?}",
+        switched.elapsed()
+    );
+    let signature = client
+        .get(format!("{base}/channels/channels.json.sig"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        signature.as_ref(),
+        std::fs::read(tree_dir.join(format!("meta/{external}/channels.json.sig"))).unwrap(),
+        "the signature of the same publication"
+    );
+
     running.shutdown.cancel();
     running.task.await.unwrap().unwrap();
 }

@@ -125,6 +125,13 @@ impl Remote {
         self.running.service.state.config.channels_path()
     }
 
+    /// Tells the remote server that files were changed behind its back: it serves the
+    /// published metadata from memory, trusting that nothing but a publication changes it.
+    async fn tampered(&self) {
+        let state = &self.running.service.state;
+        state.channel_cache.files.refresh(&self.tree()).await;
+    }
+
     /// The file of the device's current index in the published tree.
     fn index_file(&self) -> PathBuf {
         let channels: Value =
@@ -398,6 +405,7 @@ async fn a_forged_replayed_or_expired_remote_is_refused_and_nothing_is_published
         b'0'
     };
     std::fs::write(&index_file, &forged).unwrap();
+    remote.tampered().await;
     let reason = local.refused().await;
     assert!(
         reason.starts_with("input `upstream-stable`: `http://")
@@ -410,12 +418,14 @@ async fn a_forged_replayed_or_expired_remote_is_refused_and_nothing_is_published
         local.published()["global"]["serial"].clone(),
     );
     std::fs::write(&index_file, &genuine).unwrap();
+    remote.tampered().await;
 
     // A replayed older tree: the remote's `current` points at an earlier publication again.
     let current = remote.tree().join("current");
     let newest = std::fs::read_link(&current).unwrap();
     std::fs::remove_file(&current).unwrap();
     std::os::unix::fs::symlink(format!("meta/{old_serial}"), &current).unwrap();
+    remote.tampered().await;
     let reason = local.refused().await;
     assert!(
         reason.ends_with(&format!(
@@ -429,6 +439,7 @@ async fn a_forged_replayed_or_expired_remote_is_refused_and_nothing_is_published
     );
     std::fs::remove_file(&current).unwrap();
     std::os::unix::fs::symlink(&newest, &current).unwrap();
+    remote.tampered().await;
 
     // An expired delegation: the root re-issued the signing key's certificate for a window
     // that has ended.
@@ -456,6 +467,7 @@ async fn a_forged_replayed_or_expired_remote_is_refused_and_nothing_is_published
     )
     .unwrap();
     std::fs::copy(&expired, &delegation).unwrap();
+    remote.tampered().await;
     let reason = local.refused().await;
     assert!(
         reason.contains(
@@ -468,6 +480,7 @@ async fn a_forged_replayed_or_expired_remote_is_refused_and_nothing_is_published
         local.published()["global"]["serial"].clone(),
     );
     std::fs::write(&delegation, &genuine_delegation).unwrap();
+    remote.tampered().await;
 
     // A root key the remote's chain does not lead to.
     let stranger = remote.dir.path().join("stranger.sec");

@@ -174,6 +174,7 @@ pub async fn apply(
         let audit = audit_entry(actor, &applied, now());
         match channels.commit(&write, &audit).await {
             Ok(()) => {
+                state.channel_cache.tree.invalidate();
                 if let Err(error) = state.publisher.publish(state, &change).await {
                     // The change is committed; the next publication (or `serve`'s schedule)
                     // renders it. Failing the command here would invite a second, different
@@ -191,6 +192,22 @@ pub async fn apply(
     Err(ChannelError::Busy {
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// The stored channel `name`, or [`OpError::NoChannel`]: what every read of one channel by the
+/// CLI and the admin API starts with.
+pub async fn existing_channel(state: &AppState, name: &str) -> Result<Channel, ChannelError> {
+    state
+        .store
+        .channels()
+        .load_channel(name)
+        .await?
+        .ok_or_else(|| {
+            OpError::NoChannel {
+                name: name.to_owned(),
+            }
+            .into()
+        })
 }
 
 /// The audit entry of a committed change: the touched channels before and after, each with

@@ -9,6 +9,7 @@
 //! | [`pool`] | the content-addressed image pool: copy in, hash, sign; reap unreferenced files |
 //! | [`jobs`] | the image jobs of channel builds: recipe request, stamp, submission |
 //! | [`downloads`] | download counts of pool images, per file and per build |
+//! | [`cache`] | the published metadata files and the admin tree in memory, revalidated cheaply |
 //!
 //! Persistence (snapshot, optimistic commit, serial, locks, audit) is
 //! [`crate::store::channel_store::ChannelStore`], beside the job store it shares a database with.
@@ -24,6 +25,7 @@
 
 pub mod apply;
 pub mod builds;
+pub mod cache;
 pub mod downloads;
 pub mod generators;
 pub mod import;

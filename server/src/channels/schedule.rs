@@ -264,6 +264,16 @@ impl SharedPublisher {
         self.publisher.lock().await.round(SystemTime::now()).await
     }
 
+    /// One round now for `state`'s server: a publication is served from its next request on.
+    async fn round_for(&self, state: &AppState) -> Result<Option<PublishReport>, ScheduleError> {
+        let report = self.round().await?;
+        if report.is_some() {
+            let root = state.config.channels_path();
+            state.channel_cache.files.refresh(&root).await;
+        }
+        Ok(report)
+    }
+
     /// Every `channels.publish_interval` until `shutdown`: settles finished channel builds
     /// (their images into the pool), then publishes if needed; errors are logged.
     pub async fn run(self: Arc<Self>, state: AppState, shutdown: CancellationToken) {
@@ -292,7 +302,7 @@ impl SharedPublisher {
             }
             // Soak times end without a report arriving; a halt or advance publishes at once.
             crate::channels::rollout::evaluate_all(&state, crate::state::now()).await;
-            match self.round().await {
+            match self.round_for(&state).await {
                 Ok(Some(report)) => tracing::info!(
                     serial = report.serial,
                     written = report.written.len(),
@@ -315,11 +325,11 @@ impl SharedPublisher {
 impl ApplyPublisher for SharedPublisher {
     fn publish<'a>(
         &'a self,
-        _state: &'a AppState,
+        state: &'a AppState,
         _change: &'a Change,
     ) -> BoxFuture<'a, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
         Box::pin(async move {
-            self.round()
+            self.round_for(state)
                 .await
                 .map(|_| ())
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)

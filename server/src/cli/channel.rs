@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
 
-use crate::channels::apply::{Applied, ChannelError, apply};
+use crate::channels::apply::{Applied, ChannelError, apply, existing_channel};
 use crate::channels::builds::{self, BuildOrder, ImportOrder, SettleReport};
 use crate::channels::downloads;
 use crate::channels::model::{BuildState, Channel, ChannelKind, Recipe};
@@ -798,15 +798,7 @@ async fn images(
     device: &str,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let channel = service
-        .state
-        .store
-        .channels()
-        .load_channel(name)
-        .await?
-        .ok_or_else(|| ops::OpError::NoChannel {
-            name: name.to_owned(),
-        })?;
+    let channel = existing_channel(&service.state, name).await?;
     let entry = channel
         .devices
         .get(device)
@@ -911,15 +903,7 @@ fn rollout_update(args: &RolloutArgs) -> Result<Option<ops::RolloutUpdate>, Fail
 }
 
 async fn rollout_show(service: &Service, name: &str, json: bool) -> Result<ExitCode, Failure> {
-    let channel = service
-        .state
-        .store
-        .channels()
-        .load_channel(name)
-        .await?
-        .ok_or_else(|| ops::OpError::NoChannel {
-            name: name.to_owned(),
-        })?;
+    let channel = existing_channel(&service.state, name).await?;
     let rollout = &channel.settings.rollout;
     if json {
         print_json(&serde_json::to_value(rollout).map_err(anyhow::Error::from)?)?;
@@ -961,15 +945,7 @@ async fn phase_show(
     number: u64,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let channel = service
-        .state
-        .store
-        .channels()
-        .load_channel(name)
-        .await?
-        .ok_or_else(|| ops::OpError::NoChannel {
-            name: name.to_owned(),
-        })?;
+    let channel = existing_channel(&service.state, name).await?;
     let build = channel
         .devices
         .get(device)

@@ -35,18 +35,20 @@
 //! it is in the pool) and checked like `channel build --file`.
 
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::channels::apply::{Applied, apply};
+use crate::channels::apply::{Applied, apply, existing_channel};
 use crate::channels::builds::{self, BuildOrder};
+use crate::channels::cache::TreeError;
 use crate::channels::downloads;
-use crate::channels::model::{Channel, DeviceId, Recipe};
+use crate::channels::model::{DeviceId, Recipe};
 use crate::channels::ops::{self, CreateOptions, OpError, RolloutUpdate};
 use crate::channels::reports;
 use crate::http::build::LimitedBody;
@@ -323,15 +325,26 @@ struct AuditQuery {
 
 type Answer = Result<Json<Applied>, ApiError>;
 
-async fn tree(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Channel>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .channels()
-            .load_tree()
-            .await
-            .map_err(channel_error)?,
-    ))
+/// The tree as JSON (a list of [`crate::channels::model::Channel`]), encoded once per change
+/// ([`crate::channels::cache::TreeCache`]).
+async fn tree(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    let body = state
+        .channel_cache
+        .tree
+        .encoded(state.store.channels())
+        .await
+        .map_err(|error| match error {
+            TreeError::Store(error) => channel_error(error),
+            TreeError::Encode(error) => ApiError::Internal(error.to_string()),
+        })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn images(
@@ -339,17 +352,9 @@ async fn images(
     _: Admin,
     Query(query): Query<ImagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let channel = state
-        .store
-        .channels()
-        .load_channel(&query.channel)
+    let channel = existing_channel(&state, &query.channel)
         .await
-        .map_err(channel_error)?
-        .ok_or_else(|| {
-            channel_error(OpError::NoChannel {
-                name: query.channel.clone(),
-            })
-        })?;
+        .map_err(channel_error)?;
     let device = channel.devices.get(&query.device).ok_or_else(|| {
         channel_error(OpError::NoDevice {
             channel: query.channel.clone(),

@@ -3,25 +3,30 @@
 //! Only regular files under the tree's root are served, reached through plain path parts (none
 //! empty or starting with a dot, so temporary files and `..` never match); the links at the top
 //! of the tree (`channels.json` → `current/…` → `meta/<serial>/…`) are followed, but only to
-//! files inside the root. Every answer carries `ETag` and `Last-Modified`; `HEAD` and one byte
-//! `Range` work as on `/store/`. Pool files and indexes are never rewritten under their name
-//! (`index.<serial>.json`), so they are cached for a year as `immutable`; `channels.json` and
-//! the keys change in place and are cached for a minute. Whole-file downloads of pool images are
-//! counted ([`crate::channels::downloads`]).
+//! files inside the root, and pool files are opened without following any link. Every answer
+//! carries `ETag` and `Last-Modified`; `HEAD` and one byte `Range` work as on `/store/`. Pool
+//! files and indexes are never rewritten under their name (`index.<serial>.json`), so they are
+//! cached for a year as `immutable`; `channels.json` and the keys change in place and are
+//! cached for a minute. Whole-file downloads of pool images are counted
+//! ([`crate::channels::downloads`]).
+//!
+//! The metadata files are answered from memory ([`crate::channels::cache::PublishedFiles`],
+//! whose docs say why that is correct); pool images are streamed from disk.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::channels::cache::{CachedFile, Served};
 use crate::channels::downloads;
 use crate::http::error::ApiError;
-use crate::http::files::{FileHeaders, send_file};
+use crate::http::files::{
+    FileHeaders, RangeRequest, entity_tag, http_date, parse_range, send_file,
+};
 use crate::state::AppState;
-
-/// Longest path served, in bytes.
-const MAX_PATH_LEN: usize = 1024;
 
 /// The channel tree route.
 pub(crate) fn routes() -> Router<AppState> {
@@ -34,48 +39,109 @@ async fn channel_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let root = state.config.channels_path();
-    let full = resolve(&root, &path).await.ok_or(ApiError::FileNotFound)?;
+    let served = state
+        .channel_cache
+        .files
+        .serve(&root, &path, validators)
+        .await
+        .ok_or(ApiError::FileNotFound)?;
     let options = FileHeaders {
         content_type: content_type(&path),
         attachment: false,
         cache_control: Some(cache_control(&path)),
         validators: true,
     };
-    let file = tokio::fs::File::open(&full)
-        .await
-        .map_err(|_| ApiError::FileNotFound)?
-        .into_std()
-        .await;
-    let name = path.rsplit('/').next().unwrap_or("file");
-    let response = send_file(file, name, &headers, &options).await?;
+    let response = match served {
+        Served::Cached(file) => send_cached(&file, &headers, &options),
+        Served::Disk(file) => {
+            let name = path.rsplit('/').next().unwrap_or("file");
+            send_file(file, name, &headers, &options).await?
+        }
+    };
     // Only whole files count (a `HEAD` never gets here, a `Range` answers 206).
-    if response.status() == axum::http::StatusCode::OK {
+    if response.status() == StatusCode::OK {
         downloads::count(&state, &path);
     }
     Ok(response)
 }
 
-/// The file behind `relative`, if it is a path of plain names that leads (links followed) to a
-/// regular file inside `root`.
-async fn resolve(root: &std::path::Path, relative: &str) -> Option<std::path::PathBuf> {
-    if relative.is_empty() || relative.len() > MAX_PATH_LEN {
-        return None;
+/// The validators [`send_file`] gives a file on disk, for a file read into memory.
+fn validators(length: u64, modified: std::time::SystemTime) -> Option<(HeaderValue, HeaderValue)> {
+    Some((
+        HeaderValue::from_str(&entity_tag(length, modified)).ok()?,
+        HeaderValue::from_str(&http_date(modified)).ok()?,
+    ))
+}
+
+/// Answers with a file held in memory, with the same headers, `304` and byte range handling
+/// as [`send_file`] gives a file on disk.
+fn send_cached(file: &CachedFile, headers: &HeaderMap, options: &FileHeaders) -> Response {
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(options.content_type),
+    );
+    response_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(cache_control) = options.cache_control {
+        response_headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
     }
-    let mut path = root.to_owned();
-    for part in relative.split('/') {
-        let plain = !part.is_empty()
-            && !part.starts_with('.')
-            && !part.contains('\\')
-            && !part.contains('\0');
-        if !plain {
-            return None;
+    response_headers.insert(header::ETAG, file.etag.clone());
+    response_headers.insert(header::LAST_MODIFIED, file.last_modified.clone());
+    let etag = file.etag.as_bytes();
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag.as_bytes() == etag || tag == "*"
+            })
+        });
+    if matches {
+        return (StatusCode::NOT_MODIFIED, response_headers, Body::empty()).into_response();
+    }
+    let length = u64::try_from(file.body.len()).unwrap_or(u64::MAX);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| parse_range(value, length));
+    let (status, body) = match range {
+        None | Some(RangeRequest::Ignored) => (StatusCode::OK, file.body.clone()),
+        Some(RangeRequest::Unsatisfiable) => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                response_headers,
+                Body::empty(),
+            )
+                .into_response();
         }
-        path.push(part);
-    }
-    let root = tokio::fs::canonicalize(root).await.ok()?;
-    let real = tokio::fs::canonicalize(&path).await.ok()?;
-    let metadata = tokio::fs::metadata(&real).await.ok()?;
-    (real.starts_with(&root) && metadata.is_file()).then_some(real)
+        Some(RangeRequest::Range { start, end }) => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}")) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            // `parse_range` keeps `start <= end < length`.
+            let start = usize::try_from(start).unwrap_or(usize::MAX);
+            let end = usize::try_from(end).unwrap_or(usize::MAX);
+            let slice = file
+                .body
+                .get(start..=end)
+                .map(|part| file.body.slice_ref(part))
+                .unwrap_or_default();
+            (StatusCode::PARTIAL_CONTENT, slice)
+        }
+    };
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (status, response_headers, Body::from(body)).into_response()
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -120,30 +186,5 @@ mod tests {
             content_type("channels.json.sig"),
             "text/plain; charset=utf-8"
         );
-    }
-
-    #[tokio::test]
-    async fn resolves_only_regular_files_inside_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("tree");
-        std::fs::create_dir_all(root.join("meta/3")).unwrap();
-        std::fs::write(root.join("meta/3/channels.json"), "{}").unwrap();
-        std::fs::write(dir.path().join("secret"), "x").unwrap();
-        std::fs::write(root.join(".channels.json.tmp-1"), "x").unwrap();
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink("meta/3", root.join("current")).unwrap();
-            std::os::unix::fs::symlink("current/channels.json", root.join("channels.json"))
-                .unwrap();
-            std::os::unix::fs::symlink("../secret", root.join("escape")).unwrap();
-            assert!(resolve(&root, "channels.json").await.is_some());
-            assert!(resolve(&root, "escape").await.is_none());
-        }
-        assert!(resolve(&root, "meta/3/channels.json").await.is_some());
-        assert!(resolve(&root, "meta/3").await.is_none(), "a directory");
-        assert!(resolve(&root, "../secret").await.is_none());
-        assert!(resolve(&root, ".channels.json.tmp-1").await.is_none());
-        assert!(resolve(&root, "meta//3/channels.json").await.is_none());
-        assert!(resolve(&root, "missing.json").await.is_none());
     }
 }

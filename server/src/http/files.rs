@@ -173,7 +173,7 @@ pub(crate) async fn send_file(
 
 /// A strong validator from the file's size and modification time: every published file is
 /// written whole under a new name or replaced by a rename, so both change with the content.
-fn entity_tag(length: u64, modified: std::time::SystemTime) -> String {
+pub(crate) fn entity_tag(length: u64, modified: std::time::SystemTime) -> String {
     let nanos = modified
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());
@@ -181,7 +181,7 @@ fn entity_tag(length: u64, modified: std::time::SystemTime) -> String {
 }
 
 /// An HTTP date (RFC 9110 `IMF-fixdate`): `Sun, 06 Dec 2026 11:45:00 GMT`.
-fn http_date(at: std::time::SystemTime) -> String {
+pub(crate) fn http_date(at: std::time::SystemTime) -> String {
     const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -211,7 +211,7 @@ async fn public_key(
 
 /// One parsed `Range` header.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
+pub(crate) enum RangeRequest {
     /// Serve the whole file (no usable single range).
     Ignored,
     /// No byte of the range exists (416).
@@ -220,7 +220,7 @@ enum RangeRequest {
     Range { start: u64, end: u64 },
 }
 
-fn parse_range(value: &str, length: u64) -> RangeRequest {
+pub(crate) fn parse_range(value: &str, length: u64) -> RangeRequest {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return RangeRequest::Ignored;
     };

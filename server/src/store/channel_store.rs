@@ -159,6 +159,12 @@ pub struct ChannelDoc {
 /// The `channel_state` key of the publication serial.
 pub const SERIAL_KEY: &str = "serial";
 
+/// The `channel_state` counter raised by every [`ChannelStore::commit`], in the same
+/// transaction: it moves whenever the tree changed, whichever process changed it, so a reader
+/// can tell cheaply whether a tree it holds is still current (read it with
+/// [`ChannelStore::counter`]).
+pub const TREE_REVISION_KEY: &str = "tree_revision";
+
 /// Download counts of pool files by (SHA-256, file name).
 pub type PoolDownloads = BTreeMap<(String, String), u64>;
 

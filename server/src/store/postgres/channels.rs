@@ -13,8 +13,8 @@ use super::PostgresStore;
 use crate::channels::model::Channel;
 use crate::store::channel_store::{
     AuditEntry, AuditRecord, ChannelStore, ChannelWrite, MAX_AUDIT_PAGE, MAX_POOL_DOWNLOADS_QUERY,
-    PendingBuild, PoolDownloads, SERIAL_KEY, Snapshot, TreeChange, decode_channel, encode_channel,
-    encode_device, pending_count, pending_of, signed, unsigned,
+    PendingBuild, PoolDownloads, SERIAL_KEY, Snapshot, TREE_REVISION_KEY, TreeChange,
+    decode_channel, encode_channel, encode_device, pending_count, pending_of, signed, unsigned,
 };
 use crate::store::{ImageDownloads, StoreError, UnixMillis};
 
@@ -330,6 +330,14 @@ async fn write_change(
     .bind(&audit.target)
     .bind(&audit.before)
     .bind(&audit.after)
+    .execute(&mut *conn)
+    .await?;
+    // In the same transaction: a reader that sees the counter move sees the change.
+    sqlx::query(
+        "INSERT INTO channel_state (key, value) VALUES ($1, 1)
+         ON CONFLICT (key) DO UPDATE SET value = channel_state.value + 1",
+    )
+    .bind(TREE_REVISION_KEY)
     .execute(&mut *conn)
     .await?;
     Ok(())

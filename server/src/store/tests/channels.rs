@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::Reopen;
 use crate::channels::model::{BuildState, Channel, Device, test_build, test_channel};
-use crate::store::channel_store::{AuditEntry, ChannelStore, Snapshot, TreeChange};
+use crate::store::channel_store::{
+    AuditEntry, ChannelStore, Snapshot, TREE_REVISION_KEY, TreeChange,
+};
 use crate::store::{Store, StoreError};
 
 macro_rules! channel_suite {
@@ -26,7 +28,8 @@ macro_rules! channel_suite {
                 pending_builds_are_listed,
                 audit_log_pages_in_order,
                 conflicts_leave_the_store_usable,
-                tree_survives_reopen
+                tree_survives_reopen,
+                tree_revision_moves_with_every_commit_and_the_cached_tree_follows
             );
         }
     };
@@ -436,4 +439,48 @@ async fn tree_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
     let reopened = reopen().await;
     assert_eq!(reopened.channels().load_tree().await.unwrap(), vec![stable]);
     assert_eq!(reopened.channels().current_serial().await.unwrap(), 1);
+}
+
+async fn tree_revision_moves_with_every_commit_and_the_cached_tree_follows(
+    store: Arc<dyn Store>,
+    _: Reopen,
+) {
+    use crate::channels::cache::{REVALIDATE_EVERY, TreeCache};
+    let channels = store.channels();
+    assert_eq!(channels.counter(TREE_REVISION_KEY).await.unwrap(), 0);
+    let cache = TreeCache::default();
+    assert_eq!(cache.encoded(channels).await.unwrap().as_ref(), b"[]");
+    commit(channels, &[test_channel("stable")]).await;
+    assert_eq!(channels.counter(TREE_REVISION_KEY).await.unwrap(), 1);
+    // A refused commit changes nothing, the counter included.
+    let stale = channels.snapshot().await.unwrap();
+    commit(
+        channels,
+        &[with_device(test_channel("stable"), DEVICE, &[1])],
+    )
+    .await;
+    let refused = channels
+        .commit(&put(&stale, &[test_channel("stable")]), &audit("stale"))
+        .await;
+    assert!(matches!(refused, Err(StoreError::ChannelConflict { .. })));
+    assert_eq!(channels.counter(TREE_REVISION_KEY).await.unwrap(), 2);
+    // Committed behind the cache's back (another process): seen within the interval.
+    let started = std::time::Instant::now();
+    let expected = serde_json::to_vec(&channels.load_tree().await.unwrap()).unwrap();
+    loop {
+        if cache.encoded(channels).await.unwrap() == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < REVALIDATE_EVERY * 3,
+            "the cached tree did not follow the store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Committed by this process: seen at once.
+    commit(channels, &[test_channel("testing")]).await;
+    cache.invalidate();
+    let tree: serde_json::Value =
+        serde_json::from_slice(&cache.encoded(channels).await.unwrap()).unwrap();
+    assert_eq!(tree.as_array().unwrap().len(), 2, "{tree}");
 }
