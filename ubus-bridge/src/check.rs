@@ -148,6 +148,7 @@ pub fn start_options(arguments: &Arguments, with_keep: bool) -> Result<StartOpti
         force: arguments.bool("force")?.unwrap_or(false),
         channel: channel::channel_argument(arguments)?,
         percentage: channel::percentage_argument(arguments)?,
+        prebuilt: arguments.bool("prebuilt")?.unwrap_or(false),
     })
 }
 

@@ -177,6 +177,7 @@ fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -
             "force": options.force,
             "channel": options.channel,
             "percentage": options.percentage,
+            "prebuilt": options.prebuilt,
         },
         "configuration": {
             "server": settings.server,

@@ -139,6 +139,9 @@ pub struct StartOptions {
     /// The phase to use instead of the router's own, 0 to 100 (only with a channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage: Option<u8>,
+    /// With a channel: the published image even when the router has packages it lacks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prebuilt: bool,
 }
 
 /// The channel build a job fetched: what the outcome report names when it is flashed.

@@ -54,6 +54,7 @@ pub fn signatures() -> Value {
     if let Some(object) = plan.as_object_mut() {
         object.insert("channel".to_owned(), "stable".into());
         object.insert("percentage".to_owned(), 50.into());
+        object.insert("prebuilt".to_owned(), false.into());
     }
     let mut check = plan.clone();
     if let Some(object) = check.as_object_mut() {

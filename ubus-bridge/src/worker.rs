@@ -79,7 +79,10 @@ fn fetch(context: &Context, progress: &mut Progress<'_>) -> Result<(), BridgeErr
     flash.keep_settings = keep_settings;
     if let Some(request) = channel::request(engine.settings(), &options)? {
         progress.update(|job| job.image = Some(image.display().to_string()));
-        let fetched = fetch_channel(&engine, &request, &path, interval, &flash, progress)?;
+        let prebuilt = options.prebuilt;
+        let fetched = fetch_channel(
+            &engine, &request, prebuilt, &path, interval, &flash, progress,
+        )?;
         finish_fetch(progress, fetched);
         return Ok(());
     }
@@ -123,6 +126,7 @@ fn finish_fetch(progress: &mut Progress<'_>, fetched: Option<Verification>) {
 fn fetch_channel(
     engine: &Engine,
     request: &ChannelRequest,
+    prebuilt_only: bool,
     path: &Path,
     interval: Duration,
     flash: &FlashOptions,
@@ -143,7 +147,7 @@ fn fetch_channel(
     };
     let version = hop.openwrt_version.clone();
     let fetched = engine
-        .channel_route(&plan, &device, false)
+        .channel_route(&plan, &device, prebuilt_only)
         .map_err(BridgeError::from)
         .and_then(|route| {
             channel.attended = matches!(route, Some(ChannelRoute::Attended { .. }));
