@@ -16,11 +16,20 @@
 //! links because gcc's `crtbeginT.o` points into `.eh_frame`; OpenWrt's own toolchain (gcc and
 //! GNU ld, linking dynamically against the system musl) therefore builds with the tables.
 //!
+//! The same links also get identical code folding (`--icf=all`): lld keeps one copy of the
+//! functions whose machine code came out byte-identical (generic code instantiated for different
+//! types often does): 8 KB raw, 2 KB after xz on aarch64 (docs/benchmarks.md). `all` rather
+//! than `safe`: rustc does not mark which functions have their address taken, so lld's `safe`
+//! mode folds nothing in Rust code. What folding can break is code that tells two functions
+//! apart by address; Rust promises no distinct addresses (`std::ptr::fn_addr_eq`), and the
+//! folded aarch64 binary is what `scripts/agent-cross-check.sh` runs against the real server.
+//!
 //! `build/unwind_tables.rs` holds the logic; `ubus-bridge/build.rs` includes it too, so the
 //! multi-call binary the router runs gets the same treatment.
 
 include!("build/unwind_tables.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    fold_identical_code();
     discard_unwind_tables()
 }

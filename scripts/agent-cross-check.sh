@@ -2,6 +2,8 @@
 # CI check of the shipped aarch64 agent: builds the static aarch64-unknown-linux-musl binary with
 # the `openwrt` profile (scripts/build-agent.sh), then runs it under qemu-aarch64-static
 # (binfmt_misc is not assumed: qemu-user runs the binary directly):
+#   0. its size against the router budget: at most 1.6 MiB stripped and 800,000 bytes after
+#      `xz -9e` (the compression firmware images use), the figures docs/benchmarks.md reports;
 #   1. `--help` and `--version`;
 #   2. `check --json` against the real attendant-server, whose upstream is the fixture OpenWrt
 #      mirror of attendant-e2e served over HTTP, with a fake router root (`--root`, written by
@@ -9,7 +11,7 @@
 #      24.10.5 (exit 3).
 #
 # Usage: scripts/agent-cross-check.sh            (from anywhere; about 1-3 minutes on 2 cores)
-# Needs: what build-agent.sh needs, and qemu-user-static.
+# Needs: what build-agent.sh needs, xz (xz-utils) and qemu-user-static.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +24,29 @@ command -v qemu-aarch64-static >/dev/null 2>&1 ||
 
 hint: apt-get install qemu-user-static"
 
+command -v xz >/dev/null 2>&1 || die "\`xz\` not found
+
+hint: apt-get install xz-utils"
+
+# The router budget. On the router the agent lives in squashfs (or a package), both stored
+# xz-compressed, so flash is counted after xz; the stripped size is what it takes once read.
+readonly MAX_STRIPPED_BYTES=1677721 # 1.6 MiB
+readonly MAX_XZ_BYTES=800000
+
 echo "== build the aarch64 agent"
 agent=$(scripts/build-agent.sh --quiet aarch64 | awk '{print $1}')
 agent="$PWD/$agent"
 echo "$agent"
+
+echo "== size against the budget"
+stripped_bytes=$(stat -c %s "$agent")
+xz_bytes=$(xz -9e -c "$agent" | wc -c)
+echo "stripped $stripped_bytes bytes (at most $MAX_STRIPPED_BYTES), xz -9e $xz_bytes bytes (at most $MAX_XZ_BYTES)"
+[ "$stripped_bytes" -le "$MAX_STRIPPED_BYTES" ] ||
+  die "the aarch64 agent is $stripped_bytes bytes stripped, over its budget of $MAX_STRIPPED_BYTES (1.6 MiB)"
+[ "$xz_bytes" -le "$MAX_XZ_BYTES" ] ||
+  die "the aarch64 agent is $xz_bytes bytes after xz -9e, over its budget of $MAX_XZ_BYTES"
+
 echo "== build attendant-server and attendant-e2e"
 cargo build --quiet --locked -p attendant-server -p attendant-e2e --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |

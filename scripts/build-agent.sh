@@ -11,7 +11,13 @@
 # machinery, the message formatting and libunwind are gone too (~146 KB on aarch64, 48 KB
 # after xz). The agent refuses bad input with typed errors and never panics on purpose; a panic
 # would be a bug, and on the router it now shows as the process dying (SIGILL/SIGTRAP) instead
-# of a message. `--prebuilt-std` builds keep `panic = "abort"` with its message. build-std is unstable Cargo; `RUSTC_BOOTSTRAP=1` lets the stable toolchain use it, as the
+# of a message. `--prebuilt-std` builds keep `panic = "abort"` with its message. Two more size
+# settings come with the rebuilt std: `-Zlocation-detail=none` (the file, line and column of
+# panic sites, which nothing prints any more) and the `sha2` crate's compact software SHA-256
+# and SHA-512 (`--cfg sha2_backend_soft="compact"`: loops instead of unrolled rounds; together
+# ~17 KB raw and ~11 KB after xz on aarch64). The compact rounds are slower where the CPU has no
+# SHA-512 instructions (most router CPUs); docs/benchmarks.md has the verify throughput before
+# and after. build-std is unstable Cargo; `RUSTC_BOOTSTRAP=1` lets the stable toolchain use it, as the
 # Linux kernel does for its Rust code. It needs the toolchain's std sources (`rust-src`).
 # Both ways link with rust-lld, which lets the build script drop the unwind tables
 # (agent/build.rs).
@@ -36,8 +42,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly PROFILE=openwrt
-# The panic strategy of rebuilt-std builds (see above); xtask/src/dist.rs uses the same flags.
+# The panic strategy and size settings of rebuilt-std builds (see above); xtask/src/dist.rs uses
+# the same flags.
 readonly IMMEDIATE_ABORT="-Zunstable-options -Cpanic=immediate-abort"
+readonly SIZE_FLAGS='-Zlocation-detail=none --cfg sha2_backend_soft="compact"'
 std=rebuilt
 openwrt_env=0
 quiet=0
@@ -130,7 +138,7 @@ if [ "$std" = rebuilt ]; then
   std_args=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
   # Appended, so flags a caller (or OpenWrt's SDK) sets stay; the last `-Cpanic` wins over the
   # profile's `panic = "abort"`.
-  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$IMMEDIATE_ABORT"
+  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$IMMEDIATE_ABORT $SIZE_FLAGS"
 fi
 
 # build: builds the agent for every target with the openwrt profile.

@@ -18,10 +18,7 @@ INSERT AFTER .text;
 fn discard_unwind_tables() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
-    let musl = env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|target_env| target_env == "musl");
-    // Cargo passes the configured linker (`target.<triple>.linker`) to build scripts.
-    let lld = env::var_os("RUSTC_LINKER").is_some_and(|linker| is_lld(Path::new(&linker)));
-    if !(musl && lld) {
+    if !musl_with_lld() {
         return Ok(());
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
@@ -31,6 +28,23 @@ fn discard_unwind_tables() -> Result<(), Box<dyn std::error::Error>> {
     // layout instead of replacing it.
     println!("cargo::rustc-link-arg-bins={}", script.display());
     Ok(())
+}
+
+/// Has lld fold functions whose machine code is identical into one (`--icf=all`) when it links
+/// a musl binary.
+fn fold_identical_code() {
+    if musl_with_lld() {
+        println!("cargo::rustc-link-arg-bins=--icf=all");
+    }
+}
+
+/// Whether the binary is linked for musl by lld, the only pairing the link settings here are
+/// made for.
+fn musl_with_lld() -> bool {
+    let musl = env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|target_env| target_env == "musl");
+    // Cargo passes the configured linker (`target.<triple>.linker`) to build scripts.
+    let lld = env::var_os("RUSTC_LINKER").is_some_and(|linker| is_lld(Path::new(&linker)));
+    musl && lld
 }
 
 /// `rust-lld`, `ld.lld`, `lld`, … (not `ld`, `cc` or `gcc`).

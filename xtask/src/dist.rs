@@ -35,6 +35,10 @@ pub const PROFILE: &str = "openwrt";
 /// stops the program without its message, which takes the panic machinery out of the binary.
 pub const IMMEDIATE_ABORT: &str = "-Zunstable-options -Cpanic=immediate-abort";
 
+/// The size settings of the router binaries, as `scripts/build-agent.sh` sets them (it says what
+/// they save and cost): no panic locations, the `sha2` crate's compact software rounds.
+pub const SIZE_FLAGS: &str = "-Zlocation-detail=none --cfg sha2_backend_soft=\"compact\"";
+
 /// Cargo's target directory for builds against a rebuilt std (as `scripts/build-agent.sh`).
 pub const REBUILT_STD_TARGET_DIR: &str = "target/rebuilt-std";
 
@@ -282,13 +286,15 @@ fn build(repo: &Path, targets: &[Target]) -> Result<Vec<(Target, Binaries)>, Dis
         plugin.args(["--target", target.rust_triple()]);
     }
     let target_dir = repo.join(REBUILT_STD_TARGET_DIR);
-    // The panic strategy of scripts/build-agent.sh (which says what it costs and saves),
-    // appended to the caller's flags.
+    // The panic strategy and size settings of scripts/build-agent.sh (which says what they cost
+    // and save), appended to the caller's flags.
     let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !rustflags.is_empty() {
         rustflags.push(' ');
     }
     rustflags.push_str(IMMEDIATE_ABORT);
+    rustflags.push(' ');
+    rustflags.push_str(SIZE_FLAGS);
     plugin
         .env("RUSTFLAGS", rustflags)
         .env("PATH", path)
