@@ -18,8 +18,8 @@ use attendant_server::channels::apply::apply;
 use attendant_server::channels::builds::{self, ImportOrder};
 use attendant_server::channels::import::{ImportResult, import};
 use attendant_server::channels::keys;
-use attendant_server::channels::model::DeviceId;
-use attendant_server::channels::ops::{self, CreateOptions};
+use attendant_server::channels::model::{BuildState, DeviceId, Recipe};
+use attendant_server::channels::ops::{self, CreateOptions, NewBuild};
 use attendant_server::config::Config;
 use attendant_server::service::{Running, Service, spawn};
 use serde_json::Value;
@@ -119,6 +119,67 @@ impl Remote {
         )
         .await
         .unwrap();
+    }
+
+    /// Publishes the newest build's images again as a new build whose recipe carries `script` as
+    /// its uci-defaults script (as a channel's recipe build would publish it).
+    async fn add_build_with_defaults(&self, script: &str) {
+        let state = &self.running.service.state;
+        let channel = state
+            .store
+            .channels()
+            .load_channel("stable")
+            .await
+            .unwrap()
+            .unwrap();
+        let newest = channel.devices[DEVICE].builds.last().unwrap().clone();
+        let new = NewBuild {
+            source: newest.source,
+            state: BuildState::Ready,
+            openwrt_version: newest.openwrt_version,
+            version_code: newest.version_code,
+            recipe: Recipe {
+                add: vec!["tmux".to_owned()],
+                defaults: Some(script.to_owned()),
+                ..Recipe::default()
+            },
+            description: String::new(),
+            version_detail: newest.version_detail,
+            minversion: None,
+            images: newest.images,
+            embeds_stamp: false,
+        };
+        apply(state, "test", false, |tree| {
+            ops::add_build(
+                tree,
+                "stable",
+                DEVICE,
+                new.clone(),
+                attendant_server::state::now(),
+            )
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Rewrites the device's current index with `edit` and signs it again with the remote's own
+    /// signing key: what a publisher that serves other documents would publish.
+    async fn re_signed_index(&self, edit: impl FnOnce(&mut Value)) {
+        let index_file = self.index_file();
+        let mut index: Value =
+            serde_json::from_slice(&std::fs::read(&index_file).unwrap()).unwrap();
+        edit(&mut index);
+        let mut bytes = serde_json::to_vec(&index).unwrap();
+        bytes.push(b'\n');
+        let key =
+            attendant_proto::usign::SecretKey::parse(&std::fs::read(&self.keys.signing).unwrap())
+                .unwrap();
+        let signature = key.sign(&bytes).to_file();
+        std::fs::write(&index_file, &bytes).unwrap();
+        let mut signature_file = index_file.into_os_string();
+        signature_file.push(".sig");
+        std::fs::write(signature_file, signature).unwrap();
+        self.tampered().await;
     }
 
     fn tree(&self) -> PathBuf {
@@ -263,6 +324,22 @@ generator = "version"
     fn published(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.tree().join("channels.json")).unwrap()).unwrap()
     }
+
+    /// The published index of the mirror channel's device.
+    fn index(&self) -> Value {
+        let published = self.published();
+        let index_path = published["channels"]["mirror"]["devices"][DEVICE]["index"]
+            .as_str()
+            .unwrap();
+        serde_json::from_slice(
+            &std::fs::read(
+                self.tree()
+                    .join(index_path.strip_prefix("/channels/").unwrap()),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,20 +359,8 @@ async fn a_remote_channel_is_imported_once_per_build_and_republished() {
         (number, version_detail.as_str()),
         (1, "upstream-stable=stable/1")
     );
-    let published = local.published();
-    let serial = published["global"]["serial"].as_u64().unwrap();
-    let index_path = published["channels"]["mirror"]["devices"][DEVICE]["index"]
-        .as_str()
-        .unwrap();
-    let index: Value = serde_json::from_slice(
-        &std::fs::read(
-            local
-                .tree()
-                .join(index_path.strip_prefix("/channels/").unwrap()),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let serial = local.published()["global"]["serial"].as_u64().unwrap();
+    let index = local.index();
     let image = &index["images"][0];
     assert_eq!(image["openwrt_version"], "24.10.5");
     let file = &image["files"][0];
@@ -370,6 +435,58 @@ async fn a_remote_channel_is_imported_once_per_build_and_republished() {
         ]
     );
     assert!(local.published()["global"]["serial"].as_u64().unwrap() > serial);
+
+    // A recipe with a uci-defaults script: the script comes along, checked against its digest,
+    // and the local index publishes it with the digest.
+    let script = "#!/bin/sh\nuci set system.@system[0].hostname='mirror'\nuci commit system\n";
+    remote.add_build_with_defaults(script).await;
+    assert!(
+        matches!(local.import().await, ImportResult::Added { number: 3, .. }),
+        "{:?}",
+        local.builds().await
+    );
+    let index = local.index();
+    let recipe = &index["images"][2]["recipe"];
+    assert_eq!(recipe["add"], serde_json::json!(["tmux"]));
+    assert_eq!(recipe["defaults"], script);
+    assert_eq!(
+        recipe["defaults_sha256"],
+        attendant_proto::channel::defaults_digest(script)
+    );
+    let builds = local.builds().await;
+
+    // A script longer than this server takes for a recipe of its own is refused, not cut.
+    let long = format!("#!/bin/sh\n{}\n", "#".repeat(20_480));
+    remote.add_build_with_defaults(&long).await;
+    let reason = local.refused().await;
+    assert!(
+        reason.contains(&format!(
+            ".json`: the uci-defaults script of build 4 is {} bytes long, more than this \
+             server's `max_defaults_length` (20480 bytes)",
+            long.len()
+        )),
+        "{reason}"
+    );
+    assert_eq!(local.builds().await, builds, "nothing was added");
+
+    // A validly signed index that names the script only by its digest (a publisher from before
+    // scripts were published inline): refused, not imported without the script.
+    remote
+        .re_signed_index(|index| {
+            let recipe = index["images"][3]["recipe"].as_object_mut().unwrap();
+            recipe.remove("defaults").unwrap();
+        })
+        .await;
+    let reason = local.refused().await;
+    assert!(
+        reason.contains(&format!(
+            "the uci-defaults script of build 4 is given only by its SHA-256 `{}`: the index \
+             does not carry the script",
+            attendant_proto::channel::defaults_digest(&long)
+        )),
+        "{reason}"
+    );
+    assert_eq!(local.builds().await, builds, "nothing was added");
     remote.stop().await;
 }
 

@@ -132,6 +132,16 @@ pub enum GeneratorError {
         /// What it lacks.
         what: String,
     },
+    /// A remote build's uci-defaults script cannot be carried over.
+    #[error("`{url}`: the uci-defaults script of build {number} {reason}")]
+    RemoteDefaults {
+        /// The remote index.
+        url: String,
+        /// The build in the remote channel.
+        number: u64,
+        /// What is wrong with the script.
+        reason: String,
+    },
     /// The source channel has nothing to promote.
     #[error("channel `{channel}` has no ready build of this device")]
     NoSourceBuild {

@@ -21,8 +21,15 @@
 //! files are then downloaded by the importer, streamed to disk and checked against the size and
 //! SHA-256 the signed index gives, and re-signed with this server's image key in its pool.
 //!
-//! What is not carried over: the remote's image signatures (this server signs its own pool),
-//! and a recipe's uci-defaults script (the index gives only its digest).
+//! The build's recipe comes along whole, its uci-defaults script included: the index carries the
+//! script inline beside its `defaults_sha256`, and the script is taken only when its SHA-256 is
+//! that digest and it fits this server's `max_defaults_length`. A recipe that names a script by
+//! its digest alone (a publisher from before the script was published inline) is refused rather
+//! than imported without it: routers whose packages differ from the recipe's build their own
+//! image from the recipe, and without the script their first boot would differ from the
+//! prebuilt image's.
+//!
+//! What is not carried over: the remote's image signatures (this server signs its own pool).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,7 +39,8 @@ use attendant_proto::channel::trust::{
     TrustError, check_freshness, check_index_target, signing_key_of, verify_metadata,
 };
 use attendant_proto::channel::{
-    IndexImage, MAX_CHANNELS_LEN, MAX_INDEX_LEN, parse_channels, parse_index,
+    IndexImage, IndexRecipe, MAX_CHANNELS_LEN, MAX_INDEX_LEN, defaults_digest, parse_channels,
+    parse_index,
 };
 use attendant_proto::ucert;
 use attendant_proto::usign::{self, Fingerprint, PublicKey};
@@ -52,7 +60,7 @@ pub(crate) struct RemoteBuild {
     pub openwrt_version: String,
     /// Its revision.
     pub version_code: String,
-    /// The packages added and removed and the root size (no defaults script).
+    /// The packages added and removed, the uci-defaults script and the root size.
     pub recipe: Recipe,
     /// Its image files.
     pub files: Vec<RemoteFile>,
@@ -87,6 +95,9 @@ pub(crate) struct RemoteInput<'a> {
 }
 
 /// Finds, verifies and returns the latest build `input` offers `device`.
+///
+/// `max_defaults` is the longest uci-defaults script taken (this server's
+/// `max_defaults_length`, as for a recipe of its own).
 pub(crate) async fn latest(
     state: &AppState,
     client: &reqwest::Client,
@@ -159,23 +170,29 @@ pub(crate) async fn latest(
                 "has no build of `{device}` in channel `{index_channel}` that is not pulled"
             ))
         })?;
-    Ok(remote_build(base, image))
+    let max_defaults = state.config.max_defaults_length;
+    remote_build(&index_url, base, image, max_defaults)
 }
 
-fn remote_build(base: &str, image: &IndexImage) -> RemoteBuild {
-    let recipe = image
-        .recipe
-        .as_ref()
-        .map(|recipe| Recipe {
+/// The build `image` of the index at `index_url`, its file URLs under `base`.
+fn remote_build(
+    index_url: &str,
+    base: &str,
+    image: &IndexImage,
+    max_defaults: usize,
+) -> Result<RemoteBuild, GeneratorError> {
+    let recipe = match &image.recipe {
+        Some(recipe) => Recipe {
             add: recipe.add.clone(),
             remove: recipe.remove.clone(),
-            defaults: None,
+            defaults: defaults_script(index_url, image.version, recipe, max_defaults)?,
             rootfs_size_mb: recipe.rootfs_size_mb,
-        })
-        .unwrap_or_default();
+        },
+        None => Recipe::default(),
+    };
     let mut files: Vec<_> = image.files.iter().collect();
     files.sort_by_key(|file| file.order);
-    RemoteBuild {
+    Ok(RemoteBuild {
         number: image.version,
         openwrt_version: image.openwrt_version.clone(),
         version_code: image.version_code.clone(),
@@ -191,6 +208,48 @@ fn remote_build(base: &str, image: &IndexImage) -> RemoteBuild {
                 size: file.size,
             })
             .collect(),
+    })
+}
+
+/// The uci-defaults script of build `number`'s recipe, checked against its digest.
+///
+/// The index parser already refuses a script that does not match `defaults_sha256`; the check is
+/// repeated here because this is where the script leaves the signed document for a recipe of
+/// this server's own, and a digest without its script must not become a recipe without one.
+fn defaults_script(
+    index_url: &str,
+    number: u64,
+    recipe: &IndexRecipe,
+    max_defaults: usize,
+) -> Result<Option<String>, GeneratorError> {
+    let refused = |reason: String| GeneratorError::RemoteDefaults {
+        url: index_url.to_owned(),
+        number,
+        reason,
+    };
+    match (&recipe.defaults, &recipe.defaults_sha256) {
+        (None, None) => Ok(None),
+        (None, Some(digest)) => Err(refused(format!(
+            "is given only by its SHA-256 `{digest}`: the index does not carry the script"
+        ))),
+        (Some(_), None) => Err(refused(
+            "has no `defaults_sha256` to check it by".to_owned(),
+        )),
+        (Some(script), Some(digest)) => {
+            let actual = defaults_digest(script);
+            if !actual.eq_ignore_ascii_case(digest) {
+                return Err(refused(format!(
+                    "has SHA-256 `{actual}`, the index says `{digest}`"
+                )));
+            }
+            if script.len() > max_defaults {
+                return Err(refused(format!(
+                    "is {} bytes long, more than this server's `max_defaults_length` ({max_defaults} bytes)",
+                    script.len()
+                )));
+            }
+            Ok(Some(script.clone()))
+        }
     }
 }
 
