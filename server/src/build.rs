@@ -16,6 +16,10 @@
 //!    `auc` in a 24.10 request is not refused for a package the build replaces with `owut`;
 //! 7. 529 when the queue is over `max_pending_jobs`, else enqueue.
 //!
+//! Steps 1–4 depend only on the body, the configuration and the upstream metadata, so their
+//! result is memoised per body ([`crate::request_memo`]): a client re-posting its request goes
+//! straight to step 5.
+//!
 //! Nothing here knows HTTP: errors are [`BuildError`], turned into responses in `http`.
 
 use std::collections::BTreeMap;
@@ -30,8 +34,9 @@ use attendant_proto::version::Version;
 use sha2::{Digest, Sha256};
 
 use crate::metadata::MetadataError;
+use crate::request_memo::Admitted;
 use crate::state::{AppState, now};
-use crate::stats;
+use crate::stats::RequestFacts;
 use crate::store::{
     EmbeddedFile, EventOutcome, JobSpec, MAX_EMBEDDED_FILE_BYTES, MAX_EMBEDDED_FILES, NewJob,
     StoreError, Submission,
@@ -97,16 +102,12 @@ pub async fn submit_job(
     user_agent: Option<&str>,
     files: Vec<EmbeddedFile>,
 ) -> Result<(RequestHash, Arc<BuildView>), BuildError> {
-    let request = parse_build_request(body, &state.limits)?;
-    let mut spec = validate(state, request).await?;
-    check_files(&files)?;
-    spec.files = files;
-    let hash = job_hash(&spec);
+    let admitted = admit(state, body, user_agent, files).await?;
+    let hash = admitted.hash;
     let now = now();
-    let event = |outcome| stats::event(&spec.request, user_agent, outcome, now);
-    state
-        .events
-        .record(&state.store, event(EventOutcome::Request));
+    let facts = admitted.facts_for(user_agent);
+    let record = |outcome| state.events.record(&state.store, &facts, outcome, now);
+    record(EventOutcome::Request);
     let cached = match state.results.get(&hash, now) {
         Some(view) => Some(view),
         None => state
@@ -117,16 +118,14 @@ pub async fn submit_job(
     };
     if let Some(view) = cached {
         if view.status == 200 {
-            state
-                .events
-                .record(&state.store, event(EventOutcome::CacheHit));
+            record(EventOutcome::CacheHit);
         }
         return Ok((hash, view));
     }
-    check_packages(state, &spec).await?;
+    check_packages(state, &admitted.spec).await?;
     let new = NewJob {
         request_hash: hash,
-        request: spec,
+        request: admitted.spec.clone(),
     };
     match state
         .store
@@ -144,6 +143,37 @@ pub async fn submit_job(
         }
         Submission::Overloaded { queue_length } => Err(BuildError::Overloaded { queue_length }),
     }
+}
+
+/// Parses, validates and hashes `body`, or finds the result of an earlier identical body in
+/// the request memo ([`crate::request_memo`]; requests with `files` are never memoised).
+async fn admit(
+    state: &AppState,
+    body: &[u8],
+    user_agent: Option<&str>,
+    files: Vec<EmbeddedFile>,
+) -> Result<Arc<Admitted>, BuildError> {
+    let memoised = files.is_empty();
+    if memoised && let Some(admitted) = state.request_memo.get(body, &state.metadata) {
+        return Ok(admitted);
+    }
+    // Read before validation reads the metadata: see the module docs of `request_memo`.
+    let generation = state.metadata.generation();
+    let request = parse_build_request(body, &state.limits)?;
+    let mut spec = validate(state, request).await?;
+    check_files(&files)?;
+    spec.files = files;
+    let admitted = Arc::new(Admitted {
+        hash: job_hash(&spec),
+        facts: Arc::new(RequestFacts::of(&spec.request, user_agent)),
+        spec,
+    });
+    if memoised {
+        state
+            .request_memo
+            .insert(body, generation, &state.metadata, Arc::clone(&admitted));
+    }
+    Ok(admitted)
 }
 
 /// Domain separation tag of the embedded files appended to the request encoding.
@@ -331,9 +361,10 @@ async fn offered(state: &AppState, version: &str, reload: bool) -> Result<bool, 
     } else {
         state.metadata.versions().await?
     };
-    Ok(offered_versions(&versions, &state.config.branches)
-        .iter()
-        .any(|offered| offered == version))
+    let offered = state.metadata.offered_versions(&versions, |versions| {
+        offered_versions(versions, &state.config.branches)
+    });
+    Ok(offered.iter().any(|offered| offered == version))
 }
 
 /// Every version on offer (as ASU's `overview.json` lists them), newest first: upcoming + published +

@@ -318,7 +318,7 @@ const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time
 );
 
 /// `seconds` since the epoch as an IMF-fixdate.
-fn http_date(seconds: i64) -> Option<String> {
+pub(crate) fn http_date(seconds: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()?
         .format(HTTP_DATE)

@@ -17,6 +17,7 @@
 //! | [`view`] | a job as a `200`/`202`/`500` response, and the cache of finished responses |
 //! | [`document`] | a response body encoded once: entity tag, `Last-Modified`, gzip and Brotli |
 //! | [`known_hashes`] | which request hashes the store holds, so unknown ones cost no query |
+//! | [`request_memo`] | build request bodies already validated and hashed, so a repeated one skips both |
 //! | [`store`] | the job queue and result cache behind [`store::Store`]: SQLite and PostgreSQL |
 //! | [`worker`] | build workers: claim, lease heartbeat, the ImageBuilder steps, retry or fail |
 //! | [`imagebuilder`] | ImageBuilders downloaded, verified, unpacked and cached (LRU eviction) |
@@ -52,6 +53,7 @@ pub mod known_hashes;
 pub mod metadata;
 pub mod metrics;
 pub mod process;
+pub mod request_memo;
 pub mod service;
 pub mod signing;
 pub mod state;

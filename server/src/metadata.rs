@@ -8,10 +8,18 @@
 //! [`RELEASE_TTL`] (releases do not change), snapshot metadata for `metadata_ttl` (revisions
 //! move daily). Concurrent misses for one file share one download. Each cache holds at most
 //! [`MAX_CACHE_ENTRIES`] files and is emptied when it would grow past that.
+//!
+//! What is derived from the metadata is kept with it: the versions on offer
+//! ([`Metadata::offered_versions`]) are computed once per `.versions.json` they come from, and
+//! every file stored bumps [`Metadata::generation`], so that a memo of results computed from the
+//! metadata (the request memo of `crate::request_memo`) can tell that they may be out of date;
+//! [`Metadata::fresh_until`] says until when the files a build request was checked against stay
+//! cached.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -149,7 +157,14 @@ pub struct Metadata {
     target_indexes: Cache<(String, String), PackageIndex>,
     arch_indexes: Cache<(String, String), BTreeMap<String, String>>,
     package_sets: Cache<(String, String, String), PackageSet>,
+    /// Bumped whenever a file is stored in a cache (see [`Metadata::generation`]).
+    generation: AtomicU64,
+    /// The versions on offer, with the `.versions.json` they were computed from.
+    offered: RwLock<Option<Offered>>,
 }
+
+/// The versions on offer, and the `.versions.json` they were computed from.
+type Offered = (Arc<Versions>, Arc<[String]>);
 
 #[derive(Debug)]
 enum Source {
@@ -180,7 +195,60 @@ impl Metadata {
             target_indexes: Cache::default(),
             arch_indexes: Cache::default(),
             package_sets: Cache::default(),
+            generation: AtomicU64::new(0),
+            offered: RwLock::new(None),
         }
+    }
+
+    /// A number that changes whenever a cached file is stored (fetched for the first time,
+    /// again after its TTL, or again after a cache was emptied). Read it *before* computing
+    /// something from the metadata: if it is still the same afterwards, no file the computation
+    /// read has been replaced since.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The earliest time at which one of the files a build request for `target` of the version
+    /// at `path` is validated against (`.versions.json`, `.targets.json`, `profiles.json`)
+    /// leaves its cache; `None` when one of them is not cached now. A result computed from them
+    /// is what a fresh computation would give until then, unless [`Metadata::generation`]
+    /// moved.
+    pub fn fresh_until(&self, path: &str, target: &str) -> Option<Instant> {
+        let versions = self
+            .versions
+            .read()
+            .ok()?
+            .as_ref()
+            .map(|(at, _)| expiry(*at, self.snapshot_ttl))?;
+        let ttl = self.ttl_for(path);
+        let targets = expiry(self.targets.fetched_at(&path.to_owned())?, ttl);
+        let profiles = expiry(
+            self.profiles
+                .fetched_at(&(path.to_owned(), target.to_owned()))?,
+            ttl,
+        );
+        Some(versions.min(targets).min(profiles))
+    }
+
+    /// The versions on offer in `versions` as `compute` derives them, computed once per
+    /// `.versions.json` (`compute` must depend on nothing else that changes while the process
+    /// runs: the configured branches do not).
+    pub fn offered_versions(
+        &self,
+        versions: &Arc<Versions>,
+        compute: impl FnOnce(&Versions) -> Vec<String>,
+    ) -> Arc<[String]> {
+        if let Ok(slot) = self.offered.read()
+            && let Some((from, offered)) = slot.as_ref()
+            && Arc::ptr_eq(from, versions)
+        {
+            return Arc::clone(offered);
+        }
+        let offered: Arc<[String]> = compute(versions).into();
+        if let Ok(mut slot) = self.offered.write() {
+            *slot = Some((Arc::clone(versions), Arc::clone(&offered)));
+        }
+        offered
     }
 
     /// `.versions.json`, cached for the TTL.
@@ -202,7 +270,7 @@ impl Metadata {
         let key = path.to_owned();
         let ttl = self.ttl_for(path);
         self.targets
-            .get_or_fetch(key, ttl, || async {
+            .get_or_fetch(key, ttl, &self.generation, || async {
                 let file = format!("{path}/.targets.json");
                 let Some(bytes) = self.fetch(&file, upstream::MAX_TARGETS_JSON_BYTES).await? else {
                     return Ok(None);
@@ -222,16 +290,21 @@ impl Metadata {
     ) -> Result<Option<Arc<Profiles>>, MetadataError> {
         let ttl = self.ttl_for(path);
         self.profiles
-            .get_or_fetch((path.to_owned(), target.to_owned()), ttl, || async {
-                let file = format!("{path}/targets/{target}/profiles.json");
-                let Some(bytes) = self.fetch(&file, upstream::MAX_PROFILES_JSON_BYTES).await?
-                else {
-                    return Ok(None);
-                };
-                upstream::parse_profiles(&bytes)
-                    .map(Some)
-                    .map_err(|source| MetadataError::Parse { path: file, source })
-            })
+            .get_or_fetch(
+                (path.to_owned(), target.to_owned()),
+                ttl,
+                &self.generation,
+                || async {
+                    let file = format!("{path}/targets/{target}/profiles.json");
+                    let Some(bytes) = self.fetch(&file, upstream::MAX_PROFILES_JSON_BYTES).await?
+                    else {
+                        return Ok(None);
+                    };
+                    upstream::parse_profiles(&bytes)
+                        .map(Some)
+                        .map_err(|source| MetadataError::Parse { path: file, source })
+                },
+            )
             .await
     }
 
@@ -244,29 +317,34 @@ impl Metadata {
     ) -> Result<Option<Arc<PackageIndex>>, MetadataError> {
         let ttl = self.ttl_for(path);
         self.target_indexes
-            .get_or_fetch((path.to_owned(), target.to_owned()), ttl, || async {
-                let dir = format!("{path}/targets/{target}/packages");
-                let Some(mut merged) = self.feed_index(&dir).await? else {
-                    return Ok(None);
-                };
-                // The kernel triple names the kmods directory: from `profiles.json` where it
-                // has `linux_kernel` (25.12+), else from the `kernel` package's version.
-                let kmods_dir = match self
-                    .profiles(path, target)
-                    .await?
-                    .and_then(|profiles| profiles.linux_kernel.clone())
-                {
-                    Some(kernel) => Some(kernel.kmods_dir()),
-                    None => merged.packages.get("kernel").and_then(|v| kmods_dir_of(v)),
-                };
-                if let Some(kmods_dir) = kmods_dir {
-                    let kmods = format!("{path}/targets/{target}/kmods/{kmods_dir}");
-                    if let Some(kmods) = self.feed_index(&kmods).await? {
-                        merged.packages.extend(kmods.packages);
+            .get_or_fetch(
+                (path.to_owned(), target.to_owned()),
+                ttl,
+                &self.generation,
+                || async {
+                    let dir = format!("{path}/targets/{target}/packages");
+                    let Some(mut merged) = self.feed_index(&dir).await? else {
+                        return Ok(None);
+                    };
+                    // The kernel triple names the kmods directory: from `profiles.json` where it
+                    // has `linux_kernel` (25.12+), else from the `kernel` package's version.
+                    let kmods_dir = match self
+                        .profiles(path, target)
+                        .await?
+                        .and_then(|profiles| profiles.linux_kernel.clone())
+                    {
+                        Some(kernel) => Some(kernel.kmods_dir()),
+                        None => merged.packages.get("kernel").and_then(|v| kmods_dir_of(v)),
+                    };
+                    if let Some(kmods_dir) = kmods_dir {
+                        let kmods = format!("{path}/targets/{target}/kmods/{kmods_dir}");
+                        if let Some(kmods) = self.feed_index(&kmods).await? {
+                            merged.packages.extend(kmods.packages);
+                        }
                     }
-                }
-                Ok(Some(merged))
-            })
+                    Ok(Some(merged))
+                },
+            )
             .await
     }
 
@@ -279,24 +357,30 @@ impl Metadata {
     ) -> Result<Option<Arc<BTreeMap<String, String>>>, MetadataError> {
         let ttl = self.ttl_for(packages_path);
         self.arch_indexes
-            .get_or_fetch((packages_path.to_owned(), arch.to_owned()), ttl, || async {
-                let file = format!("{packages_path}/{arch}/feeds.conf");
-                let Some(bytes) = self.fetch(&file, upstream::MAX_FEEDS_CONF_BYTES).await? else {
-                    return Ok(None);
-                };
-                let feeds = upstream::parse_feeds_conf(&bytes)
-                    .map_err(|source| MetadataError::Parse { path: file, source })?;
-                let mut merged = BTreeMap::new();
-                for feed in feeds {
-                    if let Some(index) = self
-                        .feed_index(&format!("{packages_path}/{arch}/{feed}"))
-                        .await?
-                    {
-                        merged.extend(index.packages);
+            .get_or_fetch(
+                (packages_path.to_owned(), arch.to_owned()),
+                ttl,
+                &self.generation,
+                || async {
+                    let file = format!("{packages_path}/{arch}/feeds.conf");
+                    let Some(bytes) = self.fetch(&file, upstream::MAX_FEEDS_CONF_BYTES).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let feeds = upstream::parse_feeds_conf(&bytes)
+                        .map_err(|source| MetadataError::Parse { path: file, source })?;
+                    let mut merged = BTreeMap::new();
+                    for feed in feeds {
+                        if let Some(index) = self
+                            .feed_index(&format!("{packages_path}/{arch}/{feed}"))
+                            .await?
+                        {
+                            merged.extend(index.packages);
+                        }
                     }
-                }
-                Ok(Some(merged))
-            })
+                    Ok(Some(merged))
+                },
+            )
             .await
     }
 
@@ -311,7 +395,7 @@ impl Metadata {
         let key = (path.to_owned(), target.to_owned(), arch.to_owned());
         let set = self
             .package_sets
-            .get_or_fetch(key, ttl, || async {
+            .get_or_fetch(key, ttl, &self.generation, || async {
                 let mut names = BTreeSet::new();
                 if let Some(index) = self.target_index(path, target).await? {
                     names.extend(index.packages.keys().cloned());
@@ -394,6 +478,7 @@ impl Metadata {
         if let Ok(mut slot) = self.versions.write() {
             *slot = Some((Instant::now(), versions.clone()));
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(versions)
     }
 
@@ -459,6 +544,12 @@ impl Metadata {
             RELEASE_TTL
         }
     }
+}
+
+/// When a file stored at `at` leaves a cache with `ttl`; a TTL too long for the clock counts as
+/// already over, which only costs a memo of results computed from the file.
+fn expiry(at: Instant, ttl: Duration) -> Instant {
+    at.checked_add(ttl).unwrap_or(at)
 }
 
 /// The kmods directory from a `kernel` package version: `6.6.116~<vermagic>-r1` →
@@ -574,6 +665,11 @@ impl<K, V> Default for Cache<K, V> {
 }
 
 impl<K: Clone + Eq + Hash, V> Cache<K, V> {
+    /// When the file under `key` was stored, if it is cached.
+    fn fetched_at(&self, key: &K) -> Option<Instant> {
+        Some(self.entries.read().ok()?.get(key)?.0)
+    }
+
     fn fresh(&self, key: &K, ttl: Duration) -> Option<Option<Arc<V>>> {
         let entries = self.entries.read().ok()?;
         let (at, value) = entries.get(key)?;
@@ -584,6 +680,7 @@ impl<K: Clone + Eq + Hash, V> Cache<K, V> {
         &self,
         key: K,
         ttl: Duration,
+        generation: &AtomicU64,
         fetch: F,
     ) -> Result<Option<Arc<V>>, MetadataError>
     where
@@ -608,6 +705,7 @@ impl<K: Clone + Eq + Hash, V> Cache<K, V> {
             }
             entries.insert(key.clone(), (Instant::now(), value.clone()));
         }
+        generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut fetching) = self.fetching.lock() {
             fetching.remove(&key);
         }

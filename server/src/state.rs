@@ -12,6 +12,7 @@ use crate::document::Rendered;
 use crate::known_hashes::KnownHashes;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
+use crate::request_memo::RequestMemo;
 use crate::stats::{DownloadCounter, EventQueue};
 use crate::store::{Store, UnixMillis};
 use crate::view::ResultCache;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub results: Arc<ResultCache>,
     /// Which request hashes the store holds, so an unknown one is answered without a query.
     pub known_hashes: Arc<KnownHashes>,
+    /// Build request bodies already validated and hashed.
+    pub request_memo: Arc<RequestMemo>,
     /// The metadata documents, rendered once per change of the metadata they show.
     pub documents: Arc<MetadataDocuments>,
     /// The public half of the image signing key, served at `/keys/<fingerprint>`.
@@ -90,6 +93,7 @@ impl AppState {
             artifacts: Arc::new(artifacts),
             results: Arc::new(ResultCache::default()),
             known_hashes: Arc::new(KnownHashes::default()),
+            request_memo: Arc::new(RequestMemo::default()),
             documents: Arc::new(MetadataDocuments::default()),
             signing_public_key: signing_public_key.map(Arc::new),
             signing_key: None,

@@ -2,7 +2,8 @@
 //! on the job store's database instead of RedisTimeSeries.
 //!
 //! What is recorded, one row per outcome ([`record`], spawned so that no request waits for it;
-//! the request outcomes, one or two per build request, through an [`EventQueue`] in batches):
+//! the request outcomes, one or two per build request, counted in memory by an [`EventQueue`]
+//! and written in batches):
 //! every valid build request (`request`), a request answered by a finished build (`cache_hit`),
 //! a finished build (`success`, with its packages and duration) and a failed one (`failure`,
 //! with the error [`anonymise`]d as ASU does: whitespace collapsed, cut to
@@ -110,36 +111,120 @@ pub fn event(
     }
 }
 
-/// Build request events waiting to be written, at most [`MAX_PENDING_EVENTS`]; further events
-/// are counted as dropped (and the count logged) until a write empties the queue.
-pub const MAX_PENDING_EVENTS: usize = 50_000;
+/// What the events of one build request say about it, shared behind an `Arc`: a request
+/// answered from the request memo (`crate::request_memo`) records its events without copying a
+/// string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestFacts {
+    /// Requested version.
+    pub version: String,
+    /// `target/subtarget`.
+    pub target: String,
+    /// The profile id (after resolution).
+    pub profile: String,
+    /// The client, named by [`client_of`].
+    pub client: String,
+}
+
+impl RequestFacts {
+    /// The facts of `request`, sent with `user_agent`.
+    pub fn of(request: &BuildRequest, user_agent: Option<&str>) -> Self {
+        Self {
+            version: request.version.clone(),
+            target: request.target.clone(),
+            profile: request.profile.clone(),
+            client: client_of(request.client.as_deref(), user_agent),
+        }
+    }
+
+    fn event(&self, outcome: EventOutcome, at: UnixMillis) -> BuildEvent {
+        BuildEvent {
+            at,
+            outcome,
+            version: self.version.clone(),
+            target: self.target.clone(),
+            profile: self.profile.clone(),
+            client: self.client.clone(),
+            packages: Vec::new(),
+            detail: None,
+            duration_ms: None,
+        }
+    }
+}
+
+/// Distinct kinds of build request events (request facts, outcome, UTC day) an [`EventQueue`]
+/// counts between two writes; events of further kinds are counted as dropped (and the count
+/// logged) until a write empties the queue.
+pub const MAX_PENDING_EVENT_KINDS: usize = 50_000;
 
 /// How long a queued event waits for others to share its transaction.
 pub const EVENT_FLUSH_DELAY: Duration = Duration::from_millis(250);
 
-/// The events of build requests (`request`, `cache_hit`), written in batches: every valid
-/// `POST /api/v1/build` records one or two, and one `INSERT` each, as [`record`] does, costs a
-/// cache-hit `POST` more than answering it (and under load, the spawned inserts queue up for
-/// the database faster than it takes them). Queued events are written in one transaction
-/// [`EVENT_FLUSH_DELAY`] after the first of them arrived; the statistics lag by that much.
+/// The events of build requests (`request`, `cache_hit`), counted in memory and written in
+/// batches: every valid `POST /api/v1/build` records one or two, and one `INSERT` each, as
+/// [`record`] does, costs a cache-hit `POST` more than answering it (and under load, the
+/// spawned inserts queue up for the database faster than it takes them).
+///
+/// Events are counted per kind (the same request facts, outcome and UTC day), so a burst of
+/// identical polls is one counter, not a list; [`EVENT_FLUSH_DELAY`] after the first event of a
+/// batch the counters are written in one transaction, one statement per kind
+/// ([`StatsStore::record_events`](crate::store::StatsStore::record_events) writes the rows a
+/// kind stands for). Each row carries the time of the first event of its kind in the batch, so
+/// the statistics lag by at most the delay and no event moves to another day's bucket.
 #[derive(Debug, Default)]
 pub struct EventQueue {
-    pending: Mutex<Vec<BuildEvent>>,
+    pending: Mutex<HashMap<EventKind, Pending>>,
     scheduled: AtomicBool,
     dropped: AtomicU64,
 }
 
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EventKind {
+    facts: Arc<RequestFacts>,
+    outcome: EventOutcome,
+    day: i64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    first_at: UnixMillis,
+    count: u64,
+}
+
 impl EventQueue {
-    /// Queues `event` for `store`; the write happens in the background, and a failure is
-    /// logged, never seen by the request.
-    pub fn record(self: &Arc<Self>, store: &Arc<dyn Store>, event: BuildEvent) {
+    /// Counts an `outcome` event of the request `facts` at `at` for `store`; the write happens
+    /// in the background, and a failure is logged, never seen by the request.
+    pub fn record(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        facts: &Arc<RequestFacts>,
+        outcome: EventOutcome,
+        at: UnixMillis,
+    ) {
+        let kind = EventKind {
+            facts: Arc::clone(facts),
+            outcome,
+            day: at.div_euclid(DAY_MS),
+        };
         {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.len() >= MAX_PENDING_EVENTS {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
+            let full = pending.len() >= MAX_PENDING_EVENT_KINDS;
+            match pending.get_mut(&kind) {
+                Some(counted) => counted.count = counted.count.saturating_add(1),
+                None if full => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                None => {
+                    pending.insert(
+                        kind,
+                        Pending {
+                            first_at: at,
+                            count: 1,
+                        },
+                    );
+                }
             }
-            pending.push(event);
         }
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             tokio::spawn(Arc::clone(self).write(Arc::clone(store)));
@@ -150,19 +235,29 @@ impl EventQueue {
     async fn write(self: Arc<Self>, store: Arc<dyn Store>) {
         loop {
             tokio::time::sleep(EVENT_FLUSH_DELAY).await;
-            let batch =
+            let counted =
                 std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+            let batch: Vec<(BuildEvent, u64)> = counted
+                .into_iter()
+                .map(|(kind, pending)| {
+                    (
+                        kind.facts.event(kind.outcome, pending.first_at),
+                        pending.count,
+                    )
+                })
+                .collect();
             if !batch.is_empty()
                 && let Err(error) = store.record_events(&batch).await
             {
-                tracing::warn!(error = %error, events = batch.len(), "cannot record build statistics");
+                let events: u64 = batch.iter().map(|(_, count)| count).sum();
+                tracing::warn!(error = %error, events, "cannot record build statistics");
             }
             let dropped = self.dropped.swap(0, Ordering::Relaxed);
             if dropped > 0 {
                 tracing::warn!(
                     dropped,
-                    max = MAX_PENDING_EVENTS,
-                    "build statistics dropped: more requests than the database took"
+                    max = MAX_PENDING_EVENT_KINDS,
+                    "build statistics dropped: more kinds of requests than the database took"
                 );
             }
             // An event queued after the batch was taken found `scheduled` set and left it to
@@ -562,12 +657,18 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
+        let facts = Arc::new(RequestFacts::of(&request, None));
         for at in 0..3 {
-            queue.record(&store, event(&request, None, EventOutcome::Request, at));
+            queue.record(&store, &facts, EventOutcome::Request, at);
         }
         assert_eq!(until(3).await, 3);
-        queue.record(&store, event(&request, None, EventOutcome::Request, 5));
+        queue.record(&store, &facts, EventOutcome::Request, 5);
         assert_eq!(until(4).await, 4);
+        // Equal facts in another `Arc`, and another day: counted apart, written alike.
+        let again = Arc::new(RequestFacts::of(&request, None));
+        queue.record(&store, &again, EventOutcome::Request, DAY_MS + 1);
+        queue.record(&store, &facts, EventOutcome::Request, 7);
+        assert_eq!(until(6).await, 6);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
@@ -90,78 +91,24 @@ pub(crate) async fn send_file(
         return Err(ApiError::FileNotFound);
     }
     let length = metadata.len();
-    let mut response_headers = HeaderMap::new();
-    response_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(options.content_type),
-    );
-    response_headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if options.attachment
-        && let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-    {
-        response_headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    if let Some(cache_control) = options.cache_control {
-        response_headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-    }
-    if options.validators
-        && let Ok(modified) = metadata.modified()
-    {
-        let etag = entity_tag(length, modified);
-        let matches = headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                value
-                    .split(',')
-                    .any(|tag| tag.trim() == etag || tag.trim() == "*")
-            });
-        if let Ok(value) = HeaderValue::from_str(&etag) {
-            response_headers.insert(header::ETAG, value);
-        }
-        if let Ok(value) = HeaderValue::from_str(&http_date(modified)) {
-            response_headers.insert(header::LAST_MODIFIED, value);
-        }
-        if matches {
-            return Ok((StatusCode::NOT_MODIFIED, response_headers, Body::empty()).into_response());
-        }
-    }
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| parse_range(value, length));
-    let (status, start, count) = match range {
-        None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, length),
-        Some(RangeRequest::Unsatisfiable) => {
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
-                response_headers.insert(header::CONTENT_RANGE, value);
-            }
-            return Ok((
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                response_headers,
-                Body::empty(),
-            )
-                .into_response());
-        }
-        Some(RangeRequest::Range { start, end }) => {
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}")) {
-                response_headers.insert(header::CONTENT_RANGE, value);
-            }
-            (
-                StatusCode::PARTIAL_CONTENT,
-                start,
-                end.saturating_sub(start).saturating_add(1),
-            )
-        }
+    let file_validators = if options.validators {
+        metadata
+            .modified()
+            .ok()
+            .and_then(|modified| validators(length, modified))
+    } else {
+        None
     };
-    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    let (status, response_headers, start, count) =
+        match FileAnswer::new(length, file_validators, name, headers, options) {
+            FileAnswer::Done(response) => return Ok(response),
+            FileAnswer::Send {
+                status,
+                headers,
+                start,
+                count,
+            } => (status, headers, start, count),
+        };
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
@@ -169,6 +116,151 @@ pub(crate) async fn send_file(
     }
     let body = Body::from_stream(ReaderStream::new(file.take(count)));
     Ok((status, response_headers, body).into_response())
+}
+
+/// Answers with a file held in memory (`body`, with its `validators`) exactly as [`send_file`]
+/// answers the same file on disk.
+pub(crate) fn send_bytes(
+    body: &Bytes,
+    validators: Option<(HeaderValue, HeaderValue)>,
+    name: &str,
+    headers: &HeaderMap,
+    options: &FileHeaders,
+) -> Response {
+    let length = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    match FileAnswer::new(length, validators, name, headers, options) {
+        FileAnswer::Done(response) => response,
+        FileAnswer::Send {
+            status,
+            headers,
+            start,
+            count,
+        } => {
+            // `FileAnswer` keeps `start + count <= length`.
+            let start = usize::try_from(start).unwrap_or(usize::MAX);
+            let end =
+                usize::try_from(count).map_or(usize::MAX, |count| start.saturating_add(count));
+            let part = body
+                .get(start..end)
+                .map(|part| body.slice_ref(part))
+                .unwrap_or_default();
+            (status, headers, Body::from(part)).into_response()
+        }
+    }
+}
+
+/// The part of a file answer that does not depend on where the bytes come from: the headers,
+/// `304` for a matching `If-None-Match`, and one byte `Range` (`206`, or `416`).
+enum FileAnswer {
+    /// A complete answer without body (`304`, `416`).
+    Done(Response),
+    /// Send `count` bytes from `start`.
+    Send {
+        status: StatusCode,
+        headers: HeaderMap,
+        start: u64,
+        count: u64,
+    },
+}
+
+impl FileAnswer {
+    fn new(
+        length: u64,
+        validators: Option<(HeaderValue, HeaderValue)>,
+        name: &str,
+        request: &HeaderMap,
+        options: &FileHeaders,
+    ) -> Self {
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(options.content_type),
+        );
+        response_headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if options.attachment
+            && let Ok(disposition) =
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        {
+            response_headers.insert(header::CONTENT_DISPOSITION, disposition);
+        }
+        if let Some(cache_control) = options.cache_control {
+            response_headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache_control),
+            );
+        }
+        if let Some((etag, last_modified)) = validators {
+            let matches = request
+                .get(header::IF_NONE_MATCH)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| {
+                    value.split(',').any(|tag| {
+                        let tag = tag.trim();
+                        tag.as_bytes() == etag.as_bytes() || tag == "*"
+                    })
+                });
+            response_headers.insert(header::ETAG, etag);
+            response_headers.insert(header::LAST_MODIFIED, last_modified);
+            if matches {
+                return Self::Done(
+                    (StatusCode::NOT_MODIFIED, response_headers, Body::empty()).into_response(),
+                );
+            }
+        }
+        let range = request
+            .get(header::RANGE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| parse_range(value, length));
+        let (status, start, count) = match range {
+            None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, length),
+            Some(RangeRequest::Unsatisfiable) => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                    response_headers.insert(header::CONTENT_RANGE, value);
+                }
+                return Self::Done(
+                    (
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        response_headers,
+                        Body::empty(),
+                    )
+                        .into_response(),
+                );
+            }
+            Some(RangeRequest::Range { start, end }) => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}")) {
+                    response_headers.insert(header::CONTENT_RANGE, value);
+                }
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    start,
+                    end.saturating_sub(start).saturating_add(1),
+                )
+            }
+        };
+        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+        Self::Send {
+            status,
+            headers: response_headers,
+            start,
+            count,
+        }
+    }
+}
+
+/// A file's `ETag` ([`entity_tag`]) and `Last-Modified` as header values: the same whether the
+/// file is answered from memory or from disk.
+pub(crate) fn validators(
+    length: u64,
+    modified: std::time::SystemTime,
+) -> Option<(HeaderValue, HeaderValue)> {
+    Some((
+        HeaderValue::from_str(&entity_tag(length, modified)).ok()?,
+        HeaderValue::from_str(&http_date(modified)).ok()?,
+    ))
 }
 
 /// A strong validator from the file's size and modification time: every published file is
@@ -180,14 +272,14 @@ pub(crate) fn entity_tag(length: u64, modified: std::time::SystemTime) -> String
     format!("\"{length:x}-{nanos:x}\"")
 }
 
-/// An HTTP date (RFC 9110 `IMF-fixdate`): `Sun, 06 Dec 2026 11:45:00 GMT`.
+/// An HTTP date (RFC 9110 `IMF-fixdate`): `Sun, 06 Dec 2026 11:45:00 GMT`, the format of the
+/// stored documents' `Last-Modified` ([`crate::document::http_date`]), in whole seconds.
 pub(crate) fn http_date(at: std::time::SystemTime) -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::OffsetDateTime::from(at)
-        .format(FORMAT)
-        .unwrap_or_default()
+    let seconds = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    crate::document::http_date(seconds).unwrap_or_default()
 }
 
 async fn public_key(

@@ -139,10 +139,11 @@ pub trait StatsStore: Send + Sync {
     fn record_event<'a>(&'a self, event: &'a BuildEvent) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records many outcomes in one transaction: one commit (on SQLite, one write-lock turn)
-    /// for the whole batch instead of one per event.
+    /// for the whole batch instead of one per event, and one statement per event with its
+    /// count of identical copies (a count of 0 records nothing).
     fn record_events<'a>(
         &'a self,
-        events: &'a [BuildEvent],
+        events: &'a [(BuildEvent, u64)],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Event counts per bucket and key value.
@@ -211,16 +212,21 @@ macro_rules! impl_stats_store {
 
             fn record_events<'a>(
                 &'a self,
-                events: &'a [BuildEvent],
+                events: &'a [(BuildEvent, u64)],
             ) -> BoxFuture<'a, Result<(), StoreError>> {
                 Box::pin(async move {
                     let mut transaction = self.pool.begin().await?;
-                    for event in events {
+                    for (event, count) in events.iter().filter(|(_, count)| *count > 0) {
+                        // The copies come from a recursive CTE inside the database: a count of
+                        // thousands is one statement, not thousands (both backends know
+                        // `WITH RECURSIVE` before `INSERT`).
                         sqlx::query(
-                            "INSERT INTO build_events
+                            "WITH RECURSIVE copies(n) AS
+                               (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < $10)
+                             INSERT INTO build_events
                                (at, outcome, version, target, profile, client, packages, detail,
                                 duration_ms)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM copies",
                         )
                         .bind(event.at)
                         .bind(event.outcome.as_str())
@@ -231,6 +237,7 @@ macro_rules! impl_stats_store {
                         .bind(event.packages.join(" "))
                         .bind(&event.detail)
                         .bind(event.duration_ms)
+                        .bind(i64::try_from(*count).unwrap_or(i64::MAX))
                         .execute(&mut *transaction)
                         .await?;
                     }

@@ -105,8 +105,18 @@ async fn worker_process_builds_and_a_killed_one_is_replaced(configure: impl FnOn
 
     let _second = processes.spawn("worker-2", &["worker", "--workers", "1"]);
     let started = Instant::now();
+    // Polled as owut and LuCI poll, by posting the same body again: `serve` answers it from its
+    // request memo (made by the first `POST`), and must still see the job another process
+    // finishes.
+    let post = || {
+        client
+            .post(format!("{base}/api/v1/build"))
+            .header("content-type", "application/json")
+            .body(request.to_string())
+            .send()
+    };
     let done: Value = loop {
-        let response = client.get(&status_url).send().await.unwrap();
+        let response = post().await.unwrap();
         if response.status() != 202 {
             break serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         }
@@ -118,6 +128,22 @@ async fn worker_process_builds_and_a_killed_one_is_replaced(configure: impl FnOn
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(done["status"], 200, "{done:#}\n{}", processes.logs());
+    assert_eq!(done["request_hash"], hash.as_str());
+    let polled: Value = serde_json::from_slice(
+        &client
+            .get(&status_url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        polled, done,
+        "the status poll and the re-posted request agree"
+    );
     let job = store
         .job(&hash.parse().unwrap(), now())
         .await

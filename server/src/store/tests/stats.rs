@@ -37,7 +37,8 @@ pub(super) async fn build_events_are_counted_per_bucket_and_pruned(
     for event in single {
         store.record_event(event).await.unwrap();
     }
-    store.record_events(batch).await.unwrap();
+    let batch: Vec<(BuildEvent, u64)> = batch.iter().map(|event| (event.clone(), 1)).collect();
+    store.record_events(&batch).await.unwrap();
     let query = |key, outcome, prefix: &str| EventQuery {
         since: 0,
         bucket_ms: day,
@@ -106,6 +107,26 @@ pub(super) async fn build_events_are_counted_per_bucket_and_pruned(
         .unwrap();
     let total: u64 = left.iter().map(|c| c.count).sum();
     assert_eq!(total, 3);
+
+    // Counted copies (the server's request events) become as many rows; a count of 0 none.
+    let hits = event(2 * day + 1, EventOutcome::CacheHit, "22.03.7", "x86/64");
+    let nothing = event(2 * day + 2, EventOutcome::Request, "22.03.7", "x86/64");
+    store
+        .record_events(&[(hits, 3), (nothing, 0)])
+        .await
+        .unwrap();
+    let counted = store
+        .event_counts(query(EventKey::Outcome, None, "22.03"))
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        [EventCount {
+            bucket: 2,
+            key: "cache_hit".to_owned(),
+            count: 3
+        }]
+    );
 }
 
 pub(super) async fn download_counts_add_up(store: Arc<dyn Store>, _: Reopen) {
