@@ -34,8 +34,8 @@ use attendant_proto::channel::{
     ChannelEntry, ChannelStamp, ChannelsDoc, DeviceEntry, Freshness, ImageType, IndexDoc,
     IndexFile, IndexGlobal, IndexImage, VersionDetail, encode_channels, encode_index, encode_stamp,
 };
-use attendant_proto::ucert;
 use attendant_proto::usign::{Fingerprint, SecretKey};
+use attendant_proto::{ucert, wire};
 use sha2::{Digest, Sha256};
 
 /// The device of the tree's indexes: a TP-Link Archer C7 v5 (`ath79/generic`).
@@ -211,11 +211,11 @@ impl ChannelTree {
     pub fn trust(&self, root: &Path) {
         let key = self.root.public_key();
         write(
-            &root.join(format!("etc/attendant/keys/{}", key.fingerprint())),
+            &wire::under_root(root, wire::CHANNEL_KEYS_DIR).join(key.fingerprint().to_string()),
             key.to_file().as_bytes(),
         );
         write(
-            &root.join("etc/machine-id"),
+            &wire::under_root(root, wire::SYSTEM_MACHINE_ID_PATH),
             format!("{MACHINE_ID}\n").as_bytes(),
         );
     }
@@ -301,7 +301,7 @@ pub fn stamp(root: &Path, channel: &str, target: Option<&str>, build: u64) {
         server: "http://127.0.0.1".to_owned(),
     };
     write(
-        &root.join("etc/attendant/channel.json"),
+        &wire::under_root(root, wire::CHANNEL_STAMP_PATH),
         &encode_stamp(&stamp),
     );
 }
