@@ -7,50 +7,35 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing,
     reason = "tests stop at their first failure"
 )]
 
 mod util;
 
-use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use attendant_proto::channel::{
-    ChannelEntry, ChannelStamp, ChannelsDoc, DeviceEntry, Freshness, ImageType, IndexDoc,
-    IndexFile, IndexGlobal, IndexImage, VersionDetail, encode_channels, encode_index, encode_stamp,
+use attendant_e2e::channel_tree::{
+    ChannelTree, DAY, DEVICE, MACHINE_ID, entry, freshness, image, key, now,
 };
-use attendant_proto::ucert;
-use attendant_proto::usign::{Fingerprint, SecretKey};
+use attendant_proto::channel::{IndexDoc, IndexGlobal, IndexImage, encode_index};
 use util::{Reply, Router, Server, assert_exit, stdout};
 
-const DEVICE: &str = "ath79/generic/tplink_archer-c7-v5";
-const MACHINE_ID: &str = "0123456789abcdef0123456789abcdef";
-const DAY: i64 = 86_400;
 const SALT: &str = "test-salt";
 
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
-fn key(seed: u8) -> SecretKey {
-    SecretKey::generate([seed; 32], Fingerprint([seed; 8]), [seed; 16], None).unwrap()
-}
-
-/// A channel server's published tree, as files by URL path.
+/// A channel server's published tree, served over loopback.
 struct Tree {
-    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    channel: ChannelTree,
     server: Server,
-    root: SecretKey,
-    signing: SecretKey,
+}
+
+impl Deref for Tree {
+    type Target = ChannelTree;
+
+    fn deref(&self) -> &ChannelTree {
+        &self.channel
+    }
 }
 
 impl Tree {
@@ -60,8 +45,8 @@ impl Tree {
 
     /// A tree served beside the fake build API of `util::upgrade_server` building `offer`.
     fn serving(offer: Option<util::Offer>) -> Self {
-        let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
-        let served = files.clone();
+        let channel = ChannelTree::new();
+        let served = channel.files();
         let url_cell: Arc<Mutex<String>> = Arc::default();
         let build_api = offer.map(|offer| util::upgrade_handler(offer, url_cell.clone()));
         let server = Server::start(move |seen, n| {
@@ -72,160 +57,28 @@ impl Tree {
                     Reply::json(202, &serde_json::json!({"status": "accepted"}))
                 };
             }
-            match (served.lock().unwrap().get(&seen.path), &build_api) {
-                (Some(bytes), _) => Reply::bytes(200, bytes.clone()),
+            match (served.get(&seen.path), &build_api) {
+                (Some(bytes), _) => Reply::bytes(200, bytes),
                 (None, Some(build_api)) => build_api(seen, n),
                 (None, None) => Reply::json(404, &serde_json::json!({"detail": "not found"})),
             }
         });
         *url_cell.lock().unwrap() = server.url.clone();
-        let tree = Self {
-            files,
-            server,
-            root: key(1),
-            signing: key(2),
-        };
-        tree.delegate(&tree.signing, now() - DAY, now() + 30 * DAY);
-        tree
-    }
-
-    fn put(&self, path: &str, bytes: Vec<u8>) {
-        self.files.lock().unwrap().insert(path.to_owned(), bytes);
-    }
-
-    fn delegate(&self, signing: &SecretKey, from: i64, until: i64) {
-        let element = ucert::issue_auth(&self.root, &signing.public_key(), from, until).unwrap();
-        self.put(
-            &format!(
-                "/channels/keys/{}.ucert",
-                signing.public_key().fingerprint()
-            ),
-            element.to_bytes(),
-        );
-    }
-
-    fn revoke(&self, fingerprint: Fingerprint) {
-        let element = ucert::issue_revoke(&self.root, fingerprint, now() - DAY);
-        self.put("/channels/keys/revoked.ucert", element.to_bytes());
-    }
-
-    /// Puts `bytes` at `path` with its `.sig` by `signer`.
-    fn signed(&self, path: &str, bytes: Vec<u8>, signer: &SecretKey) {
-        self.put(
-            &format!("{path}.sig"),
-            signer.sign(&bytes).to_file().into_bytes(),
-        );
-        self.put(path, bytes);
-    }
-
-    fn publish(&self, channels: &[(&str, ChannelEntry)], serial: u64) {
-        self.publish_with(channels, freshness(serial), &self.signing);
-    }
-
-    fn publish_with(
-        &self,
-        channels: &[(&str, ChannelEntry)],
-        global: Freshness,
-        signer: &SecretKey,
-    ) {
-        let doc = ChannelsDoc {
-            global,
-            channels: channels
-                .iter()
-                .map(|(name, entry)| ((*name).to_owned(), entry.clone()))
-                .collect(),
-        };
-        self.signed("/channels/channels.json", encode_channels(&doc), signer);
-    }
-
-    fn index(&self, channel: &str, images: Vec<IndexImage>, serial: u64) -> String {
-        let path = format!("/channels/{channel}/{DEVICE}/index.{serial}.json");
-        let doc = IndexDoc {
-            global: IndexGlobal {
-                freshness: freshness(serial),
-                channel: channel.to_owned(),
-                device: DEVICE.to_owned(),
-            },
-            images,
-        };
-        self.signed(&path, encode_index(&doc), &self.signing);
-        path
+        Self { channel, server }
     }
 
     /// A router following `channel`, trusting the root key, with a fixed machine-id.
     fn router(&self, channel: &str) -> Router {
         let router = Router::new(&self.server.url);
         router.configure(&self.server.url, &format!("\toption channel '{channel}'\n"));
-        let root = self.root.public_key();
-        router.write(
-            &format!("etc/attendant/keys/{}", root.fingerprint()),
-            root.to_file().as_bytes(),
-        );
-        router.write("etc/machine-id", format!("{MACHINE_ID}\n").as_bytes());
+        self.trust(router.path());
         router
-    }
-}
-
-fn freshness(serial: u64) -> Freshness {
-    Freshness {
-        generated_at: now() - 60,
-        expires: now() + 7 * DAY,
-        serial,
-    }
-}
-
-fn entry(index: &str) -> ChannelEntry {
-    let mut entry = ChannelEntry::default();
-    entry.devices.insert(
-        DEVICE.to_owned(),
-        DeviceEntry {
-            index: index.to_owned(),
-            redirect: None,
-        },
-    );
-    entry
-}
-
-fn image(version: u64, openwrt: &str, mib: u64) -> IndexImage {
-    let sha = format!("{version:064x}");
-    let name =
-        format!("openwrt-{openwrt}-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin");
-    IndexImage {
-        kind: ImageType::Full,
-        version,
-        description: format!("build {version}"),
-        version_detail: VersionDetail::parse(&format!("openwrt={openwrt}")).unwrap(),
-        minversion: None,
-        phased_percentage: None,
-        openwrt_version: openwrt.to_owned(),
-        version_code: "r28959-29397011cc".to_owned(),
-        target: "ath79/generic".to_owned(),
-        profile: "tplink_archer-c7-v5".to_owned(),
-        recipe: None,
-        files: vec![IndexFile {
-            order: 0,
-            path: format!("/channels/pool/00/{sha}-{name}"),
-            signature: format!("/channels/pool/00/{sha}-{name}.sig"),
-            checksum: sha,
-            size: mib << 20,
-            name,
-            image_type: "sysupgrade".to_owned(),
-            filesystem: "squashfs".to_owned(),
-        }],
     }
 }
 
 /// The router runs `build` of `channel` (its image's `channel.json`).
 fn stamp(router: &Router, channel: &str, target: Option<&str>, build: u64) {
-    let stamp = ChannelStamp {
-        channel: channel.to_owned(),
-        channel_target: target.map(str::to_owned),
-        device: DEVICE.to_owned(),
-        build,
-        version_detail: VersionDetail::parse("openwrt=24.10.4").unwrap(),
-        server: "http://127.0.0.1".to_owned(),
-    };
-    router.write("etc/attendant/channel.json", &encode_stamp(&stamp));
+    attendant_e2e::channel_tree::stamp(router.path(), channel, target, build);
 }
 
 fn python_phase(channel: &str, build: u64) -> u64 {
@@ -467,7 +320,7 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
     let mut stale = freshness(21);
     stale.generated_at = now() - 10 * DAY;
     stale.expires = now() - DAY;
-    tree.publish_with(&[("stable", entry(&index))], stale, &tree.signing);
+    tree.publish_with(&[("stable", entry(&index))], stale, tree.signing_key());
     let (code, stderr) = refusal(&router);
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("the metadata expired at"), "{stderr}");
@@ -487,7 +340,7 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
 
     // Tampered after signing.
     tree.publish(&[("stable", entry(&index))], 23);
-    let mut bytes = tree.files.lock().unwrap()["/channels/channels.json"].clone();
+    let mut bytes = tree.get("/channels/channels.json");
     let at = bytes.iter().position(|b| *b == b'2').unwrap();
     bytes[at] = b'3';
     tree.put("/channels/channels.json", bytes);
@@ -497,7 +350,7 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
 
     // Revoked signing key.
     tree.publish(&[("stable", entry(&index))], 24);
-    tree.revoke(tree.signing.public_key().fingerprint());
+    tree.revoke(tree.signing_key().public_key().fingerprint());
     let (code, stderr) = refusal(&router);
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("has been revoked"), "{stderr}");
@@ -516,7 +369,7 @@ fn an_index_of_another_device_is_refused() {
         },
         images: Vec::new(),
     };
-    tree.signed(&path, encode_index(&doc), &tree.signing);
+    tree.signed(&path, encode_index(&doc), tree.signing_key());
     tree.publish(&[("stable", entry(&path))], 1);
     let (code, stderr) = refusal(&tree.router("stable"));
     assert_eq!(code, 7, "{stderr}");
@@ -538,18 +391,7 @@ fn a_router_without_a_pinned_root_key_believes_nothing() {
 /// Publishes `bytes` as the image of `build` in the pool, signed with the image key the router
 /// trusts, and returns the index image.
 fn published_image(tree: &Tree, build: u64, bytes: &[u8]) -> IndexImage {
-    let mut image = image(build, "24.10.5", 0);
-    let file = &mut image.files[0];
-    file.checksum = util::sha256(bytes);
-    file.size = u64::try_from(bytes.len()).unwrap();
-    file.path = format!("/channels/pool/00/{}-{}", file.checksum, file.name);
-    file.signature = format!("{}.sig", file.path);
-    tree.put(&file.path, bytes.to_vec());
-    tree.put(
-        &file.signature,
-        util::signing_key().sign(bytes).to_file().into_bytes(),
-    );
-    image
+    tree.publish_image(build, "24.10.5", bytes, &util::signing_key())
 }
 
 #[test]
@@ -614,7 +456,7 @@ fn upgrade_flashes_the_published_image_of_the_next_hop_after_verifying_it() {
     stamp(&other, "stable", None, 6);
     let mut broken = firmware.clone();
     broken.push(0);
-    let index_doc = tree.files.lock().unwrap()[&index].clone();
+    let index_doc = tree.get(&index);
     let doc: serde_json::Value = serde_json::from_slice(&index_doc).unwrap();
     let pool = doc["images"][1]["files"][0]["path"]
         .as_str()

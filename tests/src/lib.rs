@@ -7,6 +7,7 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | [`catalog`] | the deterministic package universe: releases, targets, profiles, packages |
+//! | [`channel_tree`] | a release channel server's signed tree (keys, `channels.json`, indexes, pool) |
 //! | [`demo`] | `attendant-e2e demo`: the fixture mirror and a real `attendant-server`, one command |
 //! | [`mirror`] | writes the downloads tree for a seed; [`mirror::shared_fixture`] caches it |
 //! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
@@ -32,6 +33,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod channel_tree;
 pub mod demo;
 pub mod gzip;
 pub mod harness;

@@ -6,23 +6,41 @@
 //! words its [`ChannelPlan`] for LuCI:
 //!
 //! ```json
-//! {"name": "stable", "current_build": 6, "target_build": 7, "openwrt_version": "24.10.5",
-//!  "description": "…", "older_openwrt": false, "phase": 42, "phased_percentage": 50,
-//!  "phased_in": true, "next_phase_at": null, "prebuilt": true, "redirect": null,
+//! {"name": "stable", "current_build": 5, "target_build": 6, "openwrt_version": "24.10.5",
+//!  "description": "…", "older_openwrt": false,
+//!  "newest": {"build": 7, "openwrt_version": "24.10.6", "description": "…"},
+//!  "phase": 42, "phased_percentage": 40, "phased_in": false, "next_phase_at": 42,
+//!  "prebuilt": false, "extra_packages": ["htop"], "redirect": null,
 //!  "paths": [{"builds": [7], "score": 100, "download_bytes": 12345678}]}
 //! ```
 //!
-//! - `target_build`: the end of the winning path, `null` when there is nothing to take (up to
-//!   date, or every newer build phased out or pulled). A router phased out of the newest build
-//!   may still be offered an older one (the fallback), so `phased_in` false does not imply a
-//!   null `target_build`.
-//! - `openwrt_version`, `description`: of `target_build`, else of the newest build a path
-//!   reaches (the one the router waits for), else of the channel's newest build.
-//! - `phase`, `phased_percentage`, `phased_in`: the router's place in the rollout of the newest
-//!   build a path reaches; when no build is newer than the running one, the phase for the
-//!   channel's newest build and its percentage. `next_phase_at`: when phased out of a build
-//!   that is rolling out, the percentage at which this router's turn comes (its phase); `null`
-//!   otherwise, and for a pulled build (0 %), whose turn never comes.
+//! Two builds can matter to a router: the one it would get now, and the newest one, which a
+//! phased rollout may not have reached it yet. A script installs the first and a person wants
+//! to know when the second comes, so they are reported apart:
+//!
+//! - `target_build`: the build `start` would end on — the end of the winning path — `null`
+//!   when there is nothing to take (up to date, or every newer build phased out or pulled). A
+//!   router phased out of the newest build may still be offered an older one (the fallback),
+//!   so `phased_in` false does not imply a null `target_build`.
+//! - `openwrt_version`, `description`: of `target_build`; without one, of `newest` (the build
+//!   the router waits for), so a notice can still name it.
+//! - `newest`: the build the phase fields are about — the newest build a path reaches, or,
+//!   when no build is newer than the running one, the channel's newest — with its OpenWrt
+//!   version and description; `null` when the channel has no build for this device.
+//! - `phase`, `phased_percentage`, `phased_in`: the router's place in the rollout of `newest`.
+//!   `next_phase_at`: when phased out of a build that is rolling out, the percentage at which
+//!   this router's turn comes (its phase); `null` otherwise, and for a pulled build (0 %),
+//!   whose turn never comes.
+//! - `prebuilt`, `extra_packages`: how the next build of the winning path reaches the router,
+//!   decided as the agent decides it ([`Engine::channel_route`]): the published image
+//!   (`prebuilt` true) when the router has no package beyond the build's recipe, or with the
+//!   `prebuilt` argument; otherwise an image built for it, and `extra_packages` names the
+//!   packages the published image lacks. When that cannot be found out (a server that
+//!   publishes channel files only has no build API to compare the packages with), `prebuilt`
+//!   says whether a published image exists, `extra_packages` is empty and the reply's
+//!   `warnings` say why — as the CLI's `check` does. A server that refuses the uci-defaults
+//!   script such a build needs gives `prebuilt` false with the packages and a warning:
+//!   `start` would fail, and `prebuilt` takes the published image without them.
 //! - `redirect`: the channel the router follows after the upgrade when the one asked for
 //!   redirects there.
 //!
@@ -36,7 +54,8 @@ use std::path::{Path, PathBuf};
 
 use attendant::Engine;
 use attendant::atomic::write_atomic;
-use attendant::channel::{ChannelPlan, ChannelRequest, image_file, machine, phase};
+use attendant::channel::attended::ChannelRoute;
+use attendant::channel::{ChannelError, ChannelPlan, ChannelRequest, image_file, machine, phase};
 use attendant::config::Settings;
 use attendant::facts::Device;
 use attendant_proto::version::Version;
@@ -118,16 +137,24 @@ pub fn request(
 }
 
 /// The `check` reply for a channel: the fields of the build-API reply, filled from the plan
-/// (no package table: the channel's image is flashed as published; `summary` is the caller's
-/// count of no packages), plus `channel`.
+/// (no package table: the build's recipe decides the packages; `summary` is the caller's count
+/// of no packages), plus `channel`. `route`: the agent's answer to how the next build reaches
+/// the router ([`Engine::channel_route`]); a failure becomes a warning.
 pub fn check_reply(
     summary: BTreeMap<&'static str, u64>,
     engine: &Engine,
     device: &Device,
     plan: &ChannelPlan,
     request: &ChannelRequest,
+    route: &Result<Option<ChannelRoute>, attendant::Error>,
 ) -> Value {
     let target = plan.target();
+    let warnings: Vec<Value> = match route {
+        Ok(_) => Vec::new(),
+        Err(error) => vec![json!({
+            "message": format!("cannot compare this router's packages with the build's recipe: {error}"),
+        })],
+    };
     let version = target.map_or(device.version.as_str(), |t| t.openwrt_version.as_str());
     let branch = Version::parse(version).map_or_else(|_| String::new(), |v| v.branch().to_string());
     let mut reply = json!({
@@ -146,9 +173,9 @@ pub fn check_reply(
         "renamed": [],
         "removed": [],
         "missing_defaults": [],
-        "warnings": [],
+        "warnings": warnings,
         "problems": [],
-        "channel": channel_object(engine.root(), device, plan, request),
+        "channel": channel_object(engine.root(), device, plan, request, route),
     });
     if let (Some(file), Some(object)) = (
         target.and_then(|t| image_file(t, device)),
@@ -168,9 +195,10 @@ fn channel_object(
     device: &Device,
     plan: &ChannelPlan,
     request: &ChannelRequest,
+    route: &Result<Option<ChannelRoute>, attendant::Error>,
 ) -> Value {
-    let newest = plan.index.images.last();
-    let shown = plan.target().or_else(|| plan.newest()).or(newest);
+    let newest = plan.newest().or(plan.index.images.last());
+    let shown = plan.target().or(newest);
     let (phase, percentage, phased_in) = match plan.decision.rollout {
         Some(rollout) => (
             Some(rollout.phase),
@@ -191,6 +219,19 @@ fn channel_object(
         (false, Some(p)) if p > 0 => phase,
         _ => None,
     };
+    let (prebuilt, extra_packages) = match route {
+        Ok(Some(ChannelRoute::Attended { extra, .. })) => (false, extra.clone()),
+        Ok(Some(ChannelRoute::Prebuilt)) => (true, Vec::new()),
+        // The packages were compared; only the build for them is refused, so `start` fails.
+        Err(attendant::Error::Channel(ChannelError::ScriptsRefused { extra, .. })) => {
+            (false, extra.clone())
+        }
+        Ok(None) | Err(_) => (
+            plan.target()
+                .is_some_and(|t| image_file(t, device).is_some()),
+            Vec::new(),
+        ),
+    };
     json!({
         "name": plan.name,
         "current_build": plan.current_build,
@@ -198,11 +239,17 @@ fn channel_object(
         "openwrt_version": shown.map_or("", |i| i.openwrt_version.as_str()),
         "description": shown.map_or("", |i| i.description.as_str()),
         "older_openwrt": plan.older_openwrt(),
+        "newest": newest.map(|image| json!({
+            "build": image.version,
+            "openwrt_version": image.openwrt_version,
+            "description": image.description,
+        })),
         "phase": phase,
         "phased_percentage": percentage,
         "phased_in": phased_in,
         "next_phase_at": next_phase_at,
-        "prebuilt": plan.target().is_some_and(|t| image_file(t, device).is_some()),
+        "prebuilt": prebuilt,
+        "extra_packages": extra_packages,
         "redirect": plan.redirected_from.as_ref().map(|_| plan.name.clone()),
         "paths": plan.decision.paths,
     })

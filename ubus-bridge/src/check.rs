@@ -72,7 +72,7 @@ pub fn check(context: &Context, arguments: &Arguments) -> Result<Value, BridgeEr
         return Ok(reply);
     }
     let asked = match channel::request(engine.settings(), &options)? {
-        Some(request) => ask_channel(&engine, &request),
+        Some(request) => ask_channel(&engine, &request, options.prebuilt),
         None => ask(&engine, &plan),
     };
     let reply = match asked {
@@ -96,19 +96,27 @@ fn ask(engine: &Engine, plan: &PlanOptions) -> Result<Value, BridgeError> {
     Ok(check_reply(&check, &offered))
 }
 
-/// The channel's offer as the `check` answer; the newest build seen is kept for `info`.
-fn ask_channel(engine: &Engine, request: &ChannelRequest) -> Result<Value, BridgeError> {
+/// The channel's offer as the `check` answer, with the route the agent would take to the next
+/// build (`prebuilt`: the published image, as `start` with `prebuilt` would); the newest build
+/// seen is kept for `info`.
+fn ask_channel(
+    engine: &Engine,
+    request: &ChannelRequest,
+    prebuilt: bool,
+) -> Result<Value, BridgeError> {
     let device = engine.device()?;
     let plan = engine.channel_plan(&device, request)?;
     if let Some(newest) = plan.index.images.last() {
         LatestSeen::new(engine.root()).record([(plan.name.clone(), newest.version)]);
     }
+    let route = engine.channel_route(&plan, &device, prebuilt);
     Ok(channel::check_reply(
         zero_summary(),
         engine,
         &device,
         &plan,
         request,
+        &route,
     ))
 }
 

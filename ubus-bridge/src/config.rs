@@ -24,8 +24,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use attendant::atomic::write_atomic;
-use attendant::config::Settings;
-use attendant_proto::uci::{self, Config, Section};
+use attendant::config::{Settings, edit_section};
+use attendant_proto::uci::{self, Config};
 use attendant_proto::wire;
 use serde_json::{Value, json};
 
@@ -92,7 +92,7 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
         source,
     };
     if url.is_some() || rebuilders.is_some() {
-        config = edit(&config, wire::UCI_SECTION_SERVER, |section| {
+        config = edit_section(&config, wire::UCI_SECTION_SERVER, |section| {
             if let Some(url) = &url {
                 section.set(wire::UCI_OPTION_URL, url)?;
             }
@@ -107,7 +107,7 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
         .map_err(uci_error)?;
     }
     if !client.is_empty() {
-        config = edit(&config, wire::UCI_SECTION_CLIENT, |section| {
+        config = edit_section(&config, wire::UCI_SECTION_CLIENT, |section| {
             client
                 .iter()
                 .try_for_each(|(option, flag)| section.set(option, flag_text(*flag)))
@@ -115,7 +115,7 @@ pub fn set(context: &Context, arguments: &Arguments) -> Result<Value, BridgeErro
         .map_err(uci_error)?;
     }
     if !attendant.is_empty() || rootfs_size.is_some() || channel.is_some() {
-        config = edit(&config, wire::UCI_SECTION_ATTENDANT, |section| {
+        config = edit_section(&config, wire::UCI_SECTION_ATTENDANT, |section| {
             for (option, flag) in &attendant {
                 section.set(option, flag_text(*flag))?;
             }
@@ -163,40 +163,6 @@ fn view(config: &Config, path: &Path) -> Result<Value, BridgeError> {
         }
     }
     Ok(reply)
-}
-
-/// A copy of `config` with the first section of `section_type` changed by `change` (a new
-/// section named after the type is appended when there is none).
-fn edit(
-    config: &Config,
-    section_type: &str,
-    change: impl FnOnce(&mut Section) -> Result<(), uci::UciError>,
-) -> Result<Config, uci::UciError> {
-    let mut edited = match config.package() {
-        Some(package) => Config::parse(format!("package {package}\n").as_bytes())?,
-        None => Config::new(),
-    };
-    let mut change = Some(change);
-    for section in config.sections() {
-        let mut section = section.clone();
-        if section.section_type() == section_type
-            && let Some(change) = change.take()
-        {
-            change(&mut section)?;
-        }
-        edited.push(section)?;
-    }
-    if let Some(change) = change {
-        let name = if config.named(section_type).is_some() {
-            None
-        } else {
-            Some(section_type)
-        };
-        let mut section = Section::new(section_type, name)?;
-        change(&mut section)?;
-        edited.push(section)?;
-    }
-    Ok(edited)
 }
 
 fn check_url(argument: &'static str, url: &str) -> Result<(), BridgeError> {
@@ -263,12 +229,12 @@ mod tests {
             b"package attendedsysupgrade\nconfig server\n\toption url 'http://a'\nconfig owut 'owut'\n\toption rootfs_size '100'\n",
         )
         .unwrap();
-        let edited = edit(&config, "server", |s| s.set("url", "http://b")).unwrap();
+        let edited = edit_section(&config, "server", |s| s.set("url", "http://b")).unwrap();
         assert_eq!(
             edited.to_text(),
             "package 'attendedsysupgrade'\n\nconfig server\n\toption url 'http://b'\n\nconfig owut 'owut'\n\toption rootfs_size '100'\n\n"
         );
-        let added = edit(&edited, "attendant", |s| s.set("keep_settings", "0")).unwrap();
+        let added = edit_section(&edited, "attendant", |s| s.set("keep_settings", "0")).unwrap();
         assert_eq!(
             added.named("attendant").unwrap().option("keep_settings"),
             Some("0")

@@ -690,7 +690,24 @@ fn a_release_channel_through_the_plugin_config_check_start_install() {
     assert_eq!(channel["phased_in"], false);
     assert_eq!(channel["next_phase_at"], PHASE_STABLE_7);
     assert_eq!(channel["older_openwrt"], false);
+    // The build it gets is 6; the build it waits for is 7, named apart.
+    assert_eq!(channel["description"], "build 6");
+    assert_eq!(
+        channel["newest"],
+        json!({"build": 7, "openwrt_version": "24.10.5", "description": "build 7"})
+    );
+    // This server has no build API to compare the router's packages with the recipe: the
+    // published image is what exists, and the reply says why it could not tell more.
     assert_eq!(channel["prebuilt"], true);
+    assert_eq!(channel["extra_packages"], json!([]));
+    assert!(
+        first_warning(&check)
+            .starts_with("cannot compare this router's packages with the build's recipe: "),
+        "{check:#}"
+    );
+    let forced = router.call("check", json!({"prebuilt": true}));
+    assert_eq!(forced["channel"]["prebuilt"], true, "{forced:#}");
+    assert_eq!(forced["warnings"], json!([]));
     // Best score first: 7 is the better path, but the router is not in its rollout yet.
     assert_eq!(channel["paths"][0]["builds"], json!([7]));
     assert_eq!(channel["paths"][1]["builds"], json!([6]));
@@ -702,6 +719,8 @@ fn a_release_channel_through_the_plugin_config_check_start_install() {
     assert_eq!(first["channel"]["target_build"], 7, "{first:#}");
     assert_eq!(first["channel"]["phased_in"], true);
     assert_eq!(first["channel"]["next_phase_at"], Value::Null);
+    assert_eq!(first["channel"]["newest"]["build"], 7);
+    assert_eq!(first["channel"]["description"], "build 7");
 
     // Switching to beta moves to an older OpenWrt: a full move, flagged.
     let switch = router.call("check", json!({"channel": "beta"}));
@@ -751,4 +770,127 @@ fn a_release_channel_through_the_plugin_config_check_start_install() {
             .read("etc/config/attendedsysupgrade")
             .contains("channel")
     );
+}
+
+/// A router with packages the published image lacks: `check` answers what `start` will do, as
+/// the agent's `check --channel` does — an image built for it, naming those packages — unless
+/// `prebuilt` asks for the published image, or the recipe brings them.
+#[test]
+fn a_channel_check_names_the_packages_the_published_image_lacks() {
+    use attendant_e2e::channel_tree::{self, ChannelTree, entry};
+
+    let contract = contract();
+    let tree = ChannelTree::new();
+    // OpenWrt 24.10.6: the version the build API offers.
+    let mut build = tree.publish_image(6, "24.10.6", &image(), &signing_key());
+    let index = tree.index("stable", vec![build.clone()], 2);
+    tree.publish(&[("stable", entry(&index))], 2);
+    let router_of = |server: &UpgradeServer| {
+        let router = Router::new(&server.url);
+        tree.trust(router.path());
+        channel_tree::stamp(router.path(), "stable", None, 5);
+        router.call("config_set", json!({"channel": "stable"}));
+        router
+    };
+
+    // A server that takes no uci-defaults script cannot build the image: `start` would fail,
+    // and the check says so while still naming the packages.
+    let refusing = UpgradeServer::with_channels(image(), tree.files(), false);
+    let check = router_of(&refusing).call("check", json!({}));
+    assert_reply_shape(&contract, "check", "channel", &check);
+    assert_eq!(check["channel"]["prebuilt"], false, "{check:#}");
+    assert_eq!(check["channel"]["extra_packages"], json!(EXTRA_PACKAGES));
+    assert!(
+        first_warning(&check).contains("does not accept the uci-defaults script"),
+        "{check:#}"
+    );
+
+    let server = UpgradeServer::with_channels(image(), tree.files(), true);
+    let router = router_of(&server);
+    let check = router.call("check", json!({}));
+    assert_reply_shape(&contract, "check", "channel", &check);
+    assert_eq!(check["warnings"], json!([]), "{check:#}");
+    let channel = &check["channel"];
+    assert_eq!(channel["target_build"], 6);
+    assert_eq!(channel["prebuilt"], false, "{check:#}");
+    let extra: Vec<String> = serde_json::from_value(channel["extra_packages"].clone()).unwrap();
+    assert_eq!(extra, EXTRA_PACKAGES, "{check:#}");
+
+    // `prebuilt` takes the published image: nothing is compared.
+    let forced = router.call("check", json!({"prebuilt": true}));
+    assert_eq!(forced["channel"]["prebuilt"], true, "{forced:#}");
+    assert_eq!(forced["channel"]["extra_packages"], json!([]));
+
+    // With the router's packages in the recipe, the published image will do.
+    build.recipe = Some(attendant_proto::channel::IndexRecipe {
+        add: extra,
+        ..Default::default()
+    });
+    let index = tree.index("stable", vec![build], 3);
+    tree.publish(&[("stable", entry(&index))], 3);
+    let check = router.call("check", json!({}));
+    assert_eq!(check["channel"]["prebuilt"], true, "{check:#}");
+    assert_eq!(check["channel"]["extra_packages"], json!([]));
+    // Nothing was built for a check.
+    assert_eq!(*server.posts.lock().unwrap(), 0);
+}
+
+/// The message of a `check` reply's first warning; `""` without one.
+fn first_warning(reply: &Value) -> &str {
+    reply
+        .pointer("/warnings/0/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The router's packages beyond the profile's defaults (the opkg fixture's user-installed
+/// ones); `nftables-json` provides the default `nftables`, so it is not among them.
+const EXTRA_PACKAGES: [&str; 4] = ["busybox", "htop", "luci", "luci-app-attendedsysupgrade"];
+
+/// A redirected channel, followed through `start` and `install`: the router's UCI
+/// `option channel` becomes the channel it was sent on to.
+#[test]
+fn a_redirect_followed_through_install_changes_the_configured_channel() {
+    use util::tree::{Tree, entry, stamp};
+
+    let contract = contract();
+    let tree = Tree::start();
+    let firmware = image();
+    let stable = tree.index("stable", vec![tree.image(8, "24.10.5", &firmware)], 4);
+    let mut old = entry(&stable);
+    old.hidden = true;
+    old.redirect = Some("stable".to_owned());
+    tree.publish(&[("old", old), ("stable", entry(&stable))], 4);
+    let router = tree.router();
+    router.call("config_set", json!({"channel": "old"}));
+    stamp(&router, "old", 5);
+
+    let check = router.call("check", json!({"prebuilt": true}));
+    assert_reply_shape(&contract, "check", "channel", &check);
+    assert_eq!(check["channel"]["name"], "stable", "{check:#}");
+    assert_eq!(check["channel"]["redirect"], "stable");
+    assert_eq!(check["channel"]["target_build"], 8);
+
+    let started = router.call("start", json!({"prebuilt": true}));
+    assert_reply_shape(&contract, "start", "started", &started);
+    let ready = router.wait_for(Duration::from_secs(30), |s| {
+        !["checking", "downloading", "verifying"].contains(&s["state"].as_str().unwrap())
+    });
+    assert_eq!(ready["state"], "ready", "{ready:#}");
+    // Not before the flash: a job that never installs leaves the configuration alone.
+    assert!(
+        router
+            .read("etc/config/attendedsysupgrade")
+            .contains("\toption channel 'old'\n")
+    );
+    router.call("install", json!({"job": ready["job"]}));
+    router.wait_for(Duration::from_secs(30), |s| s["state"] == "rebooting");
+    assert_eq!(router.sysupgrade_calls().len(), 2);
+    let config = router.read("etc/config/attendedsysupgrade");
+    assert!(config.contains("\toption channel 'stable'\n"), "{config}");
+    assert!(!config.contains("'old'"), "{config}");
+    assert_eq!(router.call("config_get", json!({}))["channel"], "stable");
+    let reports: Value = serde_json::from_str(&router.read("etc/attendant/reports.json")).unwrap();
+    assert_eq!(reports["reports"][0]["channel"], "stable");
+    assert_eq!(reports["reports"][0]["to_build"], 8);
 }

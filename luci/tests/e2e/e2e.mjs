@@ -39,7 +39,8 @@ const DOC_SHOTS = {
 	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
 	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice',
 	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '13-up-to-date': 'overview-up-to-date',
-	'14-channel-offer': 'overview-channel-offer', '15-channel-switch': 'overview-channel-switch'
+	'14-channel-offer': 'overview-channel-offer', '15-channel-switch': 'overview-channel-switch',
+	'16-status-channel': 'status-channel-notice'
 };
 const DEVICE = 'ath79/generic/tplink_archer-c7-v5';
 /* The router's machine-id in the channel step; CPython's
@@ -162,27 +163,39 @@ async function startChannels(dir, www, mirrorKey, percentage) {
 	const channel = (...args) => serverCommand(dir, ['--config', config, 'channel', ...args]);
 	const image = (version) => join(www, 'releases', version, 'targets/ath79/generic',
 		`openwrt-${version}-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin`);
-	for (const [name, version] of [['stable', '25.12.1'], ['beta', '24.10.4']]) {
+	for (const [name, version, description] of [['stable', '25.12.1', 'The 25.12 line, first build'], ['beta', '24.10.4', '']]) {
 		channel('create', name);
 		channel('device', 'add', name, DEVICE);
-		channel('build', name, DEVICE, '--file', image(version), '--version', version);
+		channel('build', name, DEVICE, '--file', image(version), '--version', version, '--description', description);
 	}
 	channel('phase', 'stable', DEVICE, '1', String(percentage));
-	const child = spawn(join(BIN, 'attendant-server'), ['--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--workers', '0'],
-		{ cwd: dir, env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-	let log = '';
-	child.stdout.on('data', (d) => { log += d; });
-	child.stderr.on('data', (d) => { log += d; });
-	const started = Date.now();
-	for (;;) {
-		const answer = await fetch(`${url}/channels/channels.json`).catch(() => null);
-		if (answer && answer.ok)
-			break;
-		if (child.exitCode !== null || Date.now() - started > 30000)
-			throw new Error(`the channel server did not publish channels.json:\n${log}`);
-		await new Promise((r) => setTimeout(r, 100));
-	}
-	return { url, child, rootFingerprint, rootKey: readFileSync(join(dir, 'root.sec.pub'), 'utf8'), log: () => log };
+	const server = { url, rootFingerprint, rootKey: readFileSync(join(dir, 'root.sec.pub'), 'utf8'), channel, log: () => server.output };
+	server.output = '';
+	/* Starts `serve`; a change made with the CLI meanwhile is published by the next start (the
+	 * running server keeps the channel tree it loaded). */
+	server.restart = async () => {
+		if (server.child) {
+			const exited = new Promise((r) => server.child.once('exit', r));
+			server.child.kill('SIGTERM');
+			await exited;
+		}
+		const child = spawn(join(BIN, 'attendant-server'), ['--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--workers', '0'],
+			{ cwd: dir, env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+		child.stdout.on('data', (d) => { server.output += d; });
+		child.stderr.on('data', (d) => { server.output += d; });
+		server.child = child;
+		const started = Date.now();
+		for (;;) {
+			const answer = await fetch(`${url}/channels/channels.json`).catch(() => null);
+			if (answer && answer.ok)
+				break;
+			if (child.exitCode !== null || Date.now() - started > 30000)
+				throw new Error(`the channel server did not publish channels.json:\n${server.output}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	};
+	await server.restart();
+	return server;
 }
 
 async function main() {
@@ -586,6 +599,29 @@ async function main() {
 			// A stock image carries no channel.json: the router stands at build 0 of the channel it follows.
 			const firmware = await page.textContent('#attendant-firmware-facts');
 			assert(/Channel\s*beta/.test(firmware) && /Channel build\s*0/.test(firmware), `the firmware table after the switch: ${firmware}`);
+		});
+
+		await step('status page: a channel\'s offer names the build and the router\'s place in the rollout', async () => {
+			// The operator widens stable's rollout to exactly this router's phase: it is phased in.
+			channels.channel('phase', 'stable', DEVICE, '1', String(PHASE_STABLE_1));
+			await channels.restart();
+			const set = spawnSync(join(BIN, 'attendant-ubus'), ['--root', root, 'call', 'config_set'], {
+				env, encoding: 'utf8', input: JSON.stringify({ channel: 'stable', login_check_for_upgrades: true })
+			});
+			assert(set.status === 0 && JSON.parse(set.stdout).channel === 'stable', `config_set: ${set.stdout}${set.stderr}`);
+			await page.goto(`${web.url}/?include=status/include/11_attendant`);
+			await page.waitForSelector('#attendant-status-notice[data-channel="stable"]', { timeout: 60000 }).catch((e) => {
+				const last = web.calls.filter((c) => c.method === 'check').pop();
+				throw new Error(`${e.message}\nthe include's last check: ${JSON.stringify(last && last.reply)}\n${channels.log().slice(-2000)}`);
+			});
+			const lines = await page.$$eval('#attendant-status-notice p', (ps) => ps.map((p) => p.textContent));
+			assert(lines[0] === 'Build 1 of channel stable (OpenWrt 25.12.1) is available; this router runs build 0.', JSON.stringify(lines));
+			assert(lines[1] === 'The 25.12 line, first build', JSON.stringify(lines));
+			assert(lines.includes(`Phased rollout: offered to ${PHASE_STABLE_1} % of routers so far, this router (phase ${PHASE_STABLE_1}) among them.`), JSON.stringify(lines));
+			const check = web.calls.filter((c) => c.method === 'check').pop();
+			assert(check.reply.channel && check.reply.channel.target_build === 1 && check.reply.channel.phased_in === true, JSON.stringify(check.reply.channel));
+			await buttons('status page (channel)', ['#attendant-status-notice a']);
+			await shot('16-status-channel');
 		});
 
 		await step('no script errors in the page', async () => {

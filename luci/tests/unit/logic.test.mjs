@@ -253,3 +253,32 @@ test('channel offers: the headline, the choices of the list, and when a switch n
 	assert.equal(l.isOlderMove(errorReply('server')), false);
 	assert.match(l.olderMoveWarning(older), /^Channel stable offers OpenWrt 24\.10\.5, which is older than the OpenWrt 24\.10\.4 this router runs\./);
 });
+
+test('status notice for a channel: the offered build, its description and where the router stands in the rollout', async (t) => {
+	const l = await load(t);
+	const offered = example('check', 'channel');
+	// Phased out of the newest build, offered an older one: both named, with the turn.
+	assert.deepEqual(l.channelStatusNotice(offered), [
+		'Build 6 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5.',
+		'24.10.5 with the March fixes',
+		'The newest build, 7 (OpenWrt 24.10.6), is offered to 40 % of routers so far; this router\'s turn comes at 42 %.'
+	]);
+	const phasedIn = { ...offered, channel: { ...offered.channel, target_build: 7, newest: { build: 7, openwrt_version: '24.10.6', description: 'd' },
+		description: '', phased_in: true, phased_percentage: 50, next_phase_at: null } };
+	assert.deepEqual(l.channelStatusNotice(phasedIn), [
+		'Build 7 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5.',
+		'Phased rollout: offered to 50 % of routers so far, this router (phase 42) among them.'
+	]);
+	const everyone = { ...phasedIn, channel: { ...phasedIn.channel, phased_percentage: 100 } };
+	assert.equal(l.channelStatusNotice(everyone).length, 1, 'a full rollout needs no phase line');
+	// Nothing to take, no channel, an error: no channel notice.
+	assert.equal(l.channelStatusNotice(example('check', 'channel_phased_out')), null);
+	assert.equal(l.channelStatusNotice(example('check', 'upgrade_available')), null);
+	assert.equal(l.channelStatusNotice(errorReply('server')), null);
+	assert.equal(l.newestBeyond(offered.channel).build, 7);
+	// The Overview's offer names the newest build beside the offered one.
+	assert.deepEqual(l.channelOffer(offered.channel).facts.find((f) => f[0] === 'Newest build'),
+		['Newest build', '7 (OpenWrt 24.10.6): 24.10.6, rolling out']);
+	assert.equal(l.channelOffer(phasedIn.channel).facts.find((f) => f[0] === 'Newest build'), undefined);
+	assert.equal(l.newestBeyond(phasedIn.channel), null, 'the newest is the offered build');
+});

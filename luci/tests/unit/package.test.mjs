@@ -141,6 +141,31 @@ test('status page: announces an upgrade only when login_check_for_upgrades is on
 	await settle();
 });
 
+test('status page: a channel\'s offer names the build, its description as text and the phase state', async (t) => {
+	const offered = example('check', 'channel');
+	const check = { ...offered, channel: { ...offered.channel, description: 'Q1 <b>fixes</b>' } };
+	const p = page({ config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true, channel: 'stable' }, check });
+	t.after(() => p.window.close());
+	const include = await p.L.require('view.status.include.11_attendant');
+	p.document.body.appendChild(include.render(await include.load()));
+	const notice = p.document.getElementById('attendant-status-notice');
+	assert.equal(notice.dataset.channel, 'stable');
+	assert.deepEqual([...notice.querySelectorAll('p')].map((n) => n.textContent), [
+		'Build 6 of channel stable (OpenWrt 24.10.5) is available; this router runs build 5.',
+		'Q1 <b>fixes</b>',
+		'The newest build, 7 (OpenWrt 24.10.6), is offered to 40 % of routers so far; this router\'s turn comes at 42 %.'
+	]);
+	assert.equal(notice.querySelector('b'), null, 'markup stays text');
+	assert.equal(notice.querySelector('a').getAttribute('href'), '/cgi-bin/luci/admin/system/attendant/overview');
+	assertReadable(p, 'the status page');
+	// Phased out with nothing older to take: no notice.
+	const waiting = page({ config_get: { ...example('config_get', 'ok'), login_check_for_upgrades: true }, check: example('check', 'channel_phased_out') });
+	t.after(() => waiting.window.close());
+	const other = await waiting.L.require('view.status.include.11_attendant');
+	assert.equal(other.render(await other.load()), null);
+	await settle();
+});
+
 test('status page: every tick asks check with max_age, so the bridge answers from its last check', async (t) => {
 	const checks = [];
 	const p = page({

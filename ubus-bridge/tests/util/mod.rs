@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use attendant_e2e::channel_tree::Files;
 use attendant_e2e::http_request::{self, Request};
 use attendant_proto::fwtool::{self, Metadata};
 use attendant_proto::usign::{Fingerprint, SecretKey};
@@ -408,6 +409,17 @@ pub(crate) struct UpgradeServer {
 impl UpgradeServer {
     /// Offers 24.10.6 and builds `image` step by step as [`phase`] advances.
     pub(crate) fn start(image: Vec<u8>) -> Self {
+        Self::serving(image, None, false)
+    }
+
+    /// [`UpgradeServer::start`] that also publishes a channel tree's `files`, as a server
+    /// with release channels beside its build API does, and takes uci-defaults scripts when
+    /// `allow_defaults` (an image built from a channel build's recipe carries one).
+    pub(crate) fn with_channels(image: Vec<u8>, files: Files, allow_defaults: bool) -> Self {
+        Self::serving(image, Some(files), allow_defaults)
+    }
+
+    fn serving(image: Vec<u8>, channels: Option<Files>, allow_defaults: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let phase = Arc::new(AtomicU8::new(phase::QUEUED));
@@ -420,6 +432,8 @@ impl UpgradeServer {
             posts: posts.clone(),
             seen: seen.clone(),
             request: Mutex::new(Value::Null),
+            channels,
+            allow_defaults,
         });
         thread::spawn(move || {
             for stream in listener.incoming() {
@@ -459,6 +473,8 @@ pub(crate) struct Shared {
     posts: Arc<Mutex<u32>>,
     seen: Arc<Mutex<Vec<String>>>,
     request: Mutex<Value>,
+    channels: Option<Files>,
+    allow_defaults: bool,
 }
 
 impl Shared {
@@ -498,6 +514,9 @@ fn serve(stream: TcpStream, state: &Shared) {
                 serde_json::from_slice(include_bytes!("../../../proto/testdata/asu/overview.json"))
                     .unwrap();
             overview["upstream_url"] = state.url.clone().into();
+            if state.allow_defaults {
+                overview["server"]["allow_defaults"] = true.into();
+            }
             json_reply(&mut stream, 200, &[], &overview);
         }
         ("GET", "/releases/24.10.6/targets/ath79/generic/profiles.json") => respond(
@@ -569,7 +588,10 @@ fn serve(stream: TcpStream, state: &Shared) {
             let signature = signing_key().sign(&state.image).to_file();
             respond(&mut stream, 200, &[], signature.as_bytes(), false, None);
         }
-        _ => json_reply(&mut stream, 404, &[], &json!({"detail": "Not Found"})),
+        (_, p) => match state.channels.as_ref().and_then(|files| files.get(p)) {
+            Some(bytes) => respond(&mut stream, 200, &[], &bytes, head_only, None),
+            None => json_reply(&mut stream, 404, &[], &json!({"detail": "Not Found"})),
+        },
     }
 }
 

@@ -426,6 +426,10 @@ return baseclass.extend({
 				known(channel.target_build), known(channel.openwrt_version), known(channel.current_build)) ]);
 		if (channel.description != null && channel.description !== '')
 			facts.push([ _('Description'), String(channel.description) ]);
+		var newest = this.newestBeyond(channel);
+		if (newest)
+			facts.push([ _('Newest build'), _('%s (OpenWrt %s): %s').format(
+				String(newest.build), known(newest.openwrt_version), known(newest.description)) ]);
 		if (typeof channel.phased_percentage === 'number' && typeof channel.phase === 'number')
 			facts.push([ _('Phased rollout'), _('offered to %d %% of routers; this router\'s phase is %d').format(
 				channel.phased_percentage, channel.phase) ]);
@@ -441,6 +445,46 @@ return baseclass.extend({
 		if (channel.redirect != null && channel.redirect !== '')
 			notices.push({ kind: 'info', text: _('The channel is redirected: after this upgrade the router follows channel %s.').format(String(channel.redirect)) });
 		return { facts: facts, notices: notices };
+	},
+
+	/* The channel's newest build when it is not the one offered (a router phased out of it may
+	 * be offered an older one, or none): the build the phase facts are about; else null. */
+	newestBeyond: function(channel) {
+		var newest = (channel != null && typeof channel === 'object') ? channel.newest : null;
+		if (newest == null || typeof newest !== 'object' || typeof newest.build !== 'number')
+			return null;
+		return (newest.build !== channel.target_build) ? newest : null;
+	},
+
+	/* The Status page's "an update is available" notice for a channel's offer (a `check` reply
+	 * with `channel` and an upgrade available): the offered build, its description, and where
+	 * this router stands in the rollout — in it, or waiting for the newest build, with the
+	 * percentage at which its turn comes. Null when there is nothing to take. Each line is a
+	 * string for a text node. */
+	channelStatusNotice: function(check) {
+		if (!check || this.errorOf(check) || check.verdict !== 'upgrade_available'
+			|| check.channel == null || typeof check.channel !== 'object' || check.channel.target_build == null)
+			return null;
+		var channel = check.channel;
+		var known = function(value) { return (value != null && value !== '') ? String(value) : '?'; };
+		var lines = [ _('Build %s of channel %s (OpenWrt %s) is available; this router runs build %s.').format(
+			String(channel.target_build), known(channel.name), known(channel.openwrt_version), known(channel.current_build)) ];
+		if (channel.description != null && channel.description !== '')
+			lines.push(String(channel.description));
+		var newest = this.newestBeyond(channel);
+		if (channel.phased_in === false && newest) {
+			var turn = (typeof channel.next_phase_at === 'number') ? channel.next_phase_at : channel.phase;
+			lines.push((typeof turn === 'number' && typeof channel.phased_percentage === 'number')
+				? _('The newest build, %s (OpenWrt %s), is offered to %d %% of routers so far; this router\'s turn comes at %d %%.').format(
+					String(newest.build), known(newest.openwrt_version), channel.phased_percentage, turn)
+				: _('The newest build, %s (OpenWrt %s), is not offered to this router yet.').format(
+					String(newest.build), known(newest.openwrt_version)));
+		}
+		else if (channel.phased_in === true && typeof channel.phased_percentage === 'number' && channel.phased_percentage < 100
+			&& typeof channel.phase === 'number')
+			lines.push(_('Phased rollout: offered to %d %% of routers so far, this router (phase %d) among them.').format(
+				channel.phased_percentage, channel.phase));
+		return lines;
 	},
 
 	/* The verdict of a `check` reply for a channel, in words: the build offered, or why none is. */

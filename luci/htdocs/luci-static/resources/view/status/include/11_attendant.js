@@ -5,7 +5,8 @@
 'require attendant.text as text';
 
 /*
- * Status → Overview: a notice when the upgrade server offers newer firmware. Runs only when
+ * Status → Overview: a notice when the upgrade server offers newer firmware (with a release
+ * channel: the channel's offered build, its description and the phase state). Runs only when
  * `login_check_for_upgrades` is set (Configuration page); asks the bridge's `check`, so it uses
  * the configured server and the router's own packages (ubus-bridge/contract.json).
  *
@@ -50,13 +51,20 @@ return baseclass.extend({
 			return this.noticeShown ? E('div', { id: 'attendant-status-no-notice' }) : null;
 		}
 		this.noticeShown = true;
+		var link = E('a', { 'class': 'btn cbi-button cbi-button-action', href: L.url('admin', 'system', 'attendant', 'overview') },
+			_('Go to firmware upgrade'));
+		/* A release channel's offer: its build, description and this router's place in the
+		 * rollout, from the `channel` part of the same reply. */
+		var channelLines = logic.channelStatusNotice(check);
+		if (channelLines)
+			return E('div', { 'class': 'alert-message notice', id: 'attendant-status-notice', 'data-channel': check.channel.name },
+				channelLines.map(function(line) { return E('p', {}, text.node(line)); }).concat([ link ]));
 		var target = logic.versionOf(check.target);
 		var current = logic.versionOf(check.current);
 		return E('div', { 'class': 'alert-message notice', id: 'attendant-status-notice' }, [
 			E('p', {}, text.node(_('Firmware %s (%s) is available; this router runs %s (%s).').format(
 				target.version, target.version_code, current.version, current.revision))),
-			E('a', { 'class': 'btn cbi-button cbi-button-action', href: L.url('admin', 'system', 'attendant', 'overview') },
-				_('Go to firmware upgrade'))
+			link
 		]);
 	}
 });
