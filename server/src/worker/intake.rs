@@ -556,13 +556,22 @@ pub async fn complete(
         Ok(result) => Outcome::Done(result),
         Err(outcome) => outcome,
     };
-    let done = matches!(outcome, Outcome::Done(_));
+    let refused = match &outcome {
+        Outcome::Done(_) => None,
+        Outcome::Failed(failure) => Some(failure.detail.clone()),
+        Outcome::Retry(reason) => Some(reason.clone()),
+    };
     finish(state, worker, request_hash, attempt, outcome).await?;
     discard(&dir).await;
-    if done {
-        state.store.count_worker_build(&worker.name).await?;
+    match refused {
+        None => {
+            state.store.count_worker_build(&worker.name).await?;
+            Ok(())
+        }
+        // The files matched their declaration but could not be signed or published (an image
+        // the result names is missing, a broken trailer): recorded like a local failure.
+        Some(reason) => Err(IntakeError::Mismatch(reason)),
     }
-    Ok(())
 }
 
 /// Deletes staged uploads whose attempt no longer holds its job's lease (the job finished, was

@@ -18,6 +18,7 @@ use attendant_proto::api::{ImagebuilderStatus, RequestHash};
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::intake::{
     ClaimedJob, Declaration, DeclaredFile, FailureClass, Heartbeat, MAX_CLAIM_WAIT_SECONDS,
@@ -381,8 +382,10 @@ async fn worker_loop(
 /// Builds and uploads one claimed job, heartbeating until it is done or the lease is lost.
 async fn run_job(remote: &Remote, job: ClaimedJob, hard_stop: &CancellationToken) {
     let span = tracing::info_span!("job", request_hash = %job.request_hash, attempt = job.attempt);
-    let _entered = span.enter();
-    drop(_entered);
+    run_claimed(remote, job, hard_stop).instrument(span).await;
+}
+
+async fn run_claimed(remote: &Remote, job: ClaimedJob, hard_stop: &CancellationToken) {
     let claim = Claim {
         request_hash: job.request_hash,
         attempt: job.attempt,
