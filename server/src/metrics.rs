@@ -73,6 +73,11 @@ pub struct Metrics {
     reports: [AtomicU64; 3],
     reports_capped: AtomicU64,
     rollout_actions: [AtomicU64; 2],
+    /// Builds published per worker (`local:<host>` or a registered remote worker's name: the
+    /// label set grows only with `workers add`).
+    worker_builds: Mutex<BTreeMap<String, u64>>,
+    /// The last time each remote worker was heard from by this process, Unix milliseconds.
+    worker_heartbeats: Mutex<BTreeMap<String, i64>>,
 }
 
 /// What the server did to a rollout by itself.
@@ -212,6 +217,24 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), bytes));
     }
 
+    /// Counts one build published for `worker`.
+    pub fn observe_worker_build(&self, worker: &str) {
+        let mut builds = self
+            .worker_builds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = builds.entry(worker.to_owned()).or_default();
+        *count = count.saturating_add(1);
+    }
+
+    /// Records that remote `worker` was heard from at `at` (Unix milliseconds).
+    pub fn observe_worker_heartbeat(&self, worker: &str, at: i64) {
+        self.worker_heartbeats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(worker.to_owned(), at);
+    }
+
     /// The exposition text.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut out = String::new();
@@ -273,6 +296,43 @@ impl Metrics {
                 "attendant_builds_total{{outcome=\"{}\"}} {}",
                 outcome.as_str(),
                 counter.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "attendant_worker_builds_total",
+            "counter",
+            "Builds published through this process, by the worker that built them.",
+        );
+        for (worker, count) in self
+            .worker_builds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "attendant_worker_builds_total{{worker=\"{}\"}} {count}",
+                escape(worker)
+            );
+        }
+        family(
+            &mut out,
+            "attendant_worker_last_heartbeat_seconds",
+            "gauge",
+            "Unix time a remote worker was last heard from by this process (claim, heartbeat, upload).",
+        );
+        for (worker, at) in self
+            .worker_heartbeats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "attendant_worker_last_heartbeat_seconds{{worker=\"{}\"}} {}",
+                escape(worker),
+                *at as f64 / 1000.0
             );
         }
         family(

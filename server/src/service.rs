@@ -64,19 +64,7 @@ impl Service {
             .context("cannot build the HTTP client")?;
         let location = absolute_upstream(config.upstream())?;
         let metadata = Arc::new(Metadata::new(&location, http.clone(), config.metadata_ttl));
-        let mut keyring = Keyring::new();
-        for path in &config.trusted_keys {
-            keyring.add(read_trusted_key(path)?);
-        }
-        let upstream = match &location {
-            UpstreamLocation::Http(url) => url.parse::<Upstream>()?,
-            UpstreamLocation::Directory(path) => Upstream::Directory(path.clone()),
-        };
-        let mut cache_config =
-            CacheConfig::new(config.imagebuilder_path(), upstream, keyring, http);
-        cache_config.disk_budget_bytes = config.imagebuilder_cache_bytes;
-        cache_config.download_limit_bytes = config.download_limit_bytes;
-        let imagebuilders = Arc::new(ImagebuilderCache::new(cache_config));
+        let imagebuilders = Arc::new(imagebuilder_cache(&config, &location, http)?);
         let signing_key = match &config.signing_key {
             Some(path) => Some(Arc::new(load_secret_key(path)?)),
             None => None,
@@ -91,6 +79,7 @@ impl Service {
         let public_key = signing_key.as_ref().map(|key| key.public_key());
         let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
         state.signing_key.clone_from(&signing_key);
+        state.signature_trailer.clone_from(&signature_trailer);
         // Channel metadata is signed by the delegated metadata key of `[channels]`; without one
         // nothing is published (the tree would be useless to routers that check signatures).
         let channels = MetadataSigner::from_config(&state.config.channels)?.map(|signer| {
@@ -152,6 +141,27 @@ impl Service {
         let _ = worker_task.await;
         Ok(())
     }
+}
+
+/// The ImageBuilder cache of `config`: downloads from `location` (the configured upstream made
+/// absolute), verified against the trusted keys. Shared by `serve` and remote workers.
+pub(crate) fn imagebuilder_cache(
+    config: &Config,
+    location: &UpstreamLocation,
+    http: reqwest::Client,
+) -> anyhow::Result<ImagebuilderCache> {
+    let mut keyring = Keyring::new();
+    for path in &config.trusted_keys {
+        keyring.add(read_trusted_key(path)?);
+    }
+    let upstream = match location {
+        UpstreamLocation::Http(url) => url.parse::<Upstream>()?,
+        UpstreamLocation::Directory(path) => Upstream::Directory(path.clone()),
+    };
+    let mut cache_config = CacheConfig::new(config.imagebuilder_path(), upstream, keyring, http);
+    cache_config.disk_budget_bytes = config.imagebuilder_cache_bytes;
+    cache_config.download_limit_bytes = config.download_limit_bytes;
+    Ok(ImagebuilderCache::new(cache_config))
 }
 
 /// Opens the service for `config` and serves it on a background task (listening on
@@ -220,7 +230,7 @@ async fn collector_loop(state: AppState, shutdown: CancellationToken) {
 }
 
 /// A directory upstream made absolute (the ImageBuilder cache wants absolute paths).
-fn absolute_upstream(location: UpstreamLocation) -> anyhow::Result<UpstreamLocation> {
+pub(crate) fn absolute_upstream(location: UpstreamLocation) -> anyhow::Result<UpstreamLocation> {
     match location {
         UpstreamLocation::Directory(path) => Ok(UpstreamLocation::Directory(absolute(&path)?)),
         http => Ok(http),

@@ -43,6 +43,9 @@ pub struct AppState {
     /// The image signing key itself, for channel images taken into the pool (set by
     /// [`crate::service::Service::open`]).
     pub signing_key: Option<Arc<SecretKey>>,
+    /// The certificates of the images' ucert trailer, for remote workers' uploads signed here
+    /// (see [`crate::worker::WorkerContext::signature_trailer`]).
+    pub signature_trailer: Option<Arc<attendant_proto::ucert::Chain>>,
     /// Wakes in-process workers when a job is enqueued.
     pub wakeup: Arc<tokio::sync::Notify>,
     /// Renders the channel tree after each committed channel change (a no-op until the
@@ -97,6 +100,7 @@ impl AppState {
             documents: Arc::new(MetadataDocuments::default()),
             signing_public_key: signing_public_key.map(Arc::new),
             signing_key: None,
+            signature_trailer: None,
             wakeup: Arc::new(tokio::sync::Notify::new()),
             publisher: no_publisher(),
             metrics: Arc::new(Metrics::default()),

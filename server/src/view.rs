@@ -216,6 +216,7 @@ mod tests {
             failure: None,
             last_error: None,
             run_after: 1_777_629_600_123,
+            worker: None,
         }
     }
 

@@ -47,6 +47,8 @@
 
 mod attempts;
 mod context;
+pub mod intake;
+pub mod remote;
 mod repositories;
 mod steps;
 
@@ -57,13 +59,17 @@ use tracing::Instrument;
 
 pub use self::attempts::{ATTEMPT_ENV, Swept, sweep};
 pub use self::context::WorkerContext;
-pub(crate) use self::steps::IMAGEBUILDER_KEY;
-use self::steps::{Outcome, build};
+pub(crate) use self::steps::{
+    IMAGEBUILDER_KEY, Outcome, Signer, StageSink, Toolbox, WORKER_KEY, build, publish,
+};
 use crate::config::Config;
-use crate::metrics::BuildOutcome;
+use crate::metrics::{BuildOutcome, Metrics};
 use crate::state::now;
 use crate::stats;
-use crate::store::{Claim, EventOutcome, Failure, JobSpec, StoreError, UnixMillis};
+use crate::store::{Claim, EventOutcome, Failure, JobSpec, Store, StoreError, UnixMillis};
+use attendant_proto::api::ImagebuilderStatus;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
 
 /// How often an idle worker looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -79,11 +85,11 @@ pub const GAVE_UP_TTL: Duration = Duration::from_secs(60);
 pub async fn run_workers(context: WorkerContext, count: usize, shutdown: CancellationToken) {
     let hard_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..count {
-        let name = format!("{}-{index}", worker_id_prefix());
+    let name = local_worker_name();
+    for _ in 0..count {
         tasks.spawn(worker_loop(
             context.clone(),
-            name,
+            name.clone(),
             shutdown.clone(),
             hard_stop.clone(),
         ));
@@ -124,6 +130,13 @@ async fn reaper_loop(context: WorkerContext, shutdown: CancellationToken) {
     let interval = context.config.job_lease / 2;
     loop {
         sweep_dead_attempts(&context).await;
+        let uploads = intake::sweep_uploads(&*context.store, context.artifacts.root()).await;
+        if uploads > 0 {
+            tracing::warn!(
+                uploads,
+                "discarded remote uploads whose attempt lost its lease"
+            );
+        }
         match reap(&context).await {
             Ok(reaped) if reaped.requeued > 0 || reaped.failed > 0 => {
                 tracing::warn!(
@@ -170,7 +183,7 @@ async fn worker_loop(
     while !shutdown.is_cancelled() {
         let lease_until = now().saturating_add(millis(context.config.job_lease));
         match context.store.claim(&name, now(), lease_until).await {
-            Ok(Some(claim)) => run_claim(&context, claim, &hard_stop).await,
+            Ok(Some(claim)) => run_claim(&context, &name, claim, &hard_stop).await,
             Ok(None) => {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -190,7 +203,12 @@ async fn worker_loop(
 }
 
 /// Runs one claimed job to its end (success, cached failure, retry or lost lease).
-pub async fn run_claim(context: &WorkerContext, claim: Claim, hard_stop: &CancellationToken) {
+pub async fn run_claim(
+    context: &WorkerContext,
+    worker: &str,
+    claim: Claim,
+    hard_stop: &CancellationToken,
+) {
     let span =
         tracing::info_span!("job", request_hash = %claim.request_hash, attempt = claim.attempt);
     async {
@@ -198,7 +216,7 @@ pub async fn run_claim(context: &WorkerContext, claim: Claim, hard_stop: &Cancel
         // The heartbeat runs in this task, not a spawned one: if this task dies (aborted, or
         // the process killed), the heartbeat stops too and the lease runs out.
         let outcome = tokio::select! {
-            outcome = build(context, &claim) => Some(outcome),
+            outcome = build_locally(context, worker, &claim) => Some(outcome),
             () = heartbeat(context, &claim) => None,
             () = hard_stop.cancelled() => None,
         };
@@ -206,7 +224,14 @@ pub async fn run_claim(context: &WorkerContext, claim: Claim, hard_stop: &Cancel
             tracing::warn!("build abandoned: lease lost or shutdown deadline");
             return;
         };
-        let written = record(context, &claim, outcome, started.elapsed()).await;
+        let written = record(
+            &context.recorder(),
+            &claim,
+            worker,
+            outcome,
+            started.elapsed(),
+        )
+        .await;
         if let Err(error) = written {
             tracing::error!(error = %error, "cannot record the job's outcome");
         }
@@ -215,14 +240,87 @@ pub async fn run_claim(context: &WorkerContext, claim: Claim, hard_stop: &Cancel
     .await;
 }
 
-async fn record(
-    context: &WorkerContext,
+/// Builds a claimed job in this process: the build steps, then signing and publishing here.
+async fn build_locally(context: &WorkerContext, worker: &str, claim: &Claim) -> Outcome {
+    let stages = StoreStages {
+        store: &*context.store,
+        claim,
+    };
+    let built = match build(context.toolbox(), claim, &stages).await {
+        Ok(built) => built,
+        Err(outcome) => return outcome,
+    };
+    let signer = context.signer();
+    let outcome = async {
+        if signer.key.is_some() {
+            stages.stage(&ImagebuilderStatus::SigningImages).await?;
+        }
+        let mut response = built.response.clone();
+        response
+            .extra
+            .insert(WORKER_KEY.to_owned(), serde_json::json!(worker));
+        publish(
+            &signer,
+            &context.artifacts,
+            &claim.request_hash,
+            &built.bin_dir,
+            response,
+        )
+        .await
+    }
+    .await;
+    built.remove().await;
+    match outcome {
+        Ok(result) => Outcome::Done(result),
+        Err(outcome) => outcome,
+    }
+}
+
+/// An in-process worker's stages go to the store, fenced by the attempt.
+struct StoreStages<'a> {
+    store: &'a dyn Store,
+    claim: &'a Claim,
+}
+
+impl StageSink for StoreStages<'_> {
+    fn stage<'a>(&'a self, stage: &'a ImagebuilderStatus) -> BoxFuture<'a, Result<(), Outcome>> {
+        Box::pin(async move {
+            match self
+                .store
+                .set_stage(&self.claim.request_hash, self.claim.attempt, stage)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(StoreError::LeaseLost { .. }) => Err(Outcome::Retry("lease lost".to_owned())),
+                Err(error) => Err(Outcome::Retry(format!("cannot record the stage: {error}"))),
+            }
+        })
+    }
+}
+
+/// What recording an outcome needs: the same for an in-process worker's build and a remote
+/// worker's upload.
+pub(crate) struct Recorder<'a> {
+    /// The job store.
+    pub(crate) store: &'a Arc<dyn Store>,
+    /// The configuration (cache lifetimes, attempts, back-off).
+    pub(crate) config: &'a Config,
+    /// This process's counters.
+    pub(crate) metrics: &'a Metrics,
+}
+
+/// Records how attempt `claim` of `worker` ended, through the fenced store updates: a result
+/// is stored once, a failure cached, infrastructure trouble queued again after its back-off.
+pub(crate) async fn record(
+    recorder: &Recorder<'_>,
     claim: &Claim,
+    worker: &str,
     outcome: Outcome,
     elapsed: Duration,
 ) -> Result<(), StoreError> {
-    let store = &context.store;
-    let config = &context.config;
+    let store = recorder.store;
+    let config = recorder.config;
+    let metrics = recorder.metrics;
     let hash = &claim.request_hash;
     let now = now();
     match outcome {
@@ -242,7 +340,8 @@ async fn record(
             event.packages = attendant_proto::api::normalized_packages(&claim.request.request);
             event.duration_ms = i64::try_from(elapsed.as_millis()).ok();
             stats::record(store, event);
-            context.metrics.observe_build(BuildOutcome::Success);
+            metrics.observe_build(BuildOutcome::Success);
+            metrics.observe_worker_build(worker);
         }
         Outcome::Failed(failure) => {
             tracing::info!(detail = %failure.detail, "build failed");
@@ -250,7 +349,7 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
-            record_failure(context, claim, &failure, now);
+            record_failure(recorder, claim, &failure, now);
         }
         Outcome::Retry(reason) if claim.attempt >= config.max_attempts => {
             tracing::warn!(reason = %reason, "giving up after the last attempt");
@@ -262,11 +361,11 @@ async fn record(
             store
                 .fail(hash, claim.attempt, &failure, now, expires)
                 .await?;
-            record_failure(context, claim, &failure, now);
+            record_failure(recorder, claim, &failure, now);
         }
         Outcome::Retry(reason) => {
             let backoff = backoff(config.retry_backoff, claim.attempt);
-            context.metrics.observe_build(BuildOutcome::Retry);
+            metrics.observe_build(BuildOutcome::Retry);
             tracing::warn!(
                 reason = %reason,
                 retry_in_ms = backoff.as_millis(),
@@ -287,11 +386,11 @@ async fn record(
 }
 
 /// A failure that was stored: in the statistics (anonymised) and this process's metrics.
-fn record_failure(context: &WorkerContext, claim: &Claim, failure: &Failure, now: UnixMillis) {
+fn record_failure(recorder: &Recorder<'_>, claim: &Claim, failure: &Failure, now: UnixMillis) {
     let mut event = stats::event(&claim.request.request, None, EventOutcome::Failure, now);
     event.detail = Some(stats::anonymise(&failure.detail));
-    stats::record(&context.store, event);
-    context.metrics.observe_build(BuildOutcome::Failure);
+    stats::record(recorder.store, event);
+    recorder.metrics.observe_build(BuildOutcome::Failure);
 }
 
 fn backoff(first: Duration, attempt: u32) -> Duration {
@@ -337,14 +436,16 @@ async fn heartbeat(context: &WorkerContext, claim: &Claim) {
     }
 }
 
-fn worker_id_prefix() -> String {
+/// What `jobs.worker` records for this host's in-process workers: `local:<host>`. Remote
+/// workers' names cannot hold a `:` ([`crate::store::is_worker_name`]), so the two never mix.
+pub(crate) fn local_worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|_| "worker".to_owned());
-    format!("{host}-{}", std::process::id())
+    format!("local:{host}")
 }
 
-fn millis(duration: Duration) -> UnixMillis {
+pub(crate) fn millis(duration: Duration) -> UnixMillis {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -9,10 +9,11 @@
 use std::process::{Command, Output, Stdio};
 
 /// The subcommands, as `attendant-server --help` lists them ("" is the top level).
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "",
     "serve",
     "worker",
+    "workers",
     "keygen",
     "keys",
     "gc",

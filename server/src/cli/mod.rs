@@ -3,7 +3,8 @@
 //! | command | what |
 //! | --- | --- |
 //! | `serve` | HTTP API + in-process workers + store collector |
-//! | `worker` | workers only (another process sharing the database and store; another host with PostgreSQL) |
+//! | `worker` | workers only: sharing the database and store, or (`--server`) over HTTP with a token |
+//! | `workers` | remote workers' identities: add (prints the token), list, revoke |
 //! | `keygen` | write a usign key pair for image signing |
 //! | `keys` | channel metadata keys: offline root, delegated signing key, revocations |
 //! | `gc` | one store collection pass |
@@ -22,6 +23,7 @@ mod keys;
 mod serve;
 mod streams;
 mod worker;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +85,9 @@ pub enum Command {
     /// hosts: a PostgreSQL `database_url` and a shared `store_dir`).
     #[command(after_help = worker::EXAMPLES)]
     Worker(worker::Args),
+    /// Manage remote build workers: add (prints the worker's token once), list, revoke.
+    #[command(after_help = workers::EXAMPLES)]
+    Workers(workers::Args),
     /// Write a usign key pair for signing images (secret key mode 0600) and print its fingerprint.
     #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::Args),
@@ -117,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Serve(args) => serve::run(load_config(cli.config.as_deref())?, args).await,
             Command::Worker(args) => worker::run(load_config(cli.config.as_deref())?, args).await,
+            Command::Workers(args) => workers::run(load_config(cli.config.as_deref())?, args).await,
             Command::Keygen(args) => keygen::run(&args),
             Command::Keys(args) => keys::run(&args),
             Command::Gc(args) => gc::run(load_config(cli.config.as_deref())?, args).await,

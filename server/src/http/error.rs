@@ -18,6 +18,7 @@ use crate::channels::apply::ChannelError;
 use crate::channels::ops::OpError;
 use crate::channels::reports::ReportError;
 use crate::metadata::MetadataError;
+use crate::worker::intake::IntakeError;
 
 /// An error answered by the HTTP API.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,9 @@ pub enum ApiError {
     /// An outcome report refused or failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A remote worker's request refused or failed.
+    #[error(transparent)]
+    Worker(#[from] IntakeError),
     /// Anything else: a 500 whose cause is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -152,6 +156,7 @@ impl IntoResponse for ApiError {
             }
             Self::Channel(error) => channel(&error),
             Self::Report(error) => report(&error),
+            Self::Worker(error) => worker(&error),
             Self::Internal(cause) => internal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal server error",
@@ -211,6 +216,37 @@ fn report(error: &ReportError) -> Response {
             error,
         ),
     }
+}
+
+/// A remote worker's refusal: 401 without an active worker's token, 409 when the attempt lost
+/// its lease (the worker stops), 4xx naming the rule an upload broke, 5xx when the server failed.
+fn worker(error: &IntakeError) -> Response {
+    let status = match error {
+        IntakeError::Unauthorized => {
+            let mut response = detail(StatusCode::UNAUTHORIZED, &error.to_string());
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        IntakeError::LeaseLost { .. }
+        | IntakeError::Undeclared { .. }
+        | IntakeError::Incomplete { .. } => StatusCode::CONFLICT,
+        IntakeError::Wait { .. } => StatusCode::BAD_REQUEST,
+        IntakeError::Range { too_long: true, .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        IntakeError::Range { .. } => StatusCode::BAD_REQUEST,
+        IntakeError::Declaration(_) | IntakeError::Mismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        IntakeError::UnknownFile { .. } => StatusCode::NOT_FOUND,
+        IntakeError::Offset { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        IntakeError::Store(_) | IntakeError::Io { .. } => {
+            return internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error",
+                error,
+            );
+        }
+    };
+    detail(status, &error.to_string())
 }
 
 /// `{"detail": text, "hint": way out, "status": code}` of a refused admin request.

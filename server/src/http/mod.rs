@@ -13,6 +13,7 @@
 //! | [`cors`] | no paths: `Access-Control-*` on every answer, preflights on every path |
 //! | `report` | `GET/POST /api/v1/report`: outcome reports from routers |
 //! | `admin` | `/api/v1/admin/...`: channel operations and the audit log, bearer tokens |
+//! | `workers` | `/api/v1/worker/...`: remote workers claim, heartbeat, upload; worker tokens |
 //!
 //! `connections` accepts the connections (header and idle timeouts, the connection cap).
 //!
@@ -40,6 +41,7 @@ mod openapi;
 mod pages;
 mod report;
 mod stats;
+mod workers;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stats::routes().layer(compression()))
         .merge(report::routes())
         .merge(admin::routes())
+        .merge(workers::routes())
         .merge(metrics::routes())
         .merge(pages::routes().layer(compression()))
         .merge(openapi::routes().layer(compression()))

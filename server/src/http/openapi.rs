@@ -137,6 +137,41 @@ const fn admin_post(summary: &'static str) -> Operation {
     }
 }
 
+/// The answers of the remote worker API (`Authorization: Bearer <token>` of `workers add`).
+const WORKER_RESPONSES: &[(u16, &str, &str)] = &[
+    (200, JSON, "Done; the body says what the server holds"),
+    (401, JSON, "No token, or one of no active worker"),
+    (
+        409,
+        JSON,
+        "The attempt no longer holds the lease: stop (or: declare first, send the rest first)",
+    ),
+    (413, JSON, "A body or file larger than its limit"),
+    (422, JSON, "The declaration or the files break a rule"),
+];
+
+const JOB_PARAMETERS: &[Parameter] = &[
+    path_parameter("request_hash", "The job"),
+    path_parameter(
+        "attempt",
+        "The attempt number from the claim: the fencing token",
+    ),
+];
+
+const fn worker_op(
+    method: &'static str,
+    summary: &'static str,
+    parameters: &'static [Parameter],
+) -> Operation {
+    Operation {
+        method,
+        summary,
+        parameters,
+        build_request_body: false,
+        responses: WORKER_RESPONSES,
+    }
+}
+
 /// Every public route.
 pub(crate) const ROUTES: &[Route] = &[
     Route {
@@ -569,6 +604,55 @@ pub(crate) const ROUTES: &[Route] = &[
             "The audit log of channel changes (admin token)",
             &[],
             ADMIN_RESPONSES,
+        )],
+    },
+    Route {
+        path: "/api/v1/worker/claim",
+        operations: &[worker_op(
+            "post",
+            "Claim a job (remote worker token); `wait` seconds of long poll (at most 60), 204 when none came",
+            &[Parameter {
+                name: "wait",
+                location: "query",
+                description: "Seconds to wait for a job (default 0, at most 60)",
+                integer_max: Some(60),
+            }],
+        )],
+    },
+    Route {
+        path: "/api/v1/worker/jobs/{request_hash}/{attempt}/heartbeat",
+        operations: &[worker_op(
+            "post",
+            "Renew the attempt's lease and record its stage; 409 when it was lost",
+            JOB_PARAMETERS,
+        )],
+    },
+    Route {
+        path: "/api/v1/worker/jobs/{request_hash}/{attempt}/result",
+        operations: &[worker_op(
+            "post",
+            "Declare how the attempt ended: a failure, or the result and each file's size and SHA-256",
+            JOB_PARAMETERS,
+        )],
+    },
+    Route {
+        path: "/api/v1/worker/jobs/{request_hash}/{attempt}/files/{name}",
+        operations: &[worker_op(
+            "put",
+            "Upload (part of) a declared file, `Content-Range: bytes START-END/TOTAL` to resume; `name` may hold slashes",
+            &[
+                path_parameter("request_hash", "The job"),
+                path_parameter("attempt", "The attempt number from the claim"),
+                path_parameter("name", "The declared file's path"),
+            ],
+        )],
+    },
+    Route {
+        path: "/api/v1/worker/jobs/{request_hash}/{attempt}/complete",
+        operations: &[worker_op(
+            "post",
+            "Check the files against the declaration, sign, publish and finish the job",
+            JOB_PARAMETERS,
         )],
     },
 ];

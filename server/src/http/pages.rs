@@ -67,6 +67,28 @@ async fn status_page(State(state): State<AppState>) -> Result<Response, ApiError
             ),
         ),
     ]));
+    let workers = state.store.workers().await.map_err(store_error)?;
+    if !workers.is_empty() {
+        body.push_str("<h2>Remote workers</h2>\n");
+        body.push_str(&table(
+            &["Worker", "Last heartbeat (UTC)", "Builds", "State"],
+            workers.iter().map(|worker| {
+                vec![
+                    worker.name.clone(),
+                    worker
+                        .last_heartbeat
+                        .map_or_else(|| "never".to_owned(), stats::timestamp),
+                    worker.builds.to_string(),
+                    if worker.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                    .to_owned(),
+                ]
+            }),
+        ));
+    }
     body.push_str("<h2>Configuration</h2>\n");
     let branches: Vec<&str> = config
         .branches

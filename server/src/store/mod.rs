@@ -33,6 +33,7 @@ mod reports;
 mod row;
 pub mod sqlite;
 mod stats;
+mod workers;
 
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ pub use stats::{
     BuildEvent, EventCount, EventKey, EventOutcome, EventQuery, ImageDownloads, MAX_PACKAGE_ROWS,
     StatsStore,
 };
+pub use workers::{MAX_WORKER_NAME_LEN, WorkerRecord, WorkerStore, is_worker_name};
 
 /// Unix time in milliseconds.
 pub type UnixMillis = i64;
@@ -298,6 +300,9 @@ pub struct Job {
     pub failure: Option<Failure>,
     /// Why the last attempt was put back in the queue, if it was.
     pub last_error: Option<String>,
+    /// Who claimed the running attempt or built the finished result: a remote worker's name,
+    /// or `local:<host>` for an in-process worker.
+    pub worker: Option<String>,
     /// A queued job is not claimed before this time (the back-off after a failed attempt).
     pub run_after: UnixMillis,
 }
@@ -359,8 +364,9 @@ pub struct Counts {
 }
 
 /// The job store. Implementations: [`SqliteStore`] and [`PostgresStore`]. Each also keeps the
-/// statistics ([`StatsStore`]) and the outcome reports ([`ReportStore`]) in the same database.
-pub trait Store: StatsStore + ReportStore + Send + Sync + 'static {
+/// statistics ([`StatsStore`]), the outcome reports ([`ReportStore`]) and the remote workers
+/// ([`WorkerStore`]) in the same database.
+pub trait Store: StatsStore + ReportStore + WorkerStore + Send + Sync + 'static {
     /// Returns the live job with this hash, or enqueues `job` unless more than `max_pending`
     /// jobs are queued. An expired row is replaced by the new job, which queues behind every job
     /// already queued, as any new job does.

@@ -11,7 +11,7 @@ use super::{Claim, Failure, Job, JobSpec, JobState, StoreError, UnixMillis};
 
 /// The columns [`JobRow`] reads, in a `SELECT` list.
 pub(super) const JOB_COLUMNS: &str = "request_hash, state, stage, attempt, enqueued_at, \
-     finished_at, expires_at, request, result, failure_detail, stdout, stderr, last_error, run_after, id";
+     finished_at, expires_at, request, result, failure_detail, stdout, stderr, last_error, run_after, worker, id";
 
 /// The columns [`ClaimRow`] reads, in a `RETURNING` list.
 pub(super) const CLAIM_COLUMNS: &str = "request_hash, attempt, request, enqueued_at";
@@ -33,6 +33,7 @@ pub(super) struct JobRow {
     stderr: Option<String>,
     last_error: Option<String>,
     run_after: UnixMillis,
+    worker: Option<String>,
     /// The queue order (`queue_position` counts queued rows with a smaller id).
     pub(super) id: i64,
 }
@@ -72,6 +73,7 @@ impl TryFrom<JobRow> for Job {
             failure,
             last_error: row.last_error,
             run_after: row.run_after,
+            worker: row.worker,
             request_hash,
         })
     }
@@ -177,6 +179,7 @@ mod tests {
             stderr: None,
             last_error: None,
             run_after: 1,
+            worker: Some("local:host".to_owned()),
             id: 7,
         }
     }

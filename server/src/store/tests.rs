@@ -30,9 +30,11 @@ mod stats;
 use small_disk::SmallDisk;
 
 mod tls;
+mod workers;
 
 use reports::reports_are_idempotent_capped_and_counted;
 use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
+use workers::workers_are_added_found_revoked_and_named_on_jobs;
 
 /// Opens the same database again, as a restarted server would.
 type Reopen = Box<dyn FnOnce() -> BoxFuture<'static, Arc<dyn Store>> + Send>;
@@ -66,7 +68,8 @@ macro_rules! store_suite {
                 build_events_are_counted_per_bucket_and_pruned,
                 download_counts_add_up,
                 known_hashes_follow_the_store,
-                reports_are_idempotent_capped_and_counted
+                reports_are_idempotent_capped_and_counted,
+                workers_are_added_found_revoked_and_named_on_jobs
             );
         }
     };

@@ -35,6 +35,34 @@ pub struct WorkerContext {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+impl WorkerContext {
+    /// What the build steps need of this context.
+    pub(crate) fn toolbox(&self) -> super::Toolbox<'_> {
+        super::Toolbox {
+            config: &self.config,
+            imagebuilders: &self.imagebuilders,
+            builds_started: &self.builds_started,
+        }
+    }
+
+    /// The images' signer.
+    pub(crate) fn signer(&self) -> super::Signer {
+        super::Signer {
+            key: self.signing_key.clone(),
+            trailer: self.signature_trailer.clone(),
+        }
+    }
+
+    /// What recording an outcome needs of this context.
+    pub(crate) fn recorder(&self) -> super::Recorder<'_> {
+        super::Recorder {
+            store: &self.store,
+            config: &self.config,
+            metrics: &self.metrics,
+        }
+    }
+}
+
 impl std::fmt::Debug for WorkerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerContext").finish_non_exhaustive()

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use attendant_proto::api::imagebuilder::{
@@ -10,21 +12,24 @@ use attendant_proto::api::imagebuilder::{
 };
 use attendant_proto::api::{
     AllowList, BuildFailure, BuildResponse, ImageInfo, ImagebuilderInfo, ImagebuilderStatus,
-    diff_packages,
+    RequestHash, diff_packages,
 };
+use attendant_proto::ucert::Chain;
 use attendant_proto::upstream::{FlatProfile, parse_profiles};
+use attendant_proto::usign::SecretKey;
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use super::attempts::{ATTEMPT_ENV, AttemptDir};
-use super::context::WorkerContext;
 use super::repositories::{self, Extra};
-use crate::artifacts::{ArtifactError, check_output, nonce};
-use crate::imagebuilder::{IbError, IbSpec, Lease};
+use crate::artifacts::{ArtifactError, Artifacts, check_output, nonce};
+use crate::config::Config;
+use crate::imagebuilder::{IbError, IbSpec, ImagebuilderCache, Lease};
 use crate::process::{self, Invocation, RunError};
 use crate::signing::{
     SigningError, sha256_file, sign_image, sign_image_with_trailer, takes_trailer,
 };
-use crate::store::{Claim, EmbeddedFile, Failure, JobSpec, StoreError};
+use crate::store::{Claim, EmbeddedFile, Failure, JobSpec};
 use crate::view::{build_at, iso_time};
 
 /// Name of the build lock file inside an unpacked ImageBuilder.
@@ -32,7 +37,7 @@ const BUILD_LOCK: &str = ".attendant-build.lock";
 
 /// How a build ended.
 #[derive(Debug)]
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     /// Built; the result JSON.
     Done(String),
     /// Failed for good; cached.
@@ -50,35 +55,117 @@ fn failed(failure: &BuildFailure, stdout: &str, stderr: &str) -> Outcome {
     })
 }
 
-fn fatal(message: impl std::fmt::Display) -> Outcome {
+pub(crate) fn fatal(message: impl std::fmt::Display) -> Outcome {
     Outcome::Failed(Failure {
         detail: format!("Error: {message}"),
         ..Failure::default()
     })
 }
 
-/// Builds one claimed job in a private work directory, deleted afterwards.
-pub(super) async fn build(context: &WorkerContext, claim: &Claim) -> Outcome {
+/// What the build steps need besides the job: the same for an in-process worker and a remote
+/// one, neither of which hands the steps a store.
+#[derive(Clone, Copy)]
+pub(crate) struct Toolbox<'a> {
+    /// The configuration (limits, timeouts, the work directory).
+    pub(crate) config: &'a Config,
+    /// The ImageBuilder cache.
+    pub(crate) imagebuilders: &'a ImagebuilderCache,
+    /// Counts `make image` runs.
+    pub(crate) builds_started: &'a AtomicU64,
+}
+
+/// Where the steps report their stage: the store for an in-process worker, the main server for
+/// a remote one. `Err` stops the build (the attempt lost its lease).
+pub(crate) trait StageSink: Sync {
+    /// Records `stage` for the running attempt.
+    fn stage<'a>(&'a self, stage: &'a ImagebuilderStatus) -> BoxFuture<'a, Result<(), Outcome>>;
+}
+
+/// The images' signer: the main server's key, which never leaves it.
+#[derive(Clone, Default)]
+pub(crate) struct Signer {
+    /// The image signing key, if any.
+    pub(crate) key: Option<Arc<SecretKey>>,
+    /// The certificates of the ucert trailer (see [`super::WorkerContext::signature_trailer`]).
+    pub(crate) trailer: Option<Arc<Chain>>,
+}
+
+/// A built, not yet signed result in its attempt's work directory.
+pub(crate) struct Built {
+    /// The work directory; [`Built::remove`] deletes it.
+    attempt: AttemptDir,
+    /// The `BIN_DIR` output, checked to hold only regular files and directories.
+    pub(crate) bin_dir: PathBuf,
+    /// The answer, with its images' hashes and signatures still to be filled in.
+    pub(crate) response: BuildResponse,
+}
+
+impl Built {
+    /// Deletes the work directory.
+    pub(crate) async fn remove(self) {
+        self.attempt.remove().await;
+    }
+}
+
+/// Builds one claimed job in a private work directory; on failure the directory is deleted,
+/// on success the caller deletes it with [`Built::remove`] once the output is published.
+pub(crate) async fn build(
+    tools: Toolbox<'_>,
+    claim: &Claim,
+    stages: &dyn StageSink,
+) -> Result<Built, Outcome> {
     let spec = &claim.request;
     // `make` runs inside the ImageBuilder, so BIN_DIR and FILES must not be relative to our
     // working directory (the default data dir is `./data`).
-    let root = match std::path::absolute(context.config.work_path()) {
+    let root = match std::path::absolute(tools.config.work_path()) {
         Ok(root) => root,
-        Err(error) => return Outcome::Retry(format!("cannot resolve the work directory: {error}")),
+        Err(error) => {
+            return Err(Outcome::Retry(format!(
+                "cannot resolve the work directory: {error}"
+            )));
+        }
     };
     let name = format!("{}-{}-{}", claim.request_hash, claim.attempt, nonce());
     let attempt = match AttemptDir::create(&root, &name) {
         Ok(attempt) => attempt,
         Err(error) => {
-            return Outcome::Retry(format!(
+            return Err(Outcome::Retry(format!(
                 "cannot create a work directory in `{}`: {error}",
                 root.display()
-            ));
+            )));
         }
     };
-    let outcome = build_in(context, claim, spec, attempt.path()).await;
-    attempt.remove().await;
-    outcome
+    match build_steps(tools, claim, spec, attempt.path(), stages).await {
+        Ok((bin_dir, response)) => Ok(Built {
+            attempt,
+            bin_dir,
+            response,
+        }),
+        Err(outcome) => {
+            attempt.remove().await;
+            Err(outcome)
+        }
+    }
+}
+
+/// Signs the images of a built output (recomputing every image's SHA-256 and size from the
+/// file), and moves the output into the store as the job's directory; returns the result JSON.
+pub(crate) async fn publish(
+    signer: &Signer,
+    artifacts: &Artifacts,
+    request_hash: &RequestHash,
+    bin_dir: &Path,
+    mut response: BuildResponse,
+) -> Result<String, Outcome> {
+    response.images = finish_images(signer, bin_dir, std::mem::take(&mut response.images)).await?;
+    response.signing_key = signer.key.as_ref().map(|key| key.fingerprint().to_string());
+    let body = serde_json::to_string(&response)
+        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
+    artifacts
+        .publish(bin_dir, request_hash)
+        .await
+        .map_err(infrastructure)?;
+    Ok(body)
 }
 
 /// The value of [`ATTEMPT_ENV`] for the attempt building in `work`: the name of its work
@@ -89,51 +176,38 @@ fn attempt_marker(work: &Path) -> String {
         .unwrap_or_default()
 }
 
-async fn stage(
-    context: &WorkerContext,
-    claim: &Claim,
-    stage: ImagebuilderStatus,
-) -> Result<(), Outcome> {
+async fn stage(stages: &dyn StageSink, stage: ImagebuilderStatus) -> Result<(), Outcome> {
     tracing::debug!(stage = %stage, "stage");
-    match context
-        .store
-        .set_stage(&claim.request_hash, claim.attempt, &stage)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::LeaseLost { .. }) => Err(Outcome::Retry("lease lost".to_owned())),
-        Err(error) => Err(Outcome::Retry(format!("cannot record the stage: {error}"))),
-    }
-}
-
-async fn build_in(context: &WorkerContext, claim: &Claim, spec: &JobSpec, work: &Path) -> Outcome {
-    match build_steps(context, claim, spec, work).await {
-        Ok(result) => Outcome::Done(result),
-        Err(outcome) => outcome,
-    }
+    stages.stage(&stage).await
 }
 
 /// The result key naming the ImageBuilder archive and its SHA-256.
 pub(crate) const IMAGEBUILDER_KEY: &str = "imagebuilder";
 
+/// The result key naming the worker that built it (`local:<host>` or a remote worker's name);
+/// like [`IMAGEBUILDER_KEY`], not in ASU's body, and ignored by its clients.
+pub(crate) const WORKER_KEY: &str = "worker";
+
 async fn build_steps(
-    context: &WorkerContext,
+    tools: Toolbox<'_>,
     claim: &Claim,
     spec: &JobSpec,
     work: &Path,
-) -> Result<String, Outcome> {
+    stages: &dyn StageSink,
+) -> Result<(PathBuf, BuildResponse), Outcome> {
+    let context = tools;
     let deadline = Instant::now() + context.config.job_timeout;
     let request = &spec.request;
     // The allow-list was checked when the request came in; it may have changed since.
     let allow_list = AllowList::parse(&context.config.repository_allow_list).unwrap_or_default();
     let extra = Extra::from_request(request, &allow_list).map_err(fatal)?;
 
-    stage(context, claim, ImagebuilderStatus::ContainerSetup).await?;
+    stage(stages, ImagebuilderStatus::ContainerSetup).await?;
     let lease = acquire_imagebuilder(context, spec).await?;
     let lock = lock_imagebuilder(&lease).await?;
     prepare_repositories(&lease, extra.clone()).await?;
 
-    stage(context, claim, ImagebuilderStatus::ValidateRevision).await?;
+    stage(stages, ImagebuilderStatus::ValidateRevision).await?;
     let info = validate_revision(context, work, &lease, spec, deadline).await?;
     let packages = if request.diff_packages {
         let mut defaults: BTreeSet<String> = info.default_packages.iter().cloned().collect();
@@ -145,12 +219,12 @@ async fn build_steps(
         spec.packages.clone()
     };
 
-    stage(context, claim, ImagebuilderStatus::ValidateManifest).await?;
+    stage(stages, ImagebuilderStatus::ValidateManifest).await?;
     let manifest = validate_manifest(context, work, &lease, spec, &packages, deadline)
         .await
         .map_err(|outcome| name_unusable(outcome, extra.as_ref()))?;
 
-    stage(context, claim, ImagebuilderStatus::BuildingImage).await?;
+    stage(stages, ImagebuilderStatus::BuildingImage).await?;
     let command = ImageCommand::new(claim, spec, &packages, &manifest, work);
     if let Some(defaults) = request.defaults.as_deref().filter(|d| !d.is_empty()) {
         write_defaults(&command.files, defaults).await?;
@@ -188,10 +262,7 @@ async fn build_steps(
     }
 
     let profile = built_profile(&command.bin_dir, &request.profile, &image_out).await?;
-    if context.signing_key.is_some() {
-        stage(context, claim, ImagebuilderStatus::SigningImages).await?;
-    }
-    let images = finish_images(context, &command.bin_dir, profile.images.clone()).await?;
+    let images = profile.images.clone();
     let mut response = BuildResponse {
         enqueued_at: Some(iso_time(claim.enqueued_at)),
         request: Some(request.clone()),
@@ -201,10 +272,6 @@ async fn build_steps(
         stderr: Some(image_out.stderr),
         manifest,
         images,
-        signing_key: context
-            .signing_key
-            .as_ref()
-            .map(|key| key.fingerprint().to_string()),
         ..BuildResponse::from_profile(claim.request_hash, profile)
     };
     // Not in ASU's body (clients ignore unknown keys): which ImageBuilder archive built this, so
@@ -213,18 +280,11 @@ async fn build_steps(
         IMAGEBUILDER_KEY.to_owned(),
         serde_json::json!({"archive": lease.archive_name, "sha256": lease.archive_sha256}),
     );
-    let body = serde_json::to_string(&response)
-        .map_err(|error| fatal(format_args!("cannot encode the result: {error}")))?;
-    context
-        .artifacts
-        .publish(&command.bin_dir, &claim.request_hash)
-        .await
-        .map_err(infrastructure)?;
-    Ok(body)
+    Ok((command.bin_dir, response))
 }
 
 /// `container_setup`: the ImageBuilder of the job's version and target, from the cache.
-async fn acquire_imagebuilder(context: &WorkerContext, spec: &JobSpec) -> Result<Lease, Outcome> {
+async fn acquire_imagebuilder(context: Toolbox<'_>, spec: &JobSpec) -> Result<Lease, Outcome> {
     let ib_spec = IbSpec::new(
         spec.request.version.clone(),
         spec.version_path.clone(),
@@ -294,7 +354,7 @@ fn name_unusable(outcome: Outcome, extra: Option<&Extra>) -> Outcome {
 /// `validate_revision`: `make info`, and the request's `version_code` against the
 /// ImageBuilder's revision.
 async fn validate_revision(
-    context: &WorkerContext,
+    context: Toolbox<'_>,
     work: &Path,
     lease: &Lease,
     spec: &JobSpec,
@@ -323,7 +383,7 @@ async fn validate_revision(
 /// `validate_manifest`: `make manifest` resolves the package list; the manifest is checked
 /// against the pinned versions.
 async fn validate_manifest(
-    context: &WorkerContext,
+    context: Toolbox<'_>,
     work: &Path,
     lease: &Lease,
     spec: &JobSpec,
@@ -458,12 +518,12 @@ fn pinned_and_built(spec: &JobSpec) -> BTreeMap<String, String> {
 /// Recomputes every image's SHA-256 from the file and, with a key, signs it (with a ucert
 /// trailer where `signature_trailer` asks for one and ASU would append one).
 async fn finish_images(
-    context: &WorkerContext,
+    signer: &Signer,
     bin_dir: &Path,
     mut images: Vec<ImageInfo>,
 ) -> Result<Vec<ImageInfo>, Outcome> {
-    let key = context.signing_key.clone();
-    let certificates = context.signature_trailer.clone();
+    let key = signer.key.clone();
+    let certificates = signer.trailer.clone();
     let dir = bin_dir.to_owned();
     let finished = tokio::task::spawn_blocking(move || {
         for image in &mut images {
@@ -560,7 +620,7 @@ async fn write_embedded(files: &Path, embedded: &[EmbeddedFile]) -> Result<(), O
 /// Runs `make <args>` in the ImageBuilder; a timeout is a build failure, a missing `make` an
 /// infrastructure one.
 async fn make(
-    context: &WorkerContext,
+    context: Toolbox<'_>,
     work: &Path,
     lease: &Lease,
     args: Vec<String>,

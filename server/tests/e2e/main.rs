@@ -22,6 +22,8 @@ mod pages;
 #[cfg(test)]
 mod postgres;
 #[cfg(test)]
+mod remote_workers;
+#[cfg(test)]
 mod repositories;
 #[cfg(test)]
 mod shared_queue;
