@@ -4,7 +4,7 @@
 //! and `attendant-server worker` runs them alone. Per job (the steps of ASU's `build()`,
 //! <https://github.com/openwrt/asu/blob/main/asu/build.py>):
 //!
-//! 1. [`Store::claim`](crate::store::Store::claim) leases the job; a heartbeat task renews the
+//! 1. [`Store::claim`] leases the job; a heartbeat task renews the
 //!    lease and cancels the build if the lease was lost (another worker owns the job now);
 //! 2. `container_setup`: the ImageBuilder is acquired from the cache (downloaded, verified,
 //!    unpacked once); its repositories file and `keys/` are reset to the unpacked state and the

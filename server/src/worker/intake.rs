@@ -7,7 +7,7 @@
 //! visible at `/store/`. [`complete`] checks every file's size and SHA-256 against the
 //! declaration, signs the images with this server's key (the key never leaves this server),
 //! moves `files/` into the store as the job's directory and marks the job done through the same
-//! fenced update as an in-process worker ([`super::record`]). Every step first renews the lease
+//! fenced update as an in-process worker (`record` in the parent module). Every step first renews the lease
 //! of the attempt named in the path, so an attempt that lost its lease is refused (409) before
 //! anything is written. Staged uploads whose attempt no longer holds the lease are deleted by
 //! [`sweep_uploads`] with every reaper pass.

@@ -2,7 +2,7 @@
 //!
 //! It talks only HTTP to the main server (the protocol of `docs/workers.md`): no database, no
 //! shared store. It claims a job by long poll, builds it with the same steps as an in-process
-//! worker ([`super::build`]) in its own data directory, with ImageBuilders from its own
+//! worker (the parent module's `build`) in its own data directory, with ImageBuilders from its own
 //! `[upstream]`, heartbeats the lease (each stage too), and uploads the output: the
 //! declaration (the result and each file's size and SHA-256), then the files, resumed from what
 //! the server holds after a dropped connection, then `complete`. The main server checks,
