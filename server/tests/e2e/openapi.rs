@@ -17,6 +17,9 @@ fn sample(parameter: &str, fingerprint: &str) -> String {
         "target" => "x86",
         "subtarget" => "64",
         "fingerprint" => fingerprint,
+        // The remote worker API: an attempt number and an uploaded file's name.
+        "attempt" => "1",
+        "name" => "openwrt-24.10.5-x86-64-generic-squashfs-combined.img.gz",
         // Under `/json/v1/` a document the fixture mirror has (an unknown one is a 404 with
         // the fallback's text); under `/store/` any file (its 404 has its own text).
         "path" => "releases/24.10.5/targets/x86/64/index.json",
