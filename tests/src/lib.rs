@@ -13,11 +13,13 @@
 //! | [`imagebuilder`] | the ImageBuilder inside each archive: layout, resolution, images |
 //! | [`mirror_server`] | serves a tree over HTTP on a loopback port, with fault injection |
 //! | [`router`] | a fake router root (`--root`) with a release's packages, for the agent |
+//! | [`reboot`] | sysupgrade and the reboot after it on such a root: the flashed image becomes the running firmware |
 //! | [`http_request`] | reads one HTTP request, for the agent's and the plugin's fake servers |
 //! | [`harness`] | unpacks an ImageBuilder and runs `make` in it for tests |
 //! | [`archive`], [`gzip`] | deterministic `.tar.xz`/`.tar.zst` archives and gzip streams |
 //! | [`seed`] | values derived from the seed |
 //! | [`sysupgrade`] | a recording `sysupgrade` stand-in for a fake router root |
+//! | [`workspace`] | this workspace's binaries, built for and found by a running test |
 //!
 //! ```no_run
 //! let mirror = attendant_e2e::mirror::shared_fixture(attendant_e2e::mirror::DEFAULT_SEED)?;
@@ -41,9 +43,11 @@ pub mod http_request;
 pub mod imagebuilder;
 pub mod mirror;
 pub mod mirror_server;
+pub mod reboot;
 pub mod router;
 pub mod seed;
 pub mod sysupgrade;
+pub mod workspace;
 
 pub use mirror::{MirrorInfo, shared_fixture};
 pub use mirror_server::MirrorServer;

@@ -235,6 +235,90 @@ pub fn assemble(
     })
 }
 
+/// What an image of this ImageBuilder holds, read back from its description: what a router
+/// flashed with it runs after the reboot ([`crate::reboot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageContents {
+    /// The release, e.g. `24.10.5`.
+    pub version: String,
+    /// The release's revision, e.g. `r28959-29397011cc`.
+    pub revision: String,
+    /// The profile it was built for.
+    pub profile: String,
+    /// The `FILES` it embeds: absolute path and contents, sorted by path.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Why [`read_contents`] could not read an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentsError {
+    /// The bytes do not start with this ImageBuilder's description (a gzip image, or another
+    /// ImageBuilder's).
+    #[error("not an image of the fixture ImageBuilder (gzip images are not read)")]
+    NotAnImage,
+    /// A line the description must have is missing or malformed.
+    #[error("the image description has no valid `{0}` line")]
+    Missing(&'static str),
+    /// A `FILES` entry's header or length does not fit the image.
+    #[error("the embedded file entry at byte {0} is truncated")]
+    TruncatedFile(usize),
+}
+
+/// Reads back what [`assemble`] wrote into an uncompressed image: release, profile and the
+/// embedded `FILES` (the fwtool trailer after them is ignored).
+pub fn read_contents(image: &[u8]) -> Result<ImageContents, ContentsError> {
+    const HEADER: &[u8] = b"OpenWrt image (Attendant fixture ImageBuilder)\n";
+    const FILES: &[u8] = b"\nfiles:\n";
+    if !image.starts_with(HEADER) {
+        return Err(ContentsError::NotAnImage);
+    }
+    let start = image
+        .windows(FILES.len())
+        .position(|window| window == FILES)
+        .ok_or(ContentsError::Missing("files:"))?;
+    let head = String::from_utf8_lossy(image.get(..start).unwrap_or_default());
+    let field = |name: &'static str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+            .ok_or(ContentsError::Missing(name))
+    };
+    let (version, revision) = field("version")?
+        .split_once(' ')
+        .ok_or(ContentsError::Missing("version"))?;
+    let profile = field("profile")?.to_owned();
+    // Each entry is `<path> <length>\n<contents>\n`; the first line that is not one (the
+    // fwtool trailer, or nothing) ends the list.
+    let mut files = Vec::new();
+    let mut at = start + FILES.len();
+    while let Some(rest) = image.get(at..) {
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            break;
+        };
+        let line = String::from_utf8_lossy(rest.get(..end).unwrap_or_default());
+        let Some((path, len)) = line
+            .rsplit_once(' ')
+            .filter(|(path, _)| path.starts_with('/'))
+            .and_then(|(path, len)| Some((path.to_owned(), len.parse::<usize>().ok()?)))
+        else {
+            break;
+        };
+        let body = end + 1;
+        let contents = rest
+            .get(body..body.saturating_add(len))
+            .filter(|_| rest.get(body.saturating_add(len)) == Some(&b'\n'))
+            .ok_or(ContentsError::TruncatedFile(at))?;
+        files.push((path, contents.to_vec()));
+        at += body + len + 1;
+    }
+    Ok(ImageContents {
+        version: version.to_owned(),
+        revision: revision.to_owned(),
+        profile,
+        files,
+    })
+}
+
 /// The manifest: `name - version` (opkg) or `name version` (apk) lines, sorted; with
 /// `strip_abi` the names lose their ABI suffix (`make manifest STRIP_ABI=1` on opkg).
 pub fn manifest(installed: &[Installed], manager: PackageManager, strip_abi: bool) -> String {
@@ -489,6 +573,57 @@ mod tests {
             text,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 *a\n2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881 *b\n"
         );
+    }
+
+    #[test]
+    fn read_contents_gives_back_the_release_profile_and_files() {
+        let catalog = crate::catalog::Catalog::new(crate::seed::Seed(1));
+        let release = catalog.release("24.10.5").unwrap();
+        let target = catalog.target("ath79/generic").unwrap();
+        let meta = ImagebuilderMeta::new(&catalog, release, target, &[]);
+        let files = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(files.path().join("etc/attendant")).unwrap();
+        std::fs::write(
+            files.path().join("etc/attendant/channel.json"),
+            "{\"a\":1}\n",
+        )
+        .unwrap();
+        std::fs::write(files.path().join("etc/banner"), "two\nlines").unwrap();
+        let request = ImageRequest {
+            profile: "tplink_archer-c7-v5".to_owned(),
+            files: Some(files.path().to_owned()),
+            ..ImageRequest::default()
+        };
+        let built = assemble(&meta, &[], &request).unwrap();
+        let image = built
+            .images
+            .iter()
+            .find(|i| i.kind == "sysupgrade")
+            .unwrap();
+        let contents = read_contents(&image.bytes).unwrap();
+        assert_eq!(contents.version, "24.10.5");
+        assert_eq!(contents.revision, release.revision);
+        assert_eq!(contents.profile, "tplink_archer-c7-v5");
+        assert_eq!(
+            contents.files,
+            [
+                (
+                    "/etc/attendant/channel.json".to_owned(),
+                    b"{\"a\":1}\n".to_vec()
+                ),
+                ("/etc/banner".to_owned(), b"two\nlines".to_vec()),
+            ]
+        );
+        // Cut inside the second file: named, not a panic.
+        let cut = image.bytes.windows(5).position(|w| w == b"lines").unwrap() + 2;
+        assert!(matches!(
+            read_contents(&image.bytes[..cut]),
+            Err(ContentsError::TruncatedFile(_))
+        ));
+        assert!(matches!(
+            read_contents(b"\x1f\x8b"),
+            Err(ContentsError::NotAnImage)
+        ));
     }
 
     #[test]
