@@ -57,6 +57,9 @@ const SMOKE: Duration = Duration::from_secs(8);
 const DRAIN: Duration = Duration::from_secs(180);
 /// A client request that takes longer than this counts as stuck.
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// How long the server may take to answer its first request (a loaded CI machine pages in a
+/// 140 MB debug binary and opens a new database).
+const START_LIMIT: Duration = Duration::from_secs(90);
 /// Most jobs the builders submit (bounded, whatever the duration).
 const MAX_JOBS: u64 = 400;
 /// The ImageBuilder archive path prefix the upstream faults cut.
@@ -136,7 +139,7 @@ async fn soak(duration: Duration) {
         ),
     )
     .unwrap();
-    let server = spawn(&config, "serve", &["--workers", "0"]);
+    let mut server = spawn(&config, "serve", &["--workers", "0"]);
     let mut worker = spawn(&config, "worker", &["--workers", "1"]);
     let soak = Arc::new(Soak {
         base: format!("http://127.0.0.1:{port}"),
@@ -156,7 +159,14 @@ async fn soak(duration: Duration) {
         .await
         .is_none()
     {
-        assert!(ready.elapsed() < REQUEST_LIMIT, "the server did not start");
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("the server exited at start ({status}):\n{}", server.log());
+        }
+        assert!(
+            ready.elapsed() < START_LIMIT,
+            "the server did not answer within {START_LIMIT:?}:\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     soak.tally.counts.lock().unwrap().clear();
@@ -609,11 +619,19 @@ fn cause(detail: &str) -> String {
 }
 
 /// A server process, killed with `SIGKILL` when dropped (also when the soak fails).
-struct Process(Child);
+/// A child process and the file its standard error goes to.
+struct Process(Child, PathBuf);
 
 impl Process {
     fn id(&self) -> u32 {
         self.0.id()
+    }
+
+    /// The last lines the process wrote to standard error (shown when it fails).
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 }
 
@@ -625,17 +643,23 @@ impl Drop for Process {
 }
 
 fn spawn(config: &Path, command: &str, args: &[&str]) -> Process {
+    let log = config.with_file_name(format!("{command}.log"));
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_attendant-server"))
         .arg(command)
         .arg("--config")
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    Process(child)
+    Process(child, log)
 }
 
 /// Resident set size of a process, KiB.
