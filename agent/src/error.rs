@@ -3,7 +3,9 @@
 //!
 //! An error's `Display` is its message alone. The way out is data beside it ([`Error::hint`]):
 //! the CLI prints both ([`Error::cli_text`]), the rpcd bridge sends the message and the hint's
-//! code, which LuCI words without flags.
+//! code, which LuCI words without flags. Refused channel metadata also carries the name of the
+//! check that refused it ([`Error::cause`]): the CLI prints it on a `cause:` line and in its JSON
+//! result, the bridge in its reply's `cause`.
 
 use std::path::PathBuf;
 
@@ -154,13 +156,28 @@ impl Error {
         }
     }
 
-    /// The text the command line prints: the message, then its way out after a blank line
-    /// (`hint: ...`); a blocked check's problems each with their own.
+    /// The stable name of the check that refused channel metadata (`expired`,
+    /// `serial-rollback`, `revoked`, `bad-signature`, `wrong-device`, ...), for scripts and the
+    /// bridge; `None` for every other error.
+    pub fn cause(&self) -> Option<&'static str> {
+        match self {
+            Self::Channel(error) => error.cause(),
+            _ => None,
+        }
+    }
+
+    /// The text the command line prints: the message, the refusing check on a `cause:` line
+    /// when there is one, then its way out after a blank line (`hint: ...`); a blocked check's
+    /// problems each with their own.
     pub fn cli_text(&self) -> String {
         let mut text = match self {
             Self::Blocked(problems) => blocked_text(problems, |p| p.to_string()),
             _ => self.to_string(),
         };
+        if let Some(cause) = self.cause() {
+            text.push_str("\ncause: ");
+            text.push_str(cause);
+        }
         if let Some(hint) = self.hint() {
             text.push_str(HINT_SEPARATOR);
             text.push_str(&hint.cli);
@@ -228,6 +245,22 @@ mod tests {
         }));
         assert_eq!(busy.hint().unwrap().code, Some(HintCode::TryLater));
         assert!(!busy.to_string().contains("--server"), "{busy}");
+    }
+
+    #[test]
+    fn refused_metadata_names_its_check_between_the_message_and_the_hint() {
+        let error = Error::Channel(ChannelError::NoRootKey {
+            dir: PathBuf::from("/etc/attendant/keys"),
+        });
+        assert_eq!(error.cause(), Some("no-root-key"));
+        assert_eq!(error.exit_status(), ExitStatus::Metadata);
+        let hint = error.hint().unwrap();
+        assert_eq!(
+            error.cli_text(),
+            format!("{error}\ncause: no-root-key\n\nhint: {}", hint.cli)
+        );
+        assert!(!error.to_string().contains("cause"), "{error}");
+        assert_eq!(Error::Channel(ChannelError::NoChannel).cause(), None);
     }
 
     #[test]

@@ -24,7 +24,13 @@
 //!
 //! The result is `{"event":"result","command":"<name>","exit_code":N,"data":{…}}` on success
 //! and `{"event":"result","command":"<name>","exit_code":N,"error":"<message>"}` on failure. The
-//! `data` of each command is documented in its module under `cli`.
+//! `data` of each command is documented in its module under `cli`. When channel metadata was
+//! refused (exit code 7) the result also names the check that refused it, as the human output's
+//! `cause:` line does:
+//!
+//! ```text
+//! {"event":"result","command":"check","exit_code":7,"error":"refusing `…/channels.json`: …\ncause: expired\n\nhint: …","cause":"expired"}
+//! ```
 //!
 //! # Untrusted text
 //!

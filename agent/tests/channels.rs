@@ -289,13 +289,22 @@ fn an_alias_retarget_and_a_redirect_are_full_moves() {
     );
 }
 
-/// Runs `check` and returns the exit code and the error line.
-fn refusal(router: &Router) -> (i32, String) {
+/// Runs `check` and returns the exit code and the error line, after checking that the refusal
+/// names its check `cause` on a line of its own and, with `--json`, in the result's `cause`
+/// with the same exit code.
+fn refusal(router: &Router, cause: &str) -> (i32, String) {
     let output = router.run(&["check"]);
-    (
-        output.status.code().unwrap(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let code = output.status.code().unwrap();
+    assert!(
+        stderr.lines().any(|line| line == format!("cause: {cause}")),
+        "expected `cause: {cause}` in:\n{stderr}"
+    );
+    let (json_code, result) = check_json(router, &[]);
+    assert_eq!(result["cause"], cause, "{result}");
+    assert_eq!(result["exit_code"], code, "{result}");
+    assert_eq!(json_code, code, "{result}");
+    (code, stderr)
 }
 
 #[test]
@@ -304,12 +313,16 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
     let index = tree.index("stable", vec![image(6, "24.10.5", 5)], 20);
     tree.publish(&[("stable", entry(&index))], 20);
     let router = tree.router("stable");
-    let (code, stderr) = refusal(&router);
+    let output = router.run(&["check"]);
+    let (code, stderr) = (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
     assert_eq!(code, 3, "{stderr}");
 
     // Replayed: an older serial after 20 was seen.
     tree.publish(&[("stable", entry(&index))], 19);
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "serial-rollback");
     assert_eq!(code, 7, "{stderr}");
     assert!(
         stderr.contains("serial 19, lower than serial 20"),
@@ -321,14 +334,14 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
     stale.generated_at = now() - 10 * DAY;
     stale.expires = now() - DAY;
     tree.publish_with(&[("stable", entry(&index))], stale, tree.signing_key());
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "expired");
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("the metadata expired at"), "{stderr}");
 
     // Forged: signed by a key the root never delegated.
     let forger = key(9);
     tree.publish_with(&[("stable", entry(&index))], freshness(22), &forger);
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "no-delegation");
     assert_eq!(code, 7, "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -344,14 +357,14 @@ fn bad_metadata_is_refused_with_its_cause_and_exit_code_7() {
     let at = bytes.iter().position(|b| *b == b'2').unwrap();
     bytes[at] = b'3';
     tree.put("/channels/channels.json", bytes);
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "bad-signature");
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("does not match the file"), "{stderr}");
 
     // Revoked signing key.
     tree.publish(&[("stable", entry(&index))], 24);
     tree.revoke(tree.signing_key().public_key().fingerprint());
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "revoked");
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("has been revoked"), "{stderr}");
 }
@@ -371,7 +384,7 @@ fn an_index_of_another_device_is_refused() {
     };
     tree.signed(&path, encode_index(&doc), tree.signing_key());
     tree.publish(&[("stable", entry(&path))], 1);
-    let (code, stderr) = refusal(&tree.router("stable"));
+    let (code, stderr) = refusal(&tree.router("stable"), "wrong-device");
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("the index is for"), "{stderr}");
 }
@@ -383,7 +396,7 @@ fn a_router_without_a_pinned_root_key_believes_nothing() {
     tree.publish(&[("stable", entry(&index))], 1);
     let router = tree.router("stable");
     std::fs::remove_dir_all(router.path().join("etc/attendant/keys")).unwrap();
-    let (code, stderr) = refusal(&router);
+    let (code, stderr) = refusal(&router, "no-root-key");
     assert_eq!(code, 7, "{stderr}");
     assert!(stderr.contains("no channel root key is pinned"), "{stderr}");
 }

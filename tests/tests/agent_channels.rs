@@ -442,13 +442,21 @@ fn expired_forged_replayed_and_revoked_metadata_is_refused_with_exit_code_7() {
     assert_eq!(code, UPGRADE_AVAILABLE);
 }
 
-/// `upgrade` through the current fault ends with exit code 7 and `text` (the words of the
-/// trust check `check`), and nothing is flashed.
+/// `upgrade` through the current fault ends with exit code 7, `text` (the words of the trust
+/// check `check`) and the check's name on a `cause:` line (with `--json`, in the result's
+/// `cause`), and nothing is flashed.
 fn refused(router: &Router, check: &str, text: &str) {
     let output = router.run(&["upgrade"]);
     assert_exit(&output, METADATA);
     let err = stderr(&output);
     assert!(err.contains(text), "{check}: expected `{text}` in:\n{err}");
+    assert!(
+        err.lines().any(|line| line == format!("cause: {check}")),
+        "expected `cause: {check}` in:\n{err}"
+    );
+    let json = router.run(&["upgrade", "--json"]);
+    assert_exit(&json, METADATA);
+    assert_eq!(last_json(&json)["cause"], check, "{json:?}");
     assert!(
         router.sysupgrade_calls().is_empty(),
         "{check}: {:?}",

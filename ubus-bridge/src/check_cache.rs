@@ -20,8 +20,13 @@
 //! renamed, so a reader sees the old result or the new one, never half of one. A missing,
 //! unreadable or damaged file is a miss, never an error: the server is asked instead.
 //!
+//! The key also holds a fingerprint of the router's own state that the answer depends on
+//! without any argument or setting changing: the package database (installing a package the
+//! channel build's recipe lacks turns the published image into an attended build, and changes
+//! the build API's package table) and the running image's `channel.json`.
+//!
 //! ```json
-//! {"key": {"arguments": {...}, "configuration": {...}}, "checked_at": 1767225600, "reply": {...}}
+//! {"key": {"arguments": {...}, "configuration": {...}, "router": {...}}, "checked_at": 1767225600, "reply": {...}}
 //! ```
 
 use std::fs::{self, File};
@@ -31,7 +36,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use attendant::atomic::write_atomic;
 use attendant::config::Settings;
-use attendant::download::hex;
+use attendant::download::{DownloadError, hex, sha256_file};
+use attendant_proto::wire;
 use ring::digest;
 use serde_json::{Map, Value, json};
 
@@ -61,7 +67,11 @@ impl CheckCache {
         settings: &Settings,
         init_script: Option<&str>,
     ) -> Self {
-        Self::at(root, key(options, settings, init_script), unix_now())
+        Self::at(
+            root,
+            key(options, settings, init_script, &router_state(root)),
+            unix_now(),
+        )
     }
 
     fn at(root: &Path, key: Value, now: u64) -> Self {
@@ -162,11 +172,17 @@ fn stamped_object(reply: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 /// What makes two checks the same question: the call's arguments after parsing (so `["a, b"]`
-/// and `["a", "b"]` match) and every setting the check reads. A changed server or package
-/// list in the configuration is a new question. `keep_settings` is in it because it changes a
-/// check warning; the init script by its SHA-256, because editing the script at the same path
-/// changes the build the check describes.
-fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -> Value {
+/// and `["a", "b"]` match), every setting the check reads and the router's own state
+/// ([`router_state`]). A changed server or package list in the configuration is a new
+/// question. `keep_settings` is in it because it changes a check warning; the init script by
+/// its SHA-256, because editing the script at the same path changes the build the check
+/// describes.
+fn key(
+    options: &StartOptions,
+    settings: &Settings,
+    init_script: Option<&str>,
+    router: &Value,
+) -> Value {
     json!({
         "arguments": {
             "version": options.version,
@@ -194,7 +210,47 @@ fn key(options: &StartOptions, settings: &Settings, init_script: Option<&str>) -
         "init_script_sha256": init_script.map(|script| {
             hex(digest::digest(&digest::SHA256, script.as_bytes()).as_ref())
         }),
+        "router": router,
     })
+}
+
+/// The files under `root` whose content the answer depends on: the package database (opkg's,
+/// or apk's installed list and world) and the running image's channel stamp.
+const ROUTER_STATE_FILES: [&str; 4] = [
+    wire::OPKG_STATUS_PATH,
+    wire::APK_INSTALLED_PATH,
+    wire::APK_WORLD_PATH,
+    wire::CHANNEL_STAMP_PATH,
+];
+
+/// Each of [`ROUTER_STATE_FILES`] by its SHA-256 and length: `null` when it does not exist,
+/// `"unreadable"` when it cannot be read (the check then fails reading it, and that failure is
+/// what gets stored). Hashing streams the file, so a large opkg status costs no memory; it
+/// costs one read of a file the check itself reads anyway.
+fn router_state(root: &Path) -> Value {
+    let files: Map<String, Value> = ROUTER_STATE_FILES
+        .iter()
+        .map(|absolute| {
+            let path = wire::under_root(root, absolute);
+            let fingerprint = match sha256_file(&path) {
+                Ok((sha256, len)) => json!({"sha256": sha256, "len": len}),
+                Err(DownloadError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    Value::Null
+                }
+                Err(error) => {
+                    log::debug!(
+                        "the check cache cannot fingerprint `{}`: {error}",
+                        path.display()
+                    );
+                    Value::from("unreadable")
+                }
+            };
+            ((*absolute).to_owned(), fingerprint)
+        })
+        .collect();
+    Value::Object(files)
 }
 
 fn unix_now() -> u64 {
@@ -247,7 +303,7 @@ mod tests {
         cache(root.path(), "a", 1000).store(reply());
         assert!(cache(root.path(), "b", 1000).fresh(Some(600)).is_none());
         let settings = Settings::default();
-        let plain = key(&StartOptions::default(), &settings, None);
+        let plain = key(&StartOptions::default(), &settings, None, &Value::Null);
         let forced = key(
             &StartOptions {
                 force: true,
@@ -255,11 +311,15 @@ mod tests {
             },
             &settings,
             None,
+            &Value::Null,
         );
         assert_ne!(plain, forced);
         let mut other_server = Settings::default();
         other_server.server = "https://asu.example.org".to_owned();
-        assert_ne!(plain, key(&StartOptions::default(), &other_server, None));
+        assert_ne!(
+            plain,
+            key(&StartOptions::default(), &other_server, None, &Value::Null)
+        );
     }
 
     #[test]
@@ -267,14 +327,61 @@ mod tests {
         let mut settings = Settings::default();
         settings.init_script = Some("/etc/attendant-defaults.sh".into());
         let options = StartOptions::default();
-        let plain = key(&options, &settings, Some("echo one\n"));
-        assert_eq!(plain, key(&options, &settings, Some("echo one\n")));
+        let plain = key(&options, &settings, Some("echo one\n"), &Value::Null);
+        assert_eq!(
+            plain,
+            key(&options, &settings, Some("echo one\n"), &Value::Null)
+        );
         // The same path with another content is another build.
-        assert_ne!(plain, key(&options, &settings, Some("echo two\n")));
-        assert_ne!(plain, key(&options, &settings, None));
+        assert_ne!(
+            plain,
+            key(&options, &settings, Some("echo two\n"), &Value::Null)
+        );
+        assert_ne!(plain, key(&options, &settings, None, &Value::Null));
         let mut discarding = settings.clone();
         discarding.keep_settings = !settings.keep_settings;
-        assert_ne!(plain, key(&options, &discarding, Some("echo one\n")));
+        assert_ne!(
+            plain,
+            key(&options, &discarding, Some("echo one\n"), &Value::Null)
+        );
+    }
+
+    #[test]
+    fn the_package_database_and_the_channel_stamp_are_part_of_the_question() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |absolute: &str, bytes: &[u8]| {
+            let path = wire::under_root(root.path(), absolute);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        };
+        let none = router_state(root.path());
+        assert!(
+            none.as_object().unwrap().values().all(Value::is_null),
+            "{none}"
+        );
+        write(wire::OPKG_STATUS_PATH, b"Package: luci\nVersion: 1\n");
+        let one = router_state(root.path());
+        assert_ne!(one, none);
+        assert_eq!(one, router_state(root.path()));
+        assert_eq!(one[wire::OPKG_STATUS_PATH]["len"], 25);
+        write(
+            wire::OPKG_STATUS_PATH,
+            b"Package: luci\nVersion: 1\n\nPackage: htop\nVersion: 3\n",
+        );
+        let two = router_state(root.path());
+        assert_ne!(two, one);
+        write(
+            wire::CHANNEL_STAMP_PATH,
+            b"{\"channel\":\"stable\",\"build\":5}",
+        );
+        assert_ne!(router_state(root.path()), two);
+        // A directory where a file should be cannot be read: not a miss of the file, and not
+        // an error either.
+        fs::create_dir_all(wire::under_root(root.path(), wire::APK_WORLD_PATH)).unwrap();
+        assert_eq!(
+            router_state(root.path())[wire::APK_WORLD_PATH],
+            "unreadable"
+        );
     }
 
     #[test]

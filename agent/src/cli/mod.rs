@@ -322,12 +322,15 @@ struct JsonResult<'a> {
     data: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The check that refused channel metadata (`Error::cause`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'static str>,
 }
 
 fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
     out.end_progress_line();
-    let (status, data, error) = match result {
-        Ok((status, data)) => (status, Some(data), None),
+    let (status, data, error, cause) = match result {
+        Ok((status, data)) => (status, Some(data), None, None),
         // `attendant list | head -1`: a closed pipe is not an error.
         Err(CommandError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             return ExitStatus::Success;
@@ -338,7 +341,7 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
         }
         Err(CommandError::Engine(error)) => {
             let status = error.exit_status();
-            (status, None, Some(error.cli_text()))
+            (status, None, Some(error.cli_text()), error.cause())
         }
     };
     if out.is_json() {
@@ -348,6 +351,7 @@ fn finish(command: &str, result: Outcome, out: &mut Output) -> ExitStatus {
             exit_code: status.code(),
             data,
             error,
+            cause,
         };
         if let Err(error) = out.json_line(&line)
             && error.kind() != std::io::ErrorKind::BrokenPipe

@@ -282,3 +282,19 @@ test('status notice for a channel: the offered build, its description and where 
 	assert.equal(l.channelOffer(phasedIn.channel).facts.find((f) => f[0] === 'Newest build'), undefined);
 	assert.equal(l.newestBeyond(phasedIn.channel), null, 'the newest is the offered build');
 });
+
+test('channel offers name the image: the published one, or one built for the packages it lacks', async (t) => {
+	const l = await load(t);
+	const offered = example('check', 'channel').channel;
+	const image = (channel) => (l.channelOffer(channel).facts.find((f) => f[0] === 'Image') || [])[1];
+	assert.equal(image(offered), 'built for this router, to keep packages the published image lacks: htop');
+	assert.equal(image({ ...offered, extra_packages: ['htop', 'luci-app-sqm', 7, ''] }),
+		'built for this router, to keep packages the published image lacks: htop, luci-app-sqm');
+	assert.equal(image({ ...offered, extra_packages: [] }), 'built for this router');
+	assert.equal(image({ ...offered, extra_packages: null }), 'built for this router');
+	assert.equal(image({ ...offered, prebuilt: true, extra_packages: [] }), 'the image the channel publishes');
+	assert.equal(image({ ...offered, target_build: null }), undefined, 'no build offered, no image');
+	assert.equal(image({ ...offered, prebuilt: null }), undefined, 'the reply does not say');
+	assert.deepEqual(l.channelOffer(offered).facts.map((f) => f[0]),
+		['Channel', 'Offered build', 'Description', 'Image', 'Newest build', 'Phased rollout']);
+});

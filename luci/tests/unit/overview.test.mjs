@@ -403,7 +403,20 @@ test('channels: the firmware shows channel, build and phase; the offer shows the
 	assert.match(facts, /Description Q4 release <b>with<\/b> fixes/, 'markup stays text');
 	assert.equal(p.document.querySelector('#attendant-channel-facts b'), null);
 	assert.match(facts, /offered to 50 % of routers; this router's phase is 42/);
+	assert.match(facts, /Image the image the channel publishes/);
 	assert.equal(p.document.querySelector('[data-channel-notice]'), null, 'phased in, same or newer OpenWrt');
+});
+
+test('channels: the offer names the packages that make the router take an image built for it', async (t) => {
+	const { p } = await open(t, replies({
+		info: { ...example('info', 'ok'), channel: INFO_CHANNEL },
+		check: { ...example('check', 'upgrade_available'), channel: { ...CHECK_CHANNEL, prebuilt: false, extra_packages: ['htop', '<b>tmux</b>'] } }
+	}));
+	await click(p, 'attendant-check');
+	await until(() => p.document.getElementById('attendant-channel-facts'), 'the channel facts');
+	assert.match(text(p, 'attendant-channel-facts'),
+		/Image built for this router, to keep packages the published image lacks: htop, <b>tmux<\/b>/);
+	assert.equal(p.document.querySelector('#attendant-channel-facts b'), null, 'package names stay text');
 });
 
 test('channels: phased out says when this router\'s turn comes; an older OpenWrt is warned about', async (t) => {

@@ -413,9 +413,10 @@ return baseclass.extend({
 	},
 
 	/* What the `channel` part of a `check` reply says (null: no channel in use): the offered
-	 * build's facts, and notices — phased out ("your turn comes at X %"), a move to an older
-	 * OpenWrt version (warned about), a redirect to another channel. Each notice is
-	 * { kind: 'info'|'warning', text }. */
+	 * build's facts (with the image the upgrade would flash: the published one, or one built for
+	 * this router because of the packages it names), and notices — phased out ("your turn comes
+	 * at X %"), a move to an older OpenWrt version (warned about), a redirect to another
+	 * channel. Each notice is { kind: 'info'|'warning', text }. */
 	channelOffer: function(channel) {
 		if (channel == null || typeof channel !== 'object')
 			return null;
@@ -426,6 +427,9 @@ return baseclass.extend({
 				known(channel.target_build), known(channel.openwrt_version), known(channel.current_build)) ]);
 		if (channel.description != null && channel.description !== '')
 			facts.push([ _('Description'), String(channel.description) ]);
+		var image = this.channelImage(channel);
+		if (image)
+			facts.push([ _('Image'), image ]);
 		var newest = this.newestBeyond(channel);
 		if (newest)
 			facts.push([ _('Newest build'), _('%s (OpenWrt %s): %s').format(
@@ -445,6 +449,23 @@ return baseclass.extend({
 		if (channel.redirect != null && channel.redirect !== '')
 			notices.push({ kind: 'info', text: _('The channel is redirected: after this upgrade the router follows channel %s.').format(String(channel.redirect)) });
 		return { facts: facts, notices: notices };
+	},
+
+	/* Which image an upgrade to the offered build flashes, in words: the channel's published
+	 * image, or (`prebuilt` false) one the server builds for this router, naming the installed
+	 * packages (`extra_packages`) the published image lacks; null when no build is offered or
+	 * the reply does not say. */
+	channelImage: function(channel) {
+		if (channel == null || typeof channel !== 'object' || channel.target_build == null || typeof channel.prebuilt !== 'boolean')
+			return null;
+		if (channel.prebuilt)
+			return _('the image the channel publishes');
+		var extra = Array.isArray(channel.extra_packages)
+			? channel.extra_packages.filter(function(name) { return typeof name === 'string' && name !== ''; })
+			: [];
+		return extra.length
+			? _('built for this router, to keep packages the published image lacks: %s').format(extra.join(', '))
+			: _('built for this router');
 	},
 
 	/* The channel's newest build when it is not the one offered (a router phased out of it may
