@@ -48,7 +48,11 @@ echo "stripped $stripped_bytes bytes (at most $MAX_STRIPPED_BYTES), xz -9e $xz_b
   die "the aarch64 agent is $xz_bytes bytes after xz -9e, over its budget of $MAX_XZ_BYTES"
 
 echo "== build attendant-server and attendant-e2e"
-cargo build --quiet --locked -p attendant-server -p attendant-e2e --bins
+# Already built by scripts/test-all.sh's `cargo test --workspace` when it sets
+# ATTENDANT_TEST_PREBUILT=1 (a narrower build would compile the dependencies again).
+if [ "${ATTENDANT_TEST_PREBUILT:-0}" != 1 ]; then
+  cargo build --quiet --locked -p attendant-server -p attendant-e2e --bins
+fi
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 server_bin="$target_dir/debug/attendant-server"

@@ -39,6 +39,10 @@ done
 cargo test --manifest-path fuzz/Cargo.toml --lib --quiet
 
 echo "== cargo test"
+# `cargo test --workspace --all-targets` builds every binary of the workspace before it runs a
+# test; the end-to-end tests and the LuCI and qemu steps below use those binaries as they are
+# instead of building them again with a narrower package list (tests/src/workspace.rs).
+export ATTENDANT_TEST_PREBUILT=1
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 

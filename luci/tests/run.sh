@@ -29,5 +29,9 @@ echo "$(sed -n 's/^# pass //p' "$unit_log") passed, $(sed -n 's/^# fail //p' "$u
 [ "$status" -eq 0 ] || exit "$status"
 
 echo "== luci: end to end (headless chromium, real attendant-ubus and attendant-server)"
-(cd "$repo" && cargo build -q -p attendant-ubus -p attendant-server -p attendant-e2e --bins)
+# scripts/test-all.sh sets ATTENDANT_TEST_PREBUILT=1: its `cargo test --workspace` has built
+# these binaries already (tests/src/workspace.rs says why building them again costs minutes).
+if [ "${ATTENDANT_TEST_PREBUILT:-0}" != 1 ]; then
+	(cd "$repo" && cargo build -q -p attendant-ubus -p attendant-server -p attendant-e2e --bins)
+fi
 node tests/e2e/e2e.mjs

@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::workspace;
 use attendant_server::config::{AdminToken, Config};
 use attendant_server::service::{Running, spawn};
 use serde_json::{Value, json};
@@ -20,20 +21,7 @@ const TOKEN: &str = "s3cret-admin-token";
 const DEVICE: &str = "ath79/generic/tplink_archer-c7-v5";
 
 fn mirror() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).unwrap()
+    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
 }
 
 struct Admin {

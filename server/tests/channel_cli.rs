@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::workspace;
 use attendant_server::store::{SqliteStore, Store};
 use serde_json::Value;
 
@@ -26,20 +27,7 @@ struct Env {
 }
 
 fn mirror() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).unwrap()
+    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
 }
 
 impl Env {

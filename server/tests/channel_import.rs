@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use attendant_e2e::MirrorServer;
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::workspace;
 use attendant_server::channels::apply::apply;
 use attendant_server::channels::import::{ImportResult, import};
 use attendant_server::channels::model::{BuildState, DeviceId};
@@ -25,20 +26,7 @@ use serde_json::Value;
 const DEVICE: &str = "x86/64/generic";
 
 fn mirror() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .expect("run cargo build for the ImageBuilder helper");
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
+    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
 }
 
 struct Setup {

@@ -16,6 +16,7 @@
 //! | [`reboot`] | sysupgrade and the reboot after it on such a root: the flashed image becomes the running firmware |
 //! | [`http_request`] | reads one HTTP request, for the agent's and the plugin's fake servers |
 //! | [`harness`] | unpacks an ImageBuilder and runs `make` in it for tests |
+//! | [`process`] | runs the agent or the plugin on a fake router root, and reads what it printed |
 //! | [`archive`], [`gzip`] | deterministic `.tar.xz`/`.tar.zst` archives and gzip streams |
 //! | [`seed`] | values derived from the seed |
 //! | [`sysupgrade`] | a recording `sysupgrade` stand-in for a fake router root |
@@ -43,6 +44,7 @@ pub mod http_request;
 pub mod imagebuilder;
 pub mod mirror;
 pub mod mirror_server;
+pub mod process;
 pub mod reboot;
 pub mod router;
 pub mod seed;

@@ -41,8 +41,8 @@ pub enum WorkspaceError {
 ///
 /// Cargo unifies features over the packages of one command, so each distinct `ARGS` can
 /// compile the shared dependencies once more: callers reuse an argument list another test
-/// already uses (`-p attendant --bin attendant` for the agent; the LuCI end-to-end test's
-/// [`SERVER_BUILD`] for the server).
+/// already uses ([`AGENT_BUILD`] for the agent; the LuCI end-to-end test's [`SERVER_BUILD`] for
+/// the server).
 pub fn binary(args: &[&str], name: &str) -> Result<PathBuf, WorkspaceError> {
     cargo_build(args)?;
     let path = profile_dir()?.join(name);
@@ -52,6 +52,14 @@ pub fn binary(args: &[&str], name: &str) -> Result<PathBuf, WorkspaceError> {
         Err(WorkspaceError::Missing(path))
     }
 }
+
+/// The `attendant` agent, built as every test that runs it builds it.
+pub fn agent() -> Result<PathBuf, WorkspaceError> {
+    binary(&AGENT_BUILD, "attendant")
+}
+
+/// The `cargo build` arguments of [`agent`].
+pub const AGENT_BUILD: [&str; 4] = ["-p", "attendant", "--bin", "attendant"];
 
 /// The `cargo build` arguments `luci/tests/run.sh` builds `attendant-server` with.
 pub const SERVER_BUILD: [&str; 7] = [
@@ -73,9 +81,19 @@ pub fn fixture(seed: u64) -> Result<MirrorInfo, WorkspaceError> {
     Ok(shared_fixture(seed)?)
 }
 
+/// Set to `1` by `scripts/test-all.sh` for its `cargo test --workspace --all-targets`: that
+/// command builds every binary of the workspace into `target/<profile>/` before it runs a test,
+/// so [`cargo_build`] asks cargo nothing. Asking again with a narrower package list would resolve
+/// the dependencies' features differently and compile them a second time (minutes on a 2-core
+/// CI machine) only to replace binaries that are already up to date.
+pub const PREBUILT_ENV: &str = "ATTENDANT_TEST_PREBUILT";
+
 /// `cargo build --quiet ARGS` in the profile of the running test (`--release` when it runs
-/// from `target/release`).
+/// from `target/release`); nothing when [`PREBUILT_ENV`] is `1`.
 pub fn cargo_build(args: &[&str]) -> Result<(), WorkspaceError> {
+    if std::env::var_os(PREBUILT_ENV).is_some_and(|value| value == "1") {
+        return Ok(());
+    }
     let release = profile_dir()?
         .file_name()
         .is_some_and(|name| name == "release");

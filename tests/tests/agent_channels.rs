@@ -16,7 +16,8 @@
 //! revoked-key metadata refused with exit code 7 and the check's name; the published image for a
 //! router without extras and an image built for a router with a package beyond the recipe,
 //! stamped by its uci-defaults script; failure reports from three routers halting a rollout,
-//! after which the re-signed index no longer offers the build.
+//! after which the re-signed index no longer offers the build; a second `serve` that publishes
+//! only hourly answering a publication of the operator's CLI within a second.
 //!
 //! One `attendant-server serve` (in this process, SQLite) with the fixture mirror as upstream
 //! serves every test; the operator's commands run as separate processes on the same database
@@ -48,12 +49,14 @@ use attendant_e2e::MirrorServer;
 use attendant_e2e::catalog::Catalog;
 use attendant_e2e::http_request;
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::process::{self, assert_exit, last_json, stderr, stdout};
 use attendant_e2e::reboot::{self, Booted};
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
 use attendant_e2e::workspace;
 use attendant_proto::channel::{encode_channels, parse_channels};
 use attendant_proto::usign::{PublicKey, SecretKey, Signature};
+use attendant_server::channels::cache::REVALIDATE_EVERY;
 use attendant_server::config::Config;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -465,6 +468,82 @@ fn refused(router: &Router, check: &str, text: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A running `serve` and the operator's CLI.
+
+/// The operator's CLI publishes a change itself (another process, the same database and
+/// directory), and a running `serve` answers the new `channels.json` within
+/// [`REVALIDATE_EVERY`] of the command's return, without a restart. This `serve` publishes on
+/// its own only once an hour, so only its view of the published files can make it see the
+/// CLI's publication.
+#[test]
+fn a_running_serve_answers_a_publication_by_the_cli_within_a_second() {
+    let operator = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("attendant.toml");
+    let key = |name: &str| operator.dir.path().join(name).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nupstream_url = {upstream:?}\ntrusted_keys = [{trusted:?}]\n\
+             workers = 0\n\n[channels]\npublic_url = \"https://upgrade.example.org\"\n\
+             signing_key = {signing:?}\ndelegation = {delegation:?}\npublish_interval = \"1h\"\n",
+            data = dir.path().join("data").display().to_string(),
+            upstream = operator.upstream.url(),
+            trusted = operator.mirror.public_key,
+            signing = key("signing.sec"),
+            delegation = key("signing.ucert"),
+        ),
+    )
+    .unwrap();
+    let channel = |args: &[&str]| {
+        let config = config.to_str().unwrap();
+        operator.command(&[&["--config", config, "channel"][..], args].concat())
+    };
+    channel(&["create", "first"]);
+    let on_disk = std::fs::read(dir.path().join("data/channels/channels.json")).unwrap();
+    let published_by_cli = parse_channels(&on_disk).unwrap().global.serial;
+    let mut loaded = Config::load(Some(&config), []).unwrap();
+    loaded.listen = "127.0.0.1:0".parse().unwrap();
+    let addr = operator
+        .runtime
+        .block_on(attendant_server::service::spawn(loaded))
+        .expect("start the server")
+        .addr;
+    let serial = || {
+        get(addr, "/channels/channels.json")
+            .and_then(|bytes| parse_channels(&bytes).ok())
+            .map(|doc| doc.global.serial)
+    };
+    // `serve` publishes once when it starts (it has not published anything itself yet) and
+    // then serves that at once; its own next round is an hour away.
+    wait_until("the first publication of `serve`", || {
+        serial().is_some_and(|serial| serial > published_by_cli)
+    });
+    let before = serial().unwrap();
+
+    channel(&["create", "second"]);
+    let returned = Instant::now();
+    let seen = loop {
+        if let Some(now) = serial().filter(|now| *now > before) {
+            break now;
+        }
+        assert!(
+            returned.elapsed() < REVALIDATE_EVERY + SLACK,
+            "`serve` still answers serial {before} {:?} after the CLI published",
+            returned.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "serve answered serial {seen} (was {before}) {:?} after the CLI returned",
+        returned.elapsed()
+    );
+}
+
+/// What a loaded CI machine adds to [`REVALIDATE_EVERY`]: a request or two and the scheduler.
+const SLACK: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------------------------------------
 // Reports steer the rollout.
 
 #[test]
@@ -531,8 +610,8 @@ struct Shared {
     image_public: String,
     image_key: PublicKey,
     stable: OnceLock<StableBuild>,
-    _runtime: tokio::runtime::Runtime,
-    _upstream: MirrorServer,
+    runtime: tokio::runtime::Runtime,
+    upstream: MirrorServer,
 }
 
 /// `stable`'s build 1: 24.10.5 from the ImageBuilder, with its stamp.
@@ -545,7 +624,7 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let mirror = workspace::fixture(DEFAULT_SEED).unwrap();
-        let agent = workspace::binary(&["-p", "attendant", "--bin", "attendant"], "attendant").unwrap();
+        let agent = workspace::agent().unwrap();
         let server = workspace::binary(&workspace::SERVER_BUILD, "attendant-server").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| operator_command(&server, dir.path(), args);
@@ -608,8 +687,8 @@ fn shared() -> &'static Shared {
             image_public,
             image_key,
             stable: OnceLock::new(),
-            _runtime: runtime,
-            _upstream: upstream,
+            runtime,
+            upstream,
             dir,
         }
     })
@@ -780,33 +859,14 @@ impl Router {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut command = Command::new(&shared().agent);
-        command
+        process::on_root(&shared().agent, self.path())
             .args(args)
             .arg("--root")
             .arg(self.path())
             .arg("--server")
             .arg(&self.server)
-            .env("PATH", path)
-            .env("NO_COLOR", "1");
-        for name in [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-            "no_proxy",
-            "NO_PROXY",
-        ] {
-            command.env_remove(name);
-        }
-        command.output().unwrap()
+            .output()
+            .unwrap()
     }
 
     /// `check --json ARGS`: the exit code and the result's `data`.
@@ -1140,32 +1200,4 @@ fn get(addr: SocketAddr, path: &str) -> Option<Vec<u8>> {
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "exit status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn last_json(output: &Output) -> Value {
-    let line = stdout(output)
-        .lines()
-        .last()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {output:?}"))
 }

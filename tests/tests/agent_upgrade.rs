@@ -32,15 +32,17 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use attendant_e2e::catalog::Catalog;
 use attendant_e2e::http_request::{self, Request};
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::process::{self, assert_exit, last_json, stderr, stdout};
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
+use attendant_e2e::workspace;
 use attendant_e2e::{MirrorServer, router::InstalledPackage};
 use attendant_proto::api::manifest_entry;
 use attendant_proto::usign::{Fingerprint, SecretKey};
@@ -630,8 +632,8 @@ enum Signing {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let mirror = fixture();
-        let agent = agent_binary();
+        let mirror = workspace::fixture(DEFAULT_SEED).expect("generate the fixture mirror");
+        let agent = workspace::agent().expect("build the agent");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
@@ -715,41 +717,6 @@ fn start_server(
         secret_key,
         _dir: dir,
     }
-}
-
-/// The fixture mirror, building the ImageBuilder helper first when needed.
-fn fixture() -> MirrorInfo {
-    if helper_path().is_err() {
-        cargo_build(&["-p", "attendant-e2e", "--bin", "attendant-ib-helper"]);
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
-}
-
-/// The `attendant` binary of this workspace, built (or brought up to date) once per run.
-fn agent_binary() -> PathBuf {
-    cargo_build(&["-p", "attendant", "--bin", "attendant"]);
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> → target/<profile>/attendant
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let agent = profile_dir.join("attendant");
-    assert!(agent.is_file(), "`{}` was not built", agent.display());
-    agent
-}
-
-fn cargo_build(args: &[&str]) {
-    let exe = std::env::current_exe().unwrap();
-    let release = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .is_some_and(|name| name == "release");
-    let mut command = Command::new(env!("CARGO"));
-    command.arg("build").arg("--quiet").args(args);
-    if release {
-        command.arg("--release");
-    }
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
 }
 
 /// A fake router root with a recording `sysupgrade` in `<root>/bin`.
@@ -839,33 +806,14 @@ impl Router {
 
     /// Runs `attendant <args> --root <root> --server <proxy>` with the stand-in first on `PATH`.
     fn run(&self, proxy: &Proxy, args: &[&str]) -> Output {
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut command = Command::new(&shared().agent);
-        command
+        process::on_root(&shared().agent, self.path())
             .args(args)
             .arg("--root")
             .arg(self.path())
             .arg("--server")
             .arg(&proxy.url)
-            .env("PATH", path)
-            .env("NO_COLOR", "1");
-        for name in [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-            "no_proxy",
-            "NO_PROXY",
-        ] {
-            command.env_remove(name);
-        }
-        command.output().unwrap()
+            .output()
+            .unwrap()
     }
 }
 
@@ -1141,27 +1089,4 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 fn sha256_file(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "exit status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn last_json(output: &Output) -> Value {
-    serde_json::from_str(stdout(output).lines().last().unwrap()).unwrap()
 }

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use attendant_e2e::mirror::{HELPER_ENV, helper_path};
+use attendant_e2e::workspace;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -17,7 +18,7 @@ use tokio::process::Command;
 async fn demo_from_an_empty_directory_builds_a_signed_image() {
     let helper = helper();
     // The demo prints the agent beside itself (`cargo build --bins` builds both).
-    cargo_build(&["-p", "attendant", "--bin", "attendant"]);
+    workspace::cargo_build(&workspace::AGENT_BUILD).expect("build the agent");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -219,41 +220,14 @@ async fn demo_from_an_empty_directory_builds_a_signed_image() {
     demo.kill().await.unwrap();
 }
 
-/// `cargo build <args>` of this workspace, in the profile of this test.
-#[cfg(test)]
-fn cargo_build(args: &[&str]) {
-    let exe = std::env::current_exe().unwrap();
-    let release = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .and_then(std::path::Path::file_name)
-        .is_some_and(|name| name == "release");
-    let mut command = std::process::Command::new(env!("CARGO"));
-    command.arg("build").arg("--quiet").args(args);
-    if release {
-        command.arg("--release");
-    }
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
-}
-
 /// The ImageBuilder helper the demo copies into its mirror, built first if needed.
 #[cfg(test)]
 fn helper() -> std::path::PathBuf {
     if let Ok(path) = helper_path() {
         return path;
     }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "attendant-e2e",
-            "--bin",
-            "attendant-ib-helper",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building attendant-ib-helper failed");
+    workspace::cargo_build(&["-p", "attendant-e2e", "--bin", "attendant-ib-helper"])
+        .expect("build attendant-ib-helper");
     helper_path().unwrap()
 }
 

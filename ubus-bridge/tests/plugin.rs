@@ -823,14 +823,36 @@ fn a_channel_check_names_the_packages_the_published_image_lacks() {
 
     // With the router's packages in the recipe, the published image will do.
     build.recipe = Some(attendant_proto::channel::IndexRecipe {
-        add: extra,
+        add: extra.clone(),
         ..Default::default()
     });
-    let index = tree.index("stable", vec![build], 3);
+    let index = tree.index("stable", vec![build.clone()], 3);
     tree.publish(&[("stable", entry(&index))], 3);
     let check = router.call("check", json!({}));
     assert_eq!(check["channel"]["prebuilt"], true, "{check:#}");
     assert_eq!(check["channel"]["extra_packages"], json!([]));
+
+    // A recipe without `htop`, on a router without it: the published image will do, and the
+    // Status page's checks (`max_age`) reuse that answer...
+    build.recipe = Some(attendant_proto::channel::IndexRecipe {
+        add: extra.into_iter().filter(|name| name != "htop").collect(),
+        ..Default::default()
+    });
+    let index = tree.index("stable", vec![build], 4);
+    tree.publish(&[("stable", entry(&index))], 4);
+    router.write("usr/lib/opkg/status", &opkg_status_without("htop"));
+    let before = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(before["cached"], false, "{before:#}");
+    assert_eq!(before["channel"]["prebuilt"], true, "{before:#}");
+    let reused = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(reused["cached"], true, "{reused:#}");
+    // ...until the user installs `htop`: the answer is now an image built for this router,
+    // and a stored answer from before must not say otherwise.
+    router.write("usr/lib/opkg/status", OPKG_STATUS);
+    let installed = router.call("check", json!({"max_age": 3600}));
+    assert_eq!(installed["cached"], false, "{installed:#}");
+    assert_eq!(installed["channel"]["prebuilt"], false, "{installed:#}");
+    assert_eq!(installed["channel"]["extra_packages"], json!(["htop"]));
     // Nothing was built for a check.
     assert_eq!(*server.posts.lock().unwrap(), 0);
 }

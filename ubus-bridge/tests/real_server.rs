@@ -27,7 +27,7 @@
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,9 +35,11 @@ use std::time::{Duration, Instant};
 use attendant_e2e::MirrorServer;
 use attendant_e2e::catalog::Catalog;
 use attendant_e2e::http_request::{self, Request};
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::process;
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
+use attendant_e2e::workspace;
 use attendant_server::config::Config;
 use serde_json::{Value, json};
 
@@ -49,7 +51,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_full_job_through_the_plugin_builds_on_the_real_server_and_flashes() {
-    let mirror = fixture();
+    let mirror = workspace::fixture(DEFAULT_SEED).expect("generate the fixture mirror");
     let upstream = MirrorServer::start(&mirror.root).unwrap();
     let ib_ath79 = Gate::new();
     let ib_x86 = Gate::new();
@@ -174,25 +176,6 @@ fn a_full_job_through_the_plugin_builds_on_the_real_server_and_flashes() {
     );
     assert_eq!(server_proxy.posts(), 1, "the plugin posted one build");
     server.stop();
-}
-
-/// The fixture mirror, building the ImageBuilder helper first when needed.
-fn fixture() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
 }
 
 /// `attendant-server` on `127.0.0.1:0` in this process, signing its images.
@@ -330,31 +313,13 @@ impl Router {
     fn call(&self, method: &str, arguments: &Value) -> Value {
         let mut request = arguments.clone();
         request["ubus_rpc_session"] = "00000000000000000000000000000000".into();
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut command = Command::new(self.plugin());
+        let mut command = process::on_root(&self.plugin(), self.path());
         command
             .args(["call", method])
             .env("ATTENDANT_ROOT", self.path())
-            .env("PATH", path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for name in [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-            "no_proxy",
-            "NO_PROXY",
-        ] {
-            command.env_remove(name);
-        }
         let began = Instant::now();
         let mut child = command.spawn().unwrap();
         let _ = child

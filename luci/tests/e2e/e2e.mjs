@@ -39,8 +39,8 @@ const DOC_SHOTS = {
 	'04-ready': 'overview-ready', '05-confirm-install': 'overview-confirm-install', '06-installing': 'overview-rebooting',
 	'07-configuration': 'configuration', '08-blocked': 'overview-blocked', '09-status': 'status-notice',
 	'10-failed': 'overview-failed', '11-cancelled': 'overview-cancelled', '13-up-to-date': 'overview-up-to-date',
-	'14-channel-offer': 'overview-channel-offer', '15-channel-switch': 'overview-channel-switch',
-	'16-status-channel': 'status-channel-notice'
+	'14-channel-offer': 'overview-channel-phased-out', '15-channel-switch': 'overview-channel-switch',
+	'16-status-channel': 'status-channel-notice', '17-channel-image': 'overview-channel-offer'
 };
 const DEVICE = 'ath79/generic/tplink_archer-c7-v5';
 /* The router's machine-id in the channel step; CPython's
@@ -171,14 +171,25 @@ async function startChannels(dir, www, mirrorKey, percentage) {
 	channel('phase', 'stable', DEVICE, '1', String(percentage));
 	const server = { url, rootFingerprint, rootKey: readFileSync(join(dir, 'root.sec.pub'), 'utf8'), channel, log: () => server.output };
 	server.output = '';
-	/* Starts `serve`; a change made with the CLI meanwhile is published by the next start (the
-	 * running server keeps the channel tree it loaded). */
-	server.restart = async () => {
-		if (server.child) {
-			const exited = new Promise((r) => server.child.once('exit', r));
-			server.child.kill('SIGTERM');
-			await exited;
+	/* The published `channels.json` as `serve` answers it now (null while it answers none). */
+	server.published = async () => {
+		const answer = await fetch(`${url}/channels/channels.json`).catch(() => null);
+		return (answer && answer.ok) ? answer.text() : null;
+	};
+	/* Runs a `channel` command while `serve` runs: the command publishes the change itself, and
+	 * `serve` answers the new files within a second (it re-reads the published tree when it
+	 * changes), so nothing is restarted. Waits until `serve` answers the new publication. */
+	server.change = async (...args) => {
+		const before = await server.published();
+		channel(...args);
+		const started = Date.now();
+		while (await server.published() === before) {
+			if (Date.now() - started > 5000)
+				throw new Error(`serve still answers the channels.json from before \`channel ${args.join(' ')}\`:\n${server.output}`);
+			await new Promise((r) => setTimeout(r, 50));
 		}
+	};
+	server.start = async () => {
 		const child = spawn(join(BIN, 'attendant-server'), ['--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--workers', '0'],
 			{ cwd: dir, env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
 		child.stdout.on('data', (d) => { server.output += d; });
@@ -194,7 +205,7 @@ async function startChannels(dir, www, mirrorKey, percentage) {
 			await new Promise((r) => setTimeout(r, 100));
 		}
 	};
-	await server.restart();
+	await server.start();
 	return server;
 }
 
@@ -603,8 +614,7 @@ async function main() {
 
 		await step('status page: a channel\'s offer names the build and the router\'s place in the rollout', async () => {
 			// The operator widens stable's rollout to exactly this router's phase: it is phased in.
-			channels.channel('phase', 'stable', DEVICE, '1', String(PHASE_STABLE_1));
-			await channels.restart();
+			await channels.change('phase', 'stable', DEVICE, '1', String(PHASE_STABLE_1));
 			const set = spawnSync(join(BIN, 'attendant-ubus'), ['--root', root, 'call', 'config_set'], {
 				env, encoding: 'utf8', input: JSON.stringify({ channel: 'stable', login_check_for_upgrades: true })
 			});
@@ -622,6 +632,19 @@ async function main() {
 			assert(check.reply.channel && check.reply.channel.target_build === 1 && check.reply.channel.phased_in === true, JSON.stringify(check.reply.channel));
 			await buttons('status page (channel)', ['#attendant-status-notice a']);
 			await shot('16-status-channel');
+		});
+
+		await step('channels: the offered build names the packages that make the router take an image built for it', async () => {
+			await page.goto(`${web.url}/?view=attendant/overview`);
+			await page.waitForSelector('#attendant-check', { timeout: 30000 });
+			await page.click('#attendant-check');
+			await page.waitForSelector('#attendant-channel-facts', { timeout: 30000 });
+			const facts = await page.textContent('#attendant-channel-facts');
+			const check = web.calls.filter((c) => c.method === 'check').pop();
+			const channel = check.reply.channel || {};
+			assert(channel.target_build === 1 && channel.prebuilt === false && channel.extra_packages.length > 0, JSON.stringify(channel));
+			assert(facts.includes(`built for this router, to keep packages the published image lacks: ${channel.extra_packages.join(', ')}`), facts);
+			await shot('17-channel-image');
 		});
 
 		await step('no script errors in the page', async () => {

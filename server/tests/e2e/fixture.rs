@@ -1,24 +1,12 @@
 //! The fixture mirror and free ports, for the end-to-end tests and the soak benchmark
 //! (`benches/soak.rs` includes this file).
 
-use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo, helper_path, shared_fixture};
+use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
+use attendant_e2e::workspace;
 
 /// The fixture mirror, generating it (and building the ImageBuilder helper) on first use.
 pub(crate) fn mirror() -> MirrorInfo {
-    if helper_path().is_err() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "attendant-e2e",
-                "--bin",
-                "attendant-ib-helper",
-            ])
-            .status()
-            .expect("run cargo build for the ImageBuilder helper");
-        assert!(status.success(), "building attendant-ib-helper failed");
-    }
-    shared_fixture(DEFAULT_SEED).expect("generate the fixture mirror")
+    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
 }
 
 /// A port nothing listens on right now.

@@ -30,7 +30,9 @@ pub(crate) const REQUEST_HASH: &str =
     "fd6e90748a0d8cd0cc1988dc98bb10bf0b164c0ead988a9fe98173367516b63d";
 pub(crate) const IMAGE_NAME: &str =
     "openwrt-24.10.6-ath79-generic-tplink_archer-c7-v5-squashfs-sysupgrade.bin";
-const OPKG_STATUS: &[u8] = include_bytes!("../../../proto/testdata/opkg/status-24.10-ath79");
+/// The router's opkg status as installed: the defaults and the user's packages.
+pub(crate) const OPKG_STATUS: &[u8] =
+    include_bytes!("../../../proto/testdata/opkg/status-24.10-ath79");
 
 /// The router's opkg status without the default package `name`, as if the user removed it.
 pub(crate) fn opkg_status_without(name: &str) -> Vec<u8> {
@@ -108,28 +110,16 @@ impl Router {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
+        let mut command = attendant_e2e::process::on_root(
+            Path::new(env!("CARGO_BIN_EXE_attendant-ubus")),
+            self.path(),
         );
-        let mut command = Command::new(env!("CARGO_BIN_EXE_attendant-ubus"));
         command
             .args(args)
             .env("ATTENDANT_ROOT", self.path())
-            .env("PATH", path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for name in [
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "ALL_PROXY",
-            "HTTPS_PROXY",
-        ] {
-            command.env_remove(name);
-        }
         command
     }
 
