@@ -10,6 +10,11 @@
 //! (`StatsStore::record_event`, what every build request costs on top), then each aggregation
 //! the statistics endpoints and pages run over them (median of 5).
 //!
+//! A third table measures what the server's event queue (`stats::EventQueue`) writes every
+//! 250 ms under load: one batch of [`FLUSH_EVENTS`] request events counted in [`FLUSH_KINDS`]
+//! kinds (`StatsStore::record_events`), median of [`FLUSH_ROUNDS`] batches. `-- --bench flush`
+//! runs this table alone.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs a few jobs per backend, so the benchmark
 //! is kept working by CI without costing it time.
 
@@ -43,22 +48,43 @@ const SMOKE_JOBS: usize = 20;
 const EVENTS: usize = 50_000;
 /// Build events under `cargo test`.
 const SMOKE_EVENTS: usize = 100;
+/// Events in one flush of the event queue in a real run: 250 ms of cached LuCI-sized
+/// `POST`s at 25,000 requests/s, each a `request` and a `cache_hit`.
+const FLUSH_EVENTS: u64 = 12_500;
+/// Distinct kinds (request facts, outcome, day) those events are counted in: a fleet of a
+/// few dozen models polling.
+const FLUSH_KINDS: u64 = 50;
+/// Flushes measured per backend in a real run.
+const FLUSH_ROUNDS: usize = 9;
 /// Concurrent claimers in the throughput phase.
 const CLAIMERS: usize = 8;
 const LEASE: i64 = 60_000;
 
 fn main() {
     let real = std::env::args().any(|arg| arg == "--bench");
-    let (jobs, events) = if real {
-        (JOBS, EVENTS)
+    let flush_only = std::env::args().any(|arg| arg == "flush");
+    let (jobs, events, flushes) = if real {
+        (JOBS, EVENTS, FLUSH_ROUNDS)
     } else {
-        (SMOKE_JOBS, SMOKE_EVENTS)
+        (SMOKE_JOBS, SMOKE_EVENTS, 1)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
+        if flush_only {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite = SqliteStore::open(&dir.path().join("bench.sqlite"))
+                .await
+                .unwrap();
+            let database = postgres::TestDatabase::start().await;
+            let postgres = PostgresStore::open(database.url()).await.unwrap();
+            print_flush_header();
+            measure_flush("SQLite (WAL file)", &sqlite, flushes).await;
+            measure_flush("PostgreSQL (Unix socket)", &postgres, flushes).await;
+            return;
+        }
         println!(
             "| backend | submit p50 | submit p99 | claim p50 | claim p99 | {CLAIMERS} claimers, claims/s |"
         );
@@ -79,7 +105,53 @@ fn main() {
         println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
         measure_stats("SQLite (WAL file)", &*sqlite, events).await;
         measure_stats("PostgreSQL (Unix socket)", &*postgres, events).await;
+
+        print_flush_header();
+        measure_flush("SQLite (WAL file)", &*sqlite, flushes).await;
+        measure_flush("PostgreSQL (Unix socket)", &*postgres, flushes).await;
     });
+}
+
+fn print_flush_header() {
+    println!(
+        "\n| backend | flush of {FLUSH_EVENTS} events in {FLUSH_KINDS} kinds: p50 | min | max |"
+    );
+    println!("| --- | --- | --- | --- |");
+}
+
+/// Times `rounds` flushes of one event-queue batch, each with its own day so no two batches
+/// share a kind.
+async fn measure_flush(backend: &str, store: &dyn Store, rounds: usize) {
+    let mut flushes = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let at = 100 * DAY_MS + i64::try_from(round).unwrap() * DAY_MS;
+        let batch: Vec<(BuildEvent, u64)> = (0..FLUSH_KINDS)
+            .map(|kind| {
+                let mut request =
+                    BuildRequest::new("24.10.5", "x86/64", format!("profile-{}", kind / 2));
+                request.client = Some("luci/25.1".to_owned());
+                let outcome = if kind % 2 == 0 {
+                    EventOutcome::Request
+                } else {
+                    EventOutcome::CacheHit
+                };
+                (
+                    stats::event(&request, None, outcome, at),
+                    FLUSH_EVENTS / FLUSH_KINDS,
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        store.record_events(&batch).await.unwrap();
+        flushes.push(started.elapsed());
+    }
+    flushes.sort();
+    println!(
+        "| {backend} | {} | {} | {} |",
+        millis(percentile(&mut flushes, 50)),
+        millis(flushes.first().copied().unwrap_or_default()),
+        millis(flushes.last().copied().unwrap_or_default())
+    );
 }
 
 async fn measure(backend: &str, store: Arc<dyn Store>, jobs: usize) {

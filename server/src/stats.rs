@@ -1,9 +1,9 @@
 //! Build statistics as ASU keeps them (<https://github.com/openwrt/asu>, `asu/routers/stats.py`),
 //! on the job store's database instead of RedisTimeSeries.
 //!
-//! What is recorded, one row per outcome ([`record`], spawned so that no request waits for it;
-//! the request outcomes, one or two per build request, counted in memory by an [`EventQueue`]
-//! and written in batches):
+//! What is recorded, one event per outcome ([`record`], one row each, spawned so that no request
+//! waits for it; the request outcomes, one or two per build request, counted in memory by an
+//! [`EventQueue`] and written in batches, one row per kind of event standing for its count):
 //! every valid build request (`request`), a request answered by a finished build (`cache_hit`),
 //! a finished build (`success`, with its packages and duration) and a failed one (`failure`,
 //! with the error [`anonymise`]d as ASU does: whitespace collapsed, cut to
@@ -167,10 +167,10 @@ pub const EVENT_FLUSH_DELAY: Duration = Duration::from_millis(250);
 ///
 /// Events are counted per kind (the same request facts, outcome and UTC day), so a burst of
 /// identical polls is one counter, not a list; [`EVENT_FLUSH_DELAY`] after the first event of a
-/// batch the counters are written in one transaction, one statement per kind
-/// ([`StatsStore::record_events`](crate::store::StatsStore::record_events) writes the rows a
-/// kind stands for). Each row carries the time of the first event of its kind in the batch, so
-/// the statistics lag by at most the delay and no event moves to another day's bucket.
+/// batch the counters are written in one transaction, one row per kind carrying its count
+/// ([`StatsStore::record_events`](crate::store::StatsStore::record_events)). Each row carries
+/// the time of the first event of its kind in the batch, so the statistics lag by at most the
+/// delay and no event moves to another day's bucket.
 #[derive(Debug, Default)]
 pub struct EventQueue {
     pending: Mutex<HashMap<EventKind, Pending>>,
@@ -526,8 +526,10 @@ pub async fn top_packages(
         .success_packages(now - DAYS * DAY_MS, branch.unwrap_or_default())
         .await?;
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for package in lists.into_iter().flatten() {
-        *counts.entry(package).or_default() += 1;
+    for (packages, builds) in lists {
+        for package in packages {
+            *counts.entry(package).or_default() += builds;
+        }
     }
     Ok(TopPackages {
         packages: ranked(counts, n),

@@ -1,9 +1,12 @@
 //! Statistics storage: build request outcomes (`build_events`) and image download counts
-//! (`image_downloads`), see `migrations/*/0003_stats.sql`.
+//! (`image_downloads`), see `migrations/*/0003_stats.sql` and `0007_event_counts.sql`.
 //!
-//! Recording is one `INSERT` per outcome; reading aggregates with `GROUP BY` in the database, so
-//! the rows never travel to the server except for the package lists of `top-packages` (bounded
-//! by [`MAX_PACKAGE_ROWS`]). The SQL is the same on both backends (`$n` parameters, integer
+//! A row of `build_events` stands for `count` identical events: recording a finished build is
+//! one `INSERT` of a row counting 1, recording a batch of counted request events is one
+//! `INSERT` per kind of event, whatever its count. Reading sums `count` with `GROUP BY` in the
+//! database, so every answer is in events, not rows, and the rows never travel to the server
+//! except for the package lists of `top-packages` (bounded by [`MAX_PACKAGE_ROWS`]) and the
+//! failures of the error log. The SQL is the same on both backends (`$n` parameters, integer
 //! division for time buckets, `substr`), so one implementation serves both ([`impl_stats_store`]).
 
 use futures_util::future::BoxFuture;
@@ -11,7 +14,8 @@ use sqlx::Row;
 
 use super::{StoreError, UnixMillis};
 
-/// Most success rows whose package lists one `top-packages` query reads (newest first).
+/// Most success rows whose package lists one `top-packages` query reads (newest first; a row
+/// counts as many builds as its `count`).
 pub const MAX_PACKAGE_ROWS: i64 = 200_000;
 
 /// What happened to a build request.
@@ -139,8 +143,8 @@ pub trait StatsStore: Send + Sync {
     fn record_event<'a>(&'a self, event: &'a BuildEvent) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records many outcomes in one transaction: one commit (on SQLite, one write-lock turn)
-    /// for the whole batch instead of one per event, and one statement per event with its
-    /// count of identical copies (a count of 0 records nothing).
+    /// for the whole batch, and one row per entry standing for its count of identical events
+    /// (a count of 0 records nothing).
     fn record_events<'a>(
         &'a self,
         events: &'a [(BuildEvent, u64)],
@@ -151,14 +155,16 @@ pub trait StatsStore: Send + Sync {
     -> BoxFuture<'_, Result<Vec<EventCount>, StoreError>>;
 
     /// The package lists of successful builds since `since` whose version starts with
-    /// `version_prefix`, newest first, at most [`MAX_PACKAGE_ROWS`].
+    /// `version_prefix`, each with how many builds asked for it, newest first, at most
+    /// [`MAX_PACKAGE_ROWS`] lists.
     fn success_packages<'a>(
         &'a self,
         since: UnixMillis,
         version_prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Vec<String>>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<(Vec<String>, u64)>, StoreError>>;
 
-    /// The `limit` most recent failures, newest first.
+    /// The `limit` most recent failures, newest first (a row counting several identical
+    /// failures gives as many).
     fn recent_failures(&self, limit: u32) -> BoxFuture<'_, Result<Vec<BuildEvent>, StoreError>>;
 
     /// Adds download counts (one statement per image).
@@ -175,7 +181,8 @@ pub trait StatsStore: Send + Sync {
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<ImageDownloads>, StoreError>>;
 
-    /// Deletes events and download counts older than `before`; returns how many rows went.
+    /// Deletes events and download counts older than `before`; returns how many events and
+    /// download rows went.
     fn prune_stats(&self, before: UnixMillis) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
@@ -217,16 +224,14 @@ macro_rules! impl_stats_store {
                 Box::pin(async move {
                     let mut transaction = self.pool.begin().await?;
                     for (event, count) in events.iter().filter(|(_, count)| *count > 0) {
-                        // The copies come from a recursive CTE inside the database: a count of
-                        // thousands is one statement, not thousands (both backends know
-                        // `WITH RECURSIVE` before `INSERT`).
+                        // A plain insert, never an update of an earlier row: two `serve`
+                        // processes flushing the same kind at once each add their own row, and
+                        // the sums add them up.
                         sqlx::query(
-                            "WITH RECURSIVE copies(n) AS
-                               (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < $10)
-                             INSERT INTO build_events
+                            "INSERT INTO build_events
                                (at, outcome, version, target, profile, client, packages, detail,
-                                duration_ms)
-                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM copies",
+                                duration_ms, count)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         )
                         .bind(event.at)
                         .bind(event.outcome.as_str())
@@ -267,7 +272,8 @@ macro_rules! impl_stats_store {
                         "substr(version, 1, length($4)) = $4"
                     };
                     let sql = sqlx::AssertSqlSafe(format!(
-                        "SELECT (at - $1) / $2, {column}, COUNT(*) FROM build_events
+                        "SELECT (at - $1) / $2, {column}, CAST(SUM(count) AS BIGINT)
+                           FROM build_events
                           WHERE at >= $1 AND {outcome} AND {version}
                           GROUP BY 1, 2 ORDER BY 1, 2"
                     ));
@@ -294,10 +300,10 @@ macro_rules! impl_stats_store {
                 &'a self,
                 since: UnixMillis,
                 version_prefix: &'a str,
-            ) -> BoxFuture<'a, Result<Vec<Vec<String>>, StoreError>> {
+            ) -> BoxFuture<'a, Result<Vec<(Vec<String>, u64)>, StoreError>> {
                 Box::pin(async move {
                     let rows = sqlx::query(
-                        "SELECT packages FROM build_events
+                        "SELECT packages, count FROM build_events
                           WHERE at >= $1 AND outcome = 'success'
                             AND substr(version, 1, length($2)) = $2
                           ORDER BY at DESC LIMIT $3",
@@ -310,7 +316,10 @@ macro_rules! impl_stats_store {
                     rows.iter()
                         .map(|row| {
                             let packages: String = row.try_get(0)?;
-                            Ok(packages.split_whitespace().map(str::to_owned).collect())
+                            Ok((
+                                packages.split_whitespace().map(str::to_owned).collect(),
+                                super::row::count(row, 1)?,
+                            ))
                         })
                         .collect()
                 })
@@ -321,28 +330,38 @@ macro_rules! impl_stats_store {
                 limit: u32,
             ) -> BoxFuture<'_, Result<Vec<BuildEvent>, StoreError>> {
                 Box::pin(async move {
+                    // Every row is at least one failure, so `limit` rows are enough.
                     let rows = sqlx::query(
-                        "SELECT at, version, target, profile, client, detail FROM build_events
+                        "SELECT at, version, target, profile, client, detail, count
+                           FROM build_events
                           WHERE outcome = 'failure' ORDER BY at DESC, id DESC LIMIT $1",
                     )
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(BuildEvent {
-                                at: row.try_get(0)?,
-                                outcome: EventOutcome::Failure,
-                                version: row.try_get(1)?,
-                                target: row.try_get(2)?,
-                                profile: row.try_get(3)?,
-                                client: row.try_get(4)?,
-                                packages: Vec::new(),
-                                detail: row.try_get(5)?,
-                                duration_ms: None,
-                            })
-                        })
-                        .collect()
+                    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                    let mut failures = Vec::new();
+                    for row in &rows {
+                        let failure = BuildEvent {
+                            at: row.try_get(0)?,
+                            outcome: EventOutcome::Failure,
+                            version: row.try_get(1)?,
+                            target: row.try_get(2)?,
+                            profile: row.try_get(3)?,
+                            client: row.try_get(4)?,
+                            packages: Vec::new(),
+                            detail: row.try_get(5)?,
+                            duration_ms: None,
+                        };
+                        let copies = usize::try_from(super::row::count(row, 6)?)
+                            .unwrap_or(usize::MAX)
+                            .min(limit.saturating_sub(failures.len()));
+                        failures.extend(std::iter::repeat_n(failure, copies));
+                        if failures.len() >= limit {
+                            break;
+                        }
+                    }
+                    Ok(failures)
                 })
             }
 
@@ -402,15 +421,27 @@ macro_rules! impl_stats_store {
 
             fn prune_stats(&self, before: UnixMillis) -> BoxFuture<'_, Result<u64, StoreError>> {
                 Box::pin(async move {
-                    let events = sqlx::query("DELETE FROM build_events WHERE at < $1")
+                    // Counted in events, as when every event was a row; in one transaction
+                    // with the delete, so the count is of the rows that went.
+                    let mut transaction = self.pool.begin().await?;
+                    let events = sqlx::query(
+                        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM build_events
+                          WHERE at < $1",
+                    )
+                    .bind(before)
+                    .fetch_one(&mut *transaction)
+                    .await?;
+                    let events = super::row::count(&events, 0)?;
+                    sqlx::query("DELETE FROM build_events WHERE at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&mut *transaction)
                         .await?;
                     let downloads = sqlx::query("DELETE FROM image_downloads WHERE last_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&mut *transaction)
                         .await?;
-                    Ok(events.rows_affected() + downloads.rows_affected())
+                    transaction.commit().await?;
+                    Ok(events + downloads.rows_affected())
                 })
             }
         }

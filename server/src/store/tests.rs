@@ -33,7 +33,10 @@ mod tls;
 mod workers;
 
 use reports::reports_are_idempotent_capped_and_counted;
-use stats::{build_events_are_counted_per_bucket_and_pruned, download_counts_add_up};
+use stats::{
+    build_events_are_counted_per_bucket_and_pruned, concurrent_flushes_of_two_stores_add_up,
+    download_counts_add_up, statistics_answer_per_event,
+};
 use workers::workers_are_added_found_revoked_and_named_on_jobs;
 
 /// Opens the same database again, as a restarted server would.
@@ -67,6 +70,8 @@ macro_rules! store_suite {
                 data_survives_reopen,
                 build_events_are_counted_per_bucket_and_pruned,
                 download_counts_add_up,
+                statistics_answer_per_event,
+                concurrent_flushes_of_two_stores_add_up,
                 known_hashes_follow_the_store,
                 reports_are_idempotent_capped_and_counted,
                 workers_are_added_found_revoked_and_named_on_jobs
