@@ -22,6 +22,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v gpg >/dev/null || need_apt+=(gpg)                           # streams tests: GPG-signed .sjson
 command -v gpgv >/dev/null || need_apt+=(gpgv)                         # what sstream-query verifies with
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)  # the simplestreams tools' venv
+[ -x /usr/sbin/ip ] || need_apt+=(iproute2)                            # network-namespace worker tests (ip netns, veth, bridge)
+command -v sysctl >/dev/null || need_apt+=(procps)                     # ip forwarding inside the test namespaces
+setpriv --help >/dev/null 2>&1 || need_apt+=(util-linux)              # setpriv --pdeathsig for test processes
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)  # PostgreSQL store tests (private throwaway clusters)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then

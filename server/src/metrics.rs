@@ -51,7 +51,7 @@ impl BuildOutcome {
 }
 
 /// What is shared by every process and read from the store when scraped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Jobs waiting.
     pub queue_length: u64,
@@ -59,6 +59,9 @@ pub struct Snapshot {
     pub running: u64,
     /// Bytes of built images in the store.
     pub store_bytes: u64,
+    /// Each remote worker's last request (Unix milliseconds), as the database has it: every
+    /// API node records it there, so any node reports every worker.
+    pub worker_heartbeats: Vec<(String, i64)>,
 }
 
 /// This process's counters; shared by the HTTP layer and the workers.
@@ -76,8 +79,6 @@ pub struct Metrics {
     /// Builds published per worker (`local:<host>` or a registered remote worker's name: the
     /// label set grows only with `workers add`).
     worker_builds: Mutex<BTreeMap<String, u64>>,
-    /// The last time each remote worker was heard from by this process, Unix milliseconds.
-    worker_heartbeats: Mutex<BTreeMap<String, i64>>,
 }
 
 /// What the server did to a rollout by itself.
@@ -227,14 +228,6 @@ impl Metrics {
         *count = count.saturating_add(1);
     }
 
-    /// Records that remote `worker` was heard from at `at` (Unix milliseconds).
-    pub fn observe_worker_heartbeat(&self, worker: &str, at: i64) {
-        self.worker_heartbeats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(worker.to_owned(), at);
-    }
-
     /// The exposition text.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut out = String::new();
@@ -320,14 +313,9 @@ impl Metrics {
             &mut out,
             "attendant_worker_last_heartbeat_seconds",
             "gauge",
-            "Unix time a remote worker was last heard from by this process (claim, heartbeat, upload).",
+            "Unix time a remote worker was last heard from by any API node (claim, heartbeat, upload).",
         );
-        for (worker, at) in self
-            .worker_heartbeats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for (worker, at) in &snapshot.worker_heartbeats {
             let _ = writeln!(
                 out,
                 "attendant_worker_last_heartbeat_seconds{{worker=\"{}\"}} {}",

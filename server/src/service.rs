@@ -80,6 +80,7 @@ impl Service {
         let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
         state.signing_key.clone_from(&signing_key);
         state.signature_trailer.clone_from(&signature_trailer);
+        state.imagebuilders = Some(imagebuilders.clone());
         // Channel metadata is signed by the delegated metadata key of `[channels]`; without one
         // nothing is published (the tree would be useless to routers that check signatures).
         let channels = MetadataSigner::from_config(&state.config.channels)?.map(|signer| {

@@ -61,6 +61,9 @@ pub struct AppState {
     pub channel_downloads: Arc<DownloadCounter>,
     /// The published channel files and the admin tree in memory ([`crate::channels::cache`]).
     pub channel_cache: Arc<crate::channels::cache::ChannelCache>,
+    /// The verified ImageBuilder cache, handed to remote workers (`None` where no service
+    /// opened one).
+    pub imagebuilders: Option<Arc<crate::imagebuilder::ImagebuilderCache>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -108,6 +111,7 @@ impl AppState {
             events: Arc::new(EventQueue::default()),
             channel_downloads: Arc::new(DownloadCounter::default()),
             channel_cache: Arc::default(),
+            imagebuilders: None,
         }
     }
 }

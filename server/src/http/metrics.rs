@@ -41,10 +41,19 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
             bytes
         }
     };
+    let worker_heartbeats = state
+        .store
+        .workers()
+        .await
+        .map_err(BuildError::from)?
+        .into_iter()
+        .filter_map(|worker| Some((worker.name, worker.last_heartbeat?)))
+        .collect();
     let text = state.metrics.render(&Snapshot {
         queue_length: counts.queue_length,
         running: counts.running,
         store_bytes,
+        worker_heartbeats,
     });
     Ok((
         [(

@@ -648,6 +648,17 @@ pub(crate) const ROUTES: &[Route] = &[
         )],
     },
     Route {
+        path: "/api/v1/worker/imagebuilders/{path}",
+        operations: &[worker_op(
+            "get",
+            "An ImageBuilder file for a remote worker: `sha256sums` and its signature as the upstream has them, or the archive from the verified cache; one byte `Range` to resume",
+            &[path_parameter(
+                "path",
+                "`<version_path>/targets/<target>/<subtarget>/<file>`, as under the upstream",
+            )],
+        )],
+    },
+    Route {
         path: "/api/v1/worker/jobs/{request_hash}/{attempt}/complete",
         operations: &[worker_op(
             "post",

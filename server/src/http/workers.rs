@@ -4,16 +4,19 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use attendant_proto::api::RequestHash;
 
 use crate::http::ApiError;
+use crate::http::files::{FileHeaders, send_bytes, send_file};
+use crate::imagebuilder::{IbError, UpstreamFile};
 use crate::state::AppState;
 use crate::store::WorkerRecord;
 use crate::worker::intake::{
@@ -24,6 +27,9 @@ use crate::worker::intake::{
 const MAX_AUTHORIZATION_LEN: usize = 256;
 /// Largest heartbeat body, in bytes.
 const MAX_HEARTBEAT_BYTES: usize = 4096;
+/// Largest `sha256sums` or `sha256sums.sig` passed on to a worker, in bytes (a real
+/// `sha256sums` of a target is tens of KiB).
+const MAX_SIGNED_LISTING_BYTES: u64 = 4 << 20;
 
 /// The worker routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -44,6 +50,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/api/v1/worker/jobs/{request_hash}/{attempt}/complete",
             post(complete),
+        )
+        .route(
+            "/api/v1/worker/imagebuilders/{*path}",
+            get(imagebuilder_file),
         )
 }
 
@@ -67,10 +77,35 @@ impl FromRequestParts<AppState> for RemoteWorker {
     }
 }
 
+/// Longest `wait` value quoted back in a refusal, in characters.
+const MAX_QUOTED_WAIT_CHARS: usize = 20;
+
+/// The claim's query, kept as text so that a malformed `wait` gets the API's JSON refusal
+/// rather than axum's plain-text one.
 #[derive(Debug, Deserialize)]
 struct ClaimQuery {
-    #[serde(default)]
-    wait: u64,
+    wait: Option<String>,
+}
+
+impl ClaimQuery {
+    /// `wait` in seconds (0 without it); values above the cap are refused by
+    /// [`intake::claim`], which names the cap.
+    fn wait(raw: Result<Query<Self>, QueryRejection>) -> Result<u64, ApiError> {
+        let malformed = |found: String| ApiError::Status {
+            status: 400,
+            detail: format!(
+                "query parameter `wait` must be a whole number of seconds from 0 to {MAX_CLAIM_WAIT_SECONDS}, got `{found}`"
+            ),
+        };
+        let Query(query) = raw.map_err(|rejection| malformed(rejection.body_text()))?;
+        match query.wait {
+            None => Ok(0),
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| malformed(text.chars().take(MAX_QUOTED_WAIT_CHARS).collect())),
+        }
+    }
 }
 
 /// The job and attempt of a worker route.
@@ -98,9 +133,9 @@ struct FilePath {
 async fn claim(
     worker: RemoteWorker,
     state: axum::extract::State<AppState>,
-    Query(query): Query<ClaimQuery>,
+    query: Result<Query<ClaimQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let wait = query.wait.min(MAX_CLAIM_WAIT_SECONDS.saturating_add(1));
+    let wait = ClaimQuery::wait(query)?.min(MAX_CLAIM_WAIT_SECONDS.saturating_add(1));
     match intake::claim(&state, &worker.0, wait).await? {
         Some(job) => Ok(Json(job).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -168,6 +203,64 @@ async fn complete(
 ) -> Result<Response, ApiError> {
     intake::complete(&state, &worker.0, &path.hash()?, path.attempt).await?;
     Ok(Json(serde_json::json!({"status": "done"})).into_response())
+}
+
+/// `GET /api/v1/worker/imagebuilders/<version_path>/targets/<target>/<subtarget>/<file>`: the
+/// upstream's `sha256sums` and `sha256sums.sig` passed on as they are (the worker checks the
+/// signature with its own keys), or the ImageBuilder archive from this server's verified cache
+/// (downloaded and checked first when missing), with one byte range for resuming.
+async fn imagebuilder_file(
+    worker: RemoteWorker,
+    state: axum::extract::State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let _ = worker;
+    let file = UpstreamFile::parse(&path).map_err(|_| ApiError::FileNotFound)?;
+    let cache = state.imagebuilders.as_ref().ok_or(ApiError::FileNotFound)?;
+    let options = FileHeaders {
+        content_type: "application/octet-stream",
+        attachment: false,
+        cache_control: None,
+        validators: false,
+    };
+    if matches!(file.name.as_str(), "sha256sums" | "sha256sums.sig") {
+        let bytes = cache
+            .upstream_file(&path, MAX_SIGNED_LISTING_BYTES)
+            .await
+            .map_err(imagebuilder_error)?
+            .ok_or(ApiError::FileNotFound)?;
+        return Ok(send_bytes(
+            &bytes::Bytes::from(bytes),
+            None,
+            &file.name,
+            &headers,
+            &options,
+        ));
+    }
+    let lease = cache
+        .archive(&file.spec)
+        .await
+        .map_err(imagebuilder_error)?;
+    if lease.archive_name != file.name {
+        return Err(ApiError::FileNotFound);
+    }
+    // Open while the lease pins the entry: an eviction after this point unlinks the file but
+    // cannot cut the answer short.
+    let opened = std::fs::File::open(&lease.archive).map_err(|_| ApiError::FileNotFound)?;
+    send_file(opened, &file.name, &headers, &options).await
+}
+
+/// An ImageBuilder the upstream does not have is 404; any other trouble getting it is the
+/// upstream's (502), named by the error chain.
+fn imagebuilder_error(error: IbError) -> ApiError {
+    if matches!(error, IbError::NotFound { .. }) {
+        return ApiError::FileNotFound;
+    }
+    ApiError::Status {
+        status: 502,
+        detail: crate::imagebuilder::error_chain(&error),
+    }
 }
 
 /// Where a part starts: `Content-Range: bytes START-END/TOTAL` (RFC 9110 §14.4), or 0 without

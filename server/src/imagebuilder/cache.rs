@@ -6,6 +6,8 @@
 //! ```text
 //! entries/<version>_<target>_<subtarget>_<sha256>/
 //!     imagebuilder/          the unpacked tree; `make` runs here (Lease::dir)
+//!     archive                the verified archive it was unpacked from (Lease::archive),
+//!                            kept so that remote workers can fetch it from here
 //!     .attendant-complete    completion marker: archive name, SHA-256, size; its mtime is the
 //!                            last use
 //! tmp/                       downloads, half-unpacked trees and evicted entries being deleted;
@@ -26,7 +28,7 @@
 //! so ten concurrent builds trigger one download; other keys proceed in parallel.
 //!
 //! **Eviction.** After each new entry is installed, entries are deleted least recently used first
-//! while the total unpacked size exceeds [`CacheConfig::disk_budget_bytes`]. An entry with an
+//! while the total size (unpacked tree and kept archive) exceeds [`CacheConfig::disk_budget_bytes`]. An entry with an
 //! outstanding [`Lease`] is never evicted, so the total may stay over budget while leased entries
 //! alone exceed it. A download temporarily needs room for the archive and its unpacked tree on
 //! top of the budget.
@@ -49,7 +51,7 @@ use super::{
     IbError, IbSpec, Upstream,
     fetch::Fetcher,
     layout::{
-        MARKER, Marker, TREE, TempPath, create_dir, read_dir, remove_tree, rename, touch,
+        ARCHIVE, MARKER, Marker, TREE, TempPath, create_dir, read_dir, remove_tree, rename, touch,
         write_synced,
     },
     spec::entry_name,
@@ -110,6 +112,8 @@ pub struct Lease {
     pub archive_sha256: String,
     /// File name of that archive.
     pub archive_name: String,
+    /// The verified archive itself, kept beside the tree ([`ImagebuilderCache::archive`]).
+    pub archive: PathBuf,
     _pin: Pin,
 }
 
@@ -183,6 +187,54 @@ impl ImagebuilderCache {
         };
         self.inner.end_flight(&key, flight);
         result
+    }
+
+    /// The ImageBuilder for `spec` with its verified archive at [`Lease::archive`], for
+    /// handing to a remote worker: [`Self::acquire`], then, for an entry cached before archives
+    /// were kept, the archive downloaded again and checked against the entry's SHA-256.
+    pub async fn archive(&self, spec: &IbSpec) -> Result<Lease, IbError> {
+        let lease = self.acquire(spec).await?;
+        if tokio::fs::try_exists(&lease.archive).await.unwrap_or(false) {
+            return Ok(lease);
+        }
+        let inner = &self.inner;
+        let id = random_id()?;
+        let download = TempPath::file(
+            inner
+                .root
+                .join("tmp")
+                .join(format!("{id}.{}", lease.archive_name)),
+        );
+        let relative = format!("{}/{}", spec.upstream_dir(), lease.archive_name);
+        let downloaded = inner
+            .fetcher
+            .download(&relative, download.path(), inner.download_limit)
+            .await?
+            .ok_or_else(|| IbError::NotFound {
+                image: lease.archive_name.clone(),
+                url: inner.fetcher.location(&relative),
+            })?;
+        if downloaded.sha256 != lease.archive_sha256 {
+            return Err(IbError::ChecksumMismatch {
+                file: lease.archive_name.clone(),
+                expected: lease.archive_sha256.clone(),
+                actual: downloaded.sha256,
+            });
+        }
+        rename(download.path(), &lease.archive)?;
+        download.disarm();
+        Ok(lease)
+    }
+
+    /// A small file of the upstream (`sha256sums`, `sha256sums.sig`) under `relative`, passed on
+    /// as it is: whoever receives it checks the signature with keys of its own. `Ok(None)` when
+    /// the upstream does not have it.
+    pub async fn upstream_file(
+        &self,
+        relative: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, IbError> {
+        self.inner.fetcher.fetch_small(relative, limit).await
     }
 
     /// How often the cache was used, missed and evicted since start.
@@ -471,6 +523,7 @@ impl Inner {
             dir: self.entry_dir(name).join(TREE),
             archive_sha256: entry.archive_sha256.clone(),
             archive_name: entry.archive_name.clone(),
+            archive: self.entry_dir(name).join(ARCHIVE),
             _pin: Pin {
                 inner: Arc::clone(self),
                 name: name.to_owned(),
@@ -500,7 +553,13 @@ impl Inner {
             &tree,
             self.limits,
         )?;
-        drop(archive);
+        // The archive stays beside its tree so that the main server can hand it to remote
+        // workers; it counts towards the disk budget.
+        let kept = staging.path().join(ARCHIVE);
+        let archive_len = fs_len(archive.path());
+        rename(archive.path(), &kept)?;
+        archive.disarm();
+        let size = size.saturating_add(archive_len);
         let marker = Marker {
             key: spec.key(),
             archive_name: listing.name,
@@ -657,6 +716,11 @@ impl Drop for Pin {
             entry.leases = entry.leases.saturating_sub(1);
         }
     }
+}
+
+/// The size of the file at `path`, 0 when it cannot be read (it was just written by us).
+fn fs_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |metadata| metadata.len())
 }
 
 #[cfg(test)]

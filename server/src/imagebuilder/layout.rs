@@ -17,6 +17,9 @@ pub(super) const MARKER: &str = ".attendant-complete";
 /// Name of the unpacked tree inside an entry directory.
 pub(super) const TREE: &str = "imagebuilder";
 
+/// The kept archive in an entry directory.
+pub(super) const ARCHIVE: &str = "archive";
+
 /// The contents of a completion marker: `key=value` lines (`key`, `archive_name`,
 /// `archive_sha256`, `size`), written last, before the entry is renamed into place.
 pub(super) struct Marker {

@@ -34,4 +34,4 @@ pub use cache::{
 };
 pub use error::{IbError, error_chain};
 pub use fetch::Upstream;
-pub use spec::{IbSpec, MAX_SPEC_FIELD_LEN, MAX_VERSION_PATH_LEN};
+pub use spec::{IbSpec, MAX_SPEC_FIELD_LEN, MAX_VERSION_PATH_LEN, UpstreamFile};

@@ -77,6 +77,46 @@ impl IbSpec {
     }
 }
 
+/// A file of an ImageBuilder's upstream directory, named by its path under the upstream:
+/// `<version_path>/targets/<target>/<subtarget>/<file>` (the layout of
+/// <https://downloads.openwrt.org>), as a remote worker asks the main server for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpstreamFile {
+    /// The ImageBuilder the file belongs to. The version is read from the path: `snapshots`
+    /// is `SNAPSHOT`, any other version path ends with the version (`releases/24.10.5`,
+    /// `releases/24.10-SNAPSHOT`).
+    pub spec: IbSpec,
+    /// The file name: `sha256sums`, `sha256sums.sig` or an archive.
+    pub name: String,
+}
+
+impl UpstreamFile {
+    /// Parses and checks `path` (every part a plain segment, as in [`IbSpec`]).
+    pub fn parse(path: &str) -> Result<Self, IbError> {
+        let malformed = || invalid_spec("path", path, MAX_VERSION_PATH_LEN);
+        let (version_path, rest) = path.split_once("/targets/").ok_or_else(malformed)?;
+        let mut parts = rest.split('/');
+        let (Some(target), Some(subtarget), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let version = if version_path == "snapshots" {
+            "SNAPSHOT"
+        } else {
+            version_path.rsplit('/').next().unwrap_or_default()
+        };
+        let spec = IbSpec::new(version, version_path, target, subtarget);
+        spec.check()?;
+        check_segment("file", name, MAX_SPEC_FIELD_LEN * 2)?;
+        Ok(Self {
+            spec,
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// The entry directory name for `spec` and an archive SHA-256.
 pub(super) fn entry_name(spec: &IbSpec, sha256: &str) -> String {
     format!(
@@ -142,6 +182,30 @@ mod tests {
                 .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn upstream_file_paths_are_parsed_and_checked() {
+        let file = UpstreamFile::parse("releases/24.10.5/targets/x86/64/sha256sums").unwrap();
+        assert_eq!(
+            file.spec,
+            IbSpec::new("24.10.5", "releases/24.10.5", "x86", "64")
+        );
+        assert_eq!(file.name, "sha256sums");
+        let file = UpstreamFile::parse("snapshots/targets/ath79/generic/sha256sums.sig").unwrap();
+        assert_eq!(file.spec.version, "SNAPSHOT");
+        for bad in [
+            "releases/24.10.5/targets/x86/64",
+            "releases/24.10.5/targets/x86/64/a/b",
+            "releases/../targets/x86/64/sha256sums",
+            "releases/24.10.5/targets/x86/64/..",
+            "releases/24.10.5/x86/64/sha256sums",
+        ] {
+            assert!(
+                matches!(UpstreamFile::parse(bad), Err(IbError::InvalidSpec { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

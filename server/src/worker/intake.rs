@@ -266,7 +266,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<WorkerRecord,
         .ok_or(IntakeError::Unauthorized)?;
     let now = now();
     state.store.touch_worker(&worker.name, now).await?;
-    state.metrics.observe_worker_heartbeat(&worker.name, now);
     Ok(worker)
 }
 

@@ -77,6 +77,33 @@ pub enum RemoteError {
     },
 }
 
+impl RemoteError {
+    /// Whether the same request may succeed later: it did not get through, or the main server
+    /// had trouble of its own (5xx).
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Http(_) => true,
+            Self::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Where a remote worker downloads ImageBuilders from. Either way the worker checks the
+/// archive's SHA-256 against the upstream's `sha256sums`, whose signature it checks with its
+/// own `trusted_keys`: the main server passes that file on unchanged, so it cannot hand out an
+/// ImageBuilder the upstream did not sign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ImagebuilderSource {
+    /// The worker's own `[upstream]` (or `upstream_url`).
+    #[default]
+    Upstream,
+    /// The main server's verified cache (`GET /api/v1/worker/imagebuilders/...`): one download
+    /// from the upstream per ImageBuilder for all workers, and workers that need no route to it.
+    Server,
+}
+
 /// The main server, as a worker sees it.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -97,6 +124,29 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
         })
+    }
+
+    /// The main server's ImageBuilder files, laid out as under the upstream
+    /// ([`ImagebuilderSource::Server`]).
+    pub fn imagebuilder_upstream(&self) -> String {
+        format!("{}/api/v1/worker/imagebuilders", self.base)
+    }
+
+    /// An HTTP client that sends the worker token with every request, for ImageBuilder
+    /// downloads from the main server.
+    pub fn authorized_http(&self) -> Result<reqwest::Client, RemoteError> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .map_err(|_| {
+            RemoteError::Answer("the worker token is not a valid header value".to_owned())
+        })?;
+        value.set_sensitive(true);
+        let headers =
+            reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        Ok(reqwest::Client::builder()
+            .user_agent(concat!("attendant-worker/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .default_headers(headers)
+            .build()?)
     }
 
     fn job_url(&self, request_hash: &RequestHash, attempt: u32, rest: &str) -> String {
@@ -464,7 +514,19 @@ async fn upload(client: &Client, claim: &Claim, built: &Built) -> Result<(), Rem
     let hash = &claim.request_hash;
     let mut last = None;
     for _ in 0..UPLOAD_ROUNDS {
-        let held = client.declare(hash, claim.attempt, &declaration).await?;
+        let held = match client.declare(hash, claim.attempt, &declaration).await {
+            Ok(held) => held,
+            // A partition or a restart of the main server must not throw a finished build
+            // away while the lease may still hold: declare again after a pause. Once the lease
+            // was taken over, the main server refuses (409) and the job is dropped.
+            Err(error) if error.is_transient() => {
+                tracing::warn!(error = %crate::imagebuilder::error_chain(&error), "cannot hand the result back; trying again");
+                last = Some(error);
+                tokio::time::sleep(RETRY_DELAY).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let mut sent = true;
         for file in held.files.iter().filter(|file| file.received < file.size) {
             let path = built.bin_dir.join(&file.name);

@@ -300,6 +300,20 @@ async fn remote_workers_build_over_http_and_lose_no_job() {
     )
     .await;
     assert_eq!(status, 400, "the long poll is capped");
+    for wait in ["abc", "-1", "999", "1.5"] {
+        let (status, body) = send(
+            &server,
+            "POST",
+            &format!("/api/v1/worker/claim?wait={wait}"),
+            &tokens[0],
+            String::new(),
+        )
+        .await;
+        assert_eq!(status, 400, "wait={wait}: {body}");
+        assert_eq!(body["status"], 400, "the API's JSON refusal: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("`wait`"), "{detail}");
+    }
 
     let listed: Value =
         serde_json::from_str(&cli.run(&["workers", "list", "--json"]).await).unwrap();
@@ -325,6 +339,53 @@ async fn remote_workers_build_over_http_and_lose_no_job() {
     assert!(
         metrics.contains("attendant_worker_last_heartbeat_seconds{worker=\"w2\"}"),
         "{metrics}"
+    );
+
+    // A second API node on the same database, which no worker ever talked to, reports the
+    // same last heartbeats: they come from the database, not from the process.
+    let port = crate::fixture::free_port();
+    let _other = Command::new("setpriv")
+        .args([
+            "--pdeathsig=KILL",
+            "--",
+            env!("CARGO_BIN_EXE_attendant-server"),
+        ])
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["serve", "--workers", "0", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let other = loop {
+        if let Ok(response) = server
+            .client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            break response.text().await.unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second API node did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let heartbeat = |text: &str, worker: &str| {
+        let prefix = format!("attendant_worker_last_heartbeat_seconds{{worker=\"{worker}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
+    };
+    assert!(heartbeat(&other, "w2").is_some(), "{other}");
+    assert_eq!(
+        heartbeat(&other, "w3"),
+        heartbeat(&metrics, "w3"),
+        "{other}"
     );
 }
 
