@@ -21,7 +21,7 @@ const TOKEN: &str = "s3cret-admin-token";
 const DEVICE: &str = "ath79/generic/tplink_archer-c7-v5";
 
 fn mirror() -> MirrorInfo {
-    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
+    workspace::fixture(DEFAULT_SEED).unwrap()
 }
 
 struct Admin {

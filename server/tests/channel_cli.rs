@@ -27,7 +27,7 @@ struct Env {
 }
 
 fn mirror() -> MirrorInfo {
-    workspace::fixture(DEFAULT_SEED).expect("the fixture mirror")
+    workspace::fixture(DEFAULT_SEED).unwrap()
 }
 
 impl Env {

@@ -161,7 +161,7 @@ pub trait StatsStore: Send + Sync {
         &'a self,
         since: UnixMillis,
         version_prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(Vec<String>, u64)>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<PackageListCount>, StoreError>>;
 
     /// The `limit` most recent failures, newest first (a row counting several identical
     /// failures gives as many).
@@ -185,6 +185,9 @@ pub trait StatsStore: Send + Sync {
     /// download rows went.
     fn prune_stats(&self, before: UnixMillis) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
+
+/// A package list of successful builds and how many builds asked for it.
+pub(crate) type PackageListCount = (Vec<String>, u64);
 
 /// Implements [`StatsStore`] for a store with a `pool` field: the SQL is the same on SQLite and
 /// PostgreSQL, only the pool and row types differ.
@@ -300,7 +303,7 @@ macro_rules! impl_stats_store {
                 &'a self,
                 since: UnixMillis,
                 version_prefix: &'a str,
-            ) -> BoxFuture<'a, Result<Vec<(Vec<String>, u64)>, StoreError>> {
+            ) -> BoxFuture<'a, Result<Vec<PackageListCount>, StoreError>> {
                 Box::pin(async move {
                     let rows = sqlx::query(
                         "SELECT packages, count FROM build_events
