@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use attendant_proto::wire;
 use serde_json::Value;
 
 /// The proxy variables the agent reads (curl's names, both spellings).
@@ -35,7 +36,7 @@ pub fn on_root(program: &Path, root: &Path) -> Command {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut command = Command::new(program);
-    command.env("PATH", path).env("NO_COLOR", "1");
+    command.env("PATH", path).env(wire::NO_COLOR_ENV, "1");
     for name in PROXY_VARIABLES {
         command.env_remove(name);
     }
