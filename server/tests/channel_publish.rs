@@ -886,9 +886,25 @@ async fn serve_publishes_changes_and_serves_the_tree() {
         keyring: None,
         usign: Some(PublicKey::parse(&std::fs::read(&fixture.public).unwrap()).unwrap()),
     };
-    let stream = attendant_server::streams::verify::read(&streams_dir, &trust)
-        .await
-        .unwrap();
+    // The first refresh may publish the stream before the build's images are in it; wait for
+    // the publication that holds the product's version.
+    let stream = loop {
+        let stream = attendant_server::streams::verify::read(&streams_dir, &trust)
+            .await
+            .unwrap();
+        if stream
+            .products
+            .first()
+            .is_some_and(|products| !products.products.is_empty())
+        {
+            break stream;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not publish the product in the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(stream.products.len(), 1);
     let mut query = sstream::sstream("sstream-query");
     query
