@@ -824,12 +824,34 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     })
     .await;
 
-    // The entry point over HTTP, its signature checked with signify on the bytes served.
+    // The entry point over HTTP, its signature checked with signify on the bytes served. The
+    // publisher may run between the three changes above: wait for the publication whose device
+    // index holds the build.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let (channels, bytes) = loop {
         let (doc, bytes) = wait_for_serial(&client, &base, 0).await;
-        if doc["channels"]["stable"]["devices"][C7].is_object() {
-            break (doc, bytes);
+        if let Some(index_url) = doc["channels"]["stable"]["devices"][C7]["index"].as_str() {
+            let index = client
+                .get(format!("{base}{index_url}"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let index: Value = serde_json::from_slice(&index).unwrap();
+            if index["images"]
+                .as_array()
+                .is_some_and(|images| !images.is_empty())
+            {
+                break (doc, bytes);
+            }
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not publish the build"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let signature = client
         .get(format!("{base}/channels/channels.json.sig"))
