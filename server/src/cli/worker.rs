@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, requires = "server")]
     pub token_file: Option<PathBuf>,
     /// Where a --server worker downloads ImageBuilders: `upstream` (its own `[upstream]`) or
-    /// `server` (the main server's verified cache) (default: upstream).
+    /// `server` (the main server's verified cache).
     #[arg(long, value_enum, requires = "server", default_value_t = ImagebuilderSource::Upstream)]
     pub imagebuilders_from: ImagebuilderSource,
 }
