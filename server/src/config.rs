@@ -30,6 +30,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod store;
+
+pub use store::{StoreBackend, StoreConfig};
+
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "ATTENDANT_";
 
@@ -317,7 +321,8 @@ pub struct Config {
     /// TLS: `?sslmode=verify-full&sslrootcert=/path/ca.crt` (libpq's parameters; `sslmode`
     /// defaults to `prefer`, encrypted only if the server offers it, unverified).
     pub database_url: Option<DatabaseUrl>,
-    /// Built images, served at `/store/` (default `<data_dir>/store`).
+    /// Built images, served at `/store/` (default `<data_dir>/store`); with `[store] backend =
+    /// "s3"` only the staging area of uploads and downloads.
     pub store_dir: Option<PathBuf>,
     /// Unpacked ImageBuilders (default `<data_dir>/imagebuilders`).
     pub imagebuilder_dir: Option<PathBuf>,
@@ -420,6 +425,9 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// simplestreams publication of the channel builds (table `[streams]`, file only).
     pub streams: StreamsConfig,
+    /// Where built images are kept: `store_dir` or an S3-compatible object store (table
+    /// `[store]`, file only).
+    pub store: StoreConfig,
     /// Bearer tokens of the admin API under `/api/v1/admin/` (none: the admin API answers 401
     /// to everyone).
     pub admin_tokens: Vec<AdminToken>,
@@ -470,6 +478,7 @@ impl Default for Config {
             limits: Limits::default(),
             channels: ChannelsConfig::default(),
             streams: StreamsConfig::default(),
+            store: StoreConfig::default(),
             admin_tokens: Vec::new(),
         }
     }
@@ -683,6 +692,7 @@ impl Config {
         }
         self.channels.check()?;
         self.streams.check()?;
+        self.store.check()?;
         let mut names = std::collections::BTreeSet::new();
         for token in &self.admin_tokens {
             if token.name.is_empty() || token.name.len() > 64 || !names.insert(&token.name) {

@@ -5,11 +5,16 @@
 //! 1. delete the job rows whose cached result or failure expired, then their directories (a row
 //!    goes first: a crash in between leaves an unreferenced directory, which step 2 removes,
 //!    never a row pointing at missing files);
-//! 2. walk the store: a `<hash>` directory without a row, or a staging entry (`.incoming-*`,
-//!    `.old-*`), older than the grace period is deleted. The grace period covers a build
-//!    that is being moved into place while its row exists but the walk saw the directory
-//!    first, and a worker on another host whose row was just written;
+//! 2. walk the store: a `<hash>` entry without a row, an incomplete one (in an object store, a
+//!    result without its completion marker: an upload that stopped half-way), or a staging
+//!    entry (`.incoming-*`, `.old-*`, `.fetch-*`), older than the grace period is deleted. The
+//!    grace period covers a build that is being moved into place (or uploaded) while its row
+//!    exists but the walk saw it first, and a worker on another host whose row was just
+//!    written;
 //! 3. delete statistics rows older than [`crate::stats::RETENTION`].
+//!
+//! Both artifact backends (a local directory, an S3-compatible bucket) are collected the same
+//! way through [`Artifacts::entries`] and [`Artifacts::remove_entry`].
 //!
 //! [`plan`] finds the same things without deleting anything (`gc --dry-run`), and
 //! [`Collection::render`] lists them with their files.
@@ -17,12 +22,12 @@
 //! ASU (<https://github.com/openwrt/asu>) expires the database entry of a result but never
 //! deletes its store directory, so its store only grows; this is the fix.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use attendant_proto::api::RequestHash;
 
-use crate::artifacts::{ArtifactError, Artifacts, remove_tree};
+use crate::artifacts::{ArtifactError, Artifacts, Entry};
 use crate::store::{Store, StoreError, UnixMillis};
 
 /// What one collection pass did.
@@ -114,9 +119,9 @@ pub async fn collect(
             report.expired_dirs = report.expired_dirs.saturating_add(1);
         }
     }
-    for (name, path) in orphans(store, artifacts, orphan_grace).await? {
-        if remove_tree(path).await? {
-            tracing::info!(entry = %name, "deleted unreferenced store entry");
+    for entry in orphans(store, artifacts, orphan_grace).await? {
+        if artifacts.remove_entry(&entry).await? {
+            tracing::info!(entry = %entry.name, "deleted unreferenced store entry");
             report.orphans = report.orphans.saturating_add(1);
         }
     }
@@ -134,12 +139,13 @@ pub async fn plan(
 ) -> Result<Collection, GcError> {
     let mut collection = Collection::default();
     for request_hash in store.expired(now).await? {
-        let dir = artifacts.job_dir(&request_hash);
-        let files = files_under(&dir).await?;
-        let exists = tokio::fs::symlink_metadata(&dir).await.is_ok();
+        let (dir, files) = match artifacts.files_of(&request_hash).await? {
+            Some((dir, files)) => (Some(dir), files),
+            None => (None, Vec::new()),
+        };
         collection.expired.push(ExpiredResult {
             request_hash,
-            dir: exists.then_some(dir),
+            dir,
             files,
         });
     }
@@ -148,105 +154,43 @@ pub async fn plan(
     collection.orphans = orphans(store, artifacts, orphan_grace)
         .await?
         .into_iter()
-        .map(|(_, path)| path)
+        .map(|entry| entry.location)
         .collect();
     Ok(collection)
 }
 
-/// Store entries older than `grace` that no row references: `<hash>` directories without a
-/// row, and staging leftovers. Anything else in the store is not ours and is left alone.
+/// Store entries older than `grace` that no row references (`<hash>` entries without a row),
+/// incomplete results, and staging leftovers. Anything else in the store is not ours and is
+/// left alone.
 async fn orphans(
     store: &dyn Store,
     artifacts: &Artifacts,
     grace: Duration,
-) -> Result<Vec<(String, PathBuf)>, GcError> {
+) -> Result<Vec<Entry>, GcError> {
     let mut found = Vec::new();
-    for (name, path, modified) in list(artifacts).await? {
-        let old_enough = modified.elapsed().is_ok_and(|age| age >= grace);
+    for entry in artifacts.entries().await? {
+        let old_enough = entry.modified.elapsed().is_ok_and(|age| age >= grace);
         if !old_enough {
             continue;
         }
-        let orphan = if let Ok(hash) = name.parse::<RequestHash>() {
-            !store.is_referenced(&hash).await?
+        let orphan = if let Ok(hash) = entry.name.parse::<RequestHash>() {
+            !entry.complete || !store.is_referenced(&hash).await?
         } else {
-            name.starts_with(".incoming-") || name.starts_with(".old-")
+            STAGING_PREFIXES
+                .iter()
+                .any(|prefix| entry.name.starts_with(prefix))
         };
         if orphan {
-            found.push((name, path));
+            found.push(entry);
         }
     }
-    found.sort();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// Every file below `dir`, sorted; none if `dir` does not exist.
-async fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(current) = pending.pop() {
-        let mut entries = match tokio::fs::read_dir(&current).await {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ArtifactError::Io {
-                    action: "list",
-                    path: current,
-                    source,
-                });
-            }
-        };
-        loop {
-            let entry = entries
-                .next_entry()
-                .await
-                .map_err(|source| ArtifactError::Io {
-                    action: "list",
-                    path: current.clone(),
-                    source,
-                })?;
-            let Some(entry) = entry else { break };
-            let path = entry.path();
-            // `file_type` does not follow symbolic links, so a link is listed, never walked.
-            match entry.file_type().await {
-                Ok(kind) if kind.is_dir() => pending.push(path),
-                _ => files.push(path),
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-async fn list(artifacts: &Artifacts) -> Result<Vec<(String, PathBuf, SystemTime)>, ArtifactError> {
-    let root = artifacts.root().to_owned();
-    let io_error = |action, path: &PathBuf| {
-        let path = path.clone();
-        move |source| ArtifactError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let mut entries = Vec::new();
-    let mut dir = tokio::fs::read_dir(&root)
-        .await
-        .map_err(io_error("list", &root))?;
-    while let Some(entry) = dir.next_entry().await.map_err(io_error("list", &root))? {
-        let path = entry.path();
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let metadata = tokio::fs::symlink_metadata(&path)
-            .await
-            .map_err(io_error("inspect", &path))?;
-        if !metadata.is_dir() {
-            continue;
-        }
-        let modified = metadata.modified().map_err(io_error("inspect", &path))?;
-        entries.push((name, path, modified));
-    }
-    Ok(entries)
-}
+/// Names of the store's own staging entries: a build being moved into place, an old result
+/// being moved aside, files fetched from an object store.
+const STAGING_PREFIXES: [&str; 3] = [".incoming-", ".old-", ".fetch-"];
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,7 @@
 //! | [`imagebuilder`] | ImageBuilders downloaded, verified, unpacked and cached (LRU eviction) |
 //! | [`process`] | child processes (`make`) without a shell, with timeout and bounded output |
 //! | [`signing`] | usign keys and image signatures |
-//! | [`artifacts`] | the store of built images, one directory per request hash |
+//! | [`artifacts`] | the store of built images, one directory (or S3 key prefix) per request hash: local or S3-compatible |
 //! | [`gc`] | garbage collection of expired results and unreferenced store entries |
 //! | [`channels`] | release channels: the tree, its operations, store, builds, image pool |
 //! | [`streams`] | the channel builds as simplestreams, managed with MAAS's verbs |

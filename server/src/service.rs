@@ -57,7 +57,7 @@ impl Service {
     /// Opens the store and everything else the configuration names.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
-        let artifacts = Artifacts::open(&config.store_path())?;
+        let artifacts = Artifacts::from_config(&config)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("attendant-server/", env!("CARGO_PKG_VERSION")))
             .build()

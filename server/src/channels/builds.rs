@@ -368,11 +368,18 @@ async fn take_images(
     };
     let response =
         parse_build_response(result.as_bytes()).map_err(|error| unusable(error.to_string()))?;
-    let dir = state.artifacts.job_dir(hash);
+    let images = response.images.clone();
+    let names: Vec<String> = images.iter().map(|image| image.name.clone()).collect();
+    // On disk already with the local store; fetched (and checked) from an object store.
+    let files = state
+        .artifacts
+        .fetch(hash, &names)
+        .await
+        .map_err(|error| unusable(error.to_string()))?;
     let pool = Pool::new(state.config.channels_path().join("pool"));
     let key = key.clone();
-    let images = response.images.clone();
     let taken = tokio::task::spawn_blocking(move || {
+        let dir = files.dir();
         images
             .iter()
             .map(|image| {

@@ -48,6 +48,7 @@ struct Report {
     data_dir: String,
     database: String,
     store_dir: String,
+    store: String,
     upstream: String,
     workers: usize,
     signing_key: Option<String>,
@@ -147,6 +148,7 @@ fn check(config: &Config) -> Report {
         data_dir: config.data_dir.display().to_string(),
         database,
         store_dir: config.store_path().display().to_string(),
+        store: config.store.describe(&config.store_path()),
         upstream,
         workers: config.workers,
         signing_key,
@@ -183,6 +185,7 @@ fn render(report: &Report) -> String {
     line("data_dir", &report.data_dir);
     line("database", &report.database);
     line("store_dir", &report.store_dir);
+    line("store", &report.store);
     line("upstream", &report.upstream);
     line("workers", &report.workers.to_string());
     line(

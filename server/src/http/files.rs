@@ -5,7 +5,9 @@
 //! `Content-Disposition` with the file name, `X-Content-Type-Options: nosniff`, `404
 //! {"detail": "Not found"}` for anything missing or outside the store. On top, one byte range
 //! (`bytes=a-b`, `a-`, `-n`) is answered with `206`/`416` so interrupted downloads resume;
-//! a multi-range request gets the whole file (RFC 9110 allows ignoring `Range`).
+//! a multi-range request gets the whole file (RFC 9110 allows ignoring `Range`). With an
+//! S3-compatible store the same answers come from ranged GETs on the bucket, or, with
+//! `[store] public_url`, a `302 Found` to the file's public URL.
 
 use axum::Router;
 use axum::body::Body;
@@ -14,11 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use attendant_proto::usign::Fingerprint;
 
+use crate::artifacts::{Located, StoredObject};
 use crate::http::error::ApiError;
 use crate::http::pages;
 use crate::state::AppState;
@@ -38,17 +42,25 @@ async fn store_file(
     if let Some(page) = pages::build_page(&state, &path, &headers).await {
         return page;
     }
-    // Opened without following any link (see `Artifacts::open_file`): a link placed in the
-    // store cannot lead out of it.
-    let artifacts = state.artifacts.clone();
-    let relative = path.clone();
-    let file = tokio::task::spawn_blocking(move || artifacts.open_file(&relative))
+    // Local files are opened without following any link, objects are served only when their
+    // result's completion marker lists them (see `Artifacts::locate`).
+    let located = state
+        .artifacts
+        .locate(&path)
         .await
-        .ok()
-        .flatten()
         .ok_or(ApiError::FileNotFound)?;
     let name = path.rsplit('/').next().unwrap_or("download");
-    send_file(file, name, &headers, &FileHeaders::download()).await
+    match located {
+        Located::File(file) => send_file(file, name, &headers, &FileHeaders::download()).await,
+        Located::Object(object) => {
+            send_object(&object, name, &headers, &FileHeaders::download()).await
+        }
+        Located::Redirect(url) => {
+            let location = HeaderValue::from_str(&url)
+                .map_err(|_| ApiError::Internal(format!("unusable public URL `{url}`")))?;
+            Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+        }
+    }
 }
 
 /// The headers of a served file besides the range and length ones.
@@ -116,6 +128,32 @@ pub(crate) async fn send_file(
     }
     let body = Body::from_stream(ReaderStream::new(file.take(count)));
     Ok((status, response_headers, body).into_response())
+}
+
+/// Answers with an object of the S3-compatible store exactly as [`send_file`] answers a file on
+/// disk, a byte range through a ranged GET.
+async fn send_object(
+    object: &StoredObject,
+    name: &str,
+    headers: &HeaderMap,
+    options: &FileHeaders,
+) -> Result<Response, ApiError> {
+    match FileAnswer::new(object.size(), None, name, headers, options) {
+        FileAnswer::Done(response) => Ok(response),
+        FileAnswer::Send {
+            status,
+            headers,
+            start,
+            count,
+        } => {
+            let stream = object
+                .stream(start, count)
+                .await
+                .map_err(|error| ApiError::Internal(format!("cannot read `{name}`: {error}")))?;
+            let body = Body::from_stream(stream.map_err(std::io::Error::other));
+            Ok((status, headers, body).into_response())
+        }
+    }
 }
 
 /// Answers with a file held in memory (`body`, with its `validators`) exactly as [`send_file`]

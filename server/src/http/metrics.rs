@@ -1,7 +1,6 @@
 //! `GET /metrics` (Prometheus text format) and [`track`], the middleware that feeds it and
 //! counts image downloads.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,10 +32,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store_bytes = match state.metrics.recent_store_bytes(STORE_BYTES_MAX_AGE) {
         Some(bytes) => bytes,
         None => {
-            let root = state.artifacts.root().to_owned();
-            let bytes = tokio::task::spawn_blocking(move || tree_bytes(&root, 2))
-                .await
-                .unwrap_or_default();
+            let bytes = state.artifacts.stored_bytes().await;
             state.metrics.set_store_bytes(bytes);
             bytes
         }
@@ -63,22 +59,6 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         text,
     )
         .into_response())
-}
-
-/// Bytes of the regular files under `dir`, `depth` levels deep (the store is `<hash>/<file>`);
-/// unreadable entries count as empty.
-fn tree_bytes(dir: &Path, depth: u32) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
-            Ok(kind) if kind.is_dir() && depth > 1 => tree_bytes(&entry.path(), depth - 1),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Counts every answered request by route, method and status with its latency, and every

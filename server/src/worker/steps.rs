@@ -257,7 +257,7 @@ async fn build_steps(
     if let Err(error) = check_output(&command.bin_dir) {
         return Err(match error {
             ArtifactError::NotRegular { .. } => fatal(&error),
-            ArtifactError::Io { .. } => infrastructure(error),
+            _ => infrastructure(error),
         });
     }
 

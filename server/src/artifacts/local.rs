@@ -1,4 +1,4 @@
-//! The artifact store: built images on local disk, one directory per job, served at `/store/`.
+//! The local backend: one directory per job under `store_dir`, published by rename.
 //!
 //! Layout: `<store>/<request_hash>/<file>` — `bin_dir` always equals the request hash. A build
 //! is moved in whole: its output directory is renamed to `<store>/.incoming-<hash>-<nonce>`
@@ -8,122 +8,27 @@
 //!
 //! No symbolic link ever serves a file (issue 20): build output holding a link is refused
 //! before it is published ([`check_output`]), and `/store/` opens every path component with
-//! `O_NOFOLLOW` ([`Artifacts::open_file`]), so a link placed in the store by other means is not
+//! `O_NOFOLLOW` ([`open_beneath`]), so a link placed in the store by other means is not
 //! followed either.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use attendant_proto::api::RequestHash;
 use rustix::fs::{CWD, Mode, OFlags, openat};
 
-/// Longest `/store/` path served, in bytes.
-pub const MAX_STORE_PATH_LEN: usize = 1024;
+use super::{ArtifactError, Entry, plain_components};
 
 /// Deepest directory nesting accepted in build output (`BIN_DIR` is flat, with at most a
 /// `packages/` or `extra/` level below).
 pub const MAX_OUTPUT_DEPTH: usize = 8;
 
-/// Why an artifact operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ArtifactError {
-    /// A file system operation failed.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// What we were doing.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// The output holds something that is neither a file nor a directory (a link, a device).
-    #[error("build output `{path}` is not a regular file or directory")]
-    NotRegular {
-        /// The path.
-        path: PathBuf,
-    },
-}
-
-/// The local artifact store.
-#[derive(Debug, Clone)]
-pub struct Artifacts {
-    root: PathBuf,
-}
-
-impl Artifacts {
-    /// A store rooted at `root` (created if missing).
-    pub fn open(root: &Path) -> Result<Self, ArtifactError> {
-        std::fs::create_dir_all(root).map_err(|source| ArtifactError::Io {
-            action: "create the store directory",
-            path: root.to_owned(),
-            source,
-        })?;
-        Ok(Self {
-            root: root.to_owned(),
-        })
-    }
-
-    /// The store root.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The directory of a job (`bin_dir`).
-    pub fn job_dir(&self, request_hash: &RequestHash) -> PathBuf {
-        self.root.join(request_hash.to_string())
-    }
-
-    /// The file behind `/store/<relative>`, if `relative` is a path of plain names that does
-    /// not start with a dot (no `..`, no absolute paths, no hidden staging directories).
-    pub fn resolve(&self, relative: &str) -> Option<PathBuf> {
-        let mut path = self.root.clone();
-        for component in plain_components(relative)? {
-            path.push(component);
-        }
-        Some(path)
-    }
-
-    /// Opens the regular file behind `/store/<relative>` for reading, following no symbolic
-    /// link on the way: each directory and the file itself are opened with `O_NOFOLLOW`
-    /// relative to the one before, so a link placed anywhere in the store (by a build, by
-    /// hand) cannot lead out of it, and neither can a directory swapped for a link between
-    /// the check and the open. `None` for anything else: missing, a link, a directory, a
-    /// device. The store root itself is the operator's choice and may be a link.
-    pub fn open_file(&self, relative: &str) -> Option<std::fs::File> {
-        open_beneath(&self.root, relative)
-    }
-
-    /// Moves a finished build's output directory into place as `<store>/<request_hash>`,
-    /// replacing an older directory of the same hash (an expired result being rebuilt).
-    pub async fn publish(
-        &self,
-        output: &Path,
-        request_hash: &RequestHash,
-    ) -> Result<PathBuf, ArtifactError> {
-        let root = self.root.clone();
-        let output = output.to_owned();
-        let hash = request_hash.to_string();
-        tokio::task::spawn_blocking(move || publish_blocking(&root, &output, &hash))
-            .await
-            .map_err(|join| ArtifactError::Io {
-                action: "publish",
-                path: PathBuf::from(request_hash.to_string()),
-                source: io::Error::other(join),
-            })?
-    }
-
-    /// Deletes a job's directory; a missing directory is fine.
-    pub async fn remove(&self, request_hash: &RequestHash) -> Result<bool, ArtifactError> {
-        remove_tree(self.job_dir(request_hash)).await
-    }
-}
-
 /// Opens the regular file at `relative` (plain names only) under `root` without following any
-/// symbolic link below `root`, as [`Artifacts::open_file`] describes; also used for the
-/// channel pool under `/channels/pool/`.
+/// symbolic link below `root`: each directory and the file itself are opened with `O_NOFOLLOW`
+/// relative to the one before, so a link placed anywhere in the store (by a build, by hand)
+/// cannot lead out of it, and neither can a directory swapped for a link between the check and
+/// the open. `None` for anything else: missing, a link, a directory, a device. `root` itself is
+/// the operator's choice and may be a link. Also used for the channel pool under
+/// `/channels/pool/`.
 pub(crate) fn open_beneath(root: &Path, relative: &str) -> Option<std::fs::File> {
     let components = plain_components(relative)?;
     let (name, directories) = components.split_last()?;
@@ -136,21 +41,6 @@ pub(crate) fn open_beneath(root: &Path, relative: &str) -> Option<std::fs::File>
     file.metadata()
         .is_ok_and(|metadata| metadata.is_file())
         .then_some(file)
-}
-
-/// The components of a `/store/` path if each is a plain name (see [`Artifacts::resolve`]).
-fn plain_components(relative: &str) -> Option<Vec<&str>> {
-    if relative.is_empty() || relative.len() > MAX_STORE_PATH_LEN {
-        return None;
-    }
-    let components: Vec<&str> = relative.split('/').collect();
-    let plain = |component: &&str| {
-        !component.is_empty()
-            && !component.starts_with('.')
-            && !component.contains('\\')
-            && !component.contains('\0')
-    };
-    components.iter().all(plain).then_some(components)
 }
 
 /// Refuses build output that holds anything but regular files and directories (a symbolic
@@ -194,9 +84,13 @@ pub(crate) async fn remove_tree(path: PathBuf) -> Result<bool, ArtifactError> {
     }
 }
 
-fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, ArtifactError> {
+pub(super) fn publish_blocking(
+    root: &Path,
+    output: &Path,
+    hash: &str,
+) -> Result<(), ArtifactError> {
     check_output(output)?;
-    let nonce = nonce();
+    let nonce = super::nonce();
     let staging = root.join(format!(".incoming-{hash}-{nonce}"));
     if std::fs::rename(output, &staging).is_err() {
         // Different file systems (or a rename refused): copy, then drop the original.
@@ -210,7 +104,7 @@ fn publish_blocking(root: &Path, output: &Path, hash: &str) -> Result<PathBuf, A
         std::fs::remove_dir_all(&old).map_err(io_error("delete", &old))?;
     }
     std::fs::rename(&staging, &target).map_err(io_error("move into place", &staging))?;
-    Ok(target)
+    Ok(())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
@@ -232,7 +126,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), ArtifactError> {
 }
 
 /// Wraps an I/O error on `path` while doing `action`.
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArtifactError {
+pub(super) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> ArtifactError {
     let path = path.to_owned();
     move |source| ArtifactError::Io {
         action,
@@ -241,29 +138,94 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Arti
     }
 }
 
-/// A random 16-hex-digit nonce for staging names.
-pub(crate) fn nonce() -> String {
-    let mut bytes = [0u8; 8];
-    // A failing OS random source only makes staging names collide-prone; the time keeps them
-    // distinct within one process.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos());
-        bytes = (nanos as u64).to_le_bytes();
+/// The directories directly under `root`, with their modification times: the entries the
+/// collector looks at.
+pub(super) async fn entries(root: &Path) -> Result<Vec<Entry>, ArtifactError> {
+    let mut entries = Vec::new();
+    let mut dir = tokio::fs::read_dir(root)
+        .await
+        .map_err(io_error("list", root))?;
+    while let Some(entry) = dir.next_entry().await.map_err(io_error("list", root))? {
+        let path = entry.path();
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let metadata = tokio::fs::symlink_metadata(&path)
+            .await
+            .map_err(io_error("inspect", &path))?;
+        if !metadata.is_dir() {
+            continue;
+        }
+        let modified = metadata.modified().map_err(io_error("inspect", &path))?;
+        entries.push(Entry {
+            name,
+            location: path,
+            modified,
+            complete: true,
+        });
     }
-    hex::encode(bytes)
+    Ok(entries)
+}
+
+/// Every file below `dir`, sorted; none if `dir` does not exist. Symbolic links are listed,
+/// never walked.
+pub(super) async fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let mut entries = match tokio::fs::read_dir(&current).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ArtifactError::Io {
+                    action: "list",
+                    path: current,
+                    source,
+                });
+            }
+        };
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(io_error("list", &current))?
+        {
+            let path = entry.path();
+            match entry.file_type().await {
+                Ok(kind) if kind.is_dir() => pending.push(path),
+                _ => files.push(path),
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Bytes of the regular files under `dir`, `depth` levels deep (the store is `<hash>/<file>`);
+/// unreadable entries count as empty.
+pub(super) fn tree_bytes(dir: &Path, depth: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
+            Ok(kind) if kind.is_dir() && depth > 1 => tree_bytes(&entry.path(), depth - 1),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
+    use attendant_proto::api::RequestHash;
+
     use super::*;
+    use crate::artifacts::Artifacts;
 
     #[test]
     fn resolves_only_plain_paths() {
-        let artifacts = Artifacts {
-            root: PathBuf::from("/srv/store"),
-        };
+        let artifacts = Artifacts::local(PathBuf::from("/srv/store"));
         assert_eq!(
             artifacts.resolve("abc/openwrt.img"),
             Some(PathBuf::from("/srv/store/abc/openwrt.img"))
@@ -321,7 +283,8 @@ mod tests {
         std::fs::create_dir_all(output.join("sub")).unwrap();
         std::fs::write(output.join("image.bin"), "new").unwrap();
         std::fs::write(output.join("sub/profiles.json"), "{}").unwrap();
-        let placed = artifacts.publish(&output, &hash).await.unwrap();
+        artifacts.publish(&output, &hash).await.unwrap();
+        let placed = artifacts.job_dir(&hash);
         assert_eq!(
             std::fs::read_to_string(placed.join("image.bin")).unwrap(),
             "new"
