@@ -9,7 +9,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::print_stdout,
     clippy::indexing_slicing,
     reason = "a benchmark, like a test, stops at its first failure and prints its table"

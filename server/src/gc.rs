@@ -194,6 +194,7 @@ const STAGING_PREFIXES: [&str; 3] = [".incoming-", ".old-", ".fetch-"];
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
 
     use super::*;
