@@ -5,6 +5,7 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers may unwrap")]
 #![expect(clippy::expect_used, reason = "test helpers may unwrap")]
+#![expect(clippy::indexing_slicing, reason = "test helpers index JSON answers")]
 
 #[path = "e2e/fixture.rs"]
 #[expect(dead_code, reason = "the soak benchmark uses the rest of the file")]
@@ -46,7 +47,7 @@ struct Setup {
     client: reqwest::Client,
     config: Config,
     bucket: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Setup {
@@ -84,7 +85,7 @@ impl Setup {
             client,
             config,
             bucket,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -452,17 +453,91 @@ async fn republishing_replaces_the_old_result() {
 #[tokio::test]
 async fn build_through_serve_lands_in_the_bucket_and_downloads_intact() {
     let mirror = fixture::mirror();
-    let setup = Setup::start(Backend::S3, |config| {
-        config.upstream_url = mirror.root.display().to_string();
-        config.trusted_keys = vec![mirror.public_key.clone()];
-        config.workers = 1;
-        config.job_timeout = Duration::from_secs(120);
-        let key = config.data_dir.join("key-build");
-        std::fs::create_dir_all(&config.data_dir).unwrap();
-        attendant_server::signing::generate_key_pair(&key, None).unwrap();
-        config.signing_key = Some(key);
-    })
-    .await;
+    let setup = Setup::start(Backend::S3, |config| builds_from(config, &mirror, 1)).await;
+    build_and_check(&setup).await;
+    setup.stop().await;
+}
+
+/// The topology the object store is for: a remote worker with a data directory of its own and
+/// no database builds the job; the main server checks and signs its upload and publishes it to
+/// the bucket, from which `/store/` serves it.
+#[tokio::test]
+async fn remote_worker_upload_lands_in_the_bucket() {
+    let mirror = fixture::mirror();
+    let setup = Setup::start(Backend::S3, |config| builds_from(config, &mirror, 0)).await;
+    let main_config = setup.dir.path().join("main.toml");
+    std::fs::write(&main_config, toml::to_string(&setup.config).unwrap()).unwrap();
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_attendant-server"))
+        .arg("--config")
+        .arg(&main_config)
+        .args(["workers", "add", "w1"])
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let token = setup.dir.path().join("w1.token");
+    std::fs::write(&token, &added.stdout).unwrap();
+    let mut worker_config = Config::default();
+    worker_config.data_dir = setup.dir.path().join("worker");
+    worker_config.upstream_url = mirror.root.display().to_string();
+    worker_config.trusted_keys = vec![mirror.public_key.clone()];
+    let worker_file = setup.dir.path().join("worker.toml");
+    std::fs::write(&worker_file, toml::to_string(&worker_config).unwrap()).unwrap();
+    let log = setup.dir.path().join("worker.log");
+    // Through `setpriv --pdeathsig` so that a killed test run leaves no worker behind.
+    let mut worker = tokio::process::Command::new("setpriv")
+        .args([
+            "--pdeathsig=KILL",
+            "--",
+            env!("CARGO_BIN_EXE_attendant-server"),
+        ])
+        .arg("--config")
+        .arg(&worker_file)
+        .args([
+            "worker",
+            "--workers",
+            "1",
+            "--server",
+            &setup.base,
+            "--token-file",
+        ])
+        .arg(&token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let result = build_and_check(&setup).await;
+    assert_eq!(
+        result["worker"],
+        "w1",
+        "{result}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    worker.kill().await.unwrap();
+    setup.stop().await;
+}
+
+/// A server that builds (`workers` local build workers) from the fixture mirror and signs.
+fn builds_from(config: &mut Config, mirror: &attendant_e2e::mirror::MirrorInfo, workers: usize) {
+    config.upstream_url = mirror.root.display().to_string();
+    config.trusted_keys = vec![mirror.public_key.clone()];
+    config.workers = workers;
+    config.job_timeout = Duration::from_secs(120);
+    let key = config.data_dir.join("key-build");
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    attendant_server::signing::generate_key_pair(&key, None).unwrap();
+    config.signing_key = Some(key);
+}
+
+/// Builds a request through `/api/v1/build`, downloads every image from `/store/` checking the
+/// SHA-256 the answer names, and checks the result's completion marker in the bucket and that
+/// nothing of it stayed in the local staging directory. The build's answer.
+async fn build_and_check(setup: &Setup) -> serde_json::Value {
     let request =
         serde_json::json!({"version": "24.10.5", "target": "x86/64", "profile": "generic"});
     let submitted = setup
@@ -522,7 +597,7 @@ async fn build_through_serve_lands_in_the_bucket_and_downloads_intact() {
         !setup.artifacts().job_dir(&hash.parse().unwrap()).exists(),
         "nothing of the result is left in the local staging directory"
     );
-    setup.stop().await;
+    result
 }
 
 /// `check-config` summarises the object store without its credentials, and a broken `[store]`
