@@ -828,7 +828,7 @@ async fn serve_publishes_changes_and_serves_the_tree() {
     // publisher may run between the three changes above: wait for the publication whose device
     // index holds the build.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let (channels, bytes) = loop {
+    let (channels, bytes, index) = loop {
         let (doc, bytes) = wait_for_serial(&client, &base, 0).await;
         if let Some(index_url) = doc["channels"]["stable"]["devices"][C7]["index"].as_str() {
             let index = client
@@ -844,7 +844,7 @@ async fn serve_publishes_changes_and_serves_the_tree() {
                 .as_array()
                 .is_some_and(|images| !images.is_empty())
             {
-                break (doc, bytes);
+                break (doc, bytes, index);
             }
         }
         assert!(
@@ -973,22 +973,7 @@ async fn serve_publishes_changes_and_serves_the_tree() {
         .unwrap();
     assert_eq!(not_modified.status(), 304);
 
-    // The index and a pool file: immutable, HEAD and Range as on /store/.
-    let index_url = channels["channels"]["stable"]["devices"][C7]["index"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let index: Value = serde_json::from_slice(
-        &client
-            .get(format!("{base}{index_url}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    // The index (fetched above) and a pool file: immutable, HEAD and Range as on /store/.
     let file_url = index["images"][0]["files"][0]["path"].as_str().unwrap();
     let head = client
         .head(format!("{base}{file_url}"))
