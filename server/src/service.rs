@@ -25,7 +25,7 @@ use crate::http::connections::{self, ConnectionLimits};
 use crate::imagebuilder::{CacheConfig, ImagebuilderCache, Upstream};
 use crate::metadata::Metadata;
 use crate::signing::{load_certificate, load_secret_key};
-use crate::state::{AppState, now};
+use crate::state::{AppState, State, now};
 use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::worker::{WorkerContext, run_workers};
 
@@ -77,7 +77,7 @@ impl Service {
             _ => None,
         };
         let public_key = signing_key.as_ref().map(|key| key.public_key());
-        let mut state = AppState::new(config, store.clone(), metadata, artifacts, public_key);
+        let mut state = State::new(config, store.clone(), metadata, artifacts, public_key);
         state.signing_key.clone_from(&signing_key);
         state.signature_trailer.clone_from(&signature_trailer);
         state.imagebuilders = Some(imagebuilders.clone());
@@ -105,7 +105,7 @@ impl Service {
             .metrics
             .watch_imagebuilders((*workers.imagebuilders).clone());
         Ok(Self {
-            state,
+            state: AppState::from(state),
             workers,
             channels,
         })
