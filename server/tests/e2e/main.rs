@@ -16,6 +16,8 @@ mod faults;
 #[cfg(test)]
 mod fixture;
 #[cfg(test)]
+mod hits_without_database;
+#[cfg(test)]
 mod netns_workers;
 #[cfg(test)]
 mod openapi;
