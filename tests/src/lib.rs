@@ -45,6 +45,7 @@ pub mod imagebuilder;
 pub mod mirror;
 pub mod mirror_server;
 pub mod process;
+pub mod process_dir;
 pub mod reboot;
 pub mod router;
 pub mod seed;

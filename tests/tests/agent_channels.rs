@@ -50,6 +50,7 @@ use attendant_e2e::catalog::Catalog;
 use attendant_e2e::http_request;
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
 use attendant_e2e::process::{self, assert_exit, last_json, stderr, stdout};
+use attendant_e2e::process_dir::ProcessDir;
 use attendant_e2e::reboot::{self, Booted};
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
@@ -599,7 +600,8 @@ struct Shared {
     mirror: MirrorInfo,
     agent: PathBuf,
     server: PathBuf,
-    dir: tempfile::TempDir,
+    /// A process directory: `SHARED` is never dropped, so a `TempDir` here would never go.
+    dir: ProcessDir,
     config: PathBuf,
     addr: SocketAddr,
     url: String,
@@ -626,7 +628,7 @@ fn shared() -> &'static Shared {
         let mirror = workspace::fixture(DEFAULT_SEED).unwrap();
         let agent = workspace::agent().unwrap();
         let server = workspace::binary(&workspace::SERVER_BUILD, "attendant-server").unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = ProcessDir::new("agent-channels-operator").unwrap();
         let run = |args: &[&str]| operator_command(&server, dir.path(), args);
         let root_fingerprint = run(&["keys", "root-init", "-s", "root.sec"]).trim().to_owned();
         let signing_fingerprint = run(&[

@@ -40,6 +40,7 @@ use attendant_e2e::catalog::Catalog;
 use attendant_e2e::http_request::{self, Request};
 use attendant_e2e::mirror::{DEFAULT_SEED, MirrorInfo};
 use attendant_e2e::process::{self, assert_exit, last_json, stderr, stdout};
+use attendant_e2e::process_dir::ProcessDir;
 use attendant_e2e::router::{RouterSpec, write_root};
 use attendant_e2e::seed::Seed;
 use attendant_e2e::workspace;
@@ -618,7 +619,7 @@ struct Server {
     fingerprint: String,
     /// The server's secret key file (signing servers), for the faults that forge with it.
     secret_key: Option<PathBuf>,
-    _dir: tempfile::TempDir,
+    _dir: ProcessDir,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -683,7 +684,14 @@ fn start_server(
     upstream_url: &str,
     signing: Signing,
 ) -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    // The server lives in a `static` for the whole test process, so its directory is one that
+    // the next run removes (a `TempDir` there is never dropped).
+    let dir = ProcessDir::new(match signing {
+        Signing::Signed => "agent-upgrade-signed",
+        Signing::Unsigned => "agent-upgrade-unsigned",
+        Signing::Trailer => "agent-upgrade-trailer",
+    })
+    .unwrap();
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().join("data");

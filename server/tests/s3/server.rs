@@ -30,9 +30,12 @@ impl S3Server {
 pub(crate) fn s3_server() -> &'static S3Server {
     static SERVER: OnceLock<S3Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("attendant-s3s-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        // The bucket's directory outlives every test (the server is a `static`); a process
+        // directory is removed by the next run.
+        let root = attendant_e2e::process_dir::ProcessDir::new("s3s")
+            .unwrap()
+            .path()
+            .to_owned();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
